@@ -1,0 +1,346 @@
+//! The authoritative lookup (RFC 1034 §4.3.2 with RFC 2181, 2308, 4592, 6604, 6672, 8482).
+//!
+//! [`ZoneSet::lookup`] turns a question into an [`Answer`]: which RRsets go in which section,
+//! the rcode and the AA bit. It borrows everything from the snapshot and keeps its lists
+//! inline, so a lookup allocates nothing (DNAME synthesis, which must invent a name, is the
+//! one exception). Encoding to the wire is the server's job.
+
+use smallvec::SmallVec;
+
+use crate::rdata::{rtype, target_name};
+use crate::set::{LowerName, ZoneSet};
+use crate::zone::{Node, Rrset, Zone};
+
+/// Longest CNAME/DNAME chain followed before answering with what was found.
+pub const MAX_CHAIN: usize = 12;
+
+/// Response codes the lookup can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rcode {
+    /// Data, NODATA, referral or partial chain.
+    NoError,
+    /// The name (or the end of the chain) does not exist.
+    NxDomain,
+    /// No served zone encloses the name.
+    Refused,
+    /// DNAME substitution overflowed the name length (RFC 6672 §2.2).
+    YxDomain,
+    /// The question name is not a valid name.
+    FormErr,
+}
+
+impl Rcode {
+    /// The 4-bit header value.
+    pub fn to_u8(self) -> u8 {
+        match self {
+            Rcode::NoError => 0,
+            Rcode::FormErr => 1,
+            Rcode::NxDomain => 3,
+            Rcode::Refused => 5,
+            Rcode::YxDomain => 6,
+        }
+    }
+}
+
+/// The owner name to write for an answer item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner<'a> {
+    /// The question name, exactly as the client sent it (case included).
+    Query,
+    /// A name in wire form from the snapshot.
+    Name(&'a [u8]),
+    /// The target of `Answer::synth[i]`.
+    Synth(usize),
+}
+
+/// What an item carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Data<'a> {
+    /// An RRset of the snapshot.
+    Rrset(&'a Rrset),
+    /// A CNAME synthesized from a DNAME: `Answer::synth[i]`.
+    Synth(usize),
+}
+
+/// One RRset placed in a section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Item<'a> {
+    /// Owner to write.
+    pub owner: Owner<'a>,
+    /// Records to write.
+    pub data: Data<'a>,
+    /// In the additional section: glue that must fit or the answer is truncated (RFC 9471).
+    pub required: bool,
+}
+
+impl<'a> Item<'a> {
+    fn new(owner: Owner<'a>, rrset: &'a Rrset) -> Self {
+        Self { owner, data: Data::Rrset(rrset), required: false }
+    }
+
+    /// The RRset, unless this is a synthesized CNAME.
+    pub fn rrset(&self) -> Option<&'a Rrset> {
+        match self.data {
+            Data::Rrset(r) => Some(r),
+            Data::Synth(_) => None,
+        }
+    }
+}
+
+/// A CNAME made from a DNAME (RFC 6672 §3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SynthCname {
+    /// TTL of the DNAME.
+    pub ttl: u32,
+    /// The new name in wire form.
+    pub target: Vec<u8>,
+}
+
+/// A section's items, inline for the common sizes.
+pub type Section<'a> = SmallVec<[Item<'a>; 4]>;
+
+/// The outcome of a lookup, before encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer<'a> {
+    /// Response code.
+    pub rcode: Rcode,
+    /// AA: set when the first name was answered from a zone's authoritative data.
+    pub authoritative: bool,
+    /// Answer section.
+    pub answer: Section<'a>,
+    /// Authority section.
+    pub authority: Section<'a>,
+    /// Additional section (glue and addresses of targets).
+    pub additional: Section<'a>,
+    /// Synthesized CNAMEs (DNAME), referenced by [`Data::Synth`] and [`Owner::Synth`].
+    pub synth: Vec<SynthCname>,
+}
+
+impl Answer<'_> {
+    fn new(rcode: Rcode) -> Self {
+        Self {
+            rcode,
+            authoritative: false,
+            answer: SmallVec::new(),
+            authority: SmallVec::new(),
+            additional: SmallVec::new(),
+            synth: Vec::new(),
+        }
+    }
+}
+
+/// How to shape answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LookupOptions {
+    /// Leave out the zone's NS RRset (and its addresses) from positive answers. Off by
+    /// default, which answers as NSD does.
+    pub minimal_responses: bool,
+    /// The client set DO: add DS to referrals (RRSIGs are added by the encoder).
+    pub dnssec_ok: bool,
+}
+
+enum Found<'a> {
+    Node(&'a Node),
+    NoName,
+    Referral(&'a Node),
+    Dname(&'a Node, usize),
+}
+
+impl ZoneSet {
+    /// Answers `qtype` for the wire-form name `qname` (any case; compression already
+    /// removed). Returns `Rcode::FormErr` if `qname` is not a well-formed name.
+    pub fn lookup<'a>(&'a self, qname: &[u8], qtype: u16, opts: LookupOptions) -> Answer<'a> {
+        let Some(mut name) = LowerName::new(qname) else {
+            return Answer::new(Rcode::FormErr);
+        };
+        let mut ans = Answer::new(Rcode::NoError);
+        let mut owner = Owner::Query;
+        for step in 0..MAX_CHAIN {
+            let Some((zone, apex_labels)) = self.zone_for(&name, qtype) else {
+                if step == 0 {
+                    ans.rcode = Rcode::Refused;
+                }
+                return ans;
+            };
+            if step == 0 {
+                ans.authoritative = true;
+            }
+            match find(zone, &name, apex_labels, qtype) {
+                Found::Referral(cut) => {
+                    if step == 0 {
+                        ans.authoritative = false;
+                    }
+                    referral(zone, cut, &mut ans, opts);
+                    return ans;
+                }
+                Found::NoName => {
+                    ans.rcode = Rcode::NxDomain;
+                    negative(zone, &mut ans);
+                    return ans;
+                }
+                Found::Dname(node, labels) => {
+                    let Some(dname) = node.get(rtype::DNAME) else { return ans };
+                    ans.answer.push(Item::new(Owner::Name(node.name().wire()), dname));
+                    let Some(target) = dname.rdatas().first().and_then(|rd| target_name(rtype::DNAME, rd)) else {
+                        return ans;
+                    };
+                    let prefix = name.len - name.suffix(labels).len();
+                    if prefix + target.len() > crate::name::MAX_NAME_LEN {
+                        ans.rcode = Rcode::YxDomain;
+                        return ans;
+                    }
+                    let mut new = Vec::with_capacity(prefix + target.len());
+                    new.extend_from_slice(&name.wire()[..prefix]);
+                    new.extend_from_slice(target);
+                    let i = ans.synth.len();
+                    ans.synth.push(SynthCname { ttl: dname.ttl(), target: new });
+                    ans.answer.push(Item { owner, data: Data::Synth(i), required: false });
+                    owner = Owner::Synth(i);
+                    if name.set(&ans.synth[i].target).is_none() {
+                        return ans;
+                    }
+                }
+                Found::Node(node) => {
+                    if qtype == rtype::ANY {
+                        // RFC 8482 §4.1: one RRset is enough; NODATA for an empty node.
+                        match node.rrsets().iter().find(|r| r.rtype() != rtype::RRSIG) {
+                            Some(rr) => ans.answer.push(Item::new(owner, rr)),
+                            None => negative(zone, &mut ans),
+                        }
+                        return ans;
+                    }
+                    if let Some(rr) = node.get(qtype) {
+                        ans.answer.push(Item::new(owner, rr));
+                        if qtype != rtype::DS {
+                            positive_extras(zone, &mut ans, opts);
+                        }
+                        return ans;
+                    }
+                    if qtype != rtype::CNAME {
+                        if let Some(cname) = node.get(rtype::CNAME) {
+                            if ans.answer.iter().any(|i| i.data == Data::Rrset(cname)) {
+                                return ans; // a loop: answer with the chain so far, like NSD
+                            }
+                            ans.answer.push(Item::new(owner, cname));
+                            let Some(target) = cname.rdatas().first().and_then(|rd| target_name(rtype::CNAME, rd))
+                            else {
+                                return ans;
+                            };
+                            owner = Owner::Name(target);
+                            if name.set(target).is_none() {
+                                return ans;
+                            }
+                            continue;
+                        }
+                    }
+                    negative(zone, &mut ans);
+                    return ans;
+                }
+            }
+        }
+        ans
+    }
+
+    /// The zone to answer from. DS is answered by the parent side of a cut (RFC 4035
+    /// §3.1.4.1), so a DS question for an apex goes to the parent zone when it is served.
+    fn zone_for(&self, name: &LowerName, qtype: u16) -> Option<(&Zone, usize)> {
+        let (zone, labels) = self.find_zone(name)?;
+        if qtype == rtype::DS && labels == name.labels && labels > 0 {
+            let parent = LowerName::new(name.suffix(labels - 1))?;
+            // find() then walks down from the parent's apex to the full name.
+            if let Some(found) = self.find_zone(&parent) {
+                return Some(found);
+            }
+        }
+        Some((zone, labels))
+    }
+}
+
+/// Walks from the apex down to `name` (RFC 1034 §4.3.2 step 3).
+fn find<'a>(zone: &'a Zone, name: &LowerName, apex_labels: usize, qtype: u16) -> Found<'a> {
+    let mut encloser = zone.apex_node();
+    for n in apex_labels + 1..=name.labels {
+        if encloser.get(rtype::DNAME).is_some() {
+            return Found::Dname(encloser, n - 1);
+        }
+        match zone.node(name.suffix(n)) {
+            Some(node) => {
+                if node.is_cut() && !(n == name.labels && qtype == rtype::DS) {
+                    return Found::Referral(node);
+                }
+                encloser = node;
+            }
+            None => return wildcard(zone, name.suffix(n - 1)),
+        }
+    }
+    Found::Node(encloser)
+}
+
+/// RFC 4592 §3.3.1: the source of synthesis is `*.<closest encloser>`.
+fn wildcard<'a>(zone: &'a Zone, encloser: &[u8]) -> Found<'a> {
+    let mut buf = [0u8; crate::name::MAX_NAME_LEN];
+    if encloser.len() + 2 > buf.len() {
+        return Found::NoName;
+    }
+    buf[0] = 1;
+    buf[1] = b'*';
+    buf[2..2 + encloser.len()].copy_from_slice(encloser);
+    match zone.node(&buf[..2 + encloser.len()]) {
+        Some(w) => Found::Node(w),
+        None => Found::NoName,
+    }
+}
+
+fn negative<'a>(zone: &'a Zone, ans: &mut Answer<'a>) {
+    ans.authority.push(Item::new(Owner::Name(zone.apex().wire()), zone.negative_soa()));
+}
+
+/// NS of the zone in authority and addresses of the targets in additional, as NSD answers
+/// when minimal responses are off.
+fn positive_extras<'a>(zone: &'a Zone, ans: &mut Answer<'a>, opts: LookupOptions) {
+    let apex = zone.apex_node();
+    if !opts.minimal_responses {
+        if let Some(ns) = apex.get(rtype::NS) {
+            if !ans.answer.iter().any(|i| i.data == Data::Rrset(ns)) {
+                ans.authority.push(Item::new(Owner::Name(apex.name().wire()), ns));
+            }
+        }
+    }
+    let sets: SmallVec<[&Rrset; 4]> =
+        ans.answer.iter().chain(ans.authority.iter()).filter_map(Item::rrset).collect();
+    add_addresses(zone, ans, &sets, None);
+}
+
+fn referral<'a>(zone: &'a Zone, cut: &'a Node, ans: &mut Answer<'a>, opts: LookupOptions) {
+    let Some(ns) = cut.get(rtype::NS) else { return };
+    ans.authority.push(Item::new(Owner::Name(cut.name().wire()), ns));
+    if opts.dnssec_ok {
+        if let Some(ds) = cut.get(rtype::DS) {
+            ans.authority.push(Item::new(Owner::Name(cut.name().wire()), ds));
+        }
+    }
+    add_addresses(zone, ans, &[ns], Some(cut));
+}
+
+/// Adds A then AAAA RRsets of the NS/MX/SRV targets in `sets` found in `zone`. With a `cut`,
+/// targets at or below it are required glue.
+fn add_addresses<'a>(zone: &'a Zone, ans: &mut Answer<'a>, sets: &[&'a Rrset], cut: Option<&Node>) {
+    for addr_type in [rtype::A, rtype::AAAA] {
+        for rr in sets {
+            if !matches!(rr.rtype(), rtype::NS | rtype::MX | rtype::SRV) {
+                continue;
+            }
+            for rd in rr.rdatas() {
+                let Some(target) = target_name(rr.rtype(), rd) else { continue };
+                let Some(lower) = LowerName::new(target) else { continue };
+                let Some(node) = zone.node(lower.wire()) else { continue };
+                let Some(addrs) = node.get(addr_type) else { continue };
+                if ans.additional.iter().any(|i| i.data == Data::Rrset(addrs)) {
+                    continue;
+                }
+                let required = cut.is_some_and(|c| crate::name::is_subdomain(target, c.name().wire()));
+                ans.additional.push(Item { owner: Owner::Name(target), data: Data::Rrset(addrs), required });
+            }
+        }
+    }
+}

@@ -1,0 +1,853 @@
+//! Record types and RDATA: presentation form ⇄ wire form.
+//!
+//! RDATA is kept in uncompressed wire form in the snapshot, so answering is a copy. Each type
+//! is described once as a list of fields ([`Field`]); the same description drives parsing
+//! from zone-file tokens and printing back to presentation form, so the two cannot drift.
+//! SVCB/HTTPS parameters are parsed by hickory-proto. Anything else, and any type in RFC 3597
+//! form (`TYPE65280 \# 3 abcdef`), is carried as opaque octets.
+
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::name::{Name, push_escaped, unescape, wire_len};
+
+/// Well-known record type codes used by the lookup.
+#[allow(missing_docs)]
+pub mod rtype {
+    pub const A: u16 = 1;
+    pub const NS: u16 = 2;
+    pub const CNAME: u16 = 5;
+    pub const SOA: u16 = 6;
+    pub const PTR: u16 = 12;
+    pub const HINFO: u16 = 13;
+    pub const MX: u16 = 15;
+    pub const TXT: u16 = 16;
+    pub const AAAA: u16 = 28;
+    pub const SRV: u16 = 33;
+    pub const NAPTR: u16 = 35;
+    pub const DNAME: u16 = 39;
+    pub const OPT: u16 = 41;
+    pub const DS: u16 = 43;
+    pub const RRSIG: u16 = 46;
+    pub const NSEC: u16 = 47;
+    pub const DNSKEY: u16 = 48;
+    pub const NSEC3: u16 = 50;
+    pub const SVCB: u16 = 64;
+    pub const HTTPS: u16 = 65;
+    pub const SPF: u16 = 99;
+    pub const TKEY: u16 = 249;
+    pub const TSIG: u16 = 250;
+    pub const IXFR: u16 = 251;
+    pub const AXFR: u16 = 252;
+    pub const MAILB: u16 = 253;
+    pub const MAILA: u16 = 254;
+    pub const ANY: u16 = 255;
+}
+
+/// One field of a type's RDATA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    U8,
+    U16,
+    U32,
+    /// A 32-bit duration that may use units (`1h30m`), as in SOA timers.
+    Ttl,
+    Ipv4,
+    Ipv6,
+    /// A domain name that may be compressed on the wire (RFC 3597 §4: RFC 1035 types only).
+    CName,
+    /// A domain name never compressed.
+    Name,
+    /// One `<character-string>`.
+    CharString,
+    /// One or more `<character-string>`s up to the end.
+    CharStrings,
+    /// Hex octets to the end (`-` or nothing for none where the type allows).
+    HexRest,
+    /// Base64 octets to the end.
+    Base64Rest,
+    /// An RR type mnemonic (RRSIG type covered).
+    Type,
+    /// RRSIG time: `YYYYMMDDHHmmSS` or seconds.
+    Time,
+    /// NSEC/NSEC3 type bitmap to the end.
+    Bitmap,
+    /// Hex with a one-octet length prefix, `-` for empty (NSEC3 salt).
+    Salt,
+    /// Base32hex with a one-octet length prefix (NSEC3 next hashed owner).
+    Hash32,
+    /// A CAA tag: one-octet length then the tag.
+    CaaTag,
+    /// Octets to the end with no length prefix (CAA value, URI target).
+    Rest,
+}
+
+use Field as F;
+
+struct TypeInfo {
+    code: u16,
+    name: &'static str,
+    fields: Option<&'static [Field]>,
+}
+
+macro_rules! types {
+    ($($code:expr, $name:literal, $fields:expr;)*) => {
+        const TYPES: &[TypeInfo] = &[$(TypeInfo { code: $code, name: $name, fields: $fields }),*];
+    };
+}
+
+types! {
+    1, "A", Some(&[F::Ipv4]);
+    2, "NS", Some(&[F::CName]);
+    5, "CNAME", Some(&[F::CName]);
+    6, "SOA", Some(&[F::CName, F::CName, F::U32, F::Ttl, F::Ttl, F::Ttl, F::Ttl]);
+    12, "PTR", Some(&[F::CName]);
+    13, "HINFO", Some(&[F::CharString, F::CharString]);
+    15, "MX", Some(&[F::U16, F::CName]);
+    16, "TXT", Some(&[F::CharStrings]);
+    17, "RP", Some(&[F::Name, F::Name]);
+    18, "AFSDB", Some(&[F::U16, F::Name]);
+    28, "AAAA", Some(&[F::Ipv6]);
+    29, "LOC", None;
+    33, "SRV", Some(&[F::U16, F::U16, F::U16, F::Name]);
+    35, "NAPTR", Some(&[F::U16, F::U16, F::CharString, F::CharString, F::CharString, F::Name]);
+    36, "KX", Some(&[F::U16, F::Name]);
+    37, "CERT", None;
+    39, "DNAME", Some(&[F::Name]);
+    41, "OPT", None;
+    43, "DS", Some(&[F::U16, F::U8, F::U8, F::HexRest]);
+    44, "SSHFP", Some(&[F::U8, F::U8, F::HexRest]);
+    46, "RRSIG", Some(&[F::Type, F::U8, F::U8, F::U32, F::Time, F::Time, F::U16, F::Name, F::Base64Rest]);
+    47, "NSEC", Some(&[F::Name, F::Bitmap]);
+    48, "DNSKEY", Some(&[F::U16, F::U8, F::U8, F::Base64Rest]);
+    50, "NSEC3", Some(&[F::U8, F::U8, F::U16, F::Salt, F::Hash32, F::Bitmap]);
+    51, "NSEC3PARAM", Some(&[F::U8, F::U8, F::U16, F::Salt]);
+    52, "TLSA", Some(&[F::U8, F::U8, F::U8, F::HexRest]);
+    53, "SMIMEA", Some(&[F::U8, F::U8, F::U8, F::HexRest]);
+    59, "CDS", Some(&[F::U16, F::U8, F::U8, F::HexRest]);
+    60, "CDNSKEY", Some(&[F::U16, F::U8, F::U8, F::Base64Rest]);
+    61, "OPENPGPKEY", Some(&[F::Base64Rest]);
+    64, "SVCB", None;
+    65, "HTTPS", None;
+    99, "SPF", Some(&[F::CharStrings]);
+    249, "TKEY", None;
+    250, "TSIG", None;
+    251, "IXFR", None;
+    252, "AXFR", None;
+    253, "MAILB", None;
+    254, "MAILA", None;
+    255, "ANY", None;
+    256, "URI", Some(&[F::U16, F::U16, F::Rest]);
+    257, "CAA", Some(&[F::U8, F::CaaTag, F::Rest]);
+}
+
+fn info(code: u16) -> Option<&'static TypeInfo> {
+    TYPES.iter().find(|t| t.code == code)
+}
+
+/// Mnemonic or `TYPEnnn` → type code (case-insensitive).
+pub fn type_from_str(s: &str) -> Option<u16> {
+    if let Some(t) = TYPES.iter().find(|t| t.name.eq_ignore_ascii_case(s)) {
+        return Some(t.code);
+    }
+    let digits = s.get(..4).filter(|p| p.eq_ignore_ascii_case("TYPE")).map(|_| &s[4..])?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Type code → mnemonic, or `TYPEnnn` for types without one.
+pub fn type_to_string(code: u16) -> String {
+    match info(code) {
+        Some(t) => t.name.to_owned(),
+        None => format!("TYPE{code}"),
+    }
+}
+
+/// Whether a type is a query-only meta type that can never be stored (RFC 6895 §3.1).
+pub fn is_meta_type(code: u16) -> bool {
+    matches!(code, rtype::OPT | 128..=255)
+}
+
+/// The offsets of names inside an RDATA that may be compressed when sent (RFC 3597 §4: NS,
+/// CNAME, SOA, PTR, MX only). Names are returned as `(offset, len)`.
+pub fn compressible_names(code: u16, rdata: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let (first, count) = match code {
+        rtype::NS | rtype::CNAME | rtype::PTR => (0, 1),
+        rtype::MX => (2, 1),
+        rtype::SOA => (0, 2),
+        _ => (0, 0),
+    };
+    let mut at = first;
+    (0..count).map_while(move |_| {
+        let len = wire_len(rdata.get(at..)?)?;
+        let item = (at, len);
+        at += len;
+        Some(item)
+    })
+}
+
+/// The target name of an NS, MX, SRV, CNAME or DNAME RDATA (wire form), for additional-section
+/// processing and chasing.
+pub fn target_name(code: u16, rdata: &[u8]) -> Option<&[u8]> {
+    let at = match code {
+        rtype::NS | rtype::CNAME | rtype::DNAME | rtype::PTR => 0,
+        rtype::MX => 2,
+        rtype::SRV => 6,
+        _ => return None,
+    };
+    let rest = rdata.get(at..)?;
+    Some(&rest[..wire_len(rest)?])
+}
+
+/// A token of RDATA in presentation form. `text` keeps its backslash escapes; quotes are gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// The token's characters with escapes still in place.
+    pub text: String,
+    /// Whether it was written in double quotes.
+    pub quoted: bool,
+}
+
+impl Token {
+    /// An unquoted token.
+    pub fn bare(text: impl Into<String>) -> Self {
+        Self { text: text.into(), quoted: false }
+    }
+}
+
+/// Parses RDATA tokens of `code` into wire form. `origin` completes relative names.
+pub fn parse_rdata(code: u16, tokens: &[Token], origin: Option<&Name>) -> Result<Vec<u8>, String> {
+    if let Some(first) = tokens.first().filter(|t| !t.quoted && t.text == "\\#") {
+        let _ = first;
+        return parse_generic(&tokens[1..]);
+    }
+    if is_meta_type(code) {
+        return Err(format!("{} cannot be used in a zone", type_to_string(code)));
+    }
+    match code {
+        rtype::SVCB | rtype::HTTPS => return parse_svcb(code, tokens, origin),
+        _ => {}
+    }
+    let Some(fields) = info(code).and_then(|i| i.fields) else {
+        return Err(format!(
+            "no presentation format known for {}; write it as {} \\# <length> <hex>",
+            type_to_string(code),
+            type_to_string(code)
+        ));
+    };
+    let mut out = Vec::new();
+    let mut rest = tokens;
+    for field in fields {
+        rest = parse_field(*field, rest, origin, &mut out)?;
+    }
+    if let Some(extra) = rest.first() {
+        return Err(format!("unexpected '{}' after the RDATA", extra.text));
+    }
+    if out.len() > usize::from(u16::MAX) {
+        return Err("RDATA longer than 65535 octets".into());
+    }
+    Ok(out)
+}
+
+fn parse_generic(tokens: &[Token]) -> Result<Vec<u8>, String> {
+    let (len, hex) = tokens.split_first().ok_or("\\# needs a length")?;
+    let len: usize = len.text.parse().map_err(|_| format!("bad \\# length '{}'", len.text))?;
+    let hex: String = hex.iter().map(|t| t.text.as_str()).collect();
+    let data = decode_hex(&hex)?;
+    if data.len() != len {
+        return Err(format!("\\# length {len} but {} octets of data", data.len()));
+    }
+    if len > usize::from(u16::MAX) {
+        return Err("RDATA longer than 65535 octets".into());
+    }
+    Ok(data)
+}
+
+fn parse_svcb(code: u16, tokens: &[Token], origin: Option<&Name>) -> Result<Vec<u8>, String> {
+    use hickory_proto::rr::{RData, RecordType};
+    use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+    let mut text = String::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if i == 1 {
+            // The target is a name: hickory parses it without an origin, so complete it here.
+            let target = Name::parse(&t.text, origin).map_err(|e| format!("target: {e}"))?;
+            text.push_str(&target.to_text());
+        } else if t.quoted {
+            let _ = write!(text, "\"{}\"", t.text);
+        } else {
+            text.push_str(&t.text);
+        }
+        text.push(' ');
+    }
+    let rtype = RecordType::from(code);
+    let rdata = RData::try_from_str(rtype, &text).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let mut enc = BinEncoder::new(&mut out);
+    rdata.emit(&mut enc).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn take<'t>(tokens: &'t [Token], what: &str) -> Result<(&'t Token, &'t [Token]), String> {
+    tokens.split_first().ok_or_else(|| format!("missing {what}"))
+}
+
+fn parse_int<T: TryFrom<u64>>(t: &Token, what: &str) -> Result<T, String> {
+    t.text
+        .parse::<u64>()
+        .ok()
+        .and_then(|v| T::try_from(v).ok())
+        .ok_or_else(|| format!("bad {what} '{}'", t.text))
+}
+
+fn parse_field<'t>(
+    field: Field,
+    tokens: &'t [Token],
+    origin: Option<&Name>,
+    out: &mut Vec<u8>,
+) -> Result<&'t [Token], String> {
+    Ok(match field {
+        F::U8 => {
+            let (t, rest) = take(tokens, "number")?;
+            out.push(parse_int::<u8>(t, "8-bit number")?);
+            rest
+        }
+        F::U16 => {
+            let (t, rest) = take(tokens, "number")?;
+            out.extend_from_slice(&parse_int::<u16>(t, "16-bit number")?.to_be_bytes());
+            rest
+        }
+        F::U32 => {
+            let (t, rest) = take(tokens, "number")?;
+            out.extend_from_slice(&parse_int::<u32>(t, "32-bit number")?.to_be_bytes());
+            rest
+        }
+        F::Ttl => {
+            let (t, rest) = take(tokens, "time value")?;
+            out.extend_from_slice(&parse_ttl(&t.text)?.to_be_bytes());
+            rest
+        }
+        F::Ipv4 => {
+            let (t, rest) = take(tokens, "IPv4 address")?;
+            let a: Ipv4Addr = t.text.parse().map_err(|_| format!("bad IPv4 address '{}'", t.text))?;
+            out.extend_from_slice(&a.octets());
+            rest
+        }
+        F::Ipv6 => {
+            let (t, rest) = take(tokens, "IPv6 address")?;
+            let a: Ipv6Addr = t.text.parse().map_err(|_| format!("bad IPv6 address '{}'", t.text))?;
+            out.extend_from_slice(&a.octets());
+            rest
+        }
+        F::CName | F::Name => {
+            let (t, rest) = take(tokens, "domain name")?;
+            let n = Name::parse(&t.text, origin).map_err(|e| format!("bad name '{}': {e}", t.text))?;
+            out.extend_from_slice(n.wire());
+            rest
+        }
+        F::CharString => {
+            let (t, rest) = take(tokens, "character string")?;
+            push_char_string(out, &t.text)?;
+            rest
+        }
+        F::CharStrings => {
+            if tokens.is_empty() {
+                return Err("missing character string".into());
+            }
+            for t in tokens {
+                push_char_string(out, &t.text)?;
+            }
+            &[]
+        }
+        F::HexRest => {
+            let hex: String = tokens.iter().map(|t| t.text.as_str()).collect();
+            if hex.is_empty() {
+                return Err("missing hex data".into());
+            }
+            out.extend(decode_hex(&hex)?);
+            &[]
+        }
+        F::Base64Rest => {
+            let b64: String = tokens.iter().map(|t| t.text.as_str()).collect();
+            out.extend(decode_base64(&b64)?);
+            &[]
+        }
+        F::Type => {
+            let (t, rest) = take(tokens, "type")?;
+            let code = type_from_str(&t.text).ok_or_else(|| format!("unknown type '{}'", t.text))?;
+            out.extend_from_slice(&code.to_be_bytes());
+            rest
+        }
+        F::Time => {
+            let (t, rest) = take(tokens, "time")?;
+            out.extend_from_slice(&parse_sig_time(&t.text)?.to_be_bytes());
+            rest
+        }
+        F::Bitmap => {
+            let mut types = Vec::new();
+            for t in tokens {
+                types.push(type_from_str(&t.text).ok_or_else(|| format!("unknown type '{}'", t.text))?);
+            }
+            out.extend(encode_bitmap(&mut types));
+            &[]
+        }
+        F::Salt => {
+            let (t, rest) = take(tokens, "salt")?;
+            let salt = if t.text == "-" { Vec::new() } else { decode_hex(&t.text)? };
+            out.push(u8::try_from(salt.len()).map_err(|_| "salt longer than 255 octets")?);
+            out.extend(salt);
+            rest
+        }
+        F::Hash32 => {
+            let (t, rest) = take(tokens, "hashed owner")?;
+            let h = decode_base32hex(&t.text)?;
+            out.push(u8::try_from(h.len()).map_err(|_| "hash longer than 255 octets")?);
+            out.extend(h);
+            rest
+        }
+        F::CaaTag => {
+            let (t, rest) = take(tokens, "tag")?;
+            if t.text.is_empty() || !t.text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(format!("bad CAA tag '{}'", t.text));
+            }
+            push_char_string(out, &t.text)?;
+            rest
+        }
+        F::Rest => {
+            let (t, rest) = take(tokens, "value")?;
+            out.extend(unescape_text(&t.text)?);
+            rest
+        }
+    })
+}
+
+/// Decodes `\DDD` and `\X` in a character string.
+pub fn unescape_text(s: &str) -> Result<Vec<u8>, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            let (o, used) = unescape(&b[i + 1..]).map_err(|e| format!("{e} in '{s}'"))?;
+            out.push(o);
+            i += 1 + used;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn push_char_string(out: &mut Vec<u8>, s: &str) -> Result<(), String> {
+    let octets = unescape_text(s)?;
+    let len = u8::try_from(octets.len()).map_err(|_| "character string longer than 255 octets")?;
+    out.push(len);
+    out.extend(octets);
+    Ok(())
+}
+
+/// Parses a TTL in seconds or with BIND units (`1w2d3h4m5s`).
+pub fn parse_ttl(s: &str) -> Result<u32, String> {
+    let bad = || format!("bad TTL '{s}'");
+    if s.is_empty() {
+        return Err(bad());
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().map_err(|_| bad());
+    }
+    let mut total: u64 = 0;
+    let mut num: Option<u64> = None;
+    for c in s.chars() {
+        if let Some(d) = c.to_digit(10) {
+            num = Some(num.unwrap_or(0).checked_mul(10).and_then(|n| n.checked_add(u64::from(d))).ok_or_else(bad)?);
+            continue;
+        }
+        let unit = match c.to_ascii_lowercase() {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            'w' => 604_800,
+            _ => return Err(bad()),
+        };
+        total += num.take().ok_or_else(bad)? * unit;
+    }
+    if num.is_some() {
+        return Err(bad());
+    }
+    u32::try_from(total).map_err(|_| bad())
+}
+
+fn parse_sig_time(s: &str) -> Result<u32, String> {
+    if s.len() == 14 && s.bytes().all(|b| b.is_ascii_digit()) {
+        let n = |r: std::ops::Range<usize>| s[r].parse::<i64>().unwrap_or(0);
+        let (y, mo, d, h, mi, se) = (n(0..4), n(4..6), n(6..8), n(8..10), n(10..12), n(12..14));
+        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+            return Err(format!("bad time '{s}'"));
+        }
+        let days = days_from_civil(y, mo, d);
+        let secs = days * 86400 + h * 3600 + mi * 60 + se;
+        // RFC 4034 §3.2: serial number arithmetic, so the value wraps modulo 2^32.
+        return Ok(secs.rem_euclid(1 << 32) as u32);
+    }
+    s.parse().map_err(|_| format!("bad time '{s}'"))
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn encode_bitmap(types: &mut Vec<u16>) -> Vec<u8> {
+    types.sort_unstable();
+    types.dedup();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < types.len() {
+        let window = types[i] >> 8;
+        let mut bits = [0u8; 32];
+        let mut last = 0;
+        while i < types.len() && types[i] >> 8 == window {
+            let low = (types[i] & 0xff) as usize;
+            bits[low / 8] |= 0x80 >> (low % 8);
+            last = low / 8;
+            i += 1;
+        }
+        out.push(window as u8);
+        out.push(last as u8 + 1);
+        out.extend_from_slice(&bits[..=last]);
+    }
+    out
+}
+
+fn decode_bitmap(mut b: &[u8]) -> Option<Vec<u16>> {
+    let mut types = Vec::new();
+    while !b.is_empty() {
+        let (&window, rest) = b.split_first()?;
+        let (&len, rest) = rest.split_first()?;
+        let len = usize::from(len);
+        if len == 0 || len > 32 || rest.len() < len {
+            return None;
+        }
+        for (i, byte) in rest[..len].iter().enumerate() {
+            for bit in 0..8 {
+                if byte & (0x80 >> bit) != 0 {
+                    types.push(u16::from(window) << 8 | (i * 8 + bit) as u16);
+                }
+            }
+        }
+        b = &rest[len..];
+    }
+    Some(types)
+}
+
+/// Decodes hex digits (white space already removed by tokenizing).
+pub fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
+    if s.len() % 2 != 0 {
+        return Err(format!("odd number of hex digits in '{s}'"));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| format!("bad hex '{s}'")))
+        .collect()
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn decode_base64(s: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    let trimmed = s.trim_end_matches('=');
+    if s.len() - trimmed.len() > 2 {
+        return Err("bad base64 padding".into());
+    }
+    for c in trimmed.bytes() {
+        let v = B64.iter().position(|&x| x == c).ok_or_else(|| format!("bad base64 character '{}'", c as char))?;
+        acc = acc << 6 | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Ok(out)
+}
+
+fn encode_base64(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len().div_ceil(3) * 4);
+    for chunk in b.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &x)| acc | u32::from(x) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                s.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+const B32HEX: &[u8; 32] = b"0123456789ABCDEFGHIJKLMNOPQRSTUV";
+
+fn decode_base32hex(s: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut acc = 0u64;
+    let mut bits = 0;
+    for c in s.trim_end_matches('=').bytes() {
+        let c = c.to_ascii_uppercase();
+        let v = B32HEX.iter().position(|&x| x == c).ok_or_else(|| format!("bad base32hex in '{s}'"))?;
+        acc = acc << 5 | v as u64;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Ok(out)
+}
+
+fn encode_base32hex(b: &[u8]) -> String {
+    let mut s = String::new();
+    let mut acc = 0u64;
+    let mut bits = 0;
+    for &x in b {
+        acc = acc << 8 | u64::from(x);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            s.push(B32HEX[(acc >> bits & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        s.push(B32HEX[(acc << (5 - bits) & 31) as usize] as char);
+    }
+    s
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
+        let _ = write!(s, "{x:02X}");
+        s
+    })
+}
+
+fn push_quoted(s: &mut String, octets: &[u8]) {
+    s.push('"');
+    for &b in octets {
+        push_escaped(s, b, b"\"\\");
+    }
+    s.push('"');
+}
+
+/// RFC 3597 generic presentation of RDATA.
+pub fn generic_text(rdata: &[u8]) -> String {
+    if rdata.is_empty() {
+        "\\# 0".to_owned()
+    } else {
+        format!("\\# {} {}", rdata.len(), hex(rdata))
+    }
+}
+
+/// Prints wire RDATA in presentation form; falls back to RFC 3597 form when the type has no
+/// known layout or the data does not follow it.
+pub fn rdata_to_text(code: u16, rdata: &[u8]) -> String {
+    if matches!(code, rtype::SVCB | rtype::HTTPS) {
+        return svcb_to_text(code, rdata).unwrap_or_else(|| generic_text(rdata));
+    }
+    let Some(fields) = info(code).and_then(|i| i.fields) else {
+        return generic_text(rdata);
+    };
+    let mut parts: Vec<String> = Vec::new();
+    let mut at = 0;
+    for field in fields {
+        match print_field(*field, rdata, &mut at, &mut parts) {
+            Some(()) => {}
+            None => return generic_text(rdata),
+        }
+    }
+    if at != rdata.len() {
+        return generic_text(rdata);
+    }
+    parts.join(" ")
+}
+
+fn svcb_to_text(code: u16, rdata: &[u8]) -> Option<String> {
+    use hickory_proto::rr::{RData, RecordType};
+    use hickory_proto::serialize::binary::{BinDecoder, Restrict};
+    let mut dec = BinDecoder::new(rdata);
+    let len = Restrict::new(u16::try_from(rdata.len()).ok()?);
+    let rd = RData::read(&mut dec, RecordType::from(code), len).ok()?;
+    Some(rd.to_string())
+}
+
+fn print_field(field: Field, b: &[u8], at: &mut usize, parts: &mut Vec<String>) -> Option<()> {
+    let rest = b.get(*at..)?;
+    let mut used = 0;
+    let text = match field {
+        F::U8 => {
+            used = 1;
+            rest.first()?.to_string()
+        }
+        F::U16 => {
+            used = 2;
+            u16::from_be_bytes(rest.get(..2)?.try_into().ok()?).to_string()
+        }
+        F::U32 | F::Ttl => {
+            used = 4;
+            u32::from_be_bytes(rest.get(..4)?.try_into().ok()?).to_string()
+        }
+        F::Time => {
+            used = 4;
+            let t = i64::from(u32::from_be_bytes(rest.get(..4)?.try_into().ok()?));
+            let (y, m, d) = civil_from_days(t.div_euclid(86400));
+            let s = t.rem_euclid(86400);
+            format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}", s / 3600, s / 60 % 60, s % 60)
+        }
+        F::Ipv4 => {
+            used = 4;
+            Ipv4Addr::from(<[u8; 4]>::try_from(rest.get(..4)?).ok()?).to_string()
+        }
+        F::Ipv6 => {
+            used = 16;
+            Ipv6Addr::from(<[u8; 16]>::try_from(rest.get(..16)?).ok()?).to_string()
+        }
+        F::CName | F::Name => {
+            used = wire_len(rest)?;
+            crate::name::wire_to_text(&rest[..used])
+        }
+        F::CharString | F::CaaTag => {
+            let len = usize::from(*rest.first()?);
+            used = 1 + len;
+            let mut s = String::new();
+            if field == F::CaaTag {
+                s.push_str(std::str::from_utf8(rest.get(1..used)?).ok()?);
+            } else {
+                push_quoted(&mut s, rest.get(1..used)?);
+            }
+            s
+        }
+        F::CharStrings => {
+            let mut strs = Vec::new();
+            while used < rest.len() {
+                let len = usize::from(rest[used]);
+                let mut s = String::new();
+                push_quoted(&mut s, rest.get(used + 1..used + 1 + len)?);
+                strs.push(s);
+                used += 1 + len;
+            }
+            if strs.is_empty() {
+                return None;
+            }
+            strs.join(" ")
+        }
+        F::HexRest => {
+            used = rest.len();
+            hex(rest)
+        }
+        F::Base64Rest => {
+            used = rest.len();
+            encode_base64(rest)
+        }
+        F::Type => {
+            used = 2;
+            type_to_string(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?))
+        }
+        F::Bitmap => {
+            used = rest.len();
+            let types = decode_bitmap(rest)?;
+            types.into_iter().map(type_to_string).collect::<Vec<_>>().join(" ")
+        }
+        F::Salt => {
+            let len = usize::from(*rest.first()?);
+            used = 1 + len;
+            if len == 0 { "-".to_owned() } else { hex(rest.get(1..used)?) }
+        }
+        F::Hash32 => {
+            let len = usize::from(*rest.first()?);
+            used = 1 + len;
+            encode_base32hex(rest.get(1..used)?)
+        }
+        F::Rest => {
+            used = rest.len();
+            let mut s = String::new();
+            push_quoted(&mut s, rest);
+            s
+        }
+    };
+    if !text.is_empty() {
+        parts.push(text);
+    }
+    *at += used;
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(s: &str) -> Vec<Token> {
+        s.split_whitespace().map(Token::bare).collect()
+    }
+
+    fn round_trip(t: &str, text: &str) {
+        let origin: Name = "example.com.".parse().unwrap();
+        let line = format!("x 60 IN {t} {text}\n");
+        let recs = crate::zonefile::read_str(&line, std::path::Path::new("t"), Some(&origin)).unwrap();
+        let code = type_from_str(t).unwrap();
+        assert_eq!(rdata_to_text(code, &recs[0].rdata), text, "{t}");
+    }
+
+    #[test]
+    fn round_trips_presentation_form() {
+        round_trip("A", "192.0.2.1");
+        round_trip("AAAA", "2001:db8::1");
+        round_trip("MX", "10 mail.example.com.");
+        round_trip("SOA", "ns1.example.com. hostmaster.example.com. 2024010101 3600 900 604800 300");
+        round_trip("SRV", "0 5 5060 sip.example.com.");
+        round_trip("DS", "60485 5 1 2BB183AF5F22588179A53B0A98631FAD1A292118");
+        round_trip("NSEC", "host.example.com. A MX RRSIG NSEC TYPE1234");
+        round_trip("RRSIG", "A 5 3 86400 20030322173103 20030220173103 2642 example.com. oJB1W6WNGv+ldvQ3WDG0MQkg5IEhjRip8WTrPYGv07h108dUKGMeDPKijVCHX3DDKdfb+v6oB9wfuh3DTJXUAfI/M0zmO/zz8bW0Rznl8O3tGNazPwQKkRN20XPXV6nwwfoXmJQbsLNrLfkGJ5D6fwFm8nN+6pBzeDQfsS3Ap3o=");
+        round_trip("NSEC3", "1 1 12 AABBCCDD 2T7B4G4VSA5SMI47K61MV5BV1A22BOJR A RRSIG");
+        round_trip("CAA", "0 issue \"letsencrypt.org\"");
+        round_trip("TXT", "\"v=spf1 -all\" \"second\"");
+        round_trip("SSHFP", "1 1 123456789ABCDEF67890123456789ABCDEF67890");
+    }
+
+    #[test]
+    fn generic_form_and_units() {
+        let wire = parse_rdata(65280, &toks("\\# 3 abcdef"), None).unwrap();
+        assert_eq!(wire, vec![0xab, 0xcd, 0xef]);
+        assert!(parse_rdata(65280, &toks("\\# 2 abcdef"), None).is_err());
+        assert!(parse_rdata(65280, &toks("abc"), None).is_err());
+        // A known type may be given in generic form too (RFC 3597 §5).
+        let a = parse_rdata(rtype::A, &toks("\\# 4 C0000201"), None).unwrap();
+        assert_eq!(rdata_to_text(rtype::A, &a), "192.0.2.1");
+        assert_eq!(parse_ttl("1h30m").unwrap(), 5400);
+        assert_eq!(parse_ttl("1W").unwrap(), 604_800);
+        assert!(parse_ttl("1x").is_err());
+        assert_eq!(type_from_str("type99"), Some(99));
+        assert_eq!(type_to_string(65280), "TYPE65280");
+    }
+}

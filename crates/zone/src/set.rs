@@ -1,0 +1,111 @@
+//! The snapshot: every served zone, looked up by the deepest enclosing apex.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::name::{MAX_NAME_LEN, label_offsets};
+use crate::zone::Zone;
+
+/// An immutable set of zones. A server holds one behind an atomic pointer and answers each
+/// query from exactly one `ZoneSet`; a new set is built aside and swapped in whole.
+#[derive(Debug, Clone, Default)]
+pub struct ZoneSet {
+    zones: FxHashMap<Box<[u8]>, Arc<Zone>>,
+    /// Most labels of any apex: shorter suffixes are all that need probing.
+    max_apex_labels: usize,
+}
+
+/// A query name lower-cased into a fixed buffer, with its label offsets: the lookup's scratch
+/// space, so it needs no heap.
+pub(crate) struct LowerName {
+    pub(crate) buf: [u8; MAX_NAME_LEN],
+    pub(crate) len: usize,
+    pub(crate) offsets: [u8; 128],
+    pub(crate) labels: usize,
+}
+
+impl LowerName {
+    /// Lower-cases a well-formed wire name; `None` if it is not one.
+    pub(crate) fn new(wire: &[u8]) -> Option<Self> {
+        let mut s = Self { buf: [0; MAX_NAME_LEN], len: 0, offsets: [0; 128], labels: 0 };
+        s.set(wire)?;
+        Some(s)
+    }
+
+    pub(crate) fn set(&mut self, wire: &[u8]) -> Option<()> {
+        let len = crate::name::wire_len(wire)?;
+        if len > MAX_NAME_LEN {
+            return None;
+        }
+        self.buf[..len].copy_from_slice(&wire[..len]);
+        self.buf[..len].make_ascii_lowercase();
+        self.len = len;
+        self.labels = 0;
+        for o in label_offsets(&wire[..len]) {
+            self.offsets[self.labels] = o as u8;
+            self.labels += 1;
+        }
+        Some(())
+    }
+
+    pub(crate) fn wire(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The suffix that has `n` labels (0 = root).
+    pub(crate) fn suffix(&self, n: usize) -> &[u8] {
+        if n == 0 {
+            return &self.buf[self.len - 1..self.len];
+        }
+        &self.buf[usize::from(self.offsets[self.labels - n])..self.len]
+    }
+}
+
+impl ZoneSet {
+    /// An empty set (every query is REFUSED).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces a zone.
+    pub fn insert(&mut self, zone: impl Into<Arc<Zone>>) {
+        let zone = zone.into();
+        let key: Box<[u8]> = zone.apex().to_lowercase().wire().into();
+        self.max_apex_labels = self.max_apex_labels.max(zone.apex().label_count());
+        self.zones.insert(key, zone);
+    }
+
+    /// Removes the zone with this apex, returning it.
+    pub fn remove(&mut self, apex: &crate::Name) -> Option<Arc<Zone>> {
+        let z = self.zones.remove(apex.to_lowercase().wire());
+        self.max_apex_labels = self.zones.values().map(|z| z.apex().label_count()).max().unwrap_or(0);
+        z
+    }
+
+    /// The zone with exactly this apex.
+    pub fn get(&self, apex: &crate::Name) -> Option<&Arc<Zone>> {
+        self.zones.get(apex.to_lowercase().wire())
+    }
+
+    /// Every zone, in no particular order.
+    pub fn zones(&self) -> impl Iterator<Item = &Arc<Zone>> {
+        self.zones.values()
+    }
+
+    /// Number of zones.
+    pub fn len(&self) -> usize {
+        self.zones.len()
+    }
+
+    /// Whether no zone is served.
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty()
+    }
+
+    /// The deepest zone whose apex is `name` or an ancestor of it, with the apex's label count.
+    pub(crate) fn find_zone(&self, name: &LowerName) -> Option<(&Zone, usize)> {
+        let top = name.labels.min(self.max_apex_labels);
+        (0..=top).rev().find_map(|n| self.zones.get(name.suffix(n)).map(|z| (&**z, n)))
+    }
+}

@@ -1,0 +1,416 @@
+//! Zones: RRsets grouped by owner, built once, validated, then never changed.
+
+use std::collections::hash_map::Entry;
+
+use rustc_hash::FxHashMap;
+use thiserror::Error;
+
+use crate::name::Name;
+use crate::rdata::{rtype, type_to_string};
+
+/// RDATA in uncompressed wire form.
+pub type Rdata = Box<[u8]>;
+
+/// All records of one owner, type and class (RFC 2181 §5), with the RRSIGs that cover them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rrset {
+    rtype: u16,
+    ttl: u32,
+    rdatas: Box<[Rdata]>,
+    sigs: Option<Box<Rrset>>,
+}
+
+impl Rrset {
+    /// A new RRset; duplicate RDATA is collapsed (RFC 2181 §5).
+    pub fn new(rtype: u16, ttl: u32, rdatas: Vec<Rdata>) -> Self {
+        let mut uniq: Vec<Rdata> = Vec::with_capacity(rdatas.len());
+        for r in rdatas {
+            if !uniq.contains(&r) {
+                uniq.push(r);
+            }
+        }
+        Self { rtype, ttl, rdatas: uniq.into(), sigs: None }
+    }
+
+    /// The type code.
+    pub fn rtype(&self) -> u16 {
+        self.rtype
+    }
+
+    /// The TTL shared by every record of the set.
+    pub fn ttl(&self) -> u32 {
+        self.ttl
+    }
+
+    /// Each record's RDATA, in zone order.
+    pub fn rdatas(&self) -> &[Rdata] {
+        &self.rdatas
+    }
+
+    /// The RRSIG records covering this set, if the zone is signed.
+    pub fn sigs(&self) -> Option<&Rrset> {
+        self.sigs.as_deref()
+    }
+}
+
+/// One owner name and its RRsets.
+#[derive(Debug, Clone)]
+pub struct Node {
+    name: Name,
+    rrsets: Box<[Rrset]>,
+    cut: bool,
+}
+
+impl Node {
+    /// The owner name as written in the zone (case preserved).
+    pub fn name(&self) -> &Name {
+        &self.name
+    }
+
+    /// The RRsets, in the order their types first appeared in the source.
+    pub fn rrsets(&self) -> &[Rrset] {
+        &self.rrsets
+    }
+
+    /// The RRset of `rtype`, if any.
+    pub fn get(&self, rtype: u16) -> Option<&Rrset> {
+        self.rrsets.iter().find(|r| r.rtype == rtype)
+    }
+
+    /// Whether this is a zone cut: NS below the apex (RFC 1034 §4.2.1).
+    pub fn is_cut(&self) -> bool {
+        self.cut
+    }
+
+    /// An empty non-terminal: exists only because names below it do (RFC 8020).
+    pub fn is_empty(&self) -> bool {
+        self.rrsets.is_empty()
+    }
+}
+
+/// Where a zone's data came from; shown by operators' tools and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An RFC 1035 file.
+    File(std::path::PathBuf),
+    /// Built in code (tests, other sources).
+    Other(String),
+}
+
+/// An immutable, validated zone.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    apex: Name,
+    nodes: FxHashMap<Box<[u8]>, Node>,
+    apex_key: Box<[u8]>,
+    serial: u32,
+    negative_ttl: u32,
+    /// The apex SOA with the negative-answer TTL, ready for authority sections.
+    negative_soa: Rrset,
+    records: usize,
+    source: Source,
+}
+
+impl Zone {
+    /// The apex (origin) name, case preserved.
+    pub fn apex(&self) -> &Name {
+        &self.apex
+    }
+
+    /// The SOA serial.
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
+
+    /// Number of resource records, RRSIGs included.
+    pub fn record_count(&self) -> usize {
+        self.records
+    }
+
+    /// Where the data came from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// TTL of negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
+    pub fn negative_ttl(&self) -> u32 {
+        self.negative_ttl
+    }
+
+    /// The SOA to put in the authority section of negative answers (TTL = negative TTL).
+    pub fn negative_soa(&self) -> &Rrset {
+        &self.negative_soa
+    }
+
+    /// The apex node (holds SOA and NS; checked in [`ZoneBuilder::finish`]).
+    pub fn apex_node(&self) -> &Node {
+        &self.nodes[&self.apex_key]
+    }
+
+    /// The node with this lower-cased wire name.
+    pub fn node(&self, lower_wire: &[u8]) -> Option<&Node> {
+        self.nodes.get(lower_wire)
+    }
+
+    /// Every node, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+
+    /// Nodes sorted in canonical order (RFC 4034 §6.1), apex first.
+    pub fn sorted_nodes(&self) -> Vec<&Node> {
+        let mut v: Vec<&Node> = self.nodes.values().collect();
+        v.sort_by_cached_key(|n| canonical_key(n.name.wire()));
+        v
+    }
+
+    /// The zone in master-file form, canonical order, one record per line.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        for node in self.sorted_nodes() {
+            for rr in node.rrsets.iter() {
+                for rd in rr.rdatas.iter() {
+                    s.push_str(&format!(
+                        "{} {} IN {} {}\n",
+                        node.name,
+                        rr.ttl,
+                        type_to_string(rr.rtype),
+                        crate::rdata::rdata_to_text(rr.rtype, rd)
+                    ));
+                }
+            }
+        }
+        s
+    }
+}
+
+/// Canonical ordering key: labels reversed, lower-cased.
+fn canonical_key(wire: &[u8]) -> Vec<Vec<u8>> {
+    let mut labels: Vec<Vec<u8>> =
+        crate::name::label_offsets(wire).map(|o| wire[o + 1..o + 1 + wire[o] as usize].to_ascii_lowercase()).collect();
+    labels.reverse();
+    labels
+}
+
+/// Why records could not become a zone.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ZoneError {
+    /// A record owned by a name outside the zone.
+    #[error("{at}{owner} is outside the zone {apex}")]
+    OutOfZone {
+        /// Where the record was read, `file:line: ` or empty.
+        at: String,
+        /// The record's owner.
+        owner: String,
+        /// The zone apex.
+        apex: String,
+    },
+    /// No SOA at the apex, or more than one.
+    #[error("zone {0}: needs exactly one SOA record at the apex")]
+    Soa(String),
+    /// An SOA below the apex.
+    #[error("{at}SOA at {owner} is not at the zone apex {apex}")]
+    SoaNotAtApex {
+        /// Where the record was read.
+        at: String,
+        /// The record's owner.
+        owner: String,
+        /// The zone apex.
+        apex: String,
+    },
+    /// No NS at the apex.
+    #[error("zone {0}: no NS records at the apex")]
+    NoApexNs(String),
+    /// CNAME beside other data, or several CNAMEs (RFC 2181 §10.1).
+    #[error("{at}CNAME at {owner} cannot coexist with other data ({other})")]
+    CnameConflict {
+        /// Where the record was read.
+        at: String,
+        /// The owner.
+        owner: String,
+        /// The other type found.
+        other: String,
+    },
+    /// A DNAME together with a CNAME, or more than one DNAME (RFC 6672 §2.4).
+    #[error("{at}more than one DNAME, or DNAME beside CNAME, at {owner}")]
+    DnameConflict {
+        /// Where the record was read.
+        at: String,
+        /// The owner.
+        owner: String,
+    },
+    /// A type that cannot be stored in a zone.
+    #[error("{at}type {rtype} cannot be served from a zone")]
+    BadType {
+        /// Where the record was read.
+        at: String,
+        /// The type.
+        rtype: String,
+    },
+}
+
+/// Collects records and checks the zone's invariants before it can be served.
+#[derive(Debug)]
+pub struct ZoneBuilder {
+    apex: Name,
+    source: Source,
+    // lower-cased owner → (owner as given, rrsets in first-seen order)
+    nodes: FxHashMap<Box<[u8]>, (Name, Vec<(u16, u32, Vec<Rdata>, String)>)>,
+    records: usize,
+    warnings: Vec<String>,
+}
+
+impl ZoneBuilder {
+    /// An empty zone rooted at `apex`.
+    pub fn new(apex: Name, source: Source) -> Self {
+        Self { apex, source, nodes: FxHashMap::default(), records: 0, warnings: Vec::new() }
+    }
+
+    /// The apex being built.
+    pub fn apex(&self) -> &Name {
+        &self.apex
+    }
+
+    /// Adds one record. `at` says where it came from (`"file:line: "` or `""`) for errors.
+    pub fn add(&mut self, owner: &Name, rtype: u16, ttl: u32, rdata: Rdata, at: &str) -> Result<(), ZoneError> {
+        if !owner.is_subdomain_of(&self.apex) {
+            return Err(ZoneError::OutOfZone { at: at.into(), owner: owner.to_text(), apex: self.apex.to_text() });
+        }
+        if crate::rdata::is_meta_type(rtype) || rtype == 0 {
+            return Err(ZoneError::BadType { at: at.into(), rtype: type_to_string(rtype) });
+        }
+        if rtype == rtype::SOA && owner.to_lowercase() != self.apex.to_lowercase() {
+            return Err(ZoneError::SoaNotAtApex { at: at.into(), owner: owner.to_text(), apex: self.apex.to_text() });
+        }
+        let key = owner.to_lowercase().wire().into();
+        let (_, sets) = self.nodes.entry(key).or_insert_with(|| (owner.clone(), Vec::new()));
+        match sets.iter_mut().find(|s| s.0 == rtype) {
+            Some(set) => {
+                if set.1 != ttl && rtype != rtype::RRSIG {
+                    // RFC 2181 §5.2: one TTL per RRset; keep the first, as BIND does.
+                    self.warnings.push(format!(
+                        "{at}TTL {ttl} of {} {} differs from the RRset's TTL {}; using {}",
+                        owner,
+                        type_to_string(rtype),
+                        set.1,
+                        set.1
+                    ));
+                }
+                if !set.2.contains(&rdata) {
+                    set.2.push(rdata);
+                    self.records += 1;
+                }
+            }
+            None => {
+                sets.push((rtype, ttl, vec![rdata], at.to_owned()));
+                self.records += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Problems that did not stop the build (e.g. TTL mismatches inside an RRset).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Validates and freezes the zone: exactly one SOA at the apex, NS at the apex, no CNAME
+    /// beside other data, at most one DNAME per name. Adds empty non-terminals.
+    pub fn finish(self) -> Result<(Zone, Vec<String>), ZoneError> {
+        let apex_key: Box<[u8]> = self.apex.to_lowercase().wire().into();
+        let apex_text = self.apex.to_text();
+        let mut nodes: FxHashMap<Box<[u8]>, Node> = FxHashMap::default();
+        let mut serial = 0;
+        let mut negative_ttl = 0;
+        for (key, (name, sets)) in self.nodes {
+            for (t, _, rds, at) in &sets {
+                let others = sets.iter().filter(|s| !matches!(s.0, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
+                if *t == rtype::CNAME {
+                    if let Some(other) = others.clone().next() {
+                        return Err(ZoneError::CnameConflict { at: at.clone(), owner: name.to_text(), other: type_to_string(other.0) });
+                    }
+                    if rds.len() > 1 {
+                        return Err(ZoneError::CnameConflict { at: at.clone(), owner: name.to_text(), other: "CNAME".into() });
+                    }
+                }
+                if *t == rtype::DNAME && (rds.len() > 1 || sets.iter().any(|s| s.0 == rtype::CNAME)) {
+                    return Err(ZoneError::DnameConflict { at: at.clone(), owner: name.to_text() });
+                }
+                if *t == rtype::SOA {
+                    if rds.len() != 1 {
+                        return Err(ZoneError::Soa(apex_text.clone()));
+                    }
+                    let rd = &rds[0];
+                    let tail = |back: usize| -> u32 {
+                        let at = rd.len() - back;
+                        u32::from_be_bytes([rd[at], rd[at + 1], rd[at + 2], rd[at + 3]])
+                    };
+                    serial = tail(20);
+                    negative_ttl = sets.iter().find(|s| s.0 == rtype::SOA).map_or(0, |s| s.1).min(tail(4));
+                }
+            }
+            let is_apex = key == apex_key;
+            let cut = !is_apex && sets.iter().any(|s| s.0 == rtype::NS);
+            let mut rrsets: Vec<Rrset> = sets.into_iter().map(|(t, ttl, rds, _)| Rrset::new(t, ttl, rds)).collect();
+            attach_sigs(&mut rrsets);
+            nodes.insert(key, Node { name, rrsets: rrsets.into(), cut });
+        }
+        let apex = nodes.get(&apex_key).ok_or_else(|| ZoneError::Soa(apex_text.clone()))?;
+        let Some(soa) = apex.get(rtype::SOA) else {
+            return Err(ZoneError::Soa(apex_text));
+        };
+        let mut negative_soa = soa.clone();
+        negative_soa.ttl = negative_ttl;
+        if apex.get(rtype::NS).is_none() {
+            return Err(ZoneError::NoApexNs(apex_text));
+        }
+        // Empty non-terminals (RFC 4592 §2.2.2): every ancestor up to the apex exists.
+        let owners: Vec<Name> = nodes.values().map(|n| n.name.clone()).collect();
+        for owner in owners {
+            let mut cur = owner.parent();
+            while let Some(p) = cur {
+                if !p.is_subdomain_of(&self.apex) {
+                    break;
+                }
+                let key: Box<[u8]> = p.to_lowercase().wire().into();
+                match nodes.entry(key) {
+                    Entry::Occupied(_) => break,
+                    Entry::Vacant(v) => {
+                        cur = p.parent();
+                        v.insert(Node { name: p, rrsets: Box::new([]), cut: false });
+                    }
+                }
+            }
+        }
+        let zone = Zone {
+            apex: self.apex,
+            nodes,
+            apex_key,
+            serial,
+            negative_ttl,
+            negative_soa,
+            records: self.records,
+            source: self.source,
+        };
+        Ok((zone, self.warnings))
+    }
+}
+
+/// Moves each RRSIG to the RRset it covers (RFC 4034 §3.1.1: type covered is the first field),
+/// and keeps the whole RRSIG set too for explicit RRSIG queries.
+fn attach_sigs(rrsets: &mut [Rrset]) {
+    let Some(sig_set) = rrsets.iter().find(|r| r.rtype == rtype::RRSIG).cloned() else {
+        return;
+    };
+    for rr in rrsets.iter_mut().filter(|r| r.rtype != rtype::RRSIG) {
+        let covering: Vec<Rdata> = sig_set
+            .rdatas
+            .iter()
+            .filter(|rd| rd.len() >= 2 && u16::from_be_bytes([rd[0], rd[1]]) == rr.rtype)
+            .cloned()
+            .collect();
+        if !covering.is_empty() {
+            rr.sigs = Some(Box::new(Rrset::new(rtype::RRSIG, sig_set.ttl, covering)));
+        }
+    }
+}
