@@ -1,1 +1,148 @@
-fn main() {}
+//! The `r53dns` command: `serve`, `check`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use r53dns_app::config::{LogFormat, ServerSpec, Spec, ZonesSpec};
+use r53dns_app::{StartupError, check, run};
+
+/// Authoritative DNS server for Route53 hosted zones and RFC 1035 zone files.
+#[derive(Debug, Parser)]
+#[command(name = "r53dns", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve zones over UDP and TCP until SIGTERM/SIGINT; SIGHUP reloads zone files.
+    Serve(Opts),
+    /// Validate the configuration and every zone, print the resolved configuration, exit.
+    Check(Opts),
+}
+
+/// Options shared by `serve` and `check`. Each may also come from the environment
+/// (`R53DNS_*`), which a flag overrides and which overrides the config file.
+#[derive(Debug, Args)]
+struct Opts {
+    /// TOML configuration file (see docs/config.md).
+    #[arg(long, short = 'c', env = "R53DNS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Serve every *.zone file in DIR (origin from $ORIGIN, else the file name minus .zone).
+    #[arg(long = "zone-dir", value_name = "DIR", env = "R53DNS_ZONE_DIR", value_delimiter = ',')]
+    zone_dirs: Vec<PathBuf>,
+    /// Serve one zone file (repeatable).
+    #[arg(long = "zone", value_name = "FILE", env = "R53DNS_ZONE", value_delimiter = ',')]
+    zones: Vec<PathBuf>,
+    /// Address for DNS over UDP and TCP (repeatable; default 127.0.0.1:5353).
+    #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_LISTEN", value_delimiter = ',')]
+    listen: Vec<SocketAddr>,
+    /// UDP worker threads per address (default: number of CPUs).
+    #[arg(long, env = "R53DNS_WORKERS")]
+    workers: Option<usize>,
+    /// Largest UDP response, also advertised in EDNS (default 1232).
+    #[arg(long, env = "R53DNS_MAX_UDP_PAYLOAD")]
+    max_udp_payload: Option<u16>,
+    /// Leave the zone's NS and their addresses out of positive answers.
+    #[arg(long, env = "R53DNS_MINIMAL_RESPONSES")]
+    minimal_responses: bool,
+    /// Close idle TCP connections after this long (default 10s).
+    #[arg(long, value_parser = humantime::parse_duration, env = "R53DNS_TCP_IDLE_TIMEOUT")]
+    tcp_idle_timeout: Option<Duration>,
+    /// Log filter, e.g. `info` or `r53dns=debug` (default info).
+    #[arg(long, env = "R53DNS_LOG")]
+    log_level: Option<String>,
+    /// Log format: human or json.
+    #[arg(long, env = "R53DNS_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+}
+
+impl Opts {
+    fn spec(&self) -> anyhow::Result<Spec> {
+        let file = match &self.config {
+            Some(path) => Spec::from_file(path)?,
+            None => Spec::default(),
+        };
+        let flags = Spec {
+            server: ServerSpec {
+                listen: (!self.listen.is_empty()).then(|| self.listen.clone()),
+                workers: self.workers,
+                max_udp_payload: self.max_udp_payload,
+                minimal_responses: self.minimal_responses.then_some(true),
+                tcp_idle_timeout: self.tcp_idle_timeout,
+                tcp_max_connections: None,
+            },
+            zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zones.clone() },
+            log: r53dns_app::config::LogSpec { level: self.log_level.clone(), format: self.log_format },
+        };
+        Ok(file.merge(flags))
+    }
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (opts, serve) = match &cli.command {
+        Command::Serve(o) => (o, true),
+        Command::Check(o) => (o, false),
+    };
+    let config = match opts.spec().and_then(Spec::validate) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("r53dns: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if !serve {
+        return match check(&config) {
+            Ok(report) => {
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
+                for (file, apex, serial, records) in &report.loaded {
+                    eprintln!("ok: {} {apex} serial {serial}, {records} records", file.display());
+                }
+                print!("{}", config.to_toml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("r53dns: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    init_logging(&config.log_level, config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("r53dns: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<StartupError>() => {
+            tracing::error!("{e:#}");
+            eprintln!("r53dns: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("r53dns: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

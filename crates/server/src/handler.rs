@@ -1,0 +1,196 @@
+//! The one answer function: request bytes in, response bytes out. UDP and TCP both call it,
+//! so they can never answer differently.
+
+use r53dns_zone::{LookupOptions, Rcode, ZoneSet, rtype};
+
+use crate::encode::{Encoder, Full, OPT_LEN};
+use crate::wire::{self, AA, CD, OPCODE_MASK, QR, RD, ReadError, Request, TC, opcode, rcode};
+
+/// How the request arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Datagram: the response must fit the client's advertised size.
+    Udp,
+    /// Stream: up to 65535 octets.
+    Tcp,
+}
+
+/// Settings for answering, fixed for the life of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerConfig {
+    /// The largest UDP response we send and advertise in OPT (RFC 6891 §6.2.5; 1232 is the
+    /// DNS Flag Day 2020 value that avoids IP fragmentation).
+    pub max_udp_payload: u16,
+    /// Leave optional NS/addresses out of positive answers.
+    pub minimal_responses: bool,
+}
+
+impl Default for AnswerConfig {
+    fn default() -> Self {
+        Self { max_udp_payload: 1232, minimal_responses: false }
+    }
+}
+
+/// What the caller should do with `out` after [`answer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Send `out`.
+    Respond,
+    /// Send nothing (not a query, or too broken to answer).
+    Drop,
+}
+
+/// Answers one DNS message from `zones`, writing the response into `out` (cleared first).
+/// Never panics, whatever the input.
+pub fn answer(zones: &ZoneSet, msg: &[u8], transport: Transport, cfg: &AnswerConfig, out: &mut Vec<u8>) -> Outcome {
+    out.clear();
+    let req = match wire::read_request(msg) {
+        Ok(r) => r,
+        Err((ReadError::Drop, _)) => return Outcome::Drop,
+        Err((ReadError::FormErr { question }, req)) => {
+            let Some(req) = req else { return Outcome::Drop };
+            error(out, &req, cfg, rcode::FORMERR, question);
+            return Outcome::Respond;
+        }
+    };
+    if req.opcode() != opcode::QUERY {
+        error(out, &req, cfg, rcode::NOTIMP, true);
+        return Outcome::Respond;
+    }
+    let limit = match (transport, req.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, Some(e)) => usize::from(e.udp_size.clamp(512, cfg.max_udp_payload.max(512))),
+        (Transport::Udp, None) => 512,
+    };
+    if let Some(e) = req.edns {
+        if e.version != 0 {
+            // RFC 6891 §6.1.3: BADVERS, no question data.
+            header(out, &req, 0);
+            question(out, &req);
+            opt(out, &req, cfg, rcode::BADVERS);
+            set_counts(out, 1, 0, 0, 1);
+            return Outcome::Respond;
+        }
+    }
+    if req.qclass != 1 {
+        error(out, &req, cfg, rcode::REFUSED, true);
+        return Outcome::Respond;
+    }
+    match req.qtype {
+        rtype::AXFR | rtype::IXFR => {
+            error(out, &req, cfg, rcode::REFUSED, true);
+            return Outcome::Respond;
+        }
+        rtype::OPT | rtype::TSIG | rtype::TKEY => {
+            error(out, &req, cfg, rcode::FORMERR, true);
+            return Outcome::Respond;
+        }
+        rtype::MAILA | rtype::MAILB => {
+            error(out, &req, cfg, rcode::NOTIMP, true);
+            return Outcome::Respond;
+        }
+        _ => {}
+    }
+    let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+    let opts = LookupOptions { minimal_responses: cfg.minimal_responses, dnssec_ok };
+    let ans = zones.lookup(req.qname(), req.qtype, opts);
+    if ans.rcode == Rcode::FormErr {
+        error(out, &req, cfg, rcode::FORMERR, false);
+        return Outcome::Respond;
+    }
+    let mut flags = 0;
+    if ans.authoritative {
+        flags |= AA;
+    }
+    header(out, &req, flags | u16::from(ans.rcode.to_u8()));
+    question(out, &req);
+    let opt_room = if req.edns.is_some() { OPT_LEN } else { 0 };
+    let mut enc = Encoder::new(out, limit.saturating_sub(opt_room));
+    let mut counts = [0u16; 3];
+    let mut truncated = false;
+    // RFC 2181 §9: a missing answer RRset, or authority needed for a negative answer or a
+    // referral, sets TC. Additional data is dropped silently unless it is required glue
+    // (RFC 9471).
+    let authority_required = ans.answer.is_empty();
+    'sections: for (i, section) in [&ans.answer, &ans.authority, &ans.additional].into_iter().enumerate() {
+        for item in section.iter() {
+            match enc.item(item, &ans, dnssec_ok) {
+                Ok(n) => counts[i] += n,
+                Err(Full) => {
+                    let required = match i {
+                        0 => true,
+                        1 => authority_required,
+                        _ => item.required,
+                    };
+                    if required {
+                        truncated = true;
+                        break 'sections;
+                    }
+                    if i == 1 {
+                        continue 'sections;
+                    }
+                }
+            }
+        }
+    }
+    drop(enc);
+    if req.edns.is_some() {
+        opt(out, &req, cfg, 0);
+        counts[2] += 1;
+    }
+    set_counts(out, 1, counts[0], counts[1], counts[2]);
+    if truncated {
+        out[2] |= (TC >> 8) as u8;
+    }
+    Outcome::Respond
+}
+
+fn header(out: &mut Vec<u8>, req: &Request, flags: u16) {
+    let f = QR | (req.flags & (OPCODE_MASK | RD | CD)) | flags;
+    out.extend_from_slice(&req.id.to_be_bytes());
+    out.extend_from_slice(&f.to_be_bytes());
+    out.extend_from_slice(&[0; 8]);
+}
+
+fn question(out: &mut Vec<u8>, req: &Request) {
+    out.extend_from_slice(req.qname());
+    out.extend_from_slice(&req.qtype.to_be_bytes());
+    out.extend_from_slice(&req.qclass.to_be_bytes());
+}
+
+fn set_counts(out: &mut [u8], qd: u16, an: u16, ns: u16, ar: u16) {
+    out[4..6].copy_from_slice(&qd.to_be_bytes());
+    out[6..8].copy_from_slice(&an.to_be_bytes());
+    out[8..10].copy_from_slice(&ns.to_be_bytes());
+    out[10..12].copy_from_slice(&ar.to_be_bytes());
+}
+
+/// OPT RR: our payload size, extended rcode, version 0, DO echoed (RFC 3225 §3).
+fn opt(out: &mut Vec<u8>, req: &Request, cfg: &AnswerConfig, ext_rcode: u16) {
+    let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+    out.push(0);
+    out.extend_from_slice(&rtype::OPT.to_be_bytes());
+    out.extend_from_slice(&cfg.max_udp_payload.max(512).to_be_bytes());
+    let ttl: u32 = (u32::from(ext_rcode >> 4) << 24) | if dnssec_ok { 0x8000 } else { 0 };
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+}
+
+/// An error response: header, the question if it was read, OPT if the client sent one.
+fn error(out: &mut Vec<u8>, req: &Request, cfg: &AnswerConfig, rcode: u8, with_question: bool) {
+    out.clear();
+    header(out, req, u16::from(rcode));
+    let qd = if with_question && req.qname_len > 0 {
+        question(out, req);
+        1
+    } else {
+        0
+    };
+    let ar = if with_question && req.edns.is_some() {
+        opt(out, req, cfg, 0);
+        1
+    } else {
+        0
+    };
+    set_counts(out, qd, 0, 0, ar);
+}

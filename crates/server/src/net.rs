@@ -1,0 +1,247 @@
+//! Listeners: UDP on dedicated threads (one SO_REUSEPORT socket per worker, no task per
+//! packet), TCP on tokio with per-connection tasks, idle timeout and a connection cap.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::handler::{AnswerConfig, Outcome, Transport, answer};
+use crate::Store;
+
+/// How the listeners behave.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Addresses to serve UDP and TCP on; port 0 picks a free port (the same for both).
+    pub listen: Vec<SocketAddr>,
+    /// UDP worker threads per address, each with its own socket.
+    pub udp_workers: usize,
+    /// Answering settings.
+    pub answer: AnswerConfig,
+    /// A TCP connection with no complete query for this long is closed (RFC 7766 §6.2.3).
+    pub tcp_idle_timeout: Duration,
+    /// Most TCP connections open at once; more wait in the accept queue.
+    pub tcp_max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 5353))],
+            udp_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            answer: AnswerConfig::default(),
+            tcp_idle_timeout: Duration::from_secs(10),
+            tcp_max_connections: 1024,
+        }
+    }
+}
+
+/// Sockets bound and ready; [`Bound::serve`] runs them.
+#[derive(Debug)]
+pub struct Bound {
+    cfg: ServerConfig,
+    udp: Vec<UdpSocket>,
+    tcp: Vec<TcpListener>,
+    addrs: Vec<SocketAddr>,
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_port(true)?;
+    // A deep receive queue rides out bursts instead of dropping them.
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.bind(&addr.into())?;
+    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    Ok(s.into())
+}
+
+fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// Binds UDP and TCP on every address of `cfg.listen`. Must run inside a tokio runtime.
+pub fn bind(cfg: ServerConfig) -> io::Result<Bound> {
+    let mut udp = Vec::new();
+    let mut tcp = Vec::new();
+    let mut addrs = Vec::new();
+    for &want in &cfg.listen {
+        // With port 0, UDP picks the port and TCP must get the same one; retry if taken.
+        let mut attempt = 0;
+        let (first, listener) = loop {
+            let first = udp_socket(want)?;
+            let got = first.local_addr()?;
+            match tcp_listener(got) {
+                Ok(l) => break (first, l),
+                Err(e) if want.port() == 0 && attempt < 20 => {
+                    attempt += 1;
+                    tracing::debug!(%got, error = %e, "TCP port taken; picking another");
+                }
+                Err(e) => return Err(io::Error::new(e.kind(), format!("TCP {got}: {e}"))),
+            }
+        };
+        let got = first.local_addr()?;
+        udp.push(first);
+        for _ in 1..cfg.udp_workers.max(1) {
+            udp.push(udp_socket(got)?);
+        }
+        tcp.push(TcpListener::from_std(listener)?);
+        addrs.push(got);
+    }
+    Ok(Bound { cfg, udp, tcp, addrs })
+}
+
+impl Bound {
+    /// The addresses actually bound (ports resolved), one per `listen` entry.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting, lets in-flight TCP queries
+    /// finish (bounded by the idle timeout) and returns.
+    pub async fn serve(self, store: Store, shutdown: CancellationToken) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for (i, sock) in self.udp.into_iter().enumerate() {
+            let store = store.clone();
+            let stop = stop.clone();
+            let cfg = self.cfg.answer;
+            let t = std::thread::Builder::new()
+                .name(format!("r53dns-udp-{i}"))
+                .spawn(move || udp_worker(&sock, &store, &cfg, &stop));
+            match t {
+                Ok(t) => threads.push(t),
+                Err(e) => tracing::error!(error = %e, "cannot start a UDP worker thread"),
+            }
+        }
+        let tracker = TaskTracker::new();
+        let limit = Arc::new(Semaphore::new(self.cfg.tcp_max_connections.max(1)));
+        for listener in self.tcp {
+            tracker.spawn(accept_loop(listener, store.clone(), self.cfg.clone(), limit.clone(), shutdown.clone(), tracker.clone()));
+        }
+        shutdown.cancelled().await;
+        stop.store(true, Ordering::Relaxed);
+        tracker.close();
+        let drain = self.cfg.tcp_idle_timeout + Duration::from_secs(1);
+        if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+            tracing::warn!("TCP connections still open after {drain:?}; closing them");
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}
+
+fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &AnswerConfig, stop: &AtomicBool) {
+    let mut buf = vec![0u8; 65535];
+    let mut out = Vec::with_capacity(65535);
+    while !stop.load(Ordering::Relaxed) {
+        let (n, peer) = match sock.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "UDP receive failed");
+                continue;
+            }
+        };
+        let zones = store.load();
+        if answer(&zones, &buf[..n], Transport::Udp, cfg, &mut out) == Outcome::Respond {
+            if let Err(e) = sock.send_to(&out, peer) {
+                tracing::debug!(%peer, error = %e, "UDP send failed");
+            }
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    store: Store,
+    cfg: ServerConfig,
+    limit: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            () = shutdown.cancelled() => return,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "TCP accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => return,
+        };
+        let store = store.clone();
+        let cfg = cfg.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            if let Err(e) = connection(stream, &store, &cfg, &shutdown).await {
+                tracing::debug!(%peer, error = %e, "TCP connection ended");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// RFC 7766: length-prefixed messages, answered in order, several per connection.
+async fn connection(mut stream: TcpStream, store: &Store, cfg: &ServerConfig, shutdown: &CancellationToken) -> io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut msg = Vec::with_capacity(512);
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        let len = tokio::select! {
+            r = tokio::time::timeout(cfg.tcp_idle_timeout, stream.read_u16()) => match r {
+                Ok(Ok(n)) => usize::from(n),
+                Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(()), // idle
+            },
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        msg.resize(len, 0);
+        match tokio::time::timeout(cfg.tcp_idle_timeout, stream.read_exact(&mut msg)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok(()),
+        }
+        let outcome = {
+            let zones = store.load();
+            answer(&zones, &msg, Transport::Tcp, &cfg.answer, &mut out)
+        };
+        if outcome == Outcome::Respond {
+            let n = u16::try_from(out.len()).unwrap_or(u16::MAX);
+            out.splice(0..0, n.to_be_bytes());
+            stream.write_all(&out).await?;
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Reading requests straight from the datagram: header, one question, EDNS. No allocation.
+
+use r53dns_zone::name::{MAX_LABEL_LEN, MAX_NAME_LEN};
+use r53dns_zone::rtype;
+
+/// Opcodes (RFC 6895 §2.2).
+pub(crate) mod opcode {
+    pub(crate) const QUERY: u8 = 0;
+}
+
+/// Response codes written by the server (RFC 6895 §2.3).
+pub(crate) mod rcode {
+    pub(crate) const FORMERR: u8 = 1;
+    pub(crate) const NOTIMP: u8 = 4;
+    pub(crate) const REFUSED: u8 = 5;
+    /// Extended: 16, carried as 1 in the OPT TTL's upper octet.
+    pub(crate) const BADVERS: u16 = 16;
+}
+
+/// The EDNS(0) view of a request (RFC 6891 §6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Edns {
+    pub(crate) udp_size: u16,
+    pub(crate) version: u8,
+    pub(crate) dnssec_ok: bool,
+}
+
+/// What went wrong while reading a request, and so how to answer it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadError {
+    /// Not even a header, or a response: say nothing.
+    Drop,
+    /// Answer FORMERR; `question` says whether the question was read (it is echoed then).
+    FormErr { question: bool },
+}
+
+/// A parsed request. The name is decompressed into `qname`, case preserved.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    pub(crate) id: u16,
+    /// Second header octet pair: opcode, RD, CD and so on, as received.
+    pub(crate) flags: u16,
+    pub(crate) qname: [u8; MAX_NAME_LEN],
+    pub(crate) qname_len: usize,
+    pub(crate) qtype: u16,
+    pub(crate) qclass: u16,
+    pub(crate) edns: Option<Edns>,
+}
+
+impl Request {
+    pub(crate) fn opcode(&self) -> u8 {
+        ((self.flags >> 11) & 0xf) as u8
+    }
+
+    pub(crate) fn qname(&self) -> &[u8] {
+        &self.qname[..self.qname_len]
+    }
+}
+
+/// Header bits.
+pub(crate) const QR: u16 = 0x8000;
+pub(crate) const AA: u16 = 0x0400;
+pub(crate) const TC: u16 = 0x0200;
+pub(crate) const RD: u16 = 0x0100;
+pub(crate) const CD: u16 = 0x0010;
+pub(crate) const OPCODE_MASK: u16 = 0x7800;
+
+pub(crate) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes([*b.get(at)?, *b.get(at + 1)?, *b.get(at + 2)?, *b.get(at + 3)?]))
+}
+
+/// Reads a possibly compressed name at `at` into `out`; returns (name length, bytes consumed
+/// at `at`). Pointers must point backwards, and at most 127 labels are followed, so a hostile
+/// packet costs bounded time.
+pub(crate) fn read_name(msg: &[u8], at: usize, out: &mut [u8; MAX_NAME_LEN]) -> Option<(usize, usize)> {
+    let mut pos = at;
+    let mut len = 0;
+    let mut consumed = None;
+    let mut hops = 0;
+    loop {
+        let b = *msg.get(pos)?;
+        match b & 0xc0 {
+            0x00 => {
+                let l = usize::from(b);
+                if l > MAX_LABEL_LEN || len + 1 + l > MAX_NAME_LEN {
+                    return None;
+                }
+                out[len..len + 1 + l].copy_from_slice(msg.get(pos..pos + 1 + l)?);
+                len += 1 + l;
+                pos += 1 + l;
+                if l == 0 {
+                    return Some((len, consumed.unwrap_or(pos - at)));
+                }
+            }
+            0xc0 => {
+                let target = usize::from(u16_at(msg, pos)? & 0x3fff);
+                if target >= pos || hops > 127 {
+                    return None;
+                }
+                hops += 1;
+                consumed.get_or_insert(pos + 2 - at);
+                pos = target;
+            }
+            _ => return None, // 0x40 and 0x80 label types are obsolete or reserved (RFC 6891 §5)
+        }
+    }
+}
+
+/// Skips a name without copying it; returns bytes consumed.
+fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
+    let mut pos = at;
+    loop {
+        let b = *msg.get(pos)?;
+        match b & 0xc0 {
+            0x00 if b == 0 => return Some(pos + 1 - at),
+            0x00 => pos += 1 + usize::from(b),
+            0xc0 => {
+                msg.get(pos + 1)?;
+                return Some(pos + 2 - at);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Parses a request. Every index is checked; hostile input yields an error, never a panic.
+pub(crate) fn read_request(msg: &[u8]) -> Result<Request, (ReadError, Option<Request>)> {
+    let (Some(id), Some(flags)) = (u16_at(msg, 0), u16_at(msg, 2)) else {
+        return Err((ReadError::Drop, None));
+    };
+    if msg.len() < 12 || flags & QR != 0 {
+        return Err((ReadError::Drop, None));
+    }
+    let counts = [u16_at(msg, 4), u16_at(msg, 6), u16_at(msg, 8), u16_at(msg, 10)];
+    let [Some(qd), Some(an), Some(ns), Some(ar)] = counts else {
+        return Err((ReadError::Drop, None));
+    };
+    let mut req = Request { id, flags, qname: [0; MAX_NAME_LEN], qname_len: 0, qtype: 0, qclass: 0, edns: None };
+    let formerr = |question| ReadError::FormErr { question };
+    if qd != 1 {
+        return Err((formerr(false), Some(req)));
+    }
+    let Some((nlen, used)) = read_name(msg, 12, &mut req.qname) else {
+        return Err((formerr(false), Some(req)));
+    };
+    req.qname_len = nlen;
+    let mut pos = 12 + used;
+    let (Some(qtype), Some(qclass)) = (u16_at(msg, pos), u16_at(msg, pos + 2)) else {
+        return Err((formerr(false), Some(req)));
+    };
+    req.qtype = qtype;
+    req.qclass = qclass;
+    pos += 4;
+    // Skip answer and authority records to reach the OPT record.
+    for _ in 0..u32::from(an) + u32::from(ns) {
+        let Some(n) = skip_name(msg, pos) else { return Err((formerr(true), Some(req))) };
+        pos += n;
+        let Some(rdlen) = u16_at(msg, pos + 8) else { return Err((formerr(true), Some(req))) };
+        pos += 10 + usize::from(rdlen);
+    }
+    for _ in 0..ar {
+        let Some(n) = skip_name(msg, pos) else { return Err((formerr(true), Some(req))) };
+        let name_at = pos;
+        pos += n;
+        let (Some(t), Some(class), Some(ttl), Some(rdlen)) =
+            (u16_at(msg, pos), u16_at(msg, pos + 2), u32_at(msg, pos + 4), u16_at(msg, pos + 8))
+        else {
+            return Err((formerr(true), Some(req)));
+        };
+        pos += 10 + usize::from(rdlen);
+        if pos > msg.len() {
+            return Err((formerr(true), Some(req)));
+        }
+        if t == rtype::OPT {
+            // RFC 6891 §6.1.1: one OPT, owned by the root.
+            if req.edns.is_some() || n != 1 || msg[name_at] != 0 {
+                return Err((formerr(true), Some(req)));
+            }
+            req.edns = Some(Edns {
+                udp_size: class,
+                version: (ttl >> 16) as u8,
+                dnssec_ok: ttl & 0x8000 != 0,
+            });
+        }
+    }
+    if pos > msg.len() {
+        return Err((formerr(true), Some(req)));
+    }
+    Ok(req)
+}
