@@ -33,13 +33,28 @@ struct Opts {
     #[arg(long, short = 'c', env = "R53DNS_CONFIG")]
     config: Option<PathBuf>,
     /// Serve every *.zone file in DIR (origin from $ORIGIN, else the file name minus .zone).
-    #[arg(long = "zone-dir", value_name = "DIR", env = "R53DNS_ZONE_DIR", value_delimiter = ',')]
+    #[arg(
+        long = "zone-dir",
+        value_name = "DIR",
+        env = "R53DNS_ZONE_DIR",
+        value_delimiter = ','
+    )]
     zone_dirs: Vec<PathBuf>,
     /// Serve one zone file (repeatable).
-    #[arg(long = "zone", value_name = "FILE", env = "R53DNS_ZONE", value_delimiter = ',')]
+    #[arg(
+        long = "zone",
+        value_name = "FILE",
+        env = "R53DNS_ZONE",
+        value_delimiter = ','
+    )]
     zones: Vec<PathBuf>,
     /// Address for DNS over UDP and TCP (repeatable; default 127.0.0.1:5353).
-    #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_LISTEN", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        env = "R53DNS_LISTEN",
+        value_delimiter = ','
+    )]
     listen: Vec<SocketAddr>,
     /// UDP worker threads per address (default: number of CPUs).
     #[arg(long, env = "R53DNS_WORKERS")]
@@ -76,8 +91,14 @@ impl Opts {
                 tcp_idle_timeout: self.tcp_idle_timeout,
                 tcp_max_connections: None,
             },
-            zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zones.clone() },
-            log: r53dns_app::config::LogSpec { level: self.log_level.clone(), format: self.log_format },
+            zones: ZonesSpec {
+                dirs: self.zone_dirs.clone(),
+                files: self.zones.clone(),
+            },
+            log: r53dns_app::config::LogSpec {
+                level: self.log_level.clone(),
+                format: self.log_format,
+            },
         };
         Ok(file.merge(flags))
     }
@@ -87,7 +108,10 @@ fn init_logging(level: &str, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -114,7 +138,10 @@ fn main() -> ExitCode {
                     eprintln!("warning: {w}");
                 }
                 for (file, apex, serial, records) in &report.loaded {
-                    eprintln!("ok: {} {apex} serial {serial}, {records} records", file.display());
+                    eprintln!(
+                        "ok: {} {apex} serial {serial}, {records} records",
+                        file.display()
+                    );
                 }
                 print!("{}", config.to_toml());
                 ExitCode::SUCCESS
@@ -126,7 +153,11 @@ fn main() -> ExitCode {
         };
     }
     init_logging(&config.log_level, config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("r53dns: cannot start the runtime: {e}");

@@ -1,1 +1,8 @@
+//! Integration tests: one binary, a module per area.
+#![allow(unreachable_pub)] // test helpers are private to this binary
 
+#[allow(dead_code)] // helpers are shared by modules that each use a part
+mod support;
+
+mod differential;
+mod scenarios;

@@ -111,7 +111,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:5353";
 impl Spec {
     /// Reads a TOML file; unknown keys and bad values are errors naming the file.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
     }
 
@@ -153,7 +154,9 @@ impl Spec {
         if !(512..=4096).contains(&max_udp_payload) {
             bail!("server.max-udp-payload: {max_udp_payload} is out of range (512–4096)");
         }
-        let tcp_max_connections = s.tcp_max_connections.unwrap_or(defaults.tcp_max_connections);
+        let tcp_max_connections = s
+            .tcp_max_connections
+            .unwrap_or(defaults.tcp_max_connections);
         if tcp_max_connections == 0 {
             bail!("server.tcp-max-connections: must be at least 1");
         }
@@ -195,8 +198,14 @@ impl Config {
                 tcp_idle_timeout: Some(self.server.tcp_idle_timeout),
                 tcp_max_connections: Some(self.server.tcp_max_connections),
             },
-            zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zone_files.clone() },
-            log: LogSpec { level: Some(self.log_level.clone()), format: Some(self.log_format) },
+            zones: ZonesSpec {
+                dirs: self.zone_dirs.clone(),
+                files: self.zone_files.clone(),
+            },
+            log: LogSpec {
+                level: Some(self.log_level.clone()),
+                format: Some(self.log_format),
+            },
         };
         toml::to_string_pretty(&spec).unwrap_or_default()
     }
@@ -214,8 +223,17 @@ mod tests {
 
     #[test]
     fn later_sources_win() {
-        let file: Spec = toml::from_str("[server]\nworkers = 3\nlisten = [\"127.0.0.1:53\"]\n[zones]\ndirs = [\"a\"]\n").unwrap();
-        let flags = Spec { server: ServerSpec { workers: Some(1), ..Default::default() }, ..Default::default() };
+        let file: Spec = toml::from_str(
+            "[server]\nworkers = 3\nlisten = [\"127.0.0.1:53\"]\n[zones]\ndirs = [\"a\"]\n",
+        )
+        .unwrap();
+        let flags = Spec {
+            server: ServerSpec {
+                workers: Some(1),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         let cfg = file.merge(flags).validate().unwrap();
         assert_eq!(cfg.server.udp_workers, 1);
         assert_eq!(cfg.server.listen, vec!["127.0.0.1:53".parse().unwrap()]);
@@ -224,7 +242,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let spec: Spec = toml::from_str("[server]\nmax-udp-payload = 100\n[zones]\ndirs=[\"a\"]\n").unwrap();
+        let spec: Spec =
+            toml::from_str("[server]\nmax-udp-payload = 100\n[zones]\ndirs=[\"a\"]\n").unwrap();
         let e = spec.validate().unwrap_err().to_string();
         assert!(e.contains("max-udp-payload"), "{e}");
         let e = Spec::default().validate().unwrap_err().to_string();
@@ -233,7 +252,9 @@ mod tests {
 
     #[test]
     fn printed_config_reads_back() {
-        let spec: Spec = toml::from_str("[zones]\nfiles = [\"x.zone\"]\n[server]\ntcp-idle-timeout = \"3s\"\n").unwrap();
+        let spec: Spec =
+            toml::from_str("[zones]\nfiles = [\"x.zone\"]\n[server]\ntcp-idle-timeout = \"3s\"\n")
+                .unwrap();
         let cfg = spec.validate().unwrap();
         let again: Spec = toml::from_str(&cfg.to_toml()).unwrap();
         let cfg2 = again.validate().unwrap();

@@ -28,7 +28,8 @@ pub struct StartupError(pub String);
 
 /// Validates the zones of `config` without serving: the `check` command.
 pub fn check(config: &Config) -> Result<LoadReport, StartupError> {
-    let paths = zone_paths(&config.zone_dirs, &config.zone_files).map_err(|e| StartupError(e.to_string()))?;
+    let paths = zone_paths(&config.zone_dirs, &config.zone_files)
+        .map_err(|e| StartupError(e.to_string()))?;
     let (_, report) = FileZones::load(&paths, None);
     if !report.errors.is_empty() {
         let msgs: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
@@ -64,7 +65,10 @@ impl Reloader {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "reload: cannot list zones; keeping the current snapshot");
-                return LoadReport { errors: vec![e], ..Default::default() };
+                return LoadReport {
+                    errors: vec![e],
+                    ..Default::default()
+                };
             }
         };
         let (new, report) = FileZones::load(&paths, Some(&files));
@@ -75,7 +79,11 @@ impl Reloader {
             tracing::warn!("{w}");
         }
         self.store.store(Arc::new(new.to_set()));
-        tracing::info!(zones = report.loaded.len(), errors = report.errors.len(), "zone files reloaded");
+        tracing::info!(
+            zones = report.loaded.len(),
+            errors = report.errors.len(),
+            "zone files reloaded"
+        );
         *files = new;
         report
     }
@@ -102,7 +110,8 @@ impl Running {
 /// Loads zones, binds listeners and starts serving in the background. Zone or listener
 /// problems are [`StartupError`]s. Call inside a tokio runtime.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
-    let paths = zone_paths(&config.zone_dirs, &config.zone_files).map_err(|e| StartupError(e.to_string()))?;
+    let paths = zone_paths(&config.zone_dirs, &config.zone_files)
+        .map_err(|e| StartupError(e.to_string()))?;
     let (files, report) = FileZones::load(&paths, None);
     if !report.errors.is_empty() {
         let msgs: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
@@ -121,9 +130,19 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     for a in &dns_addrs {
         tracing::info!(addr = %a, "serving DNS on UDP and TCP");
     }
-    let reloader = Arc::new(Reloader { config, files: Mutex::new(files), store: store.clone() });
+    let reloader = Arc::new(Reloader {
+        config,
+        files: Mutex::new(files),
+        store: store.clone(),
+    });
     let task = tokio::spawn(bound.serve(store.clone(), shutdown.clone()));
-    Ok(Running { dns_addrs, store, reloader, shutdown, task })
+    Ok(Running {
+        dns_addrs,
+        store,
+        reloader,
+        shutdown,
+        task,
+    })
 }
 
 /// Runs until SIGTERM or SIGINT; SIGHUP reloads zone files.

@@ -14,8 +14,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::handler::{AnswerConfig, Outcome, Transport, answer};
 use crate::Store;
+use crate::handler::{AnswerConfig, Outcome, Transport, answer};
 
 /// How the listeners behave.
 #[derive(Debug, Clone)]
@@ -107,7 +107,12 @@ pub fn bind(cfg: ServerConfig) -> io::Result<Bound> {
         tcp.push(TcpListener::from_std(listener)?);
         addrs.push(got);
     }
-    Ok(Bound { cfg, udp, tcp, addrs })
+    Ok(Bound {
+        cfg,
+        udp,
+        tcp,
+        addrs,
+    })
 }
 
 impl Bound {
@@ -136,7 +141,14 @@ impl Bound {
         let tracker = TaskTracker::new();
         let limit = Arc::new(Semaphore::new(self.cfg.tcp_max_connections.max(1)));
         for listener in self.tcp {
-            tracker.spawn(accept_loop(listener, store.clone(), self.cfg.clone(), limit.clone(), shutdown.clone(), tracker.clone()));
+            tracker.spawn(accept_loop(
+                listener,
+                store.clone(),
+                self.cfg.clone(),
+                limit.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
         }
         shutdown.cancelled().await;
         stop.store(true, Ordering::Relaxed);
@@ -160,7 +172,14 @@ fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &AnswerConfig, stop: &Atomic
     while !stop.load(Ordering::Relaxed) {
         let (n, peer) = match sock.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
                 continue;
             }
             Err(e) => {
@@ -214,7 +233,12 @@ async fn accept_loop(
 }
 
 /// RFC 7766: length-prefixed messages, answered in order, several per connection.
-async fn connection(mut stream: TcpStream, store: &Store, cfg: &ServerConfig, shutdown: &CancellationToken) -> io::Result<()> {
+async fn connection(
+    mut stream: TcpStream,
+    store: &Store,
+    cfg: &ServerConfig,
+    shutdown: &CancellationToken,
+) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut msg = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);

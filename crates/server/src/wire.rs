@@ -70,13 +70,22 @@ pub(crate) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes([*b.get(at)?, *b.get(at + 1)?, *b.get(at + 2)?, *b.get(at + 3)?]))
+    Some(u32::from_be_bytes([
+        *b.get(at)?,
+        *b.get(at + 1)?,
+        *b.get(at + 2)?,
+        *b.get(at + 3)?,
+    ]))
 }
 
 /// Reads a possibly compressed name at `at` into `out`; returns (name length, bytes consumed
 /// at `at`). Pointers must point backwards, and at most 127 labels are followed, so a hostile
 /// packet costs bounded time.
-pub(crate) fn read_name(msg: &[u8], at: usize, out: &mut [u8; MAX_NAME_LEN]) -> Option<(usize, usize)> {
+pub(crate) fn read_name(
+    msg: &[u8],
+    at: usize,
+    out: &mut [u8; MAX_NAME_LEN],
+) -> Option<(usize, usize)> {
     let mut pos = at;
     let mut len = 0;
     let mut consumed = None;
@@ -93,7 +102,7 @@ pub(crate) fn read_name(msg: &[u8], at: usize, out: &mut [u8; MAX_NAME_LEN]) -> 
                 len += 1 + l;
                 pos += 1 + l;
                 if l == 0 {
-                    return Some((len, consumed.unwrap_or(pos - at)));
+                    return Some((len, consumed.unwrap_or_else(|| pos - at)));
                 }
             }
             0xc0 => {
@@ -102,7 +111,9 @@ pub(crate) fn read_name(msg: &[u8], at: usize, out: &mut [u8; MAX_NAME_LEN]) -> 
                     return None;
                 }
                 hops += 1;
-                consumed.get_or_insert(pos + 2 - at);
+                if consumed.is_none() {
+                    consumed = Some(pos + 2 - at);
+                }
                 pos = target;
             }
             _ => return None, // 0x40 and 0x80 label types are obsolete or reserved (RFC 6891 §5)
@@ -135,11 +146,24 @@ pub(crate) fn read_request(msg: &[u8]) -> Result<Request, (ReadError, Option<Req
     if msg.len() < 12 || flags & QR != 0 {
         return Err((ReadError::Drop, None));
     }
-    let counts = [u16_at(msg, 4), u16_at(msg, 6), u16_at(msg, 8), u16_at(msg, 10)];
+    let counts = [
+        u16_at(msg, 4),
+        u16_at(msg, 6),
+        u16_at(msg, 8),
+        u16_at(msg, 10),
+    ];
     let [Some(qd), Some(an), Some(ns), Some(ar)] = counts else {
         return Err((ReadError::Drop, None));
     };
-    let mut req = Request { id, flags, qname: [0; MAX_NAME_LEN], qname_len: 0, qtype: 0, qclass: 0, edns: None };
+    let mut req = Request {
+        id,
+        flags,
+        qname: [0; MAX_NAME_LEN],
+        qname_len: 0,
+        qtype: 0,
+        qclass: 0,
+        edns: None,
+    };
     let formerr = |question| ReadError::FormErr { question };
     if qd != 1 {
         return Err((formerr(false), Some(req)));
@@ -157,18 +181,27 @@ pub(crate) fn read_request(msg: &[u8]) -> Result<Request, (ReadError, Option<Req
     pos += 4;
     // Skip answer and authority records to reach the OPT record.
     for _ in 0..u32::from(an) + u32::from(ns) {
-        let Some(n) = skip_name(msg, pos) else { return Err((formerr(true), Some(req))) };
+        let Some(n) = skip_name(msg, pos) else {
+            return Err((formerr(true), Some(req)));
+        };
         pos += n;
-        let Some(rdlen) = u16_at(msg, pos + 8) else { return Err((formerr(true), Some(req))) };
+        let Some(rdlen) = u16_at(msg, pos + 8) else {
+            return Err((formerr(true), Some(req)));
+        };
         pos += 10 + usize::from(rdlen);
     }
     for _ in 0..ar {
-        let Some(n) = skip_name(msg, pos) else { return Err((formerr(true), Some(req))) };
+        let Some(n) = skip_name(msg, pos) else {
+            return Err((formerr(true), Some(req)));
+        };
         let name_at = pos;
         pos += n;
-        let (Some(t), Some(class), Some(ttl), Some(rdlen)) =
-            (u16_at(msg, pos), u16_at(msg, pos + 2), u32_at(msg, pos + 4), u16_at(msg, pos + 8))
-        else {
+        let (Some(t), Some(class), Some(ttl), Some(rdlen)) = (
+            u16_at(msg, pos),
+            u16_at(msg, pos + 2),
+            u32_at(msg, pos + 4),
+            u16_at(msg, pos + 8),
+        ) else {
             return Err((formerr(true), Some(req)));
         };
         pos += 10 + usize::from(rdlen);

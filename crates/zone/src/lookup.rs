@@ -75,7 +75,11 @@ pub struct Item<'a> {
 
 impl<'a> Item<'a> {
     fn new(owner: Owner<'a>, rrset: &'a Rrset) -> Self {
-        Self { owner, data: Data::Rrset(rrset), required: false }
+        Self {
+            owner,
+            data: Data::Rrset(rrset),
+            required: false,
+        }
     }
 
     /// The RRset, unless this is a synthesized CNAME.
@@ -179,9 +183,16 @@ impl ZoneSet {
                     return ans;
                 }
                 Found::Dname(node, labels) => {
-                    let Some(dname) = node.get(rtype::DNAME) else { return ans };
-                    ans.answer.push(Item::new(Owner::Name(node.name().wire()), dname));
-                    let Some(target) = dname.rdatas().first().and_then(|rd| target_name(rtype::DNAME, rd)) else {
+                    let Some(dname) = node.get(rtype::DNAME) else {
+                        return ans;
+                    };
+                    ans.answer
+                        .push(Item::new(Owner::Name(node.name().wire()), dname));
+                    let Some(target) = dname
+                        .rdatas()
+                        .first()
+                        .and_then(|rd| target_name(rtype::DNAME, rd))
+                    else {
                         return ans;
                     };
                     let prefix = name.len - name.suffix(labels).len();
@@ -193,10 +204,18 @@ impl ZoneSet {
                     new.extend_from_slice(&name.wire()[..prefix]);
                     new.extend_from_slice(target);
                     let i = ans.synth.len();
-                    ans.synth.push(SynthCname { ttl: dname.ttl(), target: new });
-                    ans.answer.push(Item { owner, data: Data::Synth(i), required: false });
+                    ans.synth.push(SynthCname {
+                        ttl: dname.ttl(),
+                        target: new,
+                    });
+                    ans.answer.push(Item {
+                        owner,
+                        data: Data::Synth(i),
+                        required: false,
+                    });
                     owner = Owner::Synth(i);
-                    if name.set(&ans.synth[i].target).is_none() {
+                    // Asked for the CNAME itself: the synthesized one is the answer.
+                    if qtype == rtype::CNAME || name.set(&ans.synth[i].target).is_none() {
                         return ans;
                     }
                 }
@@ -222,7 +241,10 @@ impl ZoneSet {
                                 return ans; // a loop: answer with the chain so far, like NSD
                             }
                             ans.answer.push(Item::new(owner, cname));
-                            let Some(target) = cname.rdatas().first().and_then(|rd| target_name(rtype::CNAME, rd))
+                            let Some(target) = cname
+                                .rdatas()
+                                .first()
+                                .and_then(|rd| target_name(rtype::CNAME, rd))
                             else {
                                 return ans;
                             };
@@ -292,7 +314,10 @@ fn wildcard<'a>(zone: &'a Zone, encloser: &[u8]) -> Found<'a> {
 }
 
 fn negative<'a>(zone: &'a Zone, ans: &mut Answer<'a>) {
-    ans.authority.push(Item::new(Owner::Name(zone.apex().wire()), zone.negative_soa()));
+    ans.authority.push(Item::new(
+        Owner::Name(zone.apex().wire()),
+        zone.negative_soa(),
+    ));
 }
 
 /// NS of the zone in authority and addresses of the targets in additional, as NSD answers
@@ -302,21 +327,28 @@ fn positive_extras<'a>(zone: &'a Zone, ans: &mut Answer<'a>, opts: LookupOptions
     if !opts.minimal_responses {
         if let Some(ns) = apex.get(rtype::NS) {
             if !ans.answer.iter().any(|i| i.data == Data::Rrset(ns)) {
-                ans.authority.push(Item::new(Owner::Name(apex.name().wire()), ns));
+                ans.authority
+                    .push(Item::new(Owner::Name(apex.name().wire()), ns));
             }
         }
     }
-    let sets: SmallVec<[&Rrset; 4]> =
-        ans.answer.iter().chain(ans.authority.iter()).filter_map(Item::rrset).collect();
+    let sets: SmallVec<[&Rrset; 4]> = ans
+        .answer
+        .iter()
+        .chain(ans.authority.iter())
+        .filter_map(Item::rrset)
+        .collect();
     add_addresses(zone, ans, &sets, None);
 }
 
 fn referral<'a>(zone: &'a Zone, cut: &'a Node, ans: &mut Answer<'a>, opts: LookupOptions) {
     let Some(ns) = cut.get(rtype::NS) else { return };
-    ans.authority.push(Item::new(Owner::Name(cut.name().wire()), ns));
+    ans.authority
+        .push(Item::new(Owner::Name(cut.name().wire()), ns));
     if opts.dnssec_ok {
         if let Some(ds) = cut.get(rtype::DS) {
-            ans.authority.push(Item::new(Owner::Name(cut.name().wire()), ds));
+            ans.authority
+                .push(Item::new(Owner::Name(cut.name().wire()), ds));
         }
     }
     add_addresses(zone, ans, &[ns], Some(cut));
@@ -331,15 +363,34 @@ fn add_addresses<'a>(zone: &'a Zone, ans: &mut Answer<'a>, sets: &[&'a Rrset], c
                 continue;
             }
             for rd in rr.rdatas() {
-                let Some(target) = target_name(rr.rtype(), rd) else { continue };
-                let Some(lower) = LowerName::new(target) else { continue };
-                let Some(node) = zone.node(lower.wire()) else { continue };
-                let Some(addrs) = node.get(addr_type) else { continue };
-                if ans.additional.iter().any(|i| i.data == Data::Rrset(addrs)) {
+                let Some(target) = target_name(rr.rtype(), rd) else {
+                    continue;
+                };
+                let Some(lower) = LowerName::new(target) else {
+                    continue;
+                };
+                let Some(node) = zone.node(lower.wire()) else {
+                    continue;
+                };
+                let Some(addrs) = node.get(addr_type) else {
+                    continue;
+                };
+                // Never repeat an RRset already in the answer or additional section.
+                if ans
+                    .answer
+                    .iter()
+                    .chain(ans.additional.iter())
+                    .any(|i| i.data == Data::Rrset(addrs))
+                {
                     continue;
                 }
-                let required = cut.is_some_and(|c| crate::name::is_subdomain(target, c.name().wire()));
-                ans.additional.push(Item { owner: Owner::Name(target), data: Data::Rrset(addrs), required });
+                let required =
+                    cut.is_some_and(|c| crate::name::is_subdomain(target, c.name().wire()));
+                ans.additional.push(Item {
+                    owner: Owner::Name(target),
+                    data: Data::Rrset(addrs),
+                    required,
+                });
             }
         }
     }

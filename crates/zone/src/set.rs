@@ -28,7 +28,12 @@ pub(crate) struct LowerName {
 impl LowerName {
     /// Lower-cases a well-formed wire name; `None` if it is not one.
     pub(crate) fn new(wire: &[u8]) -> Option<Self> {
-        let mut s = Self { buf: [0; MAX_NAME_LEN], len: 0, offsets: [0; 128], labels: 0 };
+        let mut s = Self {
+            buf: [0; MAX_NAME_LEN],
+            len: 0,
+            offsets: [0; 128],
+            labels: 0,
+        };
         s.set(wire)?;
         Some(s)
     }
@@ -79,7 +84,12 @@ impl ZoneSet {
     /// Removes the zone with this apex, returning it.
     pub fn remove(&mut self, apex: &crate::Name) -> Option<Arc<Zone>> {
         let z = self.zones.remove(apex.to_lowercase().wire());
-        self.max_apex_labels = self.zones.values().map(|z| z.apex().label_count()).max().unwrap_or(0);
+        self.max_apex_labels = self
+            .zones
+            .values()
+            .map(|z| z.apex().label_count())
+            .max()
+            .unwrap_or(0);
         z
     }
 
@@ -106,6 +116,8 @@ impl ZoneSet {
     /// The deepest zone whose apex is `name` or an ancestor of it, with the apex's label count.
     pub(crate) fn find_zone(&self, name: &LowerName) -> Option<(&Zone, usize)> {
         let top = name.labels.min(self.max_apex_labels);
-        (0..=top).rev().find_map(|n| self.zones.get(name.suffix(n)).map(|z| (&**z, n)))
+        (0..=top)
+            .rev()
+            .find_map(|n| self.zones.get(name.suffix(n)).map(|z| (&**z, n)))
     }
 }

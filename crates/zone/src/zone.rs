@@ -29,7 +29,12 @@ impl Rrset {
                 uniq.push(r);
             }
         }
-        Self { rtype, ttl, rdatas: uniq.into(), sigs: None }
+        Self {
+            rtype,
+            ttl,
+            rdatas: uniq.into(),
+            sigs: None,
+        }
     }
 
     /// The type code.
@@ -186,8 +191,9 @@ impl Zone {
 
 /// Canonical ordering key: labels reversed, lower-cased.
 fn canonical_key(wire: &[u8]) -> Vec<Vec<u8>> {
-    let mut labels: Vec<Vec<u8>> =
-        crate::name::label_offsets(wire).map(|o| wire[o + 1..o + 1 + wire[o] as usize].to_ascii_lowercase()).collect();
+    let mut labels: Vec<Vec<u8>> = crate::name::label_offsets(wire)
+        .map(|o| wire[o + 1..o + 1 + wire[o] as usize].to_ascii_lowercase())
+        .collect();
     labels.reverse();
     labels
 }
@@ -263,7 +269,13 @@ pub struct ZoneBuilder {
 impl ZoneBuilder {
     /// An empty zone rooted at `apex`.
     pub fn new(apex: Name, source: Source) -> Self {
-        Self { apex, source, nodes: FxHashMap::default(), records: 0, warnings: Vec::new() }
+        Self {
+            apex,
+            source,
+            nodes: FxHashMap::default(),
+            records: 0,
+            warnings: Vec::new(),
+        }
     }
 
     /// The apex being built.
@@ -272,18 +284,39 @@ impl ZoneBuilder {
     }
 
     /// Adds one record. `at` says where it came from (`"file:line: "` or `""`) for errors.
-    pub fn add(&mut self, owner: &Name, rtype: u16, ttl: u32, rdata: Rdata, at: &str) -> Result<(), ZoneError> {
+    pub fn add(
+        &mut self,
+        owner: &Name,
+        rtype: u16,
+        ttl: u32,
+        rdata: Rdata,
+        at: &str,
+    ) -> Result<(), ZoneError> {
         if !owner.is_subdomain_of(&self.apex) {
-            return Err(ZoneError::OutOfZone { at: at.into(), owner: owner.to_text(), apex: self.apex.to_text() });
+            return Err(ZoneError::OutOfZone {
+                at: at.into(),
+                owner: owner.to_text(),
+                apex: self.apex.to_text(),
+            });
         }
         if crate::rdata::is_meta_type(rtype) || rtype == 0 {
-            return Err(ZoneError::BadType { at: at.into(), rtype: type_to_string(rtype) });
+            return Err(ZoneError::BadType {
+                at: at.into(),
+                rtype: type_to_string(rtype),
+            });
         }
         if rtype == rtype::SOA && owner.to_lowercase() != self.apex.to_lowercase() {
-            return Err(ZoneError::SoaNotAtApex { at: at.into(), owner: owner.to_text(), apex: self.apex.to_text() });
+            return Err(ZoneError::SoaNotAtApex {
+                at: at.into(),
+                owner: owner.to_text(),
+                apex: self.apex.to_text(),
+            });
         }
         let key = owner.to_lowercase().wire().into();
-        let (_, sets) = self.nodes.entry(key).or_insert_with(|| (owner.clone(), Vec::new()));
+        let (_, sets) = self
+            .nodes
+            .entry(key)
+            .or_insert_with(|| (owner.clone(), Vec::new()));
         match sets.iter_mut().find(|s| s.0 == rtype) {
             Some(set) => {
                 if set.1 != ttl && rtype != rtype::RRSIG {
@@ -324,17 +357,31 @@ impl ZoneBuilder {
         let mut negative_ttl = 0;
         for (key, (name, sets)) in self.nodes {
             for (t, _, rds, at) in &sets {
-                let others = sets.iter().filter(|s| !matches!(s.0, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
+                let others = sets
+                    .iter()
+                    .filter(|s| !matches!(s.0, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
                 if *t == rtype::CNAME {
                     if let Some(other) = others.clone().next() {
-                        return Err(ZoneError::CnameConflict { at: at.clone(), owner: name.to_text(), other: type_to_string(other.0) });
+                        return Err(ZoneError::CnameConflict {
+                            at: at.clone(),
+                            owner: name.to_text(),
+                            other: type_to_string(other.0),
+                        });
                     }
                     if rds.len() > 1 {
-                        return Err(ZoneError::CnameConflict { at: at.clone(), owner: name.to_text(), other: "CNAME".into() });
+                        return Err(ZoneError::CnameConflict {
+                            at: at.clone(),
+                            owner: name.to_text(),
+                            other: "CNAME".into(),
+                        });
                     }
                 }
-                if *t == rtype::DNAME && (rds.len() > 1 || sets.iter().any(|s| s.0 == rtype::CNAME)) {
-                    return Err(ZoneError::DnameConflict { at: at.clone(), owner: name.to_text() });
+                if *t == rtype::DNAME && (rds.len() > 1 || sets.iter().any(|s| s.0 == rtype::CNAME))
+                {
+                    return Err(ZoneError::DnameConflict {
+                        at: at.clone(),
+                        owner: name.to_text(),
+                    });
                 }
                 if *t == rtype::SOA {
                     if rds.len() != 1 {
@@ -346,16 +393,32 @@ impl ZoneBuilder {
                         u32::from_be_bytes([rd[at], rd[at + 1], rd[at + 2], rd[at + 3]])
                     };
                     serial = tail(20);
-                    negative_ttl = sets.iter().find(|s| s.0 == rtype::SOA).map_or(0, |s| s.1).min(tail(4));
+                    negative_ttl = sets
+                        .iter()
+                        .find(|s| s.0 == rtype::SOA)
+                        .map_or(0, |s| s.1)
+                        .min(tail(4));
                 }
             }
             let is_apex = key == apex_key;
             let cut = !is_apex && sets.iter().any(|s| s.0 == rtype::NS);
-            let mut rrsets: Vec<Rrset> = sets.into_iter().map(|(t, ttl, rds, _)| Rrset::new(t, ttl, rds)).collect();
+            let mut rrsets: Vec<Rrset> = sets
+                .into_iter()
+                .map(|(t, ttl, rds, _)| Rrset::new(t, ttl, rds))
+                .collect();
             attach_sigs(&mut rrsets);
-            nodes.insert(key, Node { name, rrsets: rrsets.into(), cut });
+            nodes.insert(
+                key,
+                Node {
+                    name,
+                    rrsets: rrsets.into(),
+                    cut,
+                },
+            );
         }
-        let apex = nodes.get(&apex_key).ok_or_else(|| ZoneError::Soa(apex_text.clone()))?;
+        let apex = nodes
+            .get(&apex_key)
+            .ok_or_else(|| ZoneError::Soa(apex_text.clone()))?;
         let Some(soa) = apex.get(rtype::SOA) else {
             return Err(ZoneError::Soa(apex_text));
         };
@@ -377,7 +440,11 @@ impl ZoneBuilder {
                     Entry::Occupied(_) => break,
                     Entry::Vacant(v) => {
                         cur = p.parent();
-                        v.insert(Node { name: p, rrsets: Box::new([]), cut: false });
+                        v.insert(Node {
+                            name: p,
+                            rrsets: Box::new([]),
+                            cut: false,
+                        });
                     }
                 }
             }

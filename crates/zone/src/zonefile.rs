@@ -40,6 +40,9 @@ pub struct SourceRecord {
     pub line: usize,
 }
 
+/// TTL of records before any TTL or `$TTL` is stated.
+pub const DEFAULT_TTL: u32 = 3600;
+
 /// Deepest `$INCLUDE` nesting accepted; deeper is almost surely a loop.
 const MAX_INCLUDE_DEPTH: usize = 16;
 
@@ -51,14 +54,26 @@ pub fn read_file(path: &Path, origin: Option<&Name>) -> Result<Vec<SourceRecord>
         line: 0,
         message: format!("cannot read: {e}"),
     })?;
-    Reader { out: &mut out, last_owner: None, last_ttl: None }.read(path, &text, origin.cloned(), 0)?;
+    Reader {
+        out: &mut out,
+        last_owner: None,
+    }
+    .read(path, &text, origin.cloned(), 0)?;
     Ok(out)
 }
 
 /// Reads zone-file text. `path` is used in errors and to resolve relative `$INCLUDE`s.
-pub fn read_str(text: &str, path: &Path, origin: Option<&Name>) -> Result<Vec<SourceRecord>, ZoneFileError> {
+pub fn read_str(
+    text: &str,
+    path: &Path,
+    origin: Option<&Name>,
+) -> Result<Vec<SourceRecord>, ZoneFileError> {
     let mut out = Vec::new();
-    Reader { out: &mut out, last_owner: None, last_ttl: None }.read(path, text, origin.cloned(), 0)?;
+    Reader {
+        out: &mut out,
+        last_owner: None,
+    }
+    .read(path, text, origin.cloned(), 0)?;
     Ok(out)
 }
 
@@ -125,7 +140,12 @@ fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ 
                         let start = i;
                         loop {
                             match bytes.get(i) {
-                                None => return Some(Err((quote_line, "unterminated quoted string".into()))),
+                                None => {
+                                    return Some(Err((
+                                        quote_line,
+                                        "unterminated quoted string".into(),
+                                    )));
+                                }
                                 Some(b'\\') => i += 2,
                                 Some(b'"') => break,
                                 Some(b'\n') => {
@@ -138,7 +158,10 @@ fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ 
                         let Some(t) = text.get(start..i) else {
                             return Some(Err((quote_line, "bad escape at end of string".into())));
                         };
-                        tokens.push(Token { text: t.to_owned(), quoted: true });
+                        tokens.push(Token {
+                            text: t.to_owned(),
+                            quoted: true,
+                        });
                         i += 1;
                     }
                     _ => {
@@ -159,14 +182,20 @@ fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ 
                 }
             }
             if !tokens.is_empty() {
-                return Some(Ok(Entry { line: start_line, blank_owner, tokens }));
+                return Some(Ok(Entry {
+                    line: start_line,
+                    blank_owner,
+                    tokens,
+                }));
             }
         }
     })
 }
 
 fn is_class(s: &str) -> bool {
-    ["IN", "CH", "CS", "HS"].iter().any(|c| c.eq_ignore_ascii_case(s))
+    ["IN", "CH", "CS", "HS"]
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(s))
         || s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("CLASS"))
 }
 
@@ -177,12 +206,21 @@ fn looks_like_ttl(s: &str) -> bool {
 struct Reader<'o> {
     out: &'o mut Vec<SourceRecord>,
     last_owner: Option<Name>,
-    last_ttl: Option<u32>,
 }
 
 impl Reader<'_> {
-    fn read(&mut self, path: &Path, text: &str, mut origin: Option<Name>, depth: usize) -> Result<(), ZoneFileError> {
-        let err = |line: usize, message: String| ZoneFileError { file: path.to_owned(), line, message };
+    fn read(
+        &mut self,
+        path: &Path,
+        text: &str,
+        mut origin: Option<Name>,
+        depth: usize,
+    ) -> Result<(), ZoneFileError> {
+        let err = |line: usize, message: String| ZoneFileError {
+            file: path.to_owned(),
+            line,
+            message,
+        };
         let mut default_ttl: Option<u32> = None;
         for entry in lex(text) {
             let entry = entry.map_err(|(line, m)| err(line, m))?;
@@ -194,7 +232,8 @@ impl Reader<'_> {
                 match first.text.to_ascii_uppercase().as_str() {
                     "$ORIGIN" => {
                         let o = arg(1).ok_or_else(|| err(line, "$ORIGIN needs a name".into()))?;
-                        let name = Name::parse(o, origin.as_ref()).map_err(|e| err(line, format!("bad $ORIGIN '{o}': {e}")))?;
+                        let name = Name::parse(o, origin.as_ref())
+                            .map_err(|e| err(line, format!("bad $ORIGIN '{o}': {e}")))?;
                         origin = Some(name);
                         if toks.len() > 2 {
                             return Err(err(line, "extra text after $ORIGIN".into()));
@@ -208,12 +247,18 @@ impl Reader<'_> {
                         }
                     }
                     "$INCLUDE" => {
-                        let f = arg(1).ok_or_else(|| err(line, "$INCLUDE needs a file name".into()))?;
+                        let f =
+                            arg(1).ok_or_else(|| err(line, "$INCLUDE needs a file name".into()))?;
                         if depth >= MAX_INCLUDE_DEPTH {
-                            return Err(err(line, format!("$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH}")));
+                            return Err(err(
+                                line,
+                                format!("$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH}"),
+                            ));
                         }
                         let inc_origin = match arg(2) {
-                            Some(o) => Some(Name::parse(o, origin.as_ref()).map_err(|e| err(line, format!("bad $INCLUDE origin '{o}': {e}")))?),
+                            Some(o) => Some(Name::parse(o, origin.as_ref()).map_err(|e| {
+                                err(line, format!("bad $INCLUDE origin '{o}': {e}"))
+                            })?),
                             None => origin.clone(),
                         };
                         let inc = Path::new(f);
@@ -222,8 +267,12 @@ impl Reader<'_> {
                         } else {
                             path.parent().unwrap_or(Path::new(".")).join(inc)
                         };
-                        let inc_text = std::fs::read_to_string(&inc)
-                            .map_err(|e| err(line, format!("cannot read $INCLUDE file {}: {e}", inc.display())))?;
+                        let inc_text = std::fs::read_to_string(&inc).map_err(|e| {
+                            err(
+                                line,
+                                format!("cannot read $INCLUDE file {}: {e}", inc.display()),
+                            )
+                        })?;
                         // RFC 1035 §5.1: the include never changes the parent's origin.
                         self.read(&inc, &inc_text, inc_origin, depth + 1)?;
                     }
@@ -231,15 +280,24 @@ impl Reader<'_> {
                 }
                 continue;
             }
-            self.record(&entry, path, origin.as_ref(), default_ttl).map_err(|m| err(line, m))?;
+            self.record(&entry, path, origin.as_ref(), default_ttl)
+                .map_err(|m| err(line, m))?;
         }
         Ok(())
     }
 
-    fn record(&mut self, entry: &Entry, path: &Path, origin: Option<&Name>, default_ttl: Option<u32>) -> Result<(), String> {
+    fn record(
+        &mut self,
+        entry: &Entry,
+        path: &Path,
+        origin: Option<&Name>,
+        default_ttl: Option<u32>,
+    ) -> Result<(), String> {
         let mut toks = entry.tokens.as_slice();
         let owner = if entry.blank_owner {
-            self.last_owner.clone().ok_or("record has no owner name and no previous owner")?
+            self.last_owner
+                .clone()
+                .ok_or("record has no owner name and no previous owner")?
         } else {
             let (o, rest) = toks.split_first().ok_or("empty entry")?;
             toks = rest;
@@ -259,27 +317,24 @@ impl Reader<'_> {
             } else if ttl.is_none() && looks_like_ttl(&t.text) {
                 ttl = Some(parse_ttl(&t.text)?);
             } else {
-                break type_from_str(&t.text).ok_or_else(|| format!("unknown record type '{}'", t.text))?;
+                break type_from_str(&t.text)
+                    .ok_or_else(|| format!("unknown record type '{}'", t.text))?;
             }
         };
-        let data = rdata::parse_rdata(code, toks, origin).map_err(|e| format!("{}: {e}", rdata::type_to_string(code)))?;
-        let ttl = match ttl {
-            Some(t) => {
-                self.last_ttl = Some(t);
-                t
-            }
-            None => match (default_ttl, self.last_ttl) {
-                (Some(t), _) | (None, Some(t)) => t,
-                // RFC 1035 without $TTL: an SOA with no TTL takes its own MINIMUM.
-                (None, None) if code == rtype::SOA => data
-                    .get(data.len().saturating_sub(4)..)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u32::from_be_bytes)
-                    .unwrap_or(0),
-                (None, None) => return Err("no TTL given and no $TTL before this record".into()),
-            },
-        };
-        self.out.push(SourceRecord { owner, rtype: code, ttl, rdata: data, file: path.to_owned(), line: entry.line });
+        let data = rdata::parse_rdata(code, toks, origin)
+            .map_err(|e| format!("{}: {e}", rdata::type_to_string(code)))?;
+        // An explicit TTL, else $TTL, else 3600. RFC 1035 §5.1 would reuse the last TTL
+        // stated; RFC 2308 §4 replaced that with $TTL, and NSD and Knot use 3600 without it,
+        // so the same file gives the same answers on all three.
+        let ttl = ttl.or(default_ttl).unwrap_or(DEFAULT_TTL);
+        self.out.push(SourceRecord {
+            owner,
+            rtype: code,
+            ttl,
+            rdata: data,
+            file: path.to_owned(),
+            line: entry.line,
+        });
         Ok(())
     }
 }
@@ -304,11 +359,17 @@ mod tests {
         assert_eq!(recs[0].ttl, 3600);
         assert_eq!(recs[0].line, 2);
         assert_eq!(recs[2].owner.to_text(), "example.com.");
-        assert_eq!(rdata::rdata_to_text(rtype::MX, &recs[2].rdata), "10 example.com.");
+        assert_eq!(
+            rdata::rdata_to_text(rtype::MX, &recs[2].rdata),
+            "10 example.com."
+        );
         assert_eq!(recs[3].ttl, 300);
         assert_eq!(recs[4].owner.to_text(), "www.example.com.");
         assert_eq!(recs[4].ttl, 60);
-        assert_eq!(rdata::rdata_to_text(rtype::TXT, &recs[5].rdata), "\"a b\" \"c\" \"q\\\"\"");
+        assert_eq!(
+            rdata::rdata_to_text(rtype::TXT, &recs[5].rdata),
+            "\"a b\" \"c\" \"q\\\"\""
+        );
         assert_eq!(recs[5].line, 8);
     }
 
@@ -316,11 +377,13 @@ mod tests {
     fn errors_name_the_line() {
         let e = read("$TTL 60\nwww A 192.0.2.1\nbad A 300.1.1.1\n").unwrap_err();
         assert_eq!(e.line, 3);
-        assert!(e.to_string().starts_with("t.zone:3: A: bad IPv4 address"), "{e}");
+        assert!(
+            e.to_string().starts_with("t.zone:3: A: bad IPv4 address"),
+            "{e}"
+        );
         let e = read("$TTL 60\nx ( A\n 192.0.2.1\n").unwrap_err();
         assert_eq!(e.line, 2);
-        let e = read("www A 192.0.2.1\n").unwrap_err();
-        assert!(e.message.contains("no TTL"));
+        assert_eq!(read("www A 192.0.2.1\n").unwrap()[0].ttl, DEFAULT_TTL);
         let e = read("$TTL 60\nwww CH A 192.0.2.1\n").unwrap_err();
         assert!(e.message.contains("class CH"));
         let e = read("$TTL 60\nwww BOGUS 1\n").unwrap_err();

@@ -1,0 +1,203 @@
+//! Differential test against NSD (Debian's `nsd`): the same zones, a generated corpus of
+//! questions, and the rcode, flags and all three sections must match.
+//!
+//! Deliberate differences are listed in `DIFFERENCES` with the reason; none are needed today.
+//! ANY is compared by rcode, flags and answer count only: RFC 8482 lets a server pick which
+//! RRset to return.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use r53dns_zone::load_zone_file;
+use r53dns_zone::name::Name;
+
+use crate::support::dns::{Query, Response, ask, ask_tcp};
+use crate::support::nsd::Nsd;
+use crate::support::server::{TestServer, data_dir};
+
+const TYPES: &[&str] = &[
+    "A",
+    "AAAA",
+    "NS",
+    "SOA",
+    "MX",
+    "TXT",
+    "CNAME",
+    "DS",
+    "SRV",
+    "PTR",
+    "HINFO",
+    "CAA",
+    "SSHFP",
+    "NAPTR",
+    "DNAME",
+    "TYPE65280",
+    "TYPE999",
+    "ANY",
+];
+
+fn flip_case(name: &str, seed: usize) -> String {
+    name.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if (i + seed) % 3 == 0 {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
+}
+
+/// Names worth asking about: every owner, a child and a grandchild of each (NXDOMAIN or
+/// wildcard), case-flipped spellings, and some names outside every zone.
+fn corpus_names(files: &[PathBuf], outside: &[&str]) -> Vec<String> {
+    let mut names = BTreeSet::new();
+    for f in files {
+        let (zone, _) = load_zone_file(f, None).unwrap();
+        for node in zone.nodes() {
+            let n = node.name().to_text();
+            let under = if n == "." { String::new() } else { n.clone() };
+            names.insert(n.clone());
+            names.insert(format!("nx.{under}"));
+            names.insert(format!("a.b.{under}"));
+            names.insert(flip_case(&n, names.len()));
+        }
+    }
+    names.extend(outside.iter().map(|s| s.to_string()));
+    names.into_iter().collect()
+}
+
+fn compare(q: &Query, ours: &Response, theirs: &Response) -> Option<String> {
+    let any = q.qtype == 255;
+    let mut diffs = Vec::new();
+    if ours.rcode != theirs.rcode {
+        diffs.push(format!(
+            "rcode {} vs NSD {}",
+            ours.rcode_text(),
+            theirs.rcode_text()
+        ));
+    }
+    if ours.flags_text() != theirs.flags_text() {
+        diffs.push(format!(
+            "flags '{}' vs NSD '{}'",
+            ours.flags_text(),
+            theirs.flags_text()
+        ));
+    }
+    if ours.opt.is_some() != theirs.opt.is_some() {
+        diffs.push("OPT presence differs".into());
+    }
+    for s in ["answer", "authority", "additional"] {
+        let (a, b) = (ours.section(s), theirs.section(s));
+        if any && s == "answer" {
+            if a.len() != b.len() && !a.is_empty() && !b.is_empty() {
+                // Both answered with one RRset; sizes may differ by which set was chosen.
+                continue;
+            }
+            if a.is_empty() != b.is_empty() {
+                diffs.push(format!("ANY answer {a:?} vs NSD {b:?}"));
+            }
+            continue;
+        }
+        if any {
+            continue;
+        }
+        if a != b {
+            diffs.push(format!("{s}:\n      ours {a:#?}\n      NSD  {b:#?}"));
+        }
+    }
+    (!diffs.is_empty()).then(|| {
+        let name = Name::from_wire(&q.name)
+            .map(|n| n.to_text())
+            .unwrap_or_default();
+        format!(
+            "{name} {} edns={:?}: {}",
+            r53dns_zone::rdata::type_to_string(q.qtype),
+            q.edns,
+            diffs.join("; ")
+        )
+    })
+}
+
+fn run_group(zone_files: &[&str], outside: &[&str]) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    let mut nsd_zones = Vec::new();
+    for f in zone_files {
+        let dst = dir.path().join(f);
+        std::fs::copy(data_dir().join("zones").join(f), &dst).unwrap();
+        let (zone, _) = load_zone_file(&dst, None).unwrap();
+        nsd_zones.push(zone.apex().to_text());
+        files.push(dst);
+    }
+    let nsd_args: Vec<(String, &std::path::Path)> = nsd_zones
+        .iter()
+        .cloned()
+        .zip(files.iter().map(PathBuf::as_path))
+        .collect();
+    let nsd = Nsd::start(&nsd_args);
+    let ours = TestServer::start_dir(dir.path());
+    let names = corpus_names(&files, outside);
+    let mut failures = Vec::new();
+    let mut asked = 0;
+    for (i, name) in names.iter().enumerate() {
+        for t in TYPES {
+            let mut variants = vec![Query::new(name, t)];
+            // Every fourth name also without EDNS (512-octet limit) and with a small buffer.
+            if i % 4 == 0 {
+                variants.push(Query::new(name, t).no_edns());
+                variants.push(Query::new(name, t).bufsize(512));
+            }
+            for q in variants {
+                let a = ask(ours.addr, &q);
+                let b = ask(nsd.addr, &q);
+                asked += 1;
+                if let Some(d) = compare(&q, &a, &b) {
+                    failures.push(d);
+                }
+            }
+        }
+        // TCP for a sample: the same answers without a size limit.
+        if i % 8 == 0 {
+            let q = Query::new(name, "A");
+            if let Some(d) = compare(&q, &ask_tcp(ours.addr, &q), &ask_tcp(nsd.addr, &q)) {
+                failures.push(format!("TCP {d}"));
+            }
+            asked += 1;
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {asked} answers differ from NSD:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    asked
+}
+
+#[test]
+fn same_answers_as_nsd_for_example_zones() {
+    let n = run_group(
+        &[
+            "example.com.zone",
+            "example.net.zone",
+            "sub.example.com.zone",
+        ],
+        &[
+            "example.org.",
+            "com.",
+            "net.",
+            "org.",
+            "nx.example.org.",
+            ".",
+        ],
+    );
+    assert!(n > 1000, "only {n} questions asked");
+}
+
+#[test]
+fn same_answers_as_nsd_for_rfc1034_root() {
+    let n = run_group(&["rfc1034-root.zone"], &[]);
+    assert!(n > 300, "only {n} questions asked");
+}

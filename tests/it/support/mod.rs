@@ -1,0 +1,3 @@
+pub mod dns;
+pub mod nsd;
+pub mod server;

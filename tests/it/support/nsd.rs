@@ -1,0 +1,93 @@
+//! NSD from Debian as the reference server, on a loopback port, stopped on drop.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::dns::{Query, parse, udp_exchange};
+
+pub struct Nsd {
+    pub addr: SocketAddr,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Nsd {
+    /// Serves `zones` (apex, path to the zone file) and waits until NSD answers for the first.
+    pub fn start(zones: &[(String, &Path)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        for attempt in 0..5 {
+            let port = free_port();
+            let mut conf = format!(
+                "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n  \
+                 zonesdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  xfrdfile: \"{d}/xfrd.state\"\n  \
+                 zonelistfile: \"{d}/zone.list\"\n  hide-version: yes\n  hide-identity: yes\n  server-count: 1\n  \
+                 verbosity: 1\n  logfile: \"{d}/nsd.log\"\n  reuseport: no\n  tcp-count: 64\n  rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n\
+                 remote-control:\n  control-enable: no\n"
+            );
+            for (apex, path) in zones {
+                conf.push_str(&format!(
+                    "zone:\n  name: \"{apex}\"\n  zonefile: \"{}\"\n",
+                    path.display()
+                ));
+            }
+            std::fs::write(dir.path().join("nsd.conf"), conf).unwrap();
+            let child = Command::new("nsd")
+                .args(["-d", "-c"])
+                .arg(dir.path().join("nsd.conf"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("nsd must be installed (apt-get install nsd)");
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let probe = Query::new(&zones[0].0, "SOA");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut nsd = Some(Self {
+                addr,
+                child,
+                _dir: tempfile::tempdir().unwrap(),
+            });
+            while Instant::now() < deadline {
+                if let Some(raw) = udp_exchange(addr, &probe.to_wire()) {
+                    if parse(&raw).is_ok_and(|r| r.rcode == 0 && !r.answer.is_empty()) {
+                        let mut n = nsd.take().unwrap();
+                        n._dir = dir;
+                        return n;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let log = std::fs::read_to_string(dir.path().join("nsd.log")).unwrap_or_default();
+            eprintln!("NSD attempt {attempt} did not come up:\n{log}");
+            drop(nsd);
+        }
+        panic!("NSD did not start");
+    }
+}
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
