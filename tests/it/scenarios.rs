@@ -8,6 +8,7 @@
 //! query <name> <type> [+noedns] [+do] [+bufsize=N] [+tcp] [+rd] [+cd] [+class=N] [+version=N] [+opcode=N]
 //! rcode NOERROR
 //! flags qr aa
+//! edns udp=1232 version=0 do=0   (or `none`)
 //! answer            (then one record per line, absolute names, TTL and class given)
 //! authority
 //! additional
@@ -24,6 +25,8 @@ use crate::support::dns::{Query, Response, Rr, ask, ask_tcp};
 use crate::support::server::{TestServer, data_dir};
 
 struct Case {
+    /// Comment lines just above the query, kept when expectations are rewritten.
+    comments: Vec<String>,
     query_line: String,
     query: Query,
     tcp: bool,
@@ -85,6 +88,15 @@ fn observed(r: &Response) -> Vec<(String, Vec<String>)> {
     vec![
         ("rcode".into(), vec![r.rcode_text()]),
         ("flags".into(), vec![r.flags_text()]),
+        (
+            "edns".into(),
+            vec![match r.opt {
+                None => "none".to_owned(),
+                Some((udp, version, dnssec_ok)) => {
+                    format!("udp={udp} version={version} do={}", u8::from(dnssec_ok))
+                }
+            }],
+        ),
         ("answer".into(), r.section("answer")),
         ("authority".into(), r.section("authority")),
         ("additional".into(), r.section("additional")),
@@ -97,11 +109,12 @@ fn run_file(path: &Path) -> usize {
     let mut cases: Vec<Case> = Vec::new();
     let mut section: Option<String> = None;
     let mut header_lines = Vec::new();
+    let mut pending = Vec::new();
     for line in text.lines() {
         let t = line.trim();
         if t.is_empty() || t.starts_with('#') {
-            if cases.is_empty() {
-                header_lines.push(line.to_owned());
+            if t.starts_with('#') {
+                pending.push(line.to_owned());
             }
             continue;
         }
@@ -109,11 +122,14 @@ fn run_file(path: &Path) -> usize {
         match word {
             "zone" => {
                 zones.push(rest.to_owned());
+                header_lines.append(&mut pending);
                 header_lines.push(line.to_owned());
             }
             "query" => {
                 let (query, tcp) = parse_query(rest);
+                let comments = std::mem::take(&mut pending);
                 cases.push(Case {
+                    comments,
                     query_line: rest.to_owned(),
                     query,
                     tcp,
@@ -121,7 +137,7 @@ fn run_file(path: &Path) -> usize {
                 });
                 section = None;
             }
-            "rcode" | "flags" => {
+            "rcode" | "flags" | "edns" => {
                 cases
                     .last_mut()
                     .unwrap()
@@ -155,7 +171,7 @@ fn run_file(path: &Path) -> usize {
     }
     let server = TestServer::start_dir(tmp.path());
     let update = std::env::var_os("UPDATE_EXPECT").is_some();
-    let mut rewritten = header_lines.join("\n");
+    let mut rewritten = header_lines.join("\n").trim_end().to_owned();
     let mut failures = Vec::new();
     for case in &cases {
         let r = if case.tcp {
@@ -164,12 +180,25 @@ fn run_file(path: &Path) -> usize {
             ask(server.addr, &case.query)
         };
         assert_eq!(r.id, case.query.id);
+        // The question comes back byte for byte, case included (0x20).
+        if r.rcode != 1 {
+            assert_eq!(
+                r.question,
+                vec![(case.query.name.clone(), case.query.qtype, case.query.qclass)],
+                "{}",
+                case.query_line
+            );
+        }
         let got = observed(&r);
         if update {
-            let _ = write!(rewritten, "\n\nquery {}", case.query_line);
+            rewritten.push('\n');
+            for c in &case.comments {
+                let _ = write!(rewritten, "\n{c}");
+            }
+            let _ = write!(rewritten, "\nquery {}", case.query_line);
             for (k, v) in &got {
                 match k.as_str() {
-                    "rcode" | "flags" => {
+                    "rcode" | "flags" | "edns" => {
                         let _ = write!(rewritten, "\n{k} {}", v[0]);
                     }
                     _ if v.is_empty() => {}
@@ -185,9 +214,11 @@ fn run_file(path: &Path) -> usize {
         }
         for (k, v) in &got {
             let want = match case.expect.iter().find(|(ek, _)| ek == k) {
-                Some((_, lines)) if k == "rcode" || k == "flags" => lines.clone(),
+                Some((_, lines)) if ["rcode", "flags", "edns"].contains(&k.as_str()) => {
+                    lines.clone()
+                }
                 Some((_, lines)) => canonical_records(lines),
-                None if k == "rcode" || k == "flags" => {
+                None if ["rcode", "flags", "edns"].contains(&k.as_str()) => {
                     panic!("{}: case '{}' lacks {k}", path.display(), case.query_line)
                 }
                 None => vec![],

@@ -228,6 +228,25 @@ impl ZoneSet {
                         }
                         return ans;
                     }
+                    if qtype == rtype::RRSIG {
+                        // Every signature at the name, each group with its own TTL.
+                        for rr in node.rrsets() {
+                            let sigs = if rr.rtype() == rtype::RRSIG {
+                                Some(rr)
+                            } else {
+                                rr.sigs()
+                            };
+                            if let Some(sigs) = sigs {
+                                ans.answer.push(Item::new(owner, sigs));
+                            }
+                        }
+                        if ans.answer.is_empty() {
+                            negative(zone, &mut ans);
+                        } else {
+                            positive_extras(zone, &mut ans, opts);
+                        }
+                        return ans;
+                    }
                     if let Some(rr) = node.get(qtype) {
                         ans.answer.push(Item::new(owner, rr));
                         if qtype != rtype::DS {

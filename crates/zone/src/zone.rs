@@ -317,7 +317,14 @@ impl ZoneBuilder {
             .nodes
             .entry(key)
             .or_insert_with(|| (owner.clone(), Vec::new()));
-        match sets.iter_mut().find(|s| s.0 == rtype) {
+        // RRSIGs are grouped by the type they cover: each group has its own TTL (RFC 4034
+        // §3: the RRSIG TTL equals the covered RRset's) and travels with that RRset.
+        let same_set = |s: &&mut (u16, u32, Vec<Rdata>, String)| {
+            s.0 == rtype
+                && (rtype != rtype::RRSIG
+                    || s.2.first().map(|r| covered(r)) == Some(covered(&rdata)))
+        };
+        match sets.iter_mut().find(same_set) {
             Some(set) => {
                 if set.1 != ttl && rtype != rtype::RRSIG {
                     // RFC 2181 §5.2: one TTL per RRset; keep the first, as BIND does.
@@ -463,21 +470,31 @@ impl ZoneBuilder {
     }
 }
 
-/// Moves each RRSIG to the RRset it covers (RFC 4034 §3.1.1: type covered is the first field),
-/// and keeps the whole RRSIG set too for explicit RRSIG queries.
-fn attach_sigs(rrsets: &mut [Rrset]) {
-    let Some(sig_set) = rrsets.iter().find(|r| r.rtype == rtype::RRSIG).cloned() else {
-        return;
-    };
-    for rr in rrsets.iter_mut().filter(|r| r.rtype != rtype::RRSIG) {
-        let covering: Vec<Rdata> = sig_set
-            .rdatas
+/// The type an RRSIG covers (RFC 4034 §3.1.1: its first field).
+fn covered(rrsig: &[u8]) -> Option<u16> {
+    rrsig.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+}
+
+/// Moves each group of RRSIGs onto the RRset it covers. RRSIGs covering a type absent at the
+/// node stay as RRSIG RRsets of their own, so they can still be asked for.
+fn attach_sigs(rrsets: &mut Vec<Rrset>) {
+    let mut i = 0;
+    while i < rrsets.len() {
+        if rrsets[i].rtype != rtype::RRSIG {
+            i += 1;
+            continue;
+        }
+        let target = rrsets[i].rdatas.first().and_then(|r| covered(r));
+        match rrsets
             .iter()
-            .filter(|rd| rd.len() >= 2 && u16::from_be_bytes([rd[0], rd[1]]) == rr.rtype)
-            .cloned()
-            .collect();
-        if !covering.is_empty() {
-            rr.sigs = Some(Box::new(Rrset::new(rtype::RRSIG, sig_set.ttl, covering)));
+            .position(|r| r.rtype != rtype::RRSIG && Some(r.rtype) == target)
+        {
+            Some(t) => {
+                let sigs = rrsets.remove(i);
+                let t = if t > i { t - 1 } else { t };
+                rrsets[t].sigs = Some(Box::new(sigs));
+            }
+            None => i += 1,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::name::Name;
-use crate::rdata::{self, Token, parse_ttl, rtype, type_from_str};
+use crate::rdata::{self, Token, parse_ttl, type_from_str};
 
 /// A zone file that could not be read: where and why.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
