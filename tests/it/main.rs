@@ -4,5 +4,8 @@
 #[allow(dead_code)] // helpers are shared by modules that each use a part
 mod support;
 
+mod binary;
 mod differential;
+mod robustness;
 mod scenarios;
+mod tcp;
