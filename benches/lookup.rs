@@ -1,1 +1,74 @@
-fn main() {}
+//! Lookup and whole-handler micro-benchmarks on a generated 10,000-record zone.
+//!
+//! `cargo bench --bench lookup` — figures per question kind: hit, CNAME, NXDOMAIN, wildcard,
+//! referral; then the same through `answer()` (request bytes to response bytes).
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use r53dns_server::{AnswerConfig, Transport, answer};
+use r53dns_zone::{LookupOptions, Name, ZoneSet, load_zone_str, rtype};
+
+/// A zone of about 10,000 records: hosts, CNAMEs, delegations with glue, a wildcard.
+fn zone_text() -> String {
+    let mut z = String::from(
+        "$ORIGIN bench.example.\n$TTL 3600\n@ SOA ns1 hostmaster 1 7200 900 1209600 300\n  NS ns1\n  NS ns2\n\
+         ns1 A 192.0.2.1\nns2 A 192.0.2.2\n*.wild A 192.0.2.9\n",
+    );
+    for i in 0..8500 {
+        z.push_str(&format!("host{i} A 10.{}.{}.{}\n", i >> 16, (i >> 8) & 255, i & 255));
+    }
+    for i in 0..500 {
+        z.push_str(&format!("alias{i} CNAME host{i}\n"));
+    }
+    for i in 0..500 {
+        z.push_str(&format!("dept{i} NS ns.dept{i}\nns.dept{i} A 10.200.{}.{}\n", i >> 8, i & 255));
+    }
+    z
+}
+
+fn query(name: &str, qtype: u16) -> Vec<u8> {
+    let n: Name = name.parse().unwrap();
+    let mut m = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1];
+    m.extend_from_slice(n.wire());
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&[0, 1, 0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0]);
+    m
+}
+
+fn benches(c: &mut Criterion) {
+    let (zone, _) = load_zone_str(&zone_text(), Path::new("bench.example.zone"), None).unwrap();
+    assert!(zone.record_count() >= 10_000);
+    let mut set = ZoneSet::new();
+    set.insert(zone);
+    let cases = [
+        ("hit", "host4242.bench.example.", rtype::A),
+        ("cname", "alias42.bench.example.", rtype::A),
+        ("nxdomain", "nothere.bench.example.", rtype::A),
+        ("nodata", "host4242.bench.example.", rtype::AAAA),
+        ("wildcard", "a.b.wild.bench.example.", rtype::A),
+        ("referral", "www.dept42.bench.example.", rtype::A),
+    ];
+    let mut g = c.benchmark_group("lookup");
+    for (label, name, t) in cases {
+        let n: Name = name.parse().unwrap();
+        g.bench_function(label, |b| b.iter(|| black_box(set.lookup(black_box(n.wire()), t, LookupOptions::default()))));
+    }
+    g.finish();
+    let mut g = c.benchmark_group("answer");
+    let cfg = AnswerConfig::default();
+    let mut out = Vec::with_capacity(65535);
+    for (label, name, t) in cases {
+        let q = query(name, t);
+        g.bench_function(label, |b| b.iter(|| answer(&set, black_box(&q), Transport::Udp, &cfg, &mut out)));
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = lookup;
+    config = Criterion::default().measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
+    targets = benches
+}
+criterion_main!(lookup);

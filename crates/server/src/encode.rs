@@ -1,6 +1,5 @@
 //! Writing answers into a reused buffer: name compression, size limit, truncation.
 
-use r53dns_zone::name::wire_len;
 use r53dns_zone::rdata::compressible_names;
 use r53dns_zone::{Answer, Data, Item, Owner, Rrset, rtype};
 use smallvec::SmallVec;
@@ -19,6 +18,7 @@ pub(crate) struct Encoder<'b> {
     buf: &'b mut Vec<u8>,
     limit: usize,
     /// Offsets where a name (or name suffix) was written uncompressed: compression targets.
+    /// Bounded, so encoding never allocates; names past the bound are simply not targets.
     names: SmallVec<[u16; 32]>,
 }
 
@@ -40,7 +40,7 @@ impl<'b> Encoder<'b> {
             if len == 0 || len & 0xc0 != 0 || at > 0x3fff {
                 return;
             }
-            if self.names.len() < self.names.inline_size() * 4 {
+            if self.names.len() < self.names.inline_size() {
                 self.names.push(at as u16);
             }
             at += 1 + usize::from(len);
@@ -105,7 +105,7 @@ impl<'b> Encoder<'b> {
             let start = self.buf.len();
             let l = usize::from(suffix[0]);
             self.buf.extend_from_slice(&suffix[..1 + l]);
-            if start <= 0x3fff && self.names.len() < self.names.inline_size() * 4 {
+            if start <= 0x3fff && self.names.len() < self.names.inline_size() {
                 self.names.push(start as u16);
             }
             at += 1 + l;
@@ -185,10 +185,4 @@ impl<'b> Encoder<'b> {
         }
         Ok(n)
     }
-}
-
-/// Whether `name` is well formed (used before trusting synthesized names).
-#[allow(dead_code)]
-pub(crate) fn well_formed(name: &[u8]) -> bool {
-    wire_len(name) == Some(name.len())
 }

@@ -101,7 +101,7 @@ pub struct SynthCname {
 }
 
 /// A section's items, inline for the common sizes.
-pub type Section<'a> = SmallVec<[Item<'a>; 4]>;
+pub type Section<'a> = SmallVec<[Item<'a>; 8]>;
 
 /// The outcome of a lookup, before encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -351,7 +351,7 @@ fn positive_extras<'a>(zone: &'a Zone, ans: &mut Answer<'a>, opts: LookupOptions
             }
         }
     }
-    let sets: SmallVec<[&Rrset; 4]> = ans
+    let sets: SmallVec<[&Rrset; 8]> = ans
         .answer
         .iter()
         .chain(ans.authority.iter())

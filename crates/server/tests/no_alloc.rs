@@ -1,0 +1,55 @@
+//! Answering a query, request bytes to response bytes, allocates nothing once the output
+//! buffer exists.
+
+use std::alloc::System;
+use std::path::Path;
+
+use r53dns_server::{AnswerConfig, Outcome, Transport, answer};
+use r53dns_zone::{Name, ZoneSet, load_zone_str};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const ZONE: &str = "$ORIGIN example.com.\n$TTL 300\n@ SOA ns h 1 2 3 4 5\n NS ns\n NS ns2.example.net.\n MX 10 mail\n\
+ns A 192.0.2.1\n AAAA 2001:db8::1\nmail A 192.0.2.2\nwww A 192.0.2.3\nalias CNAME www\n*.wild A 192.0.2.4\n\
+sub NS ns.sub\nns.sub A 192.0.2.6\n";
+
+fn query(name: &str, qtype: u16, edns: bool) -> Vec<u8> {
+    let n: Name = name.parse().unwrap();
+    let mut m = vec![0xab, 0xcd, 0, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)];
+    m.extend_from_slice(n.wire());
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&[0, 1]);
+    if edns {
+        m.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0x80, 0, 0, 0]);
+    }
+    m
+}
+
+#[test]
+fn answering_does_not_allocate() {
+    let (zone, _) = load_zone_str(ZONE, Path::new("t"), None).unwrap();
+    let mut set = ZoneSet::new();
+    set.insert(zone);
+    let queries = [
+        query("www.example.com.", 1, true),
+        query("alias.example.com.", 1, false),
+        query("example.com.", 15, true),
+        query("nx.example.com.", 1, true),
+        query("a.wild.example.com.", 1, true),
+        query("x.sub.example.com.", 1, false),
+        query("www.example.org.", 1, true),
+    ];
+    let cfg = AnswerConfig::default();
+    let mut out = Vec::with_capacity(65535);
+    let region = Region::new(GLOBAL);
+    for _ in 0..200 {
+        for q in &queries {
+            assert_eq!(answer(&set, q, Transport::Udp, &cfg, &mut out), Outcome::Respond);
+        }
+    }
+    let stats = region.change();
+    assert_eq!(stats.allocations, 0, "{stats:?}");
+    assert_eq!(stats.reallocations, 0, "{stats:?}");
+}
