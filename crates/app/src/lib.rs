@@ -3,7 +3,7 @@
 //! SIGTERM/SIGINT.
 //!
 //! Only this crate spawns long-lived tasks. The snapshot is published through one
-//! [`Store`](r53dns_server::Store); a reload builds a complete new [`ZoneSet`] aside and swaps
+//! [`Store`]; a reload builds a complete new [`ZoneSet`] aside and swaps
 //! it in with a single store.
 #![warn(missing_docs)]
 
@@ -15,10 +15,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
-use r53dns_server::{CancellationToken, Store};
+use r53dns_server::CancellationToken;
 use tokio::sync::Mutex;
 
 pub use config::{Config, LogFormat, Spec};
+pub use r53dns_server::Store;
+pub use r53dns_zone::ZoneSet;
 use zones::{FileZones, LoadReport, zone_paths};
 
 /// A failure before serving that is the operator's to fix (bad config or zone): exit code 2.

@@ -165,10 +165,11 @@ impl<'b> Encoder<'b> {
         match item.data {
             Data::Rrset(set) => {
                 n += self.rrset(item.owner, ans, set);
-                if dnssec_ok && set.rtype() != rtype::RRSIG {
-                    if let Some(sigs) = set.sigs() {
-                        n += self.rrset(item.owner, ans, sigs);
-                    }
+                if let Some(sigs) = set
+                    .sigs()
+                    .filter(|_| dnssec_ok && set.rtype() != rtype::RRSIG)
+                {
+                    n += self.rrset(item.owner, ans, sigs);
                 }
             }
             Data::Synth(i) => {

@@ -53,15 +53,15 @@ pub fn answer(
     out: &mut Vec<u8>,
 ) -> Outcome {
     out.clear();
-    let req = match wire::read_request(msg) {
-        Ok(r) => r,
-        Err((ReadError::Drop, _)) => return Outcome::Drop,
-        Err((ReadError::FormErr { question }, req)) => {
-            let Some(req) = req else { return Outcome::Drop };
+    let mut req = Request::empty();
+    match wire::read_request(msg, &mut req) {
+        Ok(()) => {}
+        Err(ReadError::Drop) => return Outcome::Drop,
+        Err(ReadError::FormErr { question }) => {
             error(out, &req, cfg, rcode::FORMERR, question);
             return Outcome::Respond;
         }
-    };
+    }
     if req.opcode() != opcode::QUERY {
         error(out, &req, cfg, rcode::NOTIMP, true);
         return Outcome::Respond;
@@ -73,8 +73,8 @@ pub fn answer(
         }
         (Transport::Udp, None) => 512,
     };
-    if let Some(e) = req.edns {
-        if e.version != 0 {
+    if req.edns.is_some_and(|e| e.version != 0) {
+        {
             // RFC 6891 §6.1.3: BADVERS, no question data.
             header(out, &req, 0);
             question(out, &req);

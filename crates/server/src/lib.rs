@@ -1,5 +1,5 @@
 //! The DNS wire side of r53dns: one answer function ([`answer`]) from request bytes to
-//! response bytes over an atomically swapped [`ZoneSet`](r53dns_zone::ZoneSet), and the UDP
+//! response bytes over an atomically swapped [`ZoneSet`], and the UDP
 //! and TCP listeners that call it.
 //!
 //! This crate knows nothing of where zones come from. It reads the current snapshot once per
@@ -30,7 +30,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use r53dns_zone::ZoneSet;
+pub use r53dns_zone::ZoneSet;
 
 mod encode;
 mod handler;

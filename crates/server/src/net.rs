@@ -188,10 +188,11 @@ fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &AnswerConfig, stop: &Atomic
             }
         };
         let zones = store.load();
-        if answer(&zones, &buf[..n], Transport::Udp, cfg, &mut out) == Outcome::Respond {
-            if let Err(e) = sock.send_to(&out, peer) {
-                tracing::debug!(%peer, error = %e, "UDP send failed");
-            }
+        if answer(&zones, &buf[..n], Transport::Udp, cfg, &mut out) == Outcome::Drop {
+            continue;
+        }
+        if let Err(e) = sock.send_to(&out, peer) {
+            tracing::debug!(%peer, error = %e, "UDP send failed");
         }
     }
 }

@@ -138,13 +138,29 @@ fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
     }
 }
 
-/// Parses a request. Every index is checked; hostile input yields an error, never a panic.
-pub(crate) fn read_request(msg: &[u8]) -> Result<Request, (ReadError, Option<Request>)> {
+impl Request {
+    /// A request with nothing read yet.
+    pub(crate) fn empty() -> Self {
+        Self {
+            id: 0,
+            flags: 0,
+            qname: [0; MAX_NAME_LEN],
+            qname_len: 0,
+            qtype: 0,
+            qclass: 0,
+            edns: None,
+        }
+    }
+}
+
+/// Parses a request into `req`. Every index is checked; hostile input yields an error, never
+/// a panic. On a FORMERR, `req` holds what was read (ID and flags at least) for the reply.
+pub(crate) fn read_request(msg: &[u8], req: &mut Request) -> Result<(), ReadError> {
     let (Some(id), Some(flags)) = (u16_at(msg, 0), u16_at(msg, 2)) else {
-        return Err((ReadError::Drop, None));
+        return Err(ReadError::Drop);
     };
     if msg.len() < 12 || flags & QR != 0 {
-        return Err((ReadError::Drop, None));
+        return Err(ReadError::Drop);
     }
     let counts = [
         u16_at(msg, 4),
@@ -153,28 +169,22 @@ pub(crate) fn read_request(msg: &[u8]) -> Result<Request, (ReadError, Option<Req
         u16_at(msg, 10),
     ];
     let [Some(qd), Some(an), Some(ns), Some(ar)] = counts else {
-        return Err((ReadError::Drop, None));
+        return Err(ReadError::Drop);
     };
-    let mut req = Request {
-        id,
-        flags,
-        qname: [0; MAX_NAME_LEN],
-        qname_len: 0,
-        qtype: 0,
-        qclass: 0,
-        edns: None,
-    };
+    *req = Request::empty();
+    req.id = id;
+    req.flags = flags;
     let formerr = |question| ReadError::FormErr { question };
     if qd != 1 {
-        return Err((formerr(false), Some(req)));
+        return Err(formerr(false));
     }
     let Some((nlen, used)) = read_name(msg, 12, &mut req.qname) else {
-        return Err((formerr(false), Some(req)));
+        return Err(formerr(false));
     };
     req.qname_len = nlen;
     let mut pos = 12 + used;
     let (Some(qtype), Some(qclass)) = (u16_at(msg, pos), u16_at(msg, pos + 2)) else {
-        return Err((formerr(false), Some(req)));
+        return Err(formerr(false));
     };
     req.qtype = qtype;
     req.qclass = qclass;
@@ -182,17 +192,17 @@ pub(crate) fn read_request(msg: &[u8]) -> Result<Request, (ReadError, Option<Req
     // Skip answer and authority records to reach the OPT record.
     for _ in 0..u32::from(an) + u32::from(ns) {
         let Some(n) = skip_name(msg, pos) else {
-            return Err((formerr(true), Some(req)));
+            return Err(formerr(true));
         };
         pos += n;
         let Some(rdlen) = u16_at(msg, pos + 8) else {
-            return Err((formerr(true), Some(req)));
+            return Err(formerr(true));
         };
         pos += 10 + usize::from(rdlen);
     }
     for _ in 0..ar {
         let Some(n) = skip_name(msg, pos) else {
-            return Err((formerr(true), Some(req)));
+            return Err(formerr(true));
         };
         let name_at = pos;
         pos += n;
@@ -202,16 +212,16 @@ pub(crate) fn read_request(msg: &[u8]) -> Result<Request, (ReadError, Option<Req
             u32_at(msg, pos + 4),
             u16_at(msg, pos + 8),
         ) else {
-            return Err((formerr(true), Some(req)));
+            return Err(formerr(true));
         };
         pos += 10 + usize::from(rdlen);
         if pos > msg.len() {
-            return Err((formerr(true), Some(req)));
+            return Err(formerr(true));
         }
         if t == rtype::OPT {
             // RFC 6891 §6.1.1: one OPT, owned by the root.
             if req.edns.is_some() || n != 1 || msg[name_at] != 0 {
-                return Err((formerr(true), Some(req)));
+                return Err(formerr(true));
             }
             req.edns = Some(Edns {
                 udp_size: class,
@@ -221,7 +231,7 @@ pub(crate) fn read_request(msg: &[u8]) -> Result<Request, (ReadError, Option<Req
         }
     }
     if pos > msg.len() {
-        return Err((formerr(true), Some(req)));
+        return Err(formerr(true));
     }
-    Ok(req)
+    Ok(())
 }

@@ -254,25 +254,23 @@ impl ZoneSet {
                         }
                         return ans;
                     }
-                    if qtype != rtype::CNAME {
-                        if let Some(cname) = node.get(rtype::CNAME) {
-                            if ans.answer.iter().any(|i| i.data == Data::Rrset(cname)) {
-                                return ans; // a loop: answer with the chain so far, like NSD
-                            }
-                            ans.answer.push(Item::new(owner, cname));
-                            let Some(target) = cname
-                                .rdatas()
-                                .first()
-                                .and_then(|rd| target_name(rtype::CNAME, rd))
-                            else {
-                                return ans;
-                            };
-                            owner = Owner::Name(target);
-                            if name.set(target).is_none() {
-                                return ans;
-                            }
-                            continue;
+                    if let Some(cname) = node.get(rtype::CNAME).filter(|_| qtype != rtype::CNAME) {
+                        if ans.answer.iter().any(|i| i.data == Data::Rrset(cname)) {
+                            return ans; // a loop: answer with the chain so far, like NSD
                         }
+                        ans.answer.push(Item::new(owner, cname));
+                        let Some(target) = cname
+                            .rdatas()
+                            .first()
+                            .and_then(|rd| target_name(rtype::CNAME, rd))
+                        else {
+                            return ans;
+                        };
+                        owner = Owner::Name(target);
+                        if name.set(target).is_none() {
+                            return ans;
+                        }
+                        continue;
                     }
                     negative(zone, &mut ans);
                     return ans;
@@ -343,13 +341,10 @@ fn negative<'a>(zone: &'a Zone, ans: &mut Answer<'a>) {
 /// when minimal responses are off.
 fn positive_extras<'a>(zone: &'a Zone, ans: &mut Answer<'a>, opts: LookupOptions) {
     let apex = zone.apex_node();
-    if !opts.minimal_responses {
-        if let Some(ns) = apex.get(rtype::NS) {
-            if !ans.answer.iter().any(|i| i.data == Data::Rrset(ns)) {
-                ans.authority
-                    .push(Item::new(Owner::Name(apex.name().wire()), ns));
-            }
-        }
+    let ns = apex.get(rtype::NS).filter(|_| !opts.minimal_responses);
+    if let Some(ns) = ns.filter(|ns| !ans.answer.iter().any(|i| i.data == Data::Rrset(ns))) {
+        ans.authority
+            .push(Item::new(Owner::Name(apex.name().wire()), ns));
     }
     let sets: SmallVec<[&Rrset; 8]> = ans
         .answer
@@ -364,11 +359,9 @@ fn referral<'a>(zone: &'a Zone, cut: &'a Node, ans: &mut Answer<'a>, opts: Looku
     let Some(ns) = cut.get(rtype::NS) else { return };
     ans.authority
         .push(Item::new(Owner::Name(cut.name().wire()), ns));
-    if opts.dnssec_ok {
-        if let Some(ds) = cut.get(rtype::DS) {
-            ans.authority
-                .push(Item::new(Owner::Name(cut.name().wire()), ds));
-        }
+    if let Some(ds) = cut.get(rtype::DS).filter(|_| opts.dnssec_ok) {
+        ans.authority
+            .push(Item::new(Owner::Name(cut.name().wire()), ds));
     }
     add_addresses(zone, ans, &[ns], Some(cut));
 }

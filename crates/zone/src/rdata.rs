@@ -1,7 +1,7 @@
 //! Record types and RDATA: presentation form ⇄ wire form.
 //!
 //! RDATA is kept in uncompressed wire form in the snapshot, so answering is a copy. Each type
-//! is described once as a list of fields ([`Field`]); the same description drives parsing
+//! is described once as a list of fields; the same description drives parsing
 //! from zone-file tokens and printing back to presentation form, so the two cannot drift.
 //! SVCB/HTTPS parameters are parsed by hickory-proto. Anything else, and any type in RFC 3597
 //! form (`TYPE65280 \# 3 abcdef`), is carried as opaque octets.
@@ -225,9 +225,16 @@ impl Token {
 
 /// Parses RDATA tokens of `code` into wire form. `origin` completes relative names.
 pub fn parse_rdata(code: u16, tokens: &[Token], origin: Option<&Name>) -> Result<Vec<u8>, String> {
-    if let Some(first) = tokens.first().filter(|t| !t.quoted && t.text == "\\#") {
-        let _ = first;
-        return parse_generic(&tokens[1..]);
+    if tokens.first().is_some_and(|t| !t.quoted && t.text == "\\#") {
+        let data = parse_generic(&tokens[1..])?;
+        // RFC 3597 §5: a known type in generic form must still be valid data of that type.
+        if !is_valid_rdata(code, &data) {
+            return Err(format!(
+                "\\# data is not valid {} RDATA",
+                type_to_string(code)
+            ));
+        }
+        return Ok(data);
     }
     if is_meta_type(code) {
         return Err(format!("{} cannot be used in a zone", type_to_string(code)));
@@ -596,7 +603,7 @@ fn decode_bitmap(mut b: &[u8]) -> Option<Vec<u16>> {
 
 /// Decodes hex digits (white space already removed by tokenizing).
 pub fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits in '{s}'"));
     }
     (0..s.len())
@@ -711,6 +718,22 @@ pub fn generic_text(rdata: &[u8]) -> String {
     } else {
         format!("\\# {} {}", rdata.len(), hex(rdata))
     }
+}
+
+/// Whether wire RDATA follows the layout of its type (always true for opaque types).
+pub fn is_valid_rdata(code: u16, rdata: &[u8]) -> bool {
+    if matches!(code, rtype::SVCB | rtype::HTTPS) {
+        return svcb_to_text(code, rdata).is_some();
+    }
+    let Some(fields) = info(code).and_then(|i| i.fields) else {
+        return true;
+    };
+    let mut parts = Vec::new();
+    let mut at = 0;
+    fields
+        .iter()
+        .all(|f| print_field(*f, rdata, &mut at, &mut parts).is_some())
+        && at == rdata.len()
 }
 
 /// Prints wire RDATA in presentation form; falls back to RFC 3597 form when the type has no
@@ -907,6 +930,9 @@ mod tests {
         assert_eq!(wire, vec![0xab, 0xcd, 0xef]);
         assert!(parse_rdata(65280, &toks("\\# 2 abcdef"), None).is_err());
         assert!(parse_rdata(65280, &toks("abc"), None).is_err());
+        // Generic form of a known type must be valid for that type.
+        assert!(parse_rdata(rtype::A, &toks("\\# 3 C00002"), None).is_err());
+        assert!(parse_rdata(rtype::SOA, &toks("\\# 2 0000"), None).is_err());
         // A known type may be given in generic form too (RFC 3597 §5).
         let a = parse_rdata(rtype::A, &toks("\\# 4 C0000201"), None).unwrap();
         assert_eq!(rdata_to_text(rtype::A, &a), "192.0.2.1");

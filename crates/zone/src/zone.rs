@@ -255,13 +255,22 @@ pub enum ZoneError {
     },
 }
 
+/// An RRset being collected, with where its first record came from.
+#[derive(Debug)]
+struct PendingSet {
+    rtype: u16,
+    ttl: u32,
+    rdatas: Vec<Rdata>,
+    at: String,
+}
+
 /// Collects records and checks the zone's invariants before it can be served.
 #[derive(Debug)]
 pub struct ZoneBuilder {
     apex: Name,
     source: Source,
-    // lower-cased owner → (owner as given, rrsets in first-seen order)
-    nodes: FxHashMap<Box<[u8]>, (Name, Vec<(u16, u32, Vec<Rdata>, String)>)>,
+    // lower-cased owner → (owner as given, RRsets in first-seen order)
+    nodes: FxHashMap<Box<[u8]>, (Name, Vec<PendingSet>)>,
     records: usize,
     warnings: Vec<String>,
 }
@@ -319,30 +328,35 @@ impl ZoneBuilder {
             .or_insert_with(|| (owner.clone(), Vec::new()));
         // RRSIGs are grouped by the type they cover: each group has its own TTL (RFC 4034
         // §3: the RRSIG TTL equals the covered RRset's) and travels with that RRset.
-        let same_set = |s: &&mut (u16, u32, Vec<Rdata>, String)| {
-            s.0 == rtype
+        let same_set = |s: &&mut PendingSet| {
+            s.rtype == rtype
                 && (rtype != rtype::RRSIG
-                    || s.2.first().map(|r| covered(r)) == Some(covered(&rdata)))
+                    || s.rdatas.first().map(|r| covered(r)) == Some(covered(&rdata)))
         };
         match sets.iter_mut().find(same_set) {
             Some(set) => {
-                if set.1 != ttl && rtype != rtype::RRSIG {
+                if set.ttl != ttl && rtype != rtype::RRSIG {
                     // RFC 2181 §5.2: one TTL per RRset; keep the first, as BIND does.
                     self.warnings.push(format!(
                         "{at}TTL {ttl} of {} {} differs from the RRset's TTL {}; using {}",
                         owner,
                         type_to_string(rtype),
-                        set.1,
-                        set.1
+                        set.ttl,
+                        set.ttl
                     ));
                 }
-                if !set.2.contains(&rdata) {
-                    set.2.push(rdata);
+                if !set.rdatas.contains(&rdata) {
+                    set.rdatas.push(rdata);
                     self.records += 1;
                 }
             }
             None => {
-                sets.push((rtype, ttl, vec![rdata], at.to_owned()));
+                sets.push(PendingSet {
+                    rtype,
+                    ttl,
+                    rdatas: vec![rdata],
+                    at: at.to_owned(),
+                });
                 self.records += 1;
             }
         }
@@ -363,16 +377,17 @@ impl ZoneBuilder {
         let mut serial = 0;
         let mut negative_ttl = 0;
         for (key, (name, sets)) in self.nodes {
-            for (t, _, rds, at) in &sets {
-                let others = sets
+            for set in &sets {
+                let (t, rds, at) = (set.rtype, &set.rdatas, &set.at);
+                let mut others = sets
                     .iter()
-                    .filter(|s| !matches!(s.0, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
-                if *t == rtype::CNAME {
-                    if let Some(other) = others.clone().next() {
+                    .filter(|s| !matches!(s.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
+                if t == rtype::CNAME {
+                    if let Some(other) = others.next() {
                         return Err(ZoneError::CnameConflict {
                             at: at.clone(),
                             owner: name.to_text(),
-                            other: type_to_string(other.0),
+                            other: type_to_string(other.rtype),
                         });
                     }
                     if rds.len() > 1 {
@@ -383,35 +398,30 @@ impl ZoneBuilder {
                         });
                     }
                 }
-                if *t == rtype::DNAME && (rds.len() > 1 || sets.iter().any(|s| s.0 == rtype::CNAME))
-                {
+                let beside_cname = sets.iter().any(|s| s.rtype == rtype::CNAME);
+                if t == rtype::DNAME && (rds.len() > 1 || beside_cname) {
                     return Err(ZoneError::DnameConflict {
                         at: at.clone(),
                         owner: name.to_text(),
                     });
                 }
-                if *t == rtype::SOA {
-                    if rds.len() != 1 {
-                        return Err(ZoneError::Soa(apex_text.clone()));
-                    }
-                    let rd = &rds[0];
-                    let tail = |back: usize| -> u32 {
-                        let at = rd.len() - back;
-                        u32::from_be_bytes([rd[at], rd[at + 1], rd[at + 2], rd[at + 3]])
+                if t == rtype::SOA {
+                    let timers = match rds.as_slice() {
+                        [rd] => soa_timers(rd),
+                        _ => None,
                     };
-                    serial = tail(20);
-                    negative_ttl = sets
-                        .iter()
-                        .find(|s| s.0 == rtype::SOA)
-                        .map_or(0, |s| s.1)
-                        .min(tail(4));
+                    let Some((soa_serial, minimum)) = timers else {
+                        return Err(ZoneError::Soa(apex_text.clone()));
+                    };
+                    serial = soa_serial;
+                    negative_ttl = set.ttl.min(minimum);
                 }
             }
             let is_apex = key == apex_key;
-            let cut = !is_apex && sets.iter().any(|s| s.0 == rtype::NS);
+            let cut = !is_apex && sets.iter().any(|s| s.rtype == rtype::NS);
             let mut rrsets: Vec<Rrset> = sets
                 .into_iter()
-                .map(|(t, ttl, rds, _)| Rrset::new(t, ttl, rds))
+                .map(|s| Rrset::new(s.rtype, s.ttl, s.rdatas))
                 .collect();
             attach_sigs(&mut rrsets);
             nodes.insert(
@@ -468,6 +478,19 @@ impl ZoneBuilder {
         };
         Ok((zone, self.warnings))
     }
+}
+
+/// SERIAL and MINIMUM of an SOA RDATA, if it is well formed (two names, five numbers).
+fn soa_timers(rd: &[u8]) -> Option<(u32, u32)> {
+    let m = crate::name::wire_len(rd)?;
+    let r = crate::name::wire_len(rd.get(m..)?)?;
+    let timers = rd.get(m + r..)?;
+    if timers.len() != 20 {
+        return None;
+    }
+    let word =
+        |i: usize| u32::from_be_bytes([timers[i], timers[i + 1], timers[i + 2], timers[i + 3]]);
+    Some((word(0), word(16)))
 }
 
 /// The type an RRSIG covers (RFC 4034 §3.1.1: its first field).

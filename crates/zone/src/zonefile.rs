@@ -342,6 +342,7 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rdata::rtype;
 
     fn read(text: &str) -> Result<Vec<SourceRecord>, ZoneFileError> {
         let origin: Name = "example.com.".parse().unwrap();

@@ -34,7 +34,13 @@ fn lookups_do_not_allocate() {
     .into_iter()
     .map(|(n, t)| (n.parse().unwrap(), t))
     .collect();
-    for opts in [LookupOptions::default(), LookupOptions { minimal_responses: true, dnssec_ok: true }] {
+    for opts in [
+        LookupOptions::default(),
+        LookupOptions {
+            minimal_responses: true,
+            dnssec_ok: true,
+        },
+    ] {
         let region = Region::new(GLOBAL);
         let mut answered = 0;
         for _ in 0..100 {

@@ -58,12 +58,11 @@ impl Nsd {
                 _dir: tempfile::tempdir().unwrap(),
             });
             while Instant::now() < deadline {
-                if let Some(raw) = udp_exchange(addr, &probe.to_wire()) {
-                    if parse(&raw).is_ok_and(|r| r.rcode == 0 && !r.answer.is_empty()) {
-                        let mut n = nsd.take().unwrap();
-                        n._dir = dir;
-                        return n;
-                    }
+                let reply = udp_exchange(addr, &probe.to_wire()).and_then(|raw| parse(&raw).ok());
+                if reply.is_some_and(|r| r.rcode == 0 && !r.answer.is_empty()) {
+                    let mut n = nsd.take().unwrap();
+                    n._dir = dir;
+                    return n;
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
