@@ -8,4 +8,5 @@ mod binary;
 mod differential;
 mod robustness;
 mod scenarios;
+mod serving;
 mod tcp;

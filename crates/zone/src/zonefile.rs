@@ -58,7 +58,7 @@ pub fn read_file(path: &Path, origin: Option<&Name>) -> Result<Vec<SourceRecord>
         out: &mut out,
         last_owner: None,
     }
-    .read(path, &text, origin.cloned(), 0)?;
+    .read(path, &text, origin.cloned(), None, 0)?;
     Ok(out)
 }
 
@@ -73,7 +73,7 @@ pub fn read_str(
         out: &mut out,
         last_owner: None,
     }
-    .read(path, text, origin.cloned(), 0)?;
+    .read(path, text, origin.cloned(), None, 0)?;
     Ok(out)
 }
 
@@ -209,11 +209,14 @@ struct Reader<'o> {
 }
 
 impl Reader<'_> {
+    /// Reads one file. `origin` and `default_ttl` are inherited from an including file;
+    /// changes to them here do not flow back (RFC 1035 §5.1 for the origin).
     fn read(
         &mut self,
         path: &Path,
         text: &str,
         mut origin: Option<Name>,
+        mut default_ttl: Option<u32>,
         depth: usize,
     ) -> Result<(), ZoneFileError> {
         let err = |line: usize, message: String| ZoneFileError {
@@ -221,7 +224,6 @@ impl Reader<'_> {
             line,
             message,
         };
-        let mut default_ttl: Option<u32> = None;
         for entry in lex(text) {
             let entry = entry.map_err(|(line, m)| err(line, m))?;
             let line = entry.line;
@@ -274,7 +276,7 @@ impl Reader<'_> {
                             )
                         })?;
                         // RFC 1035 §5.1: the include never changes the parent's origin.
-                        self.read(&inc, &inc_text, inc_origin, depth + 1)?;
+                        self.read(&inc, &inc_text, inc_origin, default_ttl, depth + 1)?;
                     }
                     other => return Err(err(line, format!("unsupported directive {other}"))),
                 }
