@@ -73,7 +73,7 @@ fn benches(c: &mut Criterion) {
     for (label, name, t) in cases {
         let q = query(name, t);
         g.bench_function(label, |b| {
-            b.iter(|| answer(&set, black_box(&q), Transport::Udp, &cfg, &mut out))
+            b.iter(|| answer(&set, black_box(&q), Transport::Udp, &cfg, None, &mut out))
         });
     }
     g.finish();

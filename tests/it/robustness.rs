@@ -35,7 +35,14 @@ fn limit(msg: &[u8], transport: Transport) -> usize {
 
 fn check(set: &ZoneSet, msg: &[u8], transport: Transport) {
     let mut out = Vec::new();
-    match answer(set, msg, transport, &AnswerConfig::default(), &mut out) {
+    match answer(
+        set,
+        msg,
+        transport,
+        &AnswerConfig::default(),
+        None,
+        &mut out,
+    ) {
         Outcome::Drop => {}
         Outcome::Respond => {
             assert!(out.len() >= 12, "response shorter than a header");
@@ -119,6 +126,7 @@ fn compression_pointer_loops_are_rejected() {
                 &msg,
                 Transport::Udp,
                 &AnswerConfig::default(),
+                None,
                 &mut out
             ),
             Outcome::Respond
@@ -134,7 +142,14 @@ fn responses_and_runts_are_dropped() {
     q[2] |= 0x80;
     let mut out = Vec::new();
     assert_eq!(
-        answer(&set, &q, Transport::Udp, &AnswerConfig::default(), &mut out),
+        answer(
+            &set,
+            &q,
+            Transport::Udp,
+            &AnswerConfig::default(),
+            None,
+            &mut out
+        ),
         Outcome::Drop
     );
     assert_eq!(
@@ -143,6 +158,7 @@ fn responses_and_runts_are_dropped() {
             &[0u8; 5],
             Transport::Udp,
             &AnswerConfig::default(),
+            None,
             &mut out
         ),
         Outcome::Drop
@@ -155,7 +171,14 @@ fn two_questions_are_a_format_error() {
     let mut q = Query::new("www.example.com.", "A").no_edns().to_wire();
     q[5] = 2;
     let mut out = Vec::new();
-    answer(&set, &q, Transport::Udp, &AnswerConfig::default(), &mut out);
+    answer(
+        &set,
+        &q,
+        Transport::Udp,
+        &AnswerConfig::default(),
+        None,
+        &mut out,
+    );
     let r = parse(&out).unwrap();
     assert_eq!(r.rcode, 1);
     assert!(r.question.is_empty());

@@ -180,7 +180,7 @@ fn a_published_snapshot_is_served_at_once_and_whole() {
     let (zone, _) = load_zone_str(&next, std::path::Path::new("x"), None).unwrap();
     let mut set = ZoneSet::new();
     set.insert(zone);
-    store.store(Arc::new(set));
+    store.store(Arc::new(set.into()));
     assert_eq!(
         ask(s.addr, &q).section("answer"),
         vec!["www.small.example. 300 IN A 192.0.2.200"]

@@ -80,7 +80,7 @@ impl Reloader {
         for w in &report.warnings {
             tracing::warn!("{w}");
         }
-        self.store.store(Arc::new(new.to_set()));
+        self.store.store(Arc::new(new.to_set().into()));
         tracing::info!(
             zones = report.loaded.len(),
             errors = report.errors.len(),
@@ -125,7 +125,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     for (file, apex, serial, records) in &report.loaded {
         tracing::info!(zone = %apex, serial, records, file = %file.display(), "zone loaded");
     }
-    let store: Store = Arc::new(ArcSwap::from_pointee(files.to_set()));
+    let store: Store = Arc::new(ArcSwap::from_pointee(files.to_set().into()));
     let bound = r53dns_server::bind(config.server.clone())
         .map_err(|e| StartupError(format!("cannot listen on {:?}: {e}", config.server.listen)))?;
     let dns_addrs = bound.local_addrs().to_vec();

@@ -1,7 +1,11 @@
 //! The one answer function: request bytes in, response bytes out. UDP and TCP both call it,
 //! so they can never answer differently.
 
-use r53dns_zone::{LookupOptions, Rcode, ZoneSet, rtype};
+use std::cell::Cell;
+use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
+
+use r53dns_zone::{Client, LookupOptions, Rcode, ZoneSet, rtype};
 
 use crate::encode::{Encoder, Full, OPT_LEN};
 use crate::wire::{self, AA, CD, OPCODE_MASK, QR, RD, ReadError, Request, TC, opcode, rcode};
@@ -44,12 +48,14 @@ pub enum Outcome {
 }
 
 /// Answers one DNS message from `zones`, writing the response into `out` (cleared first).
-/// Never panics, whatever the input.
+/// `client` is the source address (routing policies may depend on it). Never panics,
+/// whatever the input.
 pub fn answer(
     zones: &ZoneSet,
     msg: &[u8],
     transport: Transport,
     cfg: &AnswerConfig,
+    client: Option<IpAddr>,
     out: &mut Vec<u8>,
 ) -> Outcome {
     out.clear();
@@ -94,9 +100,15 @@ pub fn answer(
         return Outcome::Respond;
     }
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+    // RFC 7871: the EDNS client subnet, when given, stands for the client.
+    let ip = req.edns.and_then(|e| e.client_subnet).or(client);
     let opts = LookupOptions {
         minimal_responses: cfg.minimal_responses,
         dnssec_ok,
+        client: Client {
+            ip,
+            random: next_random(),
+        },
     };
     let ans = zones.lookup(req.qname(), req.qtype, opts);
     if ans.rcode == Rcode::FormErr {
@@ -151,6 +163,22 @@ pub fn answer(
         out[2] |= (TC >> 8) as u8;
     }
     Outcome::Respond
+}
+
+thread_local! {
+    static RNG: Cell<u64> = Cell::new(std::collections::hash_map::RandomState::new().build_hasher().finish() | 1);
+}
+
+/// A fast per-thread xorshift for weighted and multivalue choices (not for anything secret).
+fn next_random() -> u64 {
+    RNG.with(|c| {
+        let mut x = c.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c.set(x);
+        x
+    })
 }
 
 fn header(out: &mut Vec<u8>, req: &Request, flags: u16) {

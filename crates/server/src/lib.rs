@@ -19,7 +19,7 @@
 //! let mut query = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
 //! query.extend_from_slice(b"\x02ns\x07example\x03com\x00\x00\x01\x00\x01");
 //! let mut out = Vec::new();
-//! let outcome = answer(&zones, &query, Transport::Udp, &AnswerConfig::default(), &mut out);
+//! let outcome = answer(&zones, &query, Transport::Udp, &AnswerConfig::default(), None, &mut out);
 //! assert_eq!(outcome, Outcome::Respond);
 //! assert_eq!(out[3] & 0x0f, 0); // NOERROR
 //! assert_eq!(u16::from_be_bytes([out[6], out[7]]), 1); // one answer
@@ -30,6 +30,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+pub use r53dns_zone::Snapshot;
 pub use r53dns_zone::ZoneSet;
 
 mod encode;
@@ -41,5 +42,5 @@ pub use handler::{AnswerConfig, Outcome, Transport, answer};
 pub use net::{Bound, ServerConfig, bind};
 pub use tokio_util::sync::CancellationToken;
 
-/// The published snapshot: replaced whole with `store.store(Arc::new(new_set))`.
-pub type Store = Arc<ArcSwap<ZoneSet>>;
+/// The published snapshot: replaced whole with `store.store(Arc::new(snapshot))`.
+pub type Store = Arc<ArcSwap<Snapshot>>;

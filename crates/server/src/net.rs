@@ -187,8 +187,17 @@ fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &AnswerConfig, stop: &Atomic
                 continue;
             }
         };
-        let zones = store.load();
-        if answer(&zones, &buf[..n], Transport::Udp, cfg, &mut out) == Outcome::Drop {
+        let snapshot = store.load();
+        let zones = snapshot.zones_for(Some(peer.ip()));
+        if answer(
+            zones,
+            &buf[..n],
+            Transport::Udp,
+            cfg,
+            Some(peer.ip()),
+            &mut out,
+        ) == Outcome::Drop
+        {
             continue;
         }
         if let Err(e) = sock.send_to(&out, peer) {
@@ -225,7 +234,7 @@ async fn accept_loop(
         let cfg = cfg.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            if let Err(e) = connection(stream, &store, &cfg, &shutdown).await {
+            if let Err(e) = connection(stream, peer.ip(), &store, &cfg, &shutdown).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
             drop(permit);
@@ -236,6 +245,7 @@ async fn accept_loop(
 /// RFC 7766: length-prefixed messages, answered in order, several per connection.
 async fn connection(
     mut stream: TcpStream,
+    peer: std::net::IpAddr,
     store: &Store,
     cfg: &ServerConfig,
     shutdown: &CancellationToken,
@@ -260,8 +270,16 @@ async fn connection(
             Err(_) => return Ok(()),
         }
         let outcome = {
-            let zones = store.load();
-            answer(&zones, &msg, Transport::Tcp, &cfg.answer, &mut out)
+            let snapshot = store.load();
+            let zones = snapshot.zones_for(Some(peer));
+            answer(
+                zones,
+                &msg,
+                Transport::Tcp,
+                &cfg.answer,
+                Some(peer),
+                &mut out,
+            )
         };
         if outcome == Outcome::Respond {
             let n = u16::try_from(out.len()).unwrap_or(u16::MAX);

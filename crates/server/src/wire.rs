@@ -23,6 +23,8 @@ pub(crate) struct Edns {
     pub(crate) udp_size: u16,
     pub(crate) version: u8,
     pub(crate) dnssec_ok: bool,
+    /// EDNS Client Subnet address (RFC 7871), if the client sent one.
+    pub(crate) client_subnet: Option<std::net::IpAddr>,
 }
 
 /// What went wrong while reading a request, and so how to answer it.
@@ -153,6 +155,35 @@ impl Request {
     }
 }
 
+/// The address of an EDNS Client Subnet option (code 8) among the OPT options. Unknown
+/// options are skipped (RFC 6891 §6.1.2); a malformed ECS option is ignored.
+fn client_subnet(mut opts: &[u8]) -> Option<std::net::IpAddr> {
+    while opts.len() >= 4 {
+        let code = u16::from_be_bytes([opts[0], opts[1]]);
+        let len = usize::from(u16::from_be_bytes([opts[2], opts[3]]));
+        let data = opts.get(4..4 + len)?;
+        if code == 8 && len >= 4 {
+            let family = u16::from_be_bytes([data[0], data[1]]);
+            let addr = &data[4..];
+            return match family {
+                1 if addr.len() <= 4 => {
+                    let mut a = [0u8; 4];
+                    a[..addr.len()].copy_from_slice(addr);
+                    Some(std::net::IpAddr::from(a))
+                }
+                2 if addr.len() <= 16 => {
+                    let mut a = [0u8; 16];
+                    a[..addr.len()].copy_from_slice(addr);
+                    Some(std::net::IpAddr::from(a))
+                }
+                _ => None,
+            };
+        }
+        opts = &opts[4 + len..];
+    }
+    None
+}
+
 /// Parses a request into `req`. Every index is checked; hostile input yields an error, never
 /// a panic. On a FORMERR, `req` holds what was read (ID and flags at least) for the reply.
 pub(crate) fn read_request(msg: &[u8], req: &mut Request) -> Result<(), ReadError> {
@@ -223,10 +254,12 @@ pub(crate) fn read_request(msg: &[u8], req: &mut Request) -> Result<(), ReadErro
             if req.edns.is_some() || n != 1 || msg[name_at] != 0 {
                 return Err(formerr(true));
             }
+            let rdata = &msg[pos - usize::from(rdlen)..pos];
             req.edns = Some(Edns {
                 udp_size: class,
                 version: (ttl >> 16) as u8,
                 dnssec_ok: ttl & 0x8000 != 0,
+                client_subnet: client_subnet(rdata),
             });
         }
     }

@@ -47,7 +47,7 @@ fn answering_does_not_allocate() {
     for _ in 0..200 {
         for q in &queries {
             assert_eq!(
-                answer(&set, q, Transport::Udp, &cfg, &mut out),
+                answer(&set, q, Transport::Udp, &cfg, None, &mut out),
                 Outcome::Respond
             );
         }

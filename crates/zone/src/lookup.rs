@@ -8,6 +8,7 @@
 use smallvec::SmallVec;
 
 use crate::rdata::{rtype, target_name};
+use crate::routing::Client;
 use crate::set::{LowerName, ZoneSet};
 use crate::zone::{Node, Rrset, Zone};
 
@@ -27,6 +28,8 @@ pub enum Rcode {
     YxDomain,
     /// The question name is not a valid name.
     FormErr,
+    /// The data chosen cannot be served now (an alias whose target could not be resolved).
+    ServFail,
 }
 
 impl Rcode {
@@ -35,6 +38,7 @@ impl Rcode {
         match self {
             Rcode::NoError => 0,
             Rcode::FormErr => 1,
+            Rcode::ServFail => 2,
             Rcode::NxDomain => 3,
             Rcode::Refused => 5,
             Rcode::YxDomain => 6,
@@ -141,6 +145,8 @@ pub struct LookupOptions {
     pub minimal_responses: bool,
     /// The client set DO: add DS to referrals (RRSIGs are added by the encoder).
     pub dnssec_ok: bool,
+    /// Who asks, for routing policies.
+    pub client: Client,
 }
 
 enum Found<'a> {
@@ -222,7 +228,18 @@ impl ZoneSet {
                 Found::Node(node) => {
                     if qtype == rtype::ANY {
                         // RFC 8482 §4.1: one RRset is enough; NODATA for an empty node.
-                        match node.rrsets().iter().find(|r| r.rtype() != rtype::RRSIG) {
+                        let first = node
+                            .rrsets()
+                            .iter()
+                            .find(|r| r.rtype() != rtype::RRSIG)
+                            .or_else(|| {
+                                let group = node.routed().first()?;
+                                group
+                                    .select(self.routing(), opts.client)
+                                    .into_iter()
+                                    .find(|r| !r.rdatas().is_empty())
+                            });
+                        match first {
                             Some(rr) => ans.answer.push(Item::new(owner, rr)),
                             None => negative(zone, &mut ans),
                         }
@@ -247,14 +264,28 @@ impl ZoneSet {
                         }
                         return ans;
                     }
-                    if let Some(rr) = node.get(qtype) {
-                        ans.answer.push(Item::new(owner, rr));
+                    let chosen = node.select(qtype, self.routing(), opts.client);
+                    if !chosen.is_empty() {
+                        if chosen.iter().any(|rr| rr.rdatas().is_empty()) {
+                            ans.rcode = Rcode::ServFail;
+                            return ans;
+                        }
+                        for rr in chosen {
+                            ans.answer.push(Item::new(owner, rr));
+                        }
                         if qtype != rtype::DS {
                             positive_extras(zone, &mut ans, opts);
                         }
                         return ans;
                     }
-                    if let Some(cname) = node.get(rtype::CNAME).filter(|_| qtype != rtype::CNAME) {
+                    let cname = match qtype {
+                        rtype::CNAME => None,
+                        _ => node
+                            .select(rtype::CNAME, self.routing(), opts.client)
+                            .first()
+                            .copied(),
+                    };
+                    if let Some(cname) = cname {
                         if ans.answer.iter().any(|i| i.data == Data::Rrset(cname)) {
                             return ans; // a loop: answer with the chain so far, like NSD
                         }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::name::{MAX_NAME_LEN, label_offsets};
+use crate::routing::RoutingContext;
 use crate::zone::Zone;
 
 /// An immutable set of zones. A server holds one behind an atomic pointer and answers each
@@ -14,6 +15,8 @@ pub struct ZoneSet {
     zones: FxHashMap<Box<[u8]>, Arc<Zone>>,
     /// Most labels of any apex: shorter suffixes are all that need probing.
     max_apex_labels: usize,
+    /// Home region and location for latency and geolocation routing.
+    routing: RoutingContext,
 }
 
 /// A query name lower-cased into a fixed buffer, with its label offsets: the lookup's scratch
@@ -73,6 +76,16 @@ impl ZoneSet {
         Self::default()
     }
 
+    /// Sets where this server stands for latency and geolocation routing.
+    pub fn set_routing(&mut self, routing: RoutingContext) {
+        self.routing = routing;
+    }
+
+    /// Where this server stands for latency and geolocation routing.
+    pub fn routing(&self) -> &RoutingContext {
+        &self.routing
+    }
+
     /// Adds or replaces a zone.
     pub fn insert(&mut self, zone: impl Into<Arc<Zone>>) {
         let zone = zone.into();
@@ -119,5 +132,66 @@ impl ZoneSet {
         (0..=top)
             .rev()
             .find_map(|n| self.zones.get(name.suffix(n)).map(|z| (&**z, n)))
+    }
+}
+
+/// An address prefix: network address and length.
+pub type Prefix = (std::net::IpAddr, u8);
+
+/// What the server publishes: the zones every client sees, and optionally a narrower set for
+/// clients outside the internal networks (private zones are for internal clients only; a
+/// private zone shadows the public zone of the same name, and its NXDOMAIN does not fall
+/// through, as in AWS).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    internal: ZoneSet,
+    external: Option<(ZoneSet, Box<[Prefix]>)>,
+}
+
+impl Snapshot {
+    /// One view for everyone.
+    pub fn new(zones: ZoneSet) -> Self {
+        Self {
+            internal: zones,
+            external: None,
+        }
+    }
+
+    /// `internal` for clients in `networks` (address, prefix length), `external` for others.
+    pub fn with_views(internal: ZoneSet, external: ZoneSet, networks: Vec<Prefix>) -> Self {
+        Self {
+            internal,
+            external: Some((external, networks.into())),
+        }
+    }
+
+    /// The zones to answer `client` from.
+    pub fn zones_for(&self, client: Option<std::net::IpAddr>) -> &ZoneSet {
+        match (&self.external, client) {
+            (Some((external, nets)), Some(ip))
+                if !nets
+                    .iter()
+                    .any(|&(n, l)| crate::routing::in_prefix(n, l, ip)) =>
+            {
+                external
+            }
+            _ => &self.internal,
+        }
+    }
+
+    /// The zones internal clients see (all of them).
+    pub fn internal(&self) -> &ZoneSet {
+        &self.internal
+    }
+
+    /// The zones external clients see, when views are configured.
+    pub fn external(&self) -> Option<&ZoneSet> {
+        self.external.as_ref().map(|(z, _)| z)
+    }
+}
+
+impl From<ZoneSet> for Snapshot {
+    fn from(zones: ZoneSet) -> Self {
+        Self::new(zones)
     }
 }

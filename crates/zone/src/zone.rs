@@ -7,6 +7,7 @@ use thiserror::Error;
 
 use crate::name::Name;
 use crate::rdata::{rtype, type_to_string};
+use crate::routing::{Client, Routed, RoutingContext, Selection};
 
 /// RDATA in uncompressed wire form.
 pub type Rdata = Box<[u8]>;
@@ -63,6 +64,7 @@ impl Rrset {
 pub struct Node {
     name: Name,
     rrsets: Box<[Rrset]>,
+    routed: Box<[Routed]>,
     cut: bool,
 }
 
@@ -89,7 +91,31 @@ impl Node {
 
     /// An empty non-terminal: exists only because names below it do (RFC 8020).
     pub fn is_empty(&self) -> bool {
-        self.rrsets.is_empty()
+        self.rrsets.is_empty() && self.routed.is_empty()
+    }
+
+    /// Routed groups (Route53 records with set identifiers), one per type.
+    pub fn routed(&self) -> &[Routed] {
+        &self.routed
+    }
+
+    /// Whether any data of `rtype` exists here, plain or routed.
+    pub fn has(&self, rtype: u16) -> bool {
+        self.get(rtype).is_some() || self.routed.iter().any(|r| r.rtype == rtype)
+    }
+
+    /// The RRsets of `rtype` to answer with: the plain RRset, or the members a routing policy
+    /// chooses for this client. Empty when there is none (or a policy chooses none).
+    pub fn select(&self, rtype: u16, ctx: &RoutingContext, client: Client) -> Selection<'_> {
+        if let Some(rr) = self.get(rtype) {
+            let mut s = Selection::new();
+            s.push(rr);
+            return s;
+        }
+        match self.routed.iter().find(|r| r.rtype == rtype) {
+            Some(r) => r.select(ctx, client),
+            None => Selection::new(),
+        }
     }
 }
 
@@ -245,6 +271,16 @@ pub enum ZoneError {
         /// The owner.
         owner: String,
     },
+    /// Plain and routed records of one type at one name, or two routed groups of one type.
+    #[error("{at}{owner} {rtype}: records with and without routing policy cannot be mixed")]
+    MixedRouting {
+        /// Where the record was read.
+        at: String,
+        /// The owner.
+        owner: String,
+        /// The type.
+        rtype: String,
+    },
     /// A type that cannot be stored in a zone.
     #[error("{at}type {rtype} cannot be served from a zone")]
     BadType {
@@ -271,6 +307,7 @@ pub struct ZoneBuilder {
     source: Source,
     // lower-cased owner → (owner as given, RRsets in first-seen order)
     nodes: FxHashMap<Box<[u8]>, (Name, Vec<PendingSet>)>,
+    routed: FxHashMap<Box<[u8]>, Vec<Routed>>,
     records: usize,
     warnings: Vec<String>,
 }
@@ -282,6 +319,7 @@ impl ZoneBuilder {
             apex,
             source,
             nodes: FxHashMap::default(),
+            routed: FxHashMap::default(),
             records: 0,
             warnings: Vec::new(),
         }
@@ -363,6 +401,37 @@ impl ZoneBuilder {
         Ok(())
     }
 
+    /// Adds a routed group (records with set identifiers) at `owner`. One group per name and
+    /// type; a type cannot be both plain and routed at a name.
+    pub fn add_routed(&mut self, owner: &Name, routed: Routed, at: &str) -> Result<(), ZoneError> {
+        if !owner.is_subdomain_of(&self.apex) {
+            return Err(ZoneError::OutOfZone {
+                at: at.into(),
+                owner: owner.to_text(),
+                apex: self.apex.to_text(),
+            });
+        }
+        let key: Box<[u8]> = owner.to_lowercase().wire().into();
+        self.nodes
+            .entry(key.clone())
+            .or_insert_with(|| (owner.clone(), Vec::new()));
+        let groups = self.routed.entry(key).or_default();
+        if groups.iter().any(|g| g.rtype == routed.rtype) {
+            return Err(ZoneError::MixedRouting {
+                at: at.into(),
+                owner: owner.to_text(),
+                rtype: type_to_string(routed.rtype),
+            });
+        }
+        self.records += routed
+            .members
+            .iter()
+            .map(|m| m.rrset.rdatas().len().max(1))
+            .sum::<usize>();
+        groups.push(routed);
+        Ok(())
+    }
+
     /// Problems that did not stop the build (e.g. TTL mismatches inside an RRset).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
@@ -376,7 +445,30 @@ impl ZoneBuilder {
         let mut nodes: FxHashMap<Box<[u8]>, Node> = FxHashMap::default();
         let mut serial = 0;
         let mut negative_ttl = 0;
+        let mut routed_all = self.routed;
         for (key, (name, sets)) in self.nodes {
+            let routed: Vec<Routed> = routed_all.remove(&key).unwrap_or_default();
+            for group in &routed {
+                if sets.iter().any(|s| s.rtype == group.rtype) {
+                    return Err(ZoneError::MixedRouting {
+                        at: String::new(),
+                        owner: name.to_text(),
+                        rtype: type_to_string(group.rtype),
+                    });
+                }
+                let cname_beside = (group.rtype == rtype::CNAME
+                    && (!sets.is_empty() || routed.len() > 1))
+                    || (group.rtype != rtype::CNAME
+                        && (sets.iter().any(|s| s.rtype == rtype::CNAME)
+                            || routed.iter().any(|g| g.rtype == rtype::CNAME)));
+                if cname_beside {
+                    return Err(ZoneError::CnameConflict {
+                        at: String::new(),
+                        owner: name.to_text(),
+                        other: type_to_string(group.rtype),
+                    });
+                }
+            }
             for set in &sets {
                 let (t, rds, at) = (set.rtype, &set.rdatas, &set.at);
                 let mut others = sets
@@ -429,6 +521,7 @@ impl ZoneBuilder {
                 Node {
                     name,
                     rrsets: rrsets.into(),
+                    routed: routed.into(),
                     cut,
                 },
             );
@@ -460,6 +553,7 @@ impl ZoneBuilder {
                         v.insert(Node {
                             name: p,
                             rrsets: Box::new([]),
+                            routed: Box::new([]),
                             cut: false,
                         });
                     }

@@ -39,6 +39,7 @@ fn lookups_do_not_allocate() {
         LookupOptions {
             minimal_responses: true,
             dnssec_ok: true,
+            ..Default::default()
         },
     ] {
         let region = Region::new(GLOBAL);
