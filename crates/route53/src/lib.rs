@@ -1,1 +1,13 @@
-//! placeholder
+//! Route53 as a zone source: record sets fetched through the AWS API ([`fetch`]) and
+//! converted faithfully into immutable zones ([`convert()`]).
+#![warn(missing_docs)]
+
+pub mod budget;
+pub mod convert;
+pub mod fetch;
+pub mod model;
+
+pub use budget::{RateBudget, RetryPolicy};
+pub use convert::{ConvertError, Converted, EndpointAddrs, Inputs, convert};
+pub use fetch::{FetchError, Route53};
+pub use model::{HostedZone, RecordSet};

@@ -759,13 +759,89 @@ pub fn rdata_to_text(code: u16, rdata: &[u8]) -> String {
     parts.join(" ")
 }
 
+/// RFC 9460 presentation of SVCB/HTTPS: priority, target, then `key=value` parameters.
 fn svcb_to_text(code: u16, rdata: &[u8]) -> Option<String> {
-    use hickory_proto::rr::{RData, RecordType};
-    use hickory_proto::serialize::binary::{BinDecoder, Restrict};
-    let mut dec = BinDecoder::new(rdata);
-    let len = Restrict::new(u16::try_from(rdata.len()).ok()?);
-    let rd = RData::read(&mut dec, RecordType::from(code), len).ok()?;
-    Some(rd.to_string())
+    let _ = code;
+    let priority = u16::from_be_bytes(rdata.get(..2)?.try_into().ok()?);
+    let tlen = wire_len(rdata.get(2..)?)?;
+    let mut out = format!(
+        "{priority} {}",
+        crate::name::wire_to_text(&rdata[2..2 + tlen])
+    );
+    let mut at = 2 + tlen;
+    let key_name = |k: u16| match k {
+        0 => "mandatory".to_owned(),
+        1 => "alpn".to_owned(),
+        2 => "no-default-alpn".to_owned(),
+        3 => "port".to_owned(),
+        4 => "ipv4hint".to_owned(),
+        5 => "ech".to_owned(),
+        6 => "ipv6hint".to_owned(),
+        7 => "dohpath".to_owned(),
+        k => format!("key{k}"),
+    };
+    while at < rdata.len() {
+        let key = u16::from_be_bytes(rdata.get(at..at + 2)?.try_into().ok()?);
+        let len = usize::from(u16::from_be_bytes(
+            rdata.get(at + 2..at + 4)?.try_into().ok()?,
+        ));
+        let v = rdata.get(at + 4..at + 4 + len)?;
+        at += 4 + len;
+        out.push(' ');
+        out.push_str(&key_name(key));
+        let value = match key {
+            0 => {
+                let keys: Option<Vec<String>> = v
+                    .chunks(2)
+                    .map(|c| Some(key_name(u16::from_be_bytes(c.try_into().ok()?))))
+                    .collect();
+                keys?.join(",")
+            }
+            1 => {
+                let mut ids = Vec::new();
+                let mut i = 0;
+                while i < v.len() {
+                    let l = usize::from(v[i]);
+                    let id = v.get(i + 1..i + 1 + l)?;
+                    let mut s = String::new();
+                    for &b in id {
+                        push_escaped(&mut s, b, b",\\\" ");
+                    }
+                    ids.push(s);
+                    i += 1 + l;
+                }
+                format!("\"{}\"", ids.join(","))
+            }
+            2 if v.is_empty() => continue,
+            3 => u16::from_be_bytes(v.try_into().ok()?).to_string(),
+            4 => {
+                let a: Option<Vec<String>> = v
+                    .chunks(4)
+                    .map(|c| Some(Ipv4Addr::from(<[u8; 4]>::try_from(c).ok()?).to_string()))
+                    .collect();
+                a?.join(",")
+            }
+            6 => {
+                let a: Option<Vec<String>> = v
+                    .chunks(16)
+                    .map(|c| Some(Ipv6Addr::from(<[u8; 16]>::try_from(c).ok()?).to_string()))
+                    .collect();
+                a?.join(",")
+            }
+            5 => encode_base64(v),
+            _ => {
+                let mut s = String::from("\"");
+                for &b in v {
+                    push_escaped(&mut s, b, b"\"\\");
+                }
+                s.push('"');
+                s
+            }
+        };
+        out.push('=');
+        out.push_str(&value);
+    }
+    Some(out)
 }
 
 fn print_field(field: Field, b: &[u8], at: &mut usize, parts: &mut Vec<String>) -> Option<()> {
@@ -922,6 +998,8 @@ mod tests {
         round_trip("CAA", "0 issue \"letsencrypt.org\"");
         round_trip("TXT", "\"v=spf1 -all\" \"second\"");
         round_trip("SSHFP", "1 1 123456789ABCDEF67890123456789ABCDEF67890");
+        round_trip("HTTPS", "1 . alpn=\"h2,h3\" ipv4hint=192.0.2.1,192.0.2.2");
+        round_trip("SVCB", "16 foo.example.com. port=853 ipv6hint=2001:db8::1");
     }
 
     #[test]

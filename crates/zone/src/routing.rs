@@ -49,6 +49,44 @@ pub enum Rule {
     Cidr(Box<[(IpAddr, u8)]>),
 }
 
+impl std::fmt::Display for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Policy::Weighted => "weighted",
+            Policy::Failover => "failover",
+            Policy::Latency => "latency",
+            Policy::Geolocation => "geolocation",
+            Policy::Multivalue => "multivalue",
+            Policy::IpBased => "ip-based",
+        })
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rule::Weight(w) => write!(f, "weight={w}"),
+            Rule::Primary => f.write_str("failover=PRIMARY"),
+            Rule::Secondary => f.write_str("failover=SECONDARY"),
+            Rule::Region(r) => write!(f, "region={r}"),
+            Rule::Geo(g) if g.is_default() => f.write_str("geo=*"),
+            Rule::Geo(g) => {
+                let parts: Vec<&str> = [&g.continent, &g.country, &g.subdivision]
+                    .into_iter()
+                    .filter_map(|p| p.as_deref())
+                    .collect();
+                write!(f, "geo={}", parts.join("-"))
+            }
+            Rule::Multivalue => f.write_str("multivalue"),
+            Rule::Cidr(b) if b.is_empty() => f.write_str("cidr=*"),
+            Rule::Cidr(b) => {
+                let parts: Vec<String> = b.iter().map(|(a, l)| format!("{a}/{l}")).collect();
+                write!(f, "cidr={}", parts.join(","))
+            }
+        }
+    }
+}
+
 /// A geographic location as Route53 names it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GeoLocation {

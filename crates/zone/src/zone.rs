@@ -195,19 +195,58 @@ impl Zone {
         v
     }
 
-    /// The zone in master-file form, canonical order, one record per line.
+    /// The zone in master-file form, canonical order, one record per line. Routed groups
+    /// are written as the records a default client gets (no address, first random draw,
+    /// no home region), the other members commented out, so BIND can load the result.
     pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
         let mut s = String::new();
+        let line =
+            |s: &mut String, prefix: &str, name: &Name, rr: &Rrset, rd: &[u8], note: &str| {
+                let _ = writeln!(
+                    s,
+                    "{prefix}{} {} IN {} {}{note}",
+                    name,
+                    rr.ttl,
+                    type_to_string(rr.rtype),
+                    crate::rdata::rdata_to_text(rr.rtype, rd)
+                );
+            };
         for node in self.sorted_nodes() {
             for rr in node.rrsets.iter() {
                 for rd in rr.rdatas.iter() {
-                    s.push_str(&format!(
-                        "{} {} IN {} {}\n",
-                        node.name,
-                        rr.ttl,
-                        type_to_string(rr.rtype),
-                        crate::rdata::rdata_to_text(rr.rtype, rd)
-                    ));
+                    line(&mut s, "", &node.name, rr, rd, "");
+                }
+                if let Some(sigs) = &rr.sigs {
+                    for rd in sigs.rdatas.iter() {
+                        line(&mut s, "", &node.name, sigs, rd, "");
+                    }
+                }
+            }
+            for group in node.routed.iter() {
+                let chosen = group.select(&RoutingContext::default(), Client::default());
+                for m in group.members.iter() {
+                    let picked = chosen.iter().any(|c| std::ptr::eq(*c, &m.rrset));
+                    let health = if m.healthy { "" } else { ", unhealthy" };
+                    let note = format!(" ; {} set \"{}\" {}{health}", group.policy, m.id, m.rule);
+                    if m.rrset.rdatas.is_empty() {
+                        let _ = writeln!(
+                            s,
+                            "; {} {} unresolved alias{note}",
+                            node.name,
+                            type_to_string(group.rtype)
+                        );
+                    }
+                    for rd in m.rrset.rdatas.iter() {
+                        line(
+                            &mut s,
+                            if picked { "" } else { "; " },
+                            &node.name,
+                            &m.rrset,
+                            rd,
+                            &note,
+                        );
+                    }
                 }
             }
         }

@@ -77,6 +77,17 @@ pub fn read_str(
     Ok(out)
 }
 
+/// Splits RDATA in presentation form (one record's data, as Route53 and other APIs give it)
+/// into tokens: quotes removed, escapes kept, comments and parentheses honoured.
+pub fn tokenize(text: &str) -> Result<Vec<Token>, String> {
+    let mut tokens = Vec::new();
+    for entry in lex(text) {
+        let entry = entry.map_err(|(_, m)| m)?;
+        tokens.extend(entry.tokens);
+    }
+    Ok(tokens)
+}
+
 /// A logical entry: the tokens of one record or directive, parentheses folded.
 struct Entry {
     line: usize,
@@ -165,19 +176,52 @@ fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ 
                         i += 1;
                     }
                     _ => {
-                        let start = i;
-                        while let Some(&c) = bytes.get(i) {
-                            match c {
-                                b'\\' => i += 2,
-                                b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' | b'"' => break,
-                                _ => i += 1,
+                        // A bare token may embed a quoted part (`alpn="h2,h3"`, as in SVCB):
+                        // the quotes go, the text joins the token.
+                        let mut tok = String::new();
+                        let mut start = i;
+                        loop {
+                            match bytes.get(i) {
+                                Some(b'\\') => i += 2,
+                                Some(b'"') => {
+                                    let Some(t) = text.get(start..i) else {
+                                        return Some(Err((line, "bad escape".into())));
+                                    };
+                                    tok.push_str(t);
+                                    i += 1;
+                                    start = i;
+                                    while let Some(&c) = bytes.get(i) {
+                                        match c {
+                                            b'\\' => i += 2,
+                                            b'"' => break,
+                                            _ => i += 1,
+                                        }
+                                    }
+                                    let Some(t) = text.get(start..i.min(bytes.len())) else {
+                                        return Some(Err((line, "bad escape".into())));
+                                    };
+                                    tok.push_str(t);
+                                    if i >= bytes.len() {
+                                        return Some(Err((
+                                            line,
+                                            "unterminated quoted string".into(),
+                                        )));
+                                    }
+                                    i += 1;
+                                    start = i;
+                                }
+                                Some(b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')') | None => {
+                                    break;
+                                }
+                                Some(_) => i += 1,
                             }
                         }
                         let end = i.min(bytes.len());
                         let Some(t) = text.get(start..end) else {
                             return Some(Err((line, "bad escape".into())));
                         };
-                        tokens.push(Token::bare(t));
+                        tok.push_str(t);
+                        tokens.push(Token::bare(tok));
                     }
                 }
             }
