@@ -74,6 +74,32 @@ struct Opts {
     /// Log format: human or json.
     #[arg(long, env = "R53DNS_LOG_FORMAT")]
     log_format: Option<LogFormat>,
+    /// Serve the account's Route53 hosted zones (credentials from the standard AWS chain).
+    #[arg(long, env = "R53DNS_ROUTE53")]
+    route53: bool,
+    /// Time between Route53 sweeps, e.g. 2s, 1m (default 60s).
+    #[arg(long, value_parser = humantime::parse_duration, env = "R53DNS_REFRESH")]
+    refresh: Option<Duration>,
+    /// Route53 API requests per second for the whole process (default 5).
+    #[arg(long, env = "R53DNS_RATE_LIMIT")]
+    rate_limit: Option<f64>,
+    /// Keep the last good Route53 snapshot here and serve it at once on start.
+    #[arg(long, value_name = "DIR", env = "R53DNS_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Clients that see private zones (repeatable; default: everyone).
+    #[arg(
+        long = "internal-network",
+        value_name = "CIDR",
+        env = "R53DNS_INTERNAL_NETWORKS",
+        value_delimiter = ','
+    )]
+    internal_networks: Vec<String>,
+    /// Region latency routing treats as closest, e.g. eu-west-1.
+    #[arg(long, env = "R53DNS_HOME_REGION")]
+    home_region: Option<String>,
+    /// Resolver for aliases to AWS endpoints (default: /etc/resolv.conf).
+    #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_ENDPOINT_RESOLVER")]
+    endpoint_resolver: Option<SocketAddr>,
 }
 
 impl Opts {
@@ -98,6 +124,16 @@ impl Opts {
             log: r53dns_app::config::LogSpec {
                 level: self.log_level.clone(),
                 format: self.log_format,
+            },
+            route53: r53dns_app::config::Route53Spec {
+                enabled: self.route53.then_some(true),
+                refresh: self.refresh,
+                rate_limit: self.rate_limit,
+                state_dir: self.state_dir.clone(),
+                internal_networks: self.internal_networks.clone(),
+                home_region: self.home_region.clone(),
+                endpoint_resolver: self.endpoint_resolver,
+                ..Default::default()
             },
         };
         Ok(file.merge(flags))

@@ -25,6 +25,181 @@ pub struct Spec {
     /// `[log]`: logging.
     #[serde(default)]
     pub log: LogSpec,
+    /// `[route53]`: Route53 as a zone source.
+    #[serde(default)]
+    pub route53: Route53Spec,
+}
+
+/// `[route53]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Route53Spec {
+    /// Serve the hosted zones of the account(s).
+    pub enabled: Option<bool>,
+    /// Time between sweeps (`"60s"`).
+    #[serde(default, with = "humantime_serde")]
+    pub refresh: Option<Duration>,
+    /// API requests per second, all calls of the process together.
+    pub rate_limit: Option<f64>,
+    /// Zone names or IDs to serve (empty: all).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Zone names or IDs never to serve.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// `all`, `public` or `private`.
+    pub kind: Option<ZoneKind>,
+    /// Serve only private zones associated with one of these VPC IDs (public zones unaffected).
+    #[serde(default)]
+    pub vpcs: Vec<String>,
+    /// Clients that see private zones; others see public zones only. Empty: everyone.
+    #[serde(default)]
+    pub internal_networks: Vec<String>,
+    /// Region latency routing treats as closest (`eu-west-1`).
+    pub home_region: Option<String>,
+    /// Location geolocation routing treats as the client's: `EU`, `EU-DE`, `NA-US-CA`.
+    pub home_location: Option<String>,
+    /// Resolver for alias targets that are AWS endpoints (default: first `nameserver` of
+    /// /etc/resolv.conf).
+    pub endpoint_resolver: Option<SocketAddr>,
+    /// How often AWS endpoints are re-resolved.
+    #[serde(default, with = "humantime_serde")]
+    pub endpoint_refresh: Option<Duration>,
+    /// Not ready (`/readyz`) when the last good sweep is older than this.
+    #[serde(default, with = "humantime_serde")]
+    pub max_staleness: Option<Duration>,
+    /// Which wins when a zone file and Route53 define the same zone: `error`, `files`,
+    /// `route53`.
+    pub conflict: Option<Conflict>,
+    /// Directory for the last good snapshot.
+    pub state_dir: Option<PathBuf>,
+    /// Accounts reached by assuming a role, in addition to the default credentials' own.
+    #[serde(default)]
+    pub account: Vec<AccountSpec>,
+    /// Skip the default credentials' own account (use only `[[route53.account]]` roles).
+    pub only_assumed_roles: Option<bool>,
+}
+
+/// `[[route53.account]]`: another account, through an IAM role.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AccountSpec {
+    /// `arn:aws:iam::123456789012:role/r53dns-read`.
+    pub role_arn: String,
+    /// External ID the role's trust policy requires.
+    pub external_id: Option<String>,
+}
+
+/// Which hosted zones to serve.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ZoneKind {
+    /// Public and private.
+    #[default]
+    All,
+    /// Public only.
+    Public,
+    /// Private only.
+    Private,
+}
+
+/// Resolution of a zone defined both by a file and by Route53.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Conflict {
+    /// Refuse to start; at run time keep the file's zone and log an error.
+    #[default]
+    Error,
+    /// The zone file wins.
+    Files,
+    /// Route53 wins.
+    Route53,
+}
+
+/// Validated `[route53]`.
+#[derive(Debug, Clone)]
+pub struct Route53Config {
+    /// Time between sweeps.
+    pub refresh: Duration,
+    /// API requests per second.
+    pub rate_limit: f64,
+    /// Names or IDs to include (empty: all).
+    pub include: Vec<String>,
+    /// Names or IDs to exclude.
+    pub exclude: Vec<String>,
+    /// Public/private filter.
+    pub kind: ZoneKind,
+    /// VPC filter for private zones.
+    pub vpcs: Vec<String>,
+    /// Internal networks (empty: everyone is internal).
+    pub internal_networks: Vec<r53dns_zone::Prefix>,
+    /// Routing context.
+    pub routing: r53dns_zone::RoutingContext,
+    /// Endpoint resolver.
+    pub endpoint_resolver: Option<SocketAddr>,
+    /// Endpoint refresh.
+    pub endpoint_refresh: Duration,
+    /// Max staleness for readiness.
+    pub max_staleness: Option<Duration>,
+    /// Conflict policy.
+    pub conflict: Conflict,
+    /// State directory.
+    pub state_dir: Option<PathBuf>,
+    /// Assumed roles.
+    pub accounts: Vec<AccountSpec>,
+    /// Whether the default credentials' own account is swept.
+    pub own_account: bool,
+}
+
+/// Parses `10.0.0.0/8` or a bare address (a host prefix).
+pub fn parse_network(s: &str) -> anyhow::Result<r53dns_zone::Prefix> {
+    let (a, l) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let addr: std::net::IpAddr = a
+        .trim()
+        .parse()
+        .with_context(|| format!("bad network '{s}'"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len: u8 = match l {
+        Some(l) => l
+            .trim()
+            .parse()
+            .with_context(|| format!("bad prefix length in '{s}'"))?,
+        None => max,
+    };
+    if len > max {
+        bail!("prefix length {len} too long in '{s}'");
+    }
+    Ok((addr, len))
+}
+
+fn parse_location(s: &str) -> anyhow::Result<r53dns_zone::GeoLocation> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let continents = ["AF", "AN", "AS", "EU", "OC", "NA", "SA"];
+    let mut g = r53dns_zone::GeoLocation::default();
+    match parts.as_slice() {
+        [c] if continents.contains(c) => g.continent = Some((*c).into()),
+        [k] if k.len() == 2 => g.country = Some((*k).into()),
+        [c, k] if continents.contains(c) => {
+            g.continent = Some((*c).into());
+            g.country = Some((*k).into());
+        }
+        [k, sub] if k.len() == 2 => {
+            g.country = Some((*k).into());
+            g.subdivision = Some((*sub).into());
+        }
+        [c, k, sub] => {
+            g.continent = Some((*c).into());
+            g.country = Some((*k).into());
+            g.subdivision = Some((*sub).into());
+        }
+        _ => bail!(
+            "route53.home-location: '{s}' is not CONTINENT, COUNTRY, CONTINENT-COUNTRY or CONTINENT-COUNTRY-SUBDIVISION"
+        ),
+    }
+    Ok(g)
 }
 
 /// `[server]`.
@@ -103,6 +278,8 @@ pub struct Config {
     pub log_level: String,
     /// Log format.
     pub log_format: LogFormat,
+    /// Route53 source, when enabled.
+    pub route53: Option<Route53Config>,
 }
 
 /// Default DNS listener: loopback on an unprivileged port, safe on a laptop.
@@ -134,6 +311,23 @@ impl Spec {
         }
         self.log.level = other.log.level.or(self.log.level.take());
         self.log.format = other.log.format.or(self.log.format);
+        let r = &mut self.route53;
+        let o = other.route53;
+        r.enabled = o.enabled.or(r.enabled);
+        r.refresh = o.refresh.or(r.refresh);
+        r.rate_limit = o.rate_limit.or(r.rate_limit);
+        r.state_dir = o.state_dir.or(r.state_dir.take());
+        r.home_region = o.home_region.or(r.home_region.take());
+        r.home_location = o.home_location.or(r.home_location.take());
+        r.endpoint_resolver = o.endpoint_resolver.or(r.endpoint_resolver);
+        r.max_staleness = o.max_staleness.or(r.max_staleness);
+        r.conflict = o.conflict.or(r.conflict);
+        if !o.include.is_empty() {
+            r.include = o.include;
+        }
+        if !o.internal_networks.is_empty() {
+            r.internal_networks = o.internal_networks;
+        }
         self
     }
 
@@ -164,8 +358,15 @@ impl Spec {
         if tcp_idle_timeout.is_zero() {
             bail!("server.tcp-idle-timeout: must be more than zero");
         }
-        if self.zones.dirs.is_empty() && self.zones.files.is_empty() {
-            bail!("no zones: give --zone-dir DIR or --zone FILE (or [zones] in the config)");
+        let route53 = if self.route53.enabled.unwrap_or(false) {
+            Some(self.route53.validate()?)
+        } else {
+            None
+        };
+        if self.zones.dirs.is_empty() && self.zones.files.is_empty() && route53.is_none() {
+            bail!(
+                "no zones: give --zone-dir DIR, --zone FILE or --route53 (or [zones] / [route53] in the config)"
+            );
         }
         Ok(Config {
             server: ServerConfig {
@@ -182,6 +383,91 @@ impl Spec {
             zone_files: self.zones.files,
             log_level: self.log.level.unwrap_or_else(|| "info".to_owned()),
             log_format: self.log.format.unwrap_or_default(),
+            route53,
+        })
+    }
+}
+
+impl Route53Config {
+    fn to_spec(&self) -> Route53Spec {
+        let g = &self.routing.home_location;
+        let location: Vec<&str> = [&g.continent, &g.country, &g.subdivision]
+            .into_iter()
+            .filter_map(|p| p.as_deref())
+            .collect();
+        Route53Spec {
+            enabled: Some(true),
+            refresh: Some(self.refresh),
+            rate_limit: Some(self.rate_limit),
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+            kind: Some(self.kind),
+            vpcs: self.vpcs.clone(),
+            internal_networks: self
+                .internal_networks
+                .iter()
+                .map(|(a, l)| format!("{a}/{l}"))
+                .collect(),
+            home_region: self.routing.home_region.as_deref().map(str::to_owned),
+            home_location: (!location.is_empty()).then(|| location.join("-")),
+            endpoint_resolver: self.endpoint_resolver,
+            endpoint_refresh: Some(self.endpoint_refresh),
+            max_staleness: self.max_staleness,
+            conflict: Some(self.conflict),
+            state_dir: self.state_dir.clone(),
+            account: self.accounts.clone(),
+            only_assumed_roles: Some(!self.own_account),
+        }
+    }
+}
+
+impl Route53Spec {
+    fn validate(self) -> anyhow::Result<Route53Config> {
+        let refresh = self.refresh.unwrap_or(Duration::from_secs(60));
+        if refresh < Duration::from_millis(100) {
+            bail!("route53.refresh: {refresh:?} is too short (at least 100ms)");
+        }
+        let rate_limit = self.rate_limit.unwrap_or(5.0);
+        if !(0.01..=100.0).contains(&rate_limit) {
+            bail!("route53.rate-limit: {rate_limit} is out of range (0.01–100 requests/s)");
+        }
+        let internal_networks = self
+            .internal_networks
+            .iter()
+            .map(|n| parse_network(n).context("route53.internal-networks"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let home_location = match &self.home_location {
+            Some(l) => parse_location(l)?,
+            None => r53dns_zone::GeoLocation::default(),
+        };
+        for a in &self.account {
+            if !a.role_arn.starts_with("arn:") {
+                bail!("route53.account.role-arn: '{}' is not an ARN", a.role_arn);
+            }
+        }
+        let own_account = !self.only_assumed_roles.unwrap_or(false);
+        if !own_account && self.account.is_empty() {
+            bail!("route53.only-assumed-roles is set but no [[route53.account]] is given");
+        }
+        Ok(Route53Config {
+            refresh,
+            rate_limit,
+            include: self.include,
+            exclude: self.exclude,
+            kind: self.kind.unwrap_or_default(),
+            vpcs: self.vpcs,
+            internal_networks,
+            routing: r53dns_zone::RoutingContext {
+                home_region: self.home_region.map(Into::into),
+                home_location,
+            },
+            endpoint_resolver: self.endpoint_resolver,
+            endpoint_refresh: self.endpoint_refresh.unwrap_or(Duration::from_secs(60)),
+            max_staleness: self.max_staleness,
+            conflict: self.conflict.unwrap_or_default(),
+            state_dir: self.state_dir,
+            accounts: self.account,
+            own_account,
         })
     }
 }
@@ -206,6 +492,11 @@ impl Config {
                 level: Some(self.log_level.clone()),
                 format: Some(self.log_format),
             },
+            route53: self
+                .route53
+                .as_ref()
+                .map(Route53Config::to_spec)
+                .unwrap_or_default(),
         };
         toml::to_string_pretty(&spec).unwrap_or_default()
     }

@@ -1,13 +1,17 @@
-//! Wiring of r53dns: configuration ([`config`]), zone sources ([`zones`]), and the process
-//! lifecycle ([`run`], [`start`]): load, publish, serve, reload on SIGHUP, stop on
-//! SIGTERM/SIGINT.
+//! Wiring of r53dns: configuration ([`config`]), zone sources (files in [`zones`], Route53 in
+//! [`sync`]), building and publishing snapshots ([`publish`]), and the process lifecycle
+//! ([`run`], [`start`]): load, publish, serve, reload on SIGHUP, stop on SIGTERM/SIGINT.
 //!
 //! Only this crate spawns long-lived tasks. The snapshot is published through one
-//! [`Store`]; a reload builds a complete new [`ZoneSet`] aside and swaps
-//! it in with a single store.
+//! [`Store`]; every change builds a complete new [`Snapshot`] aside and swaps it in with a
+//! single store.
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod persist;
+pub mod publish;
+pub mod resolve;
+pub mod sync;
 pub mod zones;
 
 use std::net::SocketAddr;
@@ -16,11 +20,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use r53dns_server::CancellationToken;
-use tokio::sync::Mutex;
 
 pub use config::{Config, LogFormat, Spec};
+use publish::Publisher;
 pub use r53dns_server::Store;
-pub use r53dns_zone::ZoneSet;
+pub use r53dns_zone::{Snapshot, ZoneSet};
+use sync::{SyncStatus, Syncer};
 use zones::{FileZones, LoadReport, zone_paths};
 
 /// A failure before serving that is the operator's to fix (bad config or zone): exit code 2.
@@ -28,7 +33,7 @@ use zones::{FileZones, LoadReport, zone_paths};
 #[error("{0}")]
 pub struct StartupError(pub String);
 
-/// Validates the zones of `config` without serving: the `check` command.
+/// Validates the zone files of `config` without serving: the `check` command.
 pub fn check(config: &Config) -> Result<LoadReport, StartupError> {
     let paths = zone_paths(&config.zone_dirs, &config.zone_files)
         .map_err(|e| StartupError(e.to_string()))?;
@@ -55,14 +60,18 @@ pub struct Running {
 #[derive(Debug)]
 struct Reloader {
     config: Config,
-    files: Mutex<FileZones>,
-    store: Store,
+    publisher: Arc<Publisher>,
+    syncer: Option<Arc<Syncer>>,
 }
 
 impl Reloader {
     /// Re-reads the zone files and publishes the result; failed files keep their old zone.
+    /// Also asks for a Route53 sweep.
     async fn reload(&self) -> LoadReport {
-        let mut files = self.files.lock().await;
+        if let Some(s) = &self.syncer {
+            s.trigger();
+        }
+        let old = self.publisher.files().await;
         let paths = match zone_paths(&self.config.zone_dirs, &self.config.zone_files) {
             Ok(p) => p,
             Err(e) => {
@@ -73,28 +82,37 @@ impl Reloader {
                 };
             }
         };
-        let (new, report) = FileZones::load(&paths, Some(&files));
+        let (new, report) = FileZones::load(&paths, Some(&old));
         for e in &report.errors {
             tracing::error!(error = %e, "reload: zone not updated; the previous version stays");
         }
         for w in &report.warnings {
             tracing::warn!("{w}");
         }
-        self.store.store(Arc::new(new.to_set().into()));
+        self.publisher.set_files(new).await;
         tracing::info!(
             zones = report.loaded.len(),
             errors = report.errors.len(),
             "zone files reloaded"
         );
-        *files = new;
         report
     }
 }
 
 impl Running {
-    /// Re-reads zone files now (what SIGHUP does).
+    /// Re-reads zone files and triggers a Route53 sweep now (what SIGHUP does).
     pub async fn reload(&self) -> LoadReport {
         self.reloader.reload().await
+    }
+
+    /// Triggers a Route53 sweep now (`POST /sync`); false without Route53.
+    pub fn trigger_sync(&self) -> bool {
+        self.reloader.syncer.as_ref().map(|s| s.trigger()).is_some()
+    }
+
+    /// Route53 sync state, when Route53 is a source.
+    pub fn sync_status(&self) -> Option<Arc<SyncStatus>> {
+        self.reloader.syncer.as_ref().map(|s| s.status())
     }
 
     /// Asks the server to stop and waits until it has.
@@ -109,8 +127,9 @@ impl Running {
     }
 }
 
-/// Loads zones, binds listeners and starts serving in the background. Zone or listener
-/// problems are [`StartupError`]s. Call inside a tokio runtime.
+/// Loads zones, binds listeners and starts serving in the background; with Route53, serves
+/// the saved snapshot at once and starts sweeping. Zone or listener problems are
+/// [`StartupError`]s. Call inside a tokio runtime.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let paths = zone_paths(&config.zone_dirs, &config.zone_files)
         .map_err(|e| StartupError(e.to_string()))?;
@@ -125,17 +144,50 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     for (file, apex, serial, records) in &report.loaded {
         tracing::info!(zone = %apex, serial, records, file = %file.display(), "zone loaded");
     }
-    let store: Store = Arc::new(ArcSwap::from_pointee(files.to_set().into()));
+    let store: Store = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+    let (conflict, networks, routing) = match &config.route53 {
+        Some(r) => (r.conflict, r.internal_networks.clone(), r.routing.clone()),
+        None => Default::default(),
+    };
+    let publisher = Arc::new(Publisher::new(
+        store.clone(),
+        FileZones::default(),
+        conflict,
+        networks,
+        routing,
+    ));
+    publisher.set_files(files).await;
+    let syncer = match &config.route53 {
+        Some(r) => {
+            let s = Syncer::new(r.clone(), publisher.clone())
+                .await
+                .context("cannot set up Route53 access")?;
+            s.restore().await;
+            let clashes = publisher.conflicts().await;
+            if conflict == config::Conflict::Error && !clashes.is_empty() {
+                return Err(StartupError(format!(
+                    "zones defined both by a zone file and by Route53: {}; set route53.conflict to \"files\" or \"route53\"",
+                    clashes.join(", ")
+                ))
+                .into());
+            }
+            Some(s)
+        }
+        None => None,
+    };
     let bound = r53dns_server::bind(config.server.clone())
         .map_err(|e| StartupError(format!("cannot listen on {:?}: {e}", config.server.listen)))?;
     let dns_addrs = bound.local_addrs().to_vec();
     for a in &dns_addrs {
         tracing::info!(addr = %a, "serving DNS on UDP and TCP");
     }
+    if let Some(s) = &syncer {
+        s.spawn(shutdown.clone());
+    }
     let reloader = Arc::new(Reloader {
         config,
-        files: Mutex::new(files),
-        store: store.clone(),
+        publisher,
+        syncer,
     });
     let task = tokio::spawn(bound.serve(store.clone(), shutdown.clone()));
     Ok(Running {
@@ -147,7 +199,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     })
 }
 
-/// Runs until SIGTERM or SIGINT; SIGHUP reloads zone files.
+/// Runs until SIGTERM or SIGINT; SIGHUP reloads zone files and triggers a Route53 sweep.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let shutdown = CancellationToken::new();

@@ -126,4 +126,9 @@ impl FileZones {
     pub fn files(&self) -> impl Iterator<Item = &Path> {
         self.by_file.keys().map(PathBuf::as_path)
     }
+
+    /// The zones loaded.
+    pub fn zones(&self) -> impl Iterator<Item = &Arc<Zone>> {
+        self.by_file.values()
+    }
 }

@@ -482,8 +482,8 @@ pub fn convert(
         !conflict
     });
     routed.retain(|(owner, g)| {
-        let conflict = g.rtype == rtype::CNAME
-            && names_with_other.contains(owner.to_lowercase().wire());
+        let conflict =
+            g.rtype == rtype::CNAME && names_with_other.contains(owner.to_lowercase().wire());
         if conflict {
             ctx.warnings
                 .push(format!("{owner} CNAME: beside other data; skipped"));

@@ -1,0 +1,151 @@
+//! The last good Route53 data on disk, so a restart serves at once even while AWS is
+//! unreachable. Written atomically (temporary file, fsync, rename, fsync of the directory),
+//! checked with SHA-256 on load; the previous file is kept and used if the newest is damaged.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use r53dns_route53::model::{HostedZone, RecordSet};
+
+const MAGIC: &str = "r53dns-snapshot v1 sha256=";
+const FILE: &str = "route53-snapshot.v1";
+
+/// One zone as persisted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SavedZone {
+    /// The hosted zone.
+    pub zone: HostedZone,
+    /// Its record sets.
+    pub records: Vec<RecordSet>,
+    /// The serial published for it.
+    pub serial: u32,
+    /// Hex content hash the serial belongs to.
+    pub hash: String,
+}
+
+/// Everything persisted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Saved {
+    /// Zones.
+    pub zones: Vec<SavedZone>,
+    /// Health-check status.
+    pub health: Vec<(String, bool)>,
+    /// CIDR blocks: (collection, location, blocks as text).
+    pub cidr: Vec<(String, String, Vec<String>)>,
+    /// AWS endpoint addresses: (name, A, AAAA).
+    pub endpoints: Vec<(String, Vec<std::net::Ipv4Addr>, Vec<std::net::Ipv6Addr>)>,
+}
+
+fn path(dir: &Path) -> PathBuf {
+    dir.join(FILE)
+}
+
+fn prev_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{FILE}.prev"))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Writes `saved` atomically; the file it replaces becomes `.prev`.
+pub fn save(dir: &Path, saved: &Saved) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let body = serde_json::to_vec(saved).map_err(std::io::Error::other)?;
+    let sum = hex(&Sha256::digest(&body));
+    let tmp = dir.join(format!(".{FILE}.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(format!("{MAGIC}{sum}\n").as_bytes())?;
+        f.write_all(&body)?;
+        f.sync_all()?;
+    }
+    let target = path(dir);
+    if target.exists() {
+        std::fs::rename(&target, prev_path(dir))?;
+    }
+    std::fs::rename(&tmp, &target)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn read_one(p: &Path) -> Result<Saved, String> {
+    let bytes = std::fs::read(p).map_err(|e| e.to_string())?;
+    let nl = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or("no header line")?;
+    let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| "bad header")?;
+    let sum = header.strip_prefix(MAGIC).ok_or("not an r53dns snapshot")?;
+    let body = &bytes[nl + 1..];
+    if hex(&Sha256::digest(body)) != sum {
+        return Err("checksum mismatch (damaged or cut short)".into());
+    }
+    serde_json::from_slice(body).map_err(|e| format!("unreadable: {e}"))
+}
+
+/// Loads the newest good snapshot: the current file, else the previous one. Damage is
+/// logged, never fatal.
+pub fn load(dir: &Path) -> Option<Saved> {
+    for p in [path(dir), prev_path(dir)] {
+        if !p.exists() {
+            continue;
+        }
+        match read_one(&p) {
+            Ok(s) => return Some(s),
+            Err(e) => {
+                tracing::warn!(file = %p.display(), error = %e, "ignoring persisted snapshot")
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Saved {
+        Saved {
+            zones: vec![SavedZone {
+                zone: HostedZone {
+                    id: "Z1".into(),
+                    name: "example.com.".into(),
+                    private: false,
+                    vpcs: vec![],
+                    account: String::new(),
+                },
+                records: vec![],
+                serial: 7,
+                hash: "ab".into(),
+            }],
+            health: vec![("hc".into(), false)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn round_trips_and_falls_back_to_the_previous_file() {
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), &sample()).unwrap();
+        let mut second = sample();
+        second.zones[0].serial = 8;
+        save(dir.path(), &second).unwrap();
+        assert_eq!(load(dir.path()).unwrap().zones[0].serial, 8);
+        // Damage the newest: the previous one is used.
+        let p = path(dir.path());
+        let mut bytes = std::fs::read(&p).unwrap();
+        let n = bytes.len();
+        bytes[n - 3] ^= 0x55;
+        std::fs::write(&p, &bytes).unwrap();
+        assert_eq!(load(dir.path()).unwrap().zones[0].serial, 7);
+        // Cut short: likewise.
+        std::fs::write(&p, &bytes[..n / 2]).unwrap();
+        assert_eq!(load(dir.path()).unwrap().zones[0].serial, 7);
+        std::fs::remove_file(prev_path(dir.path())).unwrap();
+        assert!(load(dir.path()).is_none());
+    }
+}

@@ -1,0 +1,656 @@
+//! The Route53 sync loop: sweep the account(s) on a timer, convert, publish once per sweep.
+//!
+//! A sweep lists the hosted zones, then every zone's record sets. A zone whose listing fails
+//! at any page keeps its last good version; other zones still update. Zones that disappear
+//! from a successful listing disappear from the snapshot. Nothing half-fetched is ever
+//! published. Aliases to AWS endpoints are resolved on their own timer.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_config::BehaviorVersion;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use r53dns_route53::convert::{EndpointAddrs, Inputs, convert};
+use r53dns_route53::fetch::{client_config, http_client, parse_prefix};
+use r53dns_route53::model::{HostedZone, RecordSet};
+use r53dns_route53::{RateBudget, RetryPolicy, Route53};
+use r53dns_server::CancellationToken;
+use r53dns_zone::{Prefix, Zone};
+use tokio::sync::{Mutex, Notify};
+
+use crate::config::{Route53Config, ZoneKind};
+use crate::persist::{self, Saved, SavedZone};
+use crate::publish::{Publisher, R53Zone};
+
+/// What operators and probes can see of the sync.
+#[derive(Debug, Default)]
+pub struct SyncStatus {
+    ready: AtomicBool,
+    last_ok: StdMutex<Option<Instant>>,
+    sweeps: AtomicU64,
+    failures: AtomicU64,
+    max_staleness: Option<Duration>,
+    zones: StdMutex<Vec<ZoneStatus>>,
+}
+
+/// One zone's state, for `/zones` and logs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ZoneStatus {
+    /// Zone name.
+    pub name: String,
+    /// Hosted zone ID.
+    pub id: String,
+    /// Private zone.
+    pub private: bool,
+    /// Serial in effect.
+    pub serial: u32,
+    /// Records in effect.
+    pub records: usize,
+    /// Unix time of the last successful fetch.
+    pub last_sync: Option<u64>,
+    /// The last error, if the last fetch failed.
+    pub last_error: Option<String>,
+}
+
+impl SyncStatus {
+    /// Ready: the first sweep published every zone (or a saved snapshot was loaded), and the
+    /// last good sweep is no older than `max-staleness`, if one is set.
+    pub fn ready(&self) -> bool {
+        if !self.ready.load(Ordering::Relaxed) {
+            return false;
+        }
+        match (
+            self.max_staleness,
+            *self.last_ok.lock().unwrap_or_else(|p| p.into_inner()),
+        ) {
+            (Some(max), Some(at)) => at.elapsed() <= max,
+            (Some(_), None) => false,
+            (None, _) => true,
+        }
+    }
+
+    /// Sweeps done and failed.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.sweeps.load(Ordering::Relaxed),
+            self.failures.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Per-zone state.
+    pub fn zones(&self) -> Vec<ZoneStatus> {
+        self.zones.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Time since the last good sweep.
+    pub fn age(&self) -> Option<Duration> {
+        self.last_ok
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|t| t.elapsed())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ZoneEntry {
+    hz: HostedZone,
+    records: Vec<RecordSet>,
+    built: Option<Arc<Zone>>,
+    hash: [u8; 32],
+    serial: u32,
+    last_ok: Option<SystemTime>,
+    last_error: Option<String>,
+    endpoints: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    zones: BTreeMap<String, ZoneEntry>,
+    health: HashMap<String, bool>,
+    cidr: HashMap<(String, String), Vec<Prefix>>,
+    endpoints: HashMap<String, EndpointAddrs>,
+}
+
+/// The Route53 source.
+pub struct Syncer {
+    cfg: Route53Config,
+    clients: Vec<Route53>,
+    state: Mutex<State>,
+    publisher: Arc<Publisher>,
+    status: Arc<SyncStatus>,
+    trigger: Notify,
+}
+
+impl std::fmt::Debug for Syncer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Syncer")
+            .field("accounts", &self.clients.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a sweep did.
+#[derive(Debug, Default)]
+pub struct SweepReport {
+    /// Zones discovered.
+    pub zones: usize,
+    /// Zones whose content changed.
+    pub changed: Vec<String>,
+    /// Zones that failed (kept their last good version).
+    pub failed: Vec<String>,
+    /// Time listing and fetching.
+    pub fetch: Duration,
+    /// Time converting.
+    pub convert: Duration,
+    /// Time publishing.
+    pub publish: Duration,
+}
+
+fn now_secs() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .min(u64::from(u32::MAX)) as u32
+}
+
+/// Route53 keeps its SOA serial at 1. Ours: unchanged while the content hash is unchanged;
+/// on a change, the current Unix time, or one more than before if the clock is behind.
+fn next_serial(prev: Option<(&[u8; 32], u32)>, hash: &[u8; 32]) -> u32 {
+    match prev {
+        Some((h, s)) if h == hash => s,
+        Some((_, s)) => now_secs().max(s.wrapping_add(1)),
+        None => now_secs(),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, chunk) in s.as_bytes().chunks(2).take(32).enumerate() {
+        out[i] = std::str::from_utf8(chunk)
+            .ok()
+            .and_then(|c| u8::from_str_radix(c, 16).ok())
+            .unwrap_or(0);
+    }
+    out
+}
+
+fn name_matches(pattern: &str, hz: &HostedZone) -> bool {
+    let p = pattern.trim_end_matches('.');
+    p.eq_ignore_ascii_case(hz.name.trim_end_matches('.')) || p == hz.id
+}
+
+impl Syncer {
+    /// Builds the API clients from the standard AWS credential chain (and assumed roles).
+    pub async fn new(cfg: Route53Config, publisher: Arc<Publisher>) -> anyhow::Result<Arc<Self>> {
+        let budget = Arc::new(RateBudget::new(
+            cfg.rate_limit,
+            cfg.rate_limit.ceil().max(1.0) as u32,
+        ));
+        let mut base = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client())
+            .load()
+            .await;
+        if base.region().is_none() {
+            // Route53 is global; requests are signed for us-east-1.
+            base = base
+                .into_builder()
+                .region(aws_config::Region::new("us-east-1"))
+                .build();
+        }
+        let mut clients = Vec::new();
+        let timeout = Duration::from_secs(20);
+        if cfg.own_account {
+            let client = aws_sdk_route53::Client::from_conf(client_config(&base, timeout));
+            clients.push(Route53::new(
+                client,
+                budget.clone(),
+                RetryPolicy::default(),
+                String::new(),
+            ));
+        }
+        for a in &cfg.accounts {
+            let mut b = aws_config::sts::AssumeRoleProvider::builder(&a.role_arn)
+                .session_name("r53dns")
+                .configure(&base);
+            if let Some(id) = &a.external_id {
+                b = b.external_id(id);
+            }
+            let provider = b.build().await;
+            let conf = base
+                .to_builder()
+                .credentials_provider(SharedCredentialsProvider::new(provider))
+                .build();
+            let client = aws_sdk_route53::Client::from_conf(client_config(&conf, timeout));
+            clients.push(Route53::new(
+                client,
+                budget.clone(),
+                RetryPolicy::default(),
+                a.role_arn.clone(),
+            ));
+        }
+        let status = Arc::new(SyncStatus {
+            max_staleness: cfg.max_staleness,
+            ..Default::default()
+        });
+        Ok(Arc::new(Self {
+            cfg,
+            clients,
+            state: Mutex::new(State::default()),
+            publisher,
+            status,
+            trigger: Notify::new(),
+        }))
+    }
+
+    /// Status for probes and operators.
+    pub fn status(&self) -> Arc<SyncStatus> {
+        self.status.clone()
+    }
+
+    /// Asks for a sweep now (SIGHUP, `POST /sync`).
+    pub fn trigger(&self) {
+        self.trigger.notify_one();
+    }
+
+    fn wanted(&self, hz: &HostedZone) -> bool {
+        let c = &self.cfg;
+        let kind = match c.kind {
+            ZoneKind::All => true,
+            ZoneKind::Public => !hz.private,
+            ZoneKind::Private => hz.private,
+        };
+        let included = c.include.is_empty() || c.include.iter().any(|p| name_matches(p, hz));
+        let excluded = c.exclude.iter().any(|p| name_matches(p, hz));
+        let vpc =
+            !hz.private || c.vpcs.is_empty() || hz.vpcs.iter().any(|(id, _)| c.vpcs.contains(id));
+        kind && included && !excluded && vpc
+    }
+
+    /// Serves the persisted snapshot, if there is a good one. Returns whether it did.
+    pub async fn restore(&self) -> bool {
+        let Some(dir) = &self.cfg.state_dir else {
+            return false;
+        };
+        let Some(saved) = persist::load(dir) else {
+            return false;
+        };
+        let mut st = self.state.lock().await;
+        st.health = saved.health.into_iter().collect();
+        st.cidr = saved
+            .cidr
+            .into_iter()
+            .map(|(c, l, blocks)| {
+                (
+                    (c, l),
+                    blocks.iter().filter_map(|b| parse_prefix(b)).collect(),
+                )
+            })
+            .collect();
+        st.endpoints = saved
+            .endpoints
+            .into_iter()
+            .map(|(n, a, aaaa)| (n, EndpointAddrs { a, aaaa }))
+            .collect();
+        for z in saved.zones {
+            st.zones.insert(
+                z.zone.id.clone(),
+                ZoneEntry {
+                    hz: z.zone,
+                    records: z.records,
+                    built: None,
+                    hash: unhex(&z.hash),
+                    serial: z.serial,
+                    last_ok: None,
+                    last_error: None,
+                    endpoints: Vec::new(),
+                },
+            );
+        }
+        let ids: Vec<String> = st.zones.keys().cloned().collect();
+        self.convert_all(&mut st, &ids, &mut Vec::new());
+        let n = st.zones.values().filter(|z| z.built.is_some()).count();
+        self.publish(&st).await;
+        self.status.ready.store(true, Ordering::Relaxed);
+        tracing::info!(zones = n, dir = %dir.display(), "serving the saved Route53 snapshot while the first sweep runs");
+        true
+    }
+
+    /// Converts `ids` from the stored records; a failure keeps the zone's last good version.
+    fn convert_all(&self, st: &mut State, ids: &[String], changed: &mut Vec<String>) {
+        let mut inputs = Inputs {
+            zones: st
+                .zones
+                .iter()
+                .map(|(id, z)| (id.clone(), (z.hz.clone(), z.records.clone())))
+                .collect(),
+            health: st.health.clone(),
+            cidr_blocks: st.cidr.clone(),
+            endpoints: st.endpoints.clone(),
+        };
+        inputs.zones.retain(|_, (_, r)| !r.is_empty());
+        for id in ids {
+            let Some(entry) = st.zones.get_mut(id) else {
+                continue;
+            };
+            if entry.records.is_empty() {
+                continue;
+            }
+            // The serial in effect (from this run or the saved snapshot) is the one to keep.
+            let prev = (entry.serial != 0).then_some((entry.hash, entry.serial));
+            match convert(id, &inputs, |h| {
+                next_serial(prev.as_ref().map(|(ph, s)| (ph, *s)), h)
+            }) {
+                Ok(c) => {
+                    for w in &c.warnings {
+                        tracing::warn!(zone = %entry.hz.name, "{w}");
+                    }
+                    let is_change = entry.built.is_none() || entry.hash != c.content_hash;
+                    if is_change && entry.built.is_some() {
+                        changed.push(format!(
+                            "{} serial {}→{}",
+                            entry.hz.name,
+                            entry.serial,
+                            c.zone.serial()
+                        ));
+                    }
+                    entry.hash = c.content_hash;
+                    entry.serial = c.zone.serial();
+                    entry.endpoints = c.endpoints;
+                    entry.built = Some(Arc::new(c.zone));
+                }
+                Err(e) => {
+                    tracing::error!(zone = %entry.hz.name, error = %e, "zone not updated; the previous version stays");
+                    entry.last_error = Some(e.to_string());
+                }
+            }
+        }
+    }
+
+    async fn publish(&self, st: &State) {
+        let zones: Vec<R53Zone> = st
+            .zones
+            .values()
+            .filter_map(|z| {
+                Some(R53Zone {
+                    private: z.hz.private,
+                    zone: z.built.clone()?,
+                })
+            })
+            .collect();
+        self.publisher.set_route53(zones).await;
+        let statuses = st
+            .zones
+            .values()
+            .map(|z| ZoneStatus {
+                name: z.hz.name.clone(),
+                id: z.hz.id.clone(),
+                private: z.hz.private,
+                serial: z.serial,
+                records: z.built.as_ref().map_or(0, |b| b.record_count()),
+                last_sync: z
+                    .last_ok
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs()),
+                last_error: z.last_error.clone(),
+            })
+            .collect();
+        *self.status.zones.lock().unwrap_or_else(|p| p.into_inner()) = statuses;
+        if let Some(dir) = &self.cfg.state_dir {
+            let saved = Saved {
+                zones: st
+                    .zones
+                    .values()
+                    .filter(|z| z.built.is_some())
+                    .map(|z| SavedZone {
+                        zone: z.hz.clone(),
+                        records: z.records.clone(),
+                        serial: z.serial,
+                        hash: hex(&z.hash),
+                    })
+                    .collect(),
+                health: st.health.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                cidr: st
+                    .cidr
+                    .iter()
+                    .map(|((c, l), b)| {
+                        (
+                            c.clone(),
+                            l.clone(),
+                            b.iter().map(|(a, n)| format!("{a}/{n}")).collect(),
+                        )
+                    })
+                    .collect(),
+                endpoints: st
+                    .endpoints
+                    .iter()
+                    .map(|(n, e)| (n.clone(), e.a.clone(), e.aaaa.clone()))
+                    .collect(),
+            };
+            let dir = dir.clone();
+            let result = tokio::task::spawn_blocking(move || persist::save(&dir, &saved)).await;
+            if let Ok(Err(e)) | Err(e) = result.map_err(std::io::Error::other) {
+                tracing::warn!(error = %e, "cannot save the Route53 snapshot");
+            }
+        }
+    }
+
+    /// One sweep of every account. An error listing zones publishes nothing.
+    pub async fn sweep(&self) -> Result<SweepReport, String> {
+        let started = Instant::now();
+        let mut report = SweepReport::default();
+        let mut discovered: Vec<(usize, HostedZone)> = Vec::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            let zones = c
+                .list_zones(!self.cfg.vpcs.is_empty())
+                .await
+                .map_err(|e| e.to_string())?;
+            discovered.extend(zones.into_iter().filter(|z| self.wanted(z)).map(|z| (i, z)));
+        }
+        report.zones = discovered.len();
+        let mut fetched: HashMap<String, Result<Vec<RecordSet>, String>> = HashMap::new();
+        for (i, hz) in &discovered {
+            let r = self.clients[*i]
+                .list_records(&hz.id)
+                .await
+                .map_err(|e| e.to_string());
+            fetched.insert(hz.id.clone(), r);
+        }
+        // Health checks and CIDR locations referenced by what was fetched.
+        let mut health_ids = BTreeSet::new();
+        let mut cidr_keys = BTreeSet::new();
+        for recs in fetched.values().flatten() {
+            for r in recs {
+                if let Some(h) = &r.health_check_id {
+                    health_ids.insert(h.clone());
+                }
+                if let Some(c) = r
+                    .cidr_routing_config
+                    .as_ref()
+                    .filter(|c| c.location_name != "*")
+                {
+                    cidr_keys.insert((c.collection_id.clone(), c.location_name.clone()));
+                }
+            }
+        }
+        let mut health = HashMap::new();
+        for id in &health_ids {
+            match self.clients[0].health(id).await {
+                Ok(h) => {
+                    health.insert(id.clone(), h);
+                }
+                Err(e) => {
+                    tracing::warn!(health_check = %id, error = %e, "health status unknown; keeping the last one")
+                }
+            }
+        }
+        let mut cidr = HashMap::new();
+        for (c, l) in &cidr_keys {
+            match self.clients[0].cidr_blocks(c, l).await {
+                Ok(b) => {
+                    cidr.insert((c.clone(), l.clone()), b);
+                }
+                Err(e) => {
+                    tracing::warn!(collection = %c, location = %l, error = %e, "CIDR blocks unknown; keeping the last ones")
+                }
+            }
+        }
+        report.fetch = started.elapsed();
+        let converting = Instant::now();
+        let mut st = self.state.lock().await;
+        st.health.extend(health);
+        st.cidr.extend(cidr);
+        let ids: BTreeSet<String> = discovered.iter().map(|(_, z)| z.id.clone()).collect();
+        // Zones gone from a complete listing are gone.
+        st.zones.retain(|id, _| ids.contains(id));
+        for (_, hz) in discovered {
+            let id = hz.id.clone();
+            let entry = st.zones.entry(id.clone()).or_insert_with(|| ZoneEntry {
+                hz: hz.clone(),
+                records: Vec::new(),
+                built: None,
+                hash: [0; 32],
+                serial: 0,
+                last_ok: None,
+                last_error: None,
+                endpoints: Vec::new(),
+            });
+            entry.hz = hz;
+            match fetched.remove(&id) {
+                Some(Ok(records)) => {
+                    entry.records = records;
+                    entry.last_ok = Some(SystemTime::now());
+                    entry.last_error = None;
+                }
+                Some(Err(e)) => {
+                    tracing::error!(zone = %entry.hz.name, error = %e, "fetch failed; the previous version stays");
+                    entry.last_error = Some(e);
+                    report.failed.push(entry.hz.name.clone());
+                }
+                None => {}
+            }
+        }
+        let all: Vec<String> = st.zones.keys().cloned().collect();
+        let mut changed = Vec::new();
+        self.convert_all(&mut st, &all, &mut changed);
+        report.changed = changed;
+        report.convert = converting.elapsed();
+        let publishing = Instant::now();
+        self.publish(&st).await;
+        report.publish = publishing.elapsed();
+        let complete = st.zones.values().all(|z| z.built.is_some());
+        drop(st);
+        if complete {
+            self.status.ready.store(true, Ordering::Relaxed);
+        }
+        if report.failed.is_empty() {
+            *self
+                .status
+                .last_ok
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        }
+        Ok(report)
+    }
+
+    /// Resolves every AWS endpoint aliases point to; re-converts and publishes on change.
+    pub async fn refresh_endpoints(&self) {
+        let Some(resolver) = self
+            .cfg
+            .endpoint_resolver
+            .or_else(crate::resolve::system_resolver)
+        else {
+            return;
+        };
+        let names: BTreeSet<String> = {
+            let st = self.state.lock().await;
+            st.zones
+                .values()
+                .flat_map(|z| z.endpoints.iter().cloned())
+                .collect()
+        };
+        if names.is_empty() {
+            return;
+        }
+        let mut results = HashMap::new();
+        for n in &names {
+            match crate::resolve::resolve(resolver, n, Duration::from_secs(2)).await {
+                Ok(a) => {
+                    results.insert(n.clone(), a);
+                }
+                Err(e) => {
+                    tracing::warn!(endpoint = %n, %resolver, error = %e, "cannot resolve alias target; keeping the last addresses")
+                }
+            }
+        }
+        let mut st = self.state.lock().await;
+        let changed = results.iter().any(|(n, a)| st.endpoints.get(n) != Some(a));
+        if !changed {
+            return;
+        }
+        st.endpoints.extend(results);
+        let all: Vec<String> = st.zones.keys().cloned().collect();
+        self.convert_all(&mut st, &all, &mut Vec::new());
+        self.publish(&st).await;
+        tracing::info!(endpoints = names.len(), "alias targets re-resolved");
+    }
+
+    /// Sweeps every `refresh` (and on [`Syncer::trigger`]) until `shutdown`.
+    pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) {
+        let me = self.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let started = Instant::now();
+                me.status.sweeps.fetch_add(1, Ordering::Relaxed);
+                match me.sweep().await {
+                    Ok(r) => {
+                        tracing::info!(
+                            zones = r.zones,
+                            changed = ?r.changed,
+                            failed = ?r.failed,
+                            fetch_ms = r.fetch.as_millis() as u64,
+                            convert_ms = r.convert.as_millis() as u64,
+                            publish_ms = r.publish.as_millis() as u64,
+                            "route53 sweep"
+                        );
+                        if !r.failed.is_empty() {
+                            me.status.failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(e) => {
+                        me.status.failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(error = %e, "route53 sweep failed; serving the last good data");
+                    }
+                }
+                me.refresh_endpoints().await;
+                // Sweeps start `refresh` apart; a slow sweep still leaves a tenth of it idle.
+                let wait = me
+                    .cfg
+                    .refresh
+                    .saturating_sub(started.elapsed())
+                    .max(me.cfg.refresh / 10);
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = me.trigger.notified() => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(me.cfg.endpoint_refresh) => me.refresh_endpoints().await,
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        });
+    }
+}
