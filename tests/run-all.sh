@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project, installing what they need first:
-# NSD (reference server for the differential tests), dig and kdig (real clients).
+# NSD (reference server for the differential tests), dig and kdig (real clients), and the
+# moto Route53 emulator.
 # Usage: tests/run-all.sh            (as root, or with sudo available)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,19 @@ if ((${#missing[@]})); then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # NSD's package may start a system instance on port 53; the tests use their own on loopback.
+
+# The Route53 API emulator (moto) for the Route53 tests, in a venv outside the repository.
+venv="${R53DNS_MOTO_VENV:-$HOME/.cache/r53dns/moto-venv}"
+if [ ! -x "$venv/bin/moto_server" ]; then
+    echo "installing the moto Route53 emulator into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q 'moto==5.2.5' 'flask<4' flask-cors
+fi
+export R53DNS_MOTO_VENV="$venv"
+# The tests never reach real AWS: they set test credentials and the emulator's address
+# themselves; make sure nothing from this shell leaks in.
+unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
+export AWS_EC2_METADATA_DISABLED=true
 
 echo "== rustfmt";  cargo fmt --all --check
 echo "== clippy";   cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -7,6 +7,7 @@ mod support;
 mod binary;
 mod differential;
 mod robustness;
+mod route53;
 mod scenarios;
 mod serving;
 mod tcp;

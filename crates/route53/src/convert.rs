@@ -498,6 +498,9 @@ pub fn convert(
         source,
     };
     for ((_, code), (owner, rr)) in &plain {
+        if rr.rdatas().is_empty() {
+            b.add_unresolved(owner, *code, rr.ttl()).map_err(invalid)?;
+        }
         for rd in rr.rdatas() {
             let rd = if *code == rtype::SOA {
                 with_serial(rd, serial)

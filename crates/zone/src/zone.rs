@@ -214,6 +214,14 @@ impl Zone {
             };
         for node in self.sorted_nodes() {
             for rr in node.rrsets.iter() {
+                if rr.rdatas.is_empty() {
+                    let _ = writeln!(
+                        s,
+                        "; {} {} unresolved alias (SERVFAIL until it resolves)",
+                        node.name,
+                        type_to_string(rr.rtype)
+                    );
+                }
                 for rd in rr.rdatas.iter() {
                     line(&mut s, "", &node.name, rr, rd, "");
                 }
@@ -436,6 +444,32 @@ impl ZoneBuilder {
                 });
                 self.records += 1;
             }
+        }
+        Ok(())
+    }
+
+    /// Declares data of `rtype` at `owner` that exists but cannot be served now (an alias
+    /// whose target is not resolved yet): questions for it get SERVFAIL.
+    pub fn add_unresolved(&mut self, owner: &Name, rtype: u16, ttl: u32) -> Result<(), ZoneError> {
+        if !owner.is_subdomain_of(&self.apex) {
+            return Err(ZoneError::OutOfZone {
+                at: String::new(),
+                owner: owner.to_text(),
+                apex: self.apex.to_text(),
+            });
+        }
+        let key: Box<[u8]> = owner.to_lowercase().wire().into();
+        let (_, sets) = self
+            .nodes
+            .entry(key)
+            .or_insert_with(|| (owner.clone(), Vec::new()));
+        if !sets.iter().any(|s| s.rtype == rtype) {
+            sets.push(PendingSet {
+                rtype,
+                ttl,
+                rdatas: Vec::new(),
+                at: String::new(),
+            });
         }
         Ok(())
     }

@@ -1,3 +1,4 @@
 pub mod dns;
+pub mod moto;
 pub mod nsd;
 pub mod server;

@@ -110,7 +110,16 @@ impl Binary {
 
     /// Starts `r53dns serve ARGS --listen 127.0.0.1:0` and waits until it listens.
     pub fn serve(args: &[&str]) -> Self {
-        let mut child = Self::command()
+        Self::serve_with(args, &[])
+    }
+
+    /// Like [`Binary::serve`] with extra environment variables.
+    pub fn serve_with(args: &[&str], env: &[(&str, String)]) -> Self {
+        let mut cmd = Self::command();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0", "--workers", "1"])
