@@ -23,6 +23,14 @@ enum Command {
     Serve(Opts),
     /// Validate the configuration and every zone, print the resolved configuration, exit.
     Check(Opts),
+    /// Write every zone (zone files and Route53) as BIND-loadable master files, then exit.
+    Export {
+        /// Directory to write `<zone>.zone` files into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        opts: Opts,
+    },
 }
 
 /// Options shared by `serve` and `check`. Each may also come from the environment
@@ -154,11 +162,65 @@ fn init_logging(level: &str, format: LogFormat) {
     }
 }
 
+fn export(config: &r53dns_app::Config, out: &std::path::Path) -> ExitCode {
+    init_logging(&config.log_level, config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("r53dns: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} zones written")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let progress = |done: usize, total: usize| {
+        if let Some(b) = &bar {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+        }
+    };
+    match runtime.block_on(r53dns_app::export::export(config, out, progress)) {
+        Ok(files) => {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            for f in &files {
+                println!("{}", f.display());
+            }
+            eprintln!(
+                "r53dns: wrote {} zone files to {}",
+                files.len(),
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) if e.is::<StartupError>() => {
+            eprintln!("r53dns: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("r53dns: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (opts, serve) = match &cli.command {
-        Command::Serve(o) => (o, true),
-        Command::Check(o) => (o, false),
+    let (opts, serve, export_to) = match &cli.command {
+        Command::Serve(o) => (o, true, None),
+        Command::Check(o) => (o, false, None),
+        Command::Export { out, opts } => (opts, false, Some(out.clone())),
     };
     let config = match opts.spec().and_then(Spec::validate) {
         Ok(c) => c,
@@ -167,6 +229,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(out) = export_to {
+        return export(&config, &out);
+    }
     if !serve {
         return match check(&config) {
             Ok(report) => {

@@ -625,3 +625,127 @@ fn the_saved_snapshot_is_served_at_once_when_aws_is_unreachable() {
         "still served while AWS is down"
     );
 }
+
+#[test]
+fn export_writes_zone_files_that_bind_loads() {
+    let moto = Moto::start();
+    let rt = rt();
+    rt.block_on(async {
+        let s = Seeder::new(&moto.endpoint()).await;
+        let id = s.zone("export.example.", false).await;
+        let private = s.zone("export.example.", true).await;
+        s.upsert(
+            &id,
+            vec![
+                rrset("www.export.example.", "A", 60, &["192.0.2.1"]),
+                rrset("export.example.", "MX", 300, &["10 mail.export.example."]),
+                rrset("mail.export.example.", "A", 300, &["192.0.2.25"]),
+                rrset("export.example.", "TXT", 300, &["\"v=spf1 -all\""]),
+                rrset("\\052.dyn.export.example.", "A", 60, &["192.0.2.9"]),
+                alias("export.example.", "A", &id, "www.export.example."),
+                weighted("w.export.example.", "a", 3, "192.0.2.11"),
+                weighted("w.export.example.", "b", 1, "192.0.2.12"),
+                rrset("svc.export.example.", "HTTPS", 300, &["1 . alpn=\"h2\""]),
+            ],
+        )
+        .await;
+        s.upsert(
+            &private,
+            vec![rrset("db.export.example.", "A", 60, &["10.0.0.5"])],
+        )
+        .await;
+    });
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = Binary::command();
+    for (k, v) in aws_env(&moto.endpoint()) {
+        cmd.env(k, v);
+    }
+    let result = cmd
+        .args(["export", "--route53", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let public = out.path().join("export.example.zone");
+    let private = out.path().join("export.example.private.zone");
+    let text = std::fs::read_to_string(&public).unwrap();
+    assert!(
+        text.contains("export.example. 60 IN A 192.0.2.1"),
+        "the apex alias is written as its target's data:\n{text}"
+    );
+    assert!(text.contains("weighted set \"a\""), "{text}");
+    assert!(
+        std::fs::read_to_string(&private)
+            .unwrap()
+            .contains("db.export.example. 60 IN A 10.0.0.5")
+    );
+    for f in [&public, &private] {
+        let check = std::process::Command::new("named-checkzone")
+            .args(["export.example."])
+            .arg(f)
+            .output()
+            .expect("named-checkzone must be installed (bind9-utils)");
+        assert!(
+            check.status.success(),
+            "{}: {}",
+            f.display(),
+            String::from_utf8_lossy(&check.stdout)
+        );
+    }
+}
+
+#[test]
+fn zone_filters_and_assumed_roles() {
+    let moto = Moto::start();
+    let rt = rt();
+    rt.block_on(async {
+        let s = Seeder::new(&moto.endpoint()).await;
+        for (name, private) in [
+            ("keep.example.", false),
+            ("skip.example.", false),
+            ("keep.example.", true),
+        ] {
+            let id = s.zone(name, private).await;
+            s.upsert(
+                &id,
+                vec![rrset(
+                    &format!("www.{name}"),
+                    "A",
+                    60,
+                    &[if private { "10.0.0.1" } else { "192.0.2.1" }],
+                )],
+            )
+            .await;
+        }
+    });
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        cfg.path(),
+        "[route53]\nenabled = true\nrefresh = \"1s\"\ninclude = [\"keep.example\"]\nkind = \"public\"\n\
+         only-assumed-roles = true\n[[route53.account]]\nrole-arn = \"arn:aws:iam::123456789012:role/r53dns-read\"\n",
+    )
+    .unwrap();
+    let b = Binary::serve_with(
+        &["--config", &cfg.path().display().to_string()],
+        &aws_env(&moto.endpoint()),
+    );
+    let addr = b.addr.unwrap();
+    eventually(Duration::from_secs(15), || {
+        answers(addr, "www.keep.example.", "A").len() == 1
+    })
+    .expect("included zone never served");
+    assert_eq!(
+        answers(addr, "www.keep.example.", "A"),
+        vec!["www.keep.example. 60 IN A 192.0.2.1"],
+        "public only"
+    );
+    assert_eq!(
+        ask(addr, &Query::new("www.skip.example.", "A")).rcode,
+        5,
+        "excluded by include"
+    );
+}

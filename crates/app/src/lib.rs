@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod export;
 pub mod persist;
 pub mod publish;
 pub mod resolve;

@@ -249,6 +249,15 @@ impl Syncer {
         }))
     }
 
+    /// The Route53 zones in effect, with their hosted-zone records.
+    pub async fn zones(&self) -> Vec<(HostedZone, Arc<Zone>)> {
+        let st = self.state.lock().await;
+        st.zones
+            .values()
+            .filter_map(|z| Some((z.hz.clone(), z.built.clone()?)))
+            .collect()
+    }
+
     /// Status for probes and operators.
     pub fn status(&self) -> Arc<SyncStatus> {
         self.status.clone()
