@@ -17,22 +17,13 @@ fn zone_text() -> String {
          ns1 A 192.0.2.1\nns2 A 192.0.2.2\n*.wild A 192.0.2.9\n",
     );
     for i in 0..8500 {
-        z.push_str(&format!(
-            "host{i} A 10.{}.{}.{}\n",
-            i >> 16,
-            (i >> 8) & 255,
-            i & 255
-        ));
+        z.push_str(&format!("host{i} A 10.{}.{}.{}\n", i >> 16, (i >> 8) & 255, i & 255));
     }
     for i in 0..500 {
         z.push_str(&format!("alias{i} CNAME host{i}\n"));
     }
     for i in 0..500 {
-        z.push_str(&format!(
-            "dept{i} NS ns.dept{i}\nns.dept{i} A 10.200.{}.{}\n",
-            i >> 8,
-            i & 255
-        ));
+        z.push_str(&format!("dept{i} NS ns.dept{i}\nns.dept{i} A 10.200.{}.{}\n", i >> 8, i & 255));
     }
     z
 }
@@ -62,9 +53,7 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("lookup");
     for (label, name, t) in cases {
         let n: Name = name.parse().unwrap();
-        g.bench_function(label, |b| {
-            b.iter(|| black_box(set.lookup(black_box(n.wire()), t, LookupOptions::default())))
-        });
+        g.bench_function(label, |b| b.iter(|| black_box(set.lookup(black_box(n.wire()), t, LookupOptions::default()))));
     }
     g.finish();
     let mut g = c.benchmark_group("answer");
@@ -72,9 +61,7 @@ fn benches(c: &mut Criterion) {
     let mut out = Vec::with_capacity(65535);
     for (label, name, t) in cases {
         let q = query(name, t);
-        g.bench_function(label, |b| {
-            b.iter(|| answer(&set, black_box(&q), Transport::Udp, &cfg, None, &mut out))
-        });
+        g.bench_function(label, |b| b.iter(|| answer(&set, black_box(&q), Transport::Udp, &cfg, None, &mut out)));
     }
     g.finish();
 }

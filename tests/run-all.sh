@@ -11,6 +11,7 @@ command -v nsd  >/dev/null || missing+=(nsd)
 command -v dig  >/dev/null || missing+=(bind9-dnsutils)
 command -v kdig >/dev/null || missing+=(knot-dnsutils)
 command -v named-checkzone >/dev/null || missing+=(bind9-utils)
+command -v promtool >/dev/null || missing+=(prometheus)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

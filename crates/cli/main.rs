@@ -23,6 +23,15 @@ enum Command {
     Serve(Opts),
     /// Validate the configuration and every zone, print the resolved configuration, exit.
     Check(Opts),
+    /// Talk to a running server's admin endpoint: `sync` (sweep Route53 now) or `zones`.
+    Ctl {
+        /// The server's HTTP address.
+        #[arg(long, default_value = "127.0.0.1:9153", env = "R53DNS_CTL_HTTP")]
+        http: SocketAddr,
+        /// `sync` or `zones`.
+        #[arg(value_parser = ["sync", "zones"])]
+        action: String,
+    },
     /// Write every zone (zone files and Route53) as BIND-loadable master files, then exit.
     Export {
         /// Directory to write `<zone>.zone` files into.
@@ -41,28 +50,13 @@ struct Opts {
     #[arg(long, short = 'c', env = "R53DNS_CONFIG")]
     config: Option<PathBuf>,
     /// Serve every *.zone file in DIR (origin from $ORIGIN, else the file name minus .zone).
-    #[arg(
-        long = "zone-dir",
-        value_name = "DIR",
-        env = "R53DNS_ZONE_DIR",
-        value_delimiter = ','
-    )]
+    #[arg(long = "zone-dir", value_name = "DIR", env = "R53DNS_ZONE_DIR", value_delimiter = ',')]
     zone_dirs: Vec<PathBuf>,
     /// Serve one zone file (repeatable).
-    #[arg(
-        long = "zone",
-        value_name = "FILE",
-        env = "R53DNS_ZONE",
-        value_delimiter = ','
-    )]
+    #[arg(long = "zone", value_name = "FILE", env = "R53DNS_ZONE", value_delimiter = ',')]
     zones: Vec<PathBuf>,
     /// Address for DNS over UDP and TCP (repeatable; default 127.0.0.1:5353).
-    #[arg(
-        long,
-        value_name = "ADDR:PORT",
-        env = "R53DNS_LISTEN",
-        value_delimiter = ','
-    )]
+    #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_LISTEN", value_delimiter = ',')]
     listen: Vec<SocketAddr>,
     /// UDP worker threads per address (default: number of CPUs).
     #[arg(long, env = "R53DNS_WORKERS")]
@@ -95,12 +89,7 @@ struct Opts {
     #[arg(long, value_name = "DIR", env = "R53DNS_STATE_DIR")]
     state_dir: Option<PathBuf>,
     /// Clients that see private zones (repeatable; default: everyone).
-    #[arg(
-        long = "internal-network",
-        value_name = "CIDR",
-        env = "R53DNS_INTERNAL_NETWORKS",
-        value_delimiter = ','
-    )]
+    #[arg(long = "internal-network", value_name = "CIDR", env = "R53DNS_INTERNAL_NETWORKS", value_delimiter = ',')]
     internal_networks: Vec<String>,
     /// Region latency routing treats as closest, e.g. eu-west-1.
     #[arg(long, env = "R53DNS_HOME_REGION")]
@@ -108,6 +97,12 @@ struct Opts {
     /// Resolver for aliases to AWS endpoints (default: /etc/resolv.conf).
     #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_ENDPOINT_RESOLVER")]
     endpoint_resolver: Option<SocketAddr>,
+    /// Address for /metrics, /healthz, /readyz and admin, or `off` (default 127.0.0.1:9153).
+    #[arg(long, value_name = "ADDR:PORT|off", env = "R53DNS_HTTP_LISTEN")]
+    http_listen: Option<String>,
+    /// Enable the admin routes (POST /sync, GET /zones) even on a non-loopback address.
+    #[arg(long, env = "R53DNS_ADMIN")]
+    admin: bool,
 }
 
 impl Opts {
@@ -125,14 +120,9 @@ impl Opts {
                 tcp_idle_timeout: self.tcp_idle_timeout,
                 tcp_max_connections: None,
             },
-            zones: ZonesSpec {
-                dirs: self.zone_dirs.clone(),
-                files: self.zones.clone(),
-            },
-            log: r53dns_app::config::LogSpec {
-                level: self.log_level.clone(),
-                format: self.log_format,
-            },
+            zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zones.clone() },
+            log: r53dns_app::config::LogSpec { level: self.log_level.clone(), format: self.log_format },
+            http: r53dns_app::config::HttpSpec { listen: self.http_listen.clone(), admin: self.admin.then_some(true) },
             route53: r53dns_app::config::Route53Spec {
                 enabled: self.route53.then_some(true),
                 refresh: self.refresh,
@@ -152,10 +142,7 @@ fn init_logging(level: &str, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -164,11 +151,7 @@ fn init_logging(level: &str, format: LogFormat) {
 
 fn export(config: &r53dns_app::Config, out: &std::path::Path) -> ExitCode {
     init_logging(&config.log_level, config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .worker_threads(2)
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("r53dns: cannot start the runtime: {e}");
@@ -197,11 +180,7 @@ fn export(config: &r53dns_app::Config, out: &std::path::Path) -> ExitCode {
             for f in &files {
                 println!("{}", f.display());
             }
-            eprintln!(
-                "r53dns: wrote {} zone files to {}",
-                files.len(),
-                out.display()
-            );
+            eprintln!("r53dns: wrote {} zone files to {}", files.len(), out.display());
             ExitCode::SUCCESS
         }
         Err(e) if e.is::<StartupError>() => {
@@ -215,12 +194,47 @@ fn export(config: &r53dns_app::Config, out: &std::path::Path) -> ExitCode {
     }
 }
 
+/// A minimal HTTP/1.1 request to the admin endpoint.
+fn ctl(addr: SocketAddr, action: &str) -> ExitCode {
+    use std::io::{Read, Write};
+    let (method, path) = if action == "sync" { ("POST", "/sync") } else { ("GET", "/zones") };
+    let result = (|| -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf)?;
+        Ok(buf)
+    })();
+    match result {
+        Ok(resp) => {
+            let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+            let ok = head.split_whitespace().nth(1).is_some_and(|c| c.starts_with('2'));
+            print!("{body}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("r53dns: {}", head.lines().next().unwrap_or("no response"));
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("r53dns: cannot reach {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Ctl { http, action } = &cli.command {
+        return ctl(*http, action);
+    }
     let (opts, serve, export_to) = match &cli.command {
         Command::Serve(o) => (o, true, None),
         Command::Check(o) => (o, false, None),
         Command::Export { out, opts } => (opts, false, Some(out.clone())),
+        Command::Ctl { .. } => return ExitCode::FAILURE,
     };
     let config = match opts.spec().and_then(Spec::validate) {
         Ok(c) => c,
@@ -239,10 +253,7 @@ fn main() -> ExitCode {
                     eprintln!("warning: {w}");
                 }
                 for (file, apex, serial, records) in &report.loaded {
-                    eprintln!(
-                        "ok: {} {apex} serial {serial}, {records} records",
-                        file.display()
-                    );
+                    eprintln!("ok: {} {apex} serial {serial}, {records} records", file.display());
                 }
                 print!("{}", config.to_toml());
                 ExitCode::SUCCESS
@@ -254,11 +265,7 @@ fn main() -> ExitCode {
         };
     }
     init_logging(&config.log_level, config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .worker_threads(2)
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("r53dns: cannot start the runtime: {e}");

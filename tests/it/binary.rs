@@ -37,41 +37,25 @@ fn a_broken_zone_file_stops_startup_with_file_and_line() {
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{cmd}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("bad.example.zone:5: A: bad IPv4 address '192.0.2.300'"),
-            "{cmd}: {err}"
-        );
+        assert!(err.contains("bad.example.zone:5: A: bad IPv4 address '192.0.2.300'"), "{cmd}: {err}");
     }
 }
 
 #[test]
 fn invalid_zones_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("nosoa.example.zone"),
-        "$TTL 60\n@ NS ns\nns A 192.0.2.1\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("nosoa.example.zone"), "$TTL 60\n@ NS ns\nns A 192.0.2.1\n").unwrap();
     std::fs::write(
         dir.path().join("cname.example.zone"),
         "$TTL 60\n@ SOA ns h 1 2 3 4 5\n NS ns\nx CNAME y\nx A 192.0.2.1\n",
     )
     .unwrap();
-    let out = Binary::command()
-        .args(["check", "--zone-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = Binary::command().args(["check", "--zone-dir"]).arg(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nosoa.example.: needs exactly one SOA"), "{err}");
     assert!(
-        err.contains("nosoa.example.: needs exactly one SOA"),
-        "{err}"
-    );
-    assert!(
-        err.contains(
-            "cname.example.zone:4: CNAME at x.cname.example. cannot coexist with other data (A)"
-        ),
+        err.contains("cname.example.zone:4: CNAME at x.cname.example. cannot coexist with other data (A)"),
         "{err}"
     );
 }
@@ -81,44 +65,18 @@ fn check_prints_the_resolved_configuration() {
     let cfg = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         cfg.path(),
-        format!(
-            "[zones]\ndirs = [\"{}\"]\n[server]\nworkers = 3\n",
-            data_dir().join("zones").display()
-        ),
+        format!("[zones]\ndirs = [\"{}\"]\n[server]\nworkers = 3\n", data_dir().join("zones").display()),
     )
     .unwrap();
-    let out = Binary::command()
-        .args(["check", "--config"])
-        .arg(cfg.path())
-        .args(["--workers", "2"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Binary::command().args(["check", "--config"]).arg(cfg.path()).args(["--workers", "2"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("workers = 2"),
-        "flags override the file: {stdout}"
-    );
-    let out = Binary::command()
-        .args(["check", "--config"])
-        .arg(cfg.path())
-        .env("R53DNS_WORKERS", "4")
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("workers = 4"),
-        "environment overrides the file"
-    );
+    assert!(stdout.contains("workers = 2"), "flags override the file: {stdout}");
+    let out =
+        Binary::command().args(["check", "--config"]).arg(cfg.path()).env("R53DNS_WORKERS", "4").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("workers = 4"), "environment overrides the file");
     std::fs::write(cfg.path(), "[server]\nwrokers = 3\n").unwrap();
-    let out = Binary::command()
-        .args(["check", "--config"])
-        .arg(cfg.path())
-        .output()
-        .unwrap();
+    let out = Binary::command().args(["check", "--config"]).arg(cfg.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("wrokers"));
 }
@@ -128,59 +86,31 @@ fn sighup_reloads_and_a_broken_edit_keeps_the_old_zone() {
     let dir = example_dir();
     let mut b = Binary::serve(&["--zone-dir", &dir.path().display().to_string()]);
     let addr = b.addr.unwrap();
-    assert_eq!(
-        a_record(addr, "www.example.com."),
-        vec!["www.example.com. 3600 IN A 192.0.2.3"]
-    );
+    assert_eq!(a_record(addr, "www.example.com."), vec!["www.example.com. 3600 IN A 192.0.2.3"]);
 
     let file = dir.path().join("example.com.zone");
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replace("192.0.2.3", "192.0.2.99")).unwrap();
     b.signal("HUP");
-    b.wait_for("zone files reloaded", Duration::from_secs(10))
-        .expect("no reload");
-    assert_eq!(
-        a_record(addr, "www.example.com."),
-        vec!["www.example.com. 3600 IN A 192.0.2.99"]
-    );
+    b.wait_for("zone files reloaded", Duration::from_secs(10)).expect("no reload");
+    assert_eq!(a_record(addr, "www.example.com."), vec!["www.example.com. 3600 IN A 192.0.2.99"]);
 
-    std::fs::write(
-        &file,
-        "$TTL 60\n@ SOA ns h 1 2 3 4 5\n  NS ns\nwww A not-an-address\n",
-    )
-    .unwrap();
+    std::fs::write(&file, "$TTL 60\n@ SOA ns h 1 2 3 4 5\n  NS ns\nwww A not-an-address\n").unwrap();
     b.signal("HUP");
-    let err = b
-        .wait_for("zone not updated", Duration::from_secs(10))
-        .expect("no error logged");
+    let err = b.wait_for("zone not updated", Duration::from_secs(10)).expect("no error logged");
     assert!(err.contains("example.com.zone:4"), "{err}");
-    assert_eq!(
-        a_record(addr, "www.example.com."),
-        vec!["www.example.com. 3600 IN A 192.0.2.99"]
-    );
+    assert_eq!(a_record(addr, "www.example.com."), vec!["www.example.com. 3600 IN A 192.0.2.99"]);
     // The other zone is untouched.
-    assert_eq!(
-        a_record(addr, "www.example.net."),
-        vec!["www.example.net. 600 IN A 198.51.100.1"]
-    );
+    assert_eq!(a_record(addr, "www.example.net."), vec!["www.example.net. 600 IN A 198.51.100.1"]);
 
     b.signal("TERM");
-    let status = b
-        .wait_exit(Duration::from_secs(15))
-        .expect("did not stop on SIGTERM");
+    let status = b.wait_exit(Duration::from_secs(15)).expect("did not stop on SIGTERM");
     assert!(status.success(), "{status:?}");
 }
 
 fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd} must be installed: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd} must be installed: {e}"));
+    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -191,37 +121,12 @@ fn dig_and_kdig_get_answers_over_udp_and_tcp() {
     let addr = b.addr.unwrap();
     let (ip, port) = (addr.ip().to_string(), addr.port().to_string());
     let at = format!("@{ip}");
-    let dig = run(
-        "dig",
-        &[
-            "+short",
-            "+norec",
-            &at,
-            "-p",
-            &port,
-            "alias.example.com",
-            "A",
-        ],
-    );
+    let dig = run("dig", &["+short", "+norec", &at, "-p", &port, "alias.example.com", "A"]);
     assert_eq!(dig, "www.example.com.\n192.0.2.3\n");
-    let dig_tcp = run(
-        "dig",
-        &["+short", "+tcp", &at, "-p", &port, "big.example.com", "A"],
-    );
+    let dig_tcp = run("dig", &["+short", "+tcp", &at, "-p", &port, "big.example.com", "A"]);
     assert_eq!(dig_tcp.lines().count(), 40);
     // dig over UDP without EDNS retries over TCP after TC and gets all 40.
-    let dig_tc = run(
-        "dig",
-        &[
-            "+noedns",
-            "+short",
-            &at,
-            "-p",
-            &port,
-            "big.example.com",
-            "A",
-        ],
-    );
+    let dig_tc = run("dig", &["+noedns", "+short", &at, "-p", &port, "big.example.com", "A"]);
     assert_eq!(dig_tc.lines().count(), 40);
     let kdig = run("kdig", &["+short", &at, "-p", &port, "example.com", "MX"]);
     assert_eq!(kdig, "10 mail.example.com.\n");

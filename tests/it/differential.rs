@@ -39,13 +39,7 @@ const TYPES: &[&str] = &[
 fn flip_case(name: &str, seed: usize) -> String {
     name.chars()
         .enumerate()
-        .map(|(i, c)| {
-            if (i + seed).is_multiple_of(3) {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
+        .map(|(i, c)| if (i + seed).is_multiple_of(3) { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
         .collect()
 }
 
@@ -72,18 +66,10 @@ fn compare(q: &Query, ours: &Response, theirs: &Response) -> Option<String> {
     let any = q.qtype == 255;
     let mut diffs = Vec::new();
     if ours.rcode != theirs.rcode {
-        diffs.push(format!(
-            "rcode {} vs NSD {}",
-            ours.rcode_text(),
-            theirs.rcode_text()
-        ));
+        diffs.push(format!("rcode {} vs NSD {}", ours.rcode_text(), theirs.rcode_text()));
     }
     if ours.flags_text() != theirs.flags_text() {
-        diffs.push(format!(
-            "flags '{}' vs NSD '{}'",
-            ours.flags_text(),
-            theirs.flags_text()
-        ));
+        diffs.push(format!("flags '{}' vs NSD '{}'", ours.flags_text(), theirs.flags_text()));
     }
     if ours.opt.is_some() != theirs.opt.is_some() {
         diffs.push("OPT presence differs".into());
@@ -108,15 +94,8 @@ fn compare(q: &Query, ours: &Response, theirs: &Response) -> Option<String> {
         }
     }
     (!diffs.is_empty()).then(|| {
-        let name = Name::from_wire(&q.name)
-            .map(|n| n.to_text())
-            .unwrap_or_default();
-        format!(
-            "{name} {} edns={:?}: {}",
-            r53dns_zone::rdata::type_to_string(q.qtype),
-            q.edns,
-            diffs.join("; ")
-        )
+        let name = Name::from_wire(&q.name).map(|n| n.to_text()).unwrap_or_default();
+        format!("{name} {} edns={:?}: {}", r53dns_zone::rdata::type_to_string(q.qtype), q.edns, diffs.join("; "))
     })
 }
 
@@ -131,11 +110,8 @@ fn run_group(zone_files: &[&str], outside: &[&str]) -> usize {
         nsd_zones.push(zone.apex().to_text());
         files.push(dst);
     }
-    let nsd_args: Vec<(String, &std::path::Path)> = nsd_zones
-        .iter()
-        .cloned()
-        .zip(files.iter().map(PathBuf::as_path))
-        .collect();
+    let nsd_args: Vec<(String, &std::path::Path)> =
+        nsd_zones.iter().cloned().zip(files.iter().map(PathBuf::as_path)).collect();
     let nsd = Nsd::start(&nsd_args);
     let ours = TestServer::start_dir(dir.path());
     let names = corpus_names(&files, outside);
@@ -172,31 +148,15 @@ fn run_group(zone_files: &[&str], outside: &[&str]) -> usize {
             asked += 1;
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {asked} answers differ from NSD:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {asked} answers differ from NSD:\n{}", failures.len(), failures.join("\n"));
     asked
 }
 
 #[test]
 fn same_answers_as_nsd_for_example_zones() {
     let n = run_group(
-        &[
-            "example.com.zone",
-            "example.net.zone",
-            "sub.example.com.zone",
-        ],
-        &[
-            "example.org.",
-            "com.",
-            "net.",
-            "org.",
-            "nx.example.org.",
-            ".",
-        ],
+        &["example.com.zone", "example.net.zone", "sub.example.com.zone"],
+        &["example.org.", "com.", "net.", "org.", "nx.example.org.", "."],
     );
     assert!(n > 1000, "only {n} questions asked");
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod binary;
 mod differential;
+mod operations;
 mod robustness;
 mod route53;
 mod scenarios;

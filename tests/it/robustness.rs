@@ -12,11 +12,7 @@ use crate::support::server::{TestServer, data_dir};
 
 fn zones() -> ZoneSet {
     let mut set = ZoneSet::new();
-    for f in [
-        "example.com.zone",
-        "example.net.zone",
-        "signed.example.zone",
-    ] {
+    for f in ["example.com.zone", "example.net.zone", "signed.example.zone"] {
         let (z, _) = load_zone_file(&data_dir().join("zones").join(f), None).unwrap();
         set.insert(z);
     }
@@ -35,28 +31,14 @@ fn limit(msg: &[u8], transport: Transport) -> usize {
 
 fn check(set: &ZoneSet, msg: &[u8], transport: Transport) {
     let mut out = Vec::new();
-    match answer(
-        set,
-        msg,
-        transport,
-        &AnswerConfig::default(),
-        None,
-        &mut out,
-    ) {
+    match answer(set, msg, transport, &AnswerConfig::default(), None, &mut out) {
         Outcome::Drop => {}
         Outcome::Respond => {
             assert!(out.len() >= 12, "response shorter than a header");
-            assert!(
-                msg.len() >= 12 && msg[2] & 0x80 == 0,
-                "answered a response or a stub"
-            );
+            assert!(msg.len() >= 12 && msg[2] & 0x80 == 0, "answered a response or a stub");
             assert_eq!(out[..2], msg[..2], "ID not echoed");
             assert!(out[2] & 0x80 != 0, "QR not set");
-            assert!(
-                out.len() <= limit(msg, transport),
-                "{} octets over the limit",
-                out.len()
-            );
+            assert!(out.len() <= limit(msg, transport), "{} octets over the limit", out.len());
             parse(&out).unwrap_or_else(|e| panic!("unparsable response ({e}) to {msg:?}"));
         }
     }
@@ -64,12 +46,9 @@ fn check(set: &ZoneSet, msg: &[u8], transport: Transport) {
 
 fn valid_queries() -> Vec<Vec<u8>> {
     let mut v = Vec::new();
-    for (n, t) in [
-        ("www.example.com.", "A"),
-        ("big.example.com.", "A"),
-        ("x.dn.example.com.", "A"),
-        ("nx.example.com.", "MX"),
-    ] {
+    for (n, t) in
+        [("www.example.com.", "A"), ("big.example.com.", "A"), ("x.dn.example.com.", "A"), ("nx.example.com.", "MX")]
+    {
         v.push(Query::new(n, t).to_wire());
         v.push(Query::new(n, t).no_edns().to_wire());
         v.push(Query::new(n, t).dnssec_ok().to_wire());
@@ -111,26 +90,12 @@ fn compression_pointer_loops_are_rejected() {
     let set = zones();
     // A question name that points at itself, directly or after a label.
     // Also a forward pointer (to the type field).
-    for name in [
-        &[0xc0u8, 12][..],
-        &[0xc0, 14][..],
-        &[3, b'w', b'w', b'w', 0xc0, 12][..],
-    ] {
+    for name in [&[0xc0u8, 12][..], &[0xc0, 14][..], &[3, b'w', b'w', b'w', 0xc0, 12][..]] {
         let mut msg = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
         msg.extend_from_slice(name);
         msg.extend_from_slice(&[0, 1, 0, 1]);
         let mut out = Vec::new();
-        assert_eq!(
-            answer(
-                &set,
-                &msg,
-                Transport::Udp,
-                &AnswerConfig::default(),
-                None,
-                &mut out
-            ),
-            Outcome::Respond
-        );
+        assert_eq!(answer(&set, &msg, Transport::Udp, &AnswerConfig::default(), None, &mut out), Outcome::Respond);
         assert_eq!(out[3] & 0xf, 1, "FORMERR expected");
     }
 }
@@ -141,28 +106,8 @@ fn responses_and_runts_are_dropped() {
     let mut q = Query::new("www.example.com.", "A").to_wire();
     q[2] |= 0x80;
     let mut out = Vec::new();
-    assert_eq!(
-        answer(
-            &set,
-            &q,
-            Transport::Udp,
-            &AnswerConfig::default(),
-            None,
-            &mut out
-        ),
-        Outcome::Drop
-    );
-    assert_eq!(
-        answer(
-            &set,
-            &[0u8; 5],
-            Transport::Udp,
-            &AnswerConfig::default(),
-            None,
-            &mut out
-        ),
-        Outcome::Drop
-    );
+    assert_eq!(answer(&set, &q, Transport::Udp, &AnswerConfig::default(), None, &mut out), Outcome::Drop);
+    assert_eq!(answer(&set, &[0u8; 5], Transport::Udp, &AnswerConfig::default(), None, &mut out), Outcome::Drop);
 }
 
 #[test]
@@ -171,14 +116,7 @@ fn two_questions_are_a_format_error() {
     let mut q = Query::new("www.example.com.", "A").no_edns().to_wire();
     q[5] = 2;
     let mut out = Vec::new();
-    answer(
-        &set,
-        &q,
-        Transport::Udp,
-        &AnswerConfig::default(),
-        None,
-        &mut out,
-    );
+    answer(&set, &q, Transport::Udp, &AnswerConfig::default(), None, &mut out);
     let r = parse(&out).unwrap();
     assert_eq!(r.rcode, 1);
     assert!(r.question.is_empty());
@@ -194,9 +132,7 @@ fn garbage_flood_leaves_the_server_answering() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let len = (seed % 300) as usize;
-        let mut pkt: Vec<u8> = (0..len)
-            .map(|j| (seed >> (j % 56)) as u8 ^ i as u8)
-            .collect();
+        let mut pkt: Vec<u8> = (0..len).map(|j| (seed >> (j % 56)) as u8 ^ i as u8).collect();
         if pkt.len() > 2 {
             pkt[2] &= 0x7f;
         }
@@ -214,10 +150,6 @@ fn garbage_flood_leaves_the_server_answering() {
 
 fn copy_zones() -> std::path::PathBuf {
     let dir = tempfile::tempdir().unwrap().keep();
-    std::fs::copy(
-        data_dir().join("zones/example.com.zone"),
-        Path::new(&dir).join("example.com.zone"),
-    )
-    .unwrap();
+    std::fs::copy(data_dir().join("zones/example.com.zone"), Path::new(&dir).join("example.com.zone")).unwrap();
     dir
 }

@@ -9,16 +9,12 @@ use aws_sdk_route53::types::ChangeAction;
 
 use crate::support::dns::{Query, Response, ask, ask_tcp, parse};
 use crate::support::moto::{
-    Fault, FaultProxy, Moto, Seeder, alias, aws_env, failover, geo, latency, multivalue, rrset,
-    weighted,
+    Fault, FaultProxy, Moto, Seeder, alias, aws_env, failover, geo, latency, multivalue, rrset, weighted,
 };
 use crate::support::server::Binary;
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 /// Polls until `check` passes, up to `within`; returns how long it took.
@@ -75,76 +71,59 @@ fn every_record_type_public_and_private_over_udp_and_tcp() {
                 rrset("naptr.corp.example.", "NAPTR", 300, &["100 10 \"S\" \"SIP+D2T\" \"\" _sip._tcp.corp.example."]),
                 rrset("1.2.0.192.in-addr.corp.example.", "PTR", 300, &["www.corp.example."]),
                 rrset("ssh.corp.example.", "SSHFP", 300, &["1 1 123456789abcdef67890123456789abcdef67890"]),
-                rrset("_443._tcp.www.corp.example.", "TLSA", 300, &["3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6"]),
+                rrset(
+                    "_443._tcp.www.corp.example.",
+                    "TLSA",
+                    300,
+                    &["3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6"],
+                ),
                 rrset("svc.corp.example.", "HTTPS", 300, &["1 . alpn=\"h2,h3\""]),
                 rrset("_dns.corp.example.", "SVCB", 300, &["1 dns.corp.example. alpn=\"dot\" port=853"]),
                 rrset("lab.corp.example.", "NS", 300, &["ns.lab.corp.example."]),
-                rrset("lab.corp.example.", "DS", 300, &["12345 13 2 49FD46E6C4B45C55D4AC69CBD3CD34AC1AFE51DE7C0A4C9A3A85C9B9D5B3BC2B"]),
+                rrset(
+                    "lab.corp.example.",
+                    "DS",
+                    300,
+                    &["12345 13 2 49FD46E6C4B45C55D4AC69CBD3CD34AC1AFE51DE7C0A4C9A3A85C9B9D5B3BC2B"],
+                ),
                 rrset("ns.lab.corp.example.", "A", 300, &["192.0.2.53"]),
                 rrset("\\052.wild.corp.example.", "A", 60, &["192.0.2.9"]),
                 rrset("odd\\100name.corp.example.", "A", 60, &["192.0.2.10"]),
             ],
         )
         .await;
-        s.upsert(&private, vec![rrset("www.corp.example.", "A", 60, &["10.0.0.1"]), rrset("intranet.corp.example.", "A", 60, &["10.0.0.2"])]).await;
+        s.upsert(
+            &private,
+            vec![
+                rrset("www.corp.example.", "A", 60, &["10.0.0.1"]),
+                rrset("intranet.corp.example.", "A", 60, &["10.0.0.2"]),
+            ],
+        )
+        .await;
         (public, private)
     });
     let _ = (public, private);
     // 127.0.0.2 is an internal client; 127.0.0.1 is not.
     let b = serve(&moto.endpoint(), &["--internal-network", "127.0.0.2/32"]);
     let addr = b.addr.unwrap();
-    eventually(Duration::from_secs(15), || {
-        !answers(addr, "www.corp.example.", "A").is_empty()
-    })
-    .expect("zone never appeared");
+    eventually(Duration::from_secs(15), || !answers(addr, "www.corp.example.", "A").is_empty())
+        .expect("zone never appeared");
     let expect = [
-        (
-            "www.corp.example.",
-            "A",
-            vec![
-                "www.corp.example. 60 IN A 192.0.2.1",
-                "www.corp.example. 60 IN A 192.0.2.2",
-            ],
-        ),
-        (
-            "www.corp.example.",
-            "AAAA",
-            vec!["www.corp.example. 60 IN AAAA 2001:db8::1"],
-        ),
-        (
-            "corp.example.",
-            "MX",
-            vec!["corp.example. 300 IN MX 10 mail.corp.example."],
-        ),
+        ("www.corp.example.", "A", vec!["www.corp.example. 60 IN A 192.0.2.1", "www.corp.example. 60 IN A 192.0.2.2"]),
+        ("www.corp.example.", "AAAA", vec!["www.corp.example. 60 IN AAAA 2001:db8::1"]),
+        ("corp.example.", "MX", vec!["corp.example. 300 IN MX 10 mail.corp.example."]),
         (
             "corp.example.",
             "TXT",
-            vec![
-                "corp.example. 300 IN TXT \"a\" \"b\"",
-                "corp.example. 300 IN TXT \"v=spf1 -all\"",
-            ],
+            vec!["corp.example. 300 IN TXT \"a\" \"b\"", "corp.example. 300 IN TXT \"v=spf1 -all\""],
         ),
-        (
-            "corp.example.",
-            "CAA",
-            vec!["corp.example. 300 IN CAA 0 issue \"amazon.com\""],
-        ),
-        (
-            "corp.example.",
-            "SPF",
-            vec!["corp.example. 300 IN SPF \"v=spf1 -all\""],
-        ),
-        (
-            "_sip._tcp.corp.example.",
-            "SRV",
-            vec!["_sip._tcp.corp.example. 300 IN SRV 10 5 5060 sip.corp.example."],
-        ),
+        ("corp.example.", "CAA", vec!["corp.example. 300 IN CAA 0 issue \"amazon.com\""]),
+        ("corp.example.", "SPF", vec!["corp.example. 300 IN SPF \"v=spf1 -all\""]),
+        ("_sip._tcp.corp.example.", "SRV", vec!["_sip._tcp.corp.example. 300 IN SRV 10 5 5060 sip.corp.example."]),
         (
             "naptr.corp.example.",
             "NAPTR",
-            vec![
-                "naptr.corp.example. 300 IN NAPTR 100 10 \"S\" \"SIP+D2T\" \"\" _sip._tcp.corp.example.",
-            ],
+            vec!["naptr.corp.example. 300 IN NAPTR 100 10 \"S\" \"SIP+D2T\" \"\" _sip._tcp.corp.example."],
         ),
         (
             "1.2.0.192.in-addr.corp.example.",
@@ -156,11 +135,7 @@ fn every_record_type_public_and_private_over_udp_and_tcp() {
             "SSHFP",
             vec!["ssh.corp.example. 300 IN SSHFP 1 1 123456789ABCDEF67890123456789ABCDEF67890"],
         ),
-        (
-            "svc.corp.example.",
-            "HTTPS",
-            vec!["svc.corp.example. 300 IN HTTPS 1 . alpn=\"h2,h3\""],
-        ),
+        ("svc.corp.example.", "HTTPS", vec!["svc.corp.example. 300 IN HTTPS 1 . alpn=\"h2,h3\""]),
         (
             "_dns.corp.example.",
             "SVCB",
@@ -173,16 +148,8 @@ fn every_record_type_public_and_private_over_udp_and_tcp() {
                 "lab.corp.example. 300 IN DS 12345 13 2 49FD46E6C4B45C55D4AC69CBD3CD34AC1AFE51DE7C0A4C9A3A85C9B9D5B3BC2B",
             ],
         ),
-        (
-            "anything.wild.corp.example.",
-            "A",
-            vec!["anything.wild.corp.example. 60 IN A 192.0.2.9"],
-        ),
-        (
-            "odd@name.corp.example.",
-            "A",
-            vec!["odd\\@name.corp.example. 60 IN A 192.0.2.10"],
-        ),
+        ("anything.wild.corp.example.", "A", vec!["anything.wild.corp.example. 60 IN A 192.0.2.9"]),
+        ("odd@name.corp.example.", "A", vec!["odd\\@name.corp.example. 60 IN A 192.0.2.10"]),
     ];
     for (name, t, want) in &expect {
         let q = Query::new(name, t);
@@ -192,40 +159,24 @@ fn every_record_type_public_and_private_over_udp_and_tcp() {
         assert!(u.flag("aa"), "{name} {t}");
     }
     // TLSA under www (an existing name) and the CNAME chase.
-    assert_eq!(
-        answers(addr, "_443._tcp.www.corp.example.", "TLSA").len(),
-        1
-    );
+    assert_eq!(answers(addr, "_443._tcp.www.corp.example.", "TLSA").len(), 1);
     assert_eq!(answers(addr, "alias.corp.example.", "A").len(), 3);
     // Delegation: referral with glue.
     let r = ask(addr, &Query::new("host.lab.corp.example.", "A"));
     assert!(!r.flag("aa"));
-    assert_eq!(
-        r.section("authority"),
-        vec!["lab.corp.example. 300 IN NS ns.lab.corp.example."]
-    );
+    assert_eq!(r.section("authority"), vec!["lab.corp.example. 300 IN NS ns.lab.corp.example."]);
     // SOA: Route53 says serial 1; ours is derived.
     let soa = answers(addr, "corp.example.", "SOA");
-    assert!(
-        !soa[0].contains(" 1 7200 900"),
-        "serial must not be Route53's 1: {soa:?}"
-    );
+    assert!(!soa[0].contains(" 1 7200 900"), "serial must not be Route53's 1: {soa:?}");
     // Views: the private zone shadows the public one for internal clients, NXDOMAIN included.
     let q = Query::new("www.corp.example.", "A");
-    assert_eq!(
-        ask_from("127.0.0.2", addr, &q).section("answer"),
-        vec!["www.corp.example. 60 IN A 10.0.0.1"]
-    );
+    assert_eq!(ask_from("127.0.0.2", addr, &q).section("answer"), vec!["www.corp.example. 60 IN A 10.0.0.1"]);
     assert_eq!(ask_from("127.0.0.1", addr, &q).answer.len(), 2);
     let private_only = Query::new("intranet.corp.example.", "A");
     assert_eq!(ask_from("127.0.0.2", addr, &private_only).answer.len(), 1);
     assert_eq!(ask_from("127.0.0.1", addr, &private_only).rcode, 3);
     let public_only = Query::new("svc.corp.example.", "HTTPS");
-    assert_eq!(
-        ask_from("127.0.0.2", addr, &public_only).rcode,
-        3,
-        "a private zone's NXDOMAIN does not fall through"
-    );
+    assert_eq!(ask_from("127.0.0.2", addr, &public_only).rcode, 3, "a private zone's NXDOMAIN does not fall through");
 }
 
 #[test]
@@ -235,24 +186,14 @@ fn changes_appear_within_a_refresh_and_deleted_zones_disappear() {
     let s = rt.block_on(Seeder::new(&moto.endpoint()));
     let id = rt.block_on(async {
         let id = s.zone("change.example.", false).await;
-        s.upsert(
-            &id,
-            vec![rrset("www.change.example.", "A", 60, &["192.0.2.1"])],
-        )
-        .await;
+        s.upsert(&id, vec![rrset("www.change.example.", "A", 60, &["192.0.2.1"])]).await;
         id
     });
     let b = serve(&moto.endpoint(), &[]);
     let addr = b.addr.unwrap();
-    eventually(Duration::from_secs(15), || {
-        answers(addr, "www.change.example.", "A").len() == 1
-    })
-    .expect("never served");
+    eventually(Duration::from_secs(15), || answers(addr, "www.change.example.", "A").len() == 1).expect("never served");
     let serial_before = answers(addr, "change.example.", "SOA");
-    rt.block_on(s.upsert(
-        &id,
-        vec![rrset("www.change.example.", "A", 60, &["192.0.2.99"])],
-    ));
+    rt.block_on(s.upsert(&id, vec![rrset("www.change.example.", "A", 60, &["192.0.2.99"])]));
     let took = eventually(Duration::from_secs(10), || {
         answers(addr, "www.change.example.", "A") == vec!["www.change.example. 60 IN A 192.0.2.99"]
     })
@@ -260,26 +201,15 @@ fn changes_appear_within_a_refresh_and_deleted_zones_disappear() {
     eprintln!("change in moto → new answer: {took:?} (refresh 1s)");
     assert!(took < Duration::from_secs(5), "{took:?}");
     let serial_after = answers(addr, "change.example.", "SOA");
-    assert_ne!(
-        serial_before, serial_after,
-        "serial must change with the content"
-    );
-    let serial_of = |v: &[String]| {
-        v[0].split_whitespace()
-            .nth(6)
-            .unwrap()
-            .parse::<u32>()
-            .unwrap()
-    };
+    assert_ne!(serial_before, serial_after, "serial must change with the content");
+    let serial_of = |v: &[String]| v[0].split_whitespace().nth(6).unwrap().parse::<u32>().unwrap();
     assert!(serial_of(&serial_after) > serial_of(&serial_before));
     // Same content: same serial on the next sweeps.
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(answers(addr, "change.example.", "SOA"), serial_after);
     rt.block_on(s.delete_zone(&id));
-    eventually(Duration::from_secs(10), || {
-        ask(addr, &Query::new("www.change.example.", "A")).rcode == 5
-    })
-    .expect("a deleted zone must be REFUSED");
+    eventually(Duration::from_secs(10), || ask(addr, &Query::new("www.change.example.", "A")).rcode == 5)
+        .expect("a deleted zone must be REFUSED");
 }
 
 #[test]
@@ -290,41 +220,20 @@ fn zones_over_a_thousand_records_are_paged_completely() {
         let s = Seeder::new(&moto.endpoint()).await;
         let id = s.zone("big.example.", false).await;
         let sets: Vec<_> = (0..1200)
-            .map(|i| {
-                rrset(
-                    &format!("h{i}.big.example."),
-                    "A",
-                    60,
-                    &[&format!("10.0.{}.{}", i / 250, i % 250)],
-                )
-            })
+            .map(|i| rrset(&format!("h{i}.big.example."), "A", 60, &[&format!("10.0.{}.{}", i / 250, i % 250)]))
             .collect();
         s.upsert(&id, sets).await;
         // A routed group larger than nothing at a page edge: weighted sets share a name.
-        let w: Vec<_> = (0..20)
-            .map(|i| {
-                weighted(
-                    "w.big.example.",
-                    &format!("s{i}"),
-                    1,
-                    &format!("192.0.2.{i}"),
-                )
-            })
-            .collect();
+        let w: Vec<_> =
+            (0..20).map(|i| weighted("w.big.example.", &format!("s{i}"), 1, &format!("192.0.2.{i}"))).collect();
         s.upsert(&id, w).await;
     });
     let b = serve(&moto.endpoint(), &[]);
     let addr = b.addr.unwrap();
-    eventually(Duration::from_secs(30), || {
-        answers(addr, "h1199.big.example.", "A").len() == 1
-    })
-    .expect("last page never served");
+    eventually(Duration::from_secs(30), || answers(addr, "h1199.big.example.", "A").len() == 1)
+        .expect("last page never served");
     for i in (0..1200).step_by(7) {
-        assert_eq!(
-            answers(addr, &format!("h{i}.big.example."), "A").len(),
-            1,
-            "h{i}"
-        );
+        assert_eq!(answers(addr, &format!("h{i}.big.example."), "A").len(), 1, "h{i}");
     }
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..400 {
@@ -360,36 +269,19 @@ fn routing_policies_are_evaluated_per_query() {
     });
     let b = serve(&moto.endpoint(), &["--home-region", "eu-west-1"]);
     let addr = b.addr.unwrap();
-    eventually(Duration::from_secs(15), || {
-        !answers(addr, "w.route.example.", "A").is_empty()
-    })
-    .expect("never served");
+    eventually(Duration::from_secs(15), || !answers(addr, "w.route.example.", "A").is_empty()).expect("never served");
     // Weighted 3:1 over 4000 queries, within ±5% of the expected share.
-    let heavy = (0..4000)
-        .filter(|_| answers(addr, "w.route.example.", "A")[0].ends_with("192.0.2.1"))
-        .count();
+    let heavy = (0..4000).filter(|_| answers(addr, "w.route.example.", "A")[0].ends_with("192.0.2.1")).count();
     eprintln!("weighted 3:1 over 4000 queries: {heavy} / {}", 4000 - heavy);
-    assert!(
-        (2800..=3200).contains(&heavy),
-        "heavy share {heavy} of 4000"
-    );
+    assert!((2800..=3200).contains(&heavy), "heavy share {heavy} of 4000");
     // Failover without health checks: the primary.
     for _ in 0..20 {
-        assert_eq!(
-            answers(addr, "f.route.example.", "A"),
-            vec!["f.route.example. 60 IN A 192.0.2.11"]
-        );
+        assert_eq!(answers(addr, "f.route.example.", "A"), vec!["f.route.example. 60 IN A 192.0.2.11"]);
     }
     // Latency: the home region.
-    assert_eq!(
-        answers(addr, "l.route.example.", "A"),
-        vec!["l.route.example. 60 IN A 192.0.2.22"]
-    );
+    assert_eq!(answers(addr, "l.route.example.", "A"), vec!["l.route.example. 60 IN A 192.0.2.22"]);
     // Geolocation without a home location: the default record.
-    assert_eq!(
-        answers(addr, "g.route.example.", "A"),
-        vec!["g.route.example. 60 IN A 192.0.2.31"]
-    );
+    assert_eq!(answers(addr, "g.route.example.", "A"), vec!["g.route.example. 60 IN A 192.0.2.31"]);
     // Multivalue: all three healthy values, never merged into one record set.
     assert_eq!(answers(addr, "m.route.example.", "A").len(), 3);
 }
@@ -415,24 +307,9 @@ fn aliases_follow_targets_and_aws_endpoints_resolve_through_the_resolver() {
                 rrset("www.alias.example.", "A", 120, &["198.51.100.1"]),
                 alias("alias.example.", "A", &id, "www.alias.example."),
                 alias("chain.alias.example.", "A", &id, "alias.example."),
-                alias(
-                    "lb.alias.example.",
-                    "A",
-                    "Z35SXDOTRQ7X7K",
-                    "my-lb.us-east-1.elb.amazonaws.com.",
-                ),
-                alias(
-                    "lb.alias.example.",
-                    "AAAA",
-                    "Z35SXDOTRQ7X7K",
-                    "my-lb.us-east-1.elb.amazonaws.com.",
-                ),
-                alias(
-                    "gone.alias.example.",
-                    "A",
-                    "Z2FDTNDATAQYW2",
-                    "d111111abcdef8.cloudfront.net.",
-                ),
+                alias("lb.alias.example.", "A", "Z35SXDOTRQ7X7K", "my-lb.us-east-1.elb.amazonaws.com."),
+                alias("lb.alias.example.", "AAAA", "Z35SXDOTRQ7X7K", "my-lb.us-east-1.elb.amazonaws.com."),
+                alias("gone.alias.example.", "A", "Z2FDTNDATAQYW2", "d111111abcdef8.cloudfront.net."),
             ],
         )
         .await;
@@ -440,30 +317,19 @@ fn aliases_follow_targets_and_aws_endpoints_resolve_through_the_resolver() {
     let resolver_addr = resolver.addr.unwrap().to_string();
     let b = serve(&moto.endpoint(), &["--endpoint-resolver", &resolver_addr]);
     let addr = b.addr.unwrap();
-    eventually(Duration::from_secs(15), || {
-        answers(addr, "lb.alias.example.", "A").len() == 2
-    })
-    .expect("endpoint alias never resolved");
+    eventually(Duration::from_secs(15), || answers(addr, "lb.alias.example.", "A").len() == 2)
+        .expect("endpoint alias never resolved");
     assert_eq!(
         answers(addr, "alias.example.", "A"),
         vec!["alias.example. 120 IN A 198.51.100.1"],
         "apex alias, target TTL"
     );
-    assert_eq!(
-        answers(addr, "chain.alias.example.", "A"),
-        vec!["chain.alias.example. 120 IN A 198.51.100.1"]
-    );
+    assert_eq!(answers(addr, "chain.alias.example.", "A"), vec!["chain.alias.example. 120 IN A 198.51.100.1"]);
     assert_eq!(
         answers(addr, "lb.alias.example.", "A"),
-        vec![
-            "lb.alias.example. 60 IN A 203.0.113.10",
-            "lb.alias.example. 60 IN A 203.0.113.11"
-        ]
+        vec!["lb.alias.example. 60 IN A 203.0.113.10", "lb.alias.example. 60 IN A 203.0.113.11"]
     );
-    assert_eq!(
-        answers(addr, "lb.alias.example.", "AAAA"),
-        vec!["lb.alias.example. 60 IN AAAA 2001:db8::10"]
-    );
+    assert_eq!(answers(addr, "lb.alias.example.", "AAAA"), vec!["lb.alias.example. 60 IN AAAA 2001:db8::10"]);
     // Never a CNAME in place of an alias.
     assert!(answers(addr, "lb.alias.example.", "CNAME").is_empty());
     // An endpoint that does not resolve: SERVFAIL for that name only.
@@ -478,24 +344,17 @@ fn fault_case(fault: Fault, only_pages: bool, skip: usize) {
     let s = rt.block_on(Seeder::new(&moto.endpoint()));
     let id = rt.block_on(async {
         let id = s.zone("fault.example.", false).await;
-        let sets: Vec<_> = (0..700)
-            .map(|i| rrset(&format!("h{i}.fault.example."), "A", 60, &["192.0.2.1"]))
-            .collect();
+        let sets: Vec<_> = (0..700).map(|i| rrset(&format!("h{i}.fault.example."), "A", 60, &["192.0.2.1"])).collect();
         s.upsert(&id, sets).await;
         id
     });
     let b = serve(&proxy.endpoint(), &["--rate-limit", "50"]);
     let addr = b.addr.unwrap();
-    eventually(Duration::from_secs(20), || {
-        answers(addr, "h699.fault.example.", "A").len() == 1
-    })
-    .expect("never served");
+    eventually(Duration::from_secs(20), || answers(addr, "h699.fault.example.", "A").len() == 1).expect("never served");
     // Break the API, then change the data: the old answers must stay, whole.
     proxy.set(Some(fault), only_pages, skip);
     rt.block_on(async {
-        let sets: Vec<_> = (0..700)
-            .map(|i| rrset(&format!("h{i}.fault.example."), "A", 60, &["192.0.2.2"]))
-            .collect();
+        let sets: Vec<_> = (0..700).map(|i| rrset(&format!("h{i}.fault.example."), "A", 60, &["192.0.2.2"])).collect();
         s.change(&id, ChangeAction::Upsert, sets).await;
     });
     let deadline = Instant::now() + Duration::from_secs(4);
@@ -555,18 +414,12 @@ fn slow_responses_only_slow_the_sync() {
     rt.block_on(async {
         let s = Seeder::new(&moto.endpoint()).await;
         let id = s.zone("slow.example.", false).await;
-        s.upsert(
-            &id,
-            vec![rrset("www.slow.example.", "A", 60, &["192.0.2.1"])],
-        )
-        .await;
+        s.upsert(&id, vec![rrset("www.slow.example.", "A", 60, &["192.0.2.1"])]).await;
     });
     let b = serve(&proxy.endpoint(), &[]);
     let addr = b.addr.unwrap();
-    eventually(Duration::from_secs(20), || {
-        answers(addr, "www.slow.example.", "A").len() == 1
-    })
-    .expect("slow API never synced");
+    eventually(Duration::from_secs(20), || answers(addr, "www.slow.example.", "A").len() == 1)
+        .expect("slow API never synced");
 }
 
 #[test]
@@ -578,20 +431,14 @@ fn the_saved_snapshot_is_served_at_once_when_aws_is_unreachable() {
     rt.block_on(async {
         let s = Seeder::new(&moto.endpoint()).await;
         let id = s.zone("saved.example.", false).await;
-        s.upsert(
-            &id,
-            vec![rrset("www.saved.example.", "A", 60, &["192.0.2.7"])],
-        )
-        .await;
+        s.upsert(&id, vec![rrset("www.saved.example.", "A", 60, &["192.0.2.7"])]).await;
     });
     let serial;
     {
         let mut b = serve(&moto.endpoint(), &["--state-dir", &state_arg]);
         let addr = b.addr.unwrap();
-        eventually(Duration::from_secs(15), || {
-            answers(addr, "www.saved.example.", "A").len() == 1
-        })
-        .expect("never served");
+        eventually(Duration::from_secs(15), || answers(addr, "www.saved.example.", "A").len() == 1)
+            .expect("never served");
         std::thread::sleep(Duration::from_millis(500));
         serial = answers(addr, "saved.example.", "SOA");
         b.signal("TERM");
@@ -600,11 +447,7 @@ fn the_saved_snapshot_is_served_at_once_when_aws_is_unreachable() {
     // AWS unreachable: nothing listens on this port.
     let dead = format!(
         "http://127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     );
     let b = serve(&dead, &["--state-dir", &state_arg]);
     let addr = b.addr.unwrap();
@@ -613,17 +456,9 @@ fn the_saved_snapshot_is_served_at_once_when_aws_is_unreachable() {
         vec!["www.saved.example. 60 IN A 192.0.2.7"],
         "served at once"
     );
-    assert_eq!(
-        answers(addr, "saved.example.", "SOA"),
-        serial,
-        "same content, same serial"
-    );
+    assert_eq!(answers(addr, "saved.example.", "SOA"), serial, "same content, same serial");
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(
-        answers(addr, "www.saved.example.", "A").len(),
-        1,
-        "still served while AWS is down"
-    );
+    assert_eq!(answers(addr, "www.saved.example.", "A").len(), 1, "still served while AWS is down");
 }
 
 #[test]
@@ -649,27 +484,15 @@ fn export_writes_zone_files_that_bind_loads() {
             ],
         )
         .await;
-        s.upsert(
-            &private,
-            vec![rrset("db.export.example.", "A", 60, &["10.0.0.5"])],
-        )
-        .await;
+        s.upsert(&private, vec![rrset("db.export.example.", "A", 60, &["10.0.0.5"])]).await;
     });
     let out = tempfile::tempdir().unwrap();
     let mut cmd = Binary::command();
     for (k, v) in aws_env(&moto.endpoint()) {
         cmd.env(k, v);
     }
-    let result = cmd
-        .args(["export", "--route53", "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    let result = cmd.args(["export", "--route53", "--out"]).arg(out.path()).output().unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
     let public = out.path().join("export.example.zone");
     let private = out.path().join("export.example.private.zone");
     let text = std::fs::read_to_string(&public).unwrap();
@@ -678,23 +501,14 @@ fn export_writes_zone_files_that_bind_loads() {
         "the apex alias is written as its target's data:\n{text}"
     );
     assert!(text.contains("weighted set \"a\""), "{text}");
-    assert!(
-        std::fs::read_to_string(&private)
-            .unwrap()
-            .contains("db.export.example. 60 IN A 10.0.0.5")
-    );
+    assert!(std::fs::read_to_string(&private).unwrap().contains("db.export.example. 60 IN A 10.0.0.5"));
     for f in [&public, &private] {
         let check = std::process::Command::new("named-checkzone")
             .args(["export.example."])
             .arg(f)
             .output()
             .expect("named-checkzone must be installed (bind9-utils)");
-        assert!(
-            check.status.success(),
-            "{}: {}",
-            f.display(),
-            String::from_utf8_lossy(&check.stdout)
-        );
+        assert!(check.status.success(), "{}: {}", f.display(), String::from_utf8_lossy(&check.stdout));
     }
 }
 
@@ -704,20 +518,11 @@ fn zone_filters_and_assumed_roles() {
     let rt = rt();
     rt.block_on(async {
         let s = Seeder::new(&moto.endpoint()).await;
-        for (name, private) in [
-            ("keep.example.", false),
-            ("skip.example.", false),
-            ("keep.example.", true),
-        ] {
+        for (name, private) in [("keep.example.", false), ("skip.example.", false), ("keep.example.", true)] {
             let id = s.zone(name, private).await;
             s.upsert(
                 &id,
-                vec![rrset(
-                    &format!("www.{name}"),
-                    "A",
-                    60,
-                    &[if private { "10.0.0.1" } else { "192.0.2.1" }],
-                )],
+                vec![rrset(&format!("www.{name}"), "A", 60, &[if private { "10.0.0.1" } else { "192.0.2.1" }])],
             )
             .await;
         }
@@ -729,23 +534,10 @@ fn zone_filters_and_assumed_roles() {
          only-assumed-roles = true\n[[route53.account]]\nrole-arn = \"arn:aws:iam::123456789012:role/r53dns-read\"\n",
     )
     .unwrap();
-    let b = Binary::serve_with(
-        &["--config", &cfg.path().display().to_string()],
-        &aws_env(&moto.endpoint()),
-    );
+    let b = Binary::serve_with(&["--config", &cfg.path().display().to_string()], &aws_env(&moto.endpoint()));
     let addr = b.addr.unwrap();
-    eventually(Duration::from_secs(15), || {
-        answers(addr, "www.keep.example.", "A").len() == 1
-    })
-    .expect("included zone never served");
-    assert_eq!(
-        answers(addr, "www.keep.example.", "A"),
-        vec!["www.keep.example. 60 IN A 192.0.2.1"],
-        "public only"
-    );
-    assert_eq!(
-        ask(addr, &Query::new("www.skip.example.", "A")).rcode,
-        5,
-        "excluded by include"
-    );
+    eventually(Duration::from_secs(15), || answers(addr, "www.keep.example.", "A").len() == 1)
+        .expect("included zone never served");
+    assert_eq!(answers(addr, "www.keep.example.", "A"), vec!["www.keep.example. 60 IN A 192.0.2.1"], "public only");
+    assert_eq!(ask(addr, &Query::new("www.skip.example.", "A")).rcode, 5, "excluded by include");
 }

@@ -70,14 +70,7 @@ fn canonical_records(lines: &[String]) -> Vec<String> {
     let mut v: Vec<String> = recs
         .into_iter()
         .map(|r| {
-            Rr {
-                owner: r.owner.wire().to_vec(),
-                rtype: r.rtype,
-                class: 1,
-                ttl: r.ttl,
-                rdata: r.rdata,
-            }
-            .canonical()
+            Rr { owner: r.owner.wire().to_vec(), rtype: r.rtype, class: 1, ttl: r.ttl, rdata: r.rdata }.canonical()
         })
         .collect();
     v.sort();
@@ -128,40 +121,19 @@ fn run_file(path: &Path) -> usize {
             "query" => {
                 let (query, tcp) = parse_query(rest);
                 let comments = std::mem::take(&mut pending);
-                cases.push(Case {
-                    comments,
-                    query_line: rest.to_owned(),
-                    query,
-                    tcp,
-                    expect: Vec::new(),
-                });
+                cases.push(Case { comments, query_line: rest.to_owned(), query, tcp, expect: Vec::new() });
                 section = None;
             }
             "rcode" | "flags" | "edns" => {
-                cases
-                    .last_mut()
-                    .unwrap()
-                    .expect
-                    .push((word.to_owned(), vec![rest.to_owned()]));
+                cases.last_mut().unwrap().expect.push((word.to_owned(), vec![rest.to_owned()]));
             }
             "answer" | "authority" | "additional" => {
-                cases
-                    .last_mut()
-                    .unwrap()
-                    .expect
-                    .push((word.to_owned(), Vec::new()));
+                cases.last_mut().unwrap().expect.push((word.to_owned(), Vec::new()));
                 section = Some(word.to_owned());
             }
             _ => {
                 assert!(section.is_some(), "{}: unexpected line {t}", path.display());
-                cases
-                    .last_mut()
-                    .unwrap()
-                    .expect
-                    .last_mut()
-                    .unwrap()
-                    .1
-                    .push(t.to_owned());
+                cases.last_mut().unwrap().expect.last_mut().unwrap().1.push(t.to_owned());
             }
         }
     }
@@ -174,11 +146,7 @@ fn run_file(path: &Path) -> usize {
     let mut rewritten = header_lines.join("\n").trim_end().to_owned();
     let mut failures = Vec::new();
     for case in &cases {
-        let r = if case.tcp {
-            ask_tcp(server.addr, &case.query)
-        } else {
-            ask(server.addr, &case.query)
-        };
+        let r = if case.tcp { ask_tcp(server.addr, &case.query) } else { ask(server.addr, &case.query) };
         assert_eq!(r.id, case.query.id);
         // The question comes back byte for byte, case included (0x20).
         if r.rcode != 1 {
@@ -214,9 +182,7 @@ fn run_file(path: &Path) -> usize {
         }
         for (k, v) in &got {
             let want = match case.expect.iter().find(|(ek, _)| ek == k) {
-                Some((_, lines)) if ["rcode", "flags", "edns"].contains(&k.as_str()) => {
-                    lines.clone()
-                }
+                Some((_, lines)) if ["rcode", "flags", "edns"].contains(&k.as_str()) => lines.clone(),
                 Some((_, lines)) => canonical_records(lines),
                 None if ["rcode", "flags", "edns"].contains(&k.as_str()) => {
                     panic!("{}: case '{}' lacks {k}", path.display(), case.query_line)
@@ -224,22 +190,14 @@ fn run_file(path: &Path) -> usize {
                 None => vec![],
             };
             if &want != v {
-                failures.push(format!(
-                    "query {}\n  {k}: expected {want:#?}\n  got {v:#?}",
-                    case.query_line
-                ));
+                failures.push(format!("query {}\n  {k}: expected {want:#?}\n  got {v:#?}", case.query_line));
             }
         }
     }
     if update {
         std::fs::write(path, rewritten + "\n").unwrap();
     }
-    assert!(
-        failures.is_empty(),
-        "{}:\n{}",
-        path.display(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{}:\n{}", path.display(), failures.join("\n"));
     cases.len()
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use r53dns_app::config::{ServerSpec, Spec, ZonesSpec};
+use r53dns_app::config::{HttpSpec, ServerSpec, Spec, ZonesSpec};
 use r53dns_zone::{ZoneSet, load_zone_str};
 
 use crate::support::dns::{Query, ask, ask_tcp, parse, udp_exchange};
@@ -14,33 +14,20 @@ const SMALL: &str = "$ORIGIN small.example.\n$TTL 300\n@ SOA ns h 1 2 3 4 5\n NS
 #[test]
 fn listens_on_ipv4_and_ipv6() {
     let dir = zone_dir(&[("small.example.zone", SMALL)]);
-    let spec = Spec {
-        zones: ZonesSpec {
-            dirs: vec![dir.path().to_owned()],
-            files: vec![],
-        },
-        ..Default::default()
-    };
+    let spec = Spec { zones: ZonesSpec { dirs: vec![dir.path().to_owned()], files: vec![] }, ..Default::default() };
     let config = Spec {
         server: ServerSpec {
-            listen: Some(vec![
-                "127.0.0.1:0".parse().unwrap(),
-                "[::1]:0".parse().unwrap(),
-            ]),
+            listen: Some(vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()]),
             workers: Some(1),
             ..Default::default()
         },
+        http: HttpSpec { listen: Some("off".into()), admin: None },
         ..spec
     }
     .validate()
     .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let running = rt
-        .block_on(r53dns_app::start(
-            config,
-            r53dns_server::CancellationToken::new(),
-        ))
-        .unwrap();
+    let running = rt.block_on(r53dns_app::start(config, r53dns_server::CancellationToken::new())).unwrap();
     assert_eq!(running.dns_addrs.len(), 2);
     for addr in &running.dns_addrs {
         let q = Query::new("www.small.example.", "A");
@@ -61,19 +48,10 @@ fn include_files_with_their_own_origin() {
         ("lab.inc", "$TTL 60\nbox A 192.0.2.3\n@ TXT \"lab\"\n"),
     ]);
     let a = |n: &str| ask(s.addr, &Query::new(n, "A")).section("answer");
-    assert_eq!(
-        a("www.inc.example."),
-        vec!["www.inc.example. 300 IN A 192.0.2.2"]
-    );
-    assert_eq!(
-        a("box.lab.inc.example."),
-        vec!["box.lab.inc.example. 60 IN A 192.0.2.3"]
-    );
+    assert_eq!(a("www.inc.example."), vec!["www.inc.example. 300 IN A 192.0.2.2"]);
+    assert_eq!(a("box.lab.inc.example."), vec!["box.lab.inc.example. 60 IN A 192.0.2.3"]);
     // The include's origin and $TTL do not leak back into the including file.
-    assert_eq!(
-        a("after.inc.example."),
-        vec!["after.inc.example. 300 IN A 192.0.2.9"]
-    );
+    assert_eq!(a("after.inc.example."), vec!["after.inc.example. 300 IN A 192.0.2.9"]);
 }
 
 #[test]
@@ -84,39 +62,20 @@ fn escaped_owner_names_are_served() {
     let mut q = Query::new("x.esc.example.", "A");
     q.name = b"\x03a.b\x03esc\x07example\x00".to_vec();
     assert_eq!(ask(s.addr, &q).answer.len(), 1, "label with a dot");
-    assert_eq!(
-        ask(s.addr, &Query::new("abc.esc.example.", "A"))
-            .answer
-            .len(),
-        1,
-        "\\065 is A"
-    );
+    assert_eq!(ask(s.addr, &Query::new("abc.esc.example.", "A")).answer.len(), 1, "\\065 is A");
 }
 
 #[test]
 fn referral_whose_required_glue_does_not_fit_is_truncated() {
     // 13 in-domain name servers with long names, each with A and AAAA glue: far over 512.
-    let mut z = String::from(
-        "$ORIGIN glue.example.\n$TTL 300\n@ SOA ns h 1 2 3 4 5\n NS ns\nns A 192.0.2.1\n",
-    );
+    let mut z = String::from("$ORIGIN glue.example.\n$TTL 300\n@ SOA ns h 1 2 3 4 5\n NS ns\nns A 192.0.2.1\n");
     for i in 0..13 {
-        z.push_str(&format!(
-            "child NS a-rather-long-name-server-label-{i}.child\n"
-        ));
-        z.push_str(&format!(
-            "a-rather-long-name-server-label-{i}.child A 192.0.2.{}\n",
-            10 + i
-        ));
-        z.push_str(&format!(
-            "a-rather-long-name-server-label-{i}.child AAAA 2001:db8::{}\n",
-            10 + i
-        ));
+        z.push_str(&format!("child NS a-rather-long-name-server-label-{i}.child\n"));
+        z.push_str(&format!("a-rather-long-name-server-label-{i}.child A 192.0.2.{}\n", 10 + i));
+        z.push_str(&format!("a-rather-long-name-server-label-{i}.child AAAA 2001:db8::{}\n", 10 + i));
     }
     let s = TestServer::start(&[("glue.example.zone", &z)]);
-    let udp = ask(
-        s.addr,
-        &Query::new("www.child.glue.example.", "A").no_edns(),
-    );
+    let udp = ask(s.addr, &Query::new("www.child.glue.example.", "A").no_edns());
     assert!(udp.flag("tc"), "required glue did not fit: TC expected");
     assert!(!udp.flag("aa"));
     assert!(udp.size <= 512);
@@ -144,25 +103,13 @@ fn unknown_edns_options_are_ignored_and_small_sizes_mean_512() {
 #[test]
 fn two_files_for_one_zone_stop_startup() {
     let dir = zone_dir(&[("a.zone", SMALL), ("b.zone", SMALL)]);
-    let spec = Spec {
-        zones: ZonesSpec {
-            dirs: vec![dir.path().to_owned()],
-            files: vec![],
-        },
-        ..Default::default()
-    };
+    let spec = Spec { zones: ZonesSpec { dirs: vec![dir.path().to_owned()], files: vec![] }, ..Default::default() };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let err = rt
-        .block_on(r53dns_app::start(
-            spec.validate().unwrap(),
-            r53dns_server::CancellationToken::new(),
-        ))
+        .block_on(r53dns_app::start(spec.validate().unwrap(), r53dns_server::CancellationToken::new()))
         .unwrap_err()
         .to_string();
-    assert!(
-        err.contains("b.zone: zone small.example. is already defined by"),
-        "{err}"
-    );
+    assert!(err.contains("b.zone: zone small.example. is already defined by"), "{err}");
 }
 
 #[test]
@@ -170,21 +117,13 @@ fn a_published_snapshot_is_served_at_once_and_whole() {
     let s = TestServer::start(&[("small.example.zone", SMALL)]);
     let store = s.running.as_ref().unwrap().store.clone();
     let q = Query::new("www.small.example.", "A");
-    assert_eq!(
-        ask(s.addr, &q).section("answer"),
-        vec!["www.small.example. 300 IN A 192.0.2.2"]
-    );
-    let next = SMALL
-        .replace("192.0.2.2", "192.0.2.200")
-        .replace(" 1 2 3 4 5", " 2 2 3 4 5");
+    assert_eq!(ask(s.addr, &q).section("answer"), vec!["www.small.example. 300 IN A 192.0.2.2"]);
+    let next = SMALL.replace("192.0.2.2", "192.0.2.200").replace(" 1 2 3 4 5", " 2 2 3 4 5");
     let (zone, _) = load_zone_str(&next, std::path::Path::new("x"), None).unwrap();
     let mut set = ZoneSet::new();
     set.insert(zone);
     store.store(Arc::new(set.into()));
-    assert_eq!(
-        ask(s.addr, &q).section("answer"),
-        vec!["www.small.example. 300 IN A 192.0.2.200"]
-    );
+    assert_eq!(ask(s.addr, &q).section("answer"), vec!["www.small.example. 300 IN A 192.0.2.200"]);
     let soa = ask(s.addr, &Query::new("small.example.", "SOA")).section("answer");
     assert!(soa[0].contains(" 2 2 3 4 5"), "{soa:?}");
 }

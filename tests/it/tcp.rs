@@ -12,14 +12,8 @@ use crate::support::server::{TestServer, data_dir};
 
 fn server(idle: Duration) -> TestServer {
     TestServer::with_spec(Spec {
-        server: ServerSpec {
-            tcp_idle_timeout: Some(idle),
-            ..Default::default()
-        },
-        zones: ZonesSpec {
-            dirs: vec![],
-            files: vec![data_dir().join("zones/example.com.zone")],
-        },
+        server: ServerSpec { tcp_idle_timeout: Some(idle), ..Default::default() },
+        zones: ZonesSpec { dirs: vec![], files: vec![data_dir().join("zones/example.com.zone")] },
         ..Default::default()
     })
 }
@@ -36,12 +30,7 @@ fn pipelined_queries_are_all_answered_in_order() {
     let s = server(Duration::from_secs(5));
     let mut c = TcpStream::connect(s.addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let names = [
-        "www.example.com.",
-        "mail.example.com.",
-        "nx.example.com.",
-        "alias.example.com.",
-    ];
+    let names = ["www.example.com.", "mail.example.com.", "nx.example.com.", "alias.example.com."];
     let mut batch = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let mut q = Query::new(n, "A");
@@ -85,11 +74,7 @@ fn idle_connections_are_closed() {
 #[test]
 fn tcp_and_udp_answer_alike_and_tcp_is_not_truncated() {
     let s = server(Duration::from_secs(5));
-    for (n, t) in [
-        ("www.example.com.", "A"),
-        ("nx.example.com.", "A"),
-        ("x.sub.example.com.", "A"),
-    ] {
+    for (n, t) in [("www.example.com.", "A"), ("nx.example.com.", "A"), ("x.sub.example.com.", "A")] {
         let q = Query::new(n, t);
         let (u, tc) = (ask(s.addr, &q), ask_tcp(s.addr, &q));
         for sec in ["answer", "authority", "additional"] {

@@ -28,7 +28,23 @@ pub struct Spec {
     /// `[route53]`: Route53 as a zone source.
     #[serde(default)]
     pub route53: Route53Spec,
+    /// `[http]`: metrics, health and admin endpoint.
+    #[serde(default)]
+    pub http: HttpSpec,
 }
+
+/// `[http]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HttpSpec {
+    /// `ADDR:PORT` for `/metrics`, `/healthz`, `/readyz` and admin, or `off`.
+    pub listen: Option<String>,
+    /// Enable `POST /sync` and `GET /zones` (default: only when `listen` is a loopback address).
+    pub admin: Option<bool>,
+}
+
+/// Default HTTP listener: loopback only, the CoreDNS metrics port.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:9153";
 
 /// `[route53]`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -157,16 +173,10 @@ pub fn parse_network(s: &str) -> anyhow::Result<r53dns_zone::Prefix> {
         Some((a, l)) => (a, Some(l)),
         None => (s, None),
     };
-    let addr: std::net::IpAddr = a
-        .trim()
-        .parse()
-        .with_context(|| format!("bad network '{s}'"))?;
+    let addr: std::net::IpAddr = a.trim().parse().with_context(|| format!("bad network '{s}'"))?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let len: u8 = match l {
-        Some(l) => l
-            .trim()
-            .parse()
-            .with_context(|| format!("bad prefix length in '{s}'"))?,
+        Some(l) => l.trim().parse().with_context(|| format!("bad prefix length in '{s}'"))?,
         None => max,
     };
     if len > max {
@@ -280,6 +290,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Route53 source, when enabled.
     pub route53: Option<Route53Config>,
+    /// HTTP endpoint address, unless off.
+    pub http_listen: Option<SocketAddr>,
+    /// Admin routes enabled.
+    pub http_admin: bool,
 }
 
 /// Default DNS listener: loopback on an unprivileged port, safe on a laptop.
@@ -288,8 +302,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:5353";
 impl Spec {
     /// Reads a TOML file; unknown keys and bad values are errors naming the file.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
     }
 
@@ -322,6 +335,8 @@ impl Spec {
         r.endpoint_resolver = o.endpoint_resolver.or(r.endpoint_resolver);
         r.max_staleness = o.max_staleness.or(r.max_staleness);
         r.conflict = o.conflict.or(r.conflict);
+        self.http.listen = other.http.listen.or(self.http.listen.take());
+        self.http.admin = other.http.admin.or(self.http.admin);
         if !o.include.is_empty() {
             r.include = o.include;
         }
@@ -348,9 +363,7 @@ impl Spec {
         if !(512..=4096).contains(&max_udp_payload) {
             bail!("server.max-udp-payload: {max_udp_payload} is out of range (512–4096)");
         }
-        let tcp_max_connections = s
-            .tcp_max_connections
-            .unwrap_or(defaults.tcp_max_connections);
+        let tcp_max_connections = s.tcp_max_connections.unwrap_or(defaults.tcp_max_connections);
         if tcp_max_connections == 0 {
             bail!("server.tcp-max-connections: must be at least 1");
         }
@@ -358,24 +371,21 @@ impl Spec {
         if tcp_idle_timeout.is_zero() {
             bail!("server.tcp-idle-timeout: must be more than zero");
         }
-        let route53 = if self.route53.enabled.unwrap_or(false) {
-            Some(self.route53.validate()?)
-        } else {
-            None
+        let http_listen = match self.http.listen.as_deref().unwrap_or(DEFAULT_HTTP_LISTEN) {
+            "off" | "none" | "" => None,
+            a => Some(a.parse::<SocketAddr>().with_context(|| format!("http.listen: '{a}' is not ADDR:PORT or off"))?),
         };
+        // Admin routes change state: never open to the network unless asked.
+        let http_admin = self.http.admin.unwrap_or_else(|| http_listen.is_some_and(|a| a.ip().is_loopback()));
+        let route53 = if self.route53.enabled.unwrap_or(false) { Some(self.route53.validate()?) } else { None };
         if self.zones.dirs.is_empty() && self.zones.files.is_empty() && route53.is_none() {
-            bail!(
-                "no zones: give --zone-dir DIR, --zone FILE or --route53 (or [zones] / [route53] in the config)"
-            );
+            bail!("no zones: give --zone-dir DIR, --zone FILE or --route53 (or [zones] / [route53] in the config)");
         }
         Ok(Config {
             server: ServerConfig {
                 listen,
                 udp_workers: workers,
-                answer: AnswerConfig {
-                    max_udp_payload,
-                    minimal_responses: s.minimal_responses.unwrap_or(false),
-                },
+                answer: AnswerConfig { max_udp_payload, minimal_responses: s.minimal_responses.unwrap_or(false) },
                 tcp_idle_timeout,
                 tcp_max_connections,
             },
@@ -384,6 +394,8 @@ impl Spec {
             log_level: self.log.level.unwrap_or_else(|| "info".to_owned()),
             log_format: self.log.format.unwrap_or_default(),
             route53,
+            http_listen,
+            http_admin,
         })
     }
 }
@@ -391,10 +403,8 @@ impl Spec {
 impl Route53Config {
     fn to_spec(&self) -> Route53Spec {
         let g = &self.routing.home_location;
-        let location: Vec<&str> = [&g.continent, &g.country, &g.subdivision]
-            .into_iter()
-            .filter_map(|p| p.as_deref())
-            .collect();
+        let location: Vec<&str> =
+            [&g.continent, &g.country, &g.subdivision].into_iter().filter_map(|p| p.as_deref()).collect();
         Route53Spec {
             enabled: Some(true),
             refresh: Some(self.refresh),
@@ -403,11 +413,7 @@ impl Route53Config {
             exclude: self.exclude.clone(),
             kind: Some(self.kind),
             vpcs: self.vpcs.clone(),
-            internal_networks: self
-                .internal_networks
-                .iter()
-                .map(|(a, l)| format!("{a}/{l}"))
-                .collect(),
+            internal_networks: self.internal_networks.iter().map(|(a, l)| format!("{a}/{l}")).collect(),
             home_region: self.routing.home_region.as_deref().map(str::to_owned),
             home_location: (!location.is_empty()).then(|| location.join("-")),
             endpoint_resolver: self.endpoint_resolver,
@@ -457,10 +463,7 @@ impl Route53Spec {
             kind: self.kind.unwrap_or_default(),
             vpcs: self.vpcs,
             internal_networks,
-            routing: r53dns_zone::RoutingContext {
-                home_region: self.home_region.map(Into::into),
-                home_location,
-            },
+            routing: r53dns_zone::RoutingContext { home_region: self.home_region.map(Into::into), home_location },
             endpoint_resolver: self.endpoint_resolver,
             endpoint_refresh: self.endpoint_refresh.unwrap_or(Duration::from_secs(60)),
             max_staleness: self.max_staleness,
@@ -484,19 +487,13 @@ impl Config {
                 tcp_idle_timeout: Some(self.server.tcp_idle_timeout),
                 tcp_max_connections: Some(self.server.tcp_max_connections),
             },
-            zones: ZonesSpec {
-                dirs: self.zone_dirs.clone(),
-                files: self.zone_files.clone(),
+            zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zone_files.clone() },
+            log: LogSpec { level: Some(self.log_level.clone()), format: Some(self.log_format) },
+            route53: self.route53.as_ref().map(Route53Config::to_spec).unwrap_or_default(),
+            http: HttpSpec {
+                listen: Some(self.http_listen.map_or_else(|| "off".to_owned(), |a| a.to_string())),
+                admin: Some(self.http_admin),
             },
-            log: LogSpec {
-                level: Some(self.log_level.clone()),
-                format: Some(self.log_format),
-            },
-            route53: self
-                .route53
-                .as_ref()
-                .map(Route53Config::to_spec)
-                .unwrap_or_default(),
         };
         toml::to_string_pretty(&spec).unwrap_or_default()
     }
@@ -514,17 +511,9 @@ mod tests {
 
     #[test]
     fn later_sources_win() {
-        let file: Spec = toml::from_str(
-            "[server]\nworkers = 3\nlisten = [\"127.0.0.1:53\"]\n[zones]\ndirs = [\"a\"]\n",
-        )
-        .unwrap();
-        let flags = Spec {
-            server: ServerSpec {
-                workers: Some(1),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let file: Spec =
+            toml::from_str("[server]\nworkers = 3\nlisten = [\"127.0.0.1:53\"]\n[zones]\ndirs = [\"a\"]\n").unwrap();
+        let flags = Spec { server: ServerSpec { workers: Some(1), ..Default::default() }, ..Default::default() };
         let cfg = file.merge(flags).validate().unwrap();
         assert_eq!(cfg.server.udp_workers, 1);
         assert_eq!(cfg.server.listen, vec!["127.0.0.1:53".parse().unwrap()]);
@@ -533,8 +522,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let spec: Spec =
-            toml::from_str("[server]\nmax-udp-payload = 100\n[zones]\ndirs=[\"a\"]\n").unwrap();
+        let spec: Spec = toml::from_str("[server]\nmax-udp-payload = 100\n[zones]\ndirs=[\"a\"]\n").unwrap();
         let e = spec.validate().unwrap_err().to_string();
         assert!(e.contains("max-udp-payload"), "{e}");
         let e = Spec::default().validate().unwrap_err().to_string();
@@ -544,8 +532,7 @@ mod tests {
     #[test]
     fn printed_config_reads_back() {
         let spec: Spec =
-            toml::from_str("[zones]\nfiles = [\"x.zone\"]\n[server]\ntcp-idle-timeout = \"3s\"\n")
-                .unwrap();
+            toml::from_str("[zones]\nfiles = [\"x.zone\"]\n[server]\ntcp-idle-timeout = \"3s\"\n").unwrap();
         let cfg = spec.validate().unwrap();
         let again: Spec = toml::from_str(&cfg.to_toml()).unwrap();
         let cfg2 = again.validate().unwrap();

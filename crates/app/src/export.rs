@@ -15,22 +15,13 @@ use crate::publish::Publisher;
 use crate::sync::Syncer;
 use crate::zones::{FileZones, zone_paths};
 
-fn file_name(
-    zone: &Zone,
-    private: bool,
-    taken: &mut std::collections::HashSet<String>,
-    id: &str,
-) -> String {
+fn file_name(zone: &Zone, private: bool, taken: &mut std::collections::HashSet<String>, id: &str) -> String {
     let apex = zone.apex().to_text();
     let base = match apex.trim_end_matches('.') {
         "" => "root".to_owned(),
         a => a.replace('/', "_"),
     };
-    let mut name = if private {
-        format!("{base}.private.zone")
-    } else {
-        format!("{base}.zone")
-    };
+    let mut name = if private { format!("{base}.private.zone") } else { format!("{base}.zone") };
     if !taken.insert(name.clone()) {
         name = format!("{base}.{id}.zone");
         taken.insert(name.clone());
@@ -51,50 +42,29 @@ fn render(zone: &Zone, source: &str) -> String {
 
 /// Writes every zone of `config` (zone files and, when enabled, one Route53 sweep) into
 /// `out`. `progress(done, total)` is called after each file. Returns the files written.
-pub async fn export(
-    config: &Config,
-    out: &Path,
-    progress: impl Fn(usize, usize),
-) -> anyhow::Result<Vec<PathBuf>> {
+pub async fn export(config: &Config, out: &Path, progress: impl Fn(usize, usize)) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let paths = zone_paths(&config.zone_dirs, &config.zone_files)
-        .map_err(|e| StartupError(e.to_string()))?;
+    let paths = zone_paths(&config.zone_dirs, &config.zone_files).map_err(|e| StartupError(e.to_string()))?;
     let (files, report) = FileZones::load(&paths, None);
     if !report.errors.is_empty() {
         let msgs: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
         return Err(StartupError(msgs.join("\n")).into());
     }
-    let mut zones: Vec<(Arc<Zone>, bool, String, String)> = files
-        .zones()
-        .map(|z| (z.clone(), false, format!("{:?}", z.source()), String::new()))
-        .collect();
+    let mut zones: Vec<(Arc<Zone>, bool, String, String)> =
+        files.zones().map(|z| (z.clone(), false, format!("{:?}", z.source()), String::new())).collect();
     if let Some(r) = &config.route53 {
         let store = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-        let publisher = Arc::new(Publisher::new(
-            store,
-            FileZones::default(),
-            r.conflict,
-            vec![],
-            r.routing.clone(),
-        ));
+        let publisher = Arc::new(Publisher::new(store, FileZones::default(), r.conflict, vec![], r.routing.clone()));
         let mut cfg = r.clone();
         cfg.state_dir = None;
-        let syncer = Syncer::new(cfg, publisher).await?;
-        let report = syncer
-            .sweep()
-            .await
-            .map_err(|e| anyhow::anyhow!("Route53: {e}"))?;
+        let syncer = Syncer::new(cfg, publisher, None).await?;
+        let report = syncer.sweep().await.map_err(|e| anyhow::anyhow!("Route53: {e}"))?;
         if !report.failed.is_empty() {
             anyhow::bail!("Route53: could not read {}", report.failed.join(", "));
         }
         syncer.refresh_endpoints().await;
         for (hz, z) in syncer.zones().await {
-            zones.push((
-                z,
-                hz.private,
-                format!("Route53 hosted zone {}", hz.id),
-                hz.id,
-            ));
+            zones.push((z, hz.private, format!("Route53 hosted zone {}", hz.id), hz.id));
         }
     }
     let total = zones.len();
@@ -103,8 +73,7 @@ pub async fn export(
     for (i, (zone, private, source, id)) in zones.iter().enumerate() {
         let path = out.join(file_name(zone, *private, &mut taken, id));
         let tmp = path.with_extension("zone.tmp");
-        std::fs::write(&tmp, render(zone, source))
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::write(&tmp, render(zone, source)).with_context(|| format!("cannot write {}", tmp.display()))?;
         std::fs::rename(&tmp, &path)?;
         written.push(path);
         progress(i + 1, total);

@@ -13,6 +13,7 @@ pub mod persist;
 pub mod publish;
 pub mod resolve;
 pub mod sync;
+mod telemetry;
 pub mod zones;
 
 use std::net::SocketAddr;
@@ -36,8 +37,7 @@ pub struct StartupError(pub String);
 
 /// Validates the zone files of `config` without serving: the `check` command.
 pub fn check(config: &Config) -> Result<LoadReport, StartupError> {
-    let paths = zone_paths(&config.zone_dirs, &config.zone_files)
-        .map_err(|e| StartupError(e.to_string()))?;
+    let paths = zone_paths(&config.zone_dirs, &config.zone_files).map_err(|e| StartupError(e.to_string()))?;
     let (_, report) = FileZones::load(&paths, None);
     if !report.errors.is_empty() {
         let msgs: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
@@ -53,6 +53,8 @@ pub struct Running {
     pub dns_addrs: Vec<SocketAddr>,
     /// The published snapshot.
     pub store: Store,
+    /// The HTTP endpoint's address, unless it is off.
+    pub http_addr: Option<SocketAddr>,
     reloader: Arc<Reloader>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -77,10 +79,7 @@ impl Reloader {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "reload: cannot list zones; keeping the current snapshot");
-                return LoadReport {
-                    errors: vec![e],
-                    ..Default::default()
-                };
+                return LoadReport { errors: vec![e], ..Default::default() };
             }
         };
         let (new, report) = FileZones::load(&paths, Some(&old));
@@ -91,11 +90,7 @@ impl Reloader {
             tracing::warn!("{w}");
         }
         self.publisher.set_files(new).await;
-        tracing::info!(
-            zones = report.loaded.len(),
-            errors = report.errors.len(),
-            "zone files reloaded"
-        );
+        tracing::info!(zones = report.loaded.len(), errors = report.errors.len(), "zone files reloaded");
         report
     }
 }
@@ -132,8 +127,7 @@ impl Running {
 /// the saved snapshot at once and starts sweeping. Zone or listener problems are
 /// [`StartupError`]s. Call inside a tokio runtime.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
-    let paths = zone_paths(&config.zone_dirs, &config.zone_files)
-        .map_err(|e| StartupError(e.to_string()))?;
+    let paths = zone_paths(&config.zone_dirs, &config.zone_files).map_err(|e| StartupError(e.to_string()))?;
     let (files, report) = FileZones::load(&paths, None);
     if !report.errors.is_empty() {
         let msgs: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
@@ -146,21 +140,16 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tracing::info!(zone = %apex, serial, records, file = %file.display(), "zone loaded");
     }
     let store: Store = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+    let metrics = Arc::new(r53dns_metrics::Metrics::new(env!("CARGO_PKG_VERSION")));
     let (conflict, networks, routing) = match &config.route53 {
         Some(r) => (r.conflict, r.internal_networks.clone(), r.routing.clone()),
         None => Default::default(),
     };
-    let publisher = Arc::new(Publisher::new(
-        store.clone(),
-        FileZones::default(),
-        conflict,
-        networks,
-        routing,
-    ));
+    let publisher = Arc::new(Publisher::new(store.clone(), FileZones::default(), conflict, networks, routing));
     publisher.set_files(files).await;
     let syncer = match &config.route53 {
         Some(r) => {
-            let s = Syncer::new(r.clone(), publisher.clone())
+            let s = Syncer::new(r.clone(), publisher.clone(), Some(metrics.clone()))
                 .await
                 .context("cannot set up Route53 access")?;
             s.restore().await;
@@ -179,25 +168,33 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let bound = r53dns_server::bind(config.server.clone())
         .map_err(|e| StartupError(format!("cannot listen on {:?}: {e}", config.server.listen)))?;
     let dns_addrs = bound.local_addrs().to_vec();
+    metrics.add_queries(Arc::new(telemetry::StatsSource(bound.stats())));
+    let http_addr = match config.http_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| StartupError(format!("cannot listen for HTTP on {addr}: {e}")))?;
+            let got = l.local_addr()?;
+            let probes = Arc::new(telemetry::AppProbes {
+                store: store.clone(),
+                syncer: syncer.clone(),
+                status: syncer.as_ref().map(|s| s.status()),
+                metrics: metrics.clone(),
+            });
+            tokio::spawn(r53dns_metrics::serve(l, metrics.clone(), probes, config.http_admin, shutdown.clone()));
+            Some(got)
+        }
+        None => None,
+    };
     for a in &dns_addrs {
         tracing::info!(addr = %a, "serving DNS on UDP and TCP");
     }
     if let Some(s) = &syncer {
         s.spawn(shutdown.clone());
     }
-    let reloader = Arc::new(Reloader {
-        config,
-        publisher,
-        syncer,
-    });
+    let reloader = Arc::new(Reloader { config, publisher, syncer });
     let task = tokio::spawn(bound.serve(store.clone(), shutdown.clone()));
-    Ok(Running {
-        dns_addrs,
-        store,
-        reloader,
-        shutdown,
-        task,
-    })
+    Ok(Running { dns_addrs, store, http_addr, reloader, shutdown, task })
 }
 
 /// Runs until SIGTERM or SIGINT; SIGHUP reloads zone files and triggers a Route53 sweep.

@@ -74,10 +74,7 @@ pub fn save(dir: &Path, saved: &Saved) -> std::io::Result<()> {
 
 fn read_one(p: &Path) -> Result<Saved, String> {
     let bytes = std::fs::read(p).map_err(|e| e.to_string())?;
-    let nl = bytes
-        .iter()
-        .position(|&b| b == b'\n')
-        .ok_or("no header line")?;
+    let nl = bytes.iter().position(|&b| b == b'\n').ok_or("no header line")?;
     let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| "bad header")?;
     let sum = header.strip_prefix(MAGIC).ok_or("not an r53dns snapshot")?;
     let body = &bytes[nl + 1..];

@@ -48,10 +48,7 @@ impl Publisher {
     ) -> Self {
         Self {
             store,
-            sources: tokio::sync::Mutex::new(Sources {
-                files,
-                route53: Vec::new(),
-            }),
+            sources: tokio::sync::Mutex::new(Sources { files, route53: Vec::new() }),
             conflict,
             internal_networks,
             routing,
@@ -89,11 +86,7 @@ impl Publisher {
         for z in &s.route53 {
             r53.insert(z.zone.clone());
         }
-        s.files
-            .zones()
-            .filter(|z| r53.get(z.apex()).is_some())
-            .map(|z| z.apex().to_text())
-            .collect()
+        s.files.zones().filter(|z| r53.get(z.apex()).is_some()).map(|z| z.apex().to_text()).collect()
     }
 
     fn publish(&self, s: &Sources) {

@@ -15,24 +15,14 @@ pub fn system_resolver() -> Option<SocketAddr> {
     text.lines()
         .find_map(|l| {
             let mut w = l.split_whitespace();
-            (w.next() == Some("nameserver"))
-                .then(|| w.next()?.parse::<std::net::IpAddr>().ok())
-                .flatten()
+            (w.next() == Some("nameserver")).then(|| w.next()?.parse::<std::net::IpAddr>().ok()).flatten()
         })
         .map(|ip| SocketAddr::new(ip, 53))
 }
 
-async fn query(
-    resolver: SocketAddr,
-    name: &Name,
-    rtype: RecordType,
-    timeout: Duration,
-) -> Result<Message, String> {
-    let bind: SocketAddr = if resolver.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
+async fn query(resolver: SocketAddr, name: &Name, rtype: RecordType, timeout: Duration) -> Result<Message, String> {
+    let bind: SocketAddr =
+        if resolver.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
     let sock = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
     sock.connect(resolver).await.map_err(|e| e.to_string())?;
     let mut msg = Message::new(rand::random(), MessageType::Query, OpCode::Query);
@@ -58,16 +48,8 @@ async fn query(
 
 /// A and AAAA of `name` (CNAME chains followed by the resolver). An error keeps the last
 /// good addresses.
-pub async fn resolve(
-    resolver: SocketAddr,
-    name: &str,
-    timeout: Duration,
-) -> Result<EndpointAddrs, String> {
-    let fqdn = if name.ends_with('.') {
-        name.to_owned()
-    } else {
-        format!("{name}.")
-    };
+pub async fn resolve(resolver: SocketAddr, name: &str, timeout: Duration) -> Result<EndpointAddrs, String> {
+    let fqdn = if name.ends_with('.') { name.to_owned() } else { format!("{name}.") };
     let n = Name::from_ascii(&fqdn).map_err(|e| e.to_string())?;
     let mut out = EndpointAddrs::default();
     let mut errors = Vec::new();
@@ -91,11 +73,7 @@ pub async fn resolve(
         }
     }
     if out.a.is_empty() && out.aaaa.is_empty() {
-        return Err(if errors.is_empty() {
-            "no addresses".into()
-        } else {
-            errors.join("; ")
-        });
+        return Err(if errors.is_empty() { "no addresses".into() } else { errors.join("; ") });
     }
     out.a.sort();
     out.aaaa.sort();

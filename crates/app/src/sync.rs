@@ -61,10 +61,7 @@ impl SyncStatus {
         if !self.ready.load(Ordering::Relaxed) {
             return false;
         }
-        match (
-            self.max_staleness,
-            *self.last_ok.lock().unwrap_or_else(|p| p.into_inner()),
-        ) {
+        match (self.max_staleness, *self.last_ok.lock().unwrap_or_else(|p| p.into_inner())) {
             (Some(max), Some(at)) => at.elapsed() <= max,
             (Some(_), None) => false,
             (None, _) => true,
@@ -73,10 +70,7 @@ impl SyncStatus {
 
     /// Sweeps done and failed.
     pub fn counts(&self) -> (u64, u64) {
-        (
-            self.sweeps.load(Ordering::Relaxed),
-            self.failures.load(Ordering::Relaxed),
-        )
+        (self.sweeps.load(Ordering::Relaxed), self.failures.load(Ordering::Relaxed))
     }
 
     /// Per-zone state.
@@ -86,10 +80,7 @@ impl SyncStatus {
 
     /// Time since the last good sweep.
     pub fn age(&self) -> Option<Duration> {
-        self.last_ok
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .map(|t| t.elapsed())
+        self.last_ok.lock().unwrap_or_else(|p| p.into_inner()).map(|t| t.elapsed())
     }
 }
 
@@ -116,6 +107,7 @@ struct State {
 /// The Route53 source.
 pub struct Syncer {
     cfg: Route53Config,
+    metrics: Option<Arc<r53dns_metrics::Metrics>>,
     clients: Vec<Route53>,
     state: Mutex<State>,
     publisher: Arc<Publisher>,
@@ -125,9 +117,7 @@ pub struct Syncer {
 
 impl std::fmt::Debug for Syncer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Syncer")
-            .field("accounts", &self.clients.len())
-            .finish_non_exhaustive()
+        f.debug_struct("Syncer").field("accounts", &self.clients.len()).finish_non_exhaustive()
     }
 }
 
@@ -149,11 +139,7 @@ pub struct SweepReport {
 }
 
 fn now_secs() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-        .min(u64::from(u32::MAX)) as u32
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0).min(u64::from(u32::MAX)) as u32
 }
 
 /// Route53 keeps its SOA serial at 1. Ours: unchanged while the content hash is unchanged;
@@ -173,10 +159,7 @@ fn hex(b: &[u8]) -> String {
 fn unhex(s: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
     for (i, chunk) in s.as_bytes().chunks(2).take(32).enumerate() {
-        out[i] = std::str::from_utf8(chunk)
-            .ok()
-            .and_then(|c| u8::from_str_radix(c, 16).ok())
-            .unwrap_or(0);
+        out[i] = std::str::from_utf8(chunk).ok().and_then(|c| u8::from_str_radix(c, 16).ok()).unwrap_or(0);
     }
     out
 }
@@ -188,59 +171,56 @@ fn name_matches(pattern: &str, hz: &HostedZone) -> bool {
 
 impl Syncer {
     /// Builds the API clients from the standard AWS credential chain (and assumed roles).
-    pub async fn new(cfg: Route53Config, publisher: Arc<Publisher>) -> anyhow::Result<Arc<Self>> {
-        let budget = Arc::new(RateBudget::new(
-            cfg.rate_limit,
-            cfg.rate_limit.ceil().max(1.0) as u32,
-        ));
-        let mut base = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client())
-            .load()
-            .await;
+    pub async fn new(
+        cfg: Route53Config,
+        publisher: Arc<Publisher>,
+        metrics: Option<Arc<r53dns_metrics::Metrics>>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let observer: Option<r53dns_route53::fetch::CallObserver> = metrics.clone().map(|m| {
+            let f: r53dns_route53::fetch::CallObserver = Arc::new(move |op: &'static str, outcome: &'static str| {
+                m.api_calls.with_label_values(&[op, outcome]).inc();
+                match outcome {
+                    "throttled" => {
+                        m.api_throttles.inc();
+                        m.api_retries.inc();
+                    }
+                    "retried" => m.api_retries.inc(),
+                    _ => {}
+                }
+            });
+            f
+        });
+        let observe = |r: Route53| match &observer {
+            Some(o) => r.with_observer(o.clone()),
+            None => r,
+        };
+        let budget = Arc::new(RateBudget::new(cfg.rate_limit, cfg.rate_limit.ceil().max(1.0) as u32));
+        let mut base = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client()).load().await;
         if base.region().is_none() {
             // Route53 is global; requests are signed for us-east-1.
-            base = base
-                .into_builder()
-                .region(aws_config::Region::new("us-east-1"))
-                .build();
+            base = base.into_builder().region(aws_config::Region::new("us-east-1")).build();
         }
         let mut clients = Vec::new();
         let timeout = Duration::from_secs(20);
         if cfg.own_account {
             let client = aws_sdk_route53::Client::from_conf(client_config(&base, timeout));
-            clients.push(Route53::new(
-                client,
-                budget.clone(),
-                RetryPolicy::default(),
-                String::new(),
-            ));
+            clients.push(observe(Route53::new(client, budget.clone(), RetryPolicy::default(), String::new())));
         }
         for a in &cfg.accounts {
-            let mut b = aws_config::sts::AssumeRoleProvider::builder(&a.role_arn)
-                .session_name("r53dns")
-                .configure(&base);
+            let mut b =
+                aws_config::sts::AssumeRoleProvider::builder(&a.role_arn).session_name("r53dns").configure(&base);
             if let Some(id) = &a.external_id {
                 b = b.external_id(id);
             }
             let provider = b.build().await;
-            let conf = base
-                .to_builder()
-                .credentials_provider(SharedCredentialsProvider::new(provider))
-                .build();
+            let conf = base.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build();
             let client = aws_sdk_route53::Client::from_conf(client_config(&conf, timeout));
-            clients.push(Route53::new(
-                client,
-                budget.clone(),
-                RetryPolicy::default(),
-                a.role_arn.clone(),
-            ));
+            clients.push(observe(Route53::new(client, budget.clone(), RetryPolicy::default(), a.role_arn.clone())));
         }
-        let status = Arc::new(SyncStatus {
-            max_staleness: cfg.max_staleness,
-            ..Default::default()
-        });
+        let status = Arc::new(SyncStatus { max_staleness: cfg.max_staleness, ..Default::default() });
         Ok(Arc::new(Self {
             cfg,
+            metrics,
             clients,
             state: Mutex::new(State::default()),
             publisher,
@@ -252,10 +232,7 @@ impl Syncer {
     /// The Route53 zones in effect, with their hosted-zone records.
     pub async fn zones(&self) -> Vec<(HostedZone, Arc<Zone>)> {
         let st = self.state.lock().await;
-        st.zones
-            .values()
-            .filter_map(|z| Some((z.hz.clone(), z.built.clone()?)))
-            .collect()
+        st.zones.values().filter_map(|z| Some((z.hz.clone(), z.built.clone()?))).collect()
     }
 
     /// Status for probes and operators.
@@ -277,8 +254,7 @@ impl Syncer {
         };
         let included = c.include.is_empty() || c.include.iter().any(|p| name_matches(p, hz));
         let excluded = c.exclude.iter().any(|p| name_matches(p, hz));
-        let vpc =
-            !hz.private || c.vpcs.is_empty() || hz.vpcs.iter().any(|(id, _)| c.vpcs.contains(id));
+        let vpc = !hz.private || c.vpcs.is_empty() || hz.vpcs.iter().any(|(id, _)| c.vpcs.contains(id));
         kind && included && !excluded && vpc
     }
 
@@ -295,18 +271,9 @@ impl Syncer {
         st.cidr = saved
             .cidr
             .into_iter()
-            .map(|(c, l, blocks)| {
-                (
-                    (c, l),
-                    blocks.iter().filter_map(|b| parse_prefix(b)).collect(),
-                )
-            })
+            .map(|(c, l, blocks)| ((c, l), blocks.iter().filter_map(|b| parse_prefix(b)).collect()))
             .collect();
-        st.endpoints = saved
-            .endpoints
-            .into_iter()
-            .map(|(n, a, aaaa)| (n, EndpointAddrs { a, aaaa }))
-            .collect();
+        st.endpoints = saved.endpoints.into_iter().map(|(n, a, aaaa)| (n, EndpointAddrs { a, aaaa })).collect();
         for z in saved.zones {
             st.zones.insert(
                 z.zone.id.clone(),
@@ -334,11 +301,7 @@ impl Syncer {
     /// Converts `ids` from the stored records; a failure keeps the zone's last good version.
     fn convert_all(&self, st: &mut State, ids: &[String], changed: &mut Vec<String>) {
         let mut inputs = Inputs {
-            zones: st
-                .zones
-                .iter()
-                .map(|(id, z)| (id.clone(), (z.hz.clone(), z.records.clone())))
-                .collect(),
+            zones: st.zones.iter().map(|(id, z)| (id.clone(), (z.hz.clone(), z.records.clone()))).collect(),
             health: st.health.clone(),
             cidr_blocks: st.cidr.clone(),
             endpoints: st.endpoints.clone(),
@@ -353,21 +316,14 @@ impl Syncer {
             }
             // The serial in effect (from this run or the saved snapshot) is the one to keep.
             let prev = (entry.serial != 0).then_some((entry.hash, entry.serial));
-            match convert(id, &inputs, |h| {
-                next_serial(prev.as_ref().map(|(ph, s)| (ph, *s)), h)
-            }) {
+            match convert(id, &inputs, |h| next_serial(prev.as_ref().map(|(ph, s)| (ph, *s)), h)) {
                 Ok(c) => {
                     for w in &c.warnings {
                         tracing::warn!(zone = %entry.hz.name, "{w}");
                     }
                     let is_change = entry.built.is_none() || entry.hash != c.content_hash;
                     if is_change && entry.built.is_some() {
-                        changed.push(format!(
-                            "{} serial {}→{}",
-                            entry.hz.name,
-                            entry.serial,
-                            c.zone.serial()
-                        ));
+                        changed.push(format!("{} serial {}→{}", entry.hz.name, entry.serial, c.zone.serial()));
                     }
                     entry.hash = c.content_hash;
                     entry.serial = c.zone.serial();
@@ -383,16 +339,8 @@ impl Syncer {
     }
 
     async fn publish(&self, st: &State) {
-        let zones: Vec<R53Zone> = st
-            .zones
-            .values()
-            .filter_map(|z| {
-                Some(R53Zone {
-                    private: z.hz.private,
-                    zone: z.built.clone()?,
-                })
-            })
-            .collect();
+        let zones: Vec<R53Zone> =
+            st.zones.values().filter_map(|z| Some(R53Zone { private: z.hz.private, zone: z.built.clone()? })).collect();
         self.publisher.set_route53(zones).await;
         let statuses = st
             .zones
@@ -403,10 +351,7 @@ impl Syncer {
                 private: z.hz.private,
                 serial: z.serial,
                 records: z.built.as_ref().map_or(0, |b| b.record_count()),
-                last_sync: z
-                    .last_ok
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map(|d| d.as_secs()),
+                last_sync: z.last_ok.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()),
                 last_error: z.last_error.clone(),
             })
             .collect();
@@ -428,19 +373,9 @@ impl Syncer {
                 cidr: st
                     .cidr
                     .iter()
-                    .map(|((c, l), b)| {
-                        (
-                            c.clone(),
-                            l.clone(),
-                            b.iter().map(|(a, n)| format!("{a}/{n}")).collect(),
-                        )
-                    })
+                    .map(|((c, l), b)| (c.clone(), l.clone(), b.iter().map(|(a, n)| format!("{a}/{n}")).collect()))
                     .collect(),
-                endpoints: st
-                    .endpoints
-                    .iter()
-                    .map(|(n, e)| (n.clone(), e.a.clone(), e.aaaa.clone()))
-                    .collect(),
+                endpoints: st.endpoints.iter().map(|(n, e)| (n.clone(), e.a.clone(), e.aaaa.clone())).collect(),
             };
             let dir = dir.clone();
             let result = tokio::task::spawn_blocking(move || persist::save(&dir, &saved)).await;
@@ -456,19 +391,13 @@ impl Syncer {
         let mut report = SweepReport::default();
         let mut discovered: Vec<(usize, HostedZone)> = Vec::new();
         for (i, c) in self.clients.iter().enumerate() {
-            let zones = c
-                .list_zones(!self.cfg.vpcs.is_empty())
-                .await
-                .map_err(|e| e.to_string())?;
+            let zones = c.list_zones(!self.cfg.vpcs.is_empty()).await.map_err(|e| e.to_string())?;
             discovered.extend(zones.into_iter().filter(|z| self.wanted(z)).map(|z| (i, z)));
         }
         report.zones = discovered.len();
         let mut fetched: HashMap<String, Result<Vec<RecordSet>, String>> = HashMap::new();
         for (i, hz) in &discovered {
-            let r = self.clients[*i]
-                .list_records(&hz.id)
-                .await
-                .map_err(|e| e.to_string());
+            let r = self.clients[*i].list_records(&hz.id).await.map_err(|e| e.to_string());
             fetched.insert(hz.id.clone(), r);
         }
         // Health checks and CIDR locations referenced by what was fetched.
@@ -479,11 +408,7 @@ impl Syncer {
                 if let Some(h) = &r.health_check_id {
                     health_ids.insert(h.clone());
                 }
-                if let Some(c) = r
-                    .cidr_routing_config
-                    .as_ref()
-                    .filter(|c| c.location_name != "*")
-                {
+                if let Some(c) = r.cidr_routing_config.as_ref().filter(|c| c.location_name != "*") {
                     cidr_keys.insert((c.collection_id.clone(), c.location_name.clone()));
                 }
             }
@@ -559,30 +484,19 @@ impl Syncer {
             self.status.ready.store(true, Ordering::Relaxed);
         }
         if report.failed.is_empty() {
-            *self
-                .status
-                .last_ok
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            *self.status.last_ok.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         }
         Ok(report)
     }
 
     /// Resolves every AWS endpoint aliases point to; re-converts and publishes on change.
     pub async fn refresh_endpoints(&self) {
-        let Some(resolver) = self
-            .cfg
-            .endpoint_resolver
-            .or_else(crate::resolve::system_resolver)
-        else {
+        let Some(resolver) = self.cfg.endpoint_resolver.or_else(crate::resolve::system_resolver) else {
             return;
         };
         let names: BTreeSet<String> = {
             let st = self.state.lock().await;
-            st.zones
-                .values()
-                .flat_map(|z| z.endpoints.iter().cloned())
-                .collect()
+            st.zones.values().flat_map(|z| z.endpoints.iter().cloned()).collect()
         };
         if names.is_empty() {
             return;
@@ -618,7 +532,22 @@ impl Syncer {
             loop {
                 let started = Instant::now();
                 me.status.sweeps.fetch_add(1, Ordering::Relaxed);
-                match me.sweep().await {
+                let result = me.sweep().await;
+                if let Some(m) = &me.metrics {
+                    m.sweep_duration.observe(started.elapsed().as_secs_f64());
+                    let outcome = match &result {
+                        Ok(r) if r.failed.is_empty() => "ok",
+                        Ok(_) => "partial",
+                        Err(_) => "failed",
+                    };
+                    m.sweeps.with_label_values(&[outcome]).inc();
+                    if let Ok(r) = &result {
+                        for z in &r.failed {
+                            m.zone_sync_failures.with_label_values(&[z.as_str()]).inc();
+                        }
+                    }
+                }
+                match result {
                     Ok(r) => {
                         tracing::info!(
                             zones = r.zones,
@@ -640,11 +569,7 @@ impl Syncer {
                 }
                 me.refresh_endpoints().await;
                 // Sweeps start `refresh` apart; a slow sweep still leaves a tenth of it idle.
-                let wait = me
-                    .cfg
-                    .refresh
-                    .saturating_sub(started.elapsed())
-                    .max(me.cfg.refresh / 10);
+                let wait = me.cfg.refresh.saturating_sub(started.elapsed()).max(me.cfg.refresh / 10);
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = me.trigger.notified() => {}

@@ -38,10 +38,7 @@ pub enum SourceError {
 pub fn zone_paths(dirs: &[PathBuf], files: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
     let mut out = Vec::new();
     for dir in dirs {
-        let rd = std::fs::read_dir(dir).map_err(|error| SourceError::Dir {
-            dir: dir.clone(),
-            error,
-        })?;
+        let rd = std::fs::read_dir(dir).map_err(|error| SourceError::Dir { dir: dir.clone(), error })?;
         let mut found: Vec<PathBuf> = rd
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -82,12 +79,7 @@ impl FileZones {
             let zone = match load_zone_file(path, None) {
                 Ok((zone, warnings)) => {
                     report.warnings.extend(warnings);
-                    report.loaded.push((
-                        path.clone(),
-                        zone.apex().clone(),
-                        zone.serial(),
-                        zone.record_count(),
-                    ));
+                    report.loaded.push((path.clone(), zone.apex().clone(), zone.serial(), zone.record_count()));
                     Arc::new(zone)
                 }
                 Err(e) => {

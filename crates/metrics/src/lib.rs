@@ -1,1 +1,389 @@
-//! placeholder
+//! Typed Prometheus metrics of r53dns and its HTTP endpoint: `/metrics`, `/healthz`,
+//! `/readyz`, and the admin routes `POST /sync` and `GET /zones`.
+//!
+//! Every metric is named `r53dns_*` and every label takes values from a bounded set (query
+//! types and rcodes are fixed lists; zone labels are bounded by the number of zones served).
+//! Query counters are kept by the server as plain atomics and read at scrape time through
+//! [`QuerySource`], so answering a query never touches the registry.
+//!
+//! ```
+//! let m = r53dns_metrics::Metrics::new("1.2.3");
+//! m.sweeps.with_label_values(&["ok"]).inc();
+//! let text = m.render();
+//! assert!(text.contains("r53dns_sync_sweeps_total{outcome=\"ok\"} 1"));
+//! assert!(text.contains("r53dns_build_info{version=\"1.2.3\"} 1"));
+//! ```
+#![warn(missing_docs)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use tokio_util::sync::CancellationToken;
+
+/// Query counters of one transport at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct TransportCounts {
+    /// `udp` or `tcp`.
+    pub transport: &'static str,
+    /// (qtype, rcode, count).
+    pub queries: Vec<(&'static str, &'static str, u64)>,
+    /// Responses with TC set.
+    pub truncated: u64,
+    /// Packets not answered (responses, runts, garbage).
+    pub dropped: u64,
+    /// Latency bucket upper bounds (seconds).
+    pub bucket_bounds: Vec<f64>,
+    /// Per-bucket counts, not cumulative; one more than the bounds (+Inf).
+    pub bucket_counts: Vec<u64>,
+    /// Sum of latencies in seconds.
+    pub latency_sum: f64,
+}
+
+/// Where query counters come from (the DNS server).
+pub trait QuerySource: Send + Sync {
+    /// The counters now.
+    fn counts(&self) -> Vec<TransportCounts>;
+}
+
+struct QueryCollector {
+    source: Arc<dyn QuerySource>,
+    descs: Vec<Desc>,
+}
+
+impl QueryCollector {
+    fn new(source: Arc<dyn QuerySource>) -> Self {
+        let mk = |name: &str, help: &str, labels: &[&str]| {
+            Desc::new(name.into(), help.into(), labels.iter().map(|s| (*s).to_owned()).collect(), Default::default())
+        };
+        let descs = [
+            mk(
+                "r53dns_queries_total",
+                "DNS queries answered, by transport, query type and rcode.",
+                &["transport", "qtype", "rcode"],
+            ),
+            mk("r53dns_responses_truncated_total", "Responses sent with TC set.", &["transport"]),
+            mk("r53dns_dropped_packets_total", "Packets given no answer (responses, runts, garbage).", &["transport"]),
+            mk(
+                "r53dns_response_duration_seconds",
+                "Time from receiving a query to sending its answer.",
+                &["transport"],
+            ),
+        ]
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect();
+        Self { source, descs }
+    }
+}
+
+fn family(
+    name: &str,
+    help: &str,
+    kind: prometheus::proto::MetricType,
+    metrics: Vec<prometheus::proto::Metric>,
+) -> MetricFamily {
+    let mut f = MetricFamily::default();
+    f.set_name(name.into());
+    f.set_help(help.into());
+    f.set_field_type(kind);
+    f.set_metric(metrics);
+    f
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<prometheus::proto::LabelPair> {
+    // Sorted by name, as the registry's own metrics are.
+    let mut pairs = pairs.to_vec();
+    pairs.sort_by_key(|(k, _)| *k);
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let mut l = prometheus::proto::LabelPair::default();
+            l.set_name((*k).into());
+            l.set_value((*v).into());
+            l
+        })
+        .collect()
+}
+
+fn counter(pairs: &[(&str, &str)], v: u64) -> prometheus::proto::Metric {
+    let mut m = prometheus::proto::Metric::default();
+    m.set_label(labels(pairs));
+    let mut c = prometheus::proto::Counter::default();
+    c.set_value(v as f64);
+    m.set_counter(c);
+    m
+}
+
+impl Collector for QueryCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        use prometheus::proto::MetricType;
+        let counts = self.source.counts();
+        let mut queries = Vec::new();
+        let mut truncated = Vec::new();
+        let mut dropped = Vec::new();
+        let mut latency = Vec::new();
+        for t in &counts {
+            for (q, r, n) in &t.queries {
+                queries.push(counter(&[("transport", t.transport), ("qtype", q), ("rcode", r)], *n));
+            }
+            truncated.push(counter(&[("transport", t.transport)], t.truncated));
+            dropped.push(counter(&[("transport", t.transport)], t.dropped));
+            let mut h = prometheus::proto::Histogram::default();
+            let mut cumulative = 0;
+            let mut buckets = Vec::new();
+            for (i, ub) in t.bucket_bounds.iter().enumerate() {
+                cumulative += t.bucket_counts.get(i).copied().unwrap_or(0);
+                let mut b = prometheus::proto::Bucket::default();
+                b.set_upper_bound(*ub);
+                b.set_cumulative_count(cumulative);
+                buckets.push(b);
+            }
+            let total: u64 = t.bucket_counts.iter().sum();
+            h.set_bucket(buckets);
+            h.set_sample_count(total);
+            h.set_sample_sum(t.latency_sum);
+            let mut m = prometheus::proto::Metric::default();
+            m.set_label(labels(&[("transport", t.transport)]));
+            m.set_histogram(h);
+            latency.push(m);
+        }
+        vec![
+            family(
+                "r53dns_queries_total",
+                "DNS queries answered, by transport, query type and rcode.",
+                MetricType::COUNTER,
+                queries,
+            ),
+            family("r53dns_responses_truncated_total", "Responses sent with TC set.", MetricType::COUNTER, truncated),
+            family(
+                "r53dns_dropped_packets_total",
+                "Packets given no answer (responses, runts, garbage).",
+                MetricType::COUNTER,
+                dropped,
+            ),
+            family(
+                "r53dns_response_duration_seconds",
+                "Time from receiving a query to sending its answer.",
+                MetricType::HISTOGRAM,
+                latency,
+            ),
+        ]
+    }
+}
+
+/// The metrics of one process.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Records per zone.
+    pub zone_records: IntGaugeVec,
+    /// SOA serial per zone.
+    pub zone_serial: IntGaugeVec,
+    /// Unix time of the last successful fetch per Route53 zone.
+    pub zone_last_sync: GaugeVec,
+    /// Failed fetches or conversions per Route53 zone.
+    pub zone_sync_failures: IntCounterVec,
+    /// Sweep durations.
+    pub sweep_duration: Histogram,
+    /// Sweeps by outcome (`ok`, `partial`, `failed`).
+    pub sweeps: IntCounterVec,
+    /// Route53 API calls by operation and outcome (`ok`, `throttled`, `retried`, `failed`).
+    pub api_calls: IntCounterVec,
+    /// Route53 throttling responses.
+    pub api_throttles: IntCounter,
+    /// Route53 calls retried.
+    pub api_retries: IntCounter,
+    /// Seconds since the last good Route53 sweep (or since the snapshot was built).
+    pub snapshot_age: Gauge,
+    /// Alias targets (AWS endpoints) that could not be resolved.
+    pub alias_failures: IntCounter,
+    /// 1 while ready.
+    pub ready: Gauge,
+}
+
+impl Metrics {
+    /// A registry with every metric, the build info and process metrics.
+    pub fn new(version: &str) -> Self {
+        let registry = Registry::new();
+        let reg = |c: Box<dyn Collector>| {
+            if let Err(e) = registry.register(c) {
+                tracing::warn!(error = %e, "metric not registered");
+            }
+        };
+        macro_rules! make {
+            ($e:expr) => {{
+                let m = $e.expect("metric definitions are static and valid");
+                reg(Box::new(m.clone()));
+                m
+            }};
+        }
+        let zone_records =
+            make!(IntGaugeVec::new(Opts::new("r53dns_zone_records", "Records served per zone."), &["zone", "source"]));
+        let zone_serial =
+            make!(IntGaugeVec::new(Opts::new("r53dns_zone_serial", "SOA serial served per zone."), &["zone"]));
+        let zone_last_sync = make!(GaugeVec::new(
+            Opts::new(
+                "r53dns_zone_last_sync_timestamp_seconds",
+                "Unix time of the last successful fetch of a Route53 zone."
+            ),
+            &["zone"]
+        ));
+        let zone_sync_failures = make!(IntCounterVec::new(
+            Opts::new("r53dns_zone_sync_failures_total", "Failed fetches or conversions of a Route53 zone."),
+            &["zone"]
+        ));
+        let sweep_duration = make!(Histogram::with_opts(
+            HistogramOpts::new("r53dns_sync_sweep_duration_seconds", "Duration of Route53 sweeps.")
+                .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0])
+        ));
+        let sweeps = make!(IntCounterVec::new(
+            Opts::new("r53dns_sync_sweeps_total", "Route53 sweeps by outcome."),
+            &["outcome"]
+        ));
+        let api_calls = make!(IntCounterVec::new(
+            Opts::new("r53dns_route53_api_calls_total", "Route53 API calls by operation and outcome."),
+            &["operation", "outcome"]
+        ));
+        let api_throttles = make!(IntCounter::new("r53dns_route53_throttles_total", "Route53 throttling responses."));
+        let api_retries = make!(IntCounter::new("r53dns_route53_retries_total", "Route53 API calls retried."));
+        let snapshot_age =
+            make!(Gauge::new("r53dns_snapshot_age_seconds", "Seconds since the last good Route53 sweep."));
+        let alias_failures = make!(IntCounter::new(
+            "r53dns_alias_resolution_failures_total",
+            "Alias targets (AWS endpoints) that did not resolve."
+        ));
+        let ready = make!(Gauge::new("r53dns_ready", "1 while the server reports ready."));
+        let build = make!(IntGaugeVec::new(Opts::new("r53dns_build_info", "Build information."), &["version"]));
+        build.with_label_values(&[version]).set(1);
+        reg(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
+        Self {
+            registry,
+            zone_records,
+            zone_serial,
+            zone_last_sync,
+            zone_sync_failures,
+            sweep_duration,
+            sweeps,
+            api_calls,
+            api_throttles,
+            api_retries,
+            snapshot_age,
+            alias_failures,
+            ready,
+        }
+    }
+
+    /// Adds the query counters of a server.
+    pub fn add_queries(&self, source: Arc<dyn QuerySource>) {
+        if let Err(e) = self.registry.register(Box::new(QueryCollector::new(source))) {
+            tracing::warn!(error = %e, "query metrics not registered");
+        }
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// What the HTTP endpoint asks of the rest of the process.
+pub trait Probes: Send + Sync + 'static {
+    /// Whether a snapshot is loaded (and fresh enough).
+    fn ready(&self) -> bool;
+    /// Triggers a Route53 sweep; false when there is no Route53 source.
+    fn trigger_sync(&self) -> bool;
+    /// Zones as JSON.
+    fn zones_json(&self) -> String;
+    /// Called before each scrape to refresh gauges.
+    fn before_scrape(&self) {}
+}
+
+#[derive(Clone)]
+struct AppState {
+    metrics: Arc<Metrics>,
+    probes: Arc<dyn Probes>,
+    admin: bool,
+}
+
+async fn scrape(State(s): State<AppState>) -> Response {
+    s.probes.before_scrape();
+    s.metrics.ready.set(if s.probes.ready() { 1.0 } else { 0.0 });
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render()).into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    if s.probes.ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn sync(State(s): State<AppState>) -> Response {
+    if !s.admin {
+        return (StatusCode::FORBIDDEN, "admin routes are disabled\n").into_response();
+    }
+    if s.probes.trigger_sync() {
+        (StatusCode::ACCEPTED, "sync triggered\n").into_response()
+    } else {
+        (StatusCode::CONFLICT, "no Route53 source configured\n").into_response()
+    }
+}
+
+async fn zones(State(s): State<AppState>) -> Response {
+    if !s.admin {
+        return (StatusCode::FORBIDDEN, "admin routes are disabled\n").into_response();
+    }
+    ([(header::CONTENT_TYPE, "application/json")], s.probes.zones_json()).into_response()
+}
+
+/// Serves HTTP on `listener` until `shutdown`. Admin routes answer 403 unless `admin`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    probes: Arc<dyn Probes>,
+    admin: bool,
+    shutdown: CancellationToken,
+) {
+    let app = axum::Router::new()
+        .route("/metrics", get(scrape))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/sync", post(sync))
+        .route("/zones", get(zones))
+        .with_state(AppState { metrics, probes, admin });
+    if let Ok(addr) = listener.local_addr() {
+        let addr: SocketAddr = addr;
+        tracing::info!(%addr, admin, "serving HTTP");
+    }
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await {
+        tracing::error!(error = %e, "HTTP endpoint stopped");
+    }
+}

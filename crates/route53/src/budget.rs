@@ -20,11 +20,7 @@ impl RateBudget {
     /// `rate` requests per second (at least 0.01), bursts of up to `burst` (at least 1).
     pub fn new(rate: f64, burst: u32) -> Self {
         let burst = f64::from(burst.max(1));
-        Self {
-            rate: rate.max(0.01),
-            burst,
-            state: Mutex::new((burst, Instant::now())),
-        }
+        Self { rate: rate.max(0.01), burst, state: Mutex::new((burst, Instant::now())) }
     }
 
     /// Waits until a token is available and takes it.
@@ -63,21 +59,14 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self {
-            max_attempts: 6,
-            base: Duration::from_millis(200),
-            cap: Duration::from_secs(10),
-        }
+        Self { max_attempts: 6, base: Duration::from_millis(200), cap: Duration::from_secs(10) }
     }
 }
 
 impl RetryPolicy {
     /// Backoff before attempt `attempt` (1 = the first retry): exponential with full jitter.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.cap);
+        let exp = self.base.saturating_mul(1u32 << attempt.min(16)).min(self.cap);
         let jitter: f64 = rand::random();
         exp.mul_f64(0.5 + jitter / 2.0)
     }

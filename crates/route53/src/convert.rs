@@ -11,9 +11,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use r53dns_zone::rdata::{parse_rdata, rtype, type_from_str, type_to_string};
 use r53dns_zone::zonefile::tokenize;
-use r53dns_zone::{
-    GeoLocation, Member, Name, Policy, Prefix, Routed, Rrset, Rule, Source, Zone, ZoneBuilder,
-};
+use r53dns_zone::{GeoLocation, Member, Name, Policy, Prefix, Routed, Rrset, Rule, Source, Zone, ZoneBuilder};
 use sha2::{Digest, Sha256};
 
 use crate::model::{HostedZone, RecordSet, bare_zone_id};
@@ -89,24 +87,14 @@ pub fn octal_escapes_to_decimal(s: &str) -> Result<String, String> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' {
-            let digits = b
-                .get(i + 1..i + 4)
-                .filter(|d| d.iter().all(u8::is_ascii_digit));
+            let digits = b.get(i + 1..i + 4).filter(|d| d.iter().all(u8::is_ascii_digit));
             if let Some(d) = digits {
                 if d.iter().any(|&c| c > b'7') {
-                    return Err(format!(
-                        "'\\{}' is not an octal escape",
-                        String::from_utf8_lossy(d)
-                    ));
+                    return Err(format!("'\\{}' is not an octal escape", String::from_utf8_lossy(d)));
                 }
-                let v = u32::from(d[0] - b'0') * 64
-                    + u32::from(d[1] - b'0') * 8
-                    + u32::from(d[2] - b'0');
+                let v = u32::from(d[0] - b'0') * 64 + u32::from(d[1] - b'0') * 8 + u32::from(d[2] - b'0');
                 if v > 255 {
-                    return Err(format!(
-                        "escape \\{} is out of range",
-                        String::from_utf8_lossy(d)
-                    ));
+                    return Err(format!("escape \\{} is out of range", String::from_utf8_lossy(d)));
                 }
                 out.push_str(&format!("\\{v:03}"));
                 i += 4;
@@ -131,11 +119,7 @@ pub fn octal_escapes_to_decimal(s: &str) -> Result<String, String> {
 /// A Route53 name (absolute, octal escapes) as a wire-form name.
 pub fn parse_route53_name(s: &str) -> Result<Name, String> {
     let text = octal_escapes_to_decimal(s)?;
-    let text = if text.ends_with('.') && !text.ends_with("\\.") {
-        text
-    } else {
-        format!("{text}.")
-    };
+    let text = if text.ends_with('.') && !text.ends_with("\\.") { text } else { format!("{text}.") };
     Name::parse(&text, None).map_err(|e| e.to_string())
 }
 
@@ -171,8 +155,7 @@ impl Ctx<'_> {
         let ttl = match r.ttl {
             Some(t) => u32::try_from(t).unwrap_or(0),
             None => {
-                self.warnings
-                    .push(format!("{}: no TTL; using 300", describe(r)));
+                self.warnings.push(format!("{}: no TTL; using 300", describe(r)));
                 300
             }
         };
@@ -180,17 +163,11 @@ impl Ctx<'_> {
         for v in &r.resource_records {
             match parse_value(code, &v.value) {
                 Ok(rd) => rdatas.push(rd.into_boxed_slice()),
-                Err(e) => {
-                    self.warnings
-                        .push(format!("{}: value '{}' skipped: {e}", describe(r), v.value))
-                }
+                Err(e) => self.warnings.push(format!("{}: value '{}' skipped: {e}", describe(r), v.value)),
             }
         }
         if rdatas.is_empty() {
-            self.warnings.push(format!(
-                "{}: no usable values; record set skipped",
-                describe(r)
-            ));
+            self.warnings.push(format!("{}: no usable values; record set skipped", describe(r)));
             return None;
         }
         Some(Rrset::new(code, ttl, rdatas))
@@ -205,11 +182,7 @@ impl Ctx<'_> {
         let target = match parse_route53_name(&alias.dns_name) {
             Ok(t) => t.to_lowercase(),
             Err(e) => {
-                self.warnings.push(format!(
-                    "{}: bad alias target '{}': {e}",
-                    describe(r),
-                    alias.dns_name
-                ));
+                self.warnings.push(format!("{}: bad alias target '{}': {e}", describe(r), alias.dns_name));
                 return None;
             }
         };
@@ -217,10 +190,7 @@ impl Ctx<'_> {
             return Some(Data::Plain(self.endpoint(&alias.dns_name, code)));
         };
         if depth >= MAX_ALIAS_DEPTH {
-            self.warnings.push(format!(
-                "{}: alias chain longer than {MAX_ALIAS_DEPTH}; skipped",
-                describe(r)
-            ));
+            self.warnings.push(format!("{}: alias chain longer than {MAX_ALIAS_DEPTH}; skipped", describe(r)));
             return None;
         }
         let at_target: Vec<&RecordSet> = records
@@ -231,12 +201,7 @@ impl Ctx<'_> {
             })
             .collect();
         if at_target.is_empty() {
-            self.warnings.push(format!(
-                "{}: alias target {} has no {} records",
-                describe(r),
-                alias.dns_name,
-                r.rtype
-            ));
+            self.warnings.push(format!("{}: alias target {} has no {} records", describe(r), alias.dns_name, r.rtype));
             return None;
         }
         if at_target.iter().all(|t| t.set_identifier.is_none()) {
@@ -257,11 +222,7 @@ impl Ctx<'_> {
         let addrs = self.inputs.endpoints.get(&key);
         let rdatas: Vec<Box<[u8]>> = match (code, addrs) {
             (rtype::A, Some(a)) => a.a.iter().map(|ip| ip.octets().to_vec().into()).collect(),
-            (rtype::AAAA, Some(a)) => a
-                .aaaa
-                .iter()
-                .map(|ip| ip.octets().to_vec().into())
-                .collect(),
+            (rtype::AAAA, Some(a)) => a.aaaa.iter().map(|ip| ip.octets().to_vec().into()).collect(),
             _ => Vec::new(),
         };
         Rrset::new(code, ENDPOINT_TTL, rdatas)
@@ -290,16 +251,12 @@ impl Ctx<'_> {
         let mut members = Vec::new();
         for r in sets {
             if policy_of(r) != Some(policy) {
-                self.warnings.push(format!(
-                    "{}: routing policy differs from the rest of its group; skipped",
-                    describe(r)
-                ));
+                self.warnings
+                    .push(format!("{}: routing policy differs from the rest of its group; skipped", describe(r)));
                 continue;
             }
             let rule = match policy {
-                Policy::Weighted => {
-                    Rule::Weight(u32::try_from(r.weight.unwrap_or(0).clamp(0, 255)).unwrap_or(0))
-                }
+                Policy::Weighted => Rule::Weight(u32::try_from(r.weight.unwrap_or(0).clamp(0, 255)).unwrap_or(0)),
                 Policy::Failover if r.failover.as_deref() == Some("SECONDARY") => Rule::Secondary,
                 Policy::Failover => Rule::Primary,
                 Policy::Latency => Rule::Region(r.region.clone().unwrap_or_default().into()),
@@ -318,12 +275,7 @@ impl Ctx<'_> {
                         Rule::Cidr(Box::new([]))
                     } else {
                         let key = (c.collection_id.clone(), c.location_name.clone());
-                        let blocks = self
-                            .inputs
-                            .cidr_blocks
-                            .get(&key)
-                            .cloned()
-                            .unwrap_or_default();
+                        let blocks = self.inputs.cidr_blocks.get(&key).cloned().unwrap_or_default();
                         if blocks.is_empty() {
                             self.warnings.push(format!(
                                 "{}: CIDR location {}/{} has no blocks",
@@ -336,36 +288,22 @@ impl Ctx<'_> {
                     }
                 }
             };
-            let healthy = r
-                .health_check_id
-                .as_ref()
-                .is_none_or(|h| self.inputs.health.get(h).copied().unwrap_or(true));
+            let healthy = r.health_check_id.as_ref().is_none_or(|h| self.inputs.health.get(h).copied().unwrap_or(true));
             let rrset = match self.data(r, code, depth) {
                 Some(Data::Plain(rr)) => rr,
                 Some(Data::Routed(_)) => {
-                    self.warnings.push(format!(
-                        "{}: routed alias to a routed group is not supported; skipped",
-                        describe(r)
-                    ));
+                    self.warnings
+                        .push(format!("{}: routed alias to a routed group is not supported; skipped", describe(r)));
                     continue;
                 }
                 None => continue,
             };
-            members.push(Member {
-                id: r.set_identifier.clone().unwrap_or_default().into(),
-                rule,
-                healthy,
-                rrset,
-            });
+            members.push(Member { id: r.set_identifier.clone().unwrap_or_default().into(), rule, healthy, rrset });
         }
         if members.is_empty() {
             return None;
         }
-        Some(Routed {
-            rtype: code,
-            policy,
-            members: members.into(),
-        })
+        Some(Routed { rtype: code, policy, members: members.into() })
     }
 }
 
@@ -388,11 +326,7 @@ pub fn convert(
         name: hz.name.clone(),
         reason,
     })?;
-    let mut ctx = Ctx {
-        inputs,
-        warnings: Vec::new(),
-        endpoints: Vec::new(),
-    };
+    let mut ctx = Ctx { inputs, warnings: Vec::new(), endpoints: Vec::new() };
     // Group by (owner, type): plain record sets and routed groups.
     let mut plain: BTreeMap<(Vec<u8>, u16), (Name, Rrset)> = BTreeMap::new();
     let mut routed_sets: BTreeMap<(Vec<u8>, u16), (Name, Vec<RecordSet>)> = BTreeMap::new();
@@ -401,36 +335,25 @@ pub fn convert(
         let owner = match parse_route53_name(&r.name) {
             Ok(n) if n.is_subdomain_of(&apex) => n,
             Ok(_) => {
-                ctx.warnings.push(format!(
-                    "{}: outside zone {}; skipped",
-                    describe(r),
-                    hz.name
-                ));
+                ctx.warnings.push(format!("{}: outside zone {}; skipped", describe(r), hz.name));
                 continue;
             }
             Err(e) => {
-                ctx.warnings
-                    .push(format!("{}: bad name: {e}; skipped", describe(r)));
+                ctx.warnings.push(format!("{}: bad name: {e}; skipped", describe(r)));
                 continue;
             }
         };
         let Some(code) = type_from_str(&r.rtype) else {
-            ctx.warnings
-                .push(format!("{}: unknown type; skipped", describe(r)));
+            ctx.warnings.push(format!("{}: unknown type; skipped", describe(r)));
             continue;
         };
         let key = (owner.to_lowercase().wire().to_vec(), code);
         if r.set_identifier.is_some() {
-            routed_sets
-                .entry(key)
-                .or_insert_with(|| (owner.clone(), Vec::new()))
-                .1
-                .push(r.clone());
+            routed_sets.entry(key).or_insert_with(|| (owner.clone(), Vec::new())).1.push(r.clone());
             continue;
         }
         if plain.contains_key(&key) {
-            ctx.warnings
-                .push(format!("{}: duplicate record set; skipped", describe(r)));
+            ctx.warnings.push(format!("{}: duplicate record set; skipped", describe(r)));
             continue;
         }
         match ctx.data(r, code, 0) {
@@ -445,9 +368,7 @@ pub fn convert(
     let mut routed: Vec<(Name, Routed)> = Vec::new();
     for ((_, code), (owner, sets)) in &routed_sets {
         let key = (owner.to_lowercase().wire().to_vec(), *code);
-        let aliased = aliased_groups
-            .iter()
-            .any(|(o, g)| g.rtype == *code && o.to_lowercase() == owner.to_lowercase());
+        let aliased = aliased_groups.iter().any(|(o, g)| g.rtype == *code && o.to_lowercase() == owner.to_lowercase());
         if plain.contains_key(&key) || aliased {
             ctx.warnings.push(format!(
                 "{owner} {}: records with and without set identifier; routed ones skipped",
@@ -466,47 +387,32 @@ pub fn convert(
         .keys()
         .filter(|(_, t)| *t != rtype::CNAME)
         .map(|(n, _)| n.clone())
-        .chain(
-            routed
-                .iter()
-                .filter(|(_, g)| g.rtype != rtype::CNAME)
-                .map(|(n, _)| n.to_lowercase().wire().to_vec()),
-        )
+        .chain(routed.iter().filter(|(_, g)| g.rtype != rtype::CNAME).map(|(n, _)| n.to_lowercase().wire().to_vec()))
         .collect();
     plain.retain(|(n, t), (owner, _)| {
         let conflict = *t == rtype::CNAME && names_with_other.contains(n);
         if conflict {
-            ctx.warnings
-                .push(format!("{owner} CNAME: beside other data; skipped"));
+            ctx.warnings.push(format!("{owner} CNAME: beside other data; skipped"));
         }
         !conflict
     });
     routed.retain(|(owner, g)| {
-        let conflict =
-            g.rtype == rtype::CNAME && names_with_other.contains(owner.to_lowercase().wire());
+        let conflict = g.rtype == rtype::CNAME && names_with_other.contains(owner.to_lowercase().wire());
         if conflict {
-            ctx.warnings
-                .push(format!("{owner} CNAME: beside other data; skipped"));
+            ctx.warnings.push(format!("{owner} CNAME: beside other data; skipped"));
         }
         !conflict
     });
     let content_hash = hash(&plain, &routed);
     let serial = serial(&content_hash);
     let mut b = ZoneBuilder::new(apex.clone(), Source::Other(format!("route53:{zone_id}")));
-    let invalid = |source| ConvertError::Invalid {
-        zone: zone_id.into(),
-        source,
-    };
+    let invalid = |source| ConvertError::Invalid { zone: zone_id.into(), source };
     for ((_, code), (owner, rr)) in &plain {
         if rr.rdatas().is_empty() {
             b.add_unresolved(owner, *code, rr.ttl()).map_err(invalid)?;
         }
         for rd in rr.rdatas() {
-            let rd = if *code == rtype::SOA {
-                with_serial(rd, serial)
-            } else {
-                rd.clone()
-            };
+            let rd = if *code == rtype::SOA { with_serial(rd, serial) } else { rd.clone() };
             b.add(owner, *code, rr.ttl(), rd, "").map_err(invalid)?;
         }
     }
@@ -515,12 +421,7 @@ pub fn convert(
     }
     let (zone, more) = b.finish().map_err(invalid)?;
     ctx.warnings.extend(more);
-    Ok(Converted {
-        zone,
-        warnings: ctx.warnings,
-        content_hash,
-        endpoints: ctx.endpoints,
-    })
+    Ok(Converted { zone, warnings: ctx.warnings, content_hash, endpoints: ctx.endpoints })
 }
 
 /// Replaces the SERIAL field of an SOA RDATA.
@@ -537,17 +438,8 @@ fn with_serial(rd: &[u8], serial: u32) -> Box<[u8]> {
 fn hash(plain: &BTreeMap<(Vec<u8>, u16), (Name, Rrset)>, routed: &[(Name, Routed)]) -> [u8; 32] {
     let mut h = Sha256::new();
     for ((owner, code), (_, rr)) in plain {
-        let mut rdatas: Vec<Box<[u8]>> = rr
-            .rdatas()
-            .iter()
-            .map(|rd| {
-                if *code == rtype::SOA {
-                    with_serial(rd, 0)
-                } else {
-                    rd.clone()
-                }
-            })
-            .collect();
+        let mut rdatas: Vec<Box<[u8]>> =
+            rr.rdatas().iter().map(|rd| if *code == rtype::SOA { with_serial(rd, 0) } else { rd.clone() }).collect();
         rdatas.sort();
         h.update(owner);
         h.update(code.to_be_bytes());
@@ -557,10 +449,7 @@ fn hash(plain: &BTreeMap<(Vec<u8>, u16), (Name, Rrset)>, routed: &[(Name, Routed
             h.update(&rd);
         }
     }
-    let mut groups: Vec<String> = routed
-        .iter()
-        .map(|(o, g)| format!("{}|{g:?}", o.to_lowercase()))
-        .collect();
+    let mut groups: Vec<String> = routed.iter().map(|(o, g)| format!("{}|{g:?}", o.to_lowercase())).collect();
     groups.sort();
     for g in groups {
         h.update(g.as_bytes());

@@ -46,9 +46,7 @@ pub struct Route53 {
 
 impl std::fmt::Debug for Route53 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Route53")
-            .field("account", &self.account)
-            .finish_non_exhaustive()
+        f.debug_struct("Route53").field("account", &self.account).finish_non_exhaustive()
     }
 }
 
@@ -62,28 +60,17 @@ where
     R: std::fmt::Debug,
 {
     match e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-            Verdict::Retry { throttled: false }
-        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => Verdict::Retry { throttled: false },
         SdkError::ResponseError(_) => Verdict::Retry { throttled: false },
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or_default();
             if matches!(
                 code,
-                "Throttling"
-                    | "ThrottlingException"
-                    | "RequestLimitExceeded"
-                    | "TooManyRequestsException"
+                "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException"
             ) {
                 return Verdict::Retry { throttled: true };
             }
-            if matches!(
-                code,
-                "PriorRequestNotComplete"
-                    | "ServiceUnavailable"
-                    | "InternalFailure"
-                    | "InternalError"
-            ) {
+            if matches!(code, "PriorRequestNotComplete" | "ServiceUnavailable" | "InternalFailure" | "InternalError") {
                 return Verdict::Retry { throttled: false };
             }
             let status = format!("{:?}", se.raw());
@@ -97,17 +84,11 @@ where
     }
 }
 
-fn describe<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    e: &SdkError<E, R>,
-) -> String {
+fn describe<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(e: &SdkError<E, R>) -> String {
     match e {
         SdkError::ServiceError(se) => {
             let err = se.err();
-            format!(
-                "{}: {}",
-                err.code().unwrap_or("error"),
-                err.message().unwrap_or("no message")
-            )
+            format!("{}: {}", err.code().unwrap_or("error"), err.message().unwrap_or("no message"))
         }
         SdkError::TimeoutError(_) => "timed out".into(),
         SdkError::DispatchFailure(d) => format!("connection failed: {d:?}"),
@@ -119,20 +100,8 @@ fn describe<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
 impl Route53 {
     /// Wraps an SDK client. Give the client no retries of its own (see [`client_config`]):
     /// ours draw on the shared budget.
-    pub fn new(
-        client: Client,
-        budget: Arc<RateBudget>,
-        retry: RetryPolicy,
-        account: String,
-    ) -> Self {
-        Self {
-            client,
-            budget,
-            retry,
-            observer: None,
-            account,
-            page_size: 300,
-        }
+    pub fn new(client: Client, budget: Arc<RateBudget>, retry: RetryPolicy, account: String) -> Self {
+        Self { client, budget, retry, observer: None, account, page_size: 300 }
     }
 
     /// Reports every call's outcome (metrics).
@@ -147,12 +116,7 @@ impl Route53 {
         }
     }
 
-    async fn call<T, E, R, F, Fut>(
-        &self,
-        op: &'static str,
-        zone: &str,
-        f: F,
-    ) -> Result<T, FetchError>
+    async fn call<T, E, R, F, Fut>(&self, op: &'static str, zone: &str, f: F) -> Result<T, FetchError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, SdkError<E, R>>>,
@@ -174,12 +138,7 @@ impl Route53 {
                     let message = describe(&e);
                     if matches!(verdict, Verdict::Fail) || attempt >= self.retry.max_attempts {
                         self.observe(op, "failed");
-                        return Err(FetchError {
-                            op,
-                            zone: zone.to_owned(),
-                            message,
-                            throttled,
-                        });
+                        return Err(FetchError { op, zone: zone.to_owned(), message, throttled });
                     }
                     self.observe(op, if throttled { "throttled" } else { "retried" });
                     let wait = self.retry.backoff(attempt);
@@ -198,11 +157,7 @@ impl Route53 {
         loop {
             let out = self
                 .call("ListHostedZones", "", || {
-                    self.client
-                        .list_hosted_zones()
-                        .set_marker(marker.clone())
-                        .max_items(100)
-                        .send()
+                    self.client.list_hosted_zones().set_marker(marker.clone()).max_items(100).send()
                 })
                 .await?;
             for z in out.hosted_zones() {
@@ -215,28 +170,21 @@ impl Route53 {
                 });
             }
             match out.next_marker() {
-                Some(m) if out.is_truncated() && seen_markers.insert(m.to_owned()) => {
-                    marker = Some(m.to_owned())
-                }
+                Some(m) if out.is_truncated() && seen_markers.insert(m.to_owned()) => marker = Some(m.to_owned()),
                 _ => break,
             }
         }
         if with_vpcs {
             for z in zones.iter_mut().filter(|z| z.private) {
-                let out = self
-                    .call("GetHostedZone", &z.id, || {
-                        self.client.get_hosted_zone().id(z.id.clone()).send()
-                    })
-                    .await?;
+                let out =
+                    self.call("GetHostedZone", &z.id, || self.client.get_hosted_zone().id(z.id.clone()).send()).await?;
                 z.vpcs = out
                     .vpcs()
                     .iter()
                     .map(|v| {
                         (
                             v.vpc_id().unwrap_or_default().to_owned(),
-                            v.vpc_region()
-                                .map(|r| r.as_str().to_owned())
-                                .unwrap_or_default(),
+                            v.vpc_region().map(|r| r.as_str().to_owned()).unwrap_or_default(),
                         )
                     })
                     .collect();
@@ -286,10 +234,7 @@ impl Route53 {
                 return Ok(out_sets);
             }
             if !progress {
-                tracing::debug!(
-                    zone_id,
-                    "a record-set page added nothing new; listing complete"
-                );
+                tracing::debug!(zone_id, "a record-set page added nothing new; listing complete");
                 return Ok(out_sets);
             }
             let Some(next_name) = out.next_record_name() else {
@@ -301,11 +246,7 @@ impl Route53 {
                 });
             };
             let next_type = out.next_record_type().cloned().unwrap_or(RrType::A);
-            start = Some((
-                next_name.to_owned(),
-                next_type,
-                out.next_record_identifier().map(str::to_owned),
-            ));
+            start = Some((next_name.to_owned(), next_type, out.next_record_identifier().map(str::to_owned)));
         }
         Err(FetchError {
             op: "ListResourceRecordSets",
@@ -319,12 +260,7 @@ impl Route53 {
     /// 18% of its checkers say so.
     pub async fn health(&self, id: &str) -> Result<bool, FetchError> {
         let out = self
-            .call("GetHealthCheckStatus", "", || {
-                self.client
-                    .get_health_check_status()
-                    .health_check_id(id)
-                    .send()
-            })
+            .call("GetHealthCheckStatus", "", || self.client.get_health_check_status().health_check_id(id).send())
             .await?;
         let obs = out.health_check_observations();
         if obs.is_empty() {
@@ -332,21 +268,13 @@ impl Route53 {
         }
         let ok = obs
             .iter()
-            .filter(|o| {
-                o.status_report()
-                    .and_then(|r| r.status())
-                    .is_some_and(|s| s.starts_with("Success"))
-            })
+            .filter(|o| o.status_report().and_then(|r| r.status()).is_some_and(|s| s.starts_with("Success")))
             .count();
         Ok(ok as f64 > obs.len() as f64 * 0.18)
     }
 
     /// The CIDR blocks of one location of a CIDR collection.
-    pub async fn cidr_blocks(
-        &self,
-        collection: &str,
-        location: &str,
-    ) -> Result<Vec<Prefix>, FetchError> {
+    pub async fn cidr_blocks(&self, collection: &str, location: &str) -> Result<Vec<Prefix>, FetchError> {
         let mut blocks = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -384,10 +312,7 @@ pub fn parse_prefix(s: &str) -> Option<Prefix> {
 
 /// SDK settings for our use: no SDK-level retries (ours draw on the budget), bounded
 /// timeouts, and a rustls client on ring (no aws-lc build).
-pub fn client_config(
-    base: &aws_config::SdkConfig,
-    call_timeout: Duration,
-) -> aws_sdk_route53::Config {
+pub fn client_config(base: &aws_config::SdkConfig, call_timeout: Duration) -> aws_sdk_route53::Config {
     aws_sdk_route53::config::Builder::from(base)
         .retry_config(aws_config::retry::RetryConfig::disabled())
         .timeout_config(

@@ -130,9 +130,7 @@ impl From<&aws_sdk_route53::types::ResourceRecordSet> for RecordSet {
             resource_records: r
                 .resource_records()
                 .iter()
-                .map(|v| ResourceRecord {
-                    value: v.value().to_owned(),
-                })
+                .map(|v| ResourceRecord { value: v.value().to_owned() })
                 .collect(),
             alias_target: r.alias_target().map(|a| AliasTarget {
                 hosted_zone_id: a.hosted_zone_id().to_owned(),

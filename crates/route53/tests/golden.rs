@@ -56,34 +56,18 @@ fn data_dir() -> PathBuf {
 fn run(json: &Path) {
     let case: Case = serde_json::from_str(&std::fs::read_to_string(json).unwrap())
         .unwrap_or_else(|e| panic!("{}: {e}", json.display()));
-    let mut inputs = Inputs {
-        health: case.health,
-        ..Default::default()
-    };
+    let mut inputs = Inputs { health: case.health, ..Default::default() };
     for (name, e) in case.endpoints {
-        inputs.endpoints.insert(
-            name,
-            EndpointAddrs {
-                a: e.a,
-                aaaa: e.aaaa,
-            },
-        );
+        inputs.endpoints.insert(name, EndpointAddrs { a: e.a, aaaa: e.aaaa });
     }
     for c in case.cidr_blocks {
         let blocks = c.blocks.iter().map(|b| parse_prefix(b).unwrap()).collect();
-        inputs
-            .cidr_blocks
-            .insert((c.collection_id, c.location_name), blocks);
+        inputs.cidr_blocks.insert((c.collection_id, c.location_name), blocks);
     }
     let id = case.hosted_zone.id.clone();
-    inputs
-        .zones
-        .insert(id.clone(), (case.hosted_zone, case.resource_record_sets));
+    inputs.zones.insert(id.clone(), (case.hosted_zone, case.resource_record_sets));
     for z in case.other_zones {
-        inputs.zones.insert(
-            z.hosted_zone.id.clone(),
-            (z.hosted_zone, z.resource_record_sets),
-        );
+        inputs.zones.insert(z.hosted_zone.id.clone(), (z.hosted_zone, z.resource_record_sets));
     }
     let got = match convert(&id, &inputs, |_| 2024010101) {
         Ok(c) => {
@@ -103,28 +87,17 @@ fn run(json: &Path) {
         std::fs::write(&expected_path, &got).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&expected_path)
-        .unwrap_or_else(|_| panic!("missing {}", expected_path.display()));
-    assert_eq!(
-        got,
-        expected,
-        "{} (UPDATE_GOLDEN=1 to rewrite)",
-        json.display()
-    );
+    let expected =
+        std::fs::read_to_string(&expected_path).unwrap_or_else(|_| panic!("missing {}", expected_path.display()));
+    assert_eq!(got, expected, "{} (UPDATE_GOLDEN=1 to rewrite)", json.display());
 }
 
 #[test]
 fn conversions_match_golden_files() {
     let mut n = 0;
-    let mut files: Vec<_> = std::fs::read_dir(data_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(data_dir()).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
-    for f in files
-        .iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-    {
+    for f in files.iter().filter(|p| p.extension().is_some_and(|x| x == "json")) {
         run(f);
         n += 1;
     }
@@ -136,29 +109,18 @@ fn same_content_same_hash_and_serial_input() {
     let json = data_dir().join("basic.json");
     let case: Case = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     let mut a = Inputs::default();
-    a.zones.insert(
-        case.hosted_zone.id.clone(),
-        (case.hosted_zone.clone(), case.resource_record_sets.clone()),
-    );
+    a.zones.insert(case.hosted_zone.id.clone(), (case.hosted_zone.clone(), case.resource_record_sets.clone()));
     let mut reversed = case.resource_record_sets.clone();
     reversed.reverse();
     let mut b = Inputs::default();
-    b.zones.insert(
-        case.hosted_zone.id.clone(),
-        (case.hosted_zone.clone(), reversed),
-    );
-    let ha = convert(&case.hosted_zone.id, &a, |_| 1)
-        .unwrap()
-        .content_hash;
-    let hb = convert(&case.hosted_zone.id, &b, |_| 1)
-        .unwrap()
-        .content_hash;
+    b.zones.insert(case.hosted_zone.id.clone(), (case.hosted_zone.clone(), reversed));
+    let ha = convert(&case.hosted_zone.id, &a, |_| 1).unwrap().content_hash;
+    let hb = convert(&case.hosted_zone.id, &b, |_| 1).unwrap().content_hash;
     assert_eq!(ha, hb, "order of record sets must not matter");
     let mut changed = case.resource_record_sets.clone();
     changed.retain(|r| r.rtype != "TXT");
     let mut c = Inputs::default();
-    c.zones
-        .insert(case.hosted_zone.id.clone(), (case.hosted_zone, changed));
+    c.zones.insert(case.hosted_zone.id.clone(), (case.hosted_zone, changed));
     let hc = convert("Z1BASIC", &c, |_| 1).unwrap().content_hash;
     assert_ne!(ha, hc);
 }

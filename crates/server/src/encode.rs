@@ -25,11 +25,7 @@ pub(crate) struct Encoder<'b> {
 impl<'b> Encoder<'b> {
     /// `buf` holds header and question; `limit` is the largest message allowed.
     pub(crate) fn new(buf: &'b mut Vec<u8>, limit: usize) -> Self {
-        let mut e = Self {
-            buf,
-            limit,
-            names: SmallVec::new(),
-        };
+        let mut e = Self { buf, limit, names: SmallVec::new() };
         e.register(QNAME_AT);
         e
     }
@@ -73,10 +69,7 @@ impl<'b> Encoder<'b> {
             if l == 0 {
                 return true;
             }
-            match (
-                self.buf.get(off + 1..off + 1 + l),
-                name.get(i + 1..i + 1 + l),
-            ) {
+            match (self.buf.get(off + 1..off + 1 + l), name.get(i + 1..i + 1 + l)) {
                 (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => {}
                 _ => return false,
             }
@@ -94,11 +87,7 @@ impl<'b> Encoder<'b> {
                 self.buf.push(0);
                 return;
             }
-            if let Some(&off) = self
-                .names
-                .iter()
-                .find(|&&off| self.matches_at(usize::from(off), suffix))
-            {
+            if let Some(&off) = self.names.iter().find(|&&off| self.matches_at(usize::from(off), suffix)) {
                 self.buf.extend_from_slice(&(0xc000 | off).to_be_bytes());
                 return;
             }
@@ -114,9 +103,7 @@ impl<'b> Encoder<'b> {
 
     fn owner(&mut self, owner: Owner<'_>, ans: &Answer<'_>) {
         match owner {
-            Owner::Query => self
-                .buf
-                .extend_from_slice(&(0xc000 | QNAME_AT as u16).to_be_bytes()),
+            Owner::Query => self.buf.extend_from_slice(&(0xc000 | QNAME_AT as u16).to_be_bytes()),
             Owner::Name(n) => self.name(n),
             Owner::Synth(i) => match ans.synth.get(i) {
                 Some(s) => self.name(&s.target),
@@ -153,22 +140,14 @@ impl<'b> Encoder<'b> {
 
     /// Writes one item (with its RRSIGs when `dnssec_ok`) or nothing if it does not fit.
     /// Returns the number of RRs written.
-    pub(crate) fn item(
-        &mut self,
-        item: &Item<'_>,
-        ans: &Answer<'_>,
-        dnssec_ok: bool,
-    ) -> Result<u16, Full> {
+    pub(crate) fn item(&mut self, item: &Item<'_>, ans: &Answer<'_>, dnssec_ok: bool) -> Result<u16, Full> {
         let mark = self.buf.len();
         let names = self.names.len();
         let mut n = 0;
         match item.data {
             Data::Rrset(set) => {
                 n += self.rrset(item.owner, ans, set);
-                if let Some(sigs) = set
-                    .sigs()
-                    .filter(|_| dnssec_ok && set.rtype() != rtype::RRSIG)
-                {
+                if let Some(sigs) = set.sigs().filter(|_| dnssec_ok && set.rtype() != rtype::RRSIG) {
                     n += self.rrset(item.owner, ans, sigs);
                 }
             }

@@ -31,10 +31,7 @@ pub struct AnswerConfig {
 
 impl Default for AnswerConfig {
     fn default() -> Self {
-        Self {
-            max_udp_payload: 1232,
-            minimal_responses: false,
-        }
+        Self { max_udp_payload: 1232, minimal_responses: false }
     }
 }
 
@@ -58,6 +55,28 @@ pub fn answer(
     client: Option<IpAddr>,
     out: &mut Vec<u8>,
 ) -> Outcome {
+    answer_noting(zones, msg, transport, cfg, client, out, &mut Note::default())
+}
+
+/// What [`answer_noting`] tells the caller besides the bytes, for counting.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Note {
+    /// The question's type (0 if none was read).
+    pub(crate) qtype: u16,
+    /// Extended rcode bits beyond the header's four.
+    pub(crate) ext_rcode: u16,
+}
+
+/// [`answer`], also noting the question type and extended rcode.
+pub(crate) fn answer_noting(
+    zones: &ZoneSet,
+    msg: &[u8],
+    transport: Transport,
+    cfg: &AnswerConfig,
+    client: Option<IpAddr>,
+    out: &mut Vec<u8>,
+    note: &mut Note,
+) -> Outcome {
     out.clear();
     let mut req = Request::empty();
     match wire::read_request(msg, &mut req) {
@@ -65,18 +84,18 @@ pub fn answer(
         Err(ReadError::Drop) => return Outcome::Drop,
         Err(ReadError::FormErr { question }) => {
             error(out, &req, cfg, rcode::FORMERR, question);
+            note.qtype = req.qtype;
             return Outcome::Respond;
         }
     }
+    note.qtype = req.qtype;
     if req.opcode() != opcode::QUERY {
         error(out, &req, cfg, rcode::NOTIMP, true);
         return Outcome::Respond;
     }
     let limit = match (transport, req.edns) {
         (Transport::Tcp, _) => usize::from(u16::MAX),
-        (Transport::Udp, Some(e)) => {
-            usize::from(e.udp_size.clamp(512, cfg.max_udp_payload.max(512)))
-        }
+        (Transport::Udp, Some(e)) => usize::from(e.udp_size.clamp(512, cfg.max_udp_payload.max(512))),
         (Transport::Udp, None) => 512,
     };
     if req.edns.is_some_and(|e| e.version != 0) {
@@ -85,6 +104,7 @@ pub fn answer(
             header(out, &req, 0);
             question(out, &req);
             opt(out, &req, cfg, rcode::BADVERS);
+            note.ext_rcode = rcode::BADVERS;
             set_counts(out, 1, 0, 0, 1);
             return Outcome::Respond;
         }
@@ -105,10 +125,7 @@ pub fn answer(
     let opts = LookupOptions {
         minimal_responses: cfg.minimal_responses,
         dnssec_ok,
-        client: Client {
-            ip,
-            random: next_random(),
-        },
+        client: Client { ip, random: next_random() },
     };
     let ans = zones.lookup(req.qname(), req.qtype, opts);
     if ans.rcode == Rcode::FormErr {
@@ -129,10 +146,7 @@ pub fn answer(
     // referral, sets TC. Additional data is dropped silently unless it is required glue
     // (RFC 9471).
     let authority_required = ans.answer.is_empty();
-    'sections: for (i, section) in [&ans.answer, &ans.authority, &ans.additional]
-        .into_iter()
-        .enumerate()
-    {
+    'sections: for (i, section) in [&ans.answer, &ans.authority, &ans.additional].into_iter().enumerate() {
         for item in section.iter() {
             match enc.item(item, &ans, dnssec_ok) {
                 Ok(n) => counts[i] += n,

@@ -36,10 +36,12 @@ pub use r53dns_zone::ZoneSet;
 mod encode;
 mod handler;
 mod net;
+pub mod stats;
 mod wire;
 
 pub use handler::{AnswerConfig, Outcome, Transport, answer};
 pub use net::{Bound, ServerConfig, bind};
+pub use stats::Stats;
 pub use tokio_util::sync::CancellationToken;
 
 /// The published snapshot: replaced whole with `store.store(Arc::new(snapshot))`.

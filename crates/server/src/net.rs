@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Store;
-use crate::handler::{AnswerConfig, Outcome, Transport, answer};
+use crate::handler::{AnswerConfig, Note, Outcome, Transport, answer_noting};
+use crate::stats::{Stats, inspect};
 
 /// How the listeners behave.
 #[derive(Debug, Clone)]
@@ -48,6 +49,7 @@ impl Default for ServerConfig {
 #[derive(Debug)]
 pub struct Bound {
     cfg: ServerConfig,
+    stats: Arc<Stats>,
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
     addrs: Vec<SocketAddr>,
@@ -107,15 +109,15 @@ pub fn bind(cfg: ServerConfig) -> io::Result<Bound> {
         tcp.push(TcpListener::from_std(listener)?);
         addrs.push(got);
     }
-    Ok(Bound {
-        cfg,
-        udp,
-        tcp,
-        addrs,
-    })
+    Ok(Bound { cfg, stats: Arc::new(Stats::default()), udp, tcp, addrs })
 }
 
 impl Bound {
+    /// Query counters of this server.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
     /// The addresses actually bound (ports resolved), one per `listen` entry.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
@@ -130,9 +132,10 @@ impl Bound {
             let store = store.clone();
             let stop = stop.clone();
             let cfg = self.cfg.answer;
+            let stats = self.stats.clone();
             let t = std::thread::Builder::new()
                 .name(format!("r53dns-udp-{i}"))
-                .spawn(move || udp_worker(&sock, &store, &cfg, &stop));
+                .spawn(move || udp_worker(&sock, &store, &cfg, &stop, &stats));
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => tracing::error!(error = %e, "cannot start a UDP worker thread"),
@@ -148,6 +151,7 @@ impl Bound {
                 limit.clone(),
                 shutdown.clone(),
                 tracker.clone(),
+                self.stats.clone(),
             ));
         }
         shutdown.cancelled().await;
@@ -166,7 +170,7 @@ impl Bound {
     }
 }
 
-fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &AnswerConfig, stop: &AtomicBool) {
+fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &AnswerConfig, stop: &AtomicBool, stats: &Stats) {
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(65535);
     while !stop.load(Ordering::Relaxed) {
@@ -175,9 +179,7 @@ fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &AnswerConfig, stop: &Atomic
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
                 ) =>
             {
                 continue;
@@ -187,22 +189,19 @@ fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &AnswerConfig, stop: &Atomic
                 continue;
             }
         };
+        let started = std::time::Instant::now();
         let snapshot = store.load();
         let zones = snapshot.zones_for(Some(peer.ip()));
-        if answer(
-            zones,
-            &buf[..n],
-            Transport::Udp,
-            cfg,
-            Some(peer.ip()),
-            &mut out,
-        ) == Outcome::Drop
-        {
+        let mut note = Note::default();
+        let outcome = answer_noting(zones, &buf[..n], Transport::Udp, cfg, Some(peer.ip()), &mut out, &mut note);
+        if outcome == Outcome::Drop {
+            stats.dropped(Transport::Udp);
             continue;
         }
         if let Err(e) = sock.send_to(&out, peer) {
             tracing::debug!(%peer, error = %e, "UDP send failed");
         }
+        stats.answered(Transport::Udp, inspect(&out, note.qtype, note.ext_rcode), started.elapsed());
     }
 }
 
@@ -213,6 +212,7 @@ async fn accept_loop(
     limit: Arc<Semaphore>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    stats: Arc<Stats>,
 ) {
     loop {
         let permit = tokio::select! {
@@ -233,8 +233,9 @@ async fn accept_loop(
         let store = store.clone();
         let cfg = cfg.clone();
         let shutdown = shutdown.clone();
+        let stats = stats.clone();
         tracker.spawn(async move {
-            if let Err(e) = connection(stream, peer.ip(), &store, &cfg, &shutdown).await {
+            if let Err(e) = connection(stream, peer.ip(), &store, &cfg, &shutdown, &stats).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
             drop(permit);
@@ -249,6 +250,7 @@ async fn connection(
     store: &Store,
     cfg: &ServerConfig,
     shutdown: &CancellationToken,
+    stats: &Stats,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut msg = Vec::with_capacity(512);
@@ -269,22 +271,21 @@ async fn connection(
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(()),
         }
+        let started = std::time::Instant::now();
+        let mut note = Note::default();
         let outcome = {
             let snapshot = store.load();
             let zones = snapshot.zones_for(Some(peer));
-            answer(
-                zones,
-                &msg,
-                Transport::Tcp,
-                &cfg.answer,
-                Some(peer),
-                &mut out,
-            )
+            answer_noting(zones, &msg, Transport::Tcp, &cfg.answer, Some(peer), &mut out, &mut note)
         };
-        if outcome == Outcome::Respond {
-            let n = u16::try_from(out.len()).unwrap_or(u16::MAX);
-            out.splice(0..0, n.to_be_bytes());
-            stream.write_all(&out).await?;
+        if outcome == Outcome::Drop {
+            stats.dropped(Transport::Tcp);
+            continue;
         }
+        let answered = inspect(&out, note.qtype, note.ext_rcode);
+        let n = u16::try_from(out.len()).unwrap_or(u16::MAX);
+        out.splice(0..0, n.to_be_bytes());
+        stream.write_all(&out).await?;
+        stats.answered(Transport::Tcp, answered, started.elapsed());
     }
 }

@@ -72,22 +72,13 @@ pub(crate) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes([
-        *b.get(at)?,
-        *b.get(at + 1)?,
-        *b.get(at + 2)?,
-        *b.get(at + 3)?,
-    ]))
+    Some(u32::from_be_bytes([*b.get(at)?, *b.get(at + 1)?, *b.get(at + 2)?, *b.get(at + 3)?]))
 }
 
 /// Reads a possibly compressed name at `at` into `out`; returns (name length, bytes consumed
 /// at `at`). Pointers must point backwards, and at most 127 labels are followed, so a hostile
 /// packet costs bounded time.
-pub(crate) fn read_name(
-    msg: &[u8],
-    at: usize,
-    out: &mut [u8; MAX_NAME_LEN],
-) -> Option<(usize, usize)> {
+pub(crate) fn read_name(msg: &[u8], at: usize, out: &mut [u8; MAX_NAME_LEN]) -> Option<(usize, usize)> {
     let mut pos = at;
     let mut len = 0;
     let mut consumed = None;
@@ -143,15 +134,7 @@ fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
 impl Request {
     /// A request with nothing read yet.
     pub(crate) fn empty() -> Self {
-        Self {
-            id: 0,
-            flags: 0,
-            qname: [0; MAX_NAME_LEN],
-            qname_len: 0,
-            qtype: 0,
-            qclass: 0,
-            edns: None,
-        }
+        Self { id: 0, flags: 0, qname: [0; MAX_NAME_LEN], qname_len: 0, qtype: 0, qclass: 0, edns: None }
     }
 }
 
@@ -193,12 +176,7 @@ pub(crate) fn read_request(msg: &[u8], req: &mut Request) -> Result<(), ReadErro
     if msg.len() < 12 || flags & QR != 0 {
         return Err(ReadError::Drop);
     }
-    let counts = [
-        u16_at(msg, 4),
-        u16_at(msg, 6),
-        u16_at(msg, 8),
-        u16_at(msg, 10),
-    ];
+    let counts = [u16_at(msg, 4), u16_at(msg, 6), u16_at(msg, 8), u16_at(msg, 10)];
     let [Some(qd), Some(an), Some(ns), Some(ar)] = counts else {
         return Err(ReadError::Drop);
     };
@@ -237,12 +215,9 @@ pub(crate) fn read_request(msg: &[u8], req: &mut Request) -> Result<(), ReadErro
         };
         let name_at = pos;
         pos += n;
-        let (Some(t), Some(class), Some(ttl), Some(rdlen)) = (
-            u16_at(msg, pos),
-            u16_at(msg, pos + 2),
-            u32_at(msg, pos + 4),
-            u16_at(msg, pos + 8),
-        ) else {
+        let (Some(t), Some(class), Some(ttl), Some(rdlen)) =
+            (u16_at(msg, pos), u16_at(msg, pos + 2), u32_at(msg, pos + 4), u16_at(msg, pos + 8))
+        else {
             return Err(formerr(true));
         };
         pos += 10 + usize::from(rdlen);

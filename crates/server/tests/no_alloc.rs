@@ -46,10 +46,7 @@ fn answering_does_not_allocate() {
     let region = Region::new(GLOBAL);
     for _ in 0..200 {
         for q in &queries {
-            assert_eq!(
-                answer(&set, q, Transport::Udp, &cfg, None, &mut out),
-                Outcome::Respond
-            );
+            assert_eq!(answer(&set, q, Transport::Udp, &cfg, None, &mut out), Outcome::Respond);
         }
     }
     let stats = region.change();

@@ -36,10 +36,7 @@ pub fn origin_from_file_name(path: &Path) -> Option<Name> {
 
 /// Loads one zone file. The origin is `origin` if given, else the first `$ORIGIN` of the
 /// file, else the file name minus `.zone`. Returns the zone and warnings.
-pub fn load_zone_file(
-    path: &Path,
-    origin: Option<&Name>,
-) -> Result<(Zone, Vec<String>), LoadError> {
+pub fn load_zone_file(path: &Path, origin: Option<&Name>) -> Result<(Zone, Vec<String>), LoadError> {
     let text = std::fs::read_to_string(path).map_err(|e| ZoneFileError {
         file: path.to_owned(),
         line: 0,
@@ -49,11 +46,7 @@ pub fn load_zone_file(
 }
 
 /// Like [`load_zone_file`] for text already in memory; `path` names it in errors.
-pub fn load_zone_str(
-    text: &str,
-    path: &Path,
-    origin: Option<&Name>,
-) -> Result<(Zone, Vec<String>), LoadError> {
+pub fn load_zone_str(text: &str, path: &Path, origin: Option<&Name>) -> Result<(Zone, Vec<String>), LoadError> {
     let apex = match origin {
         Some(o) => o.clone(),
         None => first_origin(text)
@@ -65,15 +58,9 @@ pub fn load_zone_str(
     for r in records {
         let at = format!("{}:{}: ", r.file.display(), r.line);
         b.add(&r.owner, r.rtype, r.ttl, r.rdata.into(), &at)
-            .map_err(|source| LoadError::Zone {
-                file: path.to_owned(),
-                source,
-            })?;
+            .map_err(|source| LoadError::Zone { file: path.to_owned(), source })?;
     }
-    b.finish().map_err(|source| LoadError::Zone {
-        file: path.to_owned(),
-        source,
-    })
+    b.finish().map_err(|source| LoadError::Zone { file: path.to_owned(), source })
 }
 
 /// The name in the first `$ORIGIN` line, if it comes before any record.

@@ -79,11 +79,7 @@ pub struct Item<'a> {
 
 impl<'a> Item<'a> {
     fn new(owner: Owner<'a>, rrset: &'a Rrset) -> Self {
-        Self {
-            owner,
-            data: Data::Rrset(rrset),
-            required: false,
-        }
+        Self { owner, data: Data::Rrset(rrset), required: false }
     }
 
     /// The RRset, unless this is a synthesized CNAME.
@@ -192,13 +188,8 @@ impl ZoneSet {
                     let Some(dname) = node.get(rtype::DNAME) else {
                         return ans;
                     };
-                    ans.answer
-                        .push(Item::new(Owner::Name(node.name().wire()), dname));
-                    let Some(target) = dname
-                        .rdatas()
-                        .first()
-                        .and_then(|rd| target_name(rtype::DNAME, rd))
-                    else {
+                    ans.answer.push(Item::new(Owner::Name(node.name().wire()), dname));
+                    let Some(target) = dname.rdatas().first().and_then(|rd| target_name(rtype::DNAME, rd)) else {
                         return ans;
                     };
                     let prefix = name.len - name.suffix(labels).len();
@@ -210,15 +201,8 @@ impl ZoneSet {
                     new.extend_from_slice(&name.wire()[..prefix]);
                     new.extend_from_slice(target);
                     let i = ans.synth.len();
-                    ans.synth.push(SynthCname {
-                        ttl: dname.ttl(),
-                        target: new,
-                    });
-                    ans.answer.push(Item {
-                        owner,
-                        data: Data::Synth(i),
-                        required: false,
-                    });
+                    ans.synth.push(SynthCname { ttl: dname.ttl(), target: new });
+                    ans.answer.push(Item { owner, data: Data::Synth(i), required: false });
                     owner = Owner::Synth(i);
                     // Asked for the CNAME itself: the synthesized one is the answer.
                     if qtype == rtype::CNAME || name.set(&ans.synth[i].target).is_none() {
@@ -228,17 +212,10 @@ impl ZoneSet {
                 Found::Node(node) => {
                     if qtype == rtype::ANY {
                         // RFC 8482 §4.1: one RRset is enough; NODATA for an empty node.
-                        let first = node
-                            .rrsets()
-                            .iter()
-                            .find(|r| r.rtype() != rtype::RRSIG)
-                            .or_else(|| {
-                                let group = node.routed().first()?;
-                                group
-                                    .select(self.routing(), opts.client)
-                                    .into_iter()
-                                    .find(|r| !r.rdatas().is_empty())
-                            });
+                        let first = node.rrsets().iter().find(|r| r.rtype() != rtype::RRSIG).or_else(|| {
+                            let group = node.routed().first()?;
+                            group.select(self.routing(), opts.client).into_iter().find(|r| !r.rdatas().is_empty())
+                        });
                         match first {
                             Some(rr) => ans.answer.push(Item::new(owner, rr)),
                             None => negative(zone, &mut ans),
@@ -248,11 +225,7 @@ impl ZoneSet {
                     if qtype == rtype::RRSIG {
                         // Every signature at the name, each group with its own TTL.
                         for rr in node.rrsets() {
-                            let sigs = if rr.rtype() == rtype::RRSIG {
-                                Some(rr)
-                            } else {
-                                rr.sigs()
-                            };
+                            let sigs = if rr.rtype() == rtype::RRSIG { Some(rr) } else { rr.sigs() };
                             if let Some(sigs) = sigs {
                                 ans.answer.push(Item::new(owner, sigs));
                             }
@@ -280,21 +253,14 @@ impl ZoneSet {
                     }
                     let cname = match qtype {
                         rtype::CNAME => None,
-                        _ => node
-                            .select(rtype::CNAME, self.routing(), opts.client)
-                            .first()
-                            .copied(),
+                        _ => node.select(rtype::CNAME, self.routing(), opts.client).first().copied(),
                     };
                     if let Some(cname) = cname {
                         if ans.answer.iter().any(|i| i.data == Data::Rrset(cname)) {
                             return ans; // a loop: answer with the chain so far, like NSD
                         }
                         ans.answer.push(Item::new(owner, cname));
-                        let Some(target) = cname
-                            .rdatas()
-                            .first()
-                            .and_then(|rd| target_name(rtype::CNAME, rd))
-                        else {
+                        let Some(target) = cname.rdatas().first().and_then(|rd| target_name(rtype::CNAME, rd)) else {
                             return ans;
                         };
                         owner = Owner::Name(target);
@@ -362,10 +328,7 @@ fn wildcard<'a>(zone: &'a Zone, encloser: &[u8]) -> Found<'a> {
 }
 
 fn negative<'a>(zone: &'a Zone, ans: &mut Answer<'a>) {
-    ans.authority.push(Item::new(
-        Owner::Name(zone.apex().wire()),
-        zone.negative_soa(),
-    ));
+    ans.authority.push(Item::new(Owner::Name(zone.apex().wire()), zone.negative_soa()));
 }
 
 /// NS of the zone in authority and addresses of the targets in additional, as NSD answers
@@ -374,25 +337,17 @@ fn positive_extras<'a>(zone: &'a Zone, ans: &mut Answer<'a>, opts: LookupOptions
     let apex = zone.apex_node();
     let ns = apex.get(rtype::NS).filter(|_| !opts.minimal_responses);
     if let Some(ns) = ns.filter(|ns| !ans.answer.iter().any(|i| i.data == Data::Rrset(ns))) {
-        ans.authority
-            .push(Item::new(Owner::Name(apex.name().wire()), ns));
+        ans.authority.push(Item::new(Owner::Name(apex.name().wire()), ns));
     }
-    let sets: SmallVec<[&Rrset; 8]> = ans
-        .answer
-        .iter()
-        .chain(ans.authority.iter())
-        .filter_map(Item::rrset)
-        .collect();
+    let sets: SmallVec<[&Rrset; 8]> = ans.answer.iter().chain(ans.authority.iter()).filter_map(Item::rrset).collect();
     add_addresses(zone, ans, &sets, None);
 }
 
 fn referral<'a>(zone: &'a Zone, cut: &'a Node, ans: &mut Answer<'a>, opts: LookupOptions) {
     let Some(ns) = cut.get(rtype::NS) else { return };
-    ans.authority
-        .push(Item::new(Owner::Name(cut.name().wire()), ns));
+    ans.authority.push(Item::new(Owner::Name(cut.name().wire()), ns));
     if let Some(ds) = cut.get(rtype::DS).filter(|_| opts.dnssec_ok) {
-        ans.authority
-            .push(Item::new(Owner::Name(cut.name().wire()), ds));
+        ans.authority.push(Item::new(Owner::Name(cut.name().wire()), ds));
     }
     add_addresses(zone, ans, &[ns], Some(cut));
 }
@@ -419,21 +374,11 @@ fn add_addresses<'a>(zone: &'a Zone, ans: &mut Answer<'a>, sets: &[&'a Rrset], c
                     continue;
                 };
                 // Never repeat an RRset already in the answer or additional section.
-                if ans
-                    .answer
-                    .iter()
-                    .chain(ans.additional.iter())
-                    .any(|i| i.data == Data::Rrset(addrs))
-                {
+                if ans.answer.iter().chain(ans.additional.iter()).any(|i| i.data == Data::Rrset(addrs)) {
                     continue;
                 }
-                let required =
-                    cut.is_some_and(|c| crate::name::is_subdomain(target, c.name().wire()));
-                ans.additional.push(Item {
-                    owner: Owner::Name(target),
-                    data: Data::Rrset(addrs),
-                    required,
-                });
+                let required = cut.is_some_and(|c| crate::name::is_subdomain(target, c.name().wire()));
+                ans.additional.push(Item { owner: Owner::Name(target), data: Data::Rrset(addrs), required });
             }
         }
     }

@@ -185,11 +185,7 @@ impl std::fmt::Debug for Name {
 impl std::str::FromStr for Name {
     type Err = NameError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = if s.ends_with('.') || s == "@" {
-            s.to_owned()
-        } else {
-            format!("{s}.")
-        };
+        let s = if s.ends_with('.') || s == "@" { s.to_owned() } else { format!("{s}.") };
         Self::parse(&s, None)
     }
 }
@@ -208,9 +204,7 @@ pub(crate) fn unescape(rest: &[u8]) -> Result<(u8, usize), NameError> {
     match rest {
         [a, b, c, ..] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() => {
             let v = u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
-            u8::try_from(v)
-                .map(|o| (o, 3))
-                .map_err(|_| NameError::BadEscape)
+            u8::try_from(v).map(|o| (o, 3)).map_err(|_| NameError::BadEscape)
         }
         [d, ..] if d.is_ascii_digit() => Err(NameError::BadEscape),
         [x, ..] => Ok((*x, 1)),
@@ -258,8 +252,7 @@ pub fn is_subdomain(name: &[u8], ancestor: &[u8]) -> bool {
     }
     let start = name.len() - ancestor.len();
     // The suffix must begin on a label boundary.
-    let on_boundary =
-        start == 0 || start + 1 == name.len() || label_offsets(name).any(|o| o == start);
+    let on_boundary = start == 0 || start + 1 == name.len() || label_offsets(name).any(|o| o == start);
     on_boundary && name[start..].eq_ignore_ascii_case(ancestor)
 }
 
@@ -315,10 +308,7 @@ mod tests {
         assert_eq!(Name::parse("a..b.", None), Err(NameError::EmptyLabel));
         assert_eq!(Name::parse("www", None), Err(NameError::NoOrigin));
         let long = "a".repeat(64);
-        assert_eq!(
-            Name::parse(&format!("{long}."), None),
-            Err(NameError::LabelTooLong)
-        );
+        assert_eq!(Name::parse(&format!("{long}."), None), Err(NameError::LabelTooLong));
         let many = "abcdefghi.".repeat(26);
         assert_eq!(Name::parse(&many, None), Err(NameError::NameTooLong));
         assert_eq!(Name::parse("a\\256.", None), Err(NameError::BadEscape));

@@ -150,10 +150,7 @@ pub fn type_from_str(s: &str) -> Option<u16> {
     if let Some(t) = TYPES.iter().find(|t| t.name.eq_ignore_ascii_case(s)) {
         return Some(t.code);
     }
-    let digits = s
-        .get(..4)
-        .filter(|p| p.eq_ignore_ascii_case("TYPE"))
-        .map(|_| &s[4..])?;
+    let digits = s.get(..4).filter(|p| p.eq_ignore_ascii_case("TYPE")).map(|_| &s[4..])?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -216,10 +213,7 @@ pub struct Token {
 impl Token {
     /// An unquoted token.
     pub fn bare(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            quoted: false,
-        }
+        Self { text: text.into(), quoted: false }
     }
 }
 
@@ -229,10 +223,7 @@ pub fn parse_rdata(code: u16, tokens: &[Token], origin: Option<&Name>) -> Result
         let data = parse_generic(&tokens[1..])?;
         // RFC 3597 §5: a known type in generic form must still be valid data of that type.
         if !is_valid_rdata(code, &data) {
-            return Err(format!(
-                "\\# data is not valid {} RDATA",
-                type_to_string(code)
-            ));
+            return Err(format!("\\# data is not valid {} RDATA", type_to_string(code)));
         }
         return Ok(data);
     }
@@ -266,17 +257,11 @@ pub fn parse_rdata(code: u16, tokens: &[Token], origin: Option<&Name>) -> Result
 
 fn parse_generic(tokens: &[Token]) -> Result<Vec<u8>, String> {
     let (len, hex) = tokens.split_first().ok_or("\\# needs a length")?;
-    let len: usize = len
-        .text
-        .parse()
-        .map_err(|_| format!("bad \\# length '{}'", len.text))?;
+    let len: usize = len.text.parse().map_err(|_| format!("bad \\# length '{}'", len.text))?;
     let hex: String = hex.iter().map(|t| t.text.as_str()).collect();
     let data = decode_hex(&hex)?;
     if data.len() != len {
-        return Err(format!(
-            "\\# length {len} but {} octets of data",
-            data.len()
-        ));
+        return Err(format!("\\# length {len} but {} octets of data", data.len()));
     }
     if len > usize::from(u16::MAX) {
         return Err("RDATA longer than 65535 octets".into());
@@ -309,17 +294,11 @@ fn parse_svcb(code: u16, tokens: &[Token], origin: Option<&Name>) -> Result<Vec<
 }
 
 fn take<'t>(tokens: &'t [Token], what: &str) -> Result<(&'t Token, &'t [Token]), String> {
-    tokens
-        .split_first()
-        .ok_or_else(|| format!("missing {what}"))
+    tokens.split_first().ok_or_else(|| format!("missing {what}"))
 }
 
 fn parse_int<T: TryFrom<u64>>(t: &Token, what: &str) -> Result<T, String> {
-    t.text
-        .parse::<u64>()
-        .ok()
-        .and_then(|v| T::try_from(v).ok())
-        .ok_or_else(|| format!("bad {what} '{}'", t.text))
+    t.text.parse::<u64>().ok().and_then(|v| T::try_from(v).ok()).ok_or_else(|| format!("bad {what} '{}'", t.text))
 }
 
 fn parse_field<'t>(
@@ -351,26 +330,19 @@ fn parse_field<'t>(
         }
         F::Ipv4 => {
             let (t, rest) = take(tokens, "IPv4 address")?;
-            let a: Ipv4Addr = t
-                .text
-                .parse()
-                .map_err(|_| format!("bad IPv4 address '{}'", t.text))?;
+            let a: Ipv4Addr = t.text.parse().map_err(|_| format!("bad IPv4 address '{}'", t.text))?;
             out.extend_from_slice(&a.octets());
             rest
         }
         F::Ipv6 => {
             let (t, rest) = take(tokens, "IPv6 address")?;
-            let a: Ipv6Addr = t
-                .text
-                .parse()
-                .map_err(|_| format!("bad IPv6 address '{}'", t.text))?;
+            let a: Ipv6Addr = t.text.parse().map_err(|_| format!("bad IPv6 address '{}'", t.text))?;
             out.extend_from_slice(&a.octets());
             rest
         }
         F::CName | F::Name => {
             let (t, rest) = take(tokens, "domain name")?;
-            let n =
-                Name::parse(&t.text, origin).map_err(|e| format!("bad name '{}': {e}", t.text))?;
+            let n = Name::parse(&t.text, origin).map_err(|e| format!("bad name '{}': {e}", t.text))?;
             out.extend_from_slice(n.wire());
             rest
         }
@@ -403,8 +375,7 @@ fn parse_field<'t>(
         }
         F::Type => {
             let (t, rest) = take(tokens, "type")?;
-            let code =
-                type_from_str(&t.text).ok_or_else(|| format!("unknown type '{}'", t.text))?;
+            let code = type_from_str(&t.text).ok_or_else(|| format!("unknown type '{}'", t.text))?;
             out.extend_from_slice(&code.to_be_bytes());
             rest
         }
@@ -416,20 +387,14 @@ fn parse_field<'t>(
         F::Bitmap => {
             let mut types = Vec::new();
             for t in tokens {
-                types.push(
-                    type_from_str(&t.text).ok_or_else(|| format!("unknown type '{}'", t.text))?,
-                );
+                types.push(type_from_str(&t.text).ok_or_else(|| format!("unknown type '{}'", t.text))?);
             }
             out.extend(encode_bitmap(&mut types));
             &[]
         }
         F::Salt => {
             let (t, rest) = take(tokens, "salt")?;
-            let salt = if t.text == "-" {
-                Vec::new()
-            } else {
-                decode_hex(&t.text)?
-            };
+            let salt = if t.text == "-" { Vec::new() } else { decode_hex(&t.text)? };
             out.push(u8::try_from(salt.len()).map_err(|_| "salt longer than 255 octets")?);
             out.extend(salt);
             rest
@@ -496,12 +461,7 @@ pub fn parse_ttl(s: &str) -> Result<u32, String> {
     let mut num: Option<u64> = None;
     for c in s.chars() {
         if let Some(d) = c.to_digit(10) {
-            num = Some(
-                num.unwrap_or(0)
-                    .checked_mul(10)
-                    .and_then(|n| n.checked_add(u64::from(d)))
-                    .ok_or_else(bad)?,
-            );
+            num = Some(num.unwrap_or(0).checked_mul(10).and_then(|n| n.checked_add(u64::from(d))).ok_or_else(bad)?);
             continue;
         }
         let unit = match c.to_ascii_lowercase() {
@@ -623,10 +583,7 @@ fn decode_base64(s: &str) -> Result<Vec<u8>, String> {
         return Err("bad base64 padding".into());
     }
     for c in trimmed.bytes() {
-        let v = B64
-            .iter()
-            .position(|&x| x == c)
-            .ok_or_else(|| format!("bad base64 character '{}'", c as char))?;
+        let v = B64.iter().position(|&x| x == c).ok_or_else(|| format!("bad base64 character '{}'", c as char))?;
         acc = acc << 6 | v as u32;
         bits += 6;
         if bits >= 8 {
@@ -640,10 +597,7 @@ fn decode_base64(s: &str) -> Result<Vec<u8>, String> {
 fn encode_base64(b: &[u8]) -> String {
     let mut s = String::with_capacity(b.len().div_ceil(3) * 4);
     for chunk in b.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &x)| acc | u32::from(x) << (16 - 8 * i));
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &x)| acc | u32::from(x) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
                 s.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -663,10 +617,7 @@ fn decode_base32hex(s: &str) -> Result<Vec<u8>, String> {
     let mut bits = 0;
     for c in s.trim_end_matches('=').bytes() {
         let c = c.to_ascii_uppercase();
-        let v = B32HEX
-            .iter()
-            .position(|&x| x == c)
-            .ok_or_else(|| format!("bad base32hex in '{s}'"))?;
+        let v = B32HEX.iter().position(|&x| x == c).ok_or_else(|| format!("bad base32hex in '{s}'"))?;
         acc = acc << 5 | v as u64;
         bits += 5;
         if bits >= 8 {
@@ -696,11 +647,10 @@ fn encode_base32hex(b: &[u8]) -> String {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter()
-        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
-            let _ = write!(s, "{x:02X}");
-            s
-        })
+    b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
+        let _ = write!(s, "{x:02X}");
+        s
+    })
 }
 
 fn push_quoted(s: &mut String, octets: &[u8]) {
@@ -713,11 +663,7 @@ fn push_quoted(s: &mut String, octets: &[u8]) {
 
 /// RFC 3597 generic presentation of RDATA.
 pub fn generic_text(rdata: &[u8]) -> String {
-    if rdata.is_empty() {
-        "\\# 0".to_owned()
-    } else {
-        format!("\\# {} {}", rdata.len(), hex(rdata))
-    }
+    if rdata.is_empty() { "\\# 0".to_owned() } else { format!("\\# {} {}", rdata.len(), hex(rdata)) }
 }
 
 /// Whether wire RDATA follows the layout of its type (always true for opaque types).
@@ -730,10 +676,7 @@ pub fn is_valid_rdata(code: u16, rdata: &[u8]) -> bool {
     };
     let mut parts = Vec::new();
     let mut at = 0;
-    fields
-        .iter()
-        .all(|f| print_field(*f, rdata, &mut at, &mut parts).is_some())
-        && at == rdata.len()
+    fields.iter().all(|f| print_field(*f, rdata, &mut at, &mut parts).is_some()) && at == rdata.len()
 }
 
 /// Prints wire RDATA in presentation form; falls back to RFC 3597 form when the type has no
@@ -764,10 +707,7 @@ fn svcb_to_text(code: u16, rdata: &[u8]) -> Option<String> {
     let _ = code;
     let priority = u16::from_be_bytes(rdata.get(..2)?.try_into().ok()?);
     let tlen = wire_len(rdata.get(2..)?)?;
-    let mut out = format!(
-        "{priority} {}",
-        crate::name::wire_to_text(&rdata[2..2 + tlen])
-    );
+    let mut out = format!("{priority} {}", crate::name::wire_to_text(&rdata[2..2 + tlen]));
     let mut at = 2 + tlen;
     let key_name = |k: u16| match k {
         0 => "mandatory".to_owned(),
@@ -782,19 +722,15 @@ fn svcb_to_text(code: u16, rdata: &[u8]) -> Option<String> {
     };
     while at < rdata.len() {
         let key = u16::from_be_bytes(rdata.get(at..at + 2)?.try_into().ok()?);
-        let len = usize::from(u16::from_be_bytes(
-            rdata.get(at + 2..at + 4)?.try_into().ok()?,
-        ));
+        let len = usize::from(u16::from_be_bytes(rdata.get(at + 2..at + 4)?.try_into().ok()?));
         let v = rdata.get(at + 4..at + 4 + len)?;
         at += 4 + len;
         out.push(' ');
         out.push_str(&key_name(key));
         let value = match key {
             0 => {
-                let keys: Option<Vec<String>> = v
-                    .chunks(2)
-                    .map(|c| Some(key_name(u16::from_be_bytes(c.try_into().ok()?))))
-                    .collect();
+                let keys: Option<Vec<String>> =
+                    v.chunks(2).map(|c| Some(key_name(u16::from_be_bytes(c.try_into().ok()?)))).collect();
                 keys?.join(",")
             }
             1 => {
@@ -815,17 +751,13 @@ fn svcb_to_text(code: u16, rdata: &[u8]) -> Option<String> {
             2 if v.is_empty() => continue,
             3 => u16::from_be_bytes(v.try_into().ok()?).to_string(),
             4 => {
-                let a: Option<Vec<String>> = v
-                    .chunks(4)
-                    .map(|c| Some(Ipv4Addr::from(<[u8; 4]>::try_from(c).ok()?).to_string()))
-                    .collect();
+                let a: Option<Vec<String>> =
+                    v.chunks(4).map(|c| Some(Ipv4Addr::from(<[u8; 4]>::try_from(c).ok()?).to_string())).collect();
                 a?.join(",")
             }
             6 => {
-                let a: Option<Vec<String>> = v
-                    .chunks(16)
-                    .map(|c| Some(Ipv6Addr::from(<[u8; 16]>::try_from(c).ok()?).to_string()))
-                    .collect();
+                let a: Option<Vec<String>> =
+                    v.chunks(16).map(|c| Some(Ipv6Addr::from(<[u8; 16]>::try_from(c).ok()?).to_string())).collect();
                 a?.join(",")
             }
             5 => encode_base64(v),
@@ -865,12 +797,7 @@ fn print_field(field: Field, b: &[u8], at: &mut usize, parts: &mut Vec<String>) 
             let t = i64::from(u32::from_be_bytes(rest.get(..4)?.try_into().ok()?));
             let (y, m, d) = civil_from_days(t.div_euclid(86400));
             let s = t.rem_euclid(86400);
-            format!(
-                "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
-                s / 3600,
-                s / 60 % 60,
-                s % 60
-            )
+            format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}", s / 3600, s / 60 % 60, s % 60)
         }
         F::Ipv4 => {
             used = 4;
@@ -924,20 +851,12 @@ fn print_field(field: Field, b: &[u8], at: &mut usize, parts: &mut Vec<String>) 
         F::Bitmap => {
             used = rest.len();
             let types = decode_bitmap(rest)?;
-            types
-                .into_iter()
-                .map(type_to_string)
-                .collect::<Vec<_>>()
-                .join(" ")
+            types.into_iter().map(type_to_string).collect::<Vec<_>>().join(" ")
         }
         F::Salt => {
             let len = usize::from(*rest.first()?);
             used = 1 + len;
-            if len == 0 {
-                "-".to_owned()
-            } else {
-                hex(rest.get(1..used)?)
-            }
+            if len == 0 { "-".to_owned() } else { hex(rest.get(1..used)?) }
         }
         F::Hash32 => {
             let len = usize::from(*rest.first()?);
@@ -969,8 +888,7 @@ mod tests {
     fn round_trip(t: &str, text: &str) {
         let origin: Name = "example.com.".parse().unwrap();
         let line = format!("x 60 IN {t} {text}\n");
-        let recs =
-            crate::zonefile::read_str(&line, std::path::Path::new("t"), Some(&origin)).unwrap();
+        let recs = crate::zonefile::read_str(&line, std::path::Path::new("t"), Some(&origin)).unwrap();
         let code = type_from_str(t).unwrap();
         assert_eq!(rdata_to_text(code, &recs[0].rdata), text, "{t}");
     }
@@ -980,10 +898,7 @@ mod tests {
         round_trip("A", "192.0.2.1");
         round_trip("AAAA", "2001:db8::1");
         round_trip("MX", "10 mail.example.com.");
-        round_trip(
-            "SOA",
-            "ns1.example.com. hostmaster.example.com. 2024010101 3600 900 604800 300",
-        );
+        round_trip("SOA", "ns1.example.com. hostmaster.example.com. 2024010101 3600 900 604800 300");
         round_trip("SRV", "0 5 5060 sip.example.com.");
         round_trip("DS", "60485 5 1 2BB183AF5F22588179A53B0A98631FAD1A292118");
         round_trip("NSEC", "host.example.com. A MX RRSIG NSEC TYPE1234");
@@ -991,10 +906,7 @@ mod tests {
             "RRSIG",
             "A 5 3 86400 20030322173103 20030220173103 2642 example.com. oJB1W6WNGv+ldvQ3WDG0MQkg5IEhjRip8WTrPYGv07h108dUKGMeDPKijVCHX3DDKdfb+v6oB9wfuh3DTJXUAfI/M0zmO/zz8bW0Rznl8O3tGNazPwQKkRN20XPXV6nwwfoXmJQbsLNrLfkGJ5D6fwFm8nN+6pBzeDQfsS3Ap3o=",
         );
-        round_trip(
-            "NSEC3",
-            "1 1 12 AABBCCDD 2T7B4G4VSA5SMI47K61MV5BV1A22BOJR A RRSIG",
-        );
+        round_trip("NSEC3", "1 1 12 AABBCCDD 2T7B4G4VSA5SMI47K61MV5BV1A22BOJR A RRSIG");
         round_trip("CAA", "0 issue \"letsencrypt.org\"");
         round_trip("TXT", "\"v=spf1 -all\" \"second\"");
         round_trip("SSHFP", "1 1 123456789ABCDEF67890123456789ABCDEF67890");

@@ -71,10 +71,8 @@ impl std::fmt::Display for Rule {
             Rule::Region(r) => write!(f, "region={r}"),
             Rule::Geo(g) if g.is_default() => f.write_str("geo=*"),
             Rule::Geo(g) => {
-                let parts: Vec<&str> = [&g.continent, &g.country, &g.subdivision]
-                    .into_iter()
-                    .filter_map(|p| p.as_deref())
-                    .collect();
+                let parts: Vec<&str> =
+                    [&g.continent, &g.country, &g.subdivision].into_iter().filter_map(|p| p.as_deref()).collect();
                 write!(f, "geo={}", parts.join("-"))
             }
             Rule::Multivalue => f.write_str("multivalue"),
@@ -100,9 +98,7 @@ pub struct GeoLocation {
 
 impl GeoLocation {
     fn is_default(&self) -> bool {
-        self.continent.is_none()
-            && self.subdivision.is_none()
-            && self.country.as_deref().is_none_or(|c| c == "*")
+        self.continent.is_none() && self.subdivision.is_none() && self.country.as_deref().is_none_or(|c| c == "*")
     }
 }
 
@@ -163,19 +159,11 @@ fn splitmix(state: &mut u64) -> u64 {
 pub fn in_prefix(net: IpAddr, len: u8, ip: IpAddr) -> bool {
     match (net, ip) {
         (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(len.min(32)))
-            };
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len.min(32))) };
             u32::from(n) & mask == u32::from(a) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(len.min(128)))
-            };
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len.min(128))) };
             u128::from(n) & mask == u128::from(a) & mask
         }
         _ => false,
@@ -252,8 +240,7 @@ impl Routed {
                         return Some(0);
                     }
                     if g.subdivision.is_some() {
-                        return (g.subdivision == home.subdivision && g.country == home.country)
-                            .then_some(3);
+                        return (g.subdivision == home.subdivision && g.country == home.country).then_some(3);
                     }
                     if g.country.is_some() {
                         return (g.country == home.country).then_some(2);
@@ -295,12 +282,8 @@ impl Routed {
                         }
                     }
                 }
-                let default = || {
-                    self.members
-                        .iter()
-                        .filter(usable)
-                        .find(|m| matches!(&m.rule, Rule::Cidr(b) if b.is_empty()))
-                };
+                let default =
+                    || self.members.iter().filter(usable).find(|m| matches!(&m.rule, Rule::Cidr(b) if b.is_empty()));
                 out.extend(best.map(|(_, m)| m).or_else(default).map(|m| &m.rrset));
             }
         }
@@ -313,118 +296,64 @@ mod tests {
     use super::*;
 
     fn member(id: &str, rule: Rule, healthy: bool, last_octet: u8) -> Member {
-        Member {
-            id: id.into(),
-            rule,
-            healthy,
-            rrset: Rrset::new(1, 60, vec![vec![192, 0, 2, last_octet].into()]),
-        }
+        Member { id: id.into(), rule, healthy, rrset: Rrset::new(1, 60, vec![vec![192, 0, 2, last_octet].into()]) }
     }
 
     fn group(policy: Policy, members: Vec<Member>) -> Routed {
-        Routed {
-            rtype: 1,
-            policy,
-            members: members.into(),
-        }
+        Routed { rtype: 1, policy, members: members.into() }
     }
 
     fn pick(r: &Routed, ctx: &RoutingContext, ip: Option<IpAddr>, random: u64) -> Vec<u8> {
-        r.select(ctx, Client { ip, random })
-            .iter()
-            .map(|rr| rr.rdatas()[0][3])
-            .collect()
+        r.select(ctx, Client { ip, random }).iter().map(|rr| rr.rdatas()[0][3]).collect()
     }
 
     #[test]
     fn weighted_shares_follow_weights() {
-        let r = group(
-            Policy::Weighted,
-            vec![
-                member("a", Rule::Weight(3), true, 1),
-                member("b", Rule::Weight(1), true, 2),
-            ],
-        );
+        let r =
+            group(Policy::Weighted, vec![member("a", Rule::Weight(3), true, 1), member("b", Rule::Weight(1), true, 2)]);
         let ctx = RoutingContext::default();
         let mut seed = 12345u64;
-        let a = (0..4000)
-            .filter(|_| pick(&r, &ctx, None, splitmix(&mut seed)) == vec![1])
-            .count();
-        assert!(
-            (2800..=3200).contains(&a),
-            "3:1 over 4000 gave {a} for the heavier"
-        );
+        let a = (0..4000).filter(|_| pick(&r, &ctx, None, splitmix(&mut seed)) == vec![1]).count();
+        assert!((2800..=3200).contains(&a), "3:1 over 4000 gave {a} for the heavier");
     }
 
     #[test]
     fn weight_zero_only_when_nothing_else_is_healthy() {
         let ctx = RoutingContext::default();
-        let r = group(
-            Policy::Weighted,
-            vec![
-                member("a", Rule::Weight(0), true, 1),
-                member("b", Rule::Weight(5), true, 2),
-            ],
-        );
+        let r =
+            group(Policy::Weighted, vec![member("a", Rule::Weight(0), true, 1), member("b", Rule::Weight(5), true, 2)]);
         assert!((0..200).all(|i| pick(&r, &ctx, None, i) == vec![2]));
         let r = group(
             Policy::Weighted,
-            vec![
-                member("a", Rule::Weight(0), true, 1),
-                member("b", Rule::Weight(5), false, 2),
-            ],
+            vec![member("a", Rule::Weight(0), true, 1), member("b", Rule::Weight(5), false, 2)],
         );
         assert!((0..200).all(|i| pick(&r, &ctx, None, i) == vec![1]));
         // All zero: equal shares.
-        let r = group(
-            Policy::Weighted,
-            vec![
-                member("a", Rule::Weight(0), true, 1),
-                member("b", Rule::Weight(0), true, 2),
-            ],
-        );
+        let r =
+            group(Policy::Weighted, vec![member("a", Rule::Weight(0), true, 1), member("b", Rule::Weight(0), true, 2)]);
         let mut seed = 7;
-        let a = (0..2000)
-            .filter(|_| pick(&r, &ctx, None, splitmix(&mut seed)) == vec![1])
-            .count();
+        let a = (0..2000).filter(|_| pick(&r, &ctx, None, splitmix(&mut seed)) == vec![1]).count();
         assert!((900..=1100).contains(&a), "{a}");
     }
 
     #[test]
     fn failover_prefers_a_healthy_primary() {
         let ctx = RoutingContext::default();
-        let up = group(
-            Policy::Failover,
-            vec![
-                member("p", Rule::Primary, true, 1),
-                member("s", Rule::Secondary, true, 2),
-            ],
-        );
+        let up =
+            group(Policy::Failover, vec![member("p", Rule::Primary, true, 1), member("s", Rule::Secondary, true, 2)]);
         assert_eq!(pick(&up, &ctx, None, 0), vec![1]);
-        let down = group(
-            Policy::Failover,
-            vec![
-                member("p", Rule::Primary, false, 1),
-                member("s", Rule::Secondary, true, 2),
-            ],
-        );
+        let down =
+            group(Policy::Failover, vec![member("p", Rule::Primary, false, 1), member("s", Rule::Secondary, true, 2)]);
         assert_eq!(pick(&down, &ctx, None, 0), vec![2]);
-        let all_down = group(
-            Policy::Failover,
-            vec![
-                member("p", Rule::Primary, false, 1),
-                member("s", Rule::Secondary, false, 2),
-            ],
-        );
+        let all_down =
+            group(Policy::Failover, vec![member("p", Rule::Primary, false, 1), member("s", Rule::Secondary, false, 2)]);
         assert_eq!(pick(&all_down, &ctx, None, 0), vec![1]);
     }
 
     #[test]
     fn multivalue_returns_up_to_eight_healthy() {
         let ctx = RoutingContext::default();
-        let members = (0..12)
-            .map(|i| member(&i.to_string(), Rule::Multivalue, i != 3, i))
-            .collect();
+        let members = (0..12).map(|i| member(&i.to_string(), Rule::Multivalue, i != 3, i)).collect();
         let r = group(Policy::Multivalue, members);
         for seed in 0..50 {
             let got = pick(&r, &ctx, None, seed);
@@ -441,11 +370,7 @@ mod tests {
     fn latency_and_geolocation_use_the_home_location() {
         let ctx = RoutingContext {
             home_region: Some("eu-west-1".into()),
-            home_location: GeoLocation {
-                continent: Some("EU".into()),
-                country: Some("DE".into()),
-                subdivision: None,
-            },
+            home_location: GeoLocation { continent: Some("EU".into()), country: Some("DE".into()), subdivision: None },
         };
         let lat = group(
             Policy::Latency,
@@ -469,22 +394,14 @@ mod tests {
             ],
         );
         assert_eq!(pick(&g, &ctx, None, 0), vec![3]);
-        let no_default = group(
-            Policy::Geolocation,
-            vec![member("us", Rule::Geo(geo(None, Some("US"))), true, 1)],
-        );
-        assert!(
-            pick(&no_default, &ctx, None, 0).is_empty(),
-            "no match and no default: no answer"
-        );
+        let no_default = group(Policy::Geolocation, vec![member("us", Rule::Geo(geo(None, Some("US"))), true, 1)]);
+        assert!(pick(&no_default, &ctx, None, 0).is_empty(), "no match and no default: no answer");
     }
 
     #[test]
     fn ip_based_takes_the_longest_matching_block() {
         let ctx = RoutingContext::default();
-        let cidr = |v: &[(&str, u8)]| {
-            Rule::Cidr(v.iter().map(|(a, l)| (a.parse().unwrap(), *l)).collect())
-        };
+        let cidr = |v: &[(&str, u8)]| Rule::Cidr(v.iter().map(|(a, l)| (a.parse().unwrap(), *l)).collect());
         let r = group(
             Policy::IpBased,
             vec![
@@ -493,18 +410,9 @@ mod tests {
                 member("default", cidr(&[]), true, 3),
             ],
         );
-        assert_eq!(
-            pick(&r, &ctx, Some("10.1.2.3".parse().unwrap()), 0),
-            vec![2]
-        );
-        assert_eq!(
-            pick(&r, &ctx, Some("10.9.2.3".parse().unwrap()), 0),
-            vec![1]
-        );
-        assert_eq!(
-            pick(&r, &ctx, Some("192.0.2.1".parse().unwrap()), 0),
-            vec![3]
-        );
+        assert_eq!(pick(&r, &ctx, Some("10.1.2.3".parse().unwrap()), 0), vec![2]);
+        assert_eq!(pick(&r, &ctx, Some("10.9.2.3".parse().unwrap()), 0), vec![1]);
+        assert_eq!(pick(&r, &ctx, Some("192.0.2.1".parse().unwrap()), 0), vec![3]);
         assert_eq!(pick(&r, &ctx, None, 0), vec![3]);
     }
 }

@@ -31,12 +31,7 @@ pub(crate) struct LowerName {
 impl LowerName {
     /// Lower-cases a well-formed wire name; `None` if it is not one.
     pub(crate) fn new(wire: &[u8]) -> Option<Self> {
-        let mut s = Self {
-            buf: [0; MAX_NAME_LEN],
-            len: 0,
-            offsets: [0; 128],
-            labels: 0,
-        };
+        let mut s = Self { buf: [0; MAX_NAME_LEN], len: 0, offsets: [0; 128], labels: 0 };
         s.set(wire)?;
         Some(s)
     }
@@ -97,12 +92,7 @@ impl ZoneSet {
     /// Removes the zone with this apex, returning it.
     pub fn remove(&mut self, apex: &crate::Name) -> Option<Arc<Zone>> {
         let z = self.zones.remove(apex.to_lowercase().wire());
-        self.max_apex_labels = self
-            .zones
-            .values()
-            .map(|z| z.apex().label_count())
-            .max()
-            .unwrap_or(0);
+        self.max_apex_labels = self.zones.values().map(|z| z.apex().label_count()).max().unwrap_or(0);
         z
     }
 
@@ -129,9 +119,7 @@ impl ZoneSet {
     /// The deepest zone whose apex is `name` or an ancestor of it, with the apex's label count.
     pub(crate) fn find_zone(&self, name: &LowerName) -> Option<(&Zone, usize)> {
         let top = name.labels.min(self.max_apex_labels);
-        (0..=top)
-            .rev()
-            .find_map(|n| self.zones.get(name.suffix(n)).map(|z| (&**z, n)))
+        (0..=top).rev().find_map(|n| self.zones.get(name.suffix(n)).map(|z| (&**z, n)))
     }
 }
 
@@ -151,28 +139,18 @@ pub struct Snapshot {
 impl Snapshot {
     /// One view for everyone.
     pub fn new(zones: ZoneSet) -> Self {
-        Self {
-            internal: zones,
-            external: None,
-        }
+        Self { internal: zones, external: None }
     }
 
     /// `internal` for clients in `networks` (address, prefix length), `external` for others.
     pub fn with_views(internal: ZoneSet, external: ZoneSet, networks: Vec<Prefix>) -> Self {
-        Self {
-            internal,
-            external: Some((external, networks.into())),
-        }
+        Self { internal, external: Some((external, networks.into())) }
     }
 
     /// The zones to answer `client` from.
     pub fn zones_for(&self, client: Option<std::net::IpAddr>) -> &ZoneSet {
         match (&self.external, client) {
-            (Some((external, nets)), Some(ip))
-                if !nets
-                    .iter()
-                    .any(|&(n, l)| crate::routing::in_prefix(n, l, ip)) =>
-            {
+            (Some((external, nets)), Some(ip)) if !nets.iter().any(|&(n, l)| crate::routing::in_prefix(n, l, ip)) => {
                 external
             }
             _ => &self.internal,

@@ -30,12 +30,7 @@ impl Rrset {
                 uniq.push(r);
             }
         }
-        Self {
-            rtype,
-            ttl,
-            rdatas: uniq.into(),
-            sigs: None,
-        }
+        Self { rtype, ttl, rdatas: uniq.into(), sigs: None }
     }
 
     /// The type code.
@@ -201,17 +196,16 @@ impl Zone {
     pub fn to_text(&self) -> String {
         use std::fmt::Write as _;
         let mut s = String::new();
-        let line =
-            |s: &mut String, prefix: &str, name: &Name, rr: &Rrset, rd: &[u8], note: &str| {
-                let _ = writeln!(
-                    s,
-                    "{prefix}{} {} IN {} {}{note}",
-                    name,
-                    rr.ttl,
-                    type_to_string(rr.rtype),
-                    crate::rdata::rdata_to_text(rr.rtype, rd)
-                );
-            };
+        let line = |s: &mut String, prefix: &str, name: &Name, rr: &Rrset, rd: &[u8], note: &str| {
+            let _ = writeln!(
+                s,
+                "{prefix}{} {} IN {} {}{note}",
+                name,
+                rr.ttl,
+                type_to_string(rr.rtype),
+                crate::rdata::rdata_to_text(rr.rtype, rd)
+            );
+        };
         for node in self.sorted_nodes() {
             for rr in node.rrsets.iter() {
                 if rr.rdatas.is_empty() {
@@ -238,22 +232,10 @@ impl Zone {
                     let health = if m.healthy { "" } else { ", unhealthy" };
                     let note = format!(" ; {} set \"{}\" {}{health}", group.policy, m.id, m.rule);
                     if m.rrset.rdatas.is_empty() {
-                        let _ = writeln!(
-                            s,
-                            "; {} {} unresolved alias{note}",
-                            node.name,
-                            type_to_string(group.rtype)
-                        );
+                        let _ = writeln!(s, "; {} {} unresolved alias{note}", node.name, type_to_string(group.rtype));
                     }
                     for rd in m.rrset.rdatas.iter() {
-                        line(
-                            &mut s,
-                            if picked { "" } else { "; " },
-                            &node.name,
-                            &m.rrset,
-                            rd,
-                            &note,
-                        );
+                        line(&mut s, if picked { "" } else { "; " }, &node.name, &m.rrset, rd, &note);
                     }
                 }
             }
@@ -264,9 +246,8 @@ impl Zone {
 
 /// Canonical ordering key: labels reversed, lower-cased.
 fn canonical_key(wire: &[u8]) -> Vec<Vec<u8>> {
-    let mut labels: Vec<Vec<u8>> = crate::name::label_offsets(wire)
-        .map(|o| wire[o + 1..o + 1 + wire[o] as usize].to_ascii_lowercase())
-        .collect();
+    let mut labels: Vec<Vec<u8>> =
+        crate::name::label_offsets(wire).map(|o| wire[o + 1..o + 1 + wire[o] as usize].to_ascii_lowercase()).collect();
     labels.reverse();
     labels
 }
@@ -378,45 +359,22 @@ impl ZoneBuilder {
     }
 
     /// Adds one record. `at` says where it came from (`"file:line: "` or `""`) for errors.
-    pub fn add(
-        &mut self,
-        owner: &Name,
-        rtype: u16,
-        ttl: u32,
-        rdata: Rdata,
-        at: &str,
-    ) -> Result<(), ZoneError> {
+    pub fn add(&mut self, owner: &Name, rtype: u16, ttl: u32, rdata: Rdata, at: &str) -> Result<(), ZoneError> {
         if !owner.is_subdomain_of(&self.apex) {
-            return Err(ZoneError::OutOfZone {
-                at: at.into(),
-                owner: owner.to_text(),
-                apex: self.apex.to_text(),
-            });
+            return Err(ZoneError::OutOfZone { at: at.into(), owner: owner.to_text(), apex: self.apex.to_text() });
         }
         if crate::rdata::is_meta_type(rtype) || rtype == 0 {
-            return Err(ZoneError::BadType {
-                at: at.into(),
-                rtype: type_to_string(rtype),
-            });
+            return Err(ZoneError::BadType { at: at.into(), rtype: type_to_string(rtype) });
         }
         if rtype == rtype::SOA && owner.to_lowercase() != self.apex.to_lowercase() {
-            return Err(ZoneError::SoaNotAtApex {
-                at: at.into(),
-                owner: owner.to_text(),
-                apex: self.apex.to_text(),
-            });
+            return Err(ZoneError::SoaNotAtApex { at: at.into(), owner: owner.to_text(), apex: self.apex.to_text() });
         }
         let key = owner.to_lowercase().wire().into();
-        let (_, sets) = self
-            .nodes
-            .entry(key)
-            .or_insert_with(|| (owner.clone(), Vec::new()));
+        let (_, sets) = self.nodes.entry(key).or_insert_with(|| (owner.clone(), Vec::new()));
         // RRSIGs are grouped by the type they cover: each group has its own TTL (RFC 4034
         // §3: the RRSIG TTL equals the covered RRset's) and travels with that RRset.
         let same_set = |s: &&mut PendingSet| {
-            s.rtype == rtype
-                && (rtype != rtype::RRSIG
-                    || s.rdatas.first().map(|r| covered(r)) == Some(covered(&rdata)))
+            s.rtype == rtype && (rtype != rtype::RRSIG || s.rdatas.first().map(|r| covered(r)) == Some(covered(&rdata)))
         };
         match sets.iter_mut().find(same_set) {
             Some(set) => {
@@ -436,12 +394,7 @@ impl ZoneBuilder {
                 }
             }
             None => {
-                sets.push(PendingSet {
-                    rtype,
-                    ttl,
-                    rdatas: vec![rdata],
-                    at: at.to_owned(),
-                });
+                sets.push(PendingSet { rtype, ttl, rdatas: vec![rdata], at: at.to_owned() });
                 self.records += 1;
             }
         }
@@ -452,24 +405,12 @@ impl ZoneBuilder {
     /// whose target is not resolved yet): questions for it get SERVFAIL.
     pub fn add_unresolved(&mut self, owner: &Name, rtype: u16, ttl: u32) -> Result<(), ZoneError> {
         if !owner.is_subdomain_of(&self.apex) {
-            return Err(ZoneError::OutOfZone {
-                at: String::new(),
-                owner: owner.to_text(),
-                apex: self.apex.to_text(),
-            });
+            return Err(ZoneError::OutOfZone { at: String::new(), owner: owner.to_text(), apex: self.apex.to_text() });
         }
         let key: Box<[u8]> = owner.to_lowercase().wire().into();
-        let (_, sets) = self
-            .nodes
-            .entry(key)
-            .or_insert_with(|| (owner.clone(), Vec::new()));
+        let (_, sets) = self.nodes.entry(key).or_insert_with(|| (owner.clone(), Vec::new()));
         if !sets.iter().any(|s| s.rtype == rtype) {
-            sets.push(PendingSet {
-                rtype,
-                ttl,
-                rdatas: Vec::new(),
-                at: String::new(),
-            });
+            sets.push(PendingSet { rtype, ttl, rdatas: Vec::new(), at: String::new() });
         }
         Ok(())
     }
@@ -478,16 +419,10 @@ impl ZoneBuilder {
     /// type; a type cannot be both plain and routed at a name.
     pub fn add_routed(&mut self, owner: &Name, routed: Routed, at: &str) -> Result<(), ZoneError> {
         if !owner.is_subdomain_of(&self.apex) {
-            return Err(ZoneError::OutOfZone {
-                at: at.into(),
-                owner: owner.to_text(),
-                apex: self.apex.to_text(),
-            });
+            return Err(ZoneError::OutOfZone { at: at.into(), owner: owner.to_text(), apex: self.apex.to_text() });
         }
         let key: Box<[u8]> = owner.to_lowercase().wire().into();
-        self.nodes
-            .entry(key.clone())
-            .or_insert_with(|| (owner.clone(), Vec::new()));
+        self.nodes.entry(key.clone()).or_insert_with(|| (owner.clone(), Vec::new()));
         let groups = self.routed.entry(key).or_default();
         if groups.iter().any(|g| g.rtype == routed.rtype) {
             return Err(ZoneError::MixedRouting {
@@ -496,11 +431,7 @@ impl ZoneBuilder {
                 rtype: type_to_string(routed.rtype),
             });
         }
-        self.records += routed
-            .members
-            .iter()
-            .map(|m| m.rrset.rdatas().len().max(1))
-            .sum::<usize>();
+        self.records += routed.members.iter().map(|m| m.rrset.rdatas().len().max(1)).sum::<usize>();
         groups.push(routed);
         Ok(())
     }
@@ -529,8 +460,7 @@ impl ZoneBuilder {
                         rtype: type_to_string(group.rtype),
                     });
                 }
-                let cname_beside = (group.rtype == rtype::CNAME
-                    && (!sets.is_empty() || routed.len() > 1))
+                let cname_beside = (group.rtype == rtype::CNAME && (!sets.is_empty() || routed.len() > 1))
                     || (group.rtype != rtype::CNAME
                         && (sets.iter().any(|s| s.rtype == rtype::CNAME)
                             || routed.iter().any(|g| g.rtype == rtype::CNAME)));
@@ -544,9 +474,7 @@ impl ZoneBuilder {
             }
             for set in &sets {
                 let (t, rds, at) = (set.rtype, &set.rdatas, &set.at);
-                let mut others = sets
-                    .iter()
-                    .filter(|s| !matches!(s.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
+                let mut others = sets.iter().filter(|s| !matches!(s.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
                 if t == rtype::CNAME {
                     if let Some(other) = others.next() {
                         return Err(ZoneError::CnameConflict {
@@ -565,10 +493,7 @@ impl ZoneBuilder {
                 }
                 let beside_cname = sets.iter().any(|s| s.rtype == rtype::CNAME);
                 if t == rtype::DNAME && (rds.len() > 1 || beside_cname) {
-                    return Err(ZoneError::DnameConflict {
-                        at: at.clone(),
-                        owner: name.to_text(),
-                    });
+                    return Err(ZoneError::DnameConflict { at: at.clone(), owner: name.to_text() });
                 }
                 if t == rtype::SOA {
                     let timers = match rds.as_slice() {
@@ -584,24 +509,11 @@ impl ZoneBuilder {
             }
             let is_apex = key == apex_key;
             let cut = !is_apex && sets.iter().any(|s| s.rtype == rtype::NS);
-            let mut rrsets: Vec<Rrset> = sets
-                .into_iter()
-                .map(|s| Rrset::new(s.rtype, s.ttl, s.rdatas))
-                .collect();
+            let mut rrsets: Vec<Rrset> = sets.into_iter().map(|s| Rrset::new(s.rtype, s.ttl, s.rdatas)).collect();
             attach_sigs(&mut rrsets);
-            nodes.insert(
-                key,
-                Node {
-                    name,
-                    rrsets: rrsets.into(),
-                    routed: routed.into(),
-                    cut,
-                },
-            );
+            nodes.insert(key, Node { name, rrsets: rrsets.into(), routed: routed.into(), cut });
         }
-        let apex = nodes
-            .get(&apex_key)
-            .ok_or_else(|| ZoneError::Soa(apex_text.clone()))?;
+        let apex = nodes.get(&apex_key).ok_or_else(|| ZoneError::Soa(apex_text.clone()))?;
         let Some(soa) = apex.get(rtype::SOA) else {
             return Err(ZoneError::Soa(apex_text));
         };
@@ -623,12 +535,7 @@ impl ZoneBuilder {
                     Entry::Occupied(_) => break,
                     Entry::Vacant(v) => {
                         cur = p.parent();
-                        v.insert(Node {
-                            name: p,
-                            rrsets: Box::new([]),
-                            routed: Box::new([]),
-                            cut: false,
-                        });
+                        v.insert(Node { name: p, rrsets: Box::new([]), routed: Box::new([]), cut: false });
                     }
                 }
             }
@@ -655,8 +562,7 @@ fn soa_timers(rd: &[u8]) -> Option<(u32, u32)> {
     if timers.len() != 20 {
         return None;
     }
-    let word =
-        |i: usize| u32::from_be_bytes([timers[i], timers[i + 1], timers[i + 2], timers[i + 3]]);
+    let word = |i: usize| u32::from_be_bytes([timers[i], timers[i + 1], timers[i + 2], timers[i + 3]]);
     Some((word(0), word(16)))
 }
 
@@ -675,10 +581,7 @@ fn attach_sigs(rrsets: &mut Vec<Rrset>) {
             continue;
         }
         let target = rrsets[i].rdatas.first().and_then(|r| covered(r));
-        match rrsets
-            .iter()
-            .position(|r| r.rtype != rtype::RRSIG && Some(r.rtype) == target)
-        {
+        match rrsets.iter().position(|r| r.rtype != rtype::RRSIG && Some(r.rtype) == target) {
             Some(t) => {
                 let sigs = rrsets.remove(i);
                 let t = if t > i { t - 1 } else { t };

@@ -54,26 +54,14 @@ pub fn read_file(path: &Path, origin: Option<&Name>) -> Result<Vec<SourceRecord>
         line: 0,
         message: format!("cannot read: {e}"),
     })?;
-    Reader {
-        out: &mut out,
-        last_owner: None,
-    }
-    .read(path, &text, origin.cloned(), None, 0)?;
+    Reader { out: &mut out, last_owner: None }.read(path, &text, origin.cloned(), None, 0)?;
     Ok(out)
 }
 
 /// Reads zone-file text. `path` is used in errors and to resolve relative `$INCLUDE`s.
-pub fn read_str(
-    text: &str,
-    path: &Path,
-    origin: Option<&Name>,
-) -> Result<Vec<SourceRecord>, ZoneFileError> {
+pub fn read_str(text: &str, path: &Path, origin: Option<&Name>) -> Result<Vec<SourceRecord>, ZoneFileError> {
     let mut out = Vec::new();
-    Reader {
-        out: &mut out,
-        last_owner: None,
-    }
-    .read(path, text, origin.cloned(), None, 0)?;
+    Reader { out: &mut out, last_owner: None }.read(path, text, origin.cloned(), None, 0)?;
     Ok(out)
 }
 
@@ -152,10 +140,7 @@ fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ 
                         loop {
                             match bytes.get(i) {
                                 None => {
-                                    return Some(Err((
-                                        quote_line,
-                                        "unterminated quoted string".into(),
-                                    )));
+                                    return Some(Err((quote_line, "unterminated quoted string".into())));
                                 }
                                 Some(b'\\') => i += 2,
                                 Some(b'"') => break,
@@ -169,10 +154,7 @@ fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ 
                         let Some(t) = text.get(start..i) else {
                             return Some(Err((quote_line, "bad escape at end of string".into())));
                         };
-                        tokens.push(Token {
-                            text: t.to_owned(),
-                            quoted: true,
-                        });
+                        tokens.push(Token { text: t.to_owned(), quoted: true });
                         i += 1;
                     }
                     _ => {
@@ -202,10 +184,7 @@ fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ 
                                     };
                                     tok.push_str(t);
                                     if i >= bytes.len() {
-                                        return Some(Err((
-                                            line,
-                                            "unterminated quoted string".into(),
-                                        )));
+                                        return Some(Err((line, "unterminated quoted string".into())));
                                     }
                                     i += 1;
                                     start = i;
@@ -226,20 +205,14 @@ fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ 
                 }
             }
             if !tokens.is_empty() {
-                return Some(Ok(Entry {
-                    line: start_line,
-                    blank_owner,
-                    tokens,
-                }));
+                return Some(Ok(Entry { line: start_line, blank_owner, tokens }));
             }
         }
     })
 }
 
 fn is_class(s: &str) -> bool {
-    ["IN", "CH", "CS", "HS"]
-        .iter()
-        .any(|c| c.eq_ignore_ascii_case(s))
+    ["IN", "CH", "CS", "HS"].iter().any(|c| c.eq_ignore_ascii_case(s))
         || s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("CLASS"))
 }
 
@@ -263,11 +236,7 @@ impl Reader<'_> {
         mut default_ttl: Option<u32>,
         depth: usize,
     ) -> Result<(), ZoneFileError> {
-        let err = |line: usize, message: String| ZoneFileError {
-            file: path.to_owned(),
-            line,
-            message,
-        };
+        let err = |line: usize, message: String| ZoneFileError { file: path.to_owned(), line, message };
         for entry in lex(text) {
             let entry = entry.map_err(|(line, m)| err(line, m))?;
             let line = entry.line;
@@ -293,18 +262,15 @@ impl Reader<'_> {
                         }
                     }
                     "$INCLUDE" => {
-                        let f =
-                            arg(1).ok_or_else(|| err(line, "$INCLUDE needs a file name".into()))?;
+                        let f = arg(1).ok_or_else(|| err(line, "$INCLUDE needs a file name".into()))?;
                         if depth >= MAX_INCLUDE_DEPTH {
-                            return Err(err(
-                                line,
-                                format!("$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH}"),
-                            ));
+                            return Err(err(line, format!("$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH}")));
                         }
                         let inc_origin = match arg(2) {
-                            Some(o) => Some(Name::parse(o, origin.as_ref()).map_err(|e| {
-                                err(line, format!("bad $INCLUDE origin '{o}': {e}"))
-                            })?),
+                            Some(o) => Some(
+                                Name::parse(o, origin.as_ref())
+                                    .map_err(|e| err(line, format!("bad $INCLUDE origin '{o}': {e}")))?,
+                            ),
                             None => origin.clone(),
                         };
                         let inc = Path::new(f);
@@ -313,12 +279,8 @@ impl Reader<'_> {
                         } else {
                             path.parent().unwrap_or(Path::new(".")).join(inc)
                         };
-                        let inc_text = std::fs::read_to_string(&inc).map_err(|e| {
-                            err(
-                                line,
-                                format!("cannot read $INCLUDE file {}: {e}", inc.display()),
-                            )
-                        })?;
+                        let inc_text = std::fs::read_to_string(&inc)
+                            .map_err(|e| err(line, format!("cannot read $INCLUDE file {}: {e}", inc.display())))?;
                         // RFC 1035 §5.1: the include never changes the parent's origin.
                         self.read(&inc, &inc_text, inc_origin, default_ttl, depth + 1)?;
                     }
@@ -326,8 +288,7 @@ impl Reader<'_> {
                 }
                 continue;
             }
-            self.record(&entry, path, origin.as_ref(), default_ttl)
-                .map_err(|m| err(line, m))?;
+            self.record(&entry, path, origin.as_ref(), default_ttl).map_err(|m| err(line, m))?;
         }
         Ok(())
     }
@@ -341,9 +302,7 @@ impl Reader<'_> {
     ) -> Result<(), String> {
         let mut toks = entry.tokens.as_slice();
         let owner = if entry.blank_owner {
-            self.last_owner
-                .clone()
-                .ok_or("record has no owner name and no previous owner")?
+            self.last_owner.clone().ok_or("record has no owner name and no previous owner")?
         } else {
             let (o, rest) = toks.split_first().ok_or("empty entry")?;
             toks = rest;
@@ -363,24 +322,16 @@ impl Reader<'_> {
             } else if ttl.is_none() && looks_like_ttl(&t.text) {
                 ttl = Some(parse_ttl(&t.text)?);
             } else {
-                break type_from_str(&t.text)
-                    .ok_or_else(|| format!("unknown record type '{}'", t.text))?;
+                break type_from_str(&t.text).ok_or_else(|| format!("unknown record type '{}'", t.text))?;
             }
         };
-        let data = rdata::parse_rdata(code, toks, origin)
-            .map_err(|e| format!("{}: {e}", rdata::type_to_string(code)))?;
+        let data =
+            rdata::parse_rdata(code, toks, origin).map_err(|e| format!("{}: {e}", rdata::type_to_string(code)))?;
         // An explicit TTL, else $TTL, else 3600. RFC 1035 §5.1 would reuse the last TTL
         // stated; RFC 2308 §4 replaced that with $TTL, and NSD and Knot use 3600 without it,
         // so the same file gives the same answers on all three.
         let ttl = ttl.or(default_ttl).unwrap_or(DEFAULT_TTL);
-        self.out.push(SourceRecord {
-            owner,
-            rtype: code,
-            ttl,
-            rdata: data,
-            file: path.to_owned(),
-            line: entry.line,
-        });
+        self.out.push(SourceRecord { owner, rtype: code, ttl, rdata: data, file: path.to_owned(), line: entry.line });
         Ok(())
     }
 }
@@ -406,17 +357,11 @@ mod tests {
         assert_eq!(recs[0].ttl, 3600);
         assert_eq!(recs[0].line, 2);
         assert_eq!(recs[2].owner.to_text(), "example.com.");
-        assert_eq!(
-            rdata::rdata_to_text(rtype::MX, &recs[2].rdata),
-            "10 example.com."
-        );
+        assert_eq!(rdata::rdata_to_text(rtype::MX, &recs[2].rdata), "10 example.com.");
         assert_eq!(recs[3].ttl, 300);
         assert_eq!(recs[4].owner.to_text(), "www.example.com.");
         assert_eq!(recs[4].ttl, 60);
-        assert_eq!(
-            rdata::rdata_to_text(rtype::TXT, &recs[5].rdata),
-            "\"a b\" \"c\" \"q\\\"\""
-        );
+        assert_eq!(rdata::rdata_to_text(rtype::TXT, &recs[5].rdata), "\"a b\" \"c\" \"q\\\"\"");
         assert_eq!(recs[5].line, 8);
     }
 
@@ -424,10 +369,7 @@ mod tests {
     fn errors_name_the_line() {
         let e = read("$TTL 60\nwww A 192.0.2.1\nbad A 300.1.1.1\n").unwrap_err();
         assert_eq!(e.line, 3);
-        assert!(
-            e.to_string().starts_with("t.zone:3: A: bad IPv4 address"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("t.zone:3: A: bad IPv4 address"), "{e}");
         let e = read("$TTL 60\nx ( A\n 192.0.2.1\n").unwrap_err();
         assert_eq!(e.line, 2);
         assert_eq!(read("www A 192.0.2.1\n").unwrap()[0].ttl, DEFAULT_TTL);
@@ -439,7 +381,9 @@ mod tests {
 
     #[test]
     fn origin_changes_and_generic_types() {
-        let recs = read("$TTL 5\n$ORIGIN sub.example.com.\nx TYPE65280 \\# 2 abcd\n$ORIGIN example.org.\n@ A 192.0.2.1\n").unwrap();
+        let recs =
+            read("$TTL 5\n$ORIGIN sub.example.com.\nx TYPE65280 \\# 2 abcd\n$ORIGIN example.org.\n@ A 192.0.2.1\n")
+                .unwrap();
         assert_eq!(recs[0].owner.to_text(), "x.sub.example.com.");
         assert_eq!(recs[0].rtype, 65280);
         assert_eq!(recs[0].rdata, vec![0xab, 0xcd]);

@@ -34,14 +34,9 @@ fn lookups_do_not_allocate() {
     .into_iter()
     .map(|(n, t)| (n.parse().unwrap(), t))
     .collect();
-    for opts in [
-        LookupOptions::default(),
-        LookupOptions {
-            minimal_responses: true,
-            dnssec_ok: true,
-            ..Default::default()
-        },
-    ] {
+    for opts in
+        [LookupOptions::default(), LookupOptions { minimal_responses: true, dnssec_ok: true, ..Default::default() }]
+    {
         let region = Region::new(GLOBAL);
         let mut answered = 0;
         for _ in 0..100 {

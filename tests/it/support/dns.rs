@@ -26,9 +26,7 @@ pub struct Query {
 impl Query {
     /// `name` in presentation form (absolute or not), `qtype` a mnemonic or TYPEnnn.
     pub fn new(name: &str, qtype: &str) -> Self {
-        let n: Name = name
-            .parse()
-            .unwrap_or_else(|e| panic!("bad query name {name}: {e}"));
+        let n: Name = name.parse().unwrap_or_else(|e| panic!("bad query name {name}: {e}"));
         Self {
             id: 0x4242,
             name: n.wire().to_vec(),
@@ -98,15 +96,8 @@ impl Rr {
     pub fn canonical(&self) -> String {
         let mut rdata = self.rdata.clone();
         lowercase_rdata_names(self.rtype, &mut rdata);
-        let owner = Name::from_wire(&self.owner)
-            .map(|n| n.to_lowercase().to_text())
-            .unwrap_or_default();
-        format!(
-            "{owner} {} IN {} {}",
-            self.ttl,
-            type_to_string(self.rtype),
-            rdata_to_text(self.rtype, &rdata)
-        )
+        let owner = Name::from_wire(&self.owner).map(|n| n.to_lowercase().to_text()).unwrap_or_default();
+        format!("{owner} {} IN {} {}", self.ttl, type_to_string(self.rtype), rdata_to_text(self.rtype, &rdata))
     }
 }
 
@@ -200,9 +191,7 @@ impl Response {
 }
 
 fn u16_at(b: &[u8], at: usize) -> Result<u16, String> {
-    b.get(at..at + 2)
-        .map(|s| u16::from_be_bytes([s[0], s[1]]))
-        .ok_or_else(|| format!("short message at {at}"))
+    b.get(at..at + 2).map(|s| u16::from_be_bytes([s[0], s[1]])).ok_or_else(|| format!("short message at {at}"))
 }
 
 /// Reads a possibly compressed name; returns (wire name, bytes consumed).
@@ -243,12 +232,7 @@ pub fn read_name(msg: &[u8], at: usize) -> Result<(Vec<u8>, usize), String> {
 pub fn parse(msg: &[u8]) -> Result<Response, String> {
     let id = u16_at(msg, 0)?;
     let flags = u16_at(msg, 2)?;
-    let counts = [
-        u16_at(msg, 4)?,
-        u16_at(msg, 6)?,
-        u16_at(msg, 8)?,
-        u16_at(msg, 10)?,
-    ];
+    let counts = [u16_at(msg, 4)?, u16_at(msg, 6)?, u16_at(msg, 8)?, u16_at(msg, 10)?];
     let mut pos = 12;
     let mut question = Vec::new();
     for _ in 0..counts[0] {
@@ -280,30 +264,14 @@ pub fn parse(msg: &[u8]) -> Result<Response, String> {
                 opt = Some((class, (ttl >> 16) as u8, ttl & 0x8000 != 0));
                 continue;
             }
-            sections[i].push(Rr {
-                owner,
-                rtype,
-                class,
-                ttl,
-                rdata,
-            });
+            sections[i].push(Rr { owner, rtype, class, ttl, rdata });
         }
     }
     if pos != msg.len() {
         return Err(format!("{} trailing bytes", msg.len() - pos));
     }
     let [answer, authority, additional] = sections;
-    Ok(Response {
-        id,
-        flags,
-        rcode,
-        question,
-        answer,
-        authority,
-        additional,
-        opt,
-        size: msg.len(),
-    })
+    Ok(Response { id, flags, rcode, question, answer, authority, additional, opt, size: msg.len() })
 }
 
 /// Expands compressed names inside the RDATA of RFC 1035 types (RFC 3597 §4).
@@ -326,14 +294,9 @@ fn decompress_rdata(msg: &[u8], at: usize, rtype: u16, raw: &[u8]) -> Result<Vec
 }
 
 pub fn udp_exchange(addr: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
-    let bind: SocketAddr = if addr.is_ipv6() {
-        "[::1]:0".parse().unwrap()
-    } else {
-        "127.0.0.1:0".parse().unwrap()
-    };
+    let bind: SocketAddr = if addr.is_ipv6() { "[::1]:0".parse().unwrap() } else { "127.0.0.1:0".parse().unwrap() };
     let sock = UdpSocket::bind(bind).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(1500)))
-        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
     sock.send_to(msg, addr).unwrap();
     let mut buf = vec![0u8; 65535];
     match sock.recv_from(&mut buf) {
@@ -361,14 +324,12 @@ pub fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
 
 /// Sends `q` over UDP and parses the reply; panics if there is none.
 pub fn ask(addr: SocketAddr, q: &Query) -> Response {
-    let raw = udp_exchange(addr, &q.to_wire())
-        .unwrap_or_else(|| panic!("no UDP answer from {addr} for {q:?}"));
+    let raw = udp_exchange(addr, &q.to_wire()).unwrap_or_else(|| panic!("no UDP answer from {addr} for {q:?}"));
     parse(&raw).unwrap_or_else(|e| panic!("unparsable response to {q:?}: {e}"))
 }
 
 /// Sends `q` over TCP and parses the reply.
 pub fn ask_tcp(addr: SocketAddr, q: &Query) -> Response {
-    let raw = tcp_exchange(addr, &q.to_wire())
-        .unwrap_or_else(|| panic!("no TCP answer from {addr} for {q:?}"));
+    let raw = tcp_exchange(addr, &q.to_wire()).unwrap_or_else(|| panic!("no TCP answer from {addr} for {q:?}"));
     parse(&raw).unwrap_or_else(|e| panic!("unparsable response to {q:?}: {e}"))
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_route53::Client;
 use aws_sdk_route53::types::{
-    AliasTarget, Change, ChangeAction, ChangeBatch, GeoLocation, HostedZoneConfig, ResourceRecord,
-    ResourceRecordSet, ResourceRecordSetFailover, RrType, Vpc, VpcRegion,
+    AliasTarget, Change, ChangeAction, ChangeBatch, GeoLocation, HostedZoneConfig, ResourceRecord, ResourceRecordSet,
+    ResourceRecordSetFailover, RrType, Vpc, VpcRegion,
 };
 
 /// Where `tests/run-all.sh` installs moto.
@@ -19,9 +19,7 @@ pub fn moto_bin() -> PathBuf {
     if let Some(v) = std::env::var_os("R53DNS_MOTO_VENV") {
         return PathBuf::from(v).join("bin/moto_server");
     }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/root"));
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
     home.join(".cache/r53dns/moto-venv/bin/moto_server")
 }
 
@@ -40,11 +38,7 @@ pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn http_get_ok(addr: SocketAddr, path: &str) -> bool {
@@ -52,10 +46,7 @@ fn http_get_ok(addr: SocketAddr, path: &str) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    );
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
     buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200")
@@ -70,11 +61,7 @@ pub struct Moto {
 impl Moto {
     pub fn start() -> Self {
         let bin = moto_bin();
-        assert!(
-            bin.exists(),
-            "moto is not installed at {} (tests/run-all.sh installs it)",
-            bin.display()
-        );
+        assert!(bin.exists(), "moto is not installed at {} (tests/run-all.sh installs it)", bin.display());
         for _ in 0..5 {
             let port = free_port();
             let child = Command::new(&bin)
@@ -131,10 +118,7 @@ pub struct Seeder {
 }
 
 pub fn rrset(name: &str, t: &str, ttl: i64, values: &[&str]) -> ResourceRecordSet {
-    let mut b = ResourceRecordSet::builder()
-        .name(name)
-        .r#type(RrType::from(t))
-        .ttl(ttl);
+    let mut b = ResourceRecordSet::builder().name(name).r#type(RrType::from(t)).ttl(ttl);
     for v in values {
         b = b.resource_records(ResourceRecord::builder().value(*v).build().unwrap());
     }
@@ -167,11 +151,7 @@ pub fn weighted(name: &str, id: &str, weight: i64, value: &str) -> ResourceRecor
 pub fn failover(name: &str, id: &str, primary: bool, value: &str) -> ResourceRecordSet {
     let mut r = rrset(name, "A", 60, &[value]);
     r.set_identifier = Some(id.into());
-    r.failover = Some(if primary {
-        ResourceRecordSetFailover::Primary
-    } else {
-        ResourceRecordSetFailover::Secondary
-    });
+    r.failover = Some(if primary { ResourceRecordSetFailover::Primary } else { ResourceRecordSetFailover::Secondary });
     r
 }
 
@@ -182,13 +162,7 @@ pub fn multivalue(name: &str, id: &str, value: &str) -> ResourceRecordSet {
     r
 }
 
-pub fn geo(
-    name: &str,
-    id: &str,
-    continent: Option<&str>,
-    country: Option<&str>,
-    value: &str,
-) -> ResourceRecordSet {
+pub fn geo(name: &str, id: &str, continent: Option<&str>, country: Option<&str>, value: &str) -> ResourceRecordSet {
     let mut r = rrset(name, "A", 60, &[value]);
     r.set_identifier = Some(id.into());
     r.geo_location = Some(
@@ -209,9 +183,7 @@ pub fn latency(name: &str, id: &str, region: &str, value: &str) -> ResourceRecor
 
 impl Seeder {
     pub async fn new(endpoint: &str) -> Self {
-        Self {
-            client: client(endpoint).await,
-        }
+        Self { client: client(endpoint).await }
     }
 
     /// Creates a zone with sane SOA and NS (moto's own are malformed) and returns its ID.
@@ -224,12 +196,7 @@ impl Seeder {
         if private {
             req = req
                 .hosted_zone_config(HostedZoneConfig::builder().private_zone(true).build())
-                .vpc(
-                    Vpc::builder()
-                        .vpc_id("vpc-1234")
-                        .vpc_region(VpcRegion::UsEast1)
-                        .build(),
-                );
+                .vpc(Vpc::builder().vpc_id("vpc-1234").vpc_region(VpcRegion::UsEast1).build());
         }
         let out = req.send().await.unwrap();
         let id = r53dns_route53::model::bare_zone_id(out.hosted_zone().unwrap().id()).to_owned();
@@ -242,12 +209,7 @@ impl Seeder {
                     900,
                     &["ns-1.awsdns-01.org. awsdns-hostmaster.amazon.com. 1 7200 900 1209600 86400"],
                 ),
-                rrset(
-                    name,
-                    "NS",
-                    172800,
-                    &["ns-1.awsdns-01.org.", "ns-2.awsdns-02.net."],
-                ),
+                rrset(name, "NS", 172800, &["ns-1.awsdns-01.org.", "ns-2.awsdns-02.net."]),
             ],
         )
         .await;
@@ -262,23 +224,12 @@ impl Seeder {
         for chunk in sets.chunks(500) {
             let changes: Vec<Change> = chunk
                 .iter()
-                .map(|s| {
-                    Change::builder()
-                        .action(action.clone())
-                        .resource_record_set(s.clone())
-                        .build()
-                        .unwrap()
-                })
+                .map(|s| Change::builder().action(action.clone()).resource_record_set(s.clone()).build().unwrap())
                 .collect();
             self.client
                 .change_resource_record_sets()
                 .hosted_zone_id(zone)
-                .change_batch(
-                    ChangeBatch::builder()
-                        .set_changes(Some(changes))
-                        .build()
-                        .unwrap(),
-                )
+                .change_batch(ChangeBatch::builder().set_changes(Some(changes)).build().unwrap())
                 .send()
                 .await
                 .unwrap();
@@ -287,14 +238,7 @@ impl Seeder {
 
     /// Deletes every record set but SOA and NS, then the zone.
     pub async fn delete_zone(&self, zone: &str) {
-        let out = self
-            .client
-            .list_resource_record_sets()
-            .hosted_zone_id(zone)
-            .max_items(1000)
-            .send()
-            .await
-            .unwrap();
+        let out = self.client.list_resource_record_sets().hosted_zone_id(zone).max_items(1000).send().await.unwrap();
         let sets: Vec<ResourceRecordSet> = out
             .resource_record_sets()
             .iter()
@@ -304,12 +248,7 @@ impl Seeder {
         if !sets.is_empty() {
             self.change(zone, ChangeAction::Delete, sets).await;
         }
-        self.client
-            .delete_hosted_zone()
-            .id(zone)
-            .send()
-            .await
-            .unwrap();
+        self.client.delete_hosted_zone().id(zone).send().await.unwrap();
     }
 }
 
@@ -374,13 +313,7 @@ impl FaultProxy {
 
     pub fn set(&self, fault: Option<Fault>, only_record_pages: bool, skip: usize) {
         let mut p = self.plan.lock().unwrap();
-        *p = Plan {
-            fault,
-            only_record_pages,
-            skip,
-            seen: 0,
-            injected: 0,
-        };
+        *p = Plan { fault, only_record_pages, skip, seen: 0, injected: 0 };
     }
 
     pub fn injected(&self) -> usize {
@@ -403,10 +336,7 @@ fn read_request(c: &mut TcpStream) -> Option<Vec<u8>> {
     let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
     let len = head
         .lines()
-        .find_map(|l| {
-            l.strip_prefix("content-length:")
-                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-        })
+        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
         .unwrap_or(0);
     let mut body = vec![0u8; len];
     c.read_exact(&mut body).ok()?;
@@ -432,8 +362,7 @@ fn respond(c: &mut TcpStream, status: &str, body: &str) {
 fn serve_conn(mut c: TcpStream, upstream: SocketAddr, plan: &Mutex<Plan>) {
     while let Some(req) = read_request(&mut c) {
         let first_line =
-            String::from_utf8_lossy(&req[..req.iter().position(|&b| b == b'\r').unwrap_or(0)])
-                .into_owned();
+            String::from_utf8_lossy(&req[..req.iter().position(|&b| b == b'\r').unwrap_or(0)]).into_owned();
         let is_page = first_line.contains("/rrset");
         let fault = {
             let mut p = plan.lock().unwrap();
@@ -450,17 +379,11 @@ fn serve_conn(mut c: TcpStream, upstream: SocketAddr, plan: &Mutex<Plan>) {
         };
         match fault {
             Some(Fault::Throttle) => respond(&mut c, "400 Bad Request", &error_xml("Throttling")),
-            Some(Fault::PriorRequestNotComplete) => respond(
-                &mut c,
-                "400 Bad Request",
-                &error_xml("PriorRequestNotComplete"),
-            ),
+            Some(Fault::PriorRequestNotComplete) => {
+                respond(&mut c, "400 Bad Request", &error_xml("PriorRequestNotComplete"))
+            }
             Some(Fault::Status500) => respond(&mut c, "500 Internal Server Error", ""),
-            Some(Fault::Status503) => respond(
-                &mut c,
-                "503 Service Unavailable",
-                &error_xml("ServiceUnavailable"),
-            ),
+            Some(Fault::Status503) => respond(&mut c, "503 Service Unavailable", &error_xml("ServiceUnavailable")),
             Some(Fault::Reset) => {
                 let _ = c.shutdown(std::net::Shutdown::Both);
                 return;
@@ -489,10 +412,7 @@ fn forward(c: &mut TcpStream, upstream: SocketAddr, req: &[u8]) -> bool {
     // One request per upstream connection: ask it to close so the response ends at EOF.
     let text = String::from_utf8_lossy(req).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let head: Vec<&str> = head
-        .lines()
-        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-        .collect();
+    let head: Vec<&str> = head.lines().filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).collect();
     let new = format!("{}\r\nConnection: close\r\n\r\n", head.join("\r\n"));
     if u.write_all(new.as_bytes()).is_err() || u.write_all(body.as_bytes()).is_err() {
         return false;
@@ -506,13 +426,8 @@ fn forward(c: &mut TcpStream, upstream: SocketAddr, req: &[u8]) -> bool {
     let Some((head, body)) = text.split_once("\r\n\r\n") else {
         return false;
     };
-    let head: Vec<&str> = head
-        .lines()
-        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-        .collect();
-    let has_len = head
-        .iter()
-        .any(|l| l.to_ascii_lowercase().starts_with("content-length:"));
+    let head: Vec<&str> = head.lines().filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).collect();
+    let has_len = head.iter().any(|l| l.to_ascii_lowercase().starts_with("content-length:"));
     let mut out = head.join("\r\n");
     if !has_len {
         out.push_str(&format!("\r\nContent-Length: {}", body.len()));

@@ -14,11 +14,7 @@ pub struct Nsd {
 }
 
 fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Nsd {
@@ -36,10 +32,7 @@ impl Nsd {
                  remote-control:\n  control-enable: no\n"
             );
             for (apex, path) in zones {
-                conf.push_str(&format!(
-                    "zone:\n  name: \"{apex}\"\n  zonefile: \"{}\"\n",
-                    path.display()
-                ));
+                conf.push_str(&format!("zone:\n  name: \"{apex}\"\n  zonefile: \"{}\"\n", path.display()));
             }
             std::fs::write(dir.path().join("nsd.conf"), conf).unwrap();
             let child = Command::new("nsd")
@@ -52,11 +45,7 @@ impl Nsd {
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
             let probe = Query::new(&zones[0].0, "SOA");
             let deadline = Instant::now() + Duration::from_secs(10);
-            let mut nsd = Some(Self {
-                addr,
-                child,
-                _dir: tempfile::tempdir().unwrap(),
-            });
+            let mut nsd = Some(Self { addr, child, _dir: tempfile::tempdir().unwrap() });
             while Instant::now() < deadline {
                 let reply = udp_exchange(addr, &probe.to_wire()).and_then(|raw| parse(&raw).ok());
                 if reply.is_some_and(|r| r.rcode == 0 && !r.answer.is_empty()) {
@@ -76,9 +65,7 @@ impl Nsd {
 
 impl Drop for Nsd {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

@@ -39,52 +39,26 @@ impl TestServer {
     pub fn start(zones: &[(&str, &str)]) -> Self {
         let tmp = zone_dir(zones);
         let dir = tmp.path().to_owned();
-        let mut s = Self::with_spec(Spec {
-            zones: ZonesSpec {
-                dirs: vec![dir],
-                files: vec![],
-            },
-            ..Default::default()
-        });
+        let mut s = Self::with_spec(Spec { zones: ZonesSpec { dirs: vec![dir], files: vec![] }, ..Default::default() });
         s._tmp = Some(tmp);
         s
     }
 
     /// Serves every zone of a directory.
     pub fn start_dir(dir: &Path) -> Self {
-        Self::with_spec(Spec {
-            zones: ZonesSpec {
-                dirs: vec![dir.to_owned()],
-                files: vec![],
-            },
-            ..Default::default()
-        })
+        Self::with_spec(Spec { zones: ZonesSpec { dirs: vec![dir.to_owned()], files: vec![] }, ..Default::default() })
     }
 
     /// Serves with a full spec; the listener is forced to 127.0.0.1:0.
     pub fn with_spec(mut spec: Spec) -> Self {
-        spec.server = ServerSpec {
-            listen: Some(vec!["127.0.0.1:0".parse().unwrap()]),
-            workers: Some(2),
-            ..spec.server
-        };
+        spec.server =
+            ServerSpec { listen: Some(vec!["127.0.0.1:0".parse().unwrap()]), workers: Some(2), ..spec.server };
+        spec.http.listen = Some("127.0.0.1:0".into());
         let dir = spec.zones.dirs.first().cloned().unwrap_or_default();
         let config = spec.validate().unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let running = rt
-            .block_on(start(config, CancellationToken::new()))
-            .unwrap();
-        Self {
-            addr: running.dns_addrs[0],
-            running: Some(running),
-            rt,
-            dir,
-            _tmp: None,
-        }
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let running = rt.block_on(start(config, CancellationToken::new())).unwrap();
+        Self { addr: running.dns_addrs[0], running: Some(running), rt, dir, _tmp: None }
     }
 }
 
@@ -100,6 +74,7 @@ impl Drop for TestServer {
 pub struct Binary {
     pub child: Child,
     pub addr: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
     pub lines: mpsc::Receiver<String>,
 }
 
@@ -122,7 +97,7 @@ impl Binary {
         let mut child = cmd
             .arg("serve")
             .args(args)
-            .args(["--listen", "127.0.0.1:0", "--workers", "1"])
+            .args(["--listen", "127.0.0.1:0", "--workers", "1", "--http-listen", "127.0.0.1:0"])
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -137,22 +112,18 @@ impl Binary {
                 }
             }
         });
-        let mut b = Self {
-            child,
-            addr: None,
-            lines: rx,
-        };
-        let line = b
-            .wait_for("serving DNS on UDP and TCP", Duration::from_secs(20))
-            .expect("server did not start");
-        let addr = line
-            .split("addr=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap();
-        b.addr = Some(addr.parse().unwrap());
+        let mut b = Self { child, addr: None, http: None, lines: rx };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while b.addr.is_none() || b.http.is_none() {
+            let left = deadline.checked_duration_since(Instant::now()).expect("server did not start");
+            let line = b.lines.recv_timeout(left).expect("server did not start");
+            let addr = || line.split("addr=").nth(1)?.split_whitespace().next()?.parse().ok();
+            if line.contains("serving DNS on UDP and TCP") {
+                b.addr = addr();
+            } else if line.contains("serving HTTP") {
+                b.http = addr();
+            }
+        }
         b
     }
 
@@ -170,10 +141,7 @@ impl Binary {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
         assert!(ok.success());
     }
 

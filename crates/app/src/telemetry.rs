@@ -1,0 +1,128 @@
+//! Wiring of the metrics and the HTTP endpoint to the running server.
+
+use std::sync::Arc;
+
+use r53dns_metrics::{Metrics, Probes, QuerySource, TransportCounts};
+use r53dns_server::stats::{LATENCY_BUCKETS, Stats};
+use r53dns_server::{Store, Transport};
+use r53dns_zone::Source;
+
+use crate::sync::{SyncStatus, Syncer};
+
+/// The server's query counters as a metrics source.
+pub(crate) struct StatsSource(pub(crate) Arc<Stats>);
+
+impl QuerySource for StatsSource {
+    fn counts(&self) -> Vec<TransportCounts> {
+        [(Transport::Udp, "udp"), (Transport::Tcp, "tcp")]
+            .into_iter()
+            .map(|(t, name)| {
+                let (bucket_counts, latency_sum) = self.0.latency(t);
+                TransportCounts {
+                    transport: name,
+                    queries: self.0.queries(t),
+                    truncated: self.0.truncated(t),
+                    dropped: self.0.dropped_count(t),
+                    bucket_bounds: LATENCY_BUCKETS.to_vec(),
+                    bucket_counts,
+                    latency_sum,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Readiness, admin actions and per-zone gauges.
+pub(crate) struct AppProbes {
+    pub(crate) store: Store,
+    pub(crate) syncer: Option<Arc<Syncer>>,
+    pub(crate) status: Option<Arc<SyncStatus>>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+fn source_label(s: &Source) -> String {
+    match s {
+        Source::File(p) => format!("file:{}", p.display()),
+        Source::Other(o) => o.clone(),
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ZoneJson {
+    name: String,
+    source: String,
+    view: &'static str,
+    serial: u32,
+    records: usize,
+    last_sync: Option<u64>,
+    last_error: Option<String>,
+}
+
+impl Probes for AppProbes {
+    fn ready(&self) -> bool {
+        self.status.as_ref().is_none_or(|s| s.ready())
+    }
+
+    fn trigger_sync(&self) -> bool {
+        match &self.syncer {
+            Some(s) => {
+                s.trigger();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn zones_json(&self) -> String {
+        let snap = self.store.load();
+        let r53 = self.status.as_ref().map(|s| s.zones()).unwrap_or_default();
+        let mut out = Vec::new();
+        let views = [("internal", Some(snap.internal())), ("external", snap.external())];
+        for (view, set) in views {
+            let Some(set) = set else { continue };
+            for z in set.zones() {
+                let name = z.apex().to_text();
+                let source = source_label(z.source());
+                let status = r53.iter().find(|s| source.ends_with(&s.id));
+                out.push(ZoneJson {
+                    name,
+                    source,
+                    view,
+                    serial: z.serial(),
+                    records: z.record_count(),
+                    last_sync: status.and_then(|s| s.last_sync),
+                    last_error: status.and_then(|s| s.last_error.clone()),
+                });
+            }
+        }
+        out.sort_by(|a, b| (a.view, &a.name).cmp(&(b.view, &b.name)));
+        serde_json::to_string_pretty(&out).unwrap_or_else(|_| "[]".into())
+    }
+
+    fn before_scrape(&self) {
+        let snap = self.store.load();
+        let m = &self.metrics;
+        m.zone_records.reset();
+        m.zone_serial.reset();
+        for z in snap.internal().zones() {
+            let name = z.apex().to_text();
+            let source = match z.source() {
+                Source::File(_) => "file",
+                Source::Other(_) => "route53",
+            };
+            m.zone_records.with_label_values(&[name.as_str(), source]).set(z.record_count() as i64);
+            m.zone_serial.with_label_values(&[name.as_str()]).set(i64::from(z.serial()));
+        }
+        if let Some(status) = &self.status {
+            m.zone_last_sync.reset();
+            for z in status.zones() {
+                if let Some(t) = z.last_sync {
+                    m.zone_last_sync.with_label_values(&[z.name.as_str()]).set(t as f64);
+                }
+            }
+            if let Some(age) = status.age() {
+                m.snapshot_age.set(age.as_secs_f64());
+            }
+        }
+    }
+}

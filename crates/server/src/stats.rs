@@ -1,0 +1,159 @@
+//! Query counters kept as plain atomics on the serving path; exported elsewhere (the app
+//! turns them into Prometheus metrics at scrape time), so serving never touches a registry.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::handler::Transport;
+
+/// Query types counted by name; everything else is `other`.
+pub const QTYPES: [(&str, u16); 17] = [
+    ("A", 1),
+    ("NS", 2),
+    ("CNAME", 5),
+    ("SOA", 6),
+    ("PTR", 12),
+    ("MX", 15),
+    ("TXT", 16),
+    ("AAAA", 28),
+    ("SRV", 33),
+    ("NAPTR", 35),
+    ("DS", 43),
+    ("DNSKEY", 48),
+    ("SVCB", 64),
+    ("HTTPS", 65),
+    ("CAA", 257),
+    ("ANY", 255),
+    ("AXFR", 252),
+];
+/// Index of `other` in the qtype dimension.
+pub const QTYPE_OTHER: usize = QTYPES.len();
+/// Response codes counted by name (index = rcode for 0–6); 7 is `BADVERS`, 8 `other`.
+pub const RCODES: [&str; 9] =
+    ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "BADVERS", "other"];
+/// Upper bounds (seconds) of the latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 12] =
+    [0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05, 0.25];
+
+const NQ: usize = QTYPES.len() + 1;
+const NR: usize = RCODES.len();
+
+/// Counters per transport.
+#[derive(Debug)]
+pub struct TransportStats {
+    queries: [[AtomicU64; NR]; NQ],
+    truncated: AtomicU64,
+    dropped: AtomicU64,
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    latency_sum_ns: AtomicU64,
+}
+
+impl Default for TransportStats {
+    fn default() -> Self {
+        Self {
+            queries: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            truncated: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency_sum_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+/// All query counters of a server.
+#[derive(Debug, Default)]
+pub struct Stats {
+    udp: TransportStats,
+    tcp: TransportStats,
+}
+
+/// What one answer was, for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered {
+    /// Question type.
+    pub qtype: u16,
+    /// Full response code (extended included).
+    pub rcode: u16,
+    /// TC was set.
+    pub truncated: bool,
+}
+
+fn qtype_index(t: u16) -> usize {
+    QTYPES.iter().position(|(_, c)| *c == t).unwrap_or(QTYPE_OTHER)
+}
+
+fn rcode_index(r: u16) -> usize {
+    match r {
+        0..=6 => usize::from(r),
+        16 => 7,
+        _ => 8,
+    }
+}
+
+impl Stats {
+    fn of(&self, t: Transport) -> &TransportStats {
+        match t {
+            Transport::Udp => &self.udp,
+            Transport::Tcp => &self.tcp,
+        }
+    }
+
+    /// Counts one answered query and its latency.
+    pub fn answered(&self, t: Transport, a: Answered, took: Duration) {
+        let s = self.of(t);
+        s.queries[qtype_index(a.qtype)][rcode_index(a.rcode)].fetch_add(1, Ordering::Relaxed);
+        if a.truncated {
+            s.truncated.fetch_add(1, Ordering::Relaxed);
+        }
+        let secs = took.as_secs_f64();
+        let b = LATENCY_BUCKETS.iter().position(|&ub| secs <= ub).unwrap_or(LATENCY_BUCKETS.len());
+        s.buckets[b].fetch_add(1, Ordering::Relaxed);
+        s.latency_sum_ns.fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Counts a packet that got no answer (a response, a runt, garbage).
+    pub fn dropped(&self, t: Transport) {
+        self.of(t).dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Queries by (qtype label, rcode label) with a non-zero count.
+    pub fn queries(&self, t: Transport) -> Vec<(&'static str, &'static str, u64)> {
+        let s = self.of(t);
+        let mut out = Vec::new();
+        for (qi, row) in s.queries.iter().enumerate() {
+            for (ri, c) in row.iter().enumerate() {
+                let n = c.load(Ordering::Relaxed);
+                if n > 0 {
+                    let q = QTYPES.get(qi).map_or("other", |(name, _)| name);
+                    out.push((q, RCODES[ri], n));
+                }
+            }
+        }
+        out
+    }
+
+    /// Truncated responses.
+    pub fn truncated(&self, t: Transport) -> u64 {
+        self.of(t).truncated.load(Ordering::Relaxed)
+    }
+
+    /// Dropped packets.
+    pub fn dropped_count(&self, t: Transport) -> u64 {
+        self.of(t).dropped.load(Ordering::Relaxed)
+    }
+
+    /// Latency histogram: per-bucket counts (not cumulative; the last is +Inf) and the sum
+    /// in seconds.
+    pub fn latency(&self, t: Transport) -> (Vec<u64>, f64) {
+        let s = self.of(t);
+        let counts = s.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        (counts, s.latency_sum_ns.load(Ordering::Relaxed) as f64 / 1e9)
+    }
+}
+
+/// Reads qtype, rcode and TC back from a response this server wrote.
+pub(crate) fn inspect(response: &[u8], question_qtype: u16, ext_rcode: u16) -> Answered {
+    let rcode = response.get(3).map_or(0, |b| u16::from(b & 0x0f)) | ext_rcode;
+    let truncated = response.get(2).is_some_and(|b| b & 0x02 != 0);
+    Answered { qtype: question_qtype, rcode, truncated }
+}
