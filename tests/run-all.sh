@@ -21,12 +21,13 @@ if ((${#missing[@]})); then
 fi
 # NSD's package may start a system instance on port 53; the tests use their own on loopback.
 
-# The Route53 API emulator (moto) for the Route53 tests, in a venv outside the repository.
+# The Route53 API emulator (moto) for the Route53 tests and the validators for deploy/, in a
+# venv outside the repository.
 venv="${R53DNS_MOTO_VENV:-$HOME/.cache/r53dns/moto-venv}"
-if [ ! -x "$venv/bin/moto_server" ]; then
-    echo "installing the moto Route53 emulator into $venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q 'moto==5.2.5' 'flask<4' flask-cors
+if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/kubernetes-validate" ]; then
+    echo "installing the moto Route53 emulator and manifest validators into $venv"
+    [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q 'moto==5.2.5' 'flask<4' flask-cors kubernetes-validate pyyaml
 fi
 export R53DNS_MOTO_VENV="$venv"
 # The tests never reach real AWS: they set test credentials and the emulator's address

@@ -5,6 +5,7 @@
 mod support;
 
 mod binary;
+mod deploy;
 mod differential;
 mod operations;
 mod robustness;
