@@ -76,6 +76,9 @@ struct Opts {
     /// Log format: human or json.
     #[arg(long, env = "R53DNS_LOG_FORMAT")]
     log_format: Option<LogFormat>,
+    /// Log this share of queries (0.0–1.0; default none).
+    #[arg(long, value_name = "SHARE", env = "R53DNS_QUERY_LOG")]
+    query_log: Option<f64>,
     /// Serve the account's Route53 hosted zones (credentials from the standard AWS chain).
     #[arg(long, env = "R53DNS_ROUTE53")]
     route53: bool,
@@ -121,7 +124,11 @@ impl Opts {
                 tcp_max_connections: None,
             },
             zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zones.clone() },
-            log: r53dns_app::config::LogSpec { level: self.log_level.clone(), format: self.log_format },
+            log: r53dns_app::config::LogSpec {
+                level: self.log_level.clone(),
+                format: self.log_format,
+                query_log: self.query_log,
+            },
             http: r53dns_app::config::HttpSpec { listen: self.http_listen.clone(), admin: self.admin.then_some(true) },
             route53: r53dns_app::config::Route53Spec {
                 enabled: self.route53.then_some(true),

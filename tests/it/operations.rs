@@ -154,3 +154,14 @@ fn sigterm_closes_idle_connections_and_exits_zero_quickly() {
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
 }
+
+#[test]
+fn query_log_is_off_by_default_and_samples_when_asked() {
+    let mut quiet = Binary::serve(&["--zone-dir", &zone_dir()]);
+    ask(quiet.addr.unwrap(), &Query::new("www.example.com.", "A"));
+    assert!(quiet.wait_for("qname=", Duration::from_millis(500)).is_none(), "no per-query logs by default");
+    let mut all = Binary::serve(&["--zone-dir", &zone_dir(), "--query-log", "1"]);
+    ask(all.addr.unwrap(), &Query::new("wWw.example.com.", "AAAA"));
+    let line = all.wait_for("qname=", Duration::from_secs(5)).expect("query not logged");
+    assert!(line.contains("qname=\"wWw.example.com.\"") && line.contains("qtype=AAAA"), "{line}");
+}

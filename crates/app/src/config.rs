@@ -251,6 +251,8 @@ pub struct LogSpec {
     pub level: Option<String>,
     /// `human` or `json`.
     pub format: Option<LogFormat>,
+    /// Share of queries to log (0.0–1.0; default 0: no per-query logs).
+    pub query_log: Option<f64>,
 }
 
 /// Log output format.
@@ -324,6 +326,7 @@ impl Spec {
         }
         self.log.level = other.log.level.or(self.log.level.take());
         self.log.format = other.log.format.or(self.log.format);
+        self.log.query_log = other.log.query_log.or(self.log.query_log);
         let r = &mut self.route53;
         let o = other.route53;
         r.enabled = o.enabled.or(r.enabled);
@@ -375,6 +378,10 @@ impl Spec {
             "off" | "none" | "" => None,
             a => Some(a.parse::<SocketAddr>().with_context(|| format!("http.listen: '{a}' is not ADDR:PORT or off"))?),
         };
+        let query_log = self.log.query_log.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&query_log) {
+            bail!("log.query-log: {query_log} is not a share between 0 and 1");
+        }
         // Admin routes change state: never open to the network unless asked.
         let http_admin = self.http.admin.unwrap_or_else(|| http_listen.is_some_and(|a| a.ip().is_loopback()));
         let route53 = if self.route53.enabled.unwrap_or(false) { Some(self.route53.validate()?) } else { None };
@@ -388,6 +395,7 @@ impl Spec {
                 answer: AnswerConfig { max_udp_payload, minimal_responses: s.minimal_responses.unwrap_or(false) },
                 tcp_idle_timeout,
                 tcp_max_connections,
+                query_log,
             },
             zone_dirs: self.zones.dirs,
             zone_files: self.zones.files,
@@ -488,7 +496,11 @@ impl Config {
                 tcp_max_connections: Some(self.server.tcp_max_connections),
             },
             zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zone_files.clone() },
-            log: LogSpec { level: Some(self.log_level.clone()), format: Some(self.log_format) },
+            log: LogSpec {
+                level: Some(self.log_level.clone()),
+                format: Some(self.log_format),
+                query_log: Some(self.server.query_log),
+            },
             route53: self.route53.as_ref().map(Route53Config::to_spec).unwrap_or_default(),
             http: HttpSpec {
                 listen: Some(self.http_listen.map_or_else(|| "off".to_owned(), |a| a.to_string())),

@@ -184,7 +184,7 @@ thread_local! {
 }
 
 /// A fast per-thread xorshift for weighted and multivalue choices (not for anything secret).
-fn next_random() -> u64 {
+pub(crate) fn next_random() -> u64 {
     RNG.with(|c| {
         let mut x = c.get();
         x ^= x << 13;

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub tcp_idle_timeout: Duration,
     /// Most TCP connections open at once; more wait in the accept queue.
     pub tcp_max_connections: usize,
+    /// Share of queries logged (0 = none, 1 = all), at INFO on the `r53dns::query` target.
+    pub query_log: f64,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +43,7 @@ impl Default for ServerConfig {
             answer: AnswerConfig::default(),
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_max_connections: 1024,
+            query_log: 0.0,
         }
     }
 }
@@ -131,7 +134,7 @@ impl Bound {
         for (i, sock) in self.udp.into_iter().enumerate() {
             let store = store.clone();
             let stop = stop.clone();
-            let cfg = self.cfg.answer;
+            let cfg = self.cfg.clone();
             let stats = self.stats.clone();
             let t = std::thread::Builder::new()
                 .name(format!("r53dns-udp-{i}"))
@@ -170,7 +173,28 @@ impl Bound {
     }
 }
 
-fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &AnswerConfig, stop: &AtomicBool, stats: &Stats) {
+/// Logs a sampled share of queries: client, question and outcome (a name is only formatted
+/// for the sampled ones).
+fn log_query(share: f64, t: Transport, peer: SocketAddr, response: &[u8], a: crate::stats::Answered) {
+    if share <= 0.0 || (share < 1.0 && crate::handler::next_random() as f64 / u64::MAX as f64 >= share) {
+        return;
+    }
+    let mut name = [0u8; r53dns_zone::name::MAX_NAME_LEN];
+    let qname =
+        crate::wire::read_name(response, 12, &mut name).map(|(len, _)| r53dns_zone::name::wire_to_text(&name[..len]));
+    tracing::info!(
+        target: "r53dns::query",
+        client = %peer.ip(),
+        transport = ?t,
+        qname = qname.as_deref().unwrap_or("-"),
+        qtype = %r53dns_zone::rdata::type_to_string(a.qtype),
+        rcode = a.rcode,
+        tc = a.truncated,
+        "query"
+    );
+}
+
+fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &ServerConfig, stop: &AtomicBool, stats: &Stats) {
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(65535);
     while !stop.load(Ordering::Relaxed) {
@@ -193,7 +217,8 @@ fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &AnswerConfig, stop: &Atomic
         let snapshot = store.load();
         let zones = snapshot.zones_for(Some(peer.ip()));
         let mut note = Note::default();
-        let outcome = answer_noting(zones, &buf[..n], Transport::Udp, cfg, Some(peer.ip()), &mut out, &mut note);
+        let outcome =
+            answer_noting(zones, &buf[..n], Transport::Udp, &cfg.answer, Some(peer.ip()), &mut out, &mut note);
         if outcome == Outcome::Drop {
             stats.dropped(Transport::Udp);
             continue;
@@ -201,7 +226,9 @@ fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &AnswerConfig, stop: &Atomic
         if let Err(e) = sock.send_to(&out, peer) {
             tracing::debug!(%peer, error = %e, "UDP send failed");
         }
-        stats.answered(Transport::Udp, inspect(&out, note.qtype, note.ext_rcode), started.elapsed());
+        let answered = inspect(&out, note.qtype, note.ext_rcode);
+        stats.answered(Transport::Udp, answered, started.elapsed());
+        log_query(cfg.query_log, Transport::Udp, peer, &out, answered);
     }
 }
 
@@ -287,5 +314,6 @@ async fn connection(
         out.splice(0..0, n.to_be_bytes());
         stream.write_all(&out).await?;
         stats.answered(Transport::Tcp, answered, started.elapsed());
+        log_query(cfg.query_log, Transport::Tcp, SocketAddr::new(peer, 0), &out[2..], answered);
     }
 }
