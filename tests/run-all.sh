@@ -12,6 +12,9 @@ command -v dig  >/dev/null || missing+=(bind9-dnsutils)
 command -v kdig >/dev/null || missing+=(knot-dnsutils)
 command -v named-checkzone >/dev/null || missing+=(bind9-utils)
 command -v promtool >/dev/null || missing+=(prometheus)
+command -v knotd >/dev/null || missing+=(knot)
+command -v dnsperf >/dev/null || missing+=(dnsperf)
+command -v bc >/dev/null || missing+=(bc)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -40,3 +43,6 @@ echo "== clippy";   cargo clippy --workspace --all-targets --locked -- -D warnin
 echo "== rustdoc";  RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps --workspace --locked
 echo "== benches build"; cargo bench --workspace --no-run --locked
 echo "== tests";    cargo test --workspace --locked
+# A few seconds of load against r53dns, NSD and Knot: proves the comparison runs; speed is
+# judged from a full run (benches/load/compare.sh), not here.
+echo "== load smoke"; benches/load/compare.sh --smoke
