@@ -7,6 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::AsRawFd;
+
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -194,41 +199,85 @@ fn log_query(share: f64, t: Transport, peer: SocketAddr, response: &[u8], a: cra
     );
 }
 
+/// Datagrams taken per `recvmmsg` and answered per `sendmmsg`.
+const BATCH: usize = 32;
+/// Largest request kept (a query with EDNS options is far smaller; bigger ones are cut and
+/// then fail to parse).
+const MAX_REQUEST: usize = 4096;
+
+fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4(std::net::SocketAddrV4::new(v4.ip(), v4.port())));
+    }
+    let v6 = a.as_sockaddr_in6()?;
+    Some(SocketAddr::V6(std::net::SocketAddrV6::new(v6.ip(), v6.port(), v6.flowinfo(), v6.scope_id())))
+}
+
+/// The UDP loop: up to [`BATCH`] datagrams per system call each way, one snapshot load per
+/// batch, reused buffers. Each answer still comes from exactly one snapshot.
 fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &ServerConfig, stop: &AtomicBool, stats: &Stats) {
-    let mut buf = vec![0u8; 65535];
-    let mut out = Vec::with_capacity(65535);
+    let fd = sock.as_raw_fd();
+    let mut bufs = vec![[0u8; MAX_REQUEST]; BATCH];
+    let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(4096)).collect();
+    let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut meta: Vec<(usize, Option<SockaddrStorage>)> = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
-        let (n, peer) = match sock.recv_from(&mut buf) {
-            Ok(x) => x,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
+        meta.clear();
+        {
+            let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs.iter_mut().map(|b| [IoSliceMut::new(&mut b[..])]).collect();
+            match recvmmsg(fd, &mut recv_headers, iovs.iter_mut(), MsgFlags::MSG_WAITFORONE, None) {
+                Ok(results) => meta.extend(results.map(|r| (r.bytes, r.address))),
+                Err(Errno::EAGAIN | Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, "UDP receive failed");
+                    continue;
+                }
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "UDP receive failed");
-                continue;
-            }
-        };
+        }
         let started = std::time::Instant::now();
         let snapshot = store.load();
-        let zones = snapshot.zones_for(Some(peer.ip()));
-        let mut note = Note::default();
-        let outcome =
-            answer_noting(zones, &buf[..n], Transport::Udp, &cfg.answer, Some(peer.ip()), &mut out, &mut note);
-        if outcome == Outcome::Drop {
-            stats.dropped(Transport::Udp);
+        let mut replies: Vec<(usize, SockaddrStorage, crate::stats::Answered)> = Vec::with_capacity(meta.len());
+        for (i, (n, addr)) in meta.iter().enumerate() {
+            let (Some(addr), Some(peer)) = (addr, addr.as_ref().and_then(to_std)) else { continue };
+            let zones = snapshot.zones_for(Some(peer.ip()));
+            let mut note = Note::default();
+            let msg = &bufs[i][..(*n).min(MAX_REQUEST)];
+            let outcome =
+                answer_noting(zones, msg, Transport::Udp, &cfg.answer, Some(peer.ip()), &mut outs[i], &mut note);
+            if outcome == Outcome::Drop {
+                stats.dropped(Transport::Udp);
+                continue;
+            }
+            let answered = inspect(&outs[i], note.qtype, note.ext_rcode);
+            log_query(cfg.query_log, Transport::Udp, peer, &outs[i], answered);
+            replies.push((i, *addr, answered));
+        }
+        drop(snapshot);
+        if replies.is_empty() {
             continue;
         }
-        if let Err(e) = sock.send_to(&out, peer) {
-            tracing::debug!(%peer, error = %e, "UDP send failed");
+        let sent = {
+            let slices: Vec<[IoSlice<'_>; 1]> = replies.iter().map(|(i, _, _)| [IoSlice::new(&outs[*i])]).collect();
+            let addrs: Vec<Option<SockaddrStorage>> = replies.iter().map(|(_, a, _)| Some(*a)).collect();
+            match sendmmsg(fd, &mut send_headers, slices.iter(), &addrs, [], MsgFlags::empty()) {
+                Ok(r) => r.count(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "UDP send failed");
+                    0
+                }
+            }
+        };
+        // Whatever the batch call did not send goes one by one.
+        for (i, addr, _) in &replies[sent.min(replies.len())..] {
+            if let Some(peer) = to_std(addr) {
+                let _ = sock.send_to(&outs[*i], peer);
+            }
         }
-        let answered = inspect(&out, note.qtype, note.ext_rcode);
-        stats.answered(Transport::Udp, answered, started.elapsed());
-        log_query(cfg.query_log, Transport::Udp, peer, &out, answered);
+        let took = started.elapsed();
+        for (_, _, answered) in &replies {
+            stats.answered(Transport::Udp, *answered, took);
+        }
     }
 }
 
