@@ -165,3 +165,42 @@ fn query_log_is_off_by_default_and_samples_when_asked() {
     let line = all.wait_for("qname=", Duration::from_secs(5)).expect("query not logged");
     assert!(line.contains("qname=\"wWw.example.com.\"") && line.contains("qtype=AAAA"), "{line}");
 }
+
+#[test]
+fn a_real_prometheus_scrapes_the_endpoint() {
+    let b = Binary::serve(&["--zone-dir", &zone_dir()]);
+    let (dns, web) = (b.addr.unwrap(), b.http.unwrap());
+    ask(dns, &Query::new("www.example.com.", "A"));
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: r53dns\n    static_configs:\n      - targets: ['{web}']\n"),
+    )
+    .unwrap();
+    let mut prom = Command::new("prometheus")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus must be installed (Debian package prometheus)");
+    let api: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut found = String::new();
+    for _ in 0..150 {
+        std::thread::sleep(Duration::from_millis(200));
+        if TcpStream::connect(api).is_err() {
+            continue;
+        }
+        let (code, body) = http(api, "GET", "/api/v1/query?query=r53dns_queries_total%7Bqtype%3D%22A%22%7D");
+        if code == 200 && body.contains("\"transport\":\"udp\"") {
+            found = body;
+            break;
+        }
+    }
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert!(found.contains("\"rcode\":\"NOERROR\""), "Prometheus never stored r53dns_queries_total: {found}");
+}

@@ -541,3 +541,42 @@ fn zone_filters_and_assumed_roles() {
     assert_eq!(answers(addr, "www.keep.example.", "A"), vec!["www.keep.example. 60 IN A 192.0.2.1"], "public only");
     assert_eq!(ask(addr, &Query::new("www.skip.example.", "A")).rcode, 5, "excluded by include");
 }
+
+#[test]
+fn failover_follows_health_check_status() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(moto.addr);
+    let rt = rt();
+    rt.block_on(async {
+        let s = Seeder::new(&moto.endpoint()).await;
+        let hc = s
+            .client
+            .create_health_check()
+            .caller_reference("primary-check")
+            .health_check_config(
+                aws_sdk_route53::types::HealthCheckConfig::builder()
+                    .ip_address("192.0.2.11")
+                    .port(80)
+                    .r#type(aws_sdk_route53::types::HealthCheckType::Http)
+                    .resource_path("/")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let id = s.zone("hc.example.", false).await;
+        let mut primary = failover("www.hc.example.", "p", true, "192.0.2.11");
+        primary.health_check_id = Some(hc.health_check().unwrap().id().to_owned());
+        s.upsert(&id, vec![primary, failover("www.hc.example.", "s", false, "192.0.2.12")]).await;
+    });
+    let b = serve(&proxy.endpoint(), &[]);
+    let addr = b.addr.unwrap();
+    let is =
+        |v: &'static str| move || answers(addr, "www.hc.example.", "A") == vec![format!("www.hc.example. 60 IN A {v}")];
+    eventually(Duration::from_secs(15), is("192.0.2.11")).expect("healthy primary never served");
+    proxy.set_path(Some(Fault::Unhealthy), Some("/status"), 0);
+    eventually(Duration::from_secs(10), is("192.0.2.12")).expect("no failover to the secondary");
+    proxy.set(None, false, 0);
+    eventually(Duration::from_secs(10), is("192.0.2.11")).expect("no failback to the primary");
+}

@@ -123,3 +123,68 @@ impl Publisher {
         self.store.store(Arc::new(snapshot));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use arc_swap::ArcSwap;
+    use r53dns_zone::{Name, load_zone_str};
+
+    use super::*;
+
+    fn zone(apex: &str, addr: &str) -> Arc<Zone> {
+        let text = format!("$ORIGIN {apex}\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n NS ns\nns A 192.0.2.1\nwww A {addr}\n");
+        Arc::new(load_zone_str(&text, Path::new("t"), None).unwrap().0)
+    }
+
+    fn www(p: &Publisher, client: Option<std::net::IpAddr>) -> Option<Vec<u8>> {
+        let snap = p.store().load();
+        let set = snap.zones_for(client);
+        let q: Name = "www.shared.example.".parse().unwrap();
+        let ans = set.lookup(q.wire(), 1, Default::default());
+        ans.answer.first().and_then(|i| i.rrset()).map(|r| r.rdatas()[0].to_vec())
+    }
+
+    async fn publisher(conflict: Conflict, nets: Vec<Prefix>) -> Publisher {
+        let store = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+        let p = Publisher::new(store, FileZones::default(), conflict, nets, RoutingContext::default());
+        p.set_route53(vec![
+            R53Zone { private: false, zone: zone("shared.example.", "192.0.2.10") },
+            R53Zone { private: true, zone: zone("shared.example.", "10.0.0.10") },
+        ])
+        .await;
+        p
+    }
+
+    #[tokio::test]
+    async fn private_zones_shadow_public_ones_for_internal_clients_only() {
+        let p = publisher(Conflict::Error, vec![("10.0.0.0".parse().unwrap(), 8)]).await;
+        assert_eq!(www(&p, Some("10.1.2.3".parse().unwrap())), Some(vec![10, 0, 0, 10]));
+        assert_eq!(www(&p, Some("192.0.2.99".parse().unwrap())), Some(vec![192, 0, 2, 10]));
+        assert!(p.conflicts().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_conflict_policy_decides_between_files_and_route53() {
+        let files = |addr| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("shared.example.zone");
+            std::fs::write(&path, format!("$TTL 60\n@ SOA ns h 1 2 3 4 5\n NS ns\nns A 192.0.2.1\nwww A {addr}\n"))
+                .unwrap();
+            let (f, report) = FileZones::load(&[path], None);
+            assert!(report.errors.is_empty());
+            f
+        };
+        for (policy, want) in [
+            (Conflict::Files, [192, 0, 2, 77]),
+            (Conflict::Route53, [10, 0, 0, 10]),
+            (Conflict::Error, [192, 0, 2, 77]),
+        ] {
+            let p = publisher(policy, vec![]).await;
+            p.set_files(files("192.0.2.77")).await;
+            assert_eq!(p.conflicts().await, vec!["shared.example.".to_owned()]);
+            assert_eq!(www(&p, None), Some(want.to_vec()), "{policy:?}");
+        }
+    }
+}

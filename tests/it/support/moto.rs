@@ -269,14 +269,16 @@ pub enum Fault {
     Reset,
     /// 200 with a body that is not XML.
     Garbage,
+    /// A GetHealthCheckStatus answer in which every checker reports failure.
+    Unhealthy,
 }
 
 /// When the proxy injects its fault.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     pub fault: Option<Fault>,
-    /// Only for ListResourceRecordSets requests.
-    pub only_record_pages: bool,
+    /// Only for requests whose first line contains this (`/rrset`: record pages).
+    pub path: Option<&'static str>,
     /// Let this many matching requests through first (page k of n: k-1).
     pub skip: usize,
     /// Matching requests seen so far.
@@ -312,8 +314,12 @@ impl FaultProxy {
     }
 
     pub fn set(&self, fault: Option<Fault>, only_record_pages: bool, skip: usize) {
+        self.set_path(fault, only_record_pages.then_some("/rrset"), skip);
+    }
+
+    pub fn set_path(&self, fault: Option<Fault>, path: Option<&'static str>, skip: usize) {
         let mut p = self.plan.lock().unwrap();
-        *p = Plan { fault, only_record_pages, skip, seen: 0, injected: 0 };
+        *p = Plan { fault, path, skip, seen: 0, injected: 0 };
     }
 
     pub fn injected(&self) -> usize {
@@ -363,10 +369,9 @@ fn serve_conn(mut c: TcpStream, upstream: SocketAddr, plan: &Mutex<Plan>) {
     while let Some(req) = read_request(&mut c) {
         let first_line =
             String::from_utf8_lossy(&req[..req.iter().position(|&b| b == b'\r').unwrap_or(0)]).into_owned();
-        let is_page = first_line.contains("/rrset");
         let fault = {
             let mut p = plan.lock().unwrap();
-            let matches = p.fault.is_some() && (!p.only_record_pages || is_page);
+            let matches = p.fault.is_some() && p.path.is_none_or(|f| first_line.contains(f));
             if matches {
                 p.seen += 1;
             }
@@ -389,6 +394,14 @@ fn serve_conn(mut c: TcpStream, upstream: SocketAddr, plan: &Mutex<Plan>) {
                 return;
             }
             Some(Fault::Garbage) => respond(&mut c, "200 OK", "<<<this is not xml"),
+            Some(Fault::Unhealthy) => respond(
+                &mut c,
+                "200 OK",
+                "<?xml version=\"1.0\"?>\n<GetHealthCheckStatusResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">\
+                 <HealthCheckObservations><HealthCheckObservation><Region>us-east-1</Region><IPAddress>192.0.2.1</IPAddress>\
+                 <StatusReport><Status>Failure: Connection timed out.</Status><CheckedTime>2026-01-01T00:00:00Z</CheckedTime>\
+                 </StatusReport></HealthCheckObservation></HealthCheckObservations></GetHealthCheckStatusResponse>",
+            ),
             Some(Fault::SlowMs(ms)) => {
                 std::thread::sleep(Duration::from_millis(ms));
                 if !forward(&mut c, upstream, &req) {
