@@ -67,6 +67,9 @@ struct Opts {
     /// Leave the zone's NS and their addresses out of positive answers.
     #[arg(long, env = "R53DNS_MINIMAL_RESPONSES")]
     minimal_responses: bool,
+    /// Client network allowed to transfer zones by AXFR/IXFR (repeatable; default nobody).
+    #[arg(long = "allow-transfer", value_name = "CIDR", env = "R53DNS_ALLOW_TRANSFER", value_delimiter = ',')]
+    allow_transfer: Vec<String>,
     /// Close idle TCP connections after this long (default 10s).
     #[arg(long, value_parser = humantime::parse_duration, env = "R53DNS_TCP_IDLE_TIMEOUT")]
     tcp_idle_timeout: Option<Duration>,
@@ -122,6 +125,7 @@ impl Opts {
                 minimal_responses: self.minimal_responses.then_some(true),
                 tcp_idle_timeout: self.tcp_idle_timeout,
                 tcp_max_connections: None,
+                allow_transfer: self.allow_transfer.clone(),
             },
             zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zones.clone() },
             log: r53dns_app::config::LogSpec {

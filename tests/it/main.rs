@@ -13,3 +13,4 @@ mod route53;
 mod scenarios;
 mod serving;
 mod tcp;
+mod transfer;

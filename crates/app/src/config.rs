@@ -229,6 +229,9 @@ pub struct ServerSpec {
     pub tcp_idle_timeout: Option<Duration>,
     /// Most concurrent TCP connections.
     pub tcp_max_connections: Option<usize>,
+    /// Client networks allowed to transfer zones (AXFR/IXFR over TCP); default nobody.
+    #[serde(default)]
+    pub allow_transfer: Vec<String>,
 }
 
 /// `[zones]`.
@@ -318,6 +321,9 @@ impl Spec {
         s.minimal_responses = o.minimal_responses.or(s.minimal_responses);
         s.tcp_idle_timeout = o.tcp_idle_timeout.or(s.tcp_idle_timeout);
         s.tcp_max_connections = o.tcp_max_connections.or(s.tcp_max_connections);
+        if !o.allow_transfer.is_empty() {
+            s.allow_transfer = o.allow_transfer;
+        }
         if !other.zones.dirs.is_empty() {
             self.zones.dirs = other.zones.dirs;
         }
@@ -378,6 +384,11 @@ impl Spec {
             "off" | "none" | "" => None,
             a => Some(a.parse::<SocketAddr>().with_context(|| format!("http.listen: '{a}' is not ADDR:PORT or off"))?),
         };
+        let transfer_acl = s
+            .allow_transfer
+            .iter()
+            .map(|n| parse_network(n).context("server.allow-transfer"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let query_log = self.log.query_log.unwrap_or(0.0);
         if !(0.0..=1.0).contains(&query_log) {
             bail!("log.query-log: {query_log} is not a share between 0 and 1");
@@ -396,6 +407,7 @@ impl Spec {
                 tcp_idle_timeout,
                 tcp_max_connections,
                 query_log,
+                transfer_acl,
             },
             zone_dirs: self.zones.dirs,
             zone_files: self.zones.files,
@@ -494,6 +506,7 @@ impl Config {
                 minimal_responses: Some(self.server.answer.minimal_responses),
                 tcp_idle_timeout: Some(self.server.tcp_idle_timeout),
                 tcp_max_connections: Some(self.server.tcp_max_connections),
+                allow_transfer: self.server.transfer_acl.iter().map(|(a, l)| format!("{a}/{l}")).collect(),
             },
             zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zone_files.clone() },
             log: LogSpec {

@@ -113,8 +113,9 @@ pub(crate) fn answer_noting(
         error(out, &req, cfg, rcode::REFUSED, true);
         return Outcome::Respond;
     }
-    // Transfers are not offered (yet): refused, as NSD does without an ACL. Other meta
-    // types are ordinary unknown types here and get NODATA, as NSD and Knot answer.
+    // Transfers are answered over TCP by the listener (xfr.rs), to allowed clients only; here
+    // (UDP, or TCP not allowed) they are refused, as NSD does. Other meta types are ordinary
+    // unknown types and get NODATA, as NSD and Knot answer.
     if matches!(req.qtype, rtype::AXFR | rtype::IXFR) {
         error(out, &req, cfg, rcode::REFUSED, true);
         return Outcome::Respond;

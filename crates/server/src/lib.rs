@@ -38,6 +38,7 @@ mod handler;
 mod net;
 pub mod stats;
 mod wire;
+mod xfr;
 
 pub use handler::{AnswerConfig, Outcome, Transport, answer};
 pub use net::{Bound, ServerConfig, bind};

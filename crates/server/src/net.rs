@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub tcp_max_connections: usize,
     /// Share of queries logged (0 = none, 1 = all), at INFO on the `r53dns::query` target.
     pub query_log: f64,
+    /// Client networks allowed to transfer zones (AXFR, IXFR over TCP); empty: nobody.
+    pub transfer_acl: Vec<r53dns_zone::Prefix>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +51,7 @@ impl Default for ServerConfig {
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_max_connections: 1024,
             query_log: 0.0,
+            transfer_acl: Vec::new(),
         }
     }
 }
@@ -348,6 +351,18 @@ async fn connection(
             Err(_) => return Ok(()),
         }
         let started = std::time::Instant::now();
+        let transfer = {
+            let snapshot = store.load();
+            crate::xfr::respond(snapshot.zones_for(Some(peer)), &msg, peer, &cfg.transfer_acl)
+        };
+        if let Some(messages) = transfer {
+            for m in messages {
+                let n = u16::try_from(m.len()).unwrap_or(u16::MAX);
+                stream.write_all(&n.to_be_bytes()).await?;
+                stream.write_all(&m).await?;
+            }
+            continue;
+        }
         let mut note = Note::default();
         let outcome = {
             let snapshot = store.load();

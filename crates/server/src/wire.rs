@@ -13,6 +13,7 @@ pub(crate) mod rcode {
     pub(crate) const FORMERR: u8 = 1;
     pub(crate) const NOTIMP: u8 = 4;
     pub(crate) const REFUSED: u8 = 5;
+    pub(crate) const NOTAUTH: u8 = 9;
     /// Extended: 16, carried as 1 in the OPT TTL's upper octet.
     pub(crate) const BADVERS: u16 = 16;
 }
@@ -47,6 +48,8 @@ pub(crate) struct Request {
     pub(crate) qtype: u16,
     pub(crate) qclass: u16,
     pub(crate) edns: Option<Edns>,
+    /// IXFR: the serial of the SOA in the authority section (the client's version).
+    pub(crate) ixfr_serial: Option<u32>,
 }
 
 impl Request {
@@ -134,7 +137,16 @@ fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
 impl Request {
     /// A request with nothing read yet.
     pub(crate) fn empty() -> Self {
-        Self { id: 0, flags: 0, qname: [0; MAX_NAME_LEN], qname_len: 0, qtype: 0, qclass: 0, edns: None }
+        Self {
+            id: 0,
+            flags: 0,
+            qname: [0; MAX_NAME_LEN],
+            qname_len: 0,
+            qtype: 0,
+            qclass: 0,
+            edns: None,
+            ixfr_serial: None,
+        }
     }
 }
 
@@ -199,14 +211,21 @@ pub(crate) fn read_request(msg: &[u8], req: &mut Request) -> Result<(), ReadErro
     req.qclass = qclass;
     pos += 4;
     // Skip answer and authority records to reach the OPT record.
-    for _ in 0..u32::from(an) + u32::from(ns) {
+    for i in 0..u32::from(an) + u32::from(ns) {
         let Some(n) = skip_name(msg, pos) else {
             return Err(formerr(true));
         };
         pos += n;
-        let Some(rdlen) = u16_at(msg, pos + 8) else {
+        let (Some(t), Some(rdlen)) = (u16_at(msg, pos), u16_at(msg, pos + 8)) else {
             return Err(formerr(true));
         };
+        // RFC 1995 §3: an IXFR carries the client's SOA in the authority section.
+        if i >= u32::from(an) && t == rtype::SOA {
+            let at = pos + 10;
+            let mname = skip_name(msg, at);
+            let rname = mname.and_then(|m| skip_name(msg, at + m).map(|r| m + r));
+            req.ixfr_serial = rname.and_then(|r| u32_at(msg, at + r));
+        }
         pos += 10 + usize::from(rdlen);
     }
     for _ in 0..ar {

@@ -121,6 +121,11 @@ pub struct Answer<'a> {
 }
 
 impl Answer<'_> {
+    /// An empty NOERROR answer (a base for encoding records outside a lookup).
+    pub fn empty() -> Self {
+        Self::new(Rcode::NoError)
+    }
+
     fn new(rcode: Rcode) -> Self {
         Self {
             rcode,

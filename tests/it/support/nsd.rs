@@ -20,6 +20,24 @@ fn free_port() -> u16 {
 impl Nsd {
     /// Serves `zones` (apex, path to the zone file) and waits until NSD answers for the first.
     pub fn start(zones: &[(String, &Path)]) -> Self {
+        let extra: Vec<String> = zones
+            .iter()
+            .map(|(apex, path)| format!("zone:\n  name: \"{apex}\"\n  zonefile: \"{}\"\n", path.display()))
+            .collect();
+        Self::start_with(&zones[0].0, &extra.concat())
+    }
+
+    /// A secondary of `primary` for `apex` (AXFR/IXFR over TCP, NOTIFY accepted from it).
+    pub fn secondary(apex: &str, primary: SocketAddr) -> Self {
+        let p = format!("{}@{}", primary.ip(), primary.port());
+        let conf = format!(
+            "zone:\n  name: \"{apex}\"\n  zonefile: \"{apex}zone\"\n  request-xfr: {p} NOKEY\n  allow-notify: {} NOKEY\n",
+            primary.ip()
+        );
+        Self::start_with(apex, &conf)
+    }
+
+    fn start_with(probe_zone: &str, zone_conf: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         for attempt in 0..5 {
@@ -31,9 +49,7 @@ impl Nsd {
                  verbosity: 1\n  logfile: \"{d}/nsd.log\"\n  reuseport: no\n  tcp-count: 64\n  rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n\
                  remote-control:\n  control-enable: no\n"
             );
-            for (apex, path) in zones {
-                conf.push_str(&format!("zone:\n  name: \"{apex}\"\n  zonefile: \"{}\"\n", path.display()));
-            }
+            conf.push_str(zone_conf);
             std::fs::write(dir.path().join("nsd.conf"), conf).unwrap();
             let child = Command::new("nsd")
                 .args(["-d", "-c"])
@@ -43,8 +59,8 @@ impl Nsd {
                 .spawn()
                 .expect("nsd must be installed (apt-get install nsd)");
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-            let probe = Query::new(&zones[0].0, "SOA");
-            let deadline = Instant::now() + Duration::from_secs(10);
+            let probe = Query::new(probe_zone, "SOA");
+            let deadline = Instant::now() + Duration::from_secs(20);
             let mut nsd = Some(Self { addr, child, _dir: tempfile::tempdir().unwrap() });
             while Instant::now() < deadline {
                 let reply = udp_exchange(addr, &probe.to_wire()).and_then(|raw| parse(&raw).ok());

@@ -1,0 +1,140 @@
+//! Zone transfers out over TCP: AXFR (RFC 5936), and IXFR (RFC 1995) answered with a single
+//! SOA when the client is current and with the whole zone otherwise (§4 allows that).
+//! Allowed only to configured client networks.
+
+use std::net::IpAddr;
+
+use r53dns_zone::{Answer, Client, Item, Owner, Prefix, RoutingContext, Zone, ZoneSet, rtype};
+
+use crate::encode::Encoder;
+use crate::wire::{self, AA, OPCODE_MASK, QR, ReadError, Request, rcode};
+
+/// Largest transfer message we build (room to spare under 65535).
+const MESSAGE_LIMIT: usize = 16 * 1024;
+
+/// Whether `ip` may transfer zones.
+pub(crate) fn allowed(acl: &[Prefix], ip: IpAddr) -> bool {
+    acl.iter().any(|&(net, len)| r53dns_zone::routing::in_prefix(net, len, ip))
+}
+
+fn start(req: &Request, with_question: bool, rcode: u8) -> Vec<u8> {
+    let mut m = Vec::with_capacity(MESSAGE_LIMIT);
+    let flags = QR | AA | (req.flags & OPCODE_MASK) | u16::from(rcode);
+    m.extend_from_slice(&req.id.to_be_bytes());
+    m.extend_from_slice(&flags.to_be_bytes());
+    m.extend_from_slice(&[0, u8::from(with_question), 0, 0, 0, 0, 0, 0]);
+    if with_question {
+        m.extend_from_slice(req.qname());
+        m.extend_from_slice(&req.qtype.to_be_bytes());
+        m.extend_from_slice(&req.qclass.to_be_bytes());
+    }
+    m
+}
+
+fn set_answers(m: &mut [u8], n: u16) {
+    m[6..8].copy_from_slice(&n.to_be_bytes());
+}
+
+/// Serial arithmetic (RFC 1982): whether `a` is at or after `b`.
+fn serial_at_or_after(a: u32, b: u32) -> bool {
+    a == b || (a.wrapping_sub(b) as i32) > 0
+}
+
+/// The messages answering a transfer request, or `None` if `msg` is not one (the caller then
+/// answers it normally). `acl` lists who may transfer.
+pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, acl: &[Prefix]) -> Option<Vec<Vec<u8>>> {
+    let mut req = Request::empty();
+    match wire::read_request(msg, &mut req) {
+        Ok(()) => {}
+        Err(ReadError::Drop | ReadError::FormErr { .. }) => return None,
+    }
+    if req.opcode() != 0 || !matches!(req.qtype, rtype::AXFR | rtype::IXFR) || req.qclass != 1 {
+        return None;
+    }
+    let refuse = |rc: u8| {
+        Some(vec![{
+            let mut m = start(&req, true, rc);
+            m[2] &= !((AA >> 8) as u8);
+            m
+        }])
+    };
+    if !allowed(acl, peer) {
+        tracing::info!(%peer, "zone transfer refused by the ACL");
+        return refuse(rcode::REFUSED);
+    }
+    let apex = r53dns_zone::Name::from_wire(req.qname())?;
+    let Some(zone) = zones.get(&apex) else {
+        // RFC 5936 §2.2.1: not authoritative for that zone.
+        return refuse(rcode::NOTAUTH);
+    };
+    let soa_item =
+        Item { owner: Owner::Name(zone.apex().wire()), data: r53dns_zone::Data::Rrset(soa(zone)?), required: false };
+    let ans = Answer::empty();
+    if req.qtype == rtype::IXFR && req.ixfr_serial.is_some_and(|s| serial_at_or_after(s, zone.serial())) {
+        let mut m = start(&req, true, 0);
+        let mut enc = Encoder::new(&mut m, MESSAGE_LIMIT);
+        let n = enc.item(&soa_item, &ans, false).ok()?;
+        drop(enc);
+        set_answers(&mut m, n);
+        return Some(vec![m]);
+    }
+    Some(axfr(&req, zone, zones.routing(), soa_item, &ans))
+}
+
+fn soa(zone: &Zone) -> Option<&r53dns_zone::Rrset> {
+    zone.apex_node().get(rtype::SOA)
+}
+
+/// SOA, every other RRset (with its signatures), SOA, packed into as few messages as fit.
+fn axfr<'a>(
+    req: &Request,
+    zone: &'a Zone,
+    routing: &RoutingContext,
+    soa_item: Item<'a>,
+    ans: &Answer<'a>,
+) -> Vec<Vec<u8>> {
+    let mut items: Vec<Item<'a>> = vec![soa_item];
+    for node in zone.sorted_nodes() {
+        let owner = Owner::Name(node.name().wire());
+        for rr in node.rrsets().iter().filter(|r| r.rtype() != rtype::SOA && !r.rdatas().is_empty()) {
+            items.push(Item { owner, data: r53dns_zone::Data::Rrset(rr), required: false });
+        }
+        // A secondary cannot route: it gets what a default client would.
+        for group in node.routed() {
+            for rr in group.select(routing, Client::default()) {
+                if !rr.rdatas().is_empty() {
+                    items.push(Item { owner, data: r53dns_zone::Data::Rrset(rr), required: false });
+                }
+            }
+        }
+    }
+    items.push(soa_item);
+    let mut messages = Vec::new();
+    let mut current = start(req, true, 0);
+    let mut count = 0u16;
+    for item in &items {
+        loop {
+            let mut enc = Encoder::new(&mut current, MESSAGE_LIMIT);
+            match enc.item(item, ans, true) {
+                Ok(n) => {
+                    count += n;
+                    break;
+                }
+                Err(_) if count > 0 => {
+                    drop(enc);
+                    set_answers(&mut current, count);
+                    messages.push(std::mem::replace(&mut current, start(req, false, 0)));
+                    count = 0;
+                }
+                Err(_) => {
+                    // One RRset larger than a message: cannot happen below 64 KiB of RDATA.
+                    tracing::error!("an RRset does not fit in a transfer message; transfer cut short");
+                    break;
+                }
+            }
+        }
+    }
+    set_answers(&mut current, count);
+    messages.push(current);
+    messages
+}

@@ -1,0 +1,77 @@
+//! Zone transfers out (RFC 5936 AXFR, RFC 1995 IXFR) to allowed clients: dig, and NSD from
+//! Debian following r53dns as a secondary and answering the same.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use crate::support::dns::{Query, ask};
+use crate::support::nsd::Nsd;
+use crate::support::server::{Binary, data_dir};
+
+fn dig(args: &[&str]) -> String {
+    let out = Command::new("dig").args(args).output().expect("dig must be installed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn records(axfr: &str) -> BTreeSet<String> {
+    axfr.lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase())
+        .collect()
+}
+
+#[test]
+fn axfr_and_ixfr_to_allowed_clients_only() {
+    let zones = data_dir().join("zones").display().to_string();
+    let b = Binary::serve(&["--zone-dir", &zones, "--allow-transfer", "127.0.0.1/32"]);
+    let addr = b.addr.unwrap();
+    let (at, port) = (format!("@{}", addr.ip()), addr.port().to_string());
+    let axfr = dig(&["+nocmd", &at, "-p", &port, "example.com", "AXFR"]);
+    let set = records(&axfr);
+    let zone = r53dns_zone::load_zone_file(&data_dir().join("zones/example.com.zone"), None).unwrap().0;
+    assert_eq!(set.len(), zone.record_count(), "every record once (the closing SOA repeats the first):\n{axfr}");
+    assert!(axfr.lines().filter(|l| l.contains("\tSOA\t")).count() == 2, "SOA first and last");
+    assert!(set.iter().any(|l| l.starts_with("big.example.com. 3600 in a 192.0.2.140")));
+    // Signatures travel with the data.
+    let signed = dig(&[&at, "-p", &port, "signed.example", "AXFR"]);
+    assert!(signed.contains("RRSIG"), "{signed}");
+    // IXFR from the current serial: one SOA. From an older one: the whole zone.
+    let current = dig(&["+nocmd", &at, "-p", &port, "example.com", "IXFR=2024010101"]);
+    assert_eq!(records(&current).len(), 1, "{current}");
+    let old = dig(&["+nocmd", &at, "-p", &port, "example.com", "IXFR=2020010101"]);
+    assert_eq!(records(&old), set);
+    // A zone not served: NOTAUTH; over UDP: refused.
+    let r = ask(addr, &Query::new("example.com.", "AXFR"));
+    assert_eq!(r.rcode, 5);
+    // Another client network: refused.
+    let denied = Binary::serve(&["--zone-dir", &zones, "--allow-transfer", "10.0.0.0/8"]);
+    let d = denied.addr.unwrap();
+    let out = dig(&[&format!("@{}", d.ip()), "-p", &d.port().to_string(), "example.com", "AXFR"]);
+    assert!(out.contains("Transfer failed") || out.contains("REFUSED"), "{out}");
+}
+
+#[test]
+fn nsd_follows_r53dns_as_a_secondary() {
+    // The primary serves this zone alone, so both servers know exactly the same.
+    let zone = data_dir().join("zones/example.com.zone").display().to_string();
+    let b = Binary::serve(&["--zone", &zone, "--allow-transfer", "127.0.0.0/8"]);
+    let primary = b.addr.unwrap();
+    let nsd = Nsd::secondary("example.com.", primary);
+    for (name, t) in [
+        ("example.com.", "SOA"),
+        ("www.example.com.", "A"),
+        ("alias.example.com.", "A"),
+        ("x.wild.ent.example.com.", "A"),
+        ("x.dn.example.com.", "A"),
+        ("host.sub.example.com.", "A"),
+        ("txt.example.com.", "TXT"),
+        ("nx.c.ent.example.com.", "A"),
+        ("big.example.com.", "A"),
+    ] {
+        let q = Query::new(name, t);
+        let (ours, theirs) = (ask(primary, &q), ask(nsd.addr, &q));
+        assert_eq!(ours.rcode, theirs.rcode, "{name} {t}");
+        assert_eq!(ours.section("answer"), theirs.section("answer"), "{name} {t}");
+        assert_eq!(ours.section("authority"), theirs.section("authority"), "{name} {t}");
+    }
+}
