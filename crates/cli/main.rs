@@ -70,6 +70,9 @@ struct Opts {
     /// Client network allowed to transfer zones by AXFR/IXFR (repeatable; default nobody).
     #[arg(long = "allow-transfer", value_name = "CIDR", env = "R53DNS_ALLOW_TRANSFER", value_delimiter = ',')]
     allow_transfer: Vec<String>,
+    /// Secondary to NOTIFY when a zone's serial changes (repeatable).
+    #[arg(long = "notify", value_name = "ADDR:PORT", env = "R53DNS_NOTIFY", value_delimiter = ',')]
+    notify: Vec<SocketAddr>,
     /// Close idle TCP connections after this long (default 10s).
     #[arg(long, value_parser = humantime::parse_duration, env = "R53DNS_TCP_IDLE_TIMEOUT")]
     tcp_idle_timeout: Option<Duration>,
@@ -126,6 +129,7 @@ impl Opts {
                 tcp_idle_timeout: self.tcp_idle_timeout,
                 tcp_max_connections: None,
                 allow_transfer: self.allow_transfer.clone(),
+                notify: self.notify.clone(),
             },
             zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zones.clone() },
             log: r53dns_app::config::LogSpec {

@@ -75,3 +75,32 @@ fn nsd_follows_r53dns_as_a_secondary() {
         assert_eq!(ours.section("authority"), theirs.section("authority"), "{name} {t}");
     }
 }
+
+#[test]
+fn notify_brings_a_change_to_the_secondary_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("example.com.zone");
+    std::fs::copy(data_dir().join("zones/example.com.zone"), &file).unwrap();
+    let nsd_port = crate::support::nsd::free_port();
+    let notify = format!("127.0.0.1:{nsd_port}");
+    let b =
+        Binary::serve(&["--zone", &file.display().to_string(), "--allow-transfer", "127.0.0.0/8", "--notify", &notify]);
+    let nsd = Nsd::secondary_on("example.com.", b.addr.unwrap(), Some(nsd_port));
+    let q = Query::new("www.example.com.", "A");
+    assert_eq!(ask(nsd.addr, &q).section("answer"), vec!["www.example.com. 3600 IN A 192.0.2.3"]);
+    // New data and a new serial; SIGHUP; the SOA refresh is 2 hours, so only NOTIFY can
+    // bring it over within seconds.
+    let text =
+        std::fs::read_to_string(&file).unwrap().replace("192.0.2.3", "192.0.2.33").replace("2024010101", "2024010102");
+    std::fs::write(&file, text).unwrap();
+    b.signal("HUP");
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = ask(nsd.addr, &q).section("answer");
+        if got == vec!["www.example.com. 3600 IN A 192.0.2.33"] {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the secondary did not follow the NOTIFY: {got:?}");
+}

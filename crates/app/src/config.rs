@@ -232,6 +232,9 @@ pub struct ServerSpec {
     /// Client networks allowed to transfer zones (AXFR/IXFR over TCP); default nobody.
     #[serde(default)]
     pub allow_transfer: Vec<String>,
+    /// Secondaries to send NOTIFY to when a zone's serial changes (`ADDR:PORT`).
+    #[serde(default)]
+    pub notify: Vec<SocketAddr>,
 }
 
 /// `[zones]`.
@@ -297,6 +300,8 @@ pub struct Config {
     pub route53: Option<Route53Config>,
     /// HTTP endpoint address, unless off.
     pub http_listen: Option<SocketAddr>,
+    /// Secondaries to NOTIFY.
+    pub notify: Vec<SocketAddr>,
     /// Admin routes enabled.
     pub http_admin: bool,
 }
@@ -323,6 +328,9 @@ impl Spec {
         s.tcp_max_connections = o.tcp_max_connections.or(s.tcp_max_connections);
         if !o.allow_transfer.is_empty() {
             s.allow_transfer = o.allow_transfer;
+        }
+        if !o.notify.is_empty() {
+            s.notify = o.notify;
         }
         if !other.zones.dirs.is_empty() {
             self.zones.dirs = other.zones.dirs;
@@ -414,6 +422,7 @@ impl Spec {
             log_level: self.log.level.unwrap_or_else(|| "info".to_owned()),
             log_format: self.log.format.unwrap_or_default(),
             route53,
+            notify: s.notify.clone(),
             http_listen,
             http_admin,
         })
@@ -507,6 +516,7 @@ impl Config {
                 tcp_idle_timeout: Some(self.server.tcp_idle_timeout),
                 tcp_max_connections: Some(self.server.tcp_max_connections),
                 allow_transfer: self.server.transfer_acl.iter().map(|(a, l)| format!("{a}/{l}")).collect(),
+                notify: self.notify.clone(),
             },
             zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zone_files.clone() },
             log: LogSpec {

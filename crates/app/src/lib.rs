@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod export;
+pub mod notify;
 pub mod persist;
 pub mod publish;
 pub mod resolve;
@@ -145,7 +146,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         Some(r) => (r.conflict, r.internal_networks.clone(), r.routing.clone()),
         None => Default::default(),
     };
-    let publisher = Arc::new(Publisher::new(store.clone(), FileZones::default(), conflict, networks, routing));
+    let publisher = Arc::new(
+        Publisher::new(store.clone(), FileZones::default(), conflict, networks, routing)
+            .with_notify(config.notify.clone()),
+    );
     publisher.set_files(files).await;
     let syncer = match &config.route53 {
         Some(r) => {

@@ -35,9 +35,17 @@ pub struct Publisher {
     conflict: Conflict,
     internal_networks: Vec<Prefix>,
     routing: RoutingContext,
+    notify: Vec<std::net::SocketAddr>,
+    serials: std::sync::Mutex<std::collections::HashMap<r53dns_zone::Name, u32>>,
 }
 
 impl Publisher {
+    /// Secondaries to NOTIFY when a zone's serial changes.
+    pub fn with_notify(mut self, targets: Vec<std::net::SocketAddr>) -> Self {
+        self.notify = targets;
+        self
+    }
+
     /// A publisher over `store`.
     pub fn new(
         store: Store,
@@ -52,6 +60,8 @@ impl Publisher {
             conflict,
             internal_networks,
             routing,
+            notify: Vec::new(),
+            serials: Default::default(),
         }
     }
 
@@ -120,7 +130,24 @@ impl Publisher {
         } else {
             Snapshot::with_views(internal, external, self.internal_networks.clone())
         };
+        let changed = self.changed_serials(&snapshot);
         self.store.store(Arc::new(snapshot));
+        if !self.notify.is_empty() && !changed.is_empty() && tokio::runtime::Handle::try_current().is_ok() {
+            crate::notify::spawn(&self.notify, changed);
+        }
+    }
+
+    /// Zones whose serial differs from the last published one (new zones included).
+    fn changed_serials(&self, snapshot: &Snapshot) -> Vec<r53dns_zone::Name> {
+        let mut seen = self.serials.lock().unwrap_or_else(|p| p.into_inner());
+        let mut changed = Vec::new();
+        for z in snapshot.internal().zones() {
+            let key = z.apex().to_lowercase();
+            if seen.insert(key, z.serial()) != Some(z.serial()) {
+                changed.push(z.apex().clone());
+            }
+        }
+        changed
     }
 }
 

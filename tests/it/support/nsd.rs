@@ -13,7 +13,7 @@ pub struct Nsd {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -24,24 +24,29 @@ impl Nsd {
             .iter()
             .map(|(apex, path)| format!("zone:\n  name: \"{apex}\"\n  zonefile: \"{}\"\n", path.display()))
             .collect();
-        Self::start_with(&zones[0].0, &extra.concat())
+        Self::start_with(&zones[0].0, &extra.concat(), None)
     }
 
     /// A secondary of `primary` for `apex` (AXFR/IXFR over TCP, NOTIFY accepted from it).
     pub fn secondary(apex: &str, primary: SocketAddr) -> Self {
+        Self::secondary_on(apex, primary, None)
+    }
+
+    /// Like [`Nsd::secondary`], on a chosen port.
+    pub fn secondary_on(apex: &str, primary: SocketAddr, port: Option<u16>) -> Self {
         let p = format!("{}@{}", primary.ip(), primary.port());
         let conf = format!(
             "zone:\n  name: \"{apex}\"\n  zonefile: \"{apex}zone\"\n  request-xfr: {p} NOKEY\n  allow-notify: {} NOKEY\n",
             primary.ip()
         );
-        Self::start_with(apex, &conf)
+        Self::start_with(apex, &conf, port)
     }
 
-    fn start_with(probe_zone: &str, zone_conf: &str) -> Self {
+    fn start_with(probe_zone: &str, zone_conf: &str, fixed_port: Option<u16>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         for attempt in 0..5 {
-            let port = free_port();
+            let port = fixed_port.unwrap_or_else(free_port);
             let mut conf = format!(
                 "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n  \
                  zonesdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  xfrdfile: \"{d}/xfrd.state\"\n  \
