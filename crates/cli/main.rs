@@ -164,14 +164,19 @@ fn init_logging(level: &str, format: LogFormat) {
     }
 }
 
+/// The tokio runtime of `serve` and `export`: two workers (UDP has threads of its own).
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build().map_err(|e| {
+        eprintln!("r53dns: cannot start the runtime: {e}");
+        ExitCode::FAILURE
+    })
+}
+
 fn export(config: &r53dns_app::Config, out: &std::path::Path) -> ExitCode {
     init_logging(&config.log_level, config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build() {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("r53dns: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
         let b = indicatif::ProgressBar::new(0);
@@ -280,12 +285,9 @@ fn main() -> ExitCode {
         };
     }
     init_logging(&config.log_level, config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build() {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("r53dns: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
