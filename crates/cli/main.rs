@@ -130,6 +130,8 @@ impl Opts {
                 tcp_max_connections: None,
                 allow_transfer: self.allow_transfer.clone(),
                 notify: self.notify.clone(),
+                tcp_max_connections_per_client: None,
+                tcp_message_timeout: None,
             },
             zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zones.clone() },
             log: r53dns_app::config::LogSpec {

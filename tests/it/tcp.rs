@@ -89,3 +89,48 @@ fn tcp_and_udp_answer_alike_and_tcp_is_not_truncated() {
     assert!(small.flag("tc"));
     assert!(small.size <= 512);
 }
+
+fn limited(per_client: usize) -> TestServer {
+    TestServer::with_spec(Spec {
+        server: ServerSpec {
+            tcp_idle_timeout: Some(Duration::from_secs(5)),
+            tcp_max_connections_per_client: Some(per_client),
+            tcp_message_timeout: Some(Duration::from_millis(500)),
+            ..Default::default()
+        },
+        zones: ZonesSpec { dirs: vec![], files: vec![data_dir().join("zones/example.com.zone")] },
+        ..Default::default()
+    })
+}
+
+#[test]
+fn per_client_connection_limit_is_enforced_while_udp_answers() {
+    let s = limited(3);
+    let held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(s.addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = TcpStream::connect(s.addr).unwrap();
+    extra.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(extra.read(&mut buf).unwrap_or(0), 0, "the fourth connection must be closed");
+    assert_eq!(ask(s.addr, &Query::new("www.example.com.", "A")).answer.len(), 1, "UDP keeps answering");
+    let mut first = held.into_iter().next().unwrap();
+    first.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    first.write_all(&framed(&Query::new("www.example.com.", "A"))).unwrap();
+    assert_eq!(parse(&read_frame(&mut first).unwrap()).unwrap().answer.len(), 1, "held connections still work");
+}
+
+#[test]
+fn a_slow_sender_does_not_block_others_and_is_cut_off() {
+    let s = limited(64);
+    let mut slow = TcpStream::connect(s.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Announce 40 octets, send 3, stall.
+    slow.write_all(&[0, 40, 0x12, 0x34, 0]).unwrap();
+    let started = Instant::now();
+    let r = ask_tcp(s.addr, &Query::new("www.example.com.", "A"));
+    assert_eq!(r.answer.len(), 1);
+    assert!(started.elapsed() < Duration::from_millis(400), "another client waited {:?}", started.elapsed());
+    let mut buf = [0u8; 1];
+    assert_eq!(slow.read(&mut buf).unwrap_or(0), 0, "the stalled connection must be closed");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

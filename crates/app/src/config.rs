@@ -235,6 +235,11 @@ pub struct ServerSpec {
     /// Secondaries to send NOTIFY to when a zone's serial changes (`ADDR:PORT`).
     #[serde(default)]
     pub notify: Vec<SocketAddr>,
+    /// Most TCP connections from one client address.
+    pub tcp_max_connections_per_client: Option<usize>,
+    /// Time to receive the rest of a TCP message once its length arrived (`"2s"`).
+    #[serde(default, with = "humantime_serde")]
+    pub tcp_message_timeout: Option<Duration>,
 }
 
 /// `[zones]`.
@@ -332,6 +337,8 @@ impl Spec {
         if !o.notify.is_empty() {
             s.notify = o.notify;
         }
+        s.tcp_max_connections_per_client = o.tcp_max_connections_per_client.or(s.tcp_max_connections_per_client);
+        s.tcp_message_timeout = o.tcp_message_timeout.or(s.tcp_message_timeout);
         if !other.zones.dirs.is_empty() {
             self.zones.dirs = other.zones.dirs;
         }
@@ -416,6 +423,11 @@ impl Spec {
                 tcp_max_connections,
                 query_log,
                 transfer_acl,
+                tcp_max_connections_per_client: s
+                    .tcp_max_connections_per_client
+                    .unwrap_or(defaults.tcp_max_connections_per_client)
+                    .max(1),
+                tcp_message_timeout: s.tcp_message_timeout.unwrap_or(defaults.tcp_message_timeout),
             },
             zone_dirs: self.zones.dirs,
             zone_files: self.zones.files,
@@ -517,6 +529,8 @@ impl Config {
                 tcp_max_connections: Some(self.server.tcp_max_connections),
                 allow_transfer: self.server.transfer_acl.iter().map(|(a, l)| format!("{a}/{l}")).collect(),
                 notify: self.notify.clone(),
+                tcp_max_connections_per_client: Some(self.server.tcp_max_connections_per_client),
+                tcp_message_timeout: Some(self.server.tcp_message_timeout),
             },
             zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zone_files.clone() },
             log: LogSpec {

@@ -40,6 +40,10 @@ pub struct ServerConfig {
     pub query_log: f64,
     /// Client networks allowed to transfer zones (AXFR, IXFR over TCP); empty: nobody.
     pub transfer_acl: Vec<r53dns_zone::Prefix>,
+    /// Most TCP connections open at once from one client address; more are closed at once.
+    pub tcp_max_connections_per_client: usize,
+    /// Time allowed to receive the rest of a message once its length arrived (slow senders).
+    pub tcp_message_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +56,8 @@ impl Default for ServerConfig {
             tcp_max_connections: 1024,
             query_log: 0.0,
             transfer_acl: Vec::new(),
+            tcp_max_connections_per_client: 64,
+            tcp_message_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -293,6 +299,7 @@ async fn accept_loop(
     tracker: TaskTracker,
     stats: Arc<Stats>,
 ) {
+    let per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> = Arc::default();
     loop {
         let permit = tokio::select! {
             p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -309,6 +316,12 @@ async fn accept_loop(
             },
             () = shutdown.cancelled() => return,
         };
+        let Some(slot) = PerClient::take(&per_client, peer.ip(), cfg.tcp_max_connections_per_client) else {
+            tracing::debug!(%peer, "too many TCP connections from this client; closing");
+            stats.dropped(Transport::Tcp);
+            drop(stream);
+            continue;
+        };
         let store = store.clone();
         let cfg = cfg.clone();
         let shutdown = shutdown.clone();
@@ -317,8 +330,43 @@ async fn accept_loop(
             if let Err(e) = connection(stream, peer.ip(), &store, &cfg, &shutdown, &stats).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
+            drop(slot);
             drop(permit);
         });
+    }
+}
+
+/// A client's share of the TCP connections, released on drop.
+struct PerClient {
+    map: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl PerClient {
+    fn take(
+        map: &Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+        ip: std::net::IpAddr,
+        limit: usize,
+    ) -> Option<Self> {
+        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= limit.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(Self { map: map.clone(), ip })
+    }
+}
+
+impl Drop for PerClient {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -345,7 +393,7 @@ async fn connection(
             () = shutdown.cancelled() => return Ok(()),
         };
         msg.resize(len, 0);
-        match tokio::time::timeout(cfg.tcp_idle_timeout, stream.read_exact(&mut msg)).await {
+        match tokio::time::timeout(cfg.tcp_message_timeout, stream.read_exact(&mut msg)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(()),
