@@ -13,7 +13,6 @@ pub(crate) mod rcode {
     pub(crate) const FORMERR: u8 = 1;
     pub(crate) const NOTIMP: u8 = 4;
     pub(crate) const REFUSED: u8 = 5;
-    pub(crate) const NOTAUTH: u8 = 9;
     /// Extended: 16, carried as 1 in the OPT TTL's upper octet.
     pub(crate) const BADVERS: u16 = 16;
 }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use r53dns_zone::{Answer, Client, Item, Owner, Prefix, RoutingContext, Zone, ZoneSet, rtype};
 
 use crate::encode::Encoder;
-use crate::wire::{self, AA, OPCODE_MASK, QR, ReadError, Request, rcode};
+use crate::wire::{self, AA, OPCODE_MASK, QR, ReadError, Request};
 
 /// Largest transfer message we build (room to spare under 65535).
 const MESSAGE_LIMIT: usize = 16 * 1024;
@@ -51,22 +51,14 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, acl: &[Prefix])
     if req.opcode() != 0 || !matches!(req.qtype, rtype::AXFR | rtype::IXFR) || req.qclass != 1 {
         return None;
     }
-    let refuse = |rc: u8| {
-        Some(vec![{
-            let mut m = start(&req, true, rc);
-            m[2] &= !((AA >> 8) as u8);
-            m
-        }])
-    };
+    // Not allowed, or not a zone we serve: the ordinary answer path refuses it (with OPT
+    // when the client sent one), as NSD does.
     if !allowed(acl, peer) {
         tracing::info!(%peer, "zone transfer refused by the ACL");
-        return refuse(rcode::REFUSED);
+        return None;
     }
     let apex = r53dns_zone::Name::from_wire(req.qname())?;
-    let Some(zone) = zones.get(&apex) else {
-        // RFC 5936 §2.2.1: not authoritative for that zone.
-        return refuse(rcode::NOTAUTH);
-    };
+    let zone = zones.get(&apex)?;
     let soa_item =
         Item { owner: Owner::Name(zone.apex().wire()), data: r53dns_zone::Data::Rrset(soa(zone)?), required: false };
     let ans = Answer::empty();
