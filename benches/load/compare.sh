@@ -48,14 +48,17 @@ run_load() { # name, transport flag ("" or "-m tcp")
 
 rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
 
-results=()
-start_r53dns() {
+# Starts a server on CPU 0 and measures the time until it answers (the zone's load time).
+launch() {
     local t0; t0=$(date +%s.%N)
-    taskset -c 0 ./target/release/r53dns serve --zone "$work/bench.example.zone" --listen "127.0.0.1:$port" \
-        --workers 1 --http-listen off --log-level warn &
+    taskset -c 0 "$@" &
     pid=$!
     wait_up
     load_time=$(echo "$(date +%s.%N) - $t0" | bc)
+}
+start_r53dns() {
+    launch ./target/release/r53dns serve --zone "$work/bench.example.zone" --listen "127.0.0.1:$port" \
+        --workers 1 --http-listen off --log-level warn
 }
 start_nsd() {
     mkdir -p "$work/nsd"
@@ -80,11 +83,7 @@ zone:
   name: bench.example
   zonefile: bench.example.zone
 CONF
-    local t0; t0=$(date +%s.%N)
-    taskset -c 0 nsd -d -c "$work/nsd/nsd.conf" &
-    pid=$!
-    wait_up
-    load_time=$(echo "$(date +%s.%N) - $t0" | bc)
+    launch nsd -d -c "$work/nsd/nsd.conf"
 }
 start_knot() {
     mkdir -p "$work/knot"
@@ -106,11 +105,7 @@ zone:
     journal-content: none
     zonefile-load: whole
 CONF
-    local t0; t0=$(date +%s.%N)
-    taskset -c 0 knotd -c "$work/knot/knot.conf" &
-    pid=$!
-    wait_up
-    load_time=$(echo "$(date +%s.%N) - $t0" | bc)
+    launch knotd -c "$work/knot/knot.conf"
 }
 
 declare -A qps lost lat tqps load rss
