@@ -152,7 +152,10 @@ pub struct LookupOptions {
 
 enum Found<'a> {
     Node(&'a Node),
-    NoName,
+    /// Synthesized from this wildcard node (RFC 4592).
+    Wild(&'a Node),
+    /// No such name; the closest encloser has this many labels.
+    NoName(usize),
     Referral(&'a Node),
     Dname(&'a Node, usize),
 }
@@ -182,11 +185,13 @@ impl ZoneSet {
                         ans.authoritative = false;
                     }
                     referral(zone, cut, &mut ans, opts);
+                    deny(zone, &mut ans, opts, &name, Proof::Insecure(cut));
                     return ans;
                 }
-                Found::NoName => {
+                Found::NoName(ce_labels) => {
                     ans.rcode = Rcode::NxDomain;
                     negative(zone, &mut ans);
+                    deny(zone, &mut ans, opts, &name, Proof::NoName(ce_labels));
                     return ans;
                 }
                 Found::Dname(node, labels) => {
@@ -214,7 +219,12 @@ impl ZoneSet {
                         return ans;
                     }
                 }
-                Found::Node(node) => {
+                found @ (Found::Node(_) | Found::Wild(_)) => {
+                    let (node, wild) = match found {
+                        Found::Wild(w) => (w, true),
+                        Found::Node(n) => (n, false),
+                        _ => return ans,
+                    };
                     if qtype == rtype::ANY {
                         // RFC 8482 §4.1: one RRset is enough; NODATA for an empty node.
                         let first = node.rrsets().iter().find(|r| r.rtype() != rtype::RRSIG).or_else(|| {
@@ -254,6 +264,9 @@ impl ZoneSet {
                         if qtype != rtype::DS {
                             positive_extras(zone, &mut ans, opts);
                         }
+                        if wild {
+                            deny(zone, &mut ans, opts, &name, Proof::Wildcard);
+                        }
                         return ans;
                     }
                     let cname = match qtype {
@@ -265,6 +278,9 @@ impl ZoneSet {
                             return ans; // a loop: answer with the chain so far, like NSD
                         }
                         ans.answer.push(Item::new(owner, cname));
+                        if wild {
+                            deny(zone, &mut ans, opts, &name, Proof::Wildcard);
+                        }
                         let Some(target) = cname.rdatas().first().and_then(|rd| target_name(rtype::CNAME, rd)) else {
                             return ans;
                         };
@@ -275,6 +291,8 @@ impl ZoneSet {
                         continue;
                     }
                     negative(zone, &mut ans);
+                    let proof = if wild { Proof::WildcardNoData(node) } else { Proof::NoData(node) };
+                    deny(zone, &mut ans, opts, &name, proof);
                     return ans;
                 }
             }
@@ -311,25 +329,80 @@ fn find<'a>(zone: &'a Zone, name: &LowerName, apex_labels: usize, qtype: u16) ->
                 }
                 encloser = node;
             }
-            None => return wildcard(zone, name.suffix(n - 1)),
+            None => return wildcard(zone, name.suffix(n - 1), n - 1),
         }
     }
     Found::Node(encloser)
 }
 
 /// RFC 4592 §3.3.1: the source of synthesis is `*.<closest encloser>`.
-fn wildcard<'a>(zone: &'a Zone, encloser: &[u8]) -> Found<'a> {
+fn wildcard<'a>(zone: &'a Zone, encloser: &[u8], encloser_labels: usize) -> Found<'a> {
     let mut buf = [0u8; crate::name::MAX_NAME_LEN];
     if encloser.len() + 2 > buf.len() {
-        return Found::NoName;
+        return Found::NoName(encloser_labels);
     }
     buf[0] = 1;
     buf[1] = b'*';
     buf[2..2 + encloser.len()].copy_from_slice(encloser);
     match zone.node(&buf[..2 + encloser.len()]) {
-        Some(w) => Found::Node(w),
-        None => Found::NoName,
+        Some(w) => Found::Wild(w),
+        None => Found::NoName(encloser_labels),
     }
+}
+
+/// Adds the NSEC RRset (RRSIGs follow in the encoder) of `node` to the authority section once.
+fn add_nsec<'a>(ans: &mut Answer<'a>, node: Option<&'a Node>) {
+    let Some(node) = node else { return };
+    let Some(nsec) = node.get(rtype::NSEC) else { return };
+    if !ans.authority.iter().any(|i| i.data == Data::Rrset(nsec)) {
+        ans.authority.push(Item::new(Owner::Name(node.name().wire()), nsec));
+    }
+}
+
+/// RFC 4035 §3.1.3 proofs for a zone signed with NSEC, when the client set DO.
+fn deny<'a>(zone: &'a Zone, ans: &mut Answer<'a>, opts: LookupOptions, name: &LowerName, proof: Proof<'a>) {
+    if !opts.dnssec_ok || !zone.has_nsec() {
+        return;
+    }
+    match proof {
+        // The name does not exist, nor a wildcard at its closest encloser.
+        Proof::NoName(ce_labels) => {
+            add_nsec(ans, zone.nsec_covering(name.wire()));
+            let ce = name.suffix(ce_labels);
+            let mut star = Vec::with_capacity(ce.len() + 2);
+            star.extend_from_slice(&[1, b'*']);
+            star.extend_from_slice(ce);
+            add_nsec(ans, zone.nsec_covering(&star));
+        }
+        // The name exists without the type: its own NSEC (an empty non-terminal's is the
+        // covering one).
+        Proof::NoData(node) => match node.get(rtype::NSEC) {
+            Some(_) => add_nsec(ans, Some(node)),
+            None => add_nsec(ans, zone.nsec_covering(name.wire())),
+        },
+        // Synthesized from a wildcard: no closer match exists.
+        Proof::Wildcard => add_nsec(ans, zone.nsec_covering(name.wire())),
+        // Wildcard without the type: no closer match, and the wildcard's own types.
+        Proof::WildcardNoData(w) => {
+            add_nsec(ans, zone.nsec_covering(name.wire()));
+            add_nsec(ans, Some(w));
+        }
+        // An unsigned delegation: the NSEC at the cut shows there is no DS.
+        Proof::Insecure(cut) => {
+            if cut.get(rtype::DS).is_none() {
+                add_nsec(ans, Some(cut));
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Proof<'a> {
+    NoName(usize),
+    NoData(&'a Node),
+    Wildcard,
+    WildcardNoData(&'a Node),
+    Insecure(&'a Node),
 }
 
 fn negative<'a>(zone: &'a Zone, ans: &mut Answer<'a>) {

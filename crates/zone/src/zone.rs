@@ -133,6 +133,8 @@ pub struct Zone {
     negative_ttl: u32,
     /// The apex SOA with the negative-answer TTL, ready for authority sections.
     negative_soa: Rrset,
+    /// Owners of NSEC records in canonical order (RFC 4034 §6.1), for denial of existence.
+    nsec_chain: Box<[(Vec<Vec<u8>>, Box<[u8]>)]>,
     records: usize,
     source: Source,
 }
@@ -166,6 +168,27 @@ impl Zone {
     /// The SOA to put in the authority section of negative answers (TTL = negative TTL).
     pub fn negative_soa(&self) -> &Rrset {
         &self.negative_soa
+    }
+
+    /// Whether the zone carries an NSEC chain (pre-signed with NSEC).
+    pub fn has_nsec(&self) -> bool {
+        !self.nsec_chain.is_empty()
+    }
+
+    /// The node whose NSEC covers or matches `lower_wire`: the last NSEC owner at or before it
+    /// in canonical order (wrapping to the last one). Allocates the sort key: only used for
+    /// DNSSEC denial of existence.
+    pub fn nsec_covering(&self, lower_wire: &[u8]) -> Option<&Node> {
+        if self.nsec_chain.is_empty() {
+            return None;
+        }
+        let key = canonical_key(lower_wire);
+        let i = match self.nsec_chain.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => i,
+            Err(0) => self.nsec_chain.len() - 1,
+            Err(i) => i - 1,
+        };
+        self.nodes.get(&self.nsec_chain[i].1)
     }
 
     /// The apex node (holds SOA and NS; checked in [`ZoneBuilder::finish`]).
@@ -540,6 +563,12 @@ impl ZoneBuilder {
                 }
             }
         }
+        let mut nsec_chain: Vec<(Vec<Vec<u8>>, Box<[u8]>)> = nodes
+            .iter()
+            .filter(|(_, n)| n.get(rtype::NSEC).is_some())
+            .map(|(k, _)| (canonical_key(k), k.clone()))
+            .collect();
+        nsec_chain.sort();
         let zone = Zone {
             apex: self.apex,
             nodes,
@@ -547,6 +576,7 @@ impl ZoneBuilder {
             serial,
             negative_ttl,
             negative_soa,
+            nsec_chain: nsec_chain.into(),
             records: self.records,
             source: self.source,
         };
