@@ -134,7 +134,7 @@ pub struct Zone {
     /// The apex SOA with the negative-answer TTL, ready for authority sections.
     negative_soa: Rrset,
     /// Owners of NSEC records in canonical order (RFC 4034 §6.1), for denial of existence.
-    nsec_chain: Box<[(Vec<Vec<u8>>, Box<[u8]>)]>,
+    nsec_chain: Box<[NsecOwner]>,
     records: usize,
     source: Source,
 }
@@ -266,6 +266,9 @@ impl Zone {
         s
     }
 }
+
+/// An NSEC owner: its canonical sort key and its lower-cased wire name.
+type NsecOwner = (Vec<Vec<u8>>, Box<[u8]>);
 
 /// Canonical ordering key: labels reversed, lower-cased.
 fn canonical_key(wire: &[u8]) -> Vec<Vec<u8>> {
@@ -563,7 +566,7 @@ impl ZoneBuilder {
                 }
             }
         }
-        let mut nsec_chain: Vec<(Vec<Vec<u8>>, Box<[u8]>)> = nodes
+        let mut nsec_chain: Vec<NsecOwner> = nodes
             .iter()
             .filter(|(_, n)| n.get(rtype::NSEC).is_some())
             .map(|(k, _)| (canonical_key(k), k.clone()))
