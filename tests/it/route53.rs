@@ -580,3 +580,26 @@ fn failover_follows_health_check_status() {
     proxy.set(None, false, 0);
     eventually(Duration::from_secs(10), is("192.0.2.11")).expect("no failback to the primary");
 }
+
+#[test]
+fn private_zones_are_filtered_by_vpc() {
+    let moto = Moto::start();
+    let rt = rt();
+    rt.block_on(async {
+        let s = Seeder::new(&moto.endpoint()).await;
+        for (name, vpc) in [("ours.internal.", "vpc-1234"), ("theirs.internal.", "vpc-9999")] {
+            let id = s.zone_in(name, Some(vpc)).await;
+            s.upsert(&id, vec![rrset(&format!("db.{name}"), "A", 60, &["10.0.0.5"])]).await;
+        }
+        let public = s.zone("public.example.", false).await;
+        s.upsert(&public, vec![rrset("www.public.example.", "A", 60, &["192.0.2.1"])]).await;
+    });
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cfg.path(), "[route53]\nenabled = true\nrefresh = \"1s\"\nvpcs = [\"vpc-1234\"]\n").unwrap();
+    let b = Binary::serve_with(&["--config", &cfg.path().display().to_string()], &aws_env(&moto.endpoint()));
+    let addr = b.addr.unwrap();
+    eventually(Duration::from_secs(15), || answers(addr, "db.ours.internal.", "A").len() == 1)
+        .expect("our VPC's zone never served");
+    assert_eq!(answers(addr, "www.public.example.", "A").len(), 1, "public zones are not filtered by VPC");
+    assert_eq!(ask(addr, &Query::new("db.theirs.internal.", "A")).rcode, 5, "another VPC's private zone is not served");
+}

@@ -188,15 +188,21 @@ impl Seeder {
 
     /// Creates a zone with sane SOA and NS (moto's own are malformed) and returns its ID.
     pub async fn zone(&self, name: &str, private: bool) -> String {
+        self.zone_in(name, private.then_some("vpc-1234")).await
+    }
+
+    /// A zone, private to `vpc` when one is given.
+    pub async fn zone_in(&self, name: &str, vpc: Option<&str>) -> String {
+        let private = vpc.is_some();
         let mut req = self
             .client
             .create_hosted_zone()
             .name(name)
             .caller_reference(format!("{name}-{private}-{}", rand::random::<u32>()));
-        if private {
+        if let Some(vpc) = vpc {
             req = req
                 .hosted_zone_config(HostedZoneConfig::builder().private_zone(true).build())
-                .vpc(Vpc::builder().vpc_id("vpc-1234").vpc_region(VpcRegion::UsEast1).build());
+                .vpc(Vpc::builder().vpc_id(vpc).vpc_region(VpcRegion::UsEast1).build());
         }
         let out = req.send().await.unwrap();
         let id = r53dns_route53::model::bare_zone_id(out.hosted_zone().unwrap().id()).to_owned();
