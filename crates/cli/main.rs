@@ -67,6 +67,9 @@ struct Opts {
     /// Leave the zone's NS and their addresses out of positive answers.
     #[arg(long, env = "R53DNS_MINIMAL_RESPONSES")]
     minimal_responses: bool,
+    /// Client network allowed to query (repeatable; default everyone; others get REFUSED).
+    #[arg(long = "allow-query", value_name = "CIDR", env = "R53DNS_ALLOW_QUERY", value_delimiter = ',')]
+    allow_query: Vec<String>,
     /// Client network allowed to transfer zones by AXFR/IXFR (repeatable; default nobody).
     #[arg(long = "allow-transfer", value_name = "CIDR", env = "R53DNS_ALLOW_TRANSFER", value_delimiter = ',')]
     allow_transfer: Vec<String>,
@@ -131,6 +134,7 @@ impl Opts {
                 allow_transfer: self.allow_transfer.clone(),
                 notify: self.notify.clone(),
                 tcp_max_connections_per_client: None,
+                allow_query: (!self.allow_query.is_empty()).then(|| self.allow_query.clone()),
                 tcp_message_timeout: None,
             },
             zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zones.clone() },

@@ -127,3 +127,28 @@ fn a_published_snapshot_is_served_at_once_and_whole() {
     let soa = ask(s.addr, &Query::new("small.example.", "SOA")).section("answer");
     assert!(soa[0].contains(" 2 2 3 4 5"), "{soa:?}");
 }
+
+#[test]
+fn queries_from_outside_allow_query_are_refused() {
+    let dir = zone_dir(&[("small.example.zone", SMALL)]);
+    let s = TestServer::with_spec(Spec {
+        server: ServerSpec { allow_query: Some(vec!["127.0.0.2/32".into()]), ..Default::default() },
+        zones: ZonesSpec { dirs: vec![dir.path().to_owned()], files: vec![] },
+        ..Default::default()
+    });
+    let q = Query::new("www.small.example.", "A");
+    let from = |src: &str| {
+        let sock = std::net::UdpSocket::bind(format!("{src}:0")).unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        sock.send_to(&q.to_wire(), s.addr).unwrap();
+        let mut buf = [0u8; 1024];
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        parse(&buf[..n]).unwrap()
+    };
+    let allowed = from("127.0.0.2");
+    assert_eq!((allowed.rcode, allowed.answer.len()), (0, 1));
+    let refused = from("127.0.0.1");
+    assert_eq!((refused.rcode, refused.answer.len()), (5, 0));
+    assert!(refused.opt.is_some(), "OPT echoed on REFUSED");
+    assert_eq!(ask_tcp(s.addr, &q).rcode, 5, "TCP from 127.0.0.1 is refused too");
+}

@@ -235,6 +235,8 @@ pub struct ServerSpec {
     /// Secondaries to send NOTIFY to when a zone's serial changes (`ADDR:PORT`).
     #[serde(default)]
     pub notify: Vec<SocketAddr>,
+    /// Client networks allowed to query (default: everyone); others get REFUSED.
+    pub allow_query: Option<Vec<String>>,
     /// Most TCP connections from one client address.
     pub tcp_max_connections_per_client: Option<usize>,
     /// Time to receive the rest of a TCP message once its length arrived (`"2s"`).
@@ -338,6 +340,7 @@ impl Spec {
             s.notify = o.notify;
         }
         s.tcp_max_connections_per_client = o.tcp_max_connections_per_client.or(s.tcp_max_connections_per_client);
+        s.allow_query = o.allow_query.or(s.allow_query.take());
         s.tcp_message_timeout = o.tcp_message_timeout.or(s.tcp_message_timeout);
         if !other.zones.dirs.is_empty() {
             self.zones.dirs = other.zones.dirs;
@@ -404,6 +407,14 @@ impl Spec {
             .iter()
             .map(|n| parse_network(n).context("server.allow-transfer"))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let query_acl = match &s.allow_query {
+            Some(nets) => Some(
+                nets.iter()
+                    .map(|n| parse_network(n).context("server.allow-query"))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            ),
+            None => None,
+        };
         let query_log = self.log.query_log.unwrap_or(0.0);
         if !(0.0..=1.0).contains(&query_log) {
             bail!("log.query-log: {query_log} is not a share between 0 and 1");
@@ -423,6 +434,7 @@ impl Spec {
                 tcp_max_connections,
                 query_log,
                 transfer_acl,
+                query_acl,
                 tcp_max_connections_per_client: s
                     .tcp_max_connections_per_client
                     .unwrap_or(defaults.tcp_max_connections_per_client)
@@ -530,6 +542,11 @@ impl Config {
                 allow_transfer: self.server.transfer_acl.iter().map(|(a, l)| format!("{a}/{l}")).collect(),
                 notify: self.notify.clone(),
                 tcp_max_connections_per_client: Some(self.server.tcp_max_connections_per_client),
+                allow_query: self
+                    .server
+                    .query_acl
+                    .as_ref()
+                    .map(|acl| acl.iter().map(|(a, l)| format!("{a}/{l}")).collect()),
                 tcp_message_timeout: Some(self.server.tcp_message_timeout),
             },
             zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zone_files.clone() },

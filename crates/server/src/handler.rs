@@ -58,6 +58,25 @@ pub fn answer(
     answer_noting(zones, msg, transport, cfg, client, out, &mut Note::default())
 }
 
+/// REFUSED for a client the query ACL does not allow (question and OPT echoed); responses
+/// and runts are still dropped.
+pub(crate) fn refuse(msg: &[u8], cfg: &AnswerConfig, out: &mut Vec<u8>, note: &mut Note) -> Outcome {
+    out.clear();
+    let mut req = Request::empty();
+    match wire::read_request(msg, &mut req) {
+        Ok(()) => {
+            note.qtype = req.qtype;
+            error(out, &req, cfg, rcode::REFUSED, true);
+            Outcome::Respond
+        }
+        Err(ReadError::Drop) => Outcome::Drop,
+        Err(ReadError::FormErr { question }) => {
+            error(out, &req, cfg, rcode::FORMERR, question);
+            Outcome::Respond
+        }
+    }
+}
+
 /// What [`answer_noting`] tells the caller besides the bytes, for counting.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Note {

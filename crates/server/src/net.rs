@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub query_log: f64,
     /// Client networks allowed to transfer zones (AXFR, IXFR over TCP); empty: nobody.
     pub transfer_acl: Vec<r53dns_zone::Prefix>,
+    /// Client networks allowed to query; `None`: everyone. Others get REFUSED.
+    pub query_acl: Option<Vec<r53dns_zone::Prefix>>,
     /// Most TCP connections open at once from one client address; more are closed at once.
     pub tcp_max_connections_per_client: usize,
     /// Time allowed to receive the rest of a message once its length arrived (slow senders).
@@ -56,6 +58,7 @@ impl Default for ServerConfig {
             tcp_max_connections: 1024,
             query_log: 0.0,
             transfer_acl: Vec::new(),
+            query_acl: None,
             tcp_max_connections_per_client: 64,
             tcp_message_timeout: Duration::from_secs(2),
         }
@@ -208,6 +211,11 @@ fn log_query(share: f64, t: Transport, peer: SocketAddr, response: &[u8], a: cra
     );
 }
 
+/// Whether the query ACL lets `ip` ask at all.
+fn query_allowed(cfg: &ServerConfig, ip: std::net::IpAddr) -> bool {
+    cfg.query_acl.as_ref().is_none_or(|acl| crate::xfr::allowed(acl, ip))
+}
+
 /// Datagrams taken per `recvmmsg` and answered per `sendmmsg`.
 const BATCH: usize = 32;
 /// Largest request kept (a query with EDNS options is far smaller; bigger ones are cut and
@@ -252,8 +260,11 @@ fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &ServerConfig, stop: &Atomic
             let zones = snapshot.zones_for(Some(peer.ip()));
             let mut note = Note::default();
             let msg = &bufs[i][..(*n).min(MAX_REQUEST)];
-            let outcome =
-                answer_noting(zones, msg, Transport::Udp, &cfg.answer, Some(peer.ip()), &mut outs[i], &mut note);
+            let outcome = if query_allowed(cfg, peer.ip()) {
+                answer_noting(zones, msg, Transport::Udp, &cfg.answer, Some(peer.ip()), &mut outs[i], &mut note)
+            } else {
+                crate::handler::refuse(msg, &cfg.answer, &mut outs[i], &mut note)
+            };
             if outcome == Outcome::Drop {
                 stats.dropped(Transport::Udp);
                 continue;
@@ -399,6 +410,16 @@ async fn connection(
             Err(_) => return Ok(()),
         }
         let started = std::time::Instant::now();
+        if !query_allowed(cfg, peer) {
+            let mut note = Note::default();
+            if crate::handler::refuse(&msg, &cfg.answer, &mut out, &mut note) == Outcome::Respond {
+                let n = u16::try_from(out.len()).unwrap_or(u16::MAX);
+                out.splice(0..0, n.to_be_bytes());
+                stream.write_all(&out).await?;
+                stats.answered(Transport::Tcp, inspect(&out[2..], note.qtype, 0), started.elapsed());
+            }
+            continue;
+        }
         let transfer = {
             let snapshot = store.load();
             crate::xfr::respond(snapshot.zones_for(Some(peer)), &msg, peer, &cfg.transfer_acl)
