@@ -116,6 +116,12 @@ pub(crate) fn read_name(msg: &[u8], at: usize, out: &mut [u8; MAX_NAME_LEN]) -> 
     }
 }
 
+/// The question type of a request, read without parsing the rest (cheap pre-checks).
+pub(crate) fn question_type(msg: &[u8]) -> Option<u16> {
+    let used = skip_name(msg, 12)?;
+    u16_at(msg, 12 + used)
+}
+
 /// Skips a name without copying it; returns bytes consumed.
 fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
     let mut pos = at;

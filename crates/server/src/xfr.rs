@@ -43,6 +43,10 @@ fn serial_at_or_after(a: u32, b: u32) -> bool {
 /// The messages answering a transfer request, or `None` if `msg` is not one (the caller then
 /// answers it normally). `acl` lists who may transfer.
 pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, acl: &[Prefix]) -> Option<Vec<Vec<u8>>> {
+    // Most TCP messages are ordinary queries: leave them to the answer path unparsed.
+    if !matches!(wire::question_type(msg), Some(rtype::AXFR | rtype::IXFR)) {
+        return None;
+    }
     let mut req = Request::empty();
     match wire::read_request(msg, &mut req) {
         Ok(()) => {}
