@@ -169,20 +169,7 @@ pub struct Route53Config {
 
 /// Parses `10.0.0.0/8` or a bare address (a host prefix).
 pub fn parse_network(s: &str) -> anyhow::Result<r53dns_zone::Prefix> {
-    let (a, l) = match s.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (s, None),
-    };
-    let addr: std::net::IpAddr = a.trim().parse().with_context(|| format!("bad network '{s}'"))?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    let len: u8 = match l {
-        Some(l) => l.trim().parse().with_context(|| format!("bad prefix length in '{s}'"))?,
-        None => max,
-    };
-    if len > max {
-        bail!("prefix length {len} too long in '{s}'");
-    }
-    Ok((addr, len))
+    r53dns_zone::routing::parse_prefix(s).with_context(|| format!("'{s}' is not an address or ADDRESS/LENGTH network"))
 }
 
 fn parse_location(s: &str) -> anyhow::Result<r53dns_zone::GeoLocation> {

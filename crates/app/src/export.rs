@@ -9,11 +9,10 @@ use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use r53dns_zone::{Snapshot, Zone};
 
-use crate::StartupError;
 use crate::config::Config;
 use crate::publish::Publisher;
 use crate::sync::Syncer;
-use crate::zones::{FileZones, zone_paths};
+use crate::zones::FileZones;
 
 fn file_name(zone: &Zone, private: bool, taken: &mut std::collections::HashSet<String>, id: &str) -> String {
     let apex = zone.apex().to_text();
@@ -44,12 +43,7 @@ fn render(zone: &Zone, source: &str) -> String {
 /// `out`. `progress(done, total)` is called after each file. Returns the files written.
 pub async fn export(config: &Config, out: &Path, progress: impl Fn(usize, usize)) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let paths = zone_paths(&config.zone_dirs, &config.zone_files).map_err(|e| StartupError(e.to_string()))?;
-    let (files, report) = FileZones::load(&paths, None);
-    if !report.errors.is_empty() {
-        let msgs: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
-        return Err(StartupError(msgs.join("\n")).into());
-    }
+    let (files, _) = crate::load_files(config)?;
     let mut zones: Vec<(Arc<Zone>, bool, String, String)> =
         files.zones().map(|z| (z.clone(), false, format!("{:?}", z.source()), String::new())).collect();
     if let Some(r) = &config.route53 {

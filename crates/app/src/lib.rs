@@ -36,15 +36,21 @@ use zones::{FileZones, LoadReport, zone_paths};
 #[error("{0}")]
 pub struct StartupError(pub String);
 
-/// Validates the zone files of `config` without serving: the `check` command.
-pub fn check(config: &Config) -> Result<LoadReport, StartupError> {
+/// Loads every zone file of `config`, all or nothing: any error is a [`StartupError`]
+/// listing every problem (startup, `check` and `export` refuse to work with a bad zone).
+pub(crate) fn load_files(config: &Config) -> Result<(FileZones, LoadReport), StartupError> {
     let paths = zone_paths(&config.zone_dirs, &config.zone_files).map_err(|e| StartupError(e.to_string()))?;
-    let (_, report) = FileZones::load(&paths, None);
+    let (files, report) = FileZones::load(&paths, None);
     if !report.errors.is_empty() {
         let msgs: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
         return Err(StartupError(msgs.join("\n")));
     }
-    Ok(report)
+    Ok((files, report))
+}
+
+/// Validates the zone files of `config` without serving: the `check` command.
+pub fn check(config: &Config) -> Result<LoadReport, StartupError> {
+    load_files(config).map(|(_, report)| report)
 }
 
 /// A running server.
@@ -128,12 +134,7 @@ impl Running {
 /// the saved snapshot at once and starts sweeping. Zone or listener problems are
 /// [`StartupError`]s. Call inside a tokio runtime.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
-    let paths = zone_paths(&config.zone_dirs, &config.zone_files).map_err(|e| StartupError(e.to_string()))?;
-    let (files, report) = FileZones::load(&paths, None);
-    if !report.errors.is_empty() {
-        let msgs: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
-        return Err(StartupError(msgs.join("\n")).into());
-    }
+    let (files, report) = load_files(&config)?;
     for w in &report.warnings {
         tracing::warn!("{w}");
     }

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use r53dns_zone::Name;
-use tokio::net::UdpSocket;
 
 /// Attempts per NOTIFY before giving up (RFC 1996 §3.6 leaves it to the implementation).
 const ATTEMPTS: u32 = 5;
@@ -22,12 +21,7 @@ fn message(id: u16, apex: &Name) -> Vec<u8> {
 
 /// Sends one NOTIFY for `apex` to `target` until acknowledged. Returns whether it was.
 pub async fn notify(target: SocketAddr, apex: &Name) -> bool {
-    let bind: SocketAddr =
-        if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
-    let Ok(sock) = UdpSocket::bind(bind).await else { return false };
-    if sock.connect(target).await.is_err() {
-        return false;
-    }
+    let Ok(sock) = crate::resolve::udp_client(target).await else { return false };
     let id: u16 = rand::random();
     let msg = message(id, apex);
     let mut wait = Duration::from_millis(500);

@@ -47,8 +47,18 @@ fn prev_path(dir: &Path) -> PathBuf {
     dir.join(format!("{FILE}.prev"))
 }
 
-fn hex(b: &[u8]) -> String {
+/// Lower-case hex of `b` (checksums and content hashes on disk).
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The 32-byte hash a [`hex`] string stands for (zeros where it is not hex).
+pub(crate) fn unhex(s: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, chunk) in s.as_bytes().chunks(2).take(32).enumerate() {
+        out[i] = std::str::from_utf8(chunk).ok().and_then(|c| u8::from_str_radix(c, 16).ok()).unwrap_or(0);
+    }
+    out
 }
 
 /// Writes `saved` atomically; the file it replaces becomes `.prev`.

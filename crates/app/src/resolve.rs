@@ -20,11 +20,17 @@ pub fn system_resolver() -> Option<SocketAddr> {
         .map(|ip| SocketAddr::new(ip, 53))
 }
 
-async fn query(resolver: SocketAddr, name: &Name, rtype: RecordType, timeout: Duration) -> Result<Message, String> {
+/// A UDP socket on an ephemeral port of the right family, connected to `peer`.
+pub(crate) async fn udp_client(peer: SocketAddr) -> std::io::Result<UdpSocket> {
     let bind: SocketAddr =
-        if resolver.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
-    let sock = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
-    sock.connect(resolver).await.map_err(|e| e.to_string())?;
+        if peer.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+    let sock = UdpSocket::bind(bind).await?;
+    sock.connect(peer).await?;
+    Ok(sock)
+}
+
+async fn query(resolver: SocketAddr, name: &Name, rtype: RecordType, timeout: Duration) -> Result<Message, String> {
+    let sock = udp_client(resolver).await.map_err(|e| e.to_string())?;
     let mut msg = Message::new(rand::random(), MessageType::Query, OpCode::Query);
     msg.metadata.recursion_desired = true;
     msg.add_query(Query::query(name.clone(), rtype));

@@ -21,7 +21,7 @@ use r53dns_zone::{Prefix, Zone};
 use tokio::sync::{Mutex, Notify};
 
 use crate::config::{Route53Config, ZoneKind};
-use crate::persist::{self, Saved, SavedZone};
+use crate::persist::{self, Saved, SavedZone, hex, unhex};
 use crate::publish::{Publisher, R53Zone};
 
 /// What operators and probes can see of the sync.
@@ -150,18 +150,6 @@ fn next_serial(prev: Option<(&[u8; 32], u32)>, hash: &[u8; 32]) -> u32 {
         Some((_, s)) => now_secs().max(s.wrapping_add(1)),
         None => now_secs(),
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    for (i, chunk) in s.as_bytes().chunks(2).take(32).enumerate() {
-        out[i] = std::str::from_utf8(chunk).ok().and_then(|c| u8::from_str_radix(c, 16).ok()).unwrap_or(0);
-    }
-    out
 }
 
 fn name_matches(pattern: &str, hz: &HostedZone) -> bool {

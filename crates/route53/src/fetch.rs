@@ -301,14 +301,7 @@ impl Route53 {
     }
 }
 
-/// `10.0.0.0/8` → (address, length).
-pub fn parse_prefix(s: &str) -> Option<Prefix> {
-    let (a, l) = s.split_once('/')?;
-    let addr: std::net::IpAddr = a.trim().parse().ok()?;
-    let len: u8 = l.trim().parse().ok()?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    (len <= max).then_some((addr, len))
-}
+pub use r53dns_zone::routing::parse_prefix;
 
 /// SDK settings for our use: no SDK-level retries (ours draw on the budget), bounded
 /// timeouts, and a rustls client on ring (no aws-lc build).

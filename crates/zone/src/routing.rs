@@ -155,6 +155,21 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Parses `10.0.0.0/8`, `2001:db8::/32`, or a bare address (a host prefix).
+pub fn parse_prefix(s: &str) -> Option<crate::Prefix> {
+    let (a, l) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let addr: IpAddr = a.trim().parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len: u8 = match l {
+        Some(l) => l.trim().parse().ok()?,
+        None => max,
+    };
+    (len <= max).then_some((addr, len))
+}
+
 /// Whether `ip` lies in `net/len` (same address family only).
 pub fn in_prefix(net: IpAddr, len: u8, ip: IpAddr) -> bool {
     match (net, ip) {
