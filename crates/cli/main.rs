@@ -115,6 +115,9 @@ struct Opts {
     /// Enable the admin routes (POST /sync, GET /zones) even on a non-loopback address.
     #[arg(long, env = "R53DNS_ADMIN")]
     admin: bool,
+    /// TSIG key file(s) in BIND syntax (`tsig-keygen` output), added to `[tsig] key-files`.
+    #[arg(long = "tsig-key-file", value_name = "FILE", env = "R53DNS_TSIG_KEY_FILES", value_delimiter = ',')]
+    tsig_key_files: Vec<PathBuf>,
 }
 
 impl Opts {
@@ -154,6 +157,8 @@ impl Opts {
                 endpoint_resolver: self.endpoint_resolver,
                 ..Default::default()
             },
+            tsig: r53dns_app::config::TsigSpec { key: Vec::new(), key_files: self.tsig_key_files.clone() },
+            update: Default::default(),
         };
         Ok(file.merge(flags))
     }

@@ -31,6 +31,68 @@ pub struct Spec {
     /// `[http]`: metrics, health and admin endpoint.
     #[serde(default)]
     pub http: HttpSpec,
+    /// `[tsig]`: shared keys for signed UPDATEs (and transfers).
+    #[serde(default)]
+    pub tsig: TsigSpec,
+    /// `[update]`: who may change which Route53 zones by DNS UPDATE.
+    #[serde(default)]
+    pub update: UpdateSpec,
+}
+
+/// `[tsig]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TsigSpec {
+    /// `[[tsig.key]]`: keys written in the config.
+    #[serde(default)]
+    pub key: Vec<KeySpec>,
+    /// Files in BIND `key "name" { algorithm ...; secret "..."; };` syntax (`tsig-keygen`
+    /// output), each with one or more keys.
+    #[serde(default)]
+    pub key_files: Vec<PathBuf>,
+}
+
+/// `[[tsig.key]]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KeySpec {
+    /// Key name, as clients send it (`dhcp-updater`).
+    pub name: String,
+    /// `hmac-sha256` (default), `hmac-sha512`, `hmac-sha384`, `hmac-sha224`, `hmac-sha1`,
+    /// `hmac-md5`.
+    pub algorithm: Option<String>,
+    /// The secret, base64.
+    pub secret: String,
+}
+
+/// `[update]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UpdateSpec {
+    /// `[[update.grant]]`: each allows some changes; a zone named by no grant takes none.
+    #[serde(default)]
+    pub grant: Vec<GrantSpec>,
+}
+
+/// `[[update.grant]]`, after BIND's `update-policy`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GrantSpec {
+    /// The TSIG key that must sign the UPDATE. Without a key, unsigned UPDATEs from
+    /// `networks` are allowed (then `networks` is required).
+    pub key: Option<String>,
+    /// Client networks the UPDATE must come from (empty: any, when a key is set).
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Zones (names or hosted-zone IDs) this grant covers.
+    pub zones: Vec<String>,
+    /// Owner names allowed: `host.example.com` exactly, or `*.dhcp.example.com` for any name
+    /// below (empty: any name in the zone).
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Record types allowed (empty: any type Route53 stores, except SOA and apex NS).
+    #[serde(default)]
+    pub types: Vec<String>,
 }
 
 /// `[http]`.
@@ -298,6 +360,13 @@ pub struct Config {
     pub notify: Vec<SocketAddr>,
     /// Admin routes enabled.
     pub http_admin: bool,
+    /// TSIG keys.
+    pub tsig_keys: r53dns_server::tsig::KeyRing,
+    /// UPDATE grants (empty: UPDATE is not accepted).
+    pub update_grants: Vec<crate::update::Grant>,
+    /// The `[tsig]` and `[update]` sections as given (printed back with secrets hidden).
+    tsig_spec: TsigSpec,
+    update_spec: UpdateSpec,
 }
 
 /// Default DNS listener: loopback on an unprivileged port, safe on a laptop.
@@ -351,6 +420,9 @@ impl Spec {
         r.conflict = o.conflict.or(r.conflict);
         self.http.listen = other.http.listen.or(self.http.listen.take());
         self.http.admin = other.http.admin.or(self.http.admin);
+        self.tsig.key.extend(other.tsig.key);
+        self.tsig.key_files.extend(other.tsig.key_files);
+        self.update.grant.extend(other.update.grant);
         if !o.include.is_empty() {
             r.include = o.include;
         }
@@ -409,6 +481,11 @@ impl Spec {
         // Admin routes change state: never open to the network unless asked.
         let http_admin = self.http.admin.unwrap_or_else(|| http_listen.is_some_and(|a| a.ip().is_loopback()));
         let route53 = if self.route53.enabled.unwrap_or(false) { Some(self.route53.validate()?) } else { None };
+        let tsig_keys = crate::update::load_keys(&self.tsig)?;
+        let update_grants = crate::update::grants(&self.update, &tsig_keys)?;
+        if !update_grants.is_empty() && route53.is_none() {
+            bail!("update.grant: DNS UPDATE writes to Route53; enable [route53] (or --route53)");
+        }
         if self.zones.dirs.is_empty() && self.zones.files.is_empty() && route53.is_none() {
             bail!("no zones: give --zone-dir DIR, --zone FILE or --route53 (or [zones] / [route53] in the config)");
         }
@@ -436,6 +513,10 @@ impl Spec {
             notify: s.notify.clone(),
             http_listen,
             http_admin,
+            tsig_keys,
+            update_grants,
+            tsig_spec: self.tsig,
+            update_spec: self.update,
         })
     }
 }
@@ -547,6 +628,16 @@ impl Config {
                 listen: Some(self.http_listen.map_or_else(|| "off".to_owned(), |a| a.to_string())),
                 admin: Some(self.http_admin),
             },
+            tsig: TsigSpec {
+                key: self
+                    .tsig_spec
+                    .key
+                    .iter()
+                    .map(|k| KeySpec { secret: "(hidden)".into(), ..k.clone() })
+                    .collect(),
+                key_files: self.tsig_spec.key_files.clone(),
+            },
+            update: self.update_spec.clone(),
         };
         toml::to_string_pretty(&spec).unwrap_or_default()
     }

@@ -15,6 +15,7 @@ pub mod publish;
 pub mod resolve;
 pub mod sync;
 mod telemetry;
+pub mod update;
 pub mod zones;
 
 use std::net::SocketAddr;
@@ -172,6 +173,15 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     };
     let bound = r53dns_server::bind(config.server.clone())
         .map_err(|e| StartupError(format!("cannot listen on {:?}: {e}", config.server.listen)))?;
+    let bound = match &syncer {
+        Some(s) if !config.update_grants.is_empty() => bound.with_updates(Arc::new(update::Updater::new(
+            config.tsig_keys.clone(),
+            config.update_grants.clone(),
+            s.clone(),
+            Some(metrics.clone()),
+        ))),
+        _ => bound,
+    };
     let dns_addrs = bound.local_addrs().to_vec();
     metrics.add_queries(Arc::new(telemetry::StatsSource(bound.stats())));
     let http_addr = match config.http_listen {

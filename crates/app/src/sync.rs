@@ -94,6 +94,9 @@ struct ZoneEntry {
     last_ok: Option<SystemTime>,
     last_error: Option<String>,
     endpoints: Vec<String>,
+    /// When an UPDATE last changed `records` locally: a sweep that started fetching before
+    /// then does not overwrite them.
+    updated: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -113,6 +116,17 @@ pub struct Syncer {
     publisher: Arc<Publisher>,
     status: Arc<SyncStatus>,
     trigger: Notify,
+    /// Zones with a re-fetch scheduled after an UPDATE.
+    resync_pending: StdMutex<BTreeSet<String>>,
+}
+
+/// Where an UPDATE for a zone goes.
+#[derive(Debug, Clone)]
+pub struct UpdateTarget {
+    /// The hosted zone.
+    pub zone: HostedZone,
+    /// API access for its account.
+    pub client: Route53,
 }
 
 impl std::fmt::Debug for Syncer {
@@ -137,6 +151,9 @@ pub struct SweepReport {
     /// Time publishing.
     pub publish: Duration,
 }
+
+/// How long after an UPDATE its zone is re-fetched from Route53.
+const RESYNC_DELAY: Duration = Duration::from_secs(2);
 
 fn now_secs() -> u32 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0).min(u64::from(u32::MAX)) as u32
@@ -214,6 +231,7 @@ impl Syncer {
             publisher,
             status,
             trigger: Notify::new(),
+            resync_pending: StdMutex::default(),
         }))
     }
 
@@ -274,6 +292,7 @@ impl Syncer {
                     last_ok: None,
                     last_error: None,
                     endpoints: Vec::new(),
+                    updated: None,
                 },
             );
         }
@@ -442,9 +461,14 @@ impl Syncer {
                 last_ok: None,
                 last_error: None,
                 endpoints: Vec::new(),
+                updated: None,
             });
             entry.hz = hz;
             match fetched.remove(&id) {
+                // An UPDATE landed while this sweep was fetching: its local copy is newer.
+                Some(Ok(_)) if entry.updated.is_some_and(|t| t > started) => {
+                    tracing::debug!(zone = %entry.hz.name, "keeping records changed by an UPDATE during the sweep");
+                }
                 Some(Ok(records)) => {
                     entry.records = records;
                     entry.last_ok = Some(SystemTime::now());
@@ -475,6 +499,105 @@ impl Syncer {
             *self.status.last_ok.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         }
         Ok(report)
+    }
+
+    /// The hosted zone a DNS UPDATE for `apex` goes to: with a public and a private zone of
+    /// the same name, the one named by ID in `prefer`, else the private one.
+    pub async fn update_target(&self, apex: &r53dns_zone::Name, prefer: &[String]) -> Option<UpdateTarget> {
+        let st = self.state.lock().await;
+        let want = apex.to_lowercase();
+        let mut candidates: Vec<&ZoneEntry> = st
+            .zones
+            .values()
+            .filter(|z| z.built.is_some())
+            .filter(|z| {
+                r53dns_route53::convert::parse_route53_name(&z.hz.name).is_ok_and(|n| n.to_lowercase() == want)
+            })
+            .collect();
+        if candidates.iter().any(|z| prefer.contains(&z.hz.id)) {
+            candidates.retain(|z| prefer.contains(&z.hz.id));
+        }
+        candidates.sort_by_key(|z| !z.hz.private);
+        let hz = candidates.first()?.hz.clone();
+        let client = self.clients.iter().find(|c| c.account == hz.account)?.clone();
+        Some(UpdateTarget { zone: hz, client })
+    }
+
+    /// Applies a change batch Route53 accepted to the local copy of the zone and publishes
+    /// it at once (read-your-writes); a re-fetch of the zone follows shortly.
+    pub async fn apply_local(self: &Arc<Self>, zone_id: &str, changes: &[r53dns_route53::write::Change]) {
+        use r53dns_route53::convert::parse_route53_name;
+        let key = |name: &str, rtype: &str| {
+            (parse_route53_name(name).map(|n| n.to_lowercase()).ok(), rtype.to_ascii_uppercase())
+        };
+        let mut st = self.state.lock().await;
+        let Some(entry) = st.zones.get_mut(zone_id) else {
+            return;
+        };
+        for c in changes {
+            let k = key(&c.set.name, &c.set.rtype);
+            entry.records.retain(|r| r.set_identifier.is_some() || key(&r.name, &r.rtype) != k);
+            if c.action == r53dns_route53::write::Action::Upsert {
+                let mut set = c.set.clone();
+                if !set.name.ends_with('.') {
+                    set.name.push('.');
+                }
+                entry.records.push(set);
+            }
+        }
+        entry.updated = Some(Instant::now());
+        self.convert_all(&mut st, &[zone_id.to_owned()], &mut Vec::new());
+        self.publish(&st).await;
+        drop(st);
+        self.resync_soon(zone_id);
+    }
+
+    /// Re-fetches one zone a little later (several UPDATEs in a row share one fetch).
+    fn resync_soon(self: &Arc<Self>, zone_id: &str) {
+        if !self.resync_pending.lock().unwrap_or_else(|p| p.into_inner()).insert(zone_id.to_owned()) {
+            return;
+        }
+        let me = self.clone();
+        let id = zone_id.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(RESYNC_DELAY).await;
+            me.resync_pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            me.resync_zone(&id).await;
+        });
+    }
+
+    /// Fetches one zone now and publishes it if it changed; a failure keeps what is served.
+    async fn resync_zone(&self, zone_id: &str) {
+        let Some((hz, client)) = ({
+            let st = self.state.lock().await;
+            st.zones
+                .get(zone_id)
+                .and_then(|z| Some((z.hz.clone(), self.clients.iter().find(|c| c.account == z.hz.account)?.clone())))
+        }) else {
+            return;
+        };
+        let started = Instant::now();
+        let records = match client.list_records(&hz.id).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(zone = %hz.name, error = %e, "re-fetch after UPDATE failed; the next sweep retries");
+                return;
+            }
+        };
+        let mut st = self.state.lock().await;
+        let Some(entry) = st.zones.get_mut(zone_id) else {
+            return;
+        };
+        if entry.updated.is_some_and(|t| t > started) {
+            return; // another UPDATE landed meanwhile; its own re-fetch follows
+        }
+        entry.records = records;
+        entry.last_ok = Some(SystemTime::now());
+        entry.last_error = None;
+        let mut changed = Vec::new();
+        self.convert_all(&mut st, &[zone_id.to_owned()], &mut changed);
+        self.publish(&st).await;
+        tracing::debug!(zone = %hz.name, ?changed, "zone re-fetched after UPDATE");
     }
 
     /// Resolves every AWS endpoint aliases point to; re-converts and publishes on change.

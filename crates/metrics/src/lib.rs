@@ -213,6 +213,9 @@ pub struct Metrics {
     pub alias_failures: IntCounter,
     /// 1 while ready.
     pub ready: Gauge,
+    /// DNS UPDATE requests by outcome (`applied`, `unchanged`, `refused`, `notauth`,
+    /// `prerequisite`, `formerr`, `notzone`, `failed`).
+    pub updates: IntCounterVec,
 }
 
 impl Metrics {
@@ -267,6 +270,10 @@ impl Metrics {
             "Alias targets (AWS endpoints) that did not resolve."
         ));
         let ready = make!(Gauge::new("r53dns_ready", "1 while the server reports ready."));
+        let updates = make!(IntCounterVec::new(
+            Opts::new("r53dns_updates_total", "DNS UPDATE requests, by outcome."),
+            &["outcome"]
+        ));
         let build = make!(IntGaugeVec::new(Opts::new("r53dns_build_info", "Build information."), &["version"]));
         build.with_label_values(&[version]).set(1);
         reg(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
@@ -284,6 +291,7 @@ impl Metrics {
             snapshot_age,
             alias_failures,
             ready,
+            updates,
         }
     }
 

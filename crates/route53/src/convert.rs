@@ -116,6 +116,45 @@ pub fn octal_escapes_to_decimal(s: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// The inverse of [`octal_escapes_to_decimal`]: presentation text with `\DDD` decimal escapes
+/// as Route53 writes it, with `\ooo` octal ones.
+pub fn decimal_escapes_to_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            let digits = b.get(i + 1..i + 4).filter(|d| d.iter().all(u8::is_ascii_digit));
+            if let Some(d) = digits {
+                let v = u32::from(d[0] - b'0') * 100 + u32::from(d[1] - b'0') * 10 + u32::from(d[2] - b'0');
+                out.push_str(&format!("\\{v:03o}"));
+                i += 4;
+                continue;
+            }
+            if let Some(&next) = b.get(i + 1) {
+                out.push('\\');
+                out.push(next as char);
+                i += 2;
+                continue;
+            }
+        }
+        let ch = s[i..].chars().next().unwrap_or('?');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+/// A wire-form name as Route53 text: absolute, octal escapes, a leading `*` label as is.
+pub fn route53_name(name: &Name) -> String {
+    decimal_escapes_to_octal(&name.to_text())
+}
+
+/// A wire-form RDATA as a Route53 value.
+pub fn route53_value(code: u16, rdata: &[u8]) -> String {
+    decimal_escapes_to_octal(&r53dns_zone::rdata::rdata_to_text(code, rdata))
+}
+
 /// A Route53 name (absolute, octal escapes) as a wire-form name.
 pub fn parse_route53_name(s: &str) -> Result<Name, String> {
     let text = octal_escapes_to_decimal(s)?;
@@ -123,7 +162,8 @@ pub fn parse_route53_name(s: &str) -> Result<Name, String> {
     Name::parse(&text, None).map_err(|e| e.to_string())
 }
 
-fn parse_value(code: u16, value: &str) -> Result<Vec<u8>, String> {
+/// A Route53 value (presentation form, octal escapes, names absolute) as wire RDATA.
+pub fn parse_value(code: u16, value: &str) -> Result<Vec<u8>, String> {
     let text = octal_escapes_to_decimal(value)?;
     let tokens = tokenize(&text)?;
     // Names in Route53 values are absolute whether or not they end in a dot.

@@ -34,7 +34,7 @@ pub type CallObserver = Arc<dyn Fn(&'static str, &'static str) + Send + Sync>;
 /// Route53 access for one set of credentials.
 #[derive(Clone)]
 pub struct Route53 {
-    client: Client,
+    pub(crate) client: Client,
     budget: Arc<RateBudget>,
     retry: RetryPolicy,
     observer: Option<CallObserver>,
@@ -116,7 +116,7 @@ impl Route53 {
         }
     }
 
-    async fn call<T, E, R, F, Fut>(&self, op: &'static str, zone: &str, f: F) -> Result<T, FetchError>
+    pub(crate) async fn call<T, E, R, F, Fut>(&self, op: &'static str, zone: &str, f: F) -> Result<T, FetchError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, SdkError<E, R>>>,

@@ -1,11 +1,13 @@
 //! Route53 as a zone source: record sets fetched through the AWS API ([`fetch`]) and
-//! converted faithfully into immutable zones ([`convert()`]).
+//! converted faithfully into immutable zones ([`convert()`]); DNS UPDATEs written back as
+//! change batches ([`write`]).
 #![warn(missing_docs)]
 
 pub mod budget;
 pub mod convert;
 pub mod fetch;
 pub mod model;
+pub mod write;
 
 pub use budget::{RateBudget, RetryPolicy};
 pub use convert::{ConvertError, Converted, EndpointAddrs, Inputs, convert};

@@ -35,13 +35,15 @@ pub use r53dns_zone::ZoneSet;
 
 mod encode;
 mod handler;
+pub mod message;
 mod net;
 pub mod stats;
+pub mod tsig;
 mod wire;
 mod xfr;
 
 pub use handler::{AnswerConfig, Outcome, Transport, answer};
-pub use net::{Bound, ServerConfig, bind};
+pub use net::{Bound, ServerConfig, UpdateHandler, bind};
 pub use stats::Stats;
 pub use tokio_util::sync::CancellationToken;
 

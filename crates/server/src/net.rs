@@ -6,6 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use std::{future::Future, pin::Pin};
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::AsRawFd;
@@ -65,14 +66,49 @@ impl Default for ServerConfig {
     }
 }
 
+/// Handles DNS UPDATE (opcode 5), which leaves the fast path because it waits on other
+/// systems. Runs on the tokio runtime; the UDP workers never wait for it.
+pub trait UpdateHandler: Send + Sync + 'static {
+    /// The response to `msg` from `peer`, or `None` to send nothing.
+    fn update(
+        self: Arc<Self>,
+        msg: Vec<u8>,
+        peer: SocketAddr,
+        transport: Transport,
+    ) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send + 'static>>;
+}
+
+/// UPDATE handling as the listeners hold it.
+#[derive(Clone)]
+struct Updates {
+    handler: Arc<dyn UpdateHandler>,
+    /// Bounds the UDP updates in flight; more are dropped (the client retries).
+    inflight: Arc<Semaphore>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// UPDATEs over UDP handled at once; DHCP servers send a few per lease.
+const MAX_UDP_UPDATES: usize = 64;
+
+/// Whether a message is an UPDATE request (opcode 5, QR clear).
+fn is_update(msg: &[u8]) -> bool {
+    msg.len() >= 12 && msg[2] & 0x80 == 0 && (msg[2] >> 3) & 0x0f == 5
+}
+
 /// Sockets bound and ready; [`Bound::serve`] runs them.
-#[derive(Debug)]
 pub struct Bound {
     cfg: ServerConfig,
     stats: Arc<Stats>,
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
     addrs: Vec<SocketAddr>,
+    updates: Option<Arc<dyn UpdateHandler>>,
+}
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound").field("addrs", &self.addrs).field("updates", &self.updates.is_some()).finish()
+    }
 }
 
 fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -129,13 +165,19 @@ pub fn bind(cfg: ServerConfig) -> io::Result<Bound> {
         tcp.push(TcpListener::from_std(listener)?);
         addrs.push(got);
     }
-    Ok(Bound { cfg, stats: Arc::new(Stats::default()), udp, tcp, addrs })
+    Ok(Bound { cfg, stats: Arc::new(Stats::default()), udp, tcp, addrs, updates: None })
 }
 
 impl Bound {
     /// Query counters of this server.
     pub fn stats(&self) -> Arc<Stats> {
         self.stats.clone()
+    }
+
+    /// Hands DNS UPDATE requests to `handler` (without one, they get NOTIMP).
+    pub fn with_updates(mut self, handler: Arc<dyn UpdateHandler>) -> Self {
+        self.updates = Some(handler);
+        self
     }
 
     /// The addresses actually bound (ports resolved), one per `listen` entry.
@@ -148,14 +190,20 @@ impl Bound {
     pub async fn serve(self, store: Store, shutdown: CancellationToken) {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
+        let updates = self.updates.map(|handler| Updates {
+            handler,
+            inflight: Arc::new(Semaphore::new(MAX_UDP_UPDATES)),
+            runtime: tokio::runtime::Handle::current(),
+        });
         for (i, sock) in self.udp.into_iter().enumerate() {
             let store = store.clone();
             let stop = stop.clone();
             let cfg = self.cfg.clone();
             let stats = self.stats.clone();
+            let updates = updates.clone();
             let t = std::thread::Builder::new()
                 .name(format!("r53dns-udp-{i}"))
-                .spawn(move || udp_worker(&sock, &store, &cfg, &stop, &stats));
+                .spawn(move || udp_worker(Arc::new(sock), &store, &cfg, &stop, &stats, updates.as_ref()));
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => tracing::error!(error = %e, "cannot start a UDP worker thread"),
@@ -172,6 +220,7 @@ impl Bound {
                 shutdown.clone(),
                 tracker.clone(),
                 self.stats.clone(),
+                updates.clone(),
             ));
         }
         shutdown.cancelled().await;
@@ -232,7 +281,14 @@ fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
 
 /// The UDP loop: up to [`BATCH`] datagrams per system call each way, one snapshot load per
 /// batch, reused buffers. Each answer still comes from exactly one snapshot.
-fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &ServerConfig, stop: &AtomicBool, stats: &Stats) {
+fn udp_worker(
+    sock: Arc<UdpSocket>,
+    store: &Store,
+    cfg: &ServerConfig,
+    stop: &AtomicBool,
+    stats: &Stats,
+    updates: Option<&Updates>,
+) {
     let fd = sock.as_raw_fd();
     let mut bufs = vec![[0u8; MAX_REQUEST]; BATCH];
     let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(4096)).collect();
@@ -260,6 +316,10 @@ fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &ServerConfig, stop: &Atomic
             let zones = snapshot.zones_for(Some(peer.ip()));
             let mut note = Note::default();
             let msg = &bufs[i][..(*n).min(MAX_REQUEST)];
+            if let Some(u) = updates.filter(|_| is_update(msg)) {
+                udp_update(u, &sock, msg, peer);
+                continue;
+            }
             let outcome = if query_allowed(cfg, peer.ip()) {
                 answer_noting(zones, msg, Transport::Udp, &cfg.answer, Some(peer.ip()), &mut outs[i], &mut note)
             } else {
@@ -301,6 +361,27 @@ fn udp_worker(sock: &UdpSocket, store: &Store, cfg: &ServerConfig, stop: &Atomic
     }
 }
 
+/// Hands a UDP UPDATE to the runtime; the reply goes out on the same socket without
+/// blocking. Beyond [`MAX_UDP_UPDATES`] in flight, the request is dropped.
+fn udp_update(u: &Updates, sock: &Arc<UdpSocket>, msg: &[u8], peer: SocketAddr) {
+    let Ok(permit) = u.inflight.clone().try_acquire_owned() else {
+        tracing::warn!(%peer, "too many UPDATEs in flight; dropping one (the client will retry)");
+        return;
+    };
+    let handler = u.handler.clone();
+    let sock = sock.clone();
+    let msg = msg.to_vec();
+    u.runtime.spawn(async move {
+        if let Some(reply) = handler.update(msg, peer, Transport::Udp).await {
+            let addr = SockaddrStorage::from(peer);
+            if let Err(e) = nix::sys::socket::sendto(sock.as_raw_fd(), &reply, &addr, MsgFlags::MSG_DONTWAIT) {
+                tracing::debug!(%peer, error = %e, "cannot send an UPDATE response");
+            }
+        }
+        drop(permit);
+    });
+}
+
 async fn accept_loop(
     listener: TcpListener,
     store: Store,
@@ -309,6 +390,7 @@ async fn accept_loop(
     shutdown: CancellationToken,
     tracker: TaskTracker,
     stats: Arc<Stats>,
+    updates: Option<Updates>,
 ) {
     let per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> = Arc::default();
     loop {
@@ -337,8 +419,9 @@ async fn accept_loop(
         let cfg = cfg.clone();
         let shutdown = shutdown.clone();
         let stats = stats.clone();
+        let updates = updates.clone();
         tracker.spawn(async move {
-            if let Err(e) = connection(stream, peer.ip(), &store, &cfg, &shutdown, &stats).await {
+            if let Err(e) = connection(stream, peer, &store, &cfg, &shutdown, &stats, updates.as_ref()).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
             drop(slot);
@@ -384,12 +467,14 @@ impl Drop for PerClient {
 /// RFC 7766: length-prefixed messages, answered in order, several per connection.
 async fn connection(
     mut stream: TcpStream,
-    peer: std::net::IpAddr,
+    peer_addr: SocketAddr,
     store: &Store,
     cfg: &ServerConfig,
     shutdown: &CancellationToken,
     stats: &Stats,
+    updates: Option<&Updates>,
 ) -> io::Result<()> {
+    let peer = peer_addr.ip();
     let _ = stream.set_nodelay(true);
     let mut msg = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
@@ -410,6 +495,15 @@ async fn connection(
             Err(_) => return Ok(()),
         }
         let started = std::time::Instant::now();
+        if let Some(u) = updates.filter(|_| is_update(&msg)) {
+            let reply = u.handler.clone().update(msg.clone(), peer_addr, Transport::Tcp).await;
+            if let Some(reply) = reply {
+                let n = u16::try_from(reply.len()).unwrap_or(u16::MAX);
+                stream.write_all(&n.to_be_bytes()).await?;
+                stream.write_all(&reply).await?;
+            }
+            continue;
+        }
         if !query_allowed(cfg, peer) {
             let mut note = Note::default();
             if crate::handler::refuse(&msg, &cfg.answer, &mut out, &mut note) == Outcome::Respond {

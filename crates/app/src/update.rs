@@ -1,0 +1,966 @@
+//! DNS UPDATE (RFC 2136) written to Route53.
+//!
+//! A request is checked in this order: TSIG (RFC 8945), the zone section, the grants of
+//! `[[update.grant]]` (key, client network, names, types), the prerequisite and update
+//! sections' form. Then, holding the zone's lock, the record sets at every name involved
+//! are read fresh from Route53, the prerequisites are evaluated against them, the updates
+//! are applied to a copy, and the difference becomes ONE `ChangeResourceRecordSets` batch
+//! (add → UPSERT of the merged set; delete RR → UPSERT of the rest or DELETE; delete RRset;
+//! delete name). Route53 applies a batch whole or not at all; a failure answers SERVFAIL
+//! and changes nothing. On success the change is published locally at once and the zone is
+//! re-fetched shortly after.
+//!
+//! SOA and apex NS belong to Route53 and are refused, as are types Route53 cannot store
+//! and changes that would touch an alias or a record set with a routing policy.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex as StdMutex};
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use r53dns_route53::convert::{parse_route53_name, parse_value, route53_name, route53_value};
+use r53dns_route53::model::{RecordSet, ResourceRecord};
+use r53dns_route53::write::{Action, Change};
+use r53dns_server::message::{self, Message};
+use r53dns_server::tsig::{self, Algorithm, Key, KeyRing, Signer, Verified};
+use r53dns_server::{Transport, UpdateHandler};
+use r53dns_zone::rdata::{type_from_str, type_to_string};
+use r53dns_zone::{Name, Prefix, rtype};
+
+use crate::config::{GrantSpec, KeySpec, TsigSpec, UpdateSpec, parse_network};
+use crate::sync::Syncer;
+
+/// Response codes of UPDATE (RFC 2136 §2.2, RFC 6895).
+mod rcode {
+    pub(super) const NOERROR: u8 = 0;
+    pub(super) const FORMERR: u8 = 1;
+    pub(super) const SERVFAIL: u8 = 2;
+    pub(super) const NXDOMAIN: u8 = 3;
+    pub(super) const REFUSED: u8 = 5;
+    pub(super) const YXDOMAIN: u8 = 6;
+    pub(super) const YXRRSET: u8 = 7;
+    pub(super) const NXRRSET: u8 = 8;
+    pub(super) const NOTAUTH: u8 = 9;
+    pub(super) const NOTZONE: u8 = 10;
+}
+
+/// The record types Route53 stores.
+const ROUTE53_TYPES: [u16; 17] = [
+    rtype::A,
+    rtype::AAAA,
+    257, // CAA
+    rtype::CNAME,
+    rtype::DS,
+    rtype::HTTPS,
+    rtype::MX,
+    rtype::NAPTR,
+    rtype::NS,
+    rtype::PTR,
+    rtype::SOA,
+    rtype::SPF,
+    rtype::SRV,
+    44, // SSHFP
+    rtype::SVCB,
+    52, // TLSA
+    rtype::TXT,
+];
+
+/// Most distinct owner names one UPDATE may involve (each costs an API read).
+const MAX_NAMES: usize = 32;
+
+/// Owner names a grant allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamePattern {
+    /// This name only.
+    Exact(Name),
+    /// Any name strictly below this one (`*.dhcp.example.com`).
+    Below(Name),
+}
+
+impl NamePattern {
+    fn matches(&self, name: &Name) -> bool {
+        let name = name.to_lowercase();
+        match self {
+            Self::Exact(n) => *n == name,
+            Self::Below(n) => name != *n && name.is_subdomain_of(n),
+        }
+    }
+}
+
+/// One validated `[[update.grant]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// Key label (lowercase, no final dot) that must sign; `None`: unsigned from `networks`.
+    pub key: Option<String>,
+    /// Client networks (empty: any).
+    pub networks: Vec<Prefix>,
+    /// Zone names (lowercase, no final dot) or hosted-zone IDs.
+    pub zones: Vec<String>,
+    /// Owner names (empty: any).
+    pub names: Vec<NamePattern>,
+    /// Types (empty: any Route53 type).
+    pub types: Vec<u16>,
+}
+
+impl Grant {
+    fn covers_zone(&self, name: &str, id: &str) -> bool {
+        self.zones.iter().any(|z| z == name || z == id)
+    }
+
+    fn admits(&self, key: Option<&str>, ip: IpAddr) -> bool {
+        let from = self.networks.iter().any(|&(n, l)| r53dns_zone::routing::in_prefix(n, l, ip));
+        match &self.key {
+            Some(k) => key == Some(k.as_str()) && (self.networks.is_empty() || from),
+            None => from,
+        }
+    }
+
+    fn allows(&self, name: &Name, code: u16) -> bool {
+        let name_ok = self.names.is_empty() || self.names.iter().any(|p| p.matches(name));
+        let type_ok = self.types.is_empty() || (code != rtype::ANY && self.types.contains(&code));
+        name_ok && type_ok
+    }
+}
+
+fn zone_label(s: &str) -> String {
+    s.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn absolute(s: &str) -> anyhow::Result<Name> {
+    let text = if s.ends_with('.') { s.to_owned() } else { format!("{s}.") };
+    Name::parse(&text, None).map_err(|e| anyhow::anyhow!("'{s}': {e}"))
+}
+
+/// Validates `[[update.grant]]` against the keys.
+pub(crate) fn grants(spec: &UpdateSpec, keys: &KeyRing) -> anyhow::Result<Vec<Grant>> {
+    spec.grant.iter().enumerate().map(|(i, g)| grant(g, keys).with_context(|| format!("update.grant #{}", i + 1))).collect()
+}
+
+fn grant(g: &GrantSpec, keys: &KeyRing) -> anyhow::Result<Grant> {
+    let key = match &g.key {
+        Some(k) => {
+            let Some(found) = keys.by_label(k) else {
+                bail!("key '{k}' is not defined in [tsig] (key or key-files)");
+            };
+            Some(found.label().to_ascii_lowercase())
+        }
+        None => None,
+    };
+    let networks = g.networks.iter().map(|n| parse_network(n)).collect::<anyhow::Result<Vec<_>>>()?;
+    if key.is_none() && networks.is_empty() {
+        bail!("a grant without a key must list the networks allowed to send unsigned UPDATEs");
+    }
+    if g.zones.is_empty() {
+        bail!("zones: name at least one zone");
+    }
+    let mut names = Vec::new();
+    for n in &g.names {
+        names.push(match n.strip_prefix("*.") {
+            Some(rest) => NamePattern::Below(absolute(rest)?.to_lowercase()),
+            None => NamePattern::Exact(absolute(n)?.to_lowercase()),
+        });
+    }
+    let mut types = Vec::new();
+    for t in &g.types {
+        let code = type_from_str(&t.to_ascii_uppercase()).with_context(|| format!("types: unknown type '{t}'"))?;
+        if !ROUTE53_TYPES.contains(&code) || code == rtype::SOA {
+            bail!("types: Route53 does not take {t} records by UPDATE");
+        }
+        types.push(code);
+    }
+    Ok(Grant { key, networks, zones: g.zones.iter().map(|z| zone_label(z)).collect(), names, types })
+}
+
+/// Reads `[[tsig.key]]` and the key files into a key ring.
+pub(crate) fn load_keys(spec: &TsigSpec) -> anyhow::Result<KeyRing> {
+    let mut specs: Vec<(String, KeySpec)> = spec.key.iter().map(|k| ("tsig.key".to_owned(), k.clone())).collect();
+    for path in &spec.key_files {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("tsig.key-files: cannot read {}", path.display()))?;
+        let keys = parse_bind_keys(&text, path)?;
+        specs.extend(keys.into_iter().map(|k| (path.display().to_string(), k)));
+    }
+    let mut keys = Vec::new();
+    for (origin, k) in specs {
+        let ctx = || format!("{origin}: key '{}'", k.name);
+        let algorithm = match &k.algorithm {
+            Some(a) => Algorithm::from_name(a).with_context(|| format!("{}: unknown algorithm '{a}'", ctx()))?,
+            None => Algorithm::HmacSha256,
+        };
+        let secret = base64::engine::general_purpose::STANDARD
+            .decode(k.secret.trim())
+            .with_context(|| format!("{}: the secret is not base64", ctx()))?;
+        if secret.is_empty() {
+            bail!("{}: empty secret", ctx());
+        }
+        let name = absolute(&k.name).with_context(ctx)?;
+        keys.push(Key { name, algorithm, secret });
+    }
+    Ok(KeyRing::new(keys))
+}
+
+/// Reads BIND `key` statements (`tsig-keygen` output): `key "name" { algorithm A; secret
+/// "B64"; };`, with `#`, `//` and `/* */` comments. Errors name the file and line.
+pub fn parse_bind_keys(text: &str, file: &Path) -> anyhow::Result<Vec<KeySpec>> {
+    let tokens = bind_tokens(text).map_err(|(line, m)| anyhow::anyhow!("{}:{line}: {m}", file.display()))?;
+    let mut it = tokens.into_iter().peekable();
+    let mut keys = Vec::new();
+    let err = |line: usize, m: String| anyhow::anyhow!("{}:{line}: {m}", file.display());
+    while let Some((line, word)) = it.next() {
+        if word != "key" {
+            bail!(err(line, format!("expected 'key', found '{word}'")));
+        }
+        let (_, name) = it.next().ok_or_else(|| err(line, "key without a name".into()))?;
+        let expect = |it: &mut std::iter::Peekable<std::vec::IntoIter<(usize, String)>>, want: &str| match it.next() {
+            Some((_, t)) if t == want => Ok(()),
+            Some((l, t)) => Err(err(l, format!("expected '{want}', found '{t}'"))),
+            None => Err(err(line, format!("expected '{want}' before the end of the file"))),
+        };
+        expect(&mut it, "{")?;
+        let mut k = KeySpec { name, ..Default::default() };
+        loop {
+            let (l, field) = it.next().ok_or_else(|| err(line, "unterminated key block".into()))?;
+            if field == "}" {
+                break;
+            }
+            let (_, value) = it.next().ok_or_else(|| err(l, format!("'{field}' without a value")))?;
+            match field.as_str() {
+                "algorithm" => k.algorithm = Some(value),
+                "secret" => k.secret = value,
+                other => bail!(err(l, format!("unknown key field '{other}' (algorithm, secret)"))),
+            }
+            expect(&mut it, ";")?;
+        }
+        expect(&mut it, ";")?;
+        if k.secret.is_empty() {
+            bail!(err(line, format!("key '{}' has no secret", k.name)));
+        }
+        keys.push(k);
+    }
+    Ok(keys)
+}
+
+fn bind_tokens(text: &str) -> Result<Vec<(usize, String)>, (usize, String)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let (mut i, mut line) = (0, 1);
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\n' => {
+                line += 1;
+                i += 1;
+            }
+            c if c.is_ascii_whitespace() => i += 1,
+            b'#' => i = text[i..].find('\n').map_or(b.len(), |n| i + n),
+            b'/' if b.get(i + 1) == Some(&b'/') => i = text[i..].find('\n').map_or(b.len(), |n| i + n),
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let end = text[i + 2..].find("*/").ok_or((line, "unterminated comment".to_owned()))?;
+                line += text[i..i + 2 + end].matches('\n').count();
+                i += end + 4;
+            }
+            b'{' | b'}' | b';' => {
+                out.push((line, (c as char).to_string()));
+                i += 1;
+            }
+            b'"' => {
+                let end = text[i + 1..].find('"').ok_or((line, "unterminated string".to_owned()))?;
+                out.push((line, text[i + 1..i + 1 + end].to_owned()));
+                line += text[i + 1..i + 1 + end].matches('\n').count();
+                i += end + 2;
+            }
+            _ => {
+                let end = text[i..]
+                    .find(|ch: char| ch.is_ascii_whitespace() || "{};\"".contains(ch))
+                    .map_or(b.len(), |n| i + n);
+                out.push((line, text[i..end].to_owned()));
+                i = end;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Names inside RDATA compared case-insensitively (RFC 4034 §6.2 lists the types).
+fn canonical(code: u16, rdata: &[u8]) -> Vec<u8> {
+    let (first, count) = match code {
+        rtype::NS | rtype::CNAME | rtype::PTR | rtype::DNAME => (0, 1),
+        rtype::MX => (2, 1),
+        rtype::SRV => (6, 1),
+        rtype::SOA => (0, 2),
+        _ => (0, 0),
+    };
+    let mut out = rdata.to_vec();
+    let mut at = first;
+    for _ in 0..count {
+        let Some(len) = rdata.get(at..).and_then(r53dns_zone::name::wire_len) else { break };
+        out[at..at + len].make_ascii_lowercase();
+        at += len;
+    }
+    out
+}
+
+/// One (name, type) as Route53 has it, and as the update leaves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Set {
+    ttl: u32,
+    /// Canonical RDATA, in order.
+    rdatas: Vec<Vec<u8>>,
+    /// An alias or routed set: never touched by UPDATE.
+    special: bool,
+    /// The record set as read (for an exact DELETE).
+    original: Option<RecordSet>,
+}
+
+impl Set {
+    fn same_data(&self, other: &Set) -> bool {
+        let a: BTreeSet<&Vec<u8>> = self.rdatas.iter().collect();
+        let b: BTreeSet<&Vec<u8>> = other.rdatas.iter().collect();
+        a == b
+    }
+}
+
+type Sets = BTreeMap<(Name, u16), Set>;
+
+/// Route53 record sets at one name as [`Sets`] entries.
+fn read_sets(records: &[RecordSet], into: &mut Sets) {
+    for r in records {
+        let (Ok(name), Some(code)) = (parse_route53_name(&r.name), type_from_str(&r.rtype)) else {
+            continue;
+        };
+        let key = (name.to_lowercase(), code);
+        let special = r.alias_target.is_some() || r.set_identifier.is_some();
+        let values: Result<Vec<Vec<u8>>, String> =
+            r.resource_records.iter().map(|v| parse_value(code, &v.value).map(|w| canonical(code, &w))).collect();
+        let entry = into.entry(key).or_insert_with(|| Set { ttl: 0, rdatas: Vec::new(), special: false, original: None });
+        match values {
+            Ok(v) if !special => {
+                entry.ttl = r.ttl.and_then(|t| u32::try_from(t).ok()).unwrap_or(300);
+                entry.rdatas = v;
+                entry.original = Some(r.clone());
+            }
+            Ok(v) => {
+                entry.special = true;
+                entry.rdatas.extend(v);
+            }
+            Err(_) => entry.special = true,
+        }
+    }
+}
+
+/// Why an UPDATE stops, with the rcode to answer.
+struct Stop {
+    rcode: u8,
+    outcome: &'static str,
+    why: String,
+}
+
+fn stop(rcode: u8, outcome: &'static str, why: impl Into<String>) -> Stop {
+    Stop { rcode, outcome, why: why.into() }
+}
+
+fn is_meta(code: u16) -> bool {
+    r53dns_zone::rdata::is_meta_type(code) || matches!(code, rtype::ANY | rtype::AXFR | rtype::IXFR | rtype::MAILA | rtype::MAILB)
+}
+
+/// §3.2 and §3.4.1: the form of the prerequisite and update sections.
+fn check_form(msg: &Message, zone: &Name) -> Result<(), Stop> {
+    for rr in &msg.answers {
+        if !rr.name.to_lowercase().is_subdomain_of(zone) {
+            return Err(stop(rcode::NOTZONE, "notzone", format!("prerequisite {} is outside the zone", rr.name)));
+        }
+        let ok = rr.ttl == 0
+            && match rr.class {
+                255 | 254 => rr.rdata.is_empty(),
+                1 => !is_meta(rr.rtype),
+                _ => false,
+            };
+        if !ok {
+            return Err(stop(rcode::FORMERR, "formerr", format!("malformed prerequisite for {}", rr.name)));
+        }
+    }
+    for rr in &msg.authority {
+        if !rr.name.to_lowercase().is_subdomain_of(zone) {
+            return Err(stop(rcode::NOTZONE, "notzone", format!("update of {} is outside the zone", rr.name)));
+        }
+        let ok = match rr.class {
+            1 => !is_meta(rr.rtype),
+            255 => rr.ttl == 0 && rr.rdata.is_empty() && (rr.rtype == rtype::ANY || !is_meta(rr.rtype)),
+            254 => rr.ttl == 0 && !is_meta(rr.rtype),
+            _ => false,
+        };
+        if !ok {
+            return Err(stop(rcode::FORMERR, "formerr", format!("malformed update for {}", rr.name)));
+        }
+    }
+    Ok(())
+}
+
+/// What Route53 owns or cannot store, and what the grants do not allow.
+fn check_policy(msg: &Message, zone: &Name, grants: &[&Grant]) -> Result<(), Stop> {
+    for rr in &msg.authority {
+        let name = rr.name.to_lowercase();
+        let t = type_to_string(rr.rtype);
+        if rr.rtype == rtype::SOA || (rr.rtype == rtype::NS && name == *zone) {
+            return Err(stop(rcode::REFUSED, "refused", format!("{t} at {} belongs to Route53", rr.name)));
+        }
+        if rr.rtype != rtype::ANY && !ROUTE53_TYPES.contains(&rr.rtype) {
+            return Err(stop(rcode::REFUSED, "refused", format!("Route53 cannot store {t} records ({})", rr.name)));
+        }
+        if !grants.iter().any(|g| g.allows(&name, rr.rtype)) {
+            return Err(stop(rcode::REFUSED, "refused", format!("no grant allows {t} at {}", rr.name)));
+        }
+    }
+    Ok(())
+}
+
+/// §3.2.5: prerequisites against the current data.
+fn check_prerequisites(msg: &Message, sets: &Sets) -> Result<(), Stop> {
+    let in_use = |name: &Name| sets.iter().any(|((n, _), s)| n == name && (!s.rdatas.is_empty() || s.special));
+    let exists = |name: &Name, code: u16| sets.get(&(name.clone(), code)).is_some_and(|s| !s.rdatas.is_empty() || s.special);
+    let mut wanted: Sets = BTreeMap::new();
+    for rr in &msg.answers {
+        let name = rr.name.to_lowercase();
+        let t = type_to_string(rr.rtype);
+        match (rr.class, rr.rtype) {
+            (255, rtype::ANY) if !in_use(&name) => {
+                return Err(stop(rcode::NXDOMAIN, "prerequisite", format!("{name} is not in use")));
+            }
+            (255, code) if code != rtype::ANY && !exists(&name, code) => {
+                return Err(stop(rcode::NXRRSET, "prerequisite", format!("no {t} RRset at {name}")));
+            }
+            (254, rtype::ANY) if in_use(&name) => {
+                return Err(stop(rcode::YXDOMAIN, "prerequisite", format!("{name} is in use")));
+            }
+            (254, code) if code != rtype::ANY && exists(&name, code) => {
+                return Err(stop(rcode::YXRRSET, "prerequisite", format!("a {t} RRset exists at {name}")));
+            }
+            (1, code) => {
+                let e = wanted.entry((name, code)).or_insert_with(|| Set {
+                    ttl: 0,
+                    rdatas: Vec::new(),
+                    special: false,
+                    original: None,
+                });
+                let c = canonical(code, &rr.rdata);
+                if !e.rdatas.contains(&c) {
+                    e.rdatas.push(c);
+                }
+            }
+            _ => {}
+        }
+    }
+    for ((name, code), want) in &wanted {
+        let ok = sets.get(&(name.clone(), *code)).is_some_and(|have| !have.special && have.same_data(want));
+        if !ok {
+            let t = type_to_string(*code);
+            return Err(stop(rcode::NXRRSET, "prerequisite", format!("the {t} RRset at {name} differs")));
+        }
+    }
+    Ok(())
+}
+
+fn touch<'a>(sets: &'a mut Sets, name: &Name, code: u16) -> Result<&'a mut Set, Stop> {
+    let s = sets.entry((name.clone(), code)).or_insert_with(|| Set {
+        ttl: 0,
+        rdatas: Vec::new(),
+        special: false,
+        original: None,
+    });
+    if s.special {
+        return Err(stop(
+            rcode::REFUSED,
+            "refused",
+            format!("{} at {name} is an alias or has a routing policy; UPDATE leaves it to Route53", type_to_string(code)),
+        ));
+    }
+    Ok(s)
+}
+
+/// §3.4.2: the updates, applied to `sets` in order.
+fn apply(msg: &Message, zone: &Name, sets: &mut Sets) -> Result<(), Stop> {
+    for rr in &msg.authority {
+        let name = rr.name.to_lowercase();
+        match rr.class {
+            1 => {
+                let has = |code: u16, sets: &Sets| {
+                    sets.iter().any(|((n, c), s)| *n == name && (*c == code) && (!s.rdatas.is_empty() || s.special))
+                };
+                let others = sets
+                    .iter()
+                    .any(|((n, c), s)| *n == name && *c != rtype::CNAME && (!s.rdatas.is_empty() || s.special));
+                // A CNAME and other data never share a name; such updates are ignored.
+                if (rr.rtype == rtype::CNAME && others) || (rr.rtype != rtype::CNAME && has(rtype::CNAME, sets)) {
+                    continue;
+                }
+                let s = touch(sets, &name, rr.rtype)?;
+                let c = canonical(rr.rtype, &rr.rdata);
+                if !s.rdatas.contains(&c) {
+                    s.rdatas.push(c);
+                }
+                s.ttl = rr.ttl;
+            }
+            255 if rr.rtype == rtype::ANY => {
+                let codes: Vec<u16> = sets.keys().filter(|(n, _)| *n == name).map(|(_, c)| *c).collect();
+                for code in codes {
+                    if name == *zone && matches!(code, rtype::SOA | rtype::NS) {
+                        continue;
+                    }
+                    let is_empty = sets.get(&(name.clone(), code)).is_some_and(|s| s.rdatas.is_empty() && !s.special);
+                    if !is_empty {
+                        touch(sets, &name, code)?.rdatas.clear();
+                    }
+                }
+            }
+            255 => {
+                if sets.contains_key(&(name.clone(), rr.rtype)) {
+                    touch(sets, &name, rr.rtype)?.rdatas.clear();
+                }
+            }
+            254 => {
+                if sets.contains_key(&(name.clone(), rr.rtype)) {
+                    let c = canonical(rr.rtype, &rr.rdata);
+                    touch(sets, &name, rr.rtype)?.rdatas.retain(|r| *r != c);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The change batch turning `before` into `after`.
+fn diff(before: &Sets, after: &Sets) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for (key, new) in after {
+        if new.special {
+            continue;
+        }
+        let old = before.get(key);
+        let old_empty = old.is_none_or(|o| o.rdatas.is_empty());
+        if new.rdatas.is_empty() {
+            if let Some(original) = old.and_then(|o| o.original.clone()).filter(|_| !old_empty) {
+                changes.push(Change { action: Action::Delete, set: original });
+            }
+            continue;
+        }
+        if old.is_some_and(|o| !old_empty && o.same_data(new) && o.ttl == new.ttl) {
+            continue;
+        }
+        let (name, code) = key;
+        changes.push(Change {
+            action: Action::Upsert,
+            set: RecordSet {
+                name: route53_name(name),
+                rtype: type_to_string(*code),
+                ttl: Some(i64::from(new.ttl)),
+                resource_records: new
+                    .rdatas
+                    .iter()
+                    .map(|r| ResourceRecord { value: route53_value(*code, r) })
+                    .collect(),
+                alias_target: None,
+                set_identifier: None,
+                weight: None,
+                region: None,
+                geo_location: None,
+                failover: None,
+                multi_value_answer: None,
+                health_check_id: None,
+                cidr_routing_config: None,
+            },
+        });
+    }
+    changes
+}
+
+/// The response: the request's ID and opcode, the zone section echoed.
+fn response(msg: &[u8], parsed: Option<&Message>, rc: u8) -> Vec<u8> {
+    let id = [msg.first().copied().unwrap_or(0), msg.get(1).copied().unwrap_or(0)];
+    let flags = 0x8000 | (u16::from(msg.get(2).copied().unwrap_or(0x28)) << 8 & 0x7800) | u16::from(rc);
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(&id);
+    out.extend_from_slice(&flags.to_be_bytes());
+    let zone = parsed.and_then(|p| p.questions.first());
+    out.extend_from_slice(&[0, u8::from(zone.is_some()), 0, 0, 0, 0, 0, 0]);
+    if let Some((name, t, c)) = zone {
+        out.extend_from_slice(name.wire());
+        out.extend_from_slice(&t.to_be_bytes());
+        out.extend_from_slice(&c.to_be_bytes());
+    }
+    out
+}
+
+/// The UPDATE service.
+pub struct Updater {
+    keys: KeyRing,
+    grants: Vec<Grant>,
+    syncer: Arc<Syncer>,
+    metrics: Option<Arc<r53dns_metrics::Metrics>>,
+    locks: StdMutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for Updater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Updater").field("grants", &self.grants.len()).finish_non_exhaustive()
+    }
+}
+
+impl UpdateHandler for Updater {
+    fn update(
+        self: Arc<Self>,
+        msg: Vec<u8>,
+        peer: SocketAddr,
+        _transport: Transport,
+    ) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send + 'static>> {
+        Box::pin(async move { self.handle(&msg, peer).await })
+    }
+}
+
+impl Updater {
+    /// An UPDATE service writing through `syncer`'s Route53 clients.
+    pub fn new(
+        keys: KeyRing,
+        grants: Vec<Grant>,
+        syncer: Arc<Syncer>,
+        metrics: Option<Arc<r53dns_metrics::Metrics>>,
+    ) -> Self {
+        Self { keys, grants, syncer, metrics, locks: StdMutex::default() }
+    }
+
+    async fn handle(&self, msg: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
+        if msg.len() < 12 {
+            return None;
+        }
+        let Some(parsed) = message::parse(msg) else {
+            self.count("formerr");
+            tracing::info!(%peer, "UPDATE: malformed message");
+            return Some(response(msg, None, rcode::FORMERR));
+        };
+        let now = tsig::now();
+        let mut signer: Option<Signer<'_>> = match tsig::verify(&self.keys, msg, &parsed, now) {
+            Verified::Unsigned => None,
+            Verified::Signed(s) => Some(s),
+            Verified::Malformed => {
+                self.count("formerr");
+                return Some(response(msg, Some(&parsed), rcode::FORMERR));
+            }
+            Verified::Failed(mut f) => {
+                let error = match f.error {
+                    tsig::BADKEY => "unknown key or algorithm (BADKEY)",
+                    tsig::BADTIME => "clock outside the fudge (BADTIME)",
+                    tsig::BADTRUNC => "MAC truncated too far (BADTRUNC)",
+                    _ => "bad signature (BADSIG)",
+                };
+                tracing::warn!(%peer, key = %f.key_label(), "UPDATE refused: TSIG {error}");
+                self.count("notauth");
+                let mut out = response(msg, Some(&parsed), rcode::NOTAUTH);
+                f.append_to(&mut out, now);
+                return Some(out);
+            }
+        };
+        let key = signer.as_ref().map(|s| s.key().label().to_ascii_lowercase());
+        let (rc, outcome) = match self.decide(&parsed, peer, key.as_deref()).await {
+            Ok(applied) => (rcode::NOERROR, if applied { "applied" } else { "unchanged" }),
+            Err(s) => {
+                let zone = parsed.questions.first().map(|q| q.0.to_text()).unwrap_or_default();
+                if s.outcome == "failed" {
+                    tracing::error!(%peer, %zone, key = key.as_deref().unwrap_or("-"), "UPDATE failed: {}", s.why);
+                } else {
+                    tracing::info!(%peer, %zone, key = key.as_deref().unwrap_or("-"), rcode = s.rcode, "UPDATE not applied: {}", s.why);
+                }
+                (s.rcode, s.outcome)
+            }
+        };
+        self.count(outcome);
+        let mut out = response(msg, Some(&parsed), rc);
+        if let Some(s) = signer.as_mut() {
+            s.sign(&mut out, now, 0, &[]);
+        }
+        Some(out)
+    }
+
+    fn count(&self, outcome: &str) {
+        if let Some(m) = &self.metrics {
+            m.updates.with_label_values(&[outcome]).inc();
+        }
+    }
+
+    /// Ok(true) when Route53 was changed, Ok(false) when nothing needed changing.
+    async fn decide(&self, msg: &Message, peer: SocketAddr, key: Option<&str>) -> Result<bool, Stop> {
+        let [(zone, qtype, qclass)] = msg.questions.as_slice() else {
+            return Err(stop(rcode::FORMERR, "formerr", "the zone section must hold exactly one SOA question"));
+        };
+        if *qtype != rtype::SOA {
+            return Err(stop(rcode::FORMERR, "formerr", "the zone section must ask for SOA"));
+        }
+        let zone = zone.to_lowercase();
+        if *qclass != 1 {
+            return Err(stop(rcode::NOTAUTH, "notauth", "only class IN is served"));
+        }
+        let label = zone_label(&zone.to_text());
+        let ids: Vec<String> = self.grants.iter().flat_map(|g| g.zones.iter().cloned()).collect();
+        let Some(target) = self.syncer.update_target(&zone, &ids).await else {
+            return Err(stop(rcode::NOTAUTH, "notauth", format!("{label} is not a Route53 zone served here")));
+        };
+        let zone_grants: Vec<&Grant> = self.grants.iter().filter(|g| g.covers_zone(&label, &target.zone.id)).collect();
+        if zone_grants.is_empty() {
+            return Err(stop(rcode::REFUSED, "refused", format!("no grant accepts UPDATEs for {label}")));
+        }
+        let grants: Vec<&Grant> = zone_grants.into_iter().filter(|g| g.admits(key, peer.ip())).collect();
+        if grants.is_empty() {
+            let why = match key {
+                Some(k) => format!("no grant for {label} admits key {k} from {}", peer.ip()),
+                None => format!("unsigned UPDATE for {label} from {}; a TSIG key is required", peer.ip()),
+            };
+            return Err(stop(rcode::REFUSED, "refused", why));
+        }
+        check_form(msg, &zone)?;
+        check_policy(msg, &zone, &grants)?;
+        let names: BTreeSet<Name> = msg.answers.iter().chain(&msg.authority).map(|r| r.name.to_lowercase()).collect();
+        if names.len() > MAX_NAMES {
+            return Err(stop(rcode::REFUSED, "refused", format!("more than {MAX_NAMES} names in one UPDATE")));
+        }
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(target.zone.id.clone()).or_default().clone()
+        };
+        let _held = lock.lock().await;
+        let mut before = Sets::new();
+        for n in &names {
+            let records = target
+                .client
+                .record_sets_at(&target.zone.id, &route53_name(n))
+                .await
+                .map_err(|e| stop(rcode::SERVFAIL, "failed", format!("cannot read {n} from Route53: {e}")))?;
+            read_sets(&records, &mut before);
+        }
+        check_prerequisites(msg, &before)?;
+        let mut after = before.clone();
+        apply(msg, &zone, &mut after)?;
+        let changes = diff(&before, &after);
+        if changes.is_empty() {
+            return Ok(false);
+        }
+        let comment = format!("r53dns UPDATE from {} key {}", peer.ip(), key.unwrap_or("-"));
+        target
+            .client
+            .change(&target.zone.id, &changes, &comment)
+            .await
+            .map_err(|e| stop(rcode::SERVFAIL, "failed", format!("Route53 refused the change batch: {e}")))?;
+        let summary: Vec<String> = changes
+            .iter()
+            .map(|c| format!("{:?} {} {} {}", c.action, c.set.name, c.set.rtype, c.set.resource_records.len()))
+            .collect();
+        tracing::info!(%peer, zone = %label, key = key.unwrap_or("-"), changes = ?summary, "UPDATE applied");
+        self.syncer.apply_local(&target.zone.id, &changes).await;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use r53dns_server::message::Record;
+
+    fn rr(name: &str, class: u16, code: u16, ttl: u32, rdata: &[u8]) -> Record {
+        Record { name: absolute(name).unwrap(), rtype: code, class, ttl, rdata: rdata.to_vec(), offset: 0 }
+    }
+
+    fn msg(prereqs: Vec<Record>, updates: Vec<Record>) -> Message {
+        Message {
+            id: 1,
+            flags: 0x2800,
+            questions: vec![(absolute("example.com").unwrap(), rtype::SOA, 1)],
+            answers: prereqs,
+            authority: updates,
+            additional: Vec::new(),
+        }
+    }
+
+    fn set(name: &str, code: u16, ttl: i64, values: &[&str]) -> RecordSet {
+        RecordSet {
+            name: format!("{name}."),
+            rtype: type_to_string(code),
+            ttl: Some(ttl),
+            resource_records: values.iter().map(|v| ResourceRecord { value: (*v).to_owned() }).collect(),
+            alias_target: None,
+            set_identifier: None,
+            weight: None,
+            region: None,
+            geo_location: None,
+            failover: None,
+            multi_value_answer: None,
+            health_check_id: None,
+            cidr_routing_config: None,
+        }
+    }
+
+    fn zone() -> Name {
+        absolute("example.com").unwrap()
+    }
+
+    fn current() -> Sets {
+        let mut s = Sets::new();
+        let mut weighted = set("www.example.com", rtype::A, 60, &["192.0.2.9"]);
+        weighted.set_identifier = Some("blue".into());
+        weighted.weight = Some(1);
+        read_sets(
+            &[
+                set("host.example.com", rtype::A, 300, &["192.0.2.1", "192.0.2.2"]),
+                set("host.example.com", rtype::TXT, 300, &["\"hello\""]),
+                set("alias.example.com", rtype::CNAME, 300, &["Host.Example.com."]),
+                weighted,
+            ],
+            &mut s,
+        );
+        s
+    }
+
+    #[test]
+    fn prerequisites_give_the_rfc_rcodes() {
+        let s = current();
+        let code = |p: Record| check_prerequisites(&msg(vec![p], vec![]), &s).err().map(|e| e.rcode);
+        assert_eq!(code(rr("host.example.com", 255, rtype::ANY, 0, &[])), None);
+        assert_eq!(code(rr("nope.example.com", 255, rtype::ANY, 0, &[])), Some(rcode::NXDOMAIN));
+        assert_eq!(code(rr("host.example.com", 255, rtype::AAAA, 0, &[])), Some(rcode::NXRRSET));
+        assert_eq!(code(rr("host.example.com", 254, rtype::ANY, 0, &[])), Some(rcode::YXDOMAIN));
+        assert_eq!(code(rr("nope.example.com", 254, rtype::ANY, 0, &[])), None);
+        assert_eq!(code(rr("host.example.com", 254, rtype::A, 0, &[])), Some(rcode::YXRRSET));
+        assert_eq!(code(rr("www.example.com", 255, rtype::A, 0, &[])), None, "a routed set exists");
+        // Value-dependent: the whole set, in any order, names compared without case.
+        let both = vec![
+            rr("host.example.com", 1, rtype::A, 0, &[192, 0, 2, 2]),
+            rr("host.example.com", 1, rtype::A, 0, &[192, 0, 2, 1]),
+        ];
+        assert!(check_prerequisites(&msg(both, vec![]), &s).is_ok());
+        let one = vec![rr("host.example.com", 1, rtype::A, 0, &[192, 0, 2, 1])];
+        assert_eq!(check_prerequisites(&msg(one, vec![]), &s).err().map(|e| e.rcode), Some(rcode::NXRRSET));
+        let cname = vec![rr("alias.example.com", 1, rtype::CNAME, 0, b"\x04HOST\x07example\x03com\x00")];
+        assert!(check_prerequisites(&msg(cname, vec![]), &s).is_ok());
+    }
+
+    #[test]
+    fn updates_become_one_minimal_batch() {
+        let before = current();
+        let updates = vec![
+            rr("host.example.com", 1, rtype::A, 300, &[192, 0, 2, 3]), // add to a set
+            rr("host.example.com", 254, rtype::A, 0, &[192, 0, 2, 1]), // delete one RR
+            rr("host.example.com", 255, rtype::TXT, 0, &[]),           // delete a set
+            rr("new.example.com", 1, rtype::AAAA, 60, &[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+            rr("alias.example.com", 1, rtype::A, 60, &[192, 0, 2, 7]), // ignored: a CNAME is there
+        ];
+        let mut after = before.clone();
+        apply(&msg(vec![], updates), &zone(), &mut after).map_err(|s| s.why).unwrap();
+        let changes = diff(&before, &after);
+        let got: Vec<(Action, &str, &str, Vec<&str>)> = changes
+            .iter()
+            .map(|c| {
+                let v = c.set.resource_records.iter().map(|r| r.value.as_str()).collect();
+                (c.action, c.set.name.as_str(), c.set.rtype.as_str(), v)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Action::Upsert, "new.example.com.", "AAAA", vec!["2001:db8::1"]),
+                (Action::Upsert, "host.example.com.", "A", vec!["192.0.2.2", "192.0.2.3"]),
+                (Action::Delete, "host.example.com.", "TXT", vec!["\"hello\""]),
+            ]
+        );
+        // Deleting the last RR deletes the set with its exact old values.
+        let mut after = before.clone();
+        let del = vec![
+            rr("host.example.com", 254, rtype::A, 0, &[192, 0, 2, 1]),
+            rr("host.example.com", 254, rtype::A, 0, &[192, 0, 2, 2]),
+        ];
+        apply(&msg(vec![], del), &zone(), &mut after).map_err(|s| s.why).unwrap();
+        let changes = diff(&before, &after);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].action, Action::Delete);
+        assert_eq!(changes[0].set.ttl, Some(300));
+        // Adding what is there already changes nothing.
+        let mut after = before.clone();
+        apply(&msg(vec![], vec![rr("host.example.com", 1, rtype::A, 300, &[192, 0, 2, 1])]), &zone(), &mut after)
+            .map_err(|s| s.why)
+            .unwrap();
+        assert!(diff(&before, &after).is_empty());
+    }
+
+    #[test]
+    fn routed_and_alias_sets_are_not_clobbered() {
+        let before = current();
+        for u in [rr("www.example.com", 1, rtype::A, 60, &[192, 0, 2, 1]), rr("www.example.com", 255, rtype::ANY, 0, &[])]
+        {
+            let mut after = before.clone();
+            let e = apply(&msg(vec![], vec![u]), &zone(), &mut after).err().unwrap();
+            assert_eq!(e.rcode, rcode::REFUSED);
+            assert!(e.why.contains("routing policy"), "{}", e.why);
+        }
+    }
+
+    #[test]
+    fn form_and_policy_checks() {
+        let z = zone();
+        let outside = msg(vec![], vec![rr("host.example.org", 1, rtype::A, 60, &[192, 0, 2, 1])]);
+        assert_eq!(check_form(&outside, &z).err().map(|e| e.rcode), Some(rcode::NOTZONE));
+        let ttl = msg(vec![rr("host.example.com", 255, rtype::ANY, 5, &[])], vec![]);
+        assert_eq!(check_form(&ttl, &z).err().map(|e| e.rcode), Some(rcode::FORMERR));
+        let any_add = msg(vec![], vec![rr("host.example.com", 1, rtype::ANY, 60, &[])]);
+        assert_eq!(check_form(&any_add, &z).err().map(|e| e.rcode), Some(rcode::FORMERR));
+
+        let keys = KeyRing::new(vec![Key {
+            name: absolute("dhcp").unwrap(),
+            algorithm: Algorithm::HmacSha256,
+            secret: vec![1; 32],
+        }]);
+        let g = grant(
+            &GrantSpec {
+                key: Some("dhcp".into()),
+                zones: vec!["example.com.".into()],
+                names: vec!["*.dhcp.example.com".into()],
+                types: vec!["a".into(), "PTR".into()],
+                ..Default::default()
+            },
+            &keys,
+        )
+        .unwrap();
+        assert!(g.admits(Some("dhcp"), "10.1.2.3".parse().unwrap()));
+        assert!(!g.admits(None, "10.1.2.3".parse().unwrap()));
+        let ok = msg(vec![], vec![rr("pc1.dhcp.example.com", 1, rtype::A, 60, &[10, 0, 0, 1])]);
+        assert!(check_policy(&ok, &z, &[&g]).is_ok());
+        for (name, code) in [("dhcp.example.com", rtype::A), ("pc1.dhcp.example.com", rtype::TXT)] {
+            let m = msg(vec![], vec![rr(name, 1, code, 60, &[10, 0, 0, 1])]);
+            assert_eq!(check_policy(&m, &z, &[&g]).err().map(|e| e.rcode), Some(rcode::REFUSED), "{name}");
+        }
+        let open = Grant { names: vec![], types: vec![], ..g.clone() };
+        let soa = msg(vec![], vec![rr("example.com", 255, rtype::SOA, 0, &[])]);
+        let apex_ns = msg(vec![], vec![rr("example.com", 1, rtype::NS, 60, b"\x02ns\x00")]);
+        let dhcid = msg(vec![], vec![rr("pc.example.com", 1, 49, 60, &[0, 1, 2])]);
+        for m in [soa, apex_ns, dhcid] {
+            assert_eq!(check_policy(&m, &z, &[&open]).err().map(|e| e.rcode), Some(rcode::REFUSED));
+        }
+        assert!(grant(&GrantSpec { zones: vec!["example.com".into()], ..Default::default() }, &keys).is_err());
+        assert!(grant(&GrantSpec { key: Some("nope".into()), zones: vec!["x".into()], ..Default::default() }, &keys).is_err());
+    }
+
+    #[test]
+    fn bind_key_files_are_read_with_line_numbers_in_errors() {
+        let text = "# tsig-keygen output\nkey \"dhcp-updater\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0c2VjcmV0\";\n};\n/* another */ key legacy { algorithm hmac-md5; secret \"YWJj\"; };\n";
+        let keys = parse_bind_keys(text, Path::new("k.conf")).unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].name, "dhcp-updater");
+        assert_eq!(keys[0].secret, "c2VjcmV0c2VjcmV0");
+        assert_eq!(keys[1].algorithm.as_deref(), Some("hmac-md5"));
+        let ring = load_keys(&TsigSpec { key: keys, key_files: vec![] }).unwrap();
+        assert_eq!(ring.by_label("LEGACY").map(|k| k.algorithm), Some(Algorithm::HmacMd5));
+        let e = parse_bind_keys("key \"x\" {\n algorithm hmac-sha256;\n colour blue;\n};\n", Path::new("k.conf"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("k.conf:3:"), "{e}");
+    }
+}

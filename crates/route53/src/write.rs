@@ -1,0 +1,122 @@
+//! Writing to Route53 for DNS UPDATE: reading the record sets at a name fresh from the API,
+//! and applying one `ChangeResourceRecordSets` batch (atomic on Route53's side), through the
+//! same rate budget and retries as every other call.
+
+use aws_sdk_route53::types::{Change as SdkChange, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
+
+use crate::convert::parse_route53_name;
+use crate::fetch::{FetchError, Route53};
+use crate::model::RecordSet;
+
+/// What a change does to its record set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Create or replace the record set.
+    Upsert,
+    /// Delete the record set (Route53 wants its exact current TTL and values).
+    Delete,
+}
+
+/// One change of a batch: a plain record set (no alias, no routing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Upsert or delete.
+    pub action: Action,
+    /// The record set: name, type, TTL and values.
+    pub set: RecordSet,
+}
+
+fn error(op: &'static str, zone: &str, message: impl Into<String>) -> FetchError {
+    FetchError { op, zone: zone.to_owned(), message: message.into(), throttled: false }
+}
+
+fn sdk_set(zone: &str, set: &RecordSet) -> Result<ResourceRecordSet, FetchError> {
+    let records = set
+        .resource_records
+        .iter()
+        .map(|r| ResourceRecord::builder().value(&r.value).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error("ChangeResourceRecordSets", zone, e.to_string()))?;
+    ResourceRecordSet::builder()
+        // Names are sent without the final dot: Route53 takes both, and emulators match
+        // deletions against the form records were created with.
+        .name(set.name.strip_suffix('.').filter(|n| !n.is_empty()).unwrap_or(&set.name))
+        .r#type(RrType::from(set.rtype.as_str()))
+        .set_ttl(set.ttl)
+        .set_resource_records(Some(records))
+        .build()
+        .map_err(|e| error("ChangeResourceRecordSets", zone, e.to_string()))
+}
+
+impl Route53 {
+    /// Every record set owned by `name` (Route53 text form) in a zone, read now. Listing
+    /// starts at the name and stops at the first record set with another owner.
+    pub async fn record_sets_at(&self, zone_id: &str, name: &str) -> Result<Vec<RecordSet>, FetchError> {
+        let want = parse_route53_name(name).map_err(|e| error("ListResourceRecordSets", zone_id, e))?.to_lowercase();
+        let mut sets = Vec::new();
+        let mut start: Option<(String, Option<RrType>, Option<String>)> = Some((name.to_owned(), None, None));
+        for _ in 0..100 {
+            let Some((n, t, i)) = start.take() else { break };
+            let out = self
+                .call("ListResourceRecordSets", zone_id, || {
+                    self.client
+                        .list_resource_record_sets()
+                        .hosted_zone_id(zone_id)
+                        .start_record_name(n.clone())
+                        .set_start_record_type(t.clone())
+                        .set_start_record_identifier(i.clone())
+                        .max_items(100)
+                        .send()
+                })
+                .await?;
+            for r in out.resource_record_sets() {
+                let owner = parse_route53_name(r.name()).map(|n| n.to_lowercase());
+                if owner.as_ref() != Ok(&want) {
+                    return Ok(sets);
+                }
+                let set = RecordSet::from(r);
+                if !sets.contains(&set) {
+                    sets.push(set);
+                }
+            }
+            if out.is_truncated() {
+                if let Some(next) = out.next_record_name() {
+                    start = Some((
+                        next.to_owned(),
+                        out.next_record_type().cloned(),
+                        out.next_record_identifier().map(str::to_owned),
+                    ));
+                }
+            }
+        }
+        Ok(sets)
+    }
+
+    /// Applies `changes` as one batch; Route53 applies all or none. Throttling and
+    /// `PriorRequestNotComplete` are retried within the budget; anything else fails at once.
+    pub async fn change(&self, zone_id: &str, changes: &[Change], comment: &str) -> Result<(), FetchError> {
+        let mut sdk = Vec::with_capacity(changes.len());
+        for c in changes {
+            let action = match c.action {
+                Action::Upsert => ChangeAction::Upsert,
+                Action::Delete => ChangeAction::Delete,
+            };
+            let change = SdkChange::builder()
+                .action(action)
+                .resource_record_set(sdk_set(zone_id, &c.set)?)
+                .build()
+                .map_err(|e| error("ChangeResourceRecordSets", zone_id, e.to_string()))?;
+            sdk.push(change);
+        }
+        let batch = ChangeBatch::builder()
+            .set_changes(Some(sdk))
+            .comment(comment)
+            .build()
+            .map_err(|e| error("ChangeResourceRecordSets", zone_id, e.to_string()))?;
+        self.call("ChangeResourceRecordSets", zone_id, || {
+            self.client.change_resource_record_sets().hosted_zone_id(zone_id).change_batch(batch.clone()).send()
+        })
+        .await?;
+        Ok(())
+    }
+}

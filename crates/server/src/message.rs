@@ -1,0 +1,166 @@
+//! Whole-message parsing for the slow paths (UPDATE, TSIG, NOTIFY): every record of every
+//! section, names decompressed, including names inside the RDATA of the types that may
+//! carry compressed names. Queries never come through here.
+
+use r53dns_zone::Name;
+use r53dns_zone::name::MAX_NAME_LEN;
+use r53dns_zone::rtype;
+
+use crate::wire::{read_name, u16_at};
+
+/// One resource record as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Owner, case preserved.
+    pub name: Name,
+    /// Type code.
+    pub rtype: u16,
+    /// Class code (in UPDATE: the zone class, ANY or NONE).
+    pub class: u16,
+    /// TTL.
+    pub ttl: u32,
+    /// RDATA with any compressed names expanded.
+    pub rdata: Vec<u8>,
+    /// Where the record starts in the message.
+    pub offset: usize,
+}
+
+/// A parsed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Header ID.
+    pub id: u16,
+    /// Header flags (second 16-bit word).
+    pub flags: u16,
+    /// Question (zone) section: name, type, class.
+    pub questions: Vec<(Name, u16, u16)>,
+    /// Answer (prerequisite) section.
+    pub answers: Vec<Record>,
+    /// Authority (update) section.
+    pub authority: Vec<Record>,
+    /// Additional section.
+    pub additional: Vec<Record>,
+}
+
+impl Message {
+    /// The opcode.
+    pub fn opcode(&self) -> u8 {
+        ((self.flags >> 11) & 0xf) as u8
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes([*b.get(at)?, *b.get(at + 1)?, *b.get(at + 2)?, *b.get(at + 3)?]))
+}
+
+fn name_at(msg: &[u8], at: usize) -> Option<(Name, usize)> {
+    let mut buf = [0u8; MAX_NAME_LEN];
+    let (len, used) = read_name(msg, at, &mut buf)?;
+    Some((Name::from_wire(&buf[..len])?, used))
+}
+
+/// Offsets of names inside RDATA that senders may compress (RFC 3597 §4 lists the RFC 1035
+/// types; SRV and DNAME targets turn up compressed from some senders too).
+fn rdata_names(code: u16) -> (usize, usize) {
+    match code {
+        rtype::NS | rtype::CNAME | rtype::PTR | rtype::DNAME => (0, 1),
+        rtype::MX => (2, 1),
+        rtype::SRV => (6, 1),
+        rtype::SOA => (0, 2),
+        _ => (0, 0),
+    }
+}
+
+/// The RDATA at `msg[at..at + len]` with its names expanded.
+fn rdata_at(msg: &[u8], code: u16, at: usize, len: usize) -> Option<Vec<u8>> {
+    let end = at.checked_add(len)?;
+    let raw = msg.get(at..end)?;
+    let (first, count) = rdata_names(code);
+    if count == 0 {
+        return Some(raw.to_vec());
+    }
+    let mut out = Vec::with_capacity(len + 16);
+    out.extend_from_slice(raw.get(..first)?);
+    let mut pos = at + first;
+    let mut buf = [0u8; MAX_NAME_LEN];
+    for _ in 0..count {
+        if pos >= end {
+            return None;
+        }
+        let (n, used) = read_name(msg, pos, &mut buf)?;
+        out.extend_from_slice(&buf[..n]);
+        pos += used;
+    }
+    if pos > end {
+        return None;
+    }
+    out.extend_from_slice(&msg[pos..end]);
+    Some(out)
+}
+
+fn record_at(msg: &[u8], at: usize) -> Option<(Record, usize)> {
+    let (name, used) = name_at(msg, at)?;
+    let p = at + used;
+    let (rtype, class, ttl, rdlen) = (u16_at(msg, p)?, u16_at(msg, p + 2)?, u32_at(msg, p + 4)?, u16_at(msg, p + 8)?);
+    let rdata = rdata_at(msg, rtype, p + 10, usize::from(rdlen))?;
+    Some((Record { name, rtype, class, ttl, rdata, offset: at }, p + 10 + usize::from(rdlen)))
+}
+
+/// Parses a whole message; `None` if any part is malformed or bytes are left over.
+pub fn parse(msg: &[u8]) -> Option<Message> {
+    let id = u16_at(msg, 0)?;
+    let flags = u16_at(msg, 2)?;
+    let counts = [u16_at(msg, 4)?, u16_at(msg, 6)?, u16_at(msg, 8)?, u16_at(msg, 10)?];
+    let mut pos = 12;
+    let mut questions = Vec::new();
+    for _ in 0..counts[0] {
+        let (name, used) = name_at(msg, pos)?;
+        pos += used;
+        questions.push((name, u16_at(msg, pos)?, u16_at(msg, pos + 2)?));
+        pos += 4;
+    }
+    let mut sections: [Vec<Record>; 3] = Default::default();
+    for (i, section) in sections.iter_mut().enumerate() {
+        for _ in 0..counts[i + 1] {
+            let (rr, next) = record_at(msg, pos)?;
+            section.push(rr);
+            pos = next;
+        }
+    }
+    if pos != msg.len() {
+        return None;
+    }
+    let [answers, authority, additional] = sections;
+    Some(Message { id, flags, questions, answers, authority, additional })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compressed_names_in_owner_and_rdata_are_expanded() {
+        // Header: one question, one answer MX pointing back into the question name.
+        let mut m = vec![0, 1, 0x28, 0, 0, 1, 0, 1, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x07example\x03com\x00\x00\x06\x00\x01");
+        m.extend_from_slice(&[0xc0, 12, 0, 15, 0, 1, 0, 0, 0, 60, 0, 7, 0, 10, 2, b'm', b'x', 0xc0, 12]);
+        let parsed = parse(&m).unwrap();
+        assert_eq!(parsed.opcode(), 5);
+        assert_eq!(parsed.questions[0].0.wire(), b"\x07example\x03com\x00");
+        let mx = &parsed.answers[0];
+        assert_eq!(mx.rtype, rtype::MX);
+        assert_eq!(mx.rdata, b"\x00\x0a\x02mx\x07example\x03com\x00");
+    }
+
+    #[test]
+    fn trailing_bytes_and_short_records_are_rejected() {
+        let mut m = vec![0, 1, 0x28, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x00\x00\x06\x00\x01");
+        assert!(parse(&m).is_some());
+        m.push(0);
+        assert!(parse(&m).is_none());
+        let mut m = vec![0, 1, 0x28, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        m.extend_from_slice(&[0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 9, 1, 2]);
+        assert!(parse(&m).is_none());
+    }
+}

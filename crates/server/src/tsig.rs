@@ -1,0 +1,530 @@
+//! TSIG (RFC 8945): verifying signed requests and signing responses, single and multi-message
+//! (zone transfers), with HMAC-MD5, -SHA1, -SHA224, -SHA256, -SHA384 and -SHA512.
+//!
+//! A [`KeyRing`] holds the keys; [`verify`] checks a request and hands back a [`Signer`] for
+//! its response(s). Errors follow §5.2: an unknown key or algorithm is BADKEY, a wrong MAC
+//! BADSIG (both answered unsigned), a clock outside the fudge BADTIME (answered signed, with
+//! our time in Other Data).
+
+use hmac::{Hmac, Mac};
+use r53dns_zone::Name;
+
+use crate::message::{self, Record};
+
+/// TSIG error: bad signature.
+pub const BADSIG: u16 = 16;
+/// TSIG error: unknown key or algorithm.
+pub const BADKEY: u16 = 17;
+/// TSIG error: time outside the fudge window.
+pub const BADTIME: u16 = 18;
+/// TSIG error: MAC truncated too far.
+pub const BADTRUNC: u16 = 22;
+/// The TSIG RR type.
+pub const TSIG: u16 = 250;
+/// Fudge we put in our signatures (seconds either way).
+pub const FUDGE: u16 = 300;
+
+/// A TSIG algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// `hmac-md5.sig-alg.reg.int` (legacy clients only).
+    HmacMd5,
+    /// `hmac-sha1`.
+    HmacSha1,
+    /// `hmac-sha224`.
+    HmacSha224,
+    /// `hmac-sha256`: use this.
+    HmacSha256,
+    /// `hmac-sha384`.
+    HmacSha384,
+    /// `hmac-sha512`.
+    HmacSha512,
+}
+
+impl Algorithm {
+    /// Every algorithm with its on-the-wire name.
+    const ALL: [(Algorithm, &'static str); 6] = [
+        (Algorithm::HmacMd5, "hmac-md5.sig-alg.reg.int"),
+        (Algorithm::HmacSha1, "hmac-sha1"),
+        (Algorithm::HmacSha224, "hmac-sha224"),
+        (Algorithm::HmacSha256, "hmac-sha256"),
+        (Algorithm::HmacSha384, "hmac-sha384"),
+        (Algorithm::HmacSha512, "hmac-sha512"),
+    ];
+
+    /// From a configuration name (`hmac-sha256`, `HMAC-MD5.SIG-ALG.REG.INT`, `hmac-md5`),
+    /// case-insensitive, trailing dot allowed.
+    pub fn from_name(s: &str) -> Option<Self> {
+        let s = s.trim_end_matches('.').to_ascii_lowercase();
+        let s = if s == "hmac-md5" { "hmac-md5.sig-alg.reg.int".to_owned() } else { s };
+        Self::ALL.iter().find(|(_, n)| *n == s).map(|(a, _)| *a)
+    }
+
+    /// The algorithm's name as text.
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(a, _)| *a == self).map_or("hmac-sha256", |(_, n)| n)
+    }
+
+    fn wire_name(self) -> Vec<u8> {
+        Name::parse(&format!("{}.", self.name()), None).map(|n| n.wire().to_vec()).unwrap_or_default()
+    }
+
+    fn from_wire(wire: &[u8]) -> Option<Self> {
+        let lower = wire.to_ascii_lowercase();
+        Self::ALL.iter().map(|(a, _)| *a).find(|a| a.wire_name() == lower)
+    }
+
+    /// Length of a full MAC.
+    fn output_len(self) -> usize {
+        match self {
+            Self::HmacMd5 => 16,
+            Self::HmacSha1 => 20,
+            Self::HmacSha224 => 28,
+            Self::HmacSha256 => 32,
+            Self::HmacSha384 => 48,
+            Self::HmacSha512 => 64,
+        }
+    }
+
+    fn mac(self, secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+        fn run<M: Mac + hmac::digest::KeyInit>(secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+            let Ok(mut m) = <M as hmac::digest::KeyInit>::new_from_slice(secret) else {
+                return Vec::new(); // HMAC takes keys of any length; not reached
+            };
+            for p in parts {
+                m.update(p);
+            }
+            m.finalize().into_bytes().to_vec()
+        }
+        match self {
+            Self::HmacMd5 => run::<Hmac<md5::Md5>>(secret, parts),
+            Self::HmacSha1 => run::<Hmac<sha1::Sha1>>(secret, parts),
+            Self::HmacSha224 => run::<Hmac<sha2::Sha224>>(secret, parts),
+            Self::HmacSha256 => run::<Hmac<sha2::Sha256>>(secret, parts),
+            Self::HmacSha384 => run::<Hmac<sha2::Sha384>>(secret, parts),
+            Self::HmacSha512 => run::<Hmac<sha2::Sha512>>(secret, parts),
+        }
+    }
+}
+
+/// A shared secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key {
+    /// Key name (compared case-insensitively).
+    pub name: Name,
+    /// Algorithm.
+    pub algorithm: Algorithm,
+    /// The secret (decoded from base64).
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key").field("name", &self.name.to_text()).field("algorithm", &self.algorithm).finish()
+    }
+}
+
+impl Key {
+    /// The key name as text, without the trailing dot (as operators write it).
+    pub fn label(&self) -> String {
+        let t = self.name.to_text();
+        t.strip_suffix('.').map(str::to_owned).unwrap_or(t)
+    }
+}
+
+/// The keys a server knows.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRing {
+    keys: Vec<Key>,
+}
+
+impl KeyRing {
+    /// A ring of `keys`; a later key with the same name replaces an earlier one.
+    pub fn new(keys: Vec<Key>) -> Self {
+        let mut ring = Self::default();
+        for k in keys {
+            ring.keys.retain(|o| o.name.to_lowercase() != k.name.to_lowercase());
+            ring.keys.push(k);
+        }
+        ring
+    }
+
+    /// The key called `name` (wire form, any case).
+    pub fn get(&self, name: &[u8]) -> Option<&Key> {
+        let lower = name.to_ascii_lowercase();
+        self.keys.iter().find(|k| k.name.to_lowercase().wire() == lower.as_slice())
+    }
+
+    /// The key called `label` (text, trailing dot optional).
+    pub fn by_label(&self, label: &str) -> Option<&Key> {
+        let text = if label.ends_with('.') { label.to_owned() } else { format!("{label}.") };
+        let name = Name::parse(&text, None).ok()?;
+        self.get(name.wire())
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// The fields of a TSIG RR (RFC 8945 §4.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fields {
+    algorithm: Vec<u8>,
+    time_signed: u64,
+    fudge: u16,
+    mac: Vec<u8>,
+    original_id: u16,
+    error: u16,
+    other: Vec<u8>,
+}
+
+fn fields(rdata: &[u8]) -> Option<Fields> {
+    let alen = r53dns_zone::name::wire_len(rdata)?;
+    let algorithm = rdata.get(..alen)?.to_vec();
+    let mut at = alen;
+    let take = |at: &mut usize, n: usize| -> Option<&[u8]> {
+        let s = rdata.get(*at..*at + n)?;
+        *at += n;
+        Some(s)
+    };
+    let t = take(&mut at, 6)?;
+    let time_signed = t.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    let fudge = u16::from_be_bytes(take(&mut at, 2)?.try_into().ok()?);
+    let mac_len = usize::from(u16::from_be_bytes(take(&mut at, 2)?.try_into().ok()?));
+    let mac = take(&mut at, mac_len)?.to_vec();
+    let original_id = u16::from_be_bytes(take(&mut at, 2)?.try_into().ok()?);
+    let error = u16::from_be_bytes(take(&mut at, 2)?.try_into().ok()?);
+    let other_len = usize::from(u16::from_be_bytes(take(&mut at, 2)?.try_into().ok()?));
+    let other = take(&mut at, other_len)?.to_vec();
+    (at == rdata.len()).then_some(Fields { algorithm, time_signed, fudge, mac, original_id, error, other })
+}
+
+fn time48(t: u64) -> [u8; 6] {
+    let b = t.to_be_bytes();
+    [b[2], b[3], b[4], b[5], b[6], b[7]]
+}
+
+/// The TSIG variables digested with a whole signature (§4.3.3).
+fn variables(key_name: &[u8], alg: &[u8], time: u64, fudge: u16, error: u16, other: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(key_name.len() + alg.len() + 20 + other.len());
+    v.extend_from_slice(&key_name.to_ascii_lowercase());
+    v.extend_from_slice(&255u16.to_be_bytes()); // class ANY
+    v.extend_from_slice(&0u32.to_be_bytes()); // TTL
+    v.extend_from_slice(&alg.to_ascii_lowercase());
+    v.extend_from_slice(&time48(time));
+    v.extend_from_slice(&fudge.to_be_bytes());
+    v.extend_from_slice(&error.to_be_bytes());
+    v.extend_from_slice(&u16::try_from(other.len()).unwrap_or(0).to_be_bytes());
+    v.extend_from_slice(other);
+    v
+}
+
+/// The message as it was before the TSIG RR was added: original ID, ARCOUNT one less.
+fn unsigned_part(msg: &[u8], tsig_at: usize, original_id: u16) -> Option<Vec<u8>> {
+    let mut m = msg.get(..tsig_at)?.to_vec();
+    if m.len() < 12 {
+        return None;
+    }
+    m[0..2].copy_from_slice(&original_id.to_be_bytes());
+    let ar = u16::from_be_bytes([m[10], m[11]]).checked_sub(1)?;
+    m[10..12].copy_from_slice(&ar.to_be_bytes());
+    Some(m)
+}
+
+/// Signs a message or a run of messages with one key.
+#[derive(Debug, Clone)]
+pub struct Signer<'k> {
+    key: &'k Key,
+    /// The MAC the next signature chains to (request MAC, or the previous message's).
+    prior: Vec<u8>,
+    /// Whether the next signature is the first of its run (full variables) or a later one
+    /// of a multi-message response (timers only, §5.3.1).
+    first: bool,
+}
+
+impl<'k> Signer<'k> {
+    /// Signs a request (no prior MAC).
+    pub fn request(key: &'k Key) -> Self {
+        Self { key, prior: Vec::new(), first: true }
+    }
+
+    /// The key in use.
+    pub fn key(&self) -> &'k Key {
+        self.key
+    }
+
+    /// Appends a TSIG RR signing `msg` (whose ARCOUNT is bumped), with `error` and `other`
+    /// data, at time `now` (Unix seconds). Later calls chain to this one's MAC.
+    pub fn sign(&mut self, msg: &mut Vec<u8>, now: u64, error: u16, other: &[u8]) {
+        let alg = self.key.algorithm.wire_name();
+        let key_name = self.key.name.wire().to_ascii_lowercase();
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(4);
+        let prior_len = u16::try_from(self.prior.len()).unwrap_or(0).to_be_bytes();
+        if !self.prior.is_empty() {
+            parts.push(&prior_len);
+            parts.push(&self.prior);
+        }
+        parts.push(msg);
+        let vars;
+        let mut timers = [0u8; 8];
+        if self.first {
+            vars = variables(&key_name, &alg, now, FUDGE, error, other);
+            parts.push(&vars);
+        } else {
+            timers[..6].copy_from_slice(&time48(now));
+            timers[6..].copy_from_slice(&FUDGE.to_be_bytes());
+            parts.push(&timers);
+        }
+        let mac = self.key.algorithm.mac(&self.key.secret, &parts);
+        let id = u16::from_be_bytes([msg[0], msg[1]]);
+        append(msg, &key_name, &alg, now, &mac, id, error, other);
+        self.prior = mac;
+        self.first = false;
+    }
+
+    /// Checks a signed response to our request (client side, e.g. NOTIFY replies and tests).
+    pub fn verify_response(&mut self, msg: &[u8]) -> Result<(), u16> {
+        let parsed = message::parse(msg).ok_or(BADSIG)?;
+        let tsig = parsed.additional.last().filter(|r| r.rtype == TSIG).ok_or(BADSIG)?;
+        let f = fields(&tsig.rdata).ok_or(BADSIG)?;
+        if f.error != 0 {
+            return Err(f.error);
+        }
+        let body = unsigned_part(msg, tsig.offset, f.original_id).ok_or(BADSIG)?;
+        let prior_len = u16::try_from(self.prior.len()).unwrap_or(0).to_be_bytes();
+        let vars = variables(tsig.name.wire(), &f.algorithm, f.time_signed, f.fudge, f.error, &f.other);
+        let parts: [&[u8]; 4] = [&prior_len, &self.prior, &body, &vars];
+        let want = self.key.algorithm.mac(&self.key.secret, &parts);
+        if !constant_time_eq(&want, &f.mac) {
+            return Err(BADSIG);
+        }
+        self.prior = f.mac;
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn append(msg: &mut Vec<u8>, key_name: &[u8], alg: &[u8], time: u64, mac: &[u8], id: u16, error: u16, other: &[u8]) {
+    msg.extend_from_slice(key_name);
+    msg.extend_from_slice(&TSIG.to_be_bytes());
+    msg.extend_from_slice(&255u16.to_be_bytes());
+    msg.extend_from_slice(&0u32.to_be_bytes());
+    let rdlen = alg.len() + 6 + 2 + 2 + mac.len() + 2 + 2 + 2 + other.len();
+    msg.extend_from_slice(&u16::try_from(rdlen).unwrap_or(0).to_be_bytes());
+    msg.extend_from_slice(alg);
+    msg.extend_from_slice(&time48(time));
+    msg.extend_from_slice(&FUDGE.to_be_bytes());
+    msg.extend_from_slice(&u16::try_from(mac.len()).unwrap_or(0).to_be_bytes());
+    msg.extend_from_slice(mac);
+    msg.extend_from_slice(&id.to_be_bytes());
+    msg.extend_from_slice(&error.to_be_bytes());
+    msg.extend_from_slice(&u16::try_from(other.len()).unwrap_or(0).to_be_bytes());
+    msg.extend_from_slice(other);
+    if msg.len() >= 12 {
+        let ar = u16::from_be_bytes([msg[10], msg[11]]).wrapping_add(1);
+        msg[10..12].copy_from_slice(&ar.to_be_bytes());
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// What [`verify`] found.
+#[derive(Debug)]
+pub enum Verified<'k> {
+    /// No TSIG record.
+    Unsigned,
+    /// A good signature: sign the response(s) with this.
+    Signed(Signer<'k>),
+    /// A TSIG record that failed. Answer NOTAUTH with [`Failure::append_to`].
+    Failed(Failure<'k>),
+    /// A TSIG record that is not the last record, or cannot be read: FORMERR.
+    Malformed,
+}
+
+/// A failed TSIG check and what the error response needs.
+#[derive(Debug)]
+pub struct Failure<'k> {
+    /// BADKEY, BADSIG, BADTIME or BADTRUNC.
+    pub error: u16,
+    /// Key name as sent.
+    pub key_name: Vec<u8>,
+    algorithm: Vec<u8>,
+    time_signed: u64,
+    /// BADTIME responses are signed (§5.2.3); the others are not.
+    signer: Option<Signer<'k>>,
+}
+
+impl Failure<'_> {
+    /// The key name as text (for logs).
+    pub fn key_label(&self) -> String {
+        r53dns_zone::name::wire_to_text(&self.key_name)
+    }
+
+    /// Appends the TSIG RR of the error response to `msg`.
+    pub fn append_to(&mut self, msg: &mut Vec<u8>, now: u64) {
+        match &mut self.signer {
+            Some(s) => s.sign(msg, self.time_signed, self.error, &time48(now)),
+            None => {
+                let id = u16::from_be_bytes([msg[0], msg[1]]);
+                append(msg, &self.key_name, &self.algorithm, self.time_signed, &[], id, self.error, &[]);
+            }
+        }
+    }
+}
+
+/// The record in `parsed` that must be the TSIG, if any (the last additional one).
+fn tsig_record(parsed: &message::Message) -> Result<Option<&Record>, ()> {
+    let others = parsed
+        .answers
+        .iter()
+        .chain(&parsed.authority)
+        .chain(parsed.additional.iter().rev().skip(1))
+        .any(|r| r.rtype == TSIG);
+    if others {
+        return Err(());
+    }
+    Ok(parsed.additional.last().filter(|r| r.rtype == TSIG))
+}
+
+/// Checks the TSIG of a request against `keys` at time `now` (Unix seconds).
+pub fn verify<'k>(keys: &'k KeyRing, msg: &[u8], parsed: &message::Message, now: u64) -> Verified<'k> {
+    let rr = match tsig_record(parsed) {
+        Ok(Some(rr)) => rr,
+        Ok(None) => return Verified::Unsigned,
+        Err(()) => return Verified::Malformed,
+    };
+    let Some(f) = fields(&rr.rdata) else {
+        return Verified::Malformed;
+    };
+    if rr.class != 255 || rr.ttl != 0 {
+        return Verified::Malformed;
+    }
+    let fail = |error, signer| {
+        Verified::Failed(Failure {
+            error,
+            key_name: rr.name.wire().to_vec(),
+            algorithm: f.algorithm.clone(),
+            time_signed: f.time_signed,
+            signer,
+        })
+    };
+    let key = keys.get(rr.name.wire()).filter(|k| Algorithm::from_wire(&f.algorithm) == Some(k.algorithm));
+    let Some(key) = key else {
+        return fail(BADKEY, None);
+    };
+    let Some(body) = unsigned_part(msg, rr.offset, f.original_id) else {
+        return Verified::Malformed;
+    };
+    let vars = variables(rr.name.wire(), &f.algorithm, f.time_signed, f.fudge, f.error, &f.other);
+    let full = key.algorithm.mac(&key.secret, &[&body, &vars]);
+    // §5.2.2.1: a truncated MAC must keep at least half the output and 10 octets.
+    let min = (full.len() / 2).max(10).min(full.len());
+    if f.mac.len() > full.len() || (f.mac.len() < min && !f.mac.is_empty()) {
+        return fail(if f.mac.len() > full.len() { BADSIG } else { BADTRUNC }, None);
+    }
+    if f.mac.is_empty() || !constant_time_eq(&full[..f.mac.len()], &f.mac) {
+        return fail(BADSIG, None);
+    }
+    let signer = Signer { key, prior: f.mac.clone(), first: true };
+    if now.abs_diff(f.time_signed) > u64::from(f.fudge) {
+        return fail(BADTIME, Some(signer));
+    }
+    debug_assert!(key.algorithm.output_len() == full.len());
+    Verified::Signed(signer)
+}
+
+/// The current time in Unix seconds.
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Whether a message carries a TSIG record (cheap check for the transfer path).
+pub fn is_signed(msg: &[u8]) -> bool {
+    message::parse(msg).is_some_and(|m| m.additional.last().is_some_and(|r| r.rtype == TSIG))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(alg: Algorithm) -> Key {
+        Key { name: Name::parse("k1.", None).unwrap(), algorithm: alg, secret: b"0123456789abcdef".to_vec() }
+    }
+
+    fn query() -> Vec<u8> {
+        let mut q = vec![0xab, 0xcd, 0x28, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(b"\x07example\x03com\x00\x00\x06\x00\x01");
+        q
+    }
+
+    #[test]
+    fn rfc4231_test_case_2_hmac_sha256() {
+        let mac = Algorithm::HmacSha256.mac(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    }
+
+    #[test]
+    fn every_algorithm_signs_and_verifies_and_tampering_is_caught() {
+        for (alg, _) in Algorithm::ALL {
+            let k = key(alg);
+            let ring = KeyRing::new(vec![k.clone()]);
+            let mut msg = query();
+            Signer::request(&k).sign(&mut msg, 1_000_000, 0, &[]);
+            let parsed = message::parse(&msg).unwrap();
+            let Verified::Signed(mut signer) = verify(&ring, &msg, &parsed, 1_000_010) else {
+                panic!("{alg:?} did not verify")
+            };
+            // The response chains to the request MAC and verifies on the client side.
+            let mut resp = msg[..msg.len()].to_vec();
+            let tsig_at = parsed.additional[0].offset;
+            resp.truncate(tsig_at);
+            resp[10..12].copy_from_slice(&0u16.to_be_bytes());
+            resp[2] |= 0x80;
+            signer.sign(&mut resp, 1_000_011, 0, &[]);
+            let mut client = Signer::request(&k);
+            client.prior = fields(&parsed.additional[0].rdata).unwrap().mac;
+            assert_eq!(client.verify_response(&resp), Ok(()));
+            // One flipped bit in the signed part fails.
+            let mut bad = msg.clone();
+            bad[15] ^= 1;
+            let parsed = message::parse(&bad).unwrap();
+            assert!(matches!(verify(&ring, &bad, &parsed, 1_000_010), Verified::Failed(Failure { error: BADSIG, .. })));
+        }
+    }
+
+    #[test]
+    fn unknown_keys_stale_clocks_and_misplaced_records_are_told_apart() {
+        let k = key(Algorithm::HmacSha256);
+        let ring = KeyRing::new(vec![k.clone()]);
+        let other = Key { name: Name::parse("other.", None).unwrap(), ..k.clone() };
+        let mut msg = query();
+        Signer::request(&other).sign(&mut msg, 1_000_000, 0, &[]);
+        let parsed = message::parse(&msg).unwrap();
+        assert!(matches!(verify(&ring, &msg, &parsed, 1_000_000), Verified::Failed(Failure { error: BADKEY, .. })));
+
+        let mut msg = query();
+        Signer::request(&k).sign(&mut msg, 1_000_000, 0, &[]);
+        let parsed = message::parse(&msg).unwrap();
+        let Verified::Failed(mut f) = verify(&ring, &msg, &parsed, 1_000_000 + 301) else { panic!() };
+        assert_eq!(f.error, BADTIME);
+        let mut resp = query();
+        resp[2] |= 0x80;
+        f.append_to(&mut resp, 1_000_301);
+        let last = message::parse(&resp).unwrap().additional.pop().unwrap();
+        let got = fields(&last.rdata).unwrap();
+        assert_eq!((got.error, got.other.len(), got.mac.len()), (BADTIME, 6, 32));
+
+        let mut unsigned = query();
+        assert!(matches!(verify(&ring, &unsigned, &message::parse(&unsigned).unwrap(), 0), Verified::Unsigned));
+        // A TSIG followed by another additional record is malformed.
+        Signer::request(&k).sign(&mut unsigned, 1, 0, &[]);
+        unsigned.extend_from_slice(&[0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]);
+        unsigned[11] += 1;
+        assert!(matches!(verify(&ring, &unsigned, &message::parse(&unsigned).unwrap(), 1), Verified::Malformed));
+    }
+}
