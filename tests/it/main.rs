@@ -14,3 +14,4 @@ mod scenarios;
 mod serving;
 mod tcp;
 mod transfer;
+mod update;

@@ -629,12 +629,7 @@ impl Config {
                 admin: Some(self.http_admin),
             },
             tsig: TsigSpec {
-                key: self
-                    .tsig_spec
-                    .key
-                    .iter()
-                    .map(|k| KeySpec { secret: "(hidden)".into(), ..k.clone() })
-                    .collect(),
+                key: self.tsig_spec.key.iter().map(|k| KeySpec { secret: "(hidden)".into(), ..k.clone() }).collect(),
                 key_files: self.tsig_spec.key_files.clone(),
             },
             update: self.update_spec.clone(),

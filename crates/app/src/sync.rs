@@ -510,9 +510,7 @@ impl Syncer {
             .zones
             .values()
             .filter(|z| z.built.is_some())
-            .filter(|z| {
-                r53dns_route53::convert::parse_route53_name(&z.hz.name).is_ok_and(|n| n.to_lowercase() == want)
-            })
+            .filter(|z| r53dns_route53::convert::parse_route53_name(&z.hz.name).is_ok_and(|n| n.to_lowercase() == want))
             .collect();
         if candidates.iter().any(|z| prefer.contains(&z.hz.id)) {
             candidates.retain(|z| prefer.contains(&z.hz.id));

@@ -137,7 +137,11 @@ fn absolute(s: &str) -> anyhow::Result<Name> {
 
 /// Validates `[[update.grant]]` against the keys.
 pub(crate) fn grants(spec: &UpdateSpec, keys: &KeyRing) -> anyhow::Result<Vec<Grant>> {
-    spec.grant.iter().enumerate().map(|(i, g)| grant(g, keys).with_context(|| format!("update.grant #{}", i + 1))).collect()
+    spec.grant
+        .iter()
+        .enumerate()
+        .map(|(i, g)| grant(g, keys).with_context(|| format!("update.grant #{}", i + 1)))
+        .collect()
 }
 
 fn grant(g: &GrantSpec, keys: &KeyRing) -> anyhow::Result<Grant> {
@@ -336,7 +340,8 @@ fn read_sets(records: &[RecordSet], into: &mut Sets) {
         let special = r.alias_target.is_some() || r.set_identifier.is_some();
         let values: Result<Vec<Vec<u8>>, String> =
             r.resource_records.iter().map(|v| parse_value(code, &v.value).map(|w| canonical(code, &w))).collect();
-        let entry = into.entry(key).or_insert_with(|| Set { ttl: 0, rdatas: Vec::new(), special: false, original: None });
+        let entry =
+            into.entry(key).or_insert_with(|| Set { ttl: 0, rdatas: Vec::new(), special: false, original: None });
         match values {
             Ok(v) if !special => {
                 entry.ttl = r.ttl.and_then(|t| u32::try_from(t).ok()).unwrap_or(300);
@@ -364,7 +369,8 @@ fn stop(rcode: u8, outcome: &'static str, why: impl Into<String>) -> Stop {
 }
 
 fn is_meta(code: u16) -> bool {
-    r53dns_zone::rdata::is_meta_type(code) || matches!(code, rtype::ANY | rtype::AXFR | rtype::IXFR | rtype::MAILA | rtype::MAILB)
+    r53dns_zone::rdata::is_meta_type(code)
+        || matches!(code, rtype::ANY | rtype::AXFR | rtype::IXFR | rtype::MAILA | rtype::MAILB)
 }
 
 /// §3.2 and §3.4.1: the form of the prerequisite and update sections.
@@ -421,7 +427,8 @@ fn check_policy(msg: &Message, zone: &Name, grants: &[&Grant]) -> Result<(), Sto
 /// §3.2.5: prerequisites against the current data.
 fn check_prerequisites(msg: &Message, sets: &Sets) -> Result<(), Stop> {
     let in_use = |name: &Name| sets.iter().any(|((n, _), s)| n == name && (!s.rdatas.is_empty() || s.special));
-    let exists = |name: &Name, code: u16| sets.get(&(name.clone(), code)).is_some_and(|s| !s.rdatas.is_empty() || s.special);
+    let exists =
+        |name: &Name, code: u16| sets.get(&(name.clone(), code)).is_some_and(|s| !s.rdatas.is_empty() || s.special);
     let mut wanted: Sets = BTreeMap::new();
     for rr in &msg.answers {
         let name = rr.name.to_lowercase();
@@ -475,7 +482,10 @@ fn touch<'a>(sets: &'a mut Sets, name: &Name, code: u16) -> Result<&'a mut Set, 
         return Err(stop(
             rcode::REFUSED,
             "refused",
-            format!("{} at {name} is an alias or has a routing policy; UPDATE leaves it to Route53", type_to_string(code)),
+            format!(
+                "{} at {name} is an alias or has a routing policy; UPDATE leaves it to Route53",
+                type_to_string(code)
+            ),
         ));
     }
     Ok(s)
@@ -516,16 +526,12 @@ fn apply(msg: &Message, zone: &Name, sets: &mut Sets) -> Result<(), Stop> {
                     }
                 }
             }
-            255 => {
-                if sets.contains_key(&(name.clone(), rr.rtype)) {
-                    touch(sets, &name, rr.rtype)?.rdatas.clear();
-                }
+            255 if sets.contains_key(&(name.clone(), rr.rtype)) => {
+                touch(sets, &name, rr.rtype)?.rdatas.clear();
             }
-            254 => {
-                if sets.contains_key(&(name.clone(), rr.rtype)) {
-                    let c = canonical(rr.rtype, &rr.rdata);
-                    touch(sets, &name, rr.rtype)?.rdatas.retain(|r| *r != c);
-                }
+            254 if sets.contains_key(&(name.clone(), rr.rtype)) => {
+                let c = canonical(rr.rtype, &rr.rdata);
+                touch(sets, &name, rr.rtype)?.rdatas.retain(|r| *r != c);
             }
             _ => {}
         }
@@ -894,7 +900,8 @@ mod tests {
     #[test]
     fn routed_and_alias_sets_are_not_clobbered() {
         let before = current();
-        for u in [rr("www.example.com", 1, rtype::A, 60, &[192, 0, 2, 1]), rr("www.example.com", 255, rtype::ANY, 0, &[])]
+        for u in
+            [rr("www.example.com", 1, rtype::A, 60, &[192, 0, 2, 1]), rr("www.example.com", 255, rtype::ANY, 0, &[])]
         {
             let mut after = before.clone();
             let e = apply(&msg(vec![], vec![u]), &zone(), &mut after).err().unwrap();
@@ -945,7 +952,10 @@ mod tests {
             assert_eq!(check_policy(&m, &z, &[&open]).err().map(|e| e.rcode), Some(rcode::REFUSED));
         }
         assert!(grant(&GrantSpec { zones: vec!["example.com".into()], ..Default::default() }, &keys).is_err());
-        assert!(grant(&GrantSpec { key: Some("nope".into()), zones: vec!["x".into()], ..Default::default() }, &keys).is_err());
+        assert!(
+            grant(&GrantSpec { key: Some("nope".into()), zones: vec!["x".into()], ..Default::default() }, &keys)
+                .is_err()
+        );
     }
 
     #[test]

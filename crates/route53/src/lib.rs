@@ -1,6 +1,6 @@
 //! Route53 as a zone source: record sets fetched through the AWS API ([`fetch`]) and
 //! converted faithfully into immutable zones ([`convert()`]); DNS UPDATEs written back as
-//! change batches ([`write`]).
+//! change batches ([`mod@write`]).
 #![warn(missing_docs)]
 
 pub mod budget;

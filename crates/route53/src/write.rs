@@ -2,7 +2,9 @@
 //! and applying one `ChangeResourceRecordSets` batch (atomic on Route53's side), through the
 //! same rate budget and retries as every other call.
 
-use aws_sdk_route53::types::{Change as SdkChange, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
+use aws_sdk_route53::types::{
+    Change as SdkChange, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
 
 use crate::convert::parse_route53_name;
 use crate::fetch::{FetchError, Route53};
@@ -79,14 +81,14 @@ impl Route53 {
                     sets.push(set);
                 }
             }
-            if out.is_truncated() {
-                if let Some(next) = out.next_record_name() {
-                    start = Some((
-                        next.to_owned(),
-                        out.next_record_type().cloned(),
-                        out.next_record_identifier().map(str::to_owned),
-                    ));
-                }
+            if out.is_truncated()
+                && let Some(next) = out.next_record_name()
+            {
+                start = Some((
+                    next.to_owned(),
+                    out.next_record_type().cloned(),
+                    out.next_record_identifier().map(str::to_owned),
+                ));
             }
         }
         Ok(sets)

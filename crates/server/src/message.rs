@@ -76,7 +76,8 @@ fn rdata_at(msg: &[u8], code: u16, at: usize, len: usize) -> Option<Vec<u8>> {
     let end = at.checked_add(len)?;
     let raw = msg.get(at..end)?;
     let (first, count) = rdata_names(code);
-    if count == 0 {
+    // Empty RDATA is how UPDATE says "any value" (RFC 2136 §2.5.2), whatever the type.
+    if count == 0 || len == 0 {
         return Some(raw.to_vec());
     }
     let mut out = Vec::with_capacity(len + 16);
@@ -162,5 +163,9 @@ mod tests {
         let mut m = vec![0, 1, 0x28, 0, 0, 0, 0, 1, 0, 0, 0, 0];
         m.extend_from_slice(&[0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 9, 1, 2]);
         assert!(parse(&m).is_none());
+        // An SOA with empty RDATA (an UPDATE deleting the RRset) is fine.
+        let mut m = vec![0, 1, 0x28, 0, 0, 0, 0, 0, 0, 1, 0, 0];
+        m.extend_from_slice(&[0, 0, 6, 0, 255, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(parse(&m).unwrap().authority[0].rdata, b"");
     }
 }

@@ -382,6 +382,7 @@ fn udp_update(u: &Updates, sock: &Arc<UdpSocket>, msg: &[u8], peer: SocketAddr) 
     });
 }
 
+#[allow(clippy::too_many_arguments)] // each is a separate shared handle; a struct would only rename them
 async fn accept_loop(
     listener: TcpListener,
     store: Store,

@@ -1,0 +1,352 @@
+//! DNS UPDATE end to end: `nsupdate` (BIND) with TSIG against the real binary, which writes
+//! to the moto Route53 emulator. Every step checks Route53 through its API and r53dns
+//! through DNS.
+//!
+//! moto only deletes a record set whose name was written without the final dot (it matches
+//! DELETEs against its change journal), so records these tests delete are seeded that way.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use aws_sdk_route53::types::ChangeAction;
+
+use crate::support::dns::{Query, ask, ask_tcp};
+use crate::support::moto::{Fault, FaultProxy, Moto, Seeder, aws_env, rrset, weighted};
+use crate::support::server::Binary;
+
+const SECRET: &str = "3q2+796tvu/erb7v3q2+796tvu/erb7v3q2+796tvu8=";
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    key_file: PathBuf,
+    wrong_key_file: PathBuf,
+    config: PathBuf,
+}
+
+/// A key file in `tsig-keygen` syntax, one with the same name and another secret, and a
+/// config granting the key the zone (and unsigned updates to nobody).
+fn setup(zone: &str, extra_grant: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("dhcp.key");
+    std::fs::write(
+        &key_file,
+        format!("key \"dhcp-updater\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{SECRET}\";\n}};\n"),
+    )
+    .unwrap();
+    let wrong_key_file = dir.path().join("wrong.key");
+    std::fs::write(
+        &wrong_key_file,
+        "key \"dhcp-updater\" {\n\talgorithm hmac-sha256;\n\tsecret \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\";\n};\n",
+    )
+    .unwrap();
+    let config = dir.path().join("r53dns.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tsig]\nkey-files = [\"{}\"]\n\n[[update.grant]]\nkey = \"dhcp-updater\"\nzones = [\"{zone}\"]\n{extra_grant}",
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    Setup { _dir: dir, key_file, wrong_key_file, config }
+}
+
+fn serve(endpoint: &str, config: &Path) -> Binary {
+    let args = ["--route53", "--refresh", "30s", "--config", config.to_str().unwrap()];
+    let mut b = Binary::serve_with(&args, &aws_env(endpoint));
+    b.wait_for("route53 sweep", Duration::from_secs(20)).expect("first sweep");
+    b
+}
+
+/// Runs nsupdate with `commands` (server and zone lines added); returns (success, output).
+fn nsupdate(addr: SocketAddr, key: Option<&Path>, zone: &str, commands: &str, tcp: bool) -> (bool, String) {
+    let mut cmd = Command::new("nsupdate");
+    if let Some(k) = key {
+        cmd.arg("-k").arg(k);
+    }
+    if tcp {
+        cmd.arg("-v");
+    }
+    cmd.args(["-t", "10"]);
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let script = format!("server {} {}\nzone {zone}\n{commands}\nsend\nquit\n", addr.ip(), addr.port());
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Route53's values for (name, type), sorted; empty when the set does not exist.
+async fn route53_values(s: &Seeder, zone: &str, name: &str, t: &str) -> Vec<String> {
+    let out = s.client.list_resource_record_sets().hosted_zone_id(zone).max_items(300).send().await.unwrap();
+    let mut v: Vec<String> = out
+        .resource_record_sets()
+        .iter()
+        .filter(|r| r.name().trim_end_matches('.').eq_ignore_ascii_case(name.trim_end_matches('.')))
+        .filter(|r| r.r#type().as_str() == t)
+        .flat_map(|r| r.resource_records().iter().map(|v| v.value().to_owned()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn dns_values(addr: SocketAddr, name: &str, t: &str) -> Vec<String> {
+    let mut v: Vec<String> = ask(addr, &Query::new(name, t))
+        .section("answer")
+        .iter()
+        .map(|rr| rr.splitn(5, ' ').nth(4).unwrap_or_default().to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn metric(b: &Binary, needle: &str) -> u64 {
+    let http = b.http.unwrap();
+    let mut s = std::net::TcpStream::connect(http).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+    text.lines().find(|l| l.starts_with(needle)).and_then(|l| l.split_whitespace().last()?.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn nsupdate_adds_replaces_and_deletes_through_route53() {
+    let moto = Moto::start();
+    let rt = rt();
+    let s = rt.block_on(Seeder::new(&moto.endpoint()));
+    let zone = rt.block_on(s.zone("dyn.example.", false));
+    let setup = setup("dyn.example", "");
+    let b = serve(&moto.endpoint(), &setup.config);
+    let addr = b.addr.unwrap();
+    let key = Some(setup.key_file.as_path());
+    let r53 = |name: &str, t: &str| rt.block_on(route53_values(&s, &zone, name, t));
+
+    // Add: visible in Route53 and, without waiting, in our own answers.
+    let (ok, out) = nsupdate(addr, key, "dyn.example", "update add pc1.dyn.example. 300 A 10.0.0.1", false);
+    assert!(ok, "{out}");
+    assert_eq!(r53("pc1.dyn.example", "A"), ["10.0.0.1"]);
+    assert_eq!(dns_values(addr, "pc1.dyn.example.", "A"), ["10.0.0.1"]);
+
+    // Add to the set, over TCP.
+    let (ok, out) = nsupdate(addr, key, "dyn.example", "update add pc1.dyn.example. 300 A 10.0.0.2", true);
+    assert!(ok, "{out}");
+    assert_eq!(r53("pc1.dyn.example", "A"), ["10.0.0.1", "10.0.0.2"]);
+    assert_eq!(dns_values(addr, "pc1.dyn.example.", "A"), ["10.0.0.1", "10.0.0.2"]);
+
+    // Replace: delete the RRset and add in one message, applied as one batch.
+    let (ok, out) = nsupdate(
+        addr,
+        key,
+        "dyn.example",
+        "update delete pc1.dyn.example. A\nupdate add pc1.dyn.example. 600 A 10.0.0.9",
+        false,
+    );
+    assert!(ok, "{out}");
+    assert_eq!(r53("pc1.dyn.example", "A"), ["10.0.0.9"]);
+    let a = ask(addr, &Query::new("pc1.dyn.example.", "A")).section("answer");
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert!(a[0].contains(" 600 ") && a[0].ends_with("10.0.0.9"), "{a:?}");
+
+    // Delete one RR of a set, then the set.
+    let (ok, out) = nsupdate(
+        addr,
+        key,
+        "dyn.example",
+        "update add pc1.dyn.example. 300 TXT \"a\" \"b\"\nupdate add pc1.dyn.example. 300 TXT \"c\"",
+        false,
+    );
+    assert!(ok, "{out}");
+    assert_eq!(r53("pc1.dyn.example", "TXT"), ["\"a\" \"b\"", "\"c\""]);
+    let (ok, out) = nsupdate(addr, key, "dyn.example", "update delete pc1.dyn.example. TXT \"c\"", false);
+    assert!(ok, "{out}");
+    assert_eq!(r53("pc1.dyn.example", "TXT"), ["\"a\" \"b\""]);
+    assert_eq!(ask(addr, &Query::new("pc1.dyn.example.", "TXT")).section("answer").len(), 1);
+    let (ok, out) = nsupdate(addr, key, "dyn.example", "update delete pc1.dyn.example. TXT", false);
+    assert!(ok, "{out}");
+    assert!(r53("pc1.dyn.example", "TXT").is_empty());
+    assert!(ask(addr, &Query::new("pc1.dyn.example.", "TXT")).section("answer").is_empty());
+
+    // PTR and AAAA, then delete everything at the name.
+    let (ok, out) = nsupdate(
+        addr,
+        key,
+        "dyn.example",
+        "update add pc1.dyn.example. 300 AAAA 2001:db8::9\nupdate add 9.0.0.10.dyn.example. 300 PTR pc1.dyn.example.",
+        false,
+    );
+    assert!(ok, "{out}");
+    assert_eq!(r53("9.0.0.10.dyn.example", "PTR"), ["pc1.dyn.example."]);
+    assert_eq!(dns_values(addr, "9.0.0.10.dyn.example.", "PTR"), ["pc1.dyn.example."]);
+    let (ok, out) = nsupdate(addr, key, "dyn.example", "update delete pc1.dyn.example.", false);
+    assert!(ok, "{out}");
+    assert!(r53("pc1.dyn.example", "A").is_empty() && r53("pc1.dyn.example", "AAAA").is_empty());
+    assert_eq!(ask(addr, &Query::new("pc1.dyn.example.", "A")).rcode_text(), "NXDOMAIN");
+    // The zone's own records are untouched.
+    assert_eq!(r53("dyn.example", "NS").len(), 2);
+    assert!(metric(&b, "r53dns_updates_total{outcome=\"applied\"}") >= 8);
+
+    // The re-fetch after the updates keeps what Route53 has.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(dns_values(addr, "9.0.0.10.dyn.example.", "PTR"), ["pc1.dyn.example."]);
+    assert_eq!(ask_tcp(addr, &Query::new("pc1.dyn.example.", "A")).rcode_text(), "NXDOMAIN");
+}
+
+#[test]
+fn prerequisites_pass_and_fail_with_the_rfc_rcodes() {
+    let moto = Moto::start();
+    let rt = rt();
+    let s = rt.block_on(Seeder::new(&moto.endpoint()));
+    let zone = rt.block_on(s.zone("pre.example.", false));
+    rt.block_on(s.upsert(&zone, vec![rrset("host.pre.example", "A", 300, &["10.1.0.1"])]));
+    let setup = setup("pre.example", "");
+    let b = serve(&moto.endpoint(), &setup.config);
+    let addr = b.addr.unwrap();
+    let key = Some(setup.key_file.as_path());
+    let r53 = |name: &str, t: &str| rt.block_on(route53_values(&s, &zone, name, t));
+    let add = "update add new.pre.example. 300 A 10.1.0.2";
+    // (prerequisite, expected rcode on failure or None when it holds)
+    let cases = [
+        ("prereq yxdomain host.pre.example.", None),
+        ("prereq yxdomain nothing.pre.example.", Some("NXDOMAIN")),
+        ("prereq nxdomain nothing.pre.example.", None),
+        ("prereq nxdomain host.pre.example.", Some("YXDOMAIN")),
+        ("prereq yxrrset host.pre.example. A", None),
+        ("prereq yxrrset host.pre.example. TXT", Some("NXRRSET")),
+        ("prereq nxrrset host.pre.example. TXT", None),
+        ("prereq nxrrset host.pre.example. A", Some("YXRRSET")),
+        ("prereq yxrrset host.pre.example. A 10.1.0.1", None),
+        ("prereq yxrrset host.pre.example. A 10.1.0.99", Some("NXRRSET")),
+    ];
+    for (prereq, fails) in cases {
+        let (ok, out) = nsupdate(addr, key, "pre.example", &format!("{prereq}\n{add}"), false);
+        match fails {
+            None => {
+                assert!(ok, "{prereq}: {out}");
+                assert_eq!(r53("new.pre.example", "A"), ["10.1.0.2"], "{prereq}");
+                // Undo for the next case.
+                let (ok, out) = nsupdate(addr, key, "pre.example", "update delete new.pre.example. A", false);
+                assert!(ok, "{out}");
+                assert!(r53("new.pre.example", "A").is_empty());
+            }
+            Some(rcode) => {
+                assert!(!ok, "{prereq} should fail");
+                assert!(out.contains(rcode), "{prereq}: expected {rcode} in {out}");
+                assert!(r53("new.pre.example", "A").is_empty(), "{prereq} changed Route53");
+            }
+        }
+    }
+    // The prerequisites read Route53 itself: a record added behind our back counts at once.
+    rt.block_on(s.upsert(&zone, vec![rrset("late.pre.example", "TXT", 300, &["\"x\""])]));
+    let (ok, out) = nsupdate(addr, key, "pre.example", &format!("prereq nxdomain late.pre.example.\n{add}"), false);
+    assert!(!ok && out.contains("YXDOMAIN"), "{out}");
+    assert_eq!(metric(&b, "r53dns_updates_total{outcome=\"prerequisite\"}"), 6);
+}
+
+#[test]
+fn unsigned_badly_signed_and_out_of_policy_updates_are_refused() {
+    let moto = Moto::start();
+    let rt = rt();
+    let s = rt.block_on(Seeder::new(&moto.endpoint()));
+    let zone = rt.block_on(s.zone("pol.example.", false));
+    let other = rt.block_on(s.zone("other.example.", false));
+    rt.block_on(s.upsert(&zone, vec![weighted("w.pol.example.", "blue", 1, "10.2.0.1")]));
+    let setup = setup("pol.example", "names = [\"*.pol.example\"]\ntypes = [\"A\", \"AAAA\", \"PTR\", \"TXT\"]\n");
+    let b = serve(&moto.endpoint(), &setup.config);
+    let addr = b.addr.unwrap();
+    let key = Some(setup.key_file.as_path());
+    let r53 = |z: &str, name: &str, t: &str| rt.block_on(route53_values(&s, z, name, t));
+    let add = "update add pc.pol.example. 300 A 10.2.0.9";
+
+    let (ok, out) = nsupdate(addr, None, "pol.example", add, false);
+    assert!(!ok && out.contains("REFUSED"), "unsigned: {out}");
+    let (ok, out) = nsupdate(addr, Some(&setup.wrong_key_file), "pol.example", add, false);
+    assert!(!ok, "bad signature accepted: {out}");
+    assert!(out.contains("NOTAUTH") || out.contains("tsig"), "{out}");
+    // A key the server does not know.
+    let unknown = setup.key_file.with_file_name("unknown.key");
+    std::fs::write(&unknown, format!("key \"stranger\" {{ algorithm hmac-sha256; secret \"{SECRET}\"; }};\n")).unwrap();
+    let (ok, out) = nsupdate(addr, Some(&unknown), "pol.example", add, false);
+    assert!(!ok && (out.contains("NOTAUTH") || out.contains("tsig")), "{out}");
+    assert!(r53(&zone, "pc.pol.example", "A").is_empty());
+    assert_eq!(metric(&b, "r53dns_updates_total{outcome=\"notauth\"}"), 2);
+
+    // Policy: type, name, SOA, apex NS, a routed set, a zone without grant, a zone not served.
+    for (zone_name, cmd, want) in [
+        ("pol.example", "update add pc.pol.example. 300 MX 10 mail.pol.example.", "REFUSED"),
+        ("pol.example", "update add pol.example. 300 A 10.2.0.3", "REFUSED"),
+        ("pol.example", "update delete pol.example. SOA", "REFUSED"),
+        ("pol.example", "update add pol.example. 300 NS ns9.pol.example.", "REFUSED"),
+        ("pol.example", "update add w.pol.example. 60 A 10.2.0.2", "REFUSED"),
+        ("other.example", "update add pc.other.example. 300 A 10.2.0.4", "REFUSED"),
+        ("nowhere.example", "update add pc.nowhere.example. 300 A 10.2.0.5", "NOTAUTH"),
+    ] {
+        let (ok, out) = nsupdate(addr, key, zone_name, cmd, false);
+        assert!(!ok && out.contains(want), "{cmd}: expected {want}: {out}");
+    }
+    assert_eq!(r53(&zone, "w.pol.example", "A"), ["10.2.0.1"], "routed set clobbered");
+    assert!(r53(&other, "pc.other.example", "A").is_empty());
+    assert_eq!(dns_values(addr, "w.pol.example.", "A"), ["10.2.0.1"]);
+    // Within policy it works, signed.
+    let (ok, out) = nsupdate(addr, key, "pol.example", add, false);
+    assert!(ok, "{out}");
+    assert_eq!(r53(&zone, "pc.pol.example", "A"), ["10.2.0.9"]);
+}
+
+#[test]
+fn a_failing_route53_answers_servfail_and_changes_nothing() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(moto.addr);
+    let rt = rt();
+    let s = rt.block_on(Seeder::new(&moto.endpoint()));
+    let zone = rt.block_on(s.zone("fail.example.", false));
+    rt.block_on(s.change(&zone, ChangeAction::Upsert, vec![rrset("keep.fail.example", "A", 300, &["10.3.0.1"])]));
+    let setup = setup("fail.example", "");
+    let b = serve(&proxy.endpoint(), &setup.config);
+    let addr = b.addr.unwrap();
+    let key = Some(setup.key_file.as_path());
+    let r53 = |name: &str, t: &str| rt.block_on(route53_values(&s, &zone, name, t));
+
+    // The change call fails for good (500 on every attempt).
+    proxy.set_path(Some(Fault::Status500), Some("POST "), 0);
+    let (ok, out) = nsupdate(
+        addr,
+        key,
+        "fail.example",
+        "update delete keep.fail.example. A\nupdate add new.fail.example. 300 A 10.3.0.2",
+        false,
+    );
+    assert!(!ok && out.contains("SERVFAIL"), "{out}");
+    assert!(proxy.injected() >= 2, "the change was not retried");
+    assert_eq!(r53("keep.fail.example", "A"), ["10.3.0.1"]);
+    assert!(r53("new.fail.example", "A").is_empty());
+    assert_eq!(dns_values(addr, "keep.fail.example.", "A"), ["10.3.0.1"]);
+    assert_eq!(ask(addr, &Query::new("new.fail.example.", "A")).rcode_text(), "NXDOMAIN");
+
+    // PriorRequestNotComplete twice, then through: retried within the budget.
+    proxy.set_path(Some(Fault::PriorRequestNotComplete), Some("POST "), 0);
+    {
+        let p = proxy.plan.clone();
+        std::thread::spawn(move || {
+            // Let two attempts fail, then stop injecting.
+            for _ in 0..200 {
+                if p.lock().unwrap().injected >= 2 {
+                    p.lock().unwrap().fault = None;
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+    }
+    let (ok, out) = nsupdate(addr, key, "fail.example", "update add new.fail.example. 300 A 10.3.0.2", false);
+    assert!(ok, "{out}");
+    assert_eq!(r53("new.fail.example", "A"), ["10.3.0.2"]);
+    assert_eq!(dns_values(addr, "new.fail.example.", "A"), ["10.3.0.2"]);
+    assert_eq!(metric(&b, "r53dns_updates_total{outcome=\"failed\"}"), 1);
+}
