@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project, installing what they need first:
-# NSD (reference server for the differential tests), dig and kdig (real clients), and the
-# moto Route53 emulator.
+# NSD (reference server for the differential tests), dig, kdig and nsupdate (real clients),
+# Kea's DHCP-DDNS daemon (an UPDATE sender), and the moto Route53 emulator.
 # Usage: tests/run-all.sh            (as root, or with sudo available)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,8 @@ command -v promtool >/dev/null || missing+=(prometheus)
 command -v knotd >/dev/null || missing+=(knot)
 command -v dnsperf >/dev/null || missing+=(dnsperf)
 command -v bc >/dev/null || missing+=(bc)
+command -v nsupdate >/dev/null || missing+=(bind9-dnsutils)
+command -v kea-dhcp-ddns >/dev/null || missing+=(kea-dhcp-ddns-server)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -18,7 +18,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// Polls until `check` passes, up to `within`; returns how long it took.
-fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+pub(crate) fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
     while start.elapsed() < within {
         if check() {

@@ -350,3 +350,115 @@ fn a_failing_route53_answers_servfail_and_changes_nothing() {
     assert_eq!(dns_values(addr, "new.fail.example.", "A"), ["10.3.0.2"]);
     assert_eq!(metric(&b, "r53dns_updates_total{outcome=\"failed\"}"), 1);
 }
+
+/// Kea's DHCP-DDNS daemon (D2), configured with r53dns as its DNS server for a forward and
+/// a reverse zone, turns NameChangeRequests into signed UPDATEs; r53dns writes them to
+/// Route53. The requests are what kea-dhcp4 sends on a lease (JSON over UDP).
+#[test]
+fn kea_dhcp_ddns_registers_and_removes_a_lease() {
+    let moto = Moto::start();
+    let rt = rt();
+    let s = rt.block_on(Seeder::new(&moto.endpoint()));
+    let fwd = rt.block_on(s.zone("kea.example.", true));
+    let rev = rt.block_on(s.zone("2.0.10.in-addr.arpa.", true));
+    let setup = setup(
+        "kea.example",
+        "\n[[update.grant]]\nkey = \"dhcp-updater\"\nzones = [\"2.0.10.in-addr.arpa\"]\ntypes = [\"PTR\"]\n",
+    );
+    let b = serve(&moto.endpoint(), &setup.config);
+    let addr = b.addr.unwrap();
+    let r53 = |z: &str, name: &str, t: &str| rt.block_on(route53_values(&s, z, name, t));
+
+    let dir = tempfile::tempdir().unwrap();
+    let ncr_port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let domain = |name: &str| {
+        format!(
+            "{{ \"name\": \"{name}\", \"key-name\": \"dhcp-updater\", \"dns-servers\": [ {{ \"ip-address\": \"127.0.0.1\", \"port\": {} }} ] }}",
+            addr.port()
+        )
+    };
+    let config = format!(
+        r#"{{ "DhcpDdns": {{
+  "ip-address": "127.0.0.1", "port": {ncr_port}, "dns-server-timeout": 3000,
+  "ncr-protocol": "UDP", "ncr-format": "JSON",
+  "tsig-keys": [ {{ "name": "dhcp-updater", "algorithm": "HMAC-SHA256", "secret": "{SECRET}" }} ],
+  "forward-ddns": {{ "ddns-domains": [ {} ] }},
+  "reverse-ddns": {{ "ddns-domains": [ {} ] }},
+  "loggers": [ {{ "name": "kea-dhcp-ddns", "output_options": [ {{ "output": "stdout" }} ], "severity": "INFO" }} ]
+}} }}"#,
+        domain("kea.example."),
+        domain("2.0.10.in-addr.arpa.")
+    );
+    let conf_path = dir.path().join("kea-dhcp-ddns.conf");
+    std::fs::write(&conf_path, config).unwrap();
+    let mut kea = Command::new("kea-dhcp-ddns")
+        .arg("-c")
+        .arg(&conf_path)
+        .env("KEA_PIDFILE_DIR", dir.path())
+        .env("KEA_LOCKFILE_DIR", dir.path())
+        .env("KEA_LOGGER_DESTINATION", dir.path().join("kea.log"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kea-dhcp-ddns (Debian kea-dhcp-ddns-server) must be installed");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut out = kea.stdout.take().unwrap();
+    let kea = Kill(kea);
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                log.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+    }
+    let started =
+        crate::route53::eventually(Duration::from_secs(15), || log.lock().unwrap().contains("DHCP_DDNS_STARTED"));
+    assert!(started.is_some(), "kea-dhcp-ddns did not start: {}", log.lock().unwrap());
+
+    // A NameChangeRequest as kea-dhcp4 sends it: JSON with a 16-bit length in front.
+    let send_ncr = |change_type: u8, host: &str, ip: &str, conflict_resolution: bool| {
+        let json = format!(
+            r#"{{"change-type":{change_type},"forward-change":true,"reverse-change":true,"fqdn":"{host}.kea.example.","ip-address":"{ip}","dhcid":"000102030405060708090A0B0C0D0E0F","lease-expires-on":"20991231000000","lease-length":3600,"use-conflict-resolution":{conflict_resolution}}}"#
+        );
+        let mut msg = (json.len() as u16).to_be_bytes().to_vec();
+        msg.extend_from_slice(json.as_bytes());
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.send_to(&msg, ("127.0.0.1", ncr_port)).unwrap();
+    };
+    send_ncr(0, "pc1", "10.0.2.5", false);
+    let added = crate::route53::eventually(Duration::from_secs(20), || {
+        r53(&fwd, "pc1.kea.example", "A") == ["10.0.2.5"]
+            && r53(&rev, "5.2.0.10.in-addr.arpa", "PTR") == ["pc1.kea.example."]
+    });
+    assert!(added.is_some(), "lease not registered; kea said:\n{}", log.lock().unwrap());
+    assert_eq!(dns_values(addr, "pc1.kea.example.", "A"), ["10.0.2.5"]);
+    assert_eq!(dns_values(addr, "5.2.0.10.in-addr.arpa.", "PTR"), ["pc1.kea.example."]);
+
+    // Kea's default, with conflict resolution (DHCID prerequisites), works too.
+    send_ncr(0, "pc2", "10.0.2.6", true);
+    let added = crate::route53::eventually(Duration::from_secs(20), || {
+        r53(&fwd, "pc2.kea.example", "A") == ["10.0.2.6"]
+            && r53(&rev, "6.2.0.10.in-addr.arpa", "PTR") == ["pc2.kea.example."]
+    });
+    assert!(added.is_some(), "lease with conflict resolution not registered; kea said:\n{}", log.lock().unwrap());
+
+    send_ncr(1, "pc1", "10.0.2.5", false);
+    let removed = crate::route53::eventually(Duration::from_secs(20), || {
+        r53(&fwd, "pc1.kea.example", "A").is_empty() && r53(&rev, "5.2.0.10.in-addr.arpa", "PTR").is_empty()
+    });
+    assert!(removed.is_some(), "lease not removed; kea said:\n{}", log.lock().unwrap());
+    assert_eq!(ask(addr, &Query::new("pc1.kea.example.", "A")).rcode_text(), "NXDOMAIN");
+    drop(kea);
+}

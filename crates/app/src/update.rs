@@ -69,6 +69,9 @@ const ROUTE53_TYPES: [u16; 17] = [
     rtype::TXT,
 ];
 
+/// The DHCID type (RFC 4701).
+const DHCID: u16 = 49;
+
 /// Most distinct owner names one UPDATE may involve (each costs an API read).
 const MAX_NAMES: usize = 32;
 
@@ -726,6 +729,22 @@ impl Updater {
             return Err(stop(rcode::REFUSED, "refused", why));
         }
         check_form(msg, &zone)?;
+        // DHCID (RFC 4701) is how DHCP clients mark names as theirs; Route53 cannot store
+        // it. Such records are left out, and prerequisites on them count as met: conflict
+        // detection between DHCP clients is off (docs/update.md).
+        let dhcid = |r: &message::Record| r.rtype == DHCID;
+        let dropped = msg.answers.iter().chain(&msg.authority).filter(|r| dhcid(r)).count();
+        let filtered;
+        let msg = if dropped > 0 {
+            tracing::debug!(%peer, dropped, "DHCID records left out of an UPDATE (Route53 cannot store them)");
+            let mut m = msg.clone();
+            m.answers.retain(|r| !dhcid(r));
+            m.authority.retain(|r| !dhcid(r));
+            filtered = m;
+            &filtered
+        } else {
+            msg
+        };
         check_policy(msg, &zone, &grants)?;
         let names: BTreeSet<Name> = msg.answers.iter().chain(&msg.authority).map(|r| r.name.to_lowercase()).collect();
         if names.len() > MAX_NAMES {
@@ -947,8 +966,8 @@ mod tests {
         let open = Grant { names: vec![], types: vec![], ..g.clone() };
         let soa = msg(vec![], vec![rr("example.com", 255, rtype::SOA, 0, &[])]);
         let apex_ns = msg(vec![], vec![rr("example.com", 1, rtype::NS, 60, b"\x02ns\x00")]);
-        let dhcid = msg(vec![], vec![rr("pc.example.com", 1, 49, 60, &[0, 1, 2])]);
-        for m in [soa, apex_ns, dhcid] {
+        let hinfo = msg(vec![], vec![rr("pc.example.com", 1, rtype::HINFO, 60, b"\x01a\x01b")]);
+        for m in [soa, apex_ns, hinfo] {
             assert_eq!(check_policy(&m, &z, &[&open]).err().map(|e| e.rcode), Some(rcode::REFUSED));
         }
         assert!(grant(&GrantSpec { zones: vec!["example.com".into()], ..Default::default() }, &keys).is_err());
