@@ -115,6 +115,9 @@ struct Opts {
     /// Enable the admin routes (POST /sync, GET /zones) even on a non-loopback address.
     #[arg(long, env = "R53DNS_ADMIN")]
     admin: bool,
+    /// TSIG key(s) (by name, from the key files) whose signed AXFR/IXFR requests are allowed.
+    #[arg(long = "transfer-key", value_name = "NAME", env = "R53DNS_TRANSFER_KEYS", value_delimiter = ',')]
+    transfer_keys: Vec<String>,
     /// TSIG key file(s) in BIND syntax (`tsig-keygen` output), added to `[tsig] key-files`.
     #[arg(long = "tsig-key-file", value_name = "FILE", env = "R53DNS_TSIG_KEY_FILES", value_delimiter = ',')]
     tsig_key_files: Vec<PathBuf>,
@@ -135,6 +138,7 @@ impl Opts {
                 tcp_idle_timeout: self.tcp_idle_timeout,
                 tcp_max_connections: None,
                 allow_transfer: self.allow_transfer.clone(),
+                transfer_keys: self.transfer_keys.clone(),
                 notify: self.notify.clone(),
                 tcp_max_connections_per_client: None,
                 allow_query: (!self.allow_query.is_empty()).then(|| self.allow_query.clone()),

@@ -104,3 +104,49 @@ fn notify_brings_a_change_to_the_secondary_at_once() {
     }
     panic!("the secondary did not follow the NOTIFY: {got:?}");
 }
+
+#[test]
+fn transfers_signed_with_a_transfer_key_are_allowed_and_signed() {
+    const SECRET: &str = "c2VjcmV0LWZvci10cmFuc2ZlcnMtb25seS0xMjM0NTY=";
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("xfr.key");
+    std::fs::write(&keys, format!("key \"xfr-key\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{SECRET}\";\n}};\n"))
+        .unwrap();
+    let zone = data_dir().join("zones/example.com.zone").display().to_string();
+    // No network may transfer; only the key.
+    let b = Binary::serve(&["--zone", &zone, "--tsig-key-file", keys.to_str().unwrap(), "--transfer-key", "xfr-key"]);
+    let addr = b.addr.unwrap();
+    let (at, port) = (format!("@{}", addr.ip()), addr.port().to_string());
+    let unsigned = dig(&["+nocmd", &at, "-p", &port, "example.com", "AXFR"]);
+    assert!(unsigned.contains("Transfer failed"), "{unsigned}");
+    // dig checks the signature of every message it receives.
+    let key = format!("hmac-sha256:xfr-key:{SECRET}");
+    let signed = dig(&["+nocmd", &at, "-p", &port, "-y", &key, "example.com", "AXFR"]);
+    assert!(!signed.contains("Transfer failed") && !signed.contains("TSIG error"), "{signed}");
+    let file = r53dns_zone::load_zone_file(&data_dir().join("zones/example.com.zone"), None).unwrap().0;
+    assert_eq!(records(&signed).iter().filter(|l| !l.contains(" tsig ")).count(), file.record_count());
+    assert!(signed.contains("TSIG"), "the response carries TSIG records: {signed}");
+    let ixfr = dig(&["+nocmd", &at, "-p", &port, "-y", &key, "example.com", "IXFR=2024010101"]);
+    assert!(!ixfr.contains("TSIG error") && ixfr.contains("SOA"), "{ixfr}");
+    // The wrong secret: NOTAUTH (BADSIG); an unknown key: NOTAUTH (BADKEY).
+    let bad = dig(&[
+        "+nocmd",
+        &at,
+        "-p",
+        &port,
+        "-y",
+        "hmac-sha256:xfr-key:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        "example.com",
+        "AXFR",
+    ]);
+    assert!(bad.contains("Transfer failed") || bad.contains("NOTAUTH") || bad.contains("tsig"), "{bad}");
+    let stranger =
+        dig(&["+nocmd", &at, "-p", &port, "-y", &format!("hmac-sha256:stranger:{SECRET}"), "example.com", "AXFR"]);
+    assert!(!stranger.contains("192.0.2.3"), "{stranger}");
+    // NSD follows with the key, and answers the same.
+    let nsd = Nsd::secondary_signed("example.com.", addr, ("xfr-key", SECRET));
+    for (name, t) in [("www.example.com.", "A"), ("example.com.", "SOA"), ("big.example.com.", "A")] {
+        let q = Query::new(name, t);
+        assert_eq!(ask(addr, &q).section("answer"), ask(nsd.addr, &q).section("answer"), "{name} {t}");
+    }
+}

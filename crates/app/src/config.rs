@@ -281,6 +281,9 @@ pub struct ServerSpec {
     /// Client networks allowed to transfer zones (AXFR/IXFR over TCP); default nobody.
     #[serde(default)]
     pub allow_transfer: Vec<String>,
+    /// TSIG keys (from `[tsig]`) whose signed transfer requests are allowed from any network.
+    #[serde(default)]
+    pub transfer_keys: Vec<String>,
     /// Secondaries to send NOTIFY to when a zone's serial changes (`ADDR:PORT`).
     #[serde(default)]
     pub notify: Vec<SocketAddr>,
@@ -392,6 +395,9 @@ impl Spec {
         if !o.allow_transfer.is_empty() {
             s.allow_transfer = o.allow_transfer;
         }
+        if !o.transfer_keys.is_empty() {
+            s.transfer_keys = o.transfer_keys;
+        }
         if !o.notify.is_empty() {
             s.notify = o.notify;
         }
@@ -483,6 +489,13 @@ impl Spec {
         let route53 = if self.route53.enabled.unwrap_or(false) { Some(self.route53.validate()?) } else { None };
         let tsig_keys = crate::update::load_keys(&self.tsig)?;
         let update_grants = crate::update::grants(&self.update, &tsig_keys)?;
+        let mut transfer_keys = Vec::new();
+        for k in &s.transfer_keys {
+            let Some(key) = tsig_keys.by_label(k) else {
+                bail!("server.transfer-keys: key '{k}' is not defined in [tsig] (key or key-files)");
+            };
+            transfer_keys.push(key.label().to_ascii_lowercase());
+        }
         if !update_grants.is_empty() && route53.is_none() {
             bail!("update.grant: DNS UPDATE writes to Route53; enable [route53] (or --route53)");
         }
@@ -504,6 +517,8 @@ impl Spec {
                     .unwrap_or(defaults.tcp_max_connections_per_client)
                     .max(1),
                 tcp_message_timeout: s.tcp_message_timeout.unwrap_or(defaults.tcp_message_timeout),
+                tsig_keys: tsig_keys.clone(),
+                transfer_keys,
             },
             zone_dirs: self.zones.dirs,
             zone_files: self.zones.files,
@@ -608,6 +623,7 @@ impl Config {
                 tcp_idle_timeout: Some(self.server.tcp_idle_timeout),
                 tcp_max_connections: Some(self.server.tcp_max_connections),
                 allow_transfer: self.server.transfer_acl.iter().map(|(a, l)| format!("{a}/{l}")).collect(),
+                transfer_keys: self.server.transfer_keys.clone(),
                 notify: self.notify.clone(),
                 tcp_max_connections_per_client: Some(self.server.tcp_max_connections_per_client),
                 allow_query: self

@@ -47,6 +47,10 @@ pub struct ServerConfig {
     pub tcp_max_connections_per_client: usize,
     /// Time allowed to receive the rest of a message once its length arrived (slow senders).
     pub tcp_message_timeout: Duration,
+    /// TSIG keys the server knows.
+    pub tsig_keys: crate::tsig::KeyRing,
+    /// Keys (labels, lowercase) whose signed transfer requests are allowed from anywhere.
+    pub transfer_keys: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +66,8 @@ impl Default for ServerConfig {
             query_acl: None,
             tcp_max_connections_per_client: 64,
             tcp_message_timeout: Duration::from_secs(2),
+            tsig_keys: crate::tsig::KeyRing::default(),
+            transfer_keys: Vec::new(),
         }
     }
 }
@@ -517,7 +523,7 @@ async fn connection(
         }
         let transfer = {
             let snapshot = store.load();
-            crate::xfr::respond(snapshot.zones_for(Some(peer)), &msg, peer, &cfg.transfer_acl)
+            crate::xfr::respond(snapshot.zones_for(Some(peer)), &msg, peer, cfg)
         };
         if let Some(messages) = transfer {
             for m in messages {

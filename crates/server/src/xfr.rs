@@ -1,12 +1,15 @@
 //! Zone transfers out over TCP: AXFR (RFC 5936), and IXFR (RFC 1995) answered with a single
 //! SOA when the client is current and with the whole zone otherwise (§4 allows that).
-//! Allowed only to configured client networks.
+//! Allowed to configured client networks and to requests signed with a transfer key (TSIG,
+//! RFC 8945); the responses to a signed request are signed, every message chained.
 
 use std::net::IpAddr;
 
 use r53dns_zone::{Answer, Client, Item, Owner, Prefix, RoutingContext, Zone, ZoneSet, rtype};
 
 use crate::encode::Encoder;
+use crate::message;
+use crate::tsig::{self, Verified};
 use crate::wire::{self, AA, OPCODE_MASK, QR, ReadError, Request};
 
 /// Largest transfer message we build (room to spare under 65535).
@@ -41,8 +44,8 @@ fn serial_at_or_after(a: u32, b: u32) -> bool {
 }
 
 /// The messages answering a transfer request, or `None` if `msg` is not one (the caller then
-/// answers it normally). `acl` lists who may transfer.
-pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, acl: &[Prefix]) -> Option<Vec<Vec<u8>>> {
+/// answers it normally). `cfg` says who may transfer.
+pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::ServerConfig) -> Option<Vec<Vec<u8>>> {
     // Most TCP messages are ordinary queries: leave them to the answer path unparsed.
     if !matches!(wire::question_type(msg), Some(rtype::AXFR | rtype::IXFR)) {
         return None;
@@ -55,26 +58,58 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, acl: &[Prefix])
     if req.opcode() != 0 || !matches!(req.qtype, rtype::AXFR | rtype::IXFR) || req.qclass != 1 {
         return None;
     }
-    // Not allowed, or not a zone we serve: the ordinary answer path refuses it (with OPT
-    // when the client sent one), as NSD does.
-    if !allowed(acl, peer) {
-        tracing::info!(%peer, "zone transfer refused by the ACL");
-        return None;
-    }
+    let now = tsig::now();
+    let mut signer = match message::parse(msg).map(|p| tsig::verify(&cfg.tsig_keys, msg, &p, now)) {
+        None | Some(Verified::Unsigned) => None,
+        Some(Verified::Signed(s)) => Some(s),
+        Some(Verified::Malformed) => return Some(vec![start(&req, true, wire::rcode::FORMERR)]),
+        Some(Verified::Failed(mut f)) => {
+            tracing::warn!(%peer, key = %f.key_label(), error = f.error, "zone transfer refused: TSIG check failed");
+            let mut m = start(&req, true, NOTAUTH);
+            f.append_to(&mut m, now);
+            return Some(vec![m]);
+        }
+    };
+    let by_key = signer.as_ref().is_some_and(|s| cfg.transfer_keys.contains(&s.key().label().to_ascii_lowercase()));
     let apex = r53dns_zone::Name::from_wire(req.qname())?;
-    let zone = zones.get(&apex)?;
+    let zone = zones.get(&apex);
+    if !(by_key || allowed(&cfg.transfer_acl, peer)) || zone.is_none() {
+        if !by_key && !allowed(&cfg.transfer_acl, peer) {
+            tracing::info!(%peer, "zone transfer refused: neither the network nor a transfer key allows it");
+        }
+        // Unsigned: the ordinary answer path refuses it (with OPT when the client sent
+        // one), as NSD does. Signed: refused here, signed.
+        let s = signer.as_mut()?;
+        let mut m = start(&req, true, wire::rcode::REFUSED);
+        s.sign(&mut m, now, 0, &[]);
+        return Some(vec![m]);
+    }
+    let zone = zone?;
+    let mut messages = transfer(&req, zone, zones)?;
+    if let Some(s) = signer.as_mut() {
+        for m in &mut messages {
+            s.sign(m, now, 0, &[]);
+        }
+    }
+    Some(messages)
+}
+
+/// RFC 2845/8945 NOTAUTH.
+const NOTAUTH: u8 = 9;
+
+fn transfer(req: &Request, zone: &Zone, zones: &ZoneSet) -> Option<Vec<Vec<u8>>> {
     let soa_item =
         Item { owner: Owner::Name(zone.apex().wire()), data: r53dns_zone::Data::Rrset(soa(zone)?), required: false };
     let ans = Answer::empty();
     if req.qtype == rtype::IXFR && req.ixfr_serial.is_some_and(|s| serial_at_or_after(s, zone.serial())) {
-        let mut m = start(&req, true, 0);
+        let mut m = start(req, true, 0);
         let mut enc = Encoder::new(&mut m, MESSAGE_LIMIT);
         let n = enc.item(&soa_item, &ans, false).ok()?;
         drop(enc);
         set_answers(&mut m, n);
         return Some(vec![m]);
     }
-    Some(axfr(&req, zone, zones.routing(), soa_item, &ans))
+    Some(axfr(req, zone, zones.routing(), soa_item, &ans))
 }
 
 fn soa(zone: &Zone) -> Option<&r53dns_zone::Rrset> {

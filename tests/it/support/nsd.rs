@@ -42,6 +42,18 @@ impl Nsd {
         Self::start_with(apex, &conf, port)
     }
 
+    /// A secondary that transfers with TSIG key `key` (`name`, `secret`, hmac-sha256).
+    pub fn secondary_signed(apex: &str, primary: SocketAddr, key: (&str, &str)) -> Self {
+        let p = format!("{}@{}", primary.ip(), primary.port());
+        let conf = format!(
+            "key:\n  name: \"{0}\"\n  algorithm: hmac-sha256\n  secret: \"{1}\"\nzone:\n  name: \"{apex}\"\n  zonefile: \"{apex}zone\"\n  request-xfr: {p} {0}\n  allow-notify: {2} {0}\n",
+            key.0,
+            key.1,
+            primary.ip()
+        );
+        Self::start_with(apex, &conf, None)
+    }
+
     fn start_with(probe_zone: &str, zone_conf: &str, fixed_port: Option<u16>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
