@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use r53dns_route53::convert::{parse_route53_name, parse_value, route53_name, route53_value};
-use r53dns_route53::model::{RecordSet, ResourceRecord};
+use r53dns_route53::model::RecordSet;
 use r53dns_route53::write::{Action, Change};
 use r53dns_server::message::{self, Message};
 use r53dns_server::tsig::{self, Algorithm, Key, KeyRing, Signer, Verified};
@@ -563,25 +563,12 @@ fn diff(before: &Sets, after: &Sets) -> Vec<Change> {
         let (name, code) = key;
         changes.push(Change {
             action: Action::Upsert,
-            set: RecordSet {
-                name: route53_name(name),
-                rtype: type_to_string(*code),
-                ttl: Some(i64::from(new.ttl)),
-                resource_records: new
-                    .rdatas
-                    .iter()
-                    .map(|r| ResourceRecord { value: route53_value(*code, r) })
-                    .collect(),
-                alias_target: None,
-                set_identifier: None,
-                weight: None,
-                region: None,
-                geo_location: None,
-                failover: None,
-                multi_value_answer: None,
-                health_check_id: None,
-                cidr_routing_config: None,
-            },
+            set: RecordSet::plain(
+                route53_name(name),
+                type_to_string(*code),
+                i64::from(new.ttl),
+                new.rdatas.iter().map(|r| route53_value(*code, r)).collect(),
+            ),
         });
     }
     changes
@@ -808,21 +795,12 @@ mod tests {
     }
 
     fn set(name: &str, code: u16, ttl: i64, values: &[&str]) -> RecordSet {
-        RecordSet {
-            name: format!("{name}."),
-            rtype: type_to_string(code),
-            ttl: Some(ttl),
-            resource_records: values.iter().map(|v| ResourceRecord { value: (*v).to_owned() }).collect(),
-            alias_target: None,
-            set_identifier: None,
-            weight: None,
-            region: None,
-            geo_location: None,
-            failover: None,
-            multi_value_answer: None,
-            health_check_id: None,
-            cidr_routing_config: None,
-        }
+        RecordSet::plain(
+            format!("{name}."),
+            type_to_string(code),
+            ttl,
+            values.iter().map(|v| (*v).to_owned()).collect(),
+        )
     }
 
     fn zone() -> Name {

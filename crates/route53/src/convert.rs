@@ -82,31 +82,48 @@ pub struct Converted {
 /// Route53 escapes are octal (`\052`); RFC 1035 presentation is decimal (`\042`). Rewrites
 /// the first into the second and leaves `\X` alone.
 pub fn octal_escapes_to_decimal(s: &str) -> Result<String, String> {
+    rewrite_escapes(s, |d| {
+        if d.iter().any(|&c| c > b'7') {
+            return Err(format!("'\\{}' is not an octal escape", String::from_utf8_lossy(d)));
+        }
+        let v = u32::from(d[0] - b'0') * 64 + u32::from(d[1] - b'0') * 8 + u32::from(d[2] - b'0');
+        if v > 255 {
+            return Err(format!("escape \\{} is out of range", String::from_utf8_lossy(d)));
+        }
+        Ok(format!("\\{v:03}"))
+    })
+}
+
+/// The inverse of [`octal_escapes_to_decimal`]: presentation text with `\DDD` decimal escapes
+/// as Route53 writes it, with `\ooo` octal ones.
+pub fn decimal_escapes_to_octal(s: &str) -> String {
+    let octal = |d: &[u8]| {
+        let v = u32::from(d[0] - b'0') * 100 + u32::from(d[1] - b'0') * 10 + u32::from(d[2] - b'0');
+        Ok(format!("\\{v:03o}"))
+    };
+    rewrite_escapes(s, octal).unwrap_or_else(|_| s.to_owned())
+}
+
+/// Copies `s`, replacing each three-digit escape `\ddd` by `digits(ddd)`; other escapes and
+/// characters are kept. A trailing backslash is an error.
+fn rewrite_escapes(s: &str, digits: impl Fn(&[u8]) -> Result<String, String>) -> Result<String, String> {
     let b = s.as_bytes();
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' {
-            let digits = b.get(i + 1..i + 4).filter(|d| d.iter().all(u8::is_ascii_digit));
-            if let Some(d) = digits {
-                if d.iter().any(|&c| c > b'7') {
-                    return Err(format!("'\\{}' is not an octal escape", String::from_utf8_lossy(d)));
-                }
-                let v = u32::from(d[0] - b'0') * 64 + u32::from(d[1] - b'0') * 8 + u32::from(d[2] - b'0');
-                if v > 255 {
-                    return Err(format!("escape \\{} is out of range", String::from_utf8_lossy(d)));
-                }
-                out.push_str(&format!("\\{v:03}"));
+            if let Some(d) = b.get(i + 1..i + 4).filter(|d| d.iter().all(u8::is_ascii_digit)) {
+                out.push_str(&digits(d)?);
                 i += 4;
                 continue;
             }
-            if let Some(&next) = b.get(i + 1) {
-                out.push('\\');
-                out.push(next as char);
-                i += 2;
-                continue;
-            }
-            return Err("trailing backslash".into());
+            let Some(&next) = b.get(i + 1) else {
+                return Err("trailing backslash".into());
+            };
+            out.push('\\');
+            out.push(next as char);
+            i += 2;
+            continue;
         }
         // Copy one UTF-8 character.
         let ch = s[i..].chars().next().unwrap_or('?');
@@ -114,35 +131,6 @@ pub fn octal_escapes_to_decimal(s: &str) -> Result<String, String> {
         i += ch.len_utf8();
     }
     Ok(out)
-}
-
-/// The inverse of [`octal_escapes_to_decimal`]: presentation text with `\DDD` decimal escapes
-/// as Route53 writes it, with `\ooo` octal ones.
-pub fn decimal_escapes_to_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' {
-            let digits = b.get(i + 1..i + 4).filter(|d| d.iter().all(u8::is_ascii_digit));
-            if let Some(d) = digits {
-                let v = u32::from(d[0] - b'0') * 100 + u32::from(d[1] - b'0') * 10 + u32::from(d[2] - b'0');
-                out.push_str(&format!("\\{v:03o}"));
-                i += 4;
-                continue;
-            }
-            if let Some(&next) = b.get(i + 1) {
-                out.push('\\');
-                out.push(next as char);
-                i += 2;
-                continue;
-            }
-        }
-        let ch = s[i..].chars().next().unwrap_or('?');
-        out.push(ch);
-        i += ch.len_utf8();
-    }
-    out
 }
 
 /// A wire-form name as Route53 text: absolute, octal escapes, a leading `*` label as is.

@@ -113,6 +113,27 @@ pub struct RecordSet {
     pub cidr_routing_config: Option<CidrRoutingConfig>,
 }
 
+impl RecordSet {
+    /// A plain record set: no alias, no routing policy.
+    pub fn plain(name: String, rtype: String, ttl: i64, values: Vec<String>) -> Self {
+        Self {
+            name,
+            rtype,
+            ttl: Some(ttl),
+            resource_records: values.into_iter().map(|value| ResourceRecord { value }).collect(),
+            alias_target: None,
+            set_identifier: None,
+            weight: None,
+            region: None,
+            geo_location: None,
+            failover: None,
+            multi_value_answer: None,
+            health_check_id: None,
+            cidr_routing_config: None,
+        }
+    }
+}
+
 /// A `ListResourceRecordSets` response page as the CLI prints it (golden-file input).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
