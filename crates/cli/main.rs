@@ -121,6 +121,21 @@ struct Opts {
     /// TSIG key file(s) in BIND syntax (`tsig-keygen` output), added to `[tsig] key-files`.
     #[arg(long = "tsig-key-file", value_name = "FILE", env = "R53DNS_TSIG_KEY_FILES", value_delimiter = ',')]
     tsig_key_files: Vec<PathBuf>,
+    /// Primary to pull the `--secondary-zone` zones from by zone transfer: ADDR or ADDR:PORT.
+    #[arg(long, value_name = "ADDR[:PORT]", env = "R53DNS_PRIMARY", requires = "secondary_zones")]
+    primary: Option<String>,
+    /// Zone to follow from `--primary` (repeatable).
+    #[arg(
+        long = "secondary-zone",
+        value_name = "NAME",
+        env = "R53DNS_SECONDARY_ZONES",
+        value_delimiter = ',',
+        requires = "primary"
+    )]
+    secondary_zones: Vec<String>,
+    /// TSIG key (by name, from the key files) signing the transfers from `--primary`.
+    #[arg(long, value_name = "NAME", env = "R53DNS_PRIMARY_KEY", requires = "primary")]
+    primary_key: Option<String>,
 }
 
 impl Opts {
@@ -163,6 +178,14 @@ impl Opts {
             },
             tsig: r53dns_app::config::TsigSpec { key: Vec::new(), key_files: self.tsig_key_files.clone() },
             update: Default::default(),
+            secondary: match &self.primary {
+                Some(p) => vec![r53dns_app::config::SecondarySpec {
+                    primary: p.clone(),
+                    zones: self.secondary_zones.clone(),
+                    key: self.primary_key.clone(),
+                }],
+                None => Vec::new(),
+            },
         };
         Ok(file.merge(flags))
     }

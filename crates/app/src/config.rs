@@ -37,6 +37,35 @@ pub struct Spec {
     /// `[update]`: who may change which Route53 zones by DNS UPDATE.
     #[serde(default)]
     pub update: UpdateSpec,
+    /// `[[secondary]]`: zones pulled from a primary by zone transfer.
+    #[serde(default)]
+    pub secondary: Vec<SecondarySpec>,
+}
+
+/// `[[secondary]]`: zones followed from one primary.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SecondarySpec {
+    /// The primary, `ADDR` or `ADDR:PORT` (port 53 by default).
+    pub primary: String,
+    /// Zones to pull from it.
+    pub zones: Vec<String>,
+    /// TSIG key (from `[tsig]`) signing the requests; the primary's answers and NOTIFYs must
+    /// then be signed with it too.
+    pub key: Option<String>,
+}
+
+/// Parses `ADDR`, `ADDR:PORT` or `[V6]:PORT`; port 53 by default.
+pub fn parse_server_addr(s: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let ip: std::net::IpAddr = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .with_context(|| format!("'{s}' is not ADDR or ADDR:PORT"))?;
+    Ok(SocketAddr::new(ip, 53))
 }
 
 /// `[tsig]`.
@@ -367,8 +396,11 @@ pub struct Config {
     pub tsig_keys: r53dns_server::tsig::KeyRing,
     /// UPDATE grants (empty: UPDATE is not accepted).
     pub update_grants: Vec<crate::update::Grant>,
+    /// Secondary zones.
+    pub secondaries: Vec<crate::secondary::SecondaryZone>,
     /// The `[tsig]` and `[update]` sections as given (printed back with secrets hidden).
     tsig_spec: TsigSpec,
+    secondary_spec: Vec<SecondarySpec>,
     update_spec: UpdateSpec,
 }
 
@@ -429,6 +461,7 @@ impl Spec {
         self.tsig.key.extend(other.tsig.key);
         self.tsig.key_files.extend(other.tsig.key_files);
         self.update.grant.extend(other.update.grant);
+        self.secondary.extend(other.secondary);
         if !o.include.is_empty() {
             r.include = o.include;
         }
@@ -499,8 +532,37 @@ impl Spec {
         if !update_grants.is_empty() && route53.is_none() {
             bail!("update.grant: DNS UPDATE writes to Route53; enable [route53] (or --route53)");
         }
-        if self.zones.dirs.is_empty() && self.zones.files.is_empty() && route53.is_none() {
-            bail!("no zones: give --zone-dir DIR, --zone FILE or --route53 (or [zones] / [route53] in the config)");
+        let mut secondaries: Vec<crate::secondary::SecondaryZone> = Vec::new();
+        for sec in &self.secondary {
+            let primary = parse_server_addr(&sec.primary).context("secondary.primary")?;
+            let key = match &sec.key {
+                Some(k) => Some(
+                    tsig_keys
+                        .by_label(k)
+                        .with_context(|| {
+                            format!("secondary.key: key '{k}' is not defined in [tsig] (key or key-files)")
+                        })?
+                        .clone(),
+                ),
+                None => None,
+            };
+            if sec.zones.is_empty() {
+                bail!("secondary: primary {primary} has no zones");
+            }
+            for z in &sec.zones {
+                let text = if z.ends_with('.') { z.clone() } else { format!("{z}.") };
+                let apex = r53dns_zone::Name::parse(&text, None)
+                    .map_err(|e| anyhow::anyhow!("secondary.zones: '{z}' is not a domain name: {e}"))?;
+                if secondaries.iter().any(|s| s.apex.to_lowercase() == apex.to_lowercase()) {
+                    bail!("secondary.zones: zone {apex} is listed twice");
+                }
+                secondaries.push(crate::secondary::SecondaryZone { apex, primary, key: key.clone() });
+            }
+        }
+        if self.zones.dirs.is_empty() && self.zones.files.is_empty() && route53.is_none() && secondaries.is_empty() {
+            bail!(
+                "no zones: give --zone-dir DIR, --zone FILE, --route53 or --primary ADDR with --secondary-zone NAME (or [zones] / [route53] / [[secondary]] in the config)"
+            );
         }
         Ok(Config {
             server: ServerConfig {
@@ -530,8 +592,10 @@ impl Spec {
             http_admin,
             tsig_keys,
             update_grants,
+            secondaries,
             tsig_spec: self.tsig,
             update_spec: self.update,
+            secondary_spec: self.secondary,
         })
     }
 }
@@ -649,6 +713,7 @@ impl Config {
                 key_files: self.tsig_spec.key_files.clone(),
             },
             update: self.update_spec.clone(),
+            secondary: self.secondary_spec.clone(),
         };
         toml::to_string_pretty(&spec).unwrap_or_default()
     }

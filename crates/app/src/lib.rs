@@ -13,6 +13,7 @@ pub mod notify;
 pub mod persist;
 pub mod publish;
 pub mod resolve;
+pub mod secondary;
 pub mod sync;
 mod telemetry;
 pub mod update;
@@ -52,6 +53,33 @@ pub(crate) fn load_files(config: &Config) -> Result<(FileZones, LoadReport), Sta
 /// Validates the zone files of `config` without serving: the `check` command.
 pub fn check(config: &Config) -> Result<LoadReport, StartupError> {
     load_files(config).map(|(_, report)| report)
+}
+
+/// UPDATE and NOTIFY as the listeners hand them over.
+struct Requests {
+    updater: Option<Arc<update::Updater>>,
+    secondaries: Option<Arc<secondary::Secondaries>>,
+}
+
+impl r53dns_server::RequestHandler for Requests {
+    fn handle(
+        self: Arc<Self>,
+        msg: Vec<u8>,
+        peer: SocketAddr,
+        _transport: r53dns_server::Transport,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send + 'static>> {
+        Box::pin(async move {
+            let opcode = msg.get(2).map(|b| (b >> 3) & 0x0f);
+            match (opcode, &self.updater, &self.secondaries) {
+                (Some(5), Some(u), _) => u.handle(&msg, peer).await,
+                (Some(4), _, Some(s)) => s.notify(&msg, peer),
+                _ => {
+                    let parsed = r53dns_server::message::parse(&msg);
+                    Some(update::response(&msg, parsed.as_ref(), 4)) // NOTIMP
+                }
+            }
+        })
+    }
 }
 
 /// A running server.
@@ -173,14 +201,27 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     };
     let bound = r53dns_server::bind(config.server.clone())
         .map_err(|e| StartupError(format!("cannot listen on {:?}: {e}", config.server.listen)))?;
-    let bound = match &syncer {
-        Some(s) if !config.update_grants.is_empty() => bound.with_updates(Arc::new(update::Updater::new(
+    let updater = match &syncer {
+        Some(s) if !config.update_grants.is_empty() => Some(Arc::new(update::Updater::new(
             config.tsig_keys.clone(),
             config.update_grants.clone(),
             s.clone(),
             Some(metrics.clone()),
         ))),
-        _ => bound,
+        _ => None,
+    };
+    let secondaries = (!config.secondaries.is_empty()).then(|| {
+        Arc::new(secondary::Secondaries::new(
+            config.secondaries.clone(),
+            publisher.clone(),
+            config.tsig_keys.clone(),
+            Some(metrics.clone()),
+        ))
+    });
+    let bound = if updater.is_some() || secondaries.is_some() {
+        bound.with_handler(Arc::new(Requests { updater, secondaries: secondaries.clone() }))
+    } else {
+        bound
     };
     let dns_addrs = bound.local_addrs().to_vec();
     metrics.add_queries(Arc::new(telemetry::StatsSource(bound.stats())));
@@ -194,6 +235,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
                 store: store.clone(),
                 syncer: syncer.clone(),
                 status: syncer.as_ref().map(|s| s.status()),
+                secondaries: secondaries.clone(),
                 metrics: metrics.clone(),
             });
             tokio::spawn(r53dns_metrics::serve(l, metrics.clone(), probes, config.http_admin, shutdown.clone()));
@@ -205,6 +247,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tracing::info!(addr = %a, "serving DNS on UDP and TCP");
     }
     if let Some(s) = &syncer {
+        s.spawn(shutdown.clone());
+    }
+    if let Some(s) = &secondaries {
         s.spawn(shutdown.clone());
     }
     let reloader = Arc::new(Reloader { config, publisher, syncer });

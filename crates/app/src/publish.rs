@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use r53dns_server::Store;
+use r53dns_zone::journal::{self, Journal};
 use r53dns_zone::{Prefix, RoutingContext, Snapshot, Zone, ZoneSet};
 
 use crate::config::Conflict;
@@ -25,7 +26,12 @@ pub struct Sources {
     pub files: FileZones,
     /// Route53 zones.
     pub route53: Vec<R53Zone>,
+    /// Secondary zones, by lower-case apex.
+    pub secondary: std::collections::BTreeMap<r53dns_zone::Name, Arc<Zone>>,
 }
+
+/// Per (view, lower-case apex): the zone last published and its journal.
+type Journals = std::collections::HashMap<(u8, r53dns_zone::Name), (Arc<Zone>, Arc<Journal>)>;
 
 /// Publishes snapshots built from [`Sources`].
 #[derive(Debug)]
@@ -37,6 +43,9 @@ pub struct Publisher {
     routing: RoutingContext,
     notify: Vec<std::net::SocketAddr>,
     serials: std::sync::Mutex<std::collections::HashMap<r53dns_zone::Name, u32>>,
+    /// Per view (0 internal, 1 external) and lower-case apex: the zone last published and
+    /// the differences that led to it.
+    journals: std::sync::Mutex<Journals>,
 }
 
 impl Publisher {
@@ -56,12 +65,13 @@ impl Publisher {
     ) -> Self {
         Self {
             store,
-            sources: tokio::sync::Mutex::new(Sources { files, route53: Vec::new() }),
+            sources: tokio::sync::Mutex::new(Sources { files, route53: Vec::new(), secondary: Default::default() }),
             conflict,
             internal_networks,
             routing,
             notify: Vec::new(),
             serials: Default::default(),
+            journals: Default::default(),
         }
     }
 
@@ -81,6 +91,16 @@ impl Publisher {
     pub async fn set_route53(&self, zones: Vec<R53Zone>) {
         let mut s = self.sources.lock().await;
         s.route53 = zones;
+        self.publish(&s);
+    }
+
+    /// Serves `zone` as the secondary zone `apex` (or stops serving it) and publishes.
+    pub async fn set_secondary(&self, apex: &r53dns_zone::Name, zone: Option<Arc<Zone>>) {
+        let mut s = self.sources.lock().await;
+        match zone {
+            Some(z) => s.secondary.insert(apex.to_lowercase(), z),
+            None => s.secondary.remove(&apex.to_lowercase()),
+        };
         self.publish(&s);
     }
 
@@ -111,6 +131,11 @@ impl Publisher {
         for z in s.route53.iter().filter(|z| z.private) {
             internal.insert(z.zone.clone());
         }
+        // A secondary zone wins over a Route53 zone of the same name; a zone file over both.
+        for z in s.secondary.values() {
+            internal.insert(z.clone());
+            external.insert(z.clone());
+        }
         for z in s.files.zones() {
             let clash = internal.get(z.apex()).is_some();
             match (clash, self.conflict) {
@@ -125,6 +150,10 @@ impl Publisher {
         }
         internal.set_routing(self.routing.clone());
         external.set_routing(self.routing.clone());
+        self.attach_journals(0, &mut internal);
+        if !self.internal_networks.is_empty() {
+            self.attach_journals(1, &mut external);
+        }
         let snapshot = if self.internal_networks.is_empty() {
             Snapshot::new(internal)
         } else {
@@ -135,6 +164,32 @@ impl Publisher {
         if !self.notify.is_empty() && !changed.is_empty() && tokio::runtime::Handle::try_current().is_ok() {
             crate::notify::spawn(&self.notify, changed);
         }
+    }
+
+    /// Attaches to every zone of `set` the differences between its successive published
+    /// versions, for IXFR. Only a serial that moved forward (RFC 1982) extends a journal; a
+    /// serial that went back starts a new one; an unchanged serial keeps it as it is.
+    fn attach_journals(&self, view: u8, set: &mut ZoneSet) {
+        let mut journals = self.journals.lock().unwrap_or_else(|p| p.into_inner());
+        let zones: Vec<Arc<Zone>> = set.zones().cloned().collect();
+        let mut keep = std::collections::HashSet::new();
+        for zone in zones {
+            let key = (view, zone.apex().to_lowercase());
+            let journal = match journals.get(&key) {
+                Some((prev, j)) if Arc::ptr_eq(prev, &zone) || prev.serial() == zone.serial() => j.clone(),
+                Some((prev, j)) if (zone.serial().wrapping_sub(prev.serial()) as i32) > 0 => {
+                    match journal::diff(prev, &zone, set.routing()) {
+                        Some(d) => Arc::new(j.push(d, zone.record_count().max(1_000))),
+                        None => Arc::new(Journal::default()),
+                    }
+                }
+                _ => Arc::new(Journal::default()),
+            };
+            set.set_journal(zone.apex(), journal.clone());
+            keep.insert(key.clone());
+            journals.insert(key, (zone, journal));
+        }
+        journals.retain(|k, _| k.0 != view || keep.contains(k));
     }
 
     /// Zones whose serial differs from the last published one (new zones included).

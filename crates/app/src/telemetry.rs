@@ -37,6 +37,7 @@ pub(crate) struct AppProbes {
     pub(crate) store: Store,
     pub(crate) syncer: Option<Arc<Syncer>>,
     pub(crate) status: Option<Arc<SyncStatus>>,
+    pub(crate) secondaries: Option<Arc<crate::secondary::Secondaries>>,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -60,7 +61,7 @@ struct ZoneJson {
 
 impl Probes for AppProbes {
     fn ready(&self) -> bool {
-        self.status.as_ref().is_none_or(|s| s.ready())
+        self.status.as_ref().is_none_or(|s| s.ready()) && self.secondaries.as_ref().is_none_or(|s| s.ready())
     }
 
     fn trigger_sync(&self) -> bool {
@@ -76,6 +77,7 @@ impl Probes for AppProbes {
     fn zones_json(&self) -> String {
         let snap = self.store.load();
         let r53 = self.status.as_ref().map(|s| s.zones()).unwrap_or_default();
+        let secondary = self.secondaries.as_ref().map(|s| s.status()).unwrap_or_default();
         let mut out = Vec::new();
         let views = [("internal", Some(snap.internal())), ("external", snap.external())];
         for (view, set) in views {
@@ -84,14 +86,20 @@ impl Probes for AppProbes {
                 let name = z.apex().to_text();
                 let source = source_label(z.source());
                 let status = r53.iter().find(|s| source.ends_with(&s.id));
+                let followed = secondary.iter().find(|s| source.starts_with("secondary:") && s.name == name);
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 out.push(ZoneJson {
                     name,
                     source,
                     view,
                     serial: z.serial(),
                     records: z.record_count(),
-                    last_sync: status.and_then(|s| s.last_sync),
-                    last_error: status.and_then(|s| s.last_error.clone()),
+                    last_sync: status
+                        .and_then(|s| s.last_sync)
+                        .or_else(|| followed.and_then(|f| f.confirmed_secs_ago).map(|ago| now.saturating_sub(ago))),
+                    last_error: status
+                        .and_then(|s| s.last_error.clone())
+                        .or_else(|| followed.and_then(|f| f.last_error.clone())),
                 });
             }
         }
@@ -108,6 +116,7 @@ impl Probes for AppProbes {
             let name = z.apex().to_text();
             let source = match z.source() {
                 Source::File(_) => "file",
+                Source::Other(o) if o.starts_with("secondary:") => "secondary",
                 Source::Other(_) => "route53",
             };
             m.zone_records.with_label_values(&[name.as_str(), source]).set(z.record_count() as i64);

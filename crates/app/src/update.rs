@@ -14,10 +14,8 @@
 //! and changes that would touch an alias or a record set with a routing policy.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex as StdMutex};
 
 use anyhow::{Context as _, bail};
@@ -27,7 +25,6 @@ use r53dns_route53::model::RecordSet;
 use r53dns_route53::write::{Action, Change};
 use r53dns_server::message::{self, Message};
 use r53dns_server::tsig::{self, Algorithm, Key, KeyRing, Signer, Verified};
-use r53dns_server::{Transport, UpdateHandler};
 use r53dns_zone::rdata::{type_from_str, type_to_string};
 use r53dns_zone::{Name, Prefix, rtype};
 
@@ -575,7 +572,7 @@ fn diff(before: &Sets, after: &Sets) -> Vec<Change> {
 }
 
 /// The response: the request's ID and opcode, the zone section echoed.
-fn response(msg: &[u8], parsed: Option<&Message>, rc: u8) -> Vec<u8> {
+pub(crate) fn response(msg: &[u8], parsed: Option<&Message>, rc: u8) -> Vec<u8> {
     let id = [msg.first().copied().unwrap_or(0), msg.get(1).copied().unwrap_or(0)];
     let flags = 0x8000 | (u16::from(msg.get(2).copied().unwrap_or(0x28)) << 8 & 0x7800) | u16::from(rc);
     let mut out = Vec::with_capacity(128);
@@ -606,17 +603,6 @@ impl std::fmt::Debug for Updater {
     }
 }
 
-impl UpdateHandler for Updater {
-    fn update(
-        self: Arc<Self>,
-        msg: Vec<u8>,
-        peer: SocketAddr,
-        _transport: Transport,
-    ) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send + 'static>> {
-        Box::pin(async move { self.handle(&msg, peer).await })
-    }
-}
-
 impl Updater {
     /// An UPDATE service writing through `syncer`'s Route53 clients.
     pub fn new(
@@ -628,7 +614,8 @@ impl Updater {
         Self { keys, grants, syncer, metrics, locks: StdMutex::default() }
     }
 
-    async fn handle(&self, msg: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
+    /// Answers one UPDATE request from `peer`.
+    pub(crate) async fn handle(&self, msg: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
         if msg.len() < 12 {
             return None;
         }

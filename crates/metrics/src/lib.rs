@@ -216,6 +216,9 @@ pub struct Metrics {
     /// DNS UPDATE requests by outcome (`applied`, `unchanged`, `refused`, `notauth`,
     /// `prerequisite`, `formerr`, `notzone`, `failed`).
     pub updates: IntCounterVec,
+    /// Refreshes of secondary zones by zone and outcome (`axfr`, `ixfr`, `current`,
+    /// `failed`).
+    pub transfers_in: IntCounterVec,
 }
 
 impl Metrics {
@@ -274,6 +277,13 @@ impl Metrics {
             Opts::new("r53dns_updates_total", "DNS UPDATE requests, by outcome."),
             &["outcome"]
         ));
+        let transfers_in = make!(IntCounterVec::new(
+            Opts::new(
+                "r53dns_secondary_refreshes_total",
+                "Refreshes of secondary zones from their primary, by outcome (axfr, ixfr, current, failed)."
+            ),
+            &["zone", "outcome"]
+        ));
         let build = make!(IntGaugeVec::new(Opts::new("r53dns_build_info", "Build information."), &["version"]));
         build.with_label_values(&[version]).set(1);
         reg(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
@@ -292,6 +302,7 @@ impl Metrics {
             alias_failures,
             ready,
             updates,
+            transfers_in,
         }
     }
 

@@ -43,7 +43,7 @@ mod wire;
 mod xfr;
 
 pub use handler::{AnswerConfig, Outcome, Transport, answer};
-pub use net::{Bound, ServerConfig, UpdateHandler, bind};
+pub use net::{Bound, RequestHandler, ServerConfig, bind};
 pub use stats::Stats;
 pub use tokio_util::sync::CancellationToken;
 

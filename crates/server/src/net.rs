@@ -72,11 +72,12 @@ impl Default for ServerConfig {
     }
 }
 
-/// Handles DNS UPDATE (opcode 5), which leaves the fast path because it waits on other
-/// systems. Runs on the tokio runtime; the UDP workers never wait for it.
-pub trait UpdateHandler: Send + Sync + 'static {
+/// Handles the requests that leave the fast path: DNS UPDATE (opcode 5), which waits on
+/// other systems, and NOTIFY (opcode 4), which concerns secondary zones. Runs on the tokio
+/// runtime; the UDP workers never wait for it.
+pub trait RequestHandler: Send + Sync + 'static {
     /// The response to `msg` from `peer`, or `None` to send nothing.
-    fn update(
+    fn handle(
         self: Arc<Self>,
         msg: Vec<u8>,
         peer: SocketAddr,
@@ -87,7 +88,7 @@ pub trait UpdateHandler: Send + Sync + 'static {
 /// UPDATE handling as the listeners hold it.
 #[derive(Clone)]
 struct Updates {
-    handler: Arc<dyn UpdateHandler>,
+    handler: Arc<dyn RequestHandler>,
     /// Bounds the UDP updates in flight; more are dropped (the client retries).
     inflight: Arc<Semaphore>,
     runtime: tokio::runtime::Handle,
@@ -96,9 +97,9 @@ struct Updates {
 /// UPDATEs over UDP handled at once; DHCP servers send a few per lease.
 const MAX_UDP_UPDATES: usize = 64;
 
-/// Whether a message is an UPDATE request (opcode 5, QR clear).
+/// Whether a message is an UPDATE or NOTIFY request (opcode 5 or 4, QR clear).
 fn is_update(msg: &[u8]) -> bool {
-    msg.len() >= 12 && msg[2] & 0x80 == 0 && (msg[2] >> 3) & 0x0f == 5
+    msg.len() >= 12 && msg[2] & 0x80 == 0 && matches!((msg[2] >> 3) & 0x0f, 4 | 5)
 }
 
 /// Sockets bound and ready; [`Bound::serve`] runs them.
@@ -108,7 +109,7 @@ pub struct Bound {
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
     addrs: Vec<SocketAddr>,
-    updates: Option<Arc<dyn UpdateHandler>>,
+    updates: Option<Arc<dyn RequestHandler>>,
 }
 
 impl std::fmt::Debug for Bound {
@@ -180,8 +181,8 @@ impl Bound {
         self.stats.clone()
     }
 
-    /// Hands DNS UPDATE requests to `handler` (without one, they get NOTIMP).
-    pub fn with_updates(mut self, handler: Arc<dyn UpdateHandler>) -> Self {
+    /// Hands DNS UPDATE and NOTIFY requests to `handler` (without one, they get NOTIMP).
+    pub fn with_handler(mut self, handler: Arc<dyn RequestHandler>) -> Self {
         self.updates = Some(handler);
         self
     }
@@ -378,7 +379,7 @@ fn udp_update(u: &Updates, sock: &Arc<UdpSocket>, msg: &[u8], peer: SocketAddr) 
     let sock = sock.clone();
     let msg = msg.to_vec();
     u.runtime.spawn(async move {
-        if let Some(reply) = handler.update(msg, peer, Transport::Udp).await {
+        if let Some(reply) = handler.handle(msg, peer, Transport::Udp).await {
             let addr = SockaddrStorage::from(peer);
             if let Err(e) = nix::sys::socket::sendto(sock.as_raw_fd(), &reply, &addr, MsgFlags::MSG_DONTWAIT) {
                 tracing::debug!(%peer, error = %e, "cannot send an UPDATE response");
@@ -503,7 +504,7 @@ async fn connection(
         }
         let started = std::time::Instant::now();
         if let Some(u) = updates.filter(|_| is_update(&msg)) {
-            let reply = u.handler.clone().update(msg.clone(), peer_addr, Transport::Tcp).await;
+            let reply = u.handler.clone().handle(msg.clone(), peer_addr, Transport::Tcp).await;
             if let Some(reply) = reply {
                 let n = u16::try_from(reply.len()).unwrap_or(u16::MAX);
                 stream.write_all(&n.to_be_bytes()).await?;

@@ -230,12 +230,19 @@ pub struct Signer<'k> {
     /// Whether the next signature is the first of its run (full variables) or a later one
     /// of a multi-message response (timers only, §5.3.1).
     first: bool,
+    /// Client side: responses verified so far (the first is digested with all variables,
+    /// later ones with the timers only).
+    verified: u32,
+    /// Client side: unsigned messages received since the last signed one, digested with the
+    /// next signed message (§5.3.1 lets a server sign only every few messages).
+    pending: Vec<u8>,
+    pending_count: u32,
 }
 
 impl<'k> Signer<'k> {
     /// Signs a request (no prior MAC).
     pub fn request(key: &'k Key) -> Self {
-        Self { key, prior: Vec::new(), first: true }
+        Self { key, prior: Vec::new(), first: true, verified: 0, pending: Vec::new(), pending_count: 0 }
     }
 
     /// The key in use.
@@ -272,24 +279,49 @@ impl<'k> Signer<'k> {
         self.first = false;
     }
 
-    /// Checks a signed response to our request (client side, e.g. NOTIFY replies and tests).
-    pub fn verify_response(&mut self, msg: &[u8]) -> Result<(), u16> {
+    /// Checks one response to our request (client side: NOTIFY replies, SOA queries, zone
+    /// transfers in). The first response must be signed; later messages of a multi-message
+    /// response may come unsigned (at most 99 in a row) and are then digested with the next
+    /// signed one. `Ok(true)`: signed and good; `Ok(false)`: unsigned and held. After the last
+    /// message, [`Signer::settled`] must hold.
+    pub fn verify_response(&mut self, msg: &[u8]) -> Result<bool, u16> {
         let parsed = message::parse(msg).ok_or(BADSIG)?;
-        let tsig = parsed.additional.last().filter(|r| r.rtype == TSIG).ok_or(BADSIG)?;
+        let Some(tsig) = parsed.additional.last().filter(|r| r.rtype == TSIG) else {
+            if self.verified == 0 || self.pending_count >= 99 {
+                return Err(BADSIG);
+            }
+            self.pending.extend_from_slice(msg);
+            self.pending_count += 1;
+            return Ok(false);
+        };
         let f = fields(&tsig.rdata).ok_or(BADSIG)?;
         if f.error != 0 {
             return Err(f.error);
         }
         let body = unsigned_part(msg, tsig.offset, f.original_id).ok_or(BADSIG)?;
         let prior_len = u16::try_from(self.prior.len()).unwrap_or(0).to_be_bytes();
-        let vars = variables(tsig.name.wire(), &f.algorithm, f.time_signed, f.fudge, f.error, &f.other);
-        let parts: [&[u8]; 4] = [&prior_len, &self.prior, &body, &vars];
+        let vars = if self.verified == 0 {
+            variables(tsig.name.wire(), &f.algorithm, f.time_signed, f.fudge, f.error, &f.other)
+        } else {
+            let mut t = time48(f.time_signed).to_vec();
+            t.extend_from_slice(&f.fudge.to_be_bytes());
+            t
+        };
+        let parts: [&[u8]; 5] = [&prior_len, &self.prior, &self.pending, &body, &vars];
         let want = self.key.algorithm.mac(&self.key.secret, &parts);
         if !constant_time_eq(&want, &f.mac) {
             return Err(BADSIG);
         }
         self.prior = f.mac;
-        Ok(())
+        self.pending.clear();
+        self.pending_count = 0;
+        self.verified += 1;
+        Ok(true)
+    }
+
+    /// Whether every response received so far is covered by a verified signature.
+    pub fn settled(&self) -> bool {
+        self.verified > 0 && self.pending_count == 0
     }
 }
 
@@ -417,7 +449,7 @@ pub fn verify<'k>(keys: &'k KeyRing, msg: &[u8], parsed: &message::Message, now:
     if f.mac.is_empty() || !constant_time_eq(&full[..f.mac.len()], &f.mac) {
         return fail(BADSIG, None);
     }
-    let signer = Signer { key, prior: f.mac.clone(), first: true };
+    let signer = Signer { key, prior: f.mac.clone(), first: true, verified: 0, pending: Vec::new(), pending_count: 0 };
     if now.abs_diff(f.time_signed) > u64::from(f.fudge) {
         return fail(BADTIME, Some(signer));
     }
@@ -470,7 +502,8 @@ mod tests {
             signer.sign(&mut resp, 1_000_011, 0, &[]);
             let mut client = Signer::request(&k);
             client.prior = fields(&parsed.additional[0].rdata).unwrap().mac;
-            assert_eq!(client.verify_response(&resp), Ok(()));
+            assert_eq!(client.verify_response(&resp), Ok(true));
+            assert!(client.settled());
             // One flipped bit in the signed part fails.
             let mut bad = msg.clone();
             bad[15] ^= 1;

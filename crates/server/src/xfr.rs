@@ -1,5 +1,6 @@
 //! Zone transfers out over TCP: AXFR (RFC 5936), and IXFR (RFC 1995) answered with a single
-//! SOA when the client is current and with the whole zone otherwise (§4 allows that).
+//! SOA when the client is current, with the differences when the zone's journal reaches back
+//! to the client's serial, and with the whole zone otherwise (§4 allows that).
 //! Allowed to configured client networks and to requests signed with a transfer key (TSIG,
 //! RFC 8945); the responses to a signed request are signed, every message chained.
 
@@ -101,15 +102,44 @@ fn transfer(req: &Request, zone: &Zone, zones: &ZoneSet) -> Option<Vec<Vec<u8>>>
     let soa_item =
         Item { owner: Owner::Name(zone.apex().wire()), data: r53dns_zone::Data::Rrset(soa(zone)?), required: false };
     let ans = Answer::empty();
-    if req.qtype == rtype::IXFR && req.ixfr_serial.is_some_and(|s| serial_at_or_after(s, zone.serial())) {
-        let mut m = start(req, true, 0);
-        let mut enc = Encoder::new(&mut m, MESSAGE_LIMIT);
-        let n = enc.item(&soa_item, &ans, false).ok()?;
-        drop(enc);
-        set_answers(&mut m, n);
-        return Some(vec![m]);
+    if req.qtype == rtype::IXFR
+        && let Some(serial) = req.ixfr_serial
+    {
+        if serial_at_or_after(serial, zone.serial()) {
+            return Some(pack(req, &[soa_item], &ans));
+        }
+        let journal = zones.journal(zone.apex());
+        if let Some(deltas) = journal.and_then(|j| j.since(serial, zone.serial())) {
+            return Some(ixfr(req, zone, deltas, soa_item, &ans));
+        }
     }
     Some(axfr(req, zone, zones.routing(), soa_item, &ans))
+}
+
+/// The incremental form (RFC 1995 §4): current SOA, then per delta the old SOA, the
+/// deletions, the new SOA and the additions, then the current SOA again.
+fn ixfr<'a>(
+    req: &Request,
+    zone: &'a Zone,
+    deltas: &'a [std::sync::Arc<r53dns_zone::journal::Delta>],
+    soa_item: Item<'a>,
+    ans: &Answer<'a>,
+) -> Vec<Vec<u8>> {
+    let owner = Owner::Name(zone.apex().wire());
+    let item = |set: &'a r53dns_zone::Rrset, owner: Owner<'a>| Item {
+        owner,
+        data: r53dns_zone::Data::Rrset(set),
+        required: false,
+    };
+    let mut items = vec![soa_item];
+    for d in deltas {
+        items.push(item(&d.from_soa, owner));
+        items.extend(d.deleted.iter().map(|(n, set)| item(set, Owner::Name(n.wire()))));
+        items.push(item(&d.to_soa, owner));
+        items.extend(d.added.iter().map(|(n, set)| item(set, Owner::Name(n.wire()))));
+    }
+    items.push(soa_item);
+    pack(req, &items, ans)
 }
 
 fn soa(zone: &Zone) -> Option<&r53dns_zone::Rrset> {
@@ -140,10 +170,15 @@ fn axfr<'a>(
         }
     }
     items.push(soa_item);
+    pack(req, &items, ans)
+}
+
+/// Packs `items` into as few messages as fit.
+fn pack(req: &Request, items: &[Item<'_>], ans: &Answer<'_>) -> Vec<Vec<u8>> {
     let mut messages = Vec::new();
     let mut current = start(req, true, 0);
     let mut count = 0u16;
-    for item in &items {
+    for item in items {
         loop {
             let mut enc = Encoder::new(&mut current, MESSAGE_LIMIT);
             match enc.item(item, ans, true) {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use crate::journal::Journal;
 use crate::name::{MAX_NAME_LEN, label_offsets};
 use crate::routing::RoutingContext;
 use crate::zone::Zone;
@@ -17,6 +18,8 @@ pub struct ZoneSet {
     max_apex_labels: usize,
     /// Home region and location for latency and geolocation routing.
     routing: RoutingContext,
+    /// Recent differences per zone (lower-case apex), for incremental transfers.
+    journals: FxHashMap<Box<[u8]>, Arc<Journal>>,
 }
 
 /// A query name lower-cased into a fixed buffer, with its label offsets: the lookup's scratch
@@ -94,6 +97,16 @@ impl ZoneSet {
         let z = self.zones.remove(apex.to_lowercase().wire());
         self.max_apex_labels = self.zones.values().map(|z| z.apex().label_count()).max().unwrap_or(0);
         z
+    }
+
+    /// Attaches the recent differences of the zone `apex` (see [`Journal::since`]).
+    pub fn set_journal(&mut self, apex: &crate::Name, journal: Arc<Journal>) {
+        self.journals.insert(apex.to_lowercase().wire().into(), journal);
+    }
+
+    /// The recent differences of the zone `apex`, if any were attached.
+    pub fn journal(&self, apex: &crate::Name) -> Option<&Arc<Journal>> {
+        self.journals.get(apex.to_lowercase().wire())
     }
 
     /// The zone with exactly this apex.

@@ -1,0 +1,820 @@
+//! Secondary zones: pulled from a primary by zone transfer and served from the same snapshot.
+//!
+//! Each zone has its own task. Without data it asks for the whole zone (AXFR, RFC 5936) and
+//! retries with backoff. With data it follows the SOA timers (RFC 1034 §4.3.5): every
+//! *refresh* it asks the primary for the SOA and, when the serial moved on (RFC 1982), for
+//! the difference (IXFR, RFC 1995) — which the primary may answer with the whole zone. A
+//! NOTIFY (RFC 1996) from the primary starts a check at once. A failed check is retried
+//! after *retry*; a zone not confirmed for *expire* is withdrawn (answers REFUSED like any
+//! zone not served) until the primary answers again.
+//!
+//! Nothing half-received is served: a transfer is applied only when it ended with the
+//! closing SOA, every record was valid and, with a TSIG key, every message was covered by a
+//! good signature; the zone is then rebuilt and validated like a zone file before it is
+//! published.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use r53dns_server::CancellationToken;
+use r53dns_server::message::{self, Message, Record};
+use r53dns_server::tsig::{self, Key, KeyRing, Signer, Verified};
+use r53dns_zone::{Name, Source, Zone, ZoneBuilder, rtype};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::publish::Publisher;
+
+/// One zone to follow, as configured.
+#[derive(Debug, Clone)]
+pub struct SecondaryZone {
+    /// The zone.
+    pub apex: Name,
+    /// Where it is pulled from (and who may NOTIFY about it).
+    pub primary: SocketAddr,
+    /// TSIG key signing the requests (and required on the primary's answers and NOTIFYs).
+    pub key: Option<Key>,
+}
+
+/// Shortest refresh and retry honoured, whatever the SOA says (as Knot's
+/// `refresh-min-interval`): keeps a zone with tiny timers from hammering its primary.
+const MIN_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest wait between checks, whatever the SOA says.
+const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
+/// Time allowed to connect, and between two messages of a transfer.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time allowed for a SOA query (per attempt).
+const SOA_TIMEOUT: Duration = Duration::from_secs(3);
+/// Most records one transfer may carry (a bound against a runaway primary).
+const MAX_RECORDS: usize = 20_000_000;
+
+/// RFC 1982 serial arithmetic: whether `a` is after `b`.
+fn serial_after(a: u32, b: u32) -> bool {
+    a != b && (a.wrapping_sub(b) as i32) > 0
+}
+
+/// A record of a transferred zone, keyed for IXFR deletions: (lower-case owner, type, RDATA).
+type Key3 = (Box<[u8]>, u16, Box<[u8]>);
+/// The records of a zone as last transferred: key → (owner as sent, TTL).
+type Records = HashMap<Key3, (Name, u32)>;
+
+fn key_of(r: &Record) -> Key3 {
+    (r.name.to_lowercase().wire().into(), r.rtype, r.rdata.clone().into_boxed_slice())
+}
+
+fn soa_serial(r: &Record) -> Option<u32> {
+    if r.rtype != rtype::SOA {
+        return None;
+    }
+    let mname = r53dns_zone::name::wire_len(&r.rdata)?;
+    let rname = r53dns_zone::name::wire_len(r.rdata.get(mname..)?)?;
+    let at = mname + rname;
+    Some(u32::from_be_bytes(r.rdata.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The SOA timers (refresh, retry, expire) from SOA RDATA.
+fn soa_timers(rdata: &[u8]) -> Option<(u32, u32, u32)> {
+    let mname = r53dns_zone::name::wire_len(rdata)?;
+    let rname = r53dns_zone::name::wire_len(rdata.get(mname..)?)?;
+    let at = mname + rname + 4;
+    let word =
+        |i: usize| -> Option<u32> { Some(u32::from_be_bytes(rdata.get(at + i * 4..at + i * 4 + 4)?.try_into().ok()?)) };
+    Some((word(0)?, word(1)?, word(2)?))
+}
+
+fn clamp(secs: u32) -> Duration {
+    Duration::from_secs(u64::from(secs)).clamp(MIN_INTERVAL, MAX_INTERVAL)
+}
+
+/// One difference of an IXFR: the records removed and added between two serials, SOAs
+/// included.
+#[derive(Debug, Default)]
+struct Diff {
+    from: u32,
+    to: u32,
+    deleted: Vec<Record>,
+    added: Vec<Record>,
+}
+
+/// What a transfer brought.
+#[derive(Debug)]
+enum Pulled {
+    /// The primary has nothing newer (IXFR answered with its SOA alone).
+    Current,
+    /// The whole zone (AXFR, or IXFR answered AXFR-style).
+    Full(Vec<Record>),
+    /// Differences from the serial we hold, in order.
+    Incremental(Vec<Diff>),
+}
+
+#[derive(Debug)]
+enum Phase {
+    Start,
+    /// One SOA seen: IXFR "current", or the start of either form.
+    Opened,
+    Full,
+    Deleting,
+    Adding,
+    Done,
+}
+
+/// Reassembles the record stream of an AXFR or IXFR response (RFC 5936 §2.2, RFC 1995 §4).
+#[derive(Debug)]
+struct Stream {
+    apex: Name,
+    ixfr: bool,
+    serial: u32,
+    phase: Phase,
+    full: Vec<Record>,
+    diffs: Vec<Diff>,
+    count: usize,
+}
+
+impl Stream {
+    fn new(apex: Name, ixfr: bool) -> Self {
+        Self { apex, ixfr, serial: 0, phase: Phase::Start, full: Vec::new(), diffs: Vec::new(), count: 0 }
+    }
+
+    fn push(&mut self, r: Record) -> Result<(), String> {
+        if matches!(self.phase, Phase::Done) {
+            return Err("records after the closing SOA".into());
+        }
+        if r.class != 1 {
+            return Err(format!("record of class {} in the transfer", r.class));
+        }
+        self.count += 1;
+        if self.count > MAX_RECORDS {
+            return Err(format!("more than {MAX_RECORDS} records"));
+        }
+        let soa = soa_serial(&r);
+        if soa.is_some() && r.name.to_lowercase() != self.apex.to_lowercase() {
+            return Err(format!("SOA at {} is not at the apex", r.name));
+        }
+        match (&self.phase, soa) {
+            (Phase::Start, Some(s)) => {
+                self.serial = s;
+                self.full.push(r);
+                self.phase = Phase::Opened;
+            }
+            (Phase::Start, None) => return Err("the transfer does not start with the SOA".into()),
+            (Phase::Opened, Some(s)) if self.ixfr => {
+                self.diffs.push(Diff { from: s, deleted: vec![r], ..Default::default() });
+                self.phase = Phase::Deleting;
+            }
+            (Phase::Opened | Phase::Full, Some(s)) => {
+                if s != self.serial {
+                    return Err(format!("closing SOA serial {s} differs from the opening {}", self.serial));
+                }
+                self.phase = Phase::Done;
+            }
+            (Phase::Opened | Phase::Full, None) => {
+                self.full.push(r);
+                self.phase = Phase::Full;
+            }
+            (Phase::Deleting, Some(s)) => {
+                let d = self.diffs.last_mut().ok_or("difference without its start")?;
+                d.to = s;
+                d.added.push(r);
+                self.phase = Phase::Adding;
+            }
+            (Phase::Adding, Some(s)) => {
+                let to = self.diffs.last().map_or(0, |d| d.to);
+                if to == self.serial {
+                    if s != self.serial {
+                        return Err(format!("closing SOA serial {s} differs from the opening {}", self.serial));
+                    }
+                    self.phase = Phase::Done;
+                } else {
+                    self.diffs.push(Diff { from: s, deleted: vec![r], ..Default::default() });
+                    self.phase = Phase::Deleting;
+                }
+            }
+            (Phase::Deleting, None) => self.diffs.last_mut().ok_or("difference without its start")?.deleted.push(r),
+            (Phase::Adding, None) => self.diffs.last_mut().ok_or("difference without its start")?.added.push(r),
+            (Phase::Done, _) => return Err("records after the closing SOA".into()),
+        }
+        Ok(())
+    }
+
+    /// Called at the end of each message: `Some` once the response is complete.
+    fn end_of_message(&mut self, held: Option<u32>) -> Option<Pulled> {
+        match self.phase {
+            // IXFR: a lone SOA no newer than ours says we are current (RFC 1995 §2).
+            Phase::Opened if self.ixfr && held.is_some_and(|h| !serial_after(self.serial, h)) => Some(Pulled::Current),
+            Phase::Done if self.diffs.is_empty() => Some(Pulled::Full(std::mem::take(&mut self.full))),
+            Phase::Done => Some(Pulled::Incremental(std::mem::take(&mut self.diffs))),
+            _ => None,
+        }
+    }
+}
+
+/// The zone as last received.
+#[derive(Debug)]
+struct Held {
+    serial: u32,
+    soa: Record,
+    records: Records,
+    zone: Arc<Zone>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    held: Option<Held>,
+    /// Last time the primary confirmed our version (a transfer, or a SOA with our serial).
+    confirmed: Option<Instant>,
+    /// Whether the zone is being served.
+    published: bool,
+    /// The next transfer must be a whole one (an IXFR did not apply).
+    force_axfr: bool,
+    last_error: Option<String>,
+}
+
+/// One followed zone.
+#[derive(Debug)]
+struct Follow {
+    cfg: SecondaryZone,
+    poke: Notify,
+    state: StdMutex<State>,
+}
+
+/// Status of one secondary zone, for `/zones` and readiness.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SecondaryStatus {
+    /// Zone name.
+    pub name: String,
+    /// Primary.
+    pub primary: String,
+    /// Serial served, if any.
+    pub serial: Option<u32>,
+    /// Seconds since the primary last confirmed our version.
+    pub confirmed_secs_ago: Option<u64>,
+    /// The last error, if the last check failed.
+    pub last_error: Option<String>,
+}
+
+/// The secondary zones of this process.
+pub struct Secondaries {
+    zones: Vec<Arc<Follow>>,
+    publisher: Arc<Publisher>,
+    keys: KeyRing,
+    metrics: Option<Arc<r53dns_metrics::Metrics>>,
+}
+
+impl std::fmt::Debug for Secondaries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secondaries").field("zones", &self.zones.len()).finish_non_exhaustive()
+    }
+}
+
+impl Secondaries {
+    /// Followers for `zones`, publishing through `publisher`. `keys` checks NOTIFYs.
+    pub fn new(
+        zones: Vec<SecondaryZone>,
+        publisher: Arc<Publisher>,
+        keys: KeyRing,
+        metrics: Option<Arc<r53dns_metrics::Metrics>>,
+    ) -> Self {
+        let zones = zones
+            .into_iter()
+            .map(|cfg| Arc::new(Follow { cfg, poke: Notify::new(), state: StdMutex::default() }))
+            .collect();
+        Self { zones, publisher, keys, metrics }
+    }
+
+    /// Starts one task per zone; they stop with `shutdown`.
+    pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) {
+        for (i, _) in self.zones.iter().enumerate() {
+            let me = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { me.follow(i, shutdown).await });
+        }
+    }
+
+    /// Ready once every zone has been loaded at least once.
+    pub fn ready(&self) -> bool {
+        self.zones.iter().all(|z| z.lock().held.is_some())
+    }
+
+    /// Per-zone state.
+    pub fn status(&self) -> Vec<SecondaryStatus> {
+        self.zones
+            .iter()
+            .map(|z| {
+                let s = z.lock();
+                SecondaryStatus {
+                    name: z.cfg.apex.to_text(),
+                    primary: z.cfg.primary.to_string(),
+                    serial: s.held.as_ref().filter(|_| s.published).map(|h| h.serial),
+                    confirmed_secs_ago: s.confirmed.map(|t| t.elapsed().as_secs()),
+                    last_error: s.last_error.clone(),
+                }
+            })
+            .collect()
+    }
+
+    fn count(&self, apex: &Name, outcome: &str) {
+        if let Some(m) = &self.metrics {
+            m.transfers_in.with_label_values(&[&apex.to_text(), outcome]).inc();
+        }
+    }
+
+    async fn follow(&self, i: usize, shutdown: CancellationToken) {
+        let Some(z) = self.zones.get(i) else { return };
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let result = tokio::select! {
+                r = self.check(z) => r,
+                () = shutdown.cancelled() => return,
+            };
+            let wait = match result {
+                Ok(()) => {
+                    backoff = Duration::from_secs(1);
+                    z.timers().map_or(MIN_INTERVAL, |t| t.0)
+                }
+                Err(e) => {
+                    self.count(&z.cfg.apex, "failed");
+                    tracing::warn!(zone = %z.cfg.apex, primary = %z.cfg.primary, error = %e, "secondary: refresh failed");
+                    z.lock().last_error = Some(e);
+                    self.expire(z).await;
+                    match z.timers() {
+                        Some(t) => t.1,
+                        None => {
+                            let w = backoff;
+                            backoff = (backoff * 2).min(Duration::from_secs(60));
+                            w
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = z.poke.notified() => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Withdraws the zone once it has not been confirmed for its SOA expire time.
+    async fn expire(&self, z: &Follow) {
+        let expired = {
+            let mut s = z.lock();
+            let Some((_, _, expire)) = z.timers_of(&s) else { return };
+            let stale = s.published && s.confirmed.is_some_and(|t| t.elapsed() >= expire);
+            if stale {
+                s.published = false;
+            }
+            stale
+        };
+        if expired {
+            tracing::error!(zone = %z.cfg.apex, primary = %z.cfg.primary, "secondary: zone expired; no longer served");
+            self.publisher.set_secondary(&z.cfg.apex, None).await;
+        }
+    }
+
+    /// One refresh: SOA check, then a transfer if needed, then publish.
+    async fn check(&self, z: &Follow) -> Result<(), String> {
+        let (held_serial, force_axfr) = {
+            let s = z.lock();
+            (s.held.as_ref().map(|h| h.serial), s.force_axfr)
+        };
+        if let Some(ours) = held_serial {
+            let theirs = soa_query(&z.cfg).await?;
+            if !serial_after(theirs, ours) {
+                let republish = {
+                    let mut s = z.lock();
+                    s.confirmed = Some(Instant::now());
+                    s.last_error = None;
+                    !s.published
+                };
+                if republish {
+                    self.republish(z).await;
+                }
+                self.count(&z.cfg.apex, "current");
+                return Ok(());
+            }
+        }
+        let ixfr = if force_axfr {
+            None
+        } else {
+            let s = z.lock();
+            s.held.as_ref().map(|h| (h.serial, h.soa.clone()))
+        };
+        let started = Instant::now();
+        let pulled = transfer(&z.cfg, ixfr.as_ref().map(|(_, soa)| soa)).await?;
+        let (records, kind) = match pulled {
+            Pulled::Current => {
+                z.lock().confirmed = Some(Instant::now());
+                self.count(&z.cfg.apex, "current");
+                return Ok(());
+            }
+            Pulled::Full(records) => {
+                let mut map = Records::with_capacity(records.len());
+                for r in records {
+                    map.insert(key_of(&r), (r.name, r.ttl));
+                }
+                (map, "axfr")
+            }
+            Pulled::Incremental(diffs) => {
+                let base = {
+                    let s = z.lock();
+                    s.held.as_ref().map(|h| (h.serial, h.records.clone()))
+                };
+                let Some((serial, mut records)) = base else { return Err("incremental answer without a zone".into()) };
+                if let Err(e) = apply(&mut records, serial, &diffs) {
+                    z.lock().force_axfr = true;
+                    return Err(format!("IXFR does not apply ({e}); the next transfer is a full one"));
+                }
+                (records, "ixfr")
+            }
+        };
+        let zone = build(&z.cfg, &records)?;
+        let soa = records
+            .iter()
+            .find(|(k, _)| k.1 == rtype::SOA)
+            .map(|((_, t, rd), (name, ttl))| Record {
+                name: name.clone(),
+                rtype: *t,
+                class: 1,
+                ttl: *ttl,
+                rdata: rd.to_vec(),
+                offset: 0,
+            })
+            .ok_or("no SOA")?;
+        let serial = zone.serial();
+        let count = zone.record_count();
+        let zone = Arc::new(zone);
+        {
+            let mut s = z.lock();
+            s.held = Some(Held { serial, soa, records, zone: zone.clone() });
+            s.confirmed = Some(Instant::now());
+            s.published = true;
+            s.force_axfr = false;
+            s.last_error = None;
+        }
+        self.publisher.set_secondary(&z.cfg.apex, Some(zone)).await;
+        self.count(&z.cfg.apex, kind);
+        tracing::info!(
+            zone = %z.cfg.apex, primary = %z.cfg.primary, serial, records = count, transfer = kind,
+            ms = started.elapsed().as_millis() as u64, "secondary: zone loaded"
+        );
+        Ok(())
+    }
+
+    async fn republish(&self, z: &Follow) {
+        let zone = {
+            let mut s = z.lock();
+            s.published = s.held.is_some();
+            s.held.as_ref().map(|h| h.zone.clone())
+        };
+        if let Some(zone) = zone {
+            tracing::info!(zone = %z.cfg.apex, "secondary: primary reachable again; serving the zone");
+            self.publisher.set_secondary(&z.cfg.apex, Some(zone)).await;
+        }
+    }
+
+    /// Answers a NOTIFY (RFC 1996 §3.7): accepted from the zone's primary (signed with its
+    /// key, when it has one), and starts a refresh at once.
+    pub fn notify(&self, msg: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
+        let parsed = message::parse(msg)?;
+        let now = tsig::now();
+        let mut signer = match tsig::verify(&self.keys, msg, &parsed, now) {
+            Verified::Unsigned => None,
+            Verified::Signed(s) => Some(s),
+            Verified::Malformed => return Some(crate::update::response(msg, Some(&parsed), 1)),
+            Verified::Failed(mut f) => {
+                tracing::warn!(%peer, key = %f.key_label(), "NOTIFY refused: TSIG check failed");
+                let mut out = crate::update::response(msg, Some(&parsed), 9);
+                f.append_to(&mut out, now);
+                return Some(out);
+            }
+        };
+        let reply = |rc: u8, signer: &mut Option<Signer<'_>>| {
+            let mut out = crate::update::response(msg, Some(&parsed), rc);
+            if rc == 0 {
+                out[2] |= 0x04; // AA
+            }
+            if let Some(s) = signer.as_mut() {
+                s.sign(&mut out, now, 0, &[]);
+            }
+            Some(out)
+        };
+        let Some((apex, qtype, _)) = parsed.questions.first().filter(|_| parsed.questions.len() == 1) else {
+            return reply(1, &mut signer);
+        };
+        if *qtype != rtype::SOA {
+            return reply(1, &mut signer);
+        }
+        let apex = apex.to_lowercase();
+        let Some(z) = self.zones.iter().find(|z| z.cfg.apex.to_lowercase() == apex) else {
+            tracing::info!(%peer, zone = %apex, "NOTIFY for a zone not followed here");
+            return reply(9, &mut signer);
+        };
+        let key_ok = match (&z.cfg.key, &signer) {
+            (Some(k), Some(s)) => s.key().name.to_lowercase() == k.name.to_lowercase(),
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        if peer.ip() != z.cfg.primary.ip() || !key_ok {
+            tracing::warn!(%peer, zone = %apex, "NOTIFY refused: not from the zone's primary (or not signed with its key)");
+            return reply(5, &mut signer);
+        }
+        tracing::debug!(%peer, zone = %apex, "NOTIFY: checking the primary");
+        z.poke.notify_one();
+        reply(0, &mut signer)
+    }
+}
+
+impl Follow {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn timers_of(&self, s: &State) -> Option<(Duration, Duration, Duration)> {
+        let h = s.held.as_ref()?;
+        let (refresh, retry, expire) = soa_timers(&h.soa.rdata)?;
+        Some((clamp(refresh), clamp(retry), Duration::from_secs(u64::from(expire))))
+    }
+
+    fn timers(&self) -> Option<(Duration, Duration, Duration)> {
+        self.timers_of(&self.lock())
+    }
+}
+
+/// Applies IXFR differences to `records`, which hold serial `serial`.
+fn apply(records: &mut Records, serial: u32, diffs: &[Diff]) -> Result<(), String> {
+    let mut at = serial;
+    for d in diffs {
+        if d.from != at {
+            return Err(format!("difference starts at serial {} but we hold {at}", d.from));
+        }
+        for r in &d.deleted {
+            if records.remove(&key_of(r)).is_none() {
+                return Err(format!(
+                    "{} {} to delete is not in the zone",
+                    r.name,
+                    r53dns_zone::rdata::type_to_string(r.rtype)
+                ));
+            }
+        }
+        for r in &d.added {
+            records.insert(key_of(r), (r.name.clone(), r.ttl));
+        }
+        at = d.to;
+    }
+    Ok(())
+}
+
+/// Builds and validates the zone from transferred records.
+fn build(cfg: &SecondaryZone, records: &Records) -> Result<Zone, String> {
+    let mut b = ZoneBuilder::new(cfg.apex.clone(), Source::Other(format!("secondary:{}", cfg.primary)));
+    // Sorted, so RRsets keep a stable order across rebuilds.
+    let mut sorted: Vec<_> = records.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for ((_, t, rd), (name, ttl)) in sorted {
+        if !r53dns_zone::rdata::is_valid_rdata(*t, rd) {
+            return Err(format!("{name} {}: malformed RDATA", r53dns_zone::rdata::type_to_string(*t)));
+        }
+        b.add(name, *t, *ttl, rd.clone(), "").map_err(|e| e.to_string())?;
+    }
+    b.finish().map(|(z, _)| z).map_err(|e| e.to_string())
+}
+
+/// A query for `apex` (`qtype`), with `soa` in the authority section for IXFR, signed with
+/// the zone's key if it has one.
+fn request<'k>(cfg: &'k SecondaryZone, id: u16, qtype: u16, soa: Option<&Record>) -> (Vec<u8>, Option<Signer<'k>>) {
+    let mut m = Vec::with_capacity(128);
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, u8::from(soa.is_some()), 0, 0]);
+    m.extend_from_slice(cfg.apex.wire());
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&1u16.to_be_bytes());
+    if let Some(soa) = soa {
+        m.extend_from_slice(cfg.apex.wire());
+        m.extend_from_slice(&rtype::SOA.to_be_bytes());
+        m.extend_from_slice(&1u16.to_be_bytes());
+        m.extend_from_slice(&soa.ttl.to_be_bytes());
+        m.extend_from_slice(&u16::try_from(soa.rdata.len()).unwrap_or(0).to_be_bytes());
+        m.extend_from_slice(&soa.rdata);
+    }
+    let signer = cfg.key.as_ref().map(|k| {
+        let mut s = Signer::request(k);
+        s.sign(&mut m, tsig::now(), 0, &[]);
+        s
+    });
+    (m, signer)
+}
+
+/// Checks one response message's header against the request.
+fn check_header(msg: &[u8], id: u16, primary: SocketAddr) -> Result<(), String> {
+    if msg.len() < 12 || msg[..2] != id.to_be_bytes() || msg[2] & 0x80 == 0 || (msg[2] >> 3) & 0xf != 0 {
+        return Err(format!("{primary} sent a message that is not our answer"));
+    }
+    if msg[2] & 0x02 != 0 {
+        return Err(format!("{primary} sent a truncated answer"));
+    }
+    match msg[3] & 0x0f {
+        0 => Ok(()),
+        rc => Err(format!("{primary} answered {}", rcode_name(rc))),
+    }
+}
+
+fn rcode_name(rc: u8) -> String {
+    match rc {
+        1 => "FORMERR".into(),
+        2 => "SERVFAIL".into(),
+        3 => "NXDOMAIN".into(),
+        4 => "NOTIMP".into(),
+        5 => "REFUSED".into(),
+        9 => "NOTAUTH".into(),
+        n => format!("RCODE {n}"),
+    }
+}
+
+fn verify(signer: &mut Option<Signer<'_>>, msg: &[u8], primary: SocketAddr) -> Result<(), String> {
+    if let Some(s) = signer.as_mut() {
+        s.verify_response(msg).map_err(|e| format!("{primary}: TSIG check of the answer failed (error {e})"))?;
+    }
+    Ok(())
+}
+
+/// The primary's SOA serial (UDP, three tries; TCP if the answer is truncated).
+async fn soa_query(cfg: &SecondaryZone) -> Result<u32, String> {
+    let sock = crate::resolve::udp_client(cfg.primary).await.map_err(|e| format!("{}: {e}", cfg.primary))?;
+    let mut last = format!("{} did not answer the SOA query", cfg.primary);
+    for _ in 0..3 {
+        let id: u16 = rand::random();
+        let (q, mut signer) = request(cfg, id, rtype::SOA, None);
+        sock.send(&q).await.map_err(|e| format!("{}: {e}", cfg.primary))?;
+        let mut buf = vec![0u8; 65_535];
+        let deadline = tokio::time::Instant::now() + SOA_TIMEOUT;
+        loop {
+            let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
+                    last = format!("{}: {e}", cfg.primary);
+                    break;
+                }
+                Err(_) => break,
+            };
+            let msg = &buf[..n];
+            if n < 2 || msg[..2] != id.to_be_bytes() {
+                continue; // a late answer to an earlier try
+            }
+            check_header(msg, id, cfg.primary)?;
+            verify(&mut signer, msg, cfg.primary)?;
+            let parsed = message::parse(msg).ok_or_else(|| format!("{} sent a malformed answer", cfg.primary))?;
+            return soa_in(&parsed, &cfg.apex).ok_or_else(|| format!("{} sent no SOA for {}", cfg.primary, cfg.apex));
+        }
+    }
+    Err(last)
+}
+
+fn soa_in(m: &Message, apex: &Name) -> Option<u32> {
+    let apex = apex.to_lowercase();
+    m.answers.iter().find(|r| r.name.to_lowercase() == apex).and_then(soa_serial)
+}
+
+async fn read_message(stream: &mut TcpStream, primary: SocketAddr) -> Result<Vec<u8>, String> {
+    let io = |e: std::io::Error| format!("{primary}: {e}");
+    let mut len = [0u8; 2];
+    tokio::time::timeout(IO_TIMEOUT, stream.read_exact(&mut len))
+        .await
+        .map_err(|_| format!("{primary}: no data for {}s", IO_TIMEOUT.as_secs()))?
+        .map_err(io)?;
+    let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    tokio::time::timeout(IO_TIMEOUT, stream.read_exact(&mut msg))
+        .await
+        .map_err(|_| format!("{primary}: no data for {}s", IO_TIMEOUT.as_secs()))?
+        .map_err(io)?;
+    Ok(msg)
+}
+
+/// Pulls the zone over TCP: IXFR from `soa`'s serial when given, AXFR otherwise.
+async fn transfer(cfg: &SecondaryZone, soa: Option<&Record>) -> Result<Pulled, String> {
+    let primary = cfg.primary;
+    let held = soa.and_then(soa_serial);
+    let id: u16 = rand::random();
+    let qtype = if soa.is_some() { rtype::IXFR } else { rtype::AXFR };
+    let (q, mut signer) = request(cfg, id, qtype, soa);
+    let mut stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(primary))
+        .await
+        .map_err(|_| format!("{primary}: connection timed out"))?
+        .map_err(|e| format!("{primary}: {e}"))?;
+    let mut framed = u16::try_from(q.len()).unwrap_or(0).to_be_bytes().to_vec();
+    framed.extend_from_slice(&q);
+    stream.write_all(&framed).await.map_err(|e| format!("{primary}: {e}"))?;
+    let mut records = Stream::new(cfg.apex.clone(), soa.is_some());
+    loop {
+        let msg = read_message(&mut stream, primary).await?;
+        check_header(&msg, id, primary)?;
+        verify(&mut signer, &msg, primary)?;
+        let parsed = message::parse(&msg).ok_or_else(|| format!("{primary} sent a malformed message"))?;
+        for r in parsed.answers {
+            records.push(r).map_err(|e| format!("{primary}: {e}"))?;
+        }
+        if let Some(done) = records.end_of_message(held) {
+            if signer.as_ref().is_some_and(|s| !s.settled()) {
+                return Err(format!("{primary}: the last message of the transfer is not signed"));
+            }
+            return Ok(done);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rr(name: &str, t: u16, rdata: &[u8]) -> Record {
+        Record {
+            name: Name::parse(name, None).unwrap(),
+            rtype: t,
+            class: 1,
+            ttl: 300,
+            rdata: rdata.to_vec(),
+            offset: 0,
+        }
+    }
+
+    fn soa(serial: u32) -> Record {
+        let mut rd = b"\x02ns\x07example\x00\x01h\x07example\x00".to_vec();
+        for w in [serial, 3600, 600, 86400, 300] {
+            rd.extend_from_slice(&w.to_be_bytes());
+        }
+        rr("example.", rtype::SOA, &rd)
+    }
+
+    fn a(name: &str, last: u8) -> Record {
+        rr(name, rtype::A, &[192, 0, 2, last])
+    }
+
+    fn feed(s: &mut Stream, msgs: Vec<Vec<Record>>, held: Option<u32>) -> Option<Pulled> {
+        for m in msgs {
+            for r in m {
+                s.push(r).unwrap();
+            }
+            if let Some(p) = s.end_of_message(held) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn axfr_ends_at_the_closing_soa_across_messages() {
+        let apex = Name::parse("example.", None).unwrap();
+        let mut s = Stream::new(apex.clone(), false);
+        let got = feed(&mut s, vec![vec![soa(5), a("a.example.", 1)], vec![a("b.example.", 2), soa(5)]], None);
+        let Some(Pulled::Full(r)) = got else { panic!("{got:?}") };
+        assert_eq!(r.len(), 3);
+        let mut s = Stream::new(apex.clone(), false);
+        s.push(soa(5)).unwrap();
+        s.push(a("a.example.", 1)).unwrap();
+        assert!(s.push(soa(6)).is_err(), "closing serial must match");
+        let mut s = Stream::new(apex, false);
+        assert!(s.push(a("a.example.", 1)).is_err(), "must start with the SOA");
+    }
+
+    #[test]
+    fn ixfr_current_full_and_incremental_forms_are_told_apart() {
+        let apex = Name::parse("example.", None).unwrap();
+        let mut s = Stream::new(apex.clone(), true);
+        assert!(matches!(feed(&mut s, vec![vec![soa(5)]], Some(5)), Some(Pulled::Current)));
+        let mut s = Stream::new(apex.clone(), true);
+        let got = feed(&mut s, vec![vec![soa(7), a("a.example.", 1), soa(7)]], Some(5));
+        assert!(matches!(got, Some(Pulled::Full(ref r)) if r.len() == 2), "{got:?}");
+        // 5 → 6 deletes a, adds b; 6 → 7 adds c.
+        let mut s = Stream::new(apex, true);
+        let got = feed(
+            &mut s,
+            vec![
+                vec![soa(7), soa(5), a("a.example.", 1), soa(6), a("b.example.", 2)],
+                vec![soa(6), soa(7), a("c.example.", 3), soa(7)],
+            ],
+            Some(5),
+        );
+        let Some(Pulled::Incremental(d)) = got else { panic!("{got:?}") };
+        assert_eq!(d.len(), 2);
+        let mut records = Records::new();
+        for r in [soa(5), a("a.example.", 1), a("x.example.", 9)] {
+            records.insert(key_of(&r), (r.name.clone(), r.ttl));
+        }
+        apply(&mut records, 5, &d).unwrap();
+        let mut names: Vec<String> = records.values().map(|(n, _)| n.to_text()).collect();
+        names.sort();
+        assert_eq!(names, ["b.example.", "c.example.", "example.", "x.example."]);
+        assert_eq!(records.keys().filter(|k| k.1 == rtype::SOA).count(), 1);
+        // A difference that does not start at our serial, or deletes what we lack, fails.
+        assert!(apply(&mut records.clone(), 4, &d).is_err());
+    }
+
+    #[test]
+    fn serial_arithmetic_wraps() {
+        assert!(serial_after(1, u32::MAX));
+        assert!(!serial_after(u32::MAX, 1));
+        assert!(!serial_after(5, 5));
+    }
+}
