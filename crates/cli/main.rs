@@ -76,6 +76,9 @@ struct Opts {
     /// Secondary to NOTIFY when a zone's serial changes (repeatable).
     #[arg(long = "notify", value_name = "ADDR:PORT", env = "R53DNS_NOTIFY", value_delimiter = ',')]
     notify: Vec<SocketAddr>,
+    /// TSIG key (by name, from the key files) signing the NOTIFYs.
+    #[arg(long, value_name = "NAME", env = "R53DNS_NOTIFY_KEY")]
+    notify_key: Option<String>,
     /// Close idle TCP connections after this long (default 10s).
     #[arg(long, value_parser = humantime::parse_duration, env = "R53DNS_TCP_IDLE_TIMEOUT")]
     tcp_idle_timeout: Option<Duration>,
@@ -155,6 +158,7 @@ impl Opts {
                 allow_transfer: self.allow_transfer.clone(),
                 transfer_keys: self.transfer_keys.clone(),
                 notify: self.notify.clone(),
+                notify_key: self.notify_key.clone(),
                 tcp_max_connections_per_client: None,
                 allow_query: (!self.allow_query.is_empty()).then(|| self.allow_query.clone()),
                 tcp_message_timeout: None,

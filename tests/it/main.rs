@@ -11,6 +11,7 @@ mod operations;
 mod robustness;
 mod route53;
 mod scenarios;
+mod secondary;
 mod serving;
 mod tcp;
 mod transfer;

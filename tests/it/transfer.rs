@@ -126,6 +126,9 @@ fn transfers_signed_with_a_transfer_key_are_allowed_and_signed() {
     let file = r53dns_zone::load_zone_file(&data_dir().join("zones/example.com.zone"), None).unwrap().0;
     assert_eq!(records(&signed).iter().filter(|l| !l.contains(" tsig ")).count(), file.record_count());
     assert!(signed.contains("TSIG"), "the response carries TSIG records: {signed}");
+    // An ordinary signed query (a secondary's SOA check) gets a signed answer dig accepts.
+    let soa = dig(&[&at, "-p", &port, "-y", &key, "example.com", "SOA"]);
+    assert!(soa.contains("status: NOERROR") && soa.contains("TSIG") && !soa.contains("verify"), "{soa}");
     let ixfr = dig(&["+nocmd", &at, "-p", &port, "-y", &key, "example.com", "IXFR=2024010101"]);
     assert!(!ixfr.contains("TSIG error") && ixfr.contains("SOA"), "{ixfr}");
     // The wrong secret: NOTAUTH (BADSIG); an unknown key: NOTAUTH (BADKEY).

@@ -107,15 +107,6 @@ fn dns_values(addr: SocketAddr, name: &str, t: &str) -> Vec<String> {
     v
 }
 
-fn metric(b: &Binary, needle: &str) -> u64 {
-    let http = b.http.unwrap();
-    let mut s = std::net::TcpStream::connect(http).unwrap();
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut s, &mut text).unwrap();
-    text.lines().find(|l| l.starts_with(needle)).and_then(|l| l.split_whitespace().last()?.parse().ok()).unwrap_or(0)
-}
-
 #[test]
 fn nsupdate_adds_replaces_and_deletes_through_route53() {
     let moto = Moto::start();
@@ -190,7 +181,7 @@ fn nsupdate_adds_replaces_and_deletes_through_route53() {
     assert_eq!(ask(addr, &Query::new("pc1.dyn.example.", "A")).rcode_text(), "NXDOMAIN");
     // The zone's own records are untouched.
     assert_eq!(r53("dyn.example", "NS").len(), 2);
-    assert!(metric(&b, "r53dns_updates_total{outcome=\"applied\"}") >= 8);
+    assert!(b.metric("r53dns_updates_total{outcome=\"applied\"}") >= 8);
 
     // The re-fetch after the updates keeps what Route53 has.
     std::thread::sleep(Duration::from_secs(3));
@@ -246,7 +237,7 @@ fn prerequisites_pass_and_fail_with_the_rfc_rcodes() {
     rt.block_on(s.upsert(&zone, vec![rrset("late.pre.example", "TXT", 300, &["\"x\""])]));
     let (ok, out) = nsupdate(addr, key, "pre.example", &format!("prereq nxdomain late.pre.example.\n{add}"), false);
     assert!(!ok && out.contains("YXDOMAIN"), "{out}");
-    assert_eq!(metric(&b, "r53dns_updates_total{outcome=\"prerequisite\"}"), 6);
+    assert_eq!(b.metric("r53dns_updates_total{outcome=\"prerequisite\"}"), 6);
 }
 
 #[test]
@@ -275,7 +266,7 @@ fn unsigned_badly_signed_and_out_of_policy_updates_are_refused() {
     let (ok, out) = nsupdate(addr, Some(&unknown), "pol.example", add, false);
     assert!(!ok && (out.contains("NOTAUTH") || out.contains("tsig")), "{out}");
     assert!(r53(&zone, "pc.pol.example", "A").is_empty());
-    assert_eq!(metric(&b, "r53dns_updates_total{outcome=\"notauth\"}"), 2);
+    assert_eq!(b.metric("r53dns_updates_total{outcome=\"notauth\"}"), 2);
 
     // Policy: type, name, SOA, apex NS, a routed set, a zone without grant, a zone not served.
     for (zone_name, cmd, want) in [
@@ -348,7 +339,7 @@ fn a_failing_route53_answers_servfail_and_changes_nothing() {
     assert!(ok, "{out}");
     assert_eq!(r53("new.fail.example", "A"), ["10.3.0.2"]);
     assert_eq!(dns_values(addr, "new.fail.example.", "A"), ["10.3.0.2"]);
-    assert_eq!(metric(&b, "r53dns_updates_total{outcome=\"failed\"}"), 1);
+    assert_eq!(b.metric("r53dns_updates_total{outcome=\"failed\"}"), 1);
 }
 
 /// Kea's DHCP-DDNS daemon (D2), configured with r53dns as its DNS server for a forward and

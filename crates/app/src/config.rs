@@ -316,6 +316,9 @@ pub struct ServerSpec {
     /// Secondaries to send NOTIFY to when a zone's serial changes (`ADDR:PORT`).
     #[serde(default)]
     pub notify: Vec<SocketAddr>,
+    /// TSIG key (from `[tsig]`) signing the NOTIFYs (secondaries that follow with a key
+    /// usually accept only signed NOTIFYs).
+    pub notify_key: Option<String>,
     /// Client networks allowed to query (default: everyone); others get REFUSED.
     pub allow_query: Option<Vec<String>>,
     /// Most TCP connections from one client address.
@@ -390,6 +393,8 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// Secondaries to NOTIFY.
     pub notify: Vec<SocketAddr>,
+    /// The key signing NOTIFYs.
+    pub notify_key: Option<r53dns_server::tsig::Key>,
     /// Admin routes enabled.
     pub http_admin: bool,
     /// TSIG keys.
@@ -433,6 +438,7 @@ impl Spec {
         if !o.notify.is_empty() {
             s.notify = o.notify;
         }
+        s.notify_key = o.notify_key.or(s.notify_key.take());
         s.tcp_max_connections_per_client = o.tcp_max_connections_per_client.or(s.tcp_max_connections_per_client);
         s.allow_query = o.allow_query.or(s.allow_query.take());
         s.tcp_message_timeout = o.tcp_message_timeout.or(s.tcp_message_timeout);
@@ -532,6 +538,17 @@ impl Spec {
         if !update_grants.is_empty() && route53.is_none() {
             bail!("update.grant: DNS UPDATE writes to Route53; enable [route53] (or --route53)");
         }
+        let notify_key = match &s.notify_key {
+            Some(k) => Some(
+                tsig_keys
+                    .by_label(k)
+                    .with_context(|| {
+                        format!("server.notify-key: key '{k}' is not defined in [tsig] (key or key-files)")
+                    })?
+                    .clone(),
+            ),
+            None => None,
+        };
         let mut secondaries: Vec<crate::secondary::SecondaryZone> = Vec::new();
         for sec in &self.secondary {
             let primary = parse_server_addr(&sec.primary).context("secondary.primary")?;
@@ -588,6 +605,7 @@ impl Spec {
             log_format: self.log.format.unwrap_or_default(),
             route53,
             notify: s.notify.clone(),
+            notify_key,
             http_listen,
             http_admin,
             tsig_keys,
@@ -689,6 +707,7 @@ impl Config {
                 allow_transfer: self.server.transfer_acl.iter().map(|(a, l)| format!("{a}/{l}")).collect(),
                 transfer_keys: self.server.transfer_keys.clone(),
                 notify: self.notify.clone(),
+                notify_key: self.notify_key.as_ref().map(|k| k.label()),
                 tcp_max_connections_per_client: Some(self.server.tcp_max_connections_per_client),
                 allow_query: self
                     .server

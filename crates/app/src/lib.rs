@@ -178,7 +178,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     };
     let publisher = Arc::new(
         Publisher::new(store.clone(), FileZones::default(), conflict, networks, routing)
-            .with_notify(config.notify.clone()),
+            .with_notify(config.notify.clone(), config.notify_key.clone()),
     );
     publisher.set_files(files).await;
     let syncer = match &config.route53 {

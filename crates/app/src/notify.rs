@@ -1,8 +1,12 @@
 //! NOTIFY (RFC 1996) to secondaries whenever a zone's serial changes: over UDP, retried with
-//! backoff until the secondary acknowledges.
+//! backoff until the secondary acknowledges; signed with a TSIG key (RFC 8945) when one is
+//! configured, and then only a correctly signed acknowledgement counts.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use r53dns_server::tsig::{self, Key, Signer};
 
 use r53dns_zone::Name;
 
@@ -20,19 +24,32 @@ fn message(id: u16, apex: &Name) -> Vec<u8> {
 }
 
 /// Sends one NOTIFY for `apex` to `target` until acknowledged. Returns whether it was.
-pub async fn notify(target: SocketAddr, apex: &Name) -> bool {
+pub async fn notify(target: SocketAddr, apex: &Name, key: Option<&Key>) -> bool {
     let Ok(sock) = crate::resolve::udp_client(target).await else { return false };
     let id: u16 = rand::random();
-    let msg = message(id, apex);
     let mut wait = Duration::from_millis(500);
     for attempt in 1..=ATTEMPTS {
+        // Signed afresh each time: the signature carries the time.
+        let mut msg = message(id, apex);
+        let mut signer = key.map(|k| {
+            let mut s = Signer::request(k);
+            s.sign(&mut msg, tsig::now(), 0, &[]);
+            s
+        });
         if sock.send(&msg).await.is_ok() {
-            let mut buf = [0u8; 512];
+            let mut buf = [0u8; 1024];
             if let Ok(Ok(n)) = tokio::time::timeout(wait, sock.recv(&mut buf)).await {
                 // A response (QR) with our ID and opcode NOTIFY acknowledges it.
-                if n >= 12 && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 && (buf[2] >> 3) & 0xf == 4 {
-                    tracing::debug!(%target, zone = %apex, attempt, "NOTIFY acknowledged");
-                    return true;
+                let reply = &buf[..n];
+                if n >= 12 && reply[..2] == id.to_be_bytes() && reply[2] & 0x80 != 0 && (reply[2] >> 3) & 0xf == 4 {
+                    let rcode = reply[3] & 0x0f;
+                    let signed_ok = signer.as_mut().is_none_or(|s| s.verify_response(reply) == Ok(true));
+                    if rcode == 0 && signed_ok {
+                        tracing::debug!(%target, zone = %apex, attempt, "NOTIFY acknowledged");
+                        return true;
+                    }
+                    tracing::warn!(%target, zone = %apex, rcode, signed_ok, "NOTIFY not accepted");
+                    return false;
                 }
             }
         }
@@ -43,12 +60,13 @@ pub async fn notify(target: SocketAddr, apex: &Name) -> bool {
 }
 
 /// Notifies every target about every zone in `changed`, in the background.
-pub fn spawn(targets: &[SocketAddr], changed: Vec<Name>) {
+pub fn spawn(targets: &[SocketAddr], key: Option<Arc<Key>>, changed: Vec<Name>) {
     for apex in changed {
         for &t in targets {
             let apex = apex.clone();
+            let key = key.clone();
             tokio::spawn(async move {
-                notify(t, &apex).await;
+                notify(t, &apex, key.as_deref()).await;
             });
         }
     }

@@ -42,6 +42,7 @@ pub struct Publisher {
     internal_networks: Vec<Prefix>,
     routing: RoutingContext,
     notify: Vec<std::net::SocketAddr>,
+    notify_key: Option<Arc<r53dns_server::tsig::Key>>,
     serials: std::sync::Mutex<std::collections::HashMap<r53dns_zone::Name, u32>>,
     /// Per view (0 internal, 1 external) and lower-case apex: the zone last published and
     /// the differences that led to it.
@@ -49,9 +50,10 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Secondaries to NOTIFY when a zone's serial changes.
-    pub fn with_notify(mut self, targets: Vec<std::net::SocketAddr>) -> Self {
+    /// Secondaries to NOTIFY when a zone's serial changes, signed with `key` if given.
+    pub fn with_notify(mut self, targets: Vec<std::net::SocketAddr>, key: Option<r53dns_server::tsig::Key>) -> Self {
         self.notify = targets;
+        self.notify_key = key.map(Arc::new);
         self
     }
 
@@ -70,6 +72,7 @@ impl Publisher {
             internal_networks,
             routing,
             notify: Vec::new(),
+            notify_key: None,
             serials: Default::default(),
             journals: Default::default(),
         }
@@ -162,7 +165,7 @@ impl Publisher {
         let changed = self.changed_serials(&snapshot);
         self.store.store(Arc::new(snapshot));
         if !self.notify.is_empty() && !changed.is_empty() && tokio::runtime::Handle::try_current().is_ok() {
-            crate::notify::spawn(&self.notify, changed);
+            crate::notify::spawn(&self.notify, self.notify_key.clone(), changed);
         }
     }
 

@@ -84,6 +84,9 @@ pub(crate) struct Note {
     pub(crate) qtype: u16,
     /// Extended rcode bits beyond the header's four.
     pub(crate) ext_rcode: u16,
+    /// The request is signed (TSIG): the caller must verify it and sign the response
+    /// ([`crate::signed::answer`]); `out` holds an unsigned answer.
+    pub(crate) tsig: bool,
 }
 
 /// [`answer`], also noting the question type and extended rcode.
@@ -108,6 +111,7 @@ pub(crate) fn answer_noting(
         }
     }
     note.qtype = req.qtype;
+    note.tsig = req.tsig;
     if req.opcode() != opcode::QUERY {
         error(out, &req, cfg, rcode::NOTIMP, true);
         return Outcome::Respond;

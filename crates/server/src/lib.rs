@@ -37,6 +37,7 @@ mod encode;
 mod handler;
 pub mod message;
 mod net;
+mod signed;
 pub mod stats;
 pub mod tsig;
 mod wire;

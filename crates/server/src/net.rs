@@ -328,7 +328,13 @@ fn udp_worker(
                 continue;
             }
             let outcome = if query_allowed(cfg, peer.ip()) {
-                answer_noting(zones, msg, Transport::Udp, &cfg.answer, Some(peer.ip()), &mut outs[i], &mut note)
+                let o =
+                    answer_noting(zones, msg, Transport::Udp, &cfg.answer, Some(peer.ip()), &mut outs[i], &mut note);
+                if note.tsig {
+                    crate::signed::answer(zones, msg, Transport::Udp, cfg, peer.ip(), &mut outs[i], &mut note)
+                } else {
+                    o
+                }
             } else {
                 crate::handler::refuse(msg, &cfg.answer, &mut outs[i], &mut note)
             };
@@ -538,7 +544,12 @@ async fn connection(
         let outcome = {
             let snapshot = store.load();
             let zones = snapshot.zones_for(Some(peer));
-            answer_noting(zones, &msg, Transport::Tcp, &cfg.answer, Some(peer), &mut out, &mut note)
+            let o = answer_noting(zones, &msg, Transport::Tcp, &cfg.answer, Some(peer), &mut out, &mut note);
+            if note.tsig {
+                crate::signed::answer(zones, &msg, Transport::Tcp, cfg, peer, &mut out, &mut note)
+            } else {
+                o
+            }
         };
         if outcome == Outcome::Drop {
             stats.dropped(Transport::Tcp);

@@ -513,6 +513,45 @@ mod tests {
     }
 
     #[test]
+    fn multi_message_responses_verify_in_a_chain_and_order_matters() {
+        let k = key(Algorithm::HmacSha256);
+        let mut req = query();
+        let mut client = Signer::request(&k);
+        client.sign(&mut req, 1_000_000, 0, &[]);
+        let ring = KeyRing::new(vec![k.clone()]);
+        let parsed = message::parse(&req).unwrap();
+        let Verified::Signed(mut server) = verify(&ring, &req, &parsed, 1_000_000) else { panic!() };
+        let bodies: Vec<Vec<u8>> = (0..3u8)
+            .map(|i| {
+                let mut m = query();
+                m[2] |= 0x80;
+                m[3] = i;
+                server.sign(&mut m, 1_000_001, 0, &[]);
+                m
+            })
+            .collect();
+        let mut c = client.clone();
+        for b in &bodies {
+            assert_eq!(c.verify_response(b), Ok(true));
+        }
+        assert!(c.settled());
+        // Out of order: the chain breaks.
+        let mut c = client.clone();
+        assert_eq!(c.verify_response(&bodies[0]), Ok(true));
+        assert_eq!(c.verify_response(&bodies[2]), Err(BADSIG));
+        // An unsigned first response is refused; an unsigned later one is held until the next
+        // signed one, and then must have been part of its digest.
+        let mut c = client.clone();
+        assert_eq!(c.verify_response(&query()), Err(BADSIG));
+        assert_eq!(c.verify_response(&bodies[0]), Ok(true));
+        let mut plain = query();
+        plain[2] |= 0x80;
+        assert_eq!(c.verify_response(&plain), Ok(false));
+        assert!(!c.settled());
+        assert_eq!(c.verify_response(&bodies[1]), Err(BADSIG));
+    }
+
+    #[test]
     fn unknown_keys_stale_clocks_and_misplaced_records_are_told_apart() {
         let k = key(Algorithm::HmacSha256);
         let ring = KeyRing::new(vec![k.clone()]);

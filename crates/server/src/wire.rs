@@ -49,6 +49,8 @@ pub(crate) struct Request {
     pub(crate) edns: Option<Edns>,
     /// IXFR: the serial of the SOA in the authority section (the client's version).
     pub(crate) ixfr_serial: Option<u32>,
+    /// The additional section carries a TSIG record (RFC 8945).
+    pub(crate) tsig: bool,
 }
 
 impl Request {
@@ -60,6 +62,9 @@ impl Request {
         &self.qname[..self.qname_len]
     }
 }
+
+/// The TSIG meta-type (RFC 8945).
+pub(crate) const TSIG: u16 = 250;
 
 /// Header bits.
 pub(crate) const QR: u16 = 0x8000;
@@ -151,6 +156,7 @@ impl Request {
             qclass: 0,
             edns: None,
             ixfr_serial: None,
+            tsig: false,
         }
     }
 }
@@ -247,6 +253,9 @@ pub(crate) fn read_request(msg: &[u8], req: &mut Request) -> Result<(), ReadErro
         pos += 10 + usize::from(rdlen);
         if pos > msg.len() {
             return Err(formerr(true));
+        }
+        if t == TSIG {
+            req.tsig = true;
         }
         if t == rtype::OPT {
             // RFC 6891 §6.1.1: one OPT, owned by the root.

@@ -21,7 +21,7 @@ pub(crate) fn allowed(acl: &[Prefix], ip: IpAddr) -> bool {
     acl.iter().any(|&(net, len)| r53dns_zone::routing::in_prefix(net, len, ip))
 }
 
-fn start(req: &Request, with_question: bool, rcode: u8) -> Vec<u8> {
+pub(crate) fn start(req: &Request, with_question: bool, rcode: u8) -> Vec<u8> {
     let mut m = Vec::with_capacity(MESSAGE_LIMIT);
     let flags = QR | AA | (req.flags & OPCODE_MASK) | u16::from(rcode);
     m.extend_from_slice(&req.id.to_be_bytes());
@@ -96,7 +96,7 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::Se
 }
 
 /// RFC 2845/8945 NOTAUTH.
-const NOTAUTH: u8 = 9;
+pub(crate) const NOTAUTH: u8 = 9;
 
 fn transfer(req: &Request, zone: &Zone, zones: &ZoneSet) -> Option<Vec<Vec<u8>>> {
     let soa_item =

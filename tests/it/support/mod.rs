@@ -1,4 +1,5 @@
 pub mod dns;
+pub mod knot;
 pub mod moto;
 pub mod nsd;
 pub mod server;

@@ -291,6 +291,8 @@ pub struct Plan {
     pub seen: usize,
     /// Requests the fault was applied to.
     pub injected: usize,
+    /// Every request that came through, faulty or not.
+    pub requests: usize,
 }
 
 /// An HTTP/1.1 proxy in front of moto that can break requests on purpose.
@@ -325,11 +327,16 @@ impl FaultProxy {
 
     pub fn set_path(&self, fault: Option<Fault>, path: Option<&'static str>, skip: usize) {
         let mut p = self.plan.lock().unwrap();
-        *p = Plan { fault, path, skip, seen: 0, injected: 0 };
+        *p = Plan { fault, path, skip, seen: 0, injected: 0, requests: p.requests };
     }
 
     pub fn injected(&self) -> usize {
         self.plan.lock().unwrap().injected
+    }
+
+    /// Every request that came through so far.
+    pub fn requests(&self) -> usize {
+        self.plan.lock().unwrap().requests
     }
 }
 
@@ -377,6 +384,7 @@ fn serve_conn(mut c: TcpStream, upstream: SocketAddr, plan: &Mutex<Plan>) {
             String::from_utf8_lossy(&req[..req.iter().position(|&b| b == b'\r').unwrap_or(0)]).into_owned();
         let fault = {
             let mut p = plan.lock().unwrap();
+            p.requests += 1;
             let matches = p.fault.is_some() && p.path.is_none_or(|f| first_line.contains(f));
             if matches {
                 p.seen += 1;

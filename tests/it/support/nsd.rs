@@ -54,6 +54,30 @@ impl Nsd {
         Self::start_with(apex, &conf, None)
     }
 
+    /// A primary for `apex` from `file`: transfers to loopback and NOTIFY to `notify`, both
+    /// signed with `key` (`name`, `secret`, hmac-sha256) when one is given.
+    pub fn primary(apex: &str, file: &Path, notify: SocketAddr, key: Option<(&str, &str)>) -> Self {
+        let (key_conf, key_name) = match key {
+            Some((name, secret)) => {
+                (format!("key:\n  name: \"{name}\"\n  algorithm: hmac-sha256\n  secret: \"{secret}\"\n"), name)
+            }
+            None => (String::new(), "NOKEY"),
+        };
+        let conf = format!(
+            "{key_conf}zone:\n  name: \"{apex}\"\n  zonefile: \"{}\"\n  provide-xfr: 127.0.0.0/8 {key_name}\n  notify: {}@{} {key_name}\n",
+            file.display(),
+            notify.ip(),
+            notify.port()
+        );
+        Self::start_with(apex, &conf, None)
+    }
+
+    /// Re-reads changed zone files (SIGHUP), which NSD follows with NOTIFYs.
+    pub fn reload(&self) {
+        let ok = Command::new("kill").args(["-HUP", &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+    }
+
     fn start_with(probe_zone: &str, zone_conf: &str, fixed_port: Option<u16>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();

@@ -140,6 +140,28 @@ impl Binary {
         None
     }
 
+    /// The value of the first `/metrics` line starting with `needle` (0 if none).
+    pub fn metric(&self, needle: &str) -> u64 {
+        let http = self.http.unwrap();
+        let mut s = std::net::TcpStream::connect(http).unwrap();
+        std::io::Write::write_all(&mut s, b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+        text.lines()
+            .find(|l| l.starts_with(needle))
+            .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+
+    /// The status code of `GET path` on the HTTP endpoint.
+    pub fn http_status(&self, path: &str) -> u16 {
+        let mut s = std::net::TcpStream::connect(self.http.unwrap()).unwrap();
+        std::io::Write::write_all(&mut s, format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+        text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    }
+
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
         assert!(ok.success());

@@ -1,0 +1,67 @@
+//! Signed queries (TSIG, RFC 8945) on the ordinary answer path — a secondary checking its
+//! primary's SOA, say. The request is verified, answered as if it were unsigned, and the
+//! response signed with the same key; a request that fails the check gets NOTAUTH with the
+//! TSIG error. Rare, so this path may parse and allocate.
+
+use std::net::IpAddr;
+
+use r53dns_zone::ZoneSet;
+
+use crate::handler::{Note, Outcome, Transport, answer_noting};
+use crate::tsig::{self, Verified};
+use crate::wire::{self, Request};
+use crate::{ServerConfig, message, xfr};
+
+/// Room kept in a UDP response for the TSIG record (name, algorithm, a 64-octet MAC).
+const TSIG_RESERVE: u16 = 160;
+
+/// Answers the signed request `msg` into `out` (see the module documentation).
+pub(crate) fn answer(
+    zones: &ZoneSet,
+    msg: &[u8],
+    transport: Transport,
+    cfg: &ServerConfig,
+    client: IpAddr,
+    out: &mut Vec<u8>,
+    note: &mut Note,
+) -> Outcome {
+    let mut req = Request::empty();
+    if wire::read_request(msg, &mut req).is_err() {
+        return answer_noting(zones, msg, transport, &cfg.answer, Some(client), out, note);
+    }
+    let Some(parsed) = message::parse(msg) else {
+        *out = xfr::start(&req, true, wire::rcode::FORMERR);
+        return Outcome::Respond;
+    };
+    let now = tsig::now();
+    match tsig::verify(&cfg.tsig_keys, msg, &parsed, now) {
+        Verified::Unsigned => answer_noting(zones, msg, transport, &cfg.answer, Some(client), out, note),
+        Verified::Malformed => {
+            *out = xfr::start(&req, true, wire::rcode::FORMERR);
+            Outcome::Respond
+        }
+        Verified::Failed(mut f) => {
+            tracing::info!(%client, key = %f.key_label(), error = f.error, "signed query refused: TSIG check failed");
+            *out = xfr::start(&req, true, xfr::NOTAUTH);
+            f.append_to(out, now);
+            Outcome::Respond
+        }
+        Verified::Signed(mut signer) => {
+            let Some(tsig_at) = parsed.additional.last().map(|r| r.offset) else { return Outcome::Drop };
+            let mut unsigned = msg[..tsig_at.min(msg.len())].to_vec();
+            if unsigned.len() < 12 {
+                return Outcome::Drop;
+            }
+            let ar = u16::from_be_bytes([unsigned[10], unsigned[11]]).saturating_sub(1);
+            unsigned[10..12].copy_from_slice(&ar.to_be_bytes());
+            let mut acfg = cfg.answer;
+            acfg.max_udp_payload = acfg.max_udp_payload.saturating_sub(TSIG_RESERVE).max(512);
+            let outcome = answer_noting(zones, &unsigned, transport, &acfg, Some(client), out, note);
+            note.tsig = true;
+            if outcome == Outcome::Respond {
+                signer.sign(out, now, 0, &[]);
+            }
+            outcome
+        }
+    }
+}

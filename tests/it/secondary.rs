@@ -1,0 +1,308 @@
+//! r53dns as a secondary (RFC 5936 AXFR, RFC 1995 IXFR, RFC 1996 NOTIFY, RFC 8945 TSIG):
+//! following NSD and Knot from Debian and another r53dns, answering as its primary does; and
+//! a fleet of followers behind one Route53 syncer that make no Route53 calls themselves.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::route53::eventually;
+use crate::support::dns::{Query, ask};
+use crate::support::knot::Knot;
+use crate::support::moto::{FaultProxy, Moto, Seeder, aws_env, rrset};
+use crate::support::nsd::{Nsd, free_port};
+use crate::support::server::{Binary, data_dir};
+
+const SECRET: &str = "c2VjcmV0LWZvci10cmFuc2ZlcnMtb25seS0xMjM0NTY=";
+
+/// Questions covering the corner cases of the test zone.
+const QUESTIONS: [(&str, &str); 12] = [
+    ("example.com.", "SOA"),
+    ("example.com.", "NS"),
+    ("www.example.com.", "A"),
+    ("alias.example.com.", "A"),
+    ("x.wild.ent.example.com.", "A"),
+    ("x.dn.example.com.", "A"),
+    ("host.sub.example.com.", "A"),
+    ("txt.example.com.", "TXT"),
+    ("nx.c.ent.example.com.", "A"),
+    ("big.example.com.", "A"),
+    ("nothing.example.com.", "A"),
+    ("www.example.com.", "MX"),
+];
+
+fn same_answers(reference: SocketAddr, ours: SocketAddr) {
+    for (name, t) in QUESTIONS {
+        let q = Query::new(name, t);
+        let (a, b) = (ask(reference, &q), ask(ours, &q));
+        assert_eq!(a.rcode, b.rcode, "{name} {t}");
+        assert_eq!(a.flag("aa"), b.flag("aa"), "{name} {t}: AA");
+        assert_eq!(a.section("answer"), b.section("answer"), "{name} {t}");
+        assert_eq!(a.section("authority"), b.section("authority"), "{name} {t}");
+    }
+}
+
+fn zone_copy(dir: &Path) -> std::path::PathBuf {
+    let file = dir.join("example.com.zone");
+    std::fs::copy(data_dir().join("zones/example.com.zone"), &file).unwrap();
+    file
+}
+
+/// Bumps the serial and changes www's address; optionally adds a record.
+fn edit(file: &Path, serial: u32, addr: &str, extra: &str) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let text: String = set_serial(&text, serial)
+        .lines()
+        .map(|l| if l.starts_with("www ") { format!("www A {addr}\n") } else { format!("{l}\n") })
+        .collect();
+    std::fs::write(file, format!("{text}{extra}")).unwrap();
+}
+
+fn set_serial(text: &str, serial: u32) -> String {
+    let old = text.split_whitespace().skip_while(|w| *w != "hostmaster").nth(1).unwrap().to_owned();
+    text.replacen(&old, &serial.to_string(), 1)
+}
+
+fn www(addr: SocketAddr) -> Vec<String> {
+    ask(addr, &Query::new("www.example.com.", "A")).section("answer")
+}
+
+fn follower(primary: SocketAddr, port: u16, extra: &[&str]) -> Binary {
+    let (p, l) = (primary.to_string(), format!("127.0.0.1:{port}"));
+    let mut args =
+        vec!["--primary", &p, "--secondary-zone", "example.com", "--listen", &l, "--allow-transfer", "127.0.0.0/8"];
+    args.extend_from_slice(extra);
+    Binary::serve(&args)
+}
+
+fn wait_loaded(b: &Binary) {
+    eventually(Duration::from_secs(20), || b.http_status("/readyz") == 200).expect("the follower never got the zone");
+}
+
+fn axfr(addr: SocketAddr, key: Option<&str>) -> BTreeSet<String> {
+    let mut cmd = Command::new("dig");
+    cmd.args(["+nocmd", &format!("@{}", addr.ip()), "-p", &addr.port().to_string()]);
+    if let Some(k) = key {
+        cmd.args(["-y", k]);
+    }
+    let out = cmd.args(["example.com", "AXFR"]).output().expect("dig must be installed");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty() && !l.contains("\tTSIG\t"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase())
+        .collect()
+}
+
+#[test]
+fn follows_nsd_and_takes_a_change_on_its_notify() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = zone_copy(dir.path());
+    let port = free_port();
+    let nsd = Nsd::primary("example.com.", &file, format!("127.0.0.1:{port}").parse().unwrap(), None);
+    let b = follower(nsd.addr, port, &[]);
+    wait_loaded(&b);
+    same_answers(nsd.addr, b.addr.unwrap());
+    assert_eq!(axfr(nsd.addr, None), axfr(b.addr.unwrap(), None), "the same zone, record for record");
+    // The SOA refresh is two hours: only NOTIFY brings the change within seconds.
+    edit(&file, 2024010102, "192.0.2.33", "new 300 IN TXT \"after\"\n");
+    nsd.reload();
+    let took = eventually(Duration::from_secs(15), || {
+        www(b.addr.unwrap()) == www(nsd.addr) && www(nsd.addr)[0].ends_with(".33")
+    })
+    .expect("the follower did not take the change");
+    eprintln!("NSD reload → follower answers: {took:?}");
+    same_answers(nsd.addr, b.addr.unwrap());
+    assert_eq!(axfr(nsd.addr, None), axfr(b.addr.unwrap(), None));
+    // A NOTIFY from anyone else is refused.
+    let mut notify = Query::new("example.com.", "SOA");
+    notify.opcode = 4;
+    let sock = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    sock.send_to(&notify.to_wire(), b.addr.unwrap()).unwrap();
+    let mut buf = [0u8; 512];
+    let (n, _) = sock.recv_from(&mut buf).expect("no answer to the NOTIFY");
+    assert!(n >= 12 && buf[2] & 0x80 != 0 && (buf[2] >> 3) & 0xf == 4, "a NOTIFY response");
+    assert_eq!(buf[3] & 0x0f, 5, "REFUSED");
+}
+
+#[test]
+fn follows_nsd_with_tsig_and_refuses_the_wrong_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = zone_copy(dir.path());
+    let keys = dir.path().join("xfr.key");
+    std::fs::write(&keys, format!("key \"xfr-key\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{SECRET}\";\n}};\n"))
+        .unwrap();
+    let port = free_port();
+    let nsd =
+        Nsd::primary("example.com.", &file, format!("127.0.0.1:{port}").parse().unwrap(), Some(("xfr-key", SECRET)));
+    let k = keys.display().to_string();
+    let b = follower(nsd.addr, port, &["--tsig-key-file", &k, "--primary-key", "xfr-key"]);
+    wait_loaded(&b);
+    same_answers(nsd.addr, b.addr.unwrap());
+    edit(&file, 2024010102, "192.0.2.34", "");
+    nsd.reload();
+    eventually(Duration::from_secs(15), || www(b.addr.unwrap()).first().is_some_and(|a| a.ends_with(".34")))
+        .expect("the signed NOTIFY and transfer did not bring the change");
+    // The same key name with another secret: NSD refuses, the follower never serves.
+    let wrong = dir.path().join("wrong.key");
+    std::fs::write(
+        &wrong,
+        "key \"xfr-key\" {\n\talgorithm hmac-sha256;\n\tsecret \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\";\n};\n",
+    )
+    .unwrap();
+    let w = wrong.display().to_string();
+    let bad = follower(nsd.addr, free_port(), &["--tsig-key-file", &w, "--primary-key", "xfr-key"]);
+    eventually(Duration::from_secs(10), || {
+        bad.metric("r53dns_secondary_refreshes_total{outcome=\"failed\",zone=\"example.com.\"}") >= 1
+    })
+    .expect("the failed transfer was not counted");
+    assert_eq!(bad.http_status("/readyz"), 503);
+    assert_eq!(ask(bad.addr.unwrap(), &Query::new("www.example.com.", "A")).rcode, 5, "not served: REFUSED");
+}
+
+#[test]
+fn follows_knot_by_incremental_transfer() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = zone_copy(dir.path());
+    let port = free_port();
+    let knot = Knot::primary("example.com.", &file, format!("127.0.0.1:{port}").parse().unwrap());
+    let b = follower(knot.addr, port, &[]);
+    wait_loaded(&b);
+    assert_eq!(axfr(knot.addr, None), axfr(b.addr.unwrap(), None), "the same zone, record for record");
+    for (serial, addr) in [(2024010102, "192.0.2.35"), (2024010103, "192.0.2.36")] {
+        edit(&file, serial, addr, &format!("n{serial} 300 IN A 198.51.100.7\n"));
+        knot.reload("example.com.");
+        eventually(Duration::from_secs(15), || www(b.addr.unwrap()).first().is_some_and(|a| a.ends_with(addr)))
+            .unwrap_or_else(|| panic!("the follower did not take serial {serial}:\n{}", knot.log()));
+    }
+    // Both changes came as differences from Knot's journal, not whole zones.
+    assert_eq!(b.metric("r53dns_secondary_refreshes_total{outcome=\"ixfr\",zone=\"example.com.\"}"), 2);
+    assert_eq!(b.metric("r53dns_secondary_refreshes_total{outcome=\"axfr\",zone=\"example.com.\"}"), 1);
+    assert_eq!(axfr(knot.addr, None), axfr(b.addr.unwrap(), None));
+}
+
+#[test]
+fn follows_r53dns_incrementally_with_tsig_and_nsd_follows_the_follower() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = zone_copy(dir.path());
+    let keys = dir.path().join("xfr.key");
+    std::fs::write(&keys, format!("key \"xfr-key\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{SECRET}\";\n}};\n"))
+        .unwrap();
+    let (k, f) = (keys.display().to_string(), file.display().to_string());
+    let port = free_port();
+    let notify = format!("127.0.0.1:{port}");
+    let primary = Binary::serve(&[
+        "--zone",
+        &f,
+        "--tsig-key-file",
+        &k,
+        "--transfer-key",
+        "xfr-key",
+        "--notify",
+        &notify,
+        "--notify-key",
+        "xfr-key",
+    ]);
+    let nsd_port = free_port();
+    let nsd_notify = format!("127.0.0.1:{nsd_port}");
+    let b = follower(
+        primary.addr.unwrap(),
+        port,
+        &["--tsig-key-file", &k, "--primary-key", "xfr-key", "--notify", &nsd_notify],
+    );
+    wait_loaded(&b);
+    // A second tier: NSD follows the follower.
+    let nsd = Nsd::secondary_on("example.com.", b.addr.unwrap(), Some(nsd_port));
+    let key = format!("hmac-sha256:xfr-key:{SECRET}");
+    assert_eq!(axfr(primary.addr.unwrap(), Some(&key)), axfr(b.addr.unwrap(), None));
+    for (serial, addr) in [(2024010102, "192.0.2.37"), (2024010103, "192.0.2.38")] {
+        edit(&file, serial, addr, &format!("n{serial} 300 IN A 198.51.100.8\n"));
+        primary.signal("HUP");
+        eventually(Duration::from_secs(15), || {
+            www(b.addr.unwrap()).first().is_some_and(|a| a.ends_with(addr))
+                && www(nsd.addr).first().is_some_and(|a| a.ends_with(addr))
+        })
+        .unwrap_or_else(|| panic!("serial {serial} did not reach both tiers"));
+    }
+    assert_eq!(b.metric("r53dns_secondary_refreshes_total{outcome=\"ixfr\",zone=\"example.com.\"}"), 2);
+    assert_eq!(axfr(primary.addr.unwrap(), Some(&key)), axfr(b.addr.unwrap(), None));
+    same_answers(primary.addr.unwrap(), b.addr.unwrap());
+    same_answers(b.addr.unwrap(), nsd.addr);
+}
+
+#[test]
+fn followers_of_a_route53_syncer_make_no_route53_calls() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(moto.addr);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let s = rt.block_on(Seeder::new(&moto.endpoint()));
+    let zone = rt.block_on(async {
+        let id = s.zone("fleet.example.", false).await;
+        s.upsert(&id, vec![rrset("www.fleet.example.", "A", 60, &["192.0.2.1"])]).await;
+        id
+    });
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let notify: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let syncer = Binary::serve_with(
+        &["--route53", "--refresh", "1s", "--allow-transfer", "127.0.0.0/8", "--notify", &notify.join(",")],
+        &aws_env(&proxy.endpoint()),
+    );
+    let sa = syncer.addr.unwrap();
+    eventually(Duration::from_secs(20), || www_of(sa) == ["192.0.2.1"]).expect("the syncer never served the zone");
+    let followers: Vec<Binary> = ports
+        .iter()
+        .map(|&p| {
+            let l = format!("127.0.0.1:{p}");
+            // Credentials and the endpoint are in their environment too: any Route53 call a
+            // follower made would reach the counting proxy.
+            Binary::serve_with(
+                &["--primary", &sa.to_string(), "--secondary-zone", "fleet.example", "--listen", &l],
+                &aws_env(&proxy.endpoint()),
+            )
+        })
+        .collect();
+    for f in &followers {
+        wait_loaded(f);
+    }
+    rt.block_on(s.upsert(&zone, vec![rrset("www.fleet.example.", "A", 60, &["192.0.2.99"])]));
+    eventually(Duration::from_secs(20), || followers.iter().all(|f| www_of(f.addr.unwrap()) == ["192.0.2.99"]))
+        .expect("the change did not reach every follower");
+    let soa = ask(sa, &Query::new("fleet.example.", "SOA")).section("answer");
+    for f in &followers {
+        assert_eq!(ask(f.addr.unwrap(), &Query::new("fleet.example.", "SOA")).section("answer"), soa, "same serial");
+        assert_eq!(f.metric("r53dns_route53_api_calls_total"), 0);
+    }
+    // Every request the API saw came from the syncer: between two of its sweeps, its own
+    // count of calls accounts for all of them.
+    let mut seen = (0, 0);
+    eventually(Duration::from_secs(15), || {
+        let before = proxy.requests() as u64;
+        let calls = syncer_calls(&syncer);
+        seen = (before, calls);
+        calls > 0 && before == calls && proxy.requests() as u64 == calls
+    })
+    .unwrap_or_else(|| panic!("requests at the API vs the syncer's calls: {seen:?}"));
+}
+
+fn www_of(addr: SocketAddr) -> Vec<String> {
+    ask(addr, &Query::new("www.fleet.example.", "A"))
+        .section("answer")
+        .iter()
+        .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+        .collect()
+}
+
+/// The sum of `r53dns_route53_api_calls_total` over every operation and outcome.
+fn syncer_calls(b: &Binary) -> u64 {
+    let mut s = std::net::TcpStream::connect(b.http.unwrap()).unwrap();
+    std::io::Write::write_all(&mut s, b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("r53dns_route53_api_calls_total{"))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}

@@ -1,0 +1,88 @@
+//! Knot DNS from Debian as a primary: serves a zone file on a loopback port, keeps a journal
+//! of differences (so it answers IXFR incrementally) and NOTIFYs a secondary. Stopped on drop.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::dns::{Query, parse, udp_exchange};
+use super::nsd::free_port;
+
+pub struct Knot {
+    pub addr: SocketAddr,
+    child: Child,
+    conf: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Knot {
+    /// Serves `apex` from `file`, allows transfers from loopback and NOTIFYs `notify`.
+    pub fn primary(apex: &str, file: &Path, notify: SocketAddr) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let port = free_port();
+        let conf = dir.path().join("knot.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "server:\n    listen: 127.0.0.1@{port}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    \
+                 background-workers: 1\ncontrol:\n    listen: \"{d}/knot.sock\"\ndatabase:\n    storage: \"{d}\"\n\
+                 log:\n  - target: \"{d}/knot.log\"\n    any: info\n\
+                 remote:\n  - id: follower\n    address: {}@{}\n\
+                 acl:\n  - id: loopback\n    address: 127.0.0.0/8\n    action: transfer\n\
+                 zone:\n  - domain: {apex}\n    file: \"{}\"\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
+                 zonefile-load: difference\n    journal-content: changes\n    semantic-checks: off\n    \
+                 notify: follower\n    acl: loopback\n",
+                notify.ip(),
+                notify.port(),
+                file.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("knotd")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("knotd must be installed (apt-get install knot)");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let knot = Self { addr, child, conf, _dir: dir };
+        let probe = Query::new(apex, "SOA");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let reply = udp_exchange(addr, &probe.to_wire()).and_then(|raw| parse(&raw).ok());
+            if reply.is_some_and(|r| r.rcode == 0 && !r.answer.is_empty()) {
+                return knot;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("Knot did not start:\n{}", knot.log());
+    }
+
+    /// Re-reads the zone file (its difference to the served zone goes to the journal).
+    pub fn reload(&self, apex: &str) {
+        let out = Command::new("knotc").arg("-c").arg(&self.conf).args(["zone-reload", apex]).output().unwrap();
+        assert!(out.status.success(), "knotc zone-reload: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("knot.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Knot {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
