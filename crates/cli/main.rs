@@ -139,6 +139,9 @@ struct Opts {
     /// TSIG key (by name, from the key files) signing the transfers from `--primary`.
     #[arg(long, value_name = "NAME", env = "R53DNS_PRIMARY_KEY", requires = "primary")]
     primary_key: Option<String>,
+    /// Check `--primary` at least this often, whatever the SOA refresh says (e.g. 10s).
+    #[arg(long, value_parser = humantime::parse_duration, env = "R53DNS_PRIMARY_REFRESH", requires = "primary")]
+    primary_refresh: Option<Duration>,
 }
 
 impl Opts {
@@ -187,6 +190,7 @@ impl Opts {
                     primary: p.clone(),
                     zones: self.secondary_zones.clone(),
                     key: self.primary_key.clone(),
+                    refresh: self.primary_refresh,
                 }],
                 None => Vec::new(),
             },

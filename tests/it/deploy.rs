@@ -71,6 +71,43 @@ fn kubernetes_manifests_validate() {
 }
 
 #[test]
+fn fleet_manifests_validate_and_their_configs_check() {
+    let fleet = deploy().join("kubernetes/fleet");
+    let files: Vec<PathBuf> = std::fs::read_dir(&fleet)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml") && !p.ends_with("kustomization.yaml"))
+        .collect();
+    assert!(files.len() >= 8, "{files:?}");
+    let scratch = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(tools_bin("kubernetes-validate"));
+    cmd.args(["--strict", "-k", "1.30.0"]).args(&files);
+    run_ok(&mut cmd);
+    let py = format!(
+        "import yaml,os; d='{}'; k=yaml.safe_load(open(os.path.join(d,'kustomization.yaml'))); \
+         files=set(f for f in os.listdir(d) if f.endswith('.yaml') and f!='kustomization.yaml'); \
+         assert set(k['resources'])==files, (k['resources'], files); \
+         cm=yaml.safe_load(open(os.path.join(d,'configmap.yaml'))); \
+         [open(os.path.join('{}', n), 'w').write(t) for n, t in cm['data'].items()]",
+        fleet.display(),
+        scratch.path().display()
+    );
+    run_ok(Command::new(tools_bin("python")).args(["-c", &py]));
+    // Both configurations pass `r53dns check`; the follower's needs no AWS at all.
+    for name in ["syncer.toml", "follower.toml"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_r53dns"))
+            .args(["check", "--config"])
+            .arg(scratch.path().join(name))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let follower = std::fs::read_to_string(scratch.path().join("follower.toml")).unwrap();
+    assert!(follower.contains("[[secondary]]") && !follower.contains("[route53]"));
+}
+
+#[test]
 fn json_and_yaml_files_parse_and_the_example_config_checks() {
     for f in ["aws/iam-policy-read.json", "aws/iam-policy-update.json", "grafana/r53dns.json"] {
         let text = std::fs::read_to_string(deploy().join(f)).unwrap();

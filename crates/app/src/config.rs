@@ -53,6 +53,31 @@ pub struct SecondarySpec {
     /// TSIG key (from `[tsig]`) signing the requests; the primary's answers and NOTIFYs must
     /// then be signed with it too.
     pub key: Option<String>,
+    /// Longest time between two checks of the primary, whatever the SOA refresh says (for
+    /// followers the primary cannot NOTIFY, e.g. pods behind a Service). Default: the SOA's.
+    #[serde(default, with = "humantime_serde")]
+    pub refresh: Option<Duration>,
+}
+
+/// A primary as `ADDR:PORT` or `HOST:PORT` (port 53 by default); host names are resolved
+/// when used.
+fn primary_addr(s: &str) -> anyhow::Result<String> {
+    if let Ok(a) = parse_server_addr(s) {
+        return Ok(a.to_string());
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().with_context(|| format!("secondary.primary: bad port in '{s}'"))?),
+        None => (s, 53),
+    };
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    if !name_ok {
+        bail!("secondary.primary: '{s}' is not ADDR, ADDR:PORT, HOST or HOST:PORT");
+    }
+    Ok(format!("{host}:{port}"))
 }
 
 /// Parses `ADDR`, `ADDR:PORT` or `[V6]:PORT`; port 53 by default.
@@ -551,7 +576,7 @@ impl Spec {
         };
         let mut secondaries: Vec<crate::secondary::SecondaryZone> = Vec::new();
         for sec in &self.secondary {
-            let primary = parse_server_addr(&sec.primary).context("secondary.primary")?;
+            let primary = primary_addr(&sec.primary)?;
             let key = match &sec.key {
                 Some(k) => Some(
                     tsig_keys
@@ -566,6 +591,9 @@ impl Spec {
             if sec.zones.is_empty() {
                 bail!("secondary: primary {primary} has no zones");
             }
+            if sec.refresh.is_some_and(|r| r < Duration::from_secs(1)) {
+                bail!("secondary.refresh: at least 1s");
+            }
             for z in &sec.zones {
                 let text = if z.ends_with('.') { z.clone() } else { format!("{z}.") };
                 let apex = r53dns_zone::Name::parse(&text, None)
@@ -573,7 +601,12 @@ impl Spec {
                 if secondaries.iter().any(|s| s.apex.to_lowercase() == apex.to_lowercase()) {
                     bail!("secondary.zones: zone {apex} is listed twice");
                 }
-                secondaries.push(crate::secondary::SecondaryZone { apex, primary, key: key.clone() });
+                secondaries.push(crate::secondary::SecondaryZone {
+                    apex,
+                    primary: primary.clone(),
+                    key: key.clone(),
+                    max_refresh: sec.refresh,
+                });
             }
         }
         if self.zones.dirs.is_empty() && self.zones.files.is_empty() && route53.is_none() && secondaries.is_empty() {
@@ -766,6 +799,24 @@ mod tests {
         assert!(e.contains("max-udp-payload"), "{e}");
         let e = Spec::default().validate().unwrap_err().to_string();
         assert!(e.contains("no zones"), "{e}");
+    }
+
+    #[test]
+    fn primaries_are_addresses_or_host_names() {
+        assert_eq!(primary_addr("10.0.0.1").unwrap(), "10.0.0.1:53");
+        assert_eq!(primary_addr("[::1]:5300").unwrap(), "[::1]:5300");
+        assert_eq!(primary_addr("syncer.dns.svc.cluster.local").unwrap(), "syncer.dns.svc.cluster.local:53");
+        assert_eq!(primary_addr("syncer:5353").unwrap(), "syncer:5353");
+        assert!(primary_addr("bad host").is_err());
+        assert!(primary_addr("syncer:99999").is_err());
+        let spec: Spec =
+            toml::from_str("[[secondary]]\nprimary = \"10.0.0.1\"\nzones = [\"example.com\", \"Example.COM.\"]\n")
+                .unwrap();
+        assert!(spec.validate().unwrap_err().to_string().contains("listed twice"));
+        let spec: Spec =
+            toml::from_str("[[secondary]]\nprimary = \"10.0.0.1\"\nzones = [\"a.example\"]\nkey = \"nokey\"\n")
+                .unwrap();
+        assert!(spec.validate().unwrap_err().to_string().contains("nokey"));
     }
 
     #[test]

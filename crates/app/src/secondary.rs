@@ -33,10 +33,13 @@ use crate::publish::Publisher;
 pub struct SecondaryZone {
     /// The zone.
     pub apex: Name,
-    /// Where it is pulled from (and who may NOTIFY about it).
-    pub primary: SocketAddr,
+    /// Where it is pulled from (and who may NOTIFY about it): `ADDR:PORT` or `HOST:PORT`,
+    /// a host name being resolved again at every check.
+    pub primary: String,
     /// TSIG key signing the requests (and required on the primary's answers and NOTIFYs).
     pub key: Option<Key>,
+    /// Longest time between checks, whatever the SOA refresh says.
+    pub max_refresh: Option<Duration>,
 }
 
 /// Shortest refresh and retry honoured, whatever the SOA says (as Knot's
@@ -229,6 +232,8 @@ struct State {
     published: bool,
     /// The next transfer must be a whole one (an IXFR did not apply).
     force_axfr: bool,
+    /// The primary's addresses as last resolved (NOTIFYs are accepted from these).
+    primary_ips: Vec<std::net::IpAddr>,
     last_error: Option<String>,
 }
 
@@ -306,7 +311,7 @@ impl Secondaries {
                 let s = z.lock();
                 SecondaryStatus {
                     name: z.cfg.apex.to_text(),
-                    primary: z.cfg.primary.to_string(),
+                    primary: z.cfg.primary.clone(),
                     serial: s.held.as_ref().filter(|_| s.published).map(|h| h.serial),
                     confirmed_secs_ago: s.confirmed.map(|t| t.elapsed().as_secs()),
                     last_error: s.last_error.clone(),
@@ -376,12 +381,29 @@ impl Secondaries {
 
     /// One refresh: SOA check, then a transfer if needed, then publish.
     async fn check(&self, z: &Follow) -> Result<(), String> {
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(z.cfg.primary.as_str())
+            .await
+            .map_err(|e| format!("cannot resolve {}: {e}", z.cfg.primary))?
+            .collect();
+        z.lock().primary_ips = addrs.iter().map(SocketAddr::ip).collect();
+        // A name may have several addresses (IPv4 and IPv6): the first that works.
+        let mut last = format!("{} has no address", z.cfg.primary);
+        for addr in addrs {
+            match self.check_at(z, addr).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn check_at(&self, z: &Follow, addr: SocketAddr) -> Result<(), String> {
         let (held_serial, force_axfr) = {
             let s = z.lock();
             (s.held.as_ref().map(|h| h.serial), s.force_axfr)
         };
         if let Some(ours) = held_serial {
-            let theirs = soa_query(&z.cfg).await?;
+            let theirs = soa_query(&z.cfg, addr).await?;
             if !serial_after(theirs, ours) {
                 let republish = {
                     let mut s = z.lock();
@@ -403,7 +425,7 @@ impl Secondaries {
             s.held.as_ref().map(|h| (h.serial, h.soa.clone()))
         };
         let started = Instant::now();
-        let pulled = transfer(&z.cfg, ixfr.as_ref().map(|(_, soa)| soa)).await?;
+        let pulled = transfer(&z.cfg, addr, ixfr.as_ref().map(|(_, soa)| soa)).await?;
         let (records, kind) = match pulled {
             Pulled::Current => {
                 z.lock().confirmed = Some(Instant::now());
@@ -517,7 +539,11 @@ impl Secondaries {
             (Some(_), None) => false,
             (None, _) => true,
         };
-        if peer.ip() != z.cfg.primary.ip() || !key_ok {
+        let from_primary = {
+            let s = z.lock();
+            s.primary_ips.contains(&peer.ip()) || z.cfg.primary.parse::<SocketAddr>().is_ok_and(|a| a.ip() == peer.ip())
+        };
+        if !from_primary || !key_ok {
             tracing::warn!(%peer, zone = %apex, "NOTIFY refused: not from the zone's primary (or not signed with its key)");
             return reply(5, &mut signer);
         }
@@ -535,7 +561,8 @@ impl Follow {
     fn timers_of(&self, s: &State) -> Option<(Duration, Duration, Duration)> {
         let h = s.held.as_ref()?;
         let (refresh, retry, expire) = soa_timers(&h.soa.rdata)?;
-        Some((clamp(refresh), clamp(retry), Duration::from_secs(u64::from(expire))))
+        let cap = |d: Duration| self.cfg.max_refresh.map_or(d, |m| d.min(m));
+        Some((cap(clamp(refresh)), cap(clamp(retry)), Duration::from_secs(u64::from(expire))))
     }
 
     fn timers(&self) -> Option<(Duration, Duration, Duration)> {
@@ -641,20 +668,20 @@ fn verify(signer: &mut Option<Signer<'_>>, msg: &[u8], primary: SocketAddr) -> R
 }
 
 /// The primary's SOA serial (UDP, three tries; TCP if the answer is truncated).
-async fn soa_query(cfg: &SecondaryZone) -> Result<u32, String> {
-    let sock = crate::resolve::udp_client(cfg.primary).await.map_err(|e| format!("{}: {e}", cfg.primary))?;
-    let mut last = format!("{} did not answer the SOA query", cfg.primary);
+async fn soa_query(cfg: &SecondaryZone, primary: SocketAddr) -> Result<u32, String> {
+    let sock = crate::resolve::udp_client(primary).await.map_err(|e| format!("{primary}: {e}"))?;
+    let mut last = format!("{primary} did not answer the SOA query");
     for _ in 0..3 {
         let id: u16 = rand::random();
         let (q, mut signer) = request(cfg, id, rtype::SOA, None);
-        sock.send(&q).await.map_err(|e| format!("{}: {e}", cfg.primary))?;
+        sock.send(&q).await.map_err(|e| format!("{primary}: {e}"))?;
         let mut buf = vec![0u8; 65_535];
         let deadline = tokio::time::Instant::now() + SOA_TIMEOUT;
         loop {
             let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => {
-                    last = format!("{}: {e}", cfg.primary);
+                    last = format!("{primary}: {e}");
                     break;
                 }
                 Err(_) => break,
@@ -663,10 +690,10 @@ async fn soa_query(cfg: &SecondaryZone) -> Result<u32, String> {
             if n < 2 || msg[..2] != id.to_be_bytes() {
                 continue; // a late answer to an earlier try
             }
-            check_header(msg, id, cfg.primary)?;
-            verify(&mut signer, msg, cfg.primary)?;
-            let parsed = message::parse(msg).ok_or_else(|| format!("{} sent a malformed answer", cfg.primary))?;
-            return soa_in(&parsed, &cfg.apex).ok_or_else(|| format!("{} sent no SOA for {}", cfg.primary, cfg.apex));
+            check_header(msg, id, primary)?;
+            verify(&mut signer, msg, primary)?;
+            let parsed = message::parse(msg).ok_or_else(|| format!("{primary} sent a malformed answer"))?;
+            return soa_in(&parsed, &cfg.apex).ok_or_else(|| format!("{primary} sent no SOA for {}", cfg.apex));
         }
     }
     Err(last)
@@ -693,8 +720,7 @@ async fn read_message(stream: &mut TcpStream, primary: SocketAddr) -> Result<Vec
 }
 
 /// Pulls the zone over TCP: IXFR from `soa`'s serial when given, AXFR otherwise.
-async fn transfer(cfg: &SecondaryZone, soa: Option<&Record>) -> Result<Pulled, String> {
-    let primary = cfg.primary;
+async fn transfer(cfg: &SecondaryZone, primary: SocketAddr, soa: Option<&Record>) -> Result<Pulled, String> {
     let held = soa.and_then(soa_serial);
     let id: u16 = rand::random();
     let qtype = if soa.is_some() { rtype::IXFR } else { rtype::AXFR };
