@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project, installing what they need first:
-# NSD (reference server for the differential tests), dig, kdig and nsupdate (real clients),
-# Kea's DHCP-DDNS daemon (an UPDATE sender), and the moto Route53 emulator.
+# NSD (reference server for the differential tests), Knot and BIND (primaries and secondaries
+# in the zone-transfer tests), dig, kdig and nsupdate (real clients), Kea's DHCP-DDNS daemon
+# (an UPDATE sender), and the moto Route53 emulator.
 # Usage: tests/run-all.sh            (as root, or with sudo available)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ command -v kdig >/dev/null || missing+=(knot-dnsutils)
 command -v named-checkzone >/dev/null || missing+=(bind9-utils)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v knotd >/dev/null || missing+=(knot)
+command -v named >/dev/null || missing+=(bind9)
 command -v dnsperf >/dev/null || missing+=(dnsperf)
 command -v bc >/dev/null || missing+=(bc)
 command -v nsupdate >/dev/null || missing+=(bind9-dnsutils)
@@ -24,7 +26,8 @@ if ((${#missing[@]})); then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-# NSD's package may start a system instance on port 53; the tests use their own on loopback.
+# NSD's and BIND's packages may start a system instance on port 53; the tests use their own on
+# loopback ports.
 
 # The Route53 API emulator (moto) for the Route53 tests and the validators for deploy/, in a
 # venv outside the repository.

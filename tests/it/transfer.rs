@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use crate::support::bind::Bind;
 use crate::support::dns::{Query, ask};
 use crate::support::nsd::Nsd;
 use crate::support::server::{Binary, data_dir};
@@ -152,4 +153,83 @@ fn transfers_signed_with_a_transfer_key_are_allowed_and_signed() {
         let q = Query::new(name, t);
         assert_eq!(ask(addr, &q).section("answer"), ask(nsd.addr, &q).section("answer"), "{name} {t}");
     }
+}
+
+#[test]
+fn bind_follows_r53dns_incrementally_with_tsig_and_signed_notify() {
+    const SECRET: &str = "c2VjcmV0LWZvci10cmFuc2ZlcnMtb25seS0xMjM0NTY=";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("example.com.zone");
+    std::fs::copy(data_dir().join("zones/example.com.zone"), &file).unwrap();
+    let keys = dir.path().join("xfr.key");
+    std::fs::write(&keys, format!("key \"xfr-key\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{SECRET}\";\n}};\n"))
+        .unwrap();
+    let port = Bind::port();
+    let notify = format!("127.0.0.1:{port}");
+    let (f, k) = (file.display().to_string(), keys.display().to_string());
+    // No network may transfer: only the key. NOTIFYs are signed with it.
+    let b = Binary::serve(&[
+        "--zone",
+        &f,
+        "--tsig-key-file",
+        &k,
+        "--transfer-key",
+        "xfr-key",
+        "--notify",
+        &notify,
+        "--notify-key",
+        "xfr-key",
+    ]);
+    let primary = b.addr.unwrap();
+    let bind = Bind::secondary("example.com.", primary, Some(("xfr-key", SECRET)), port);
+    let questions = [
+        ("example.com.", "SOA"),
+        ("www.example.com.", "A"),
+        ("alias.example.com.", "A"),
+        ("x.wild.ent.example.com.", "A"),
+        ("host.sub.example.com.", "A"),
+        ("big.example.com.", "A"),
+        ("nx.c.ent.example.com.", "A"),
+    ];
+    let same = |bind: &Bind| {
+        for (name, t) in questions {
+            let q = Query::new(name, t);
+            let (ours, theirs) = (ask(primary, &q), ask(bind.addr, &q));
+            assert_eq!(ours.rcode, theirs.rcode, "{name} {t}");
+            assert_eq!(ours.section("answer"), theirs.section("answer"), "{name} {t}");
+        }
+    };
+    same(&bind);
+    // Two changes, each with a new serial; the SOA refresh is two hours, so only the signed
+    // NOTIFY brings them, and BIND asks for (and gets) the differences.
+    for (serial, addr) in [("2024010102", "192.0.2.41"), ("2024010103", "192.0.2.42")] {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let old = text.split_whitespace().skip_while(|w| *w != "hostmaster").nth(1).unwrap().to_owned();
+        let text: String = text
+            .replacen(&old, serial, 1)
+            .lines()
+            .map(|l| if l.starts_with("www ") { format!("www A {addr}\n") } else { format!("{l}\n") })
+            .collect();
+        std::fs::write(&file, text).unwrap();
+        b.signal("HUP");
+        let want = format!("www.example.com. 3600 IN A {addr}");
+        crate::route53::eventually(std::time::Duration::from_secs(15), || {
+            ask(bind.addr, &Query::new("www.example.com.", "A")).section("answer") == [want.clone()]
+        })
+        .unwrap_or_else(|| panic!("BIND did not take serial {serial}:\n{}", bind.log()));
+    }
+    same(&bind);
+    let log = bind.log();
+    assert!(log.contains("Transfer status: success"), "{log}");
+    // The first transfer is the whole zone; the next two carry only the differences (old
+    // and new SOA around one deletion and one addition, closing SOA: 6 records).
+    let sizes: Vec<usize> = log
+        .lines()
+        .filter_map(|l| {
+            l.split("Transfer completed: ").nth(1)?.split(" records").next()?.rsplit(' ').next()?.parse().ok()
+        })
+        .collect();
+    assert_eq!(sizes.len(), 3, "{log}");
+    assert!(sizes[0] > 50 && sizes[1] == 6 && sizes[2] == 6, "{sizes:?}\n{log}");
+    assert!(log.contains("received notify for zone 'example.com': TSIG 'xfr-key'"), "{log}");
 }

@@ -13,24 +13,40 @@ use r53dns_zone::Name;
 /// Attempts per NOTIFY before giving up (RFC 1996 §3.6 leaves it to the implementation).
 const ATTEMPTS: u32 = 5;
 
-fn message(id: u16, apex: &Name) -> Vec<u8> {
-    // Opcode NOTIFY (4), AA; one question: <apex> SOA IN.
-    let mut m = Vec::with_capacity(64);
+fn message(id: u16, apex: &Name, soa: Option<&Soa>) -> Vec<u8> {
+    // Opcode NOTIFY (4), AA; one question: <apex> SOA IN; the new SOA as answer (RFC 1996
+    // §3.7: a hint that spares the secondary a query when it is already current).
+    let mut m = Vec::with_capacity(128);
     m.extend_from_slice(&id.to_be_bytes());
-    m.extend_from_slice(&[0x24, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    m.extend_from_slice(&[0x24, 0x00, 0, 1, 0, u8::from(soa.is_some()), 0, 0, 0, 0]);
     m.extend_from_slice(apex.wire());
     m.extend_from_slice(&[0, 6, 0, 1]);
+    if let Some(soa) = soa {
+        m.extend_from_slice(&[0xc0, 12, 0, 6, 0, 1]);
+        m.extend_from_slice(&soa.ttl.to_be_bytes());
+        m.extend_from_slice(&u16::try_from(soa.rdata.len()).unwrap_or(0).to_be_bytes());
+        m.extend_from_slice(&soa.rdata);
+    }
     m
 }
 
+/// A zone's SOA record, sent along with its NOTIFY.
+#[derive(Debug, Clone)]
+pub struct Soa {
+    /// TTL.
+    pub ttl: u32,
+    /// RDATA (uncompressed).
+    pub rdata: Vec<u8>,
+}
+
 /// Sends one NOTIFY for `apex` to `target` until acknowledged. Returns whether it was.
-pub async fn notify(target: SocketAddr, apex: &Name, key: Option<&Key>) -> bool {
+pub async fn notify(target: SocketAddr, apex: &Name, soa: Option<&Soa>, key: Option<&Key>) -> bool {
     let Ok(sock) = crate::resolve::udp_client(target).await else { return false };
     let id: u16 = rand::random();
     let mut wait = Duration::from_millis(500);
     for attempt in 1..=ATTEMPTS {
         // Signed afresh each time: the signature carries the time.
-        let mut msg = message(id, apex);
+        let mut msg = message(id, apex, soa);
         let mut signer = key.map(|k| {
             let mut s = Signer::request(k);
             s.sign(&mut msg, tsig::now(), 0, &[]);
@@ -60,13 +76,14 @@ pub async fn notify(target: SocketAddr, apex: &Name, key: Option<&Key>) -> bool 
 }
 
 /// Notifies every target about every zone in `changed`, in the background.
-pub fn spawn(targets: &[SocketAddr], key: Option<Arc<Key>>, changed: Vec<Name>) {
-    for apex in changed {
+pub fn spawn(targets: &[SocketAddr], key: Option<Arc<Key>>, changed: Vec<(Name, Option<Soa>)>) {
+    for (apex, soa) in changed {
         for &t in targets {
             let apex = apex.clone();
+            let soa = soa.clone();
             let key = key.clone();
             tokio::spawn(async move {
-                notify(t, &apex, key.as_deref()).await;
+                notify(t, &apex, soa.as_ref(), key.as_deref()).await;
             });
         }
     }

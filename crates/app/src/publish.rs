@@ -195,14 +195,19 @@ impl Publisher {
         journals.retain(|k, _| k.0 != view || keep.contains(k));
     }
 
-    /// Zones whose serial differs from the last published one (new zones included).
-    fn changed_serials(&self, snapshot: &Snapshot) -> Vec<r53dns_zone::Name> {
+    /// Zones whose serial differs from the last published one (new zones included), with
+    /// their SOA.
+    fn changed_serials(&self, snapshot: &Snapshot) -> Vec<(r53dns_zone::Name, Option<crate::notify::Soa>)> {
         let mut seen = self.serials.lock().unwrap_or_else(|p| p.into_inner());
         let mut changed = Vec::new();
         for z in snapshot.internal().zones() {
             let key = z.apex().to_lowercase();
             if seen.insert(key, z.serial()) != Some(z.serial()) {
-                changed.push(z.apex().clone());
+                let soa = z
+                    .apex_node()
+                    .get(r53dns_zone::rtype::SOA)
+                    .and_then(|set| Some(crate::notify::Soa { ttl: set.ttl(), rdata: set.rdatas().first()?.to_vec() }));
+                changed.push((z.apex().clone(), soa));
             }
         }
         changed

@@ -1,3 +1,4 @@
+pub mod bind;
 pub mod dns;
 pub mod knot;
 pub mod moto;
