@@ -142,6 +142,15 @@ struct Opts {
     /// Check `--primary` at least this often, whatever the SOA refresh says (e.g. 10s).
     #[arg(long, value_parser = humantime::parse_duration, env = "R53DNS_PRIMARY_REFRESH", requires = "primary")]
     primary_refresh: Option<Duration>,
+    /// Response rate limiting: identical UDP answers per second per client network (0: off).
+    #[arg(long = "rrl", value_name = "PER_SECOND", env = "R53DNS_RRL")]
+    rrl: Option<u32>,
+    /// Client network never rate limited (repeatable).
+    #[arg(long = "rrl-exempt", value_name = "CIDR", env = "R53DNS_RRL_EXEMPT", value_delimiter = ',')]
+    rrl_exempt: Vec<String>,
+    /// Every n-th rate-limited answer is sent truncated instead of dropped (default 2).
+    #[arg(long = "rrl-slip", value_name = "N", env = "R53DNS_RRL_SLIP")]
+    rrl_slip: Option<u32>,
 }
 
 impl Opts {
@@ -185,6 +194,12 @@ impl Opts {
             },
             tsig: r53dns_app::config::TsigSpec { key: Vec::new(), key_files: self.tsig_key_files.clone() },
             update: Default::default(),
+            rrl: r53dns_app::config::RrlSpec {
+                responses_per_second: self.rrl,
+                slip: self.rrl_slip,
+                exempt: self.rrl_exempt.clone(),
+                ..Default::default()
+            },
             secondary: match &self.primary {
                 Some(p) => vec![r53dns_app::config::SecondarySpec {
                     primary: p.clone(),

@@ -10,6 +10,7 @@ mod differential;
 mod operations;
 mod robustness;
 mod route53;
+mod rrl;
 mod scenarios;
 mod secondary;
 mod serving;

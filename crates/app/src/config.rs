@@ -40,6 +40,67 @@ pub struct Spec {
     /// `[[secondary]]`: zones pulled from a primary by zone transfer.
     #[serde(default)]
     pub secondary: Vec<SecondarySpec>,
+    /// `[rrl]`: response rate limiting.
+    #[serde(default)]
+    pub rrl: RrlSpec,
+}
+
+/// `[rrl]`: response rate limiting of UDP answers (off unless `responses-per-second` is set).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RrlSpec {
+    /// Positive answers, referrals and NODATA per second, per client network and name
+    /// (0: off).
+    pub responses_per_second: Option<u32>,
+    /// NXDOMAIN answers per second per client network and zone (default: as responses).
+    pub nxdomains_per_second: Option<u32>,
+    /// Error answers per second per client network (default: as responses).
+    pub errors_per_second: Option<u32>,
+    /// Every n-th limited response is sent truncated instead of dropped (default 2; 0 drops
+    /// all, 1 truncates all).
+    pub slip: Option<u32>,
+    /// IPv4 client network size (default 24).
+    pub ipv4_prefix_length: Option<u8>,
+    /// IPv6 client network size (default 56).
+    pub ipv6_prefix_length: Option<u8>,
+    /// Client networks never limited.
+    #[serde(default)]
+    pub exempt: Vec<String>,
+    /// Accounts tracked at once (default 65536; fixed memory, 8 octets each).
+    pub table_size: Option<usize>,
+}
+
+impl RrlSpec {
+    fn validate(&self) -> anyhow::Result<r53dns_server::RrlConfig> {
+        let d = r53dns_server::RrlConfig::default();
+        let rps = self.responses_per_second.unwrap_or(0);
+        let v4 = self.ipv4_prefix_length.unwrap_or(d.ipv4_prefix);
+        let v6 = self.ipv6_prefix_length.unwrap_or(d.ipv6_prefix);
+        if v4 > 32 || v6 > 128 {
+            bail!("rrl: prefix lengths are at most 32 (IPv4) and 128 (IPv6)");
+        }
+        let exempt =
+            self.exempt.iter().map(|n| parse_network(n).context("rrl.exempt")).collect::<anyhow::Result<Vec<_>>>()?;
+        for (name, v) in [
+            ("responses-per-second", Some(rps)),
+            ("nxdomains-per-second", self.nxdomains_per_second),
+            ("errors-per-second", self.errors_per_second),
+        ] {
+            if v.is_some_and(|v| v > 65_535) {
+                bail!("rrl.{name}: at most 65535");
+            }
+        }
+        Ok(r53dns_server::RrlConfig {
+            responses_per_second: rps,
+            nxdomains_per_second: self.nxdomains_per_second.unwrap_or(rps),
+            errors_per_second: self.errors_per_second.unwrap_or(rps),
+            slip: self.slip.unwrap_or(d.slip),
+            ipv4_prefix: v4,
+            ipv6_prefix: v6,
+            exempt,
+            table_size: self.table_size.unwrap_or(d.table_size),
+        })
+    }
 }
 
 /// `[[secondary]]`: zones followed from one primary.
@@ -499,6 +560,17 @@ impl Spec {
         if !o.internal_networks.is_empty() {
             r.internal_networks = o.internal_networks;
         }
+        let (rr, ro) = (&mut self.rrl, other.rrl);
+        rr.responses_per_second = ro.responses_per_second.or(rr.responses_per_second);
+        rr.nxdomains_per_second = ro.nxdomains_per_second.or(rr.nxdomains_per_second);
+        rr.errors_per_second = ro.errors_per_second.or(rr.errors_per_second);
+        rr.slip = ro.slip.or(rr.slip);
+        rr.ipv4_prefix_length = ro.ipv4_prefix_length.or(rr.ipv4_prefix_length);
+        rr.ipv6_prefix_length = ro.ipv6_prefix_length.or(rr.ipv6_prefix_length);
+        rr.table_size = ro.table_size.or(rr.table_size);
+        if !ro.exempt.is_empty() {
+            rr.exempt = ro.exempt;
+        }
         self
     }
 
@@ -631,6 +703,7 @@ impl Spec {
                 tcp_message_timeout: s.tcp_message_timeout.unwrap_or(defaults.tcp_message_timeout),
                 tsig_keys: tsig_keys.clone(),
                 transfer_keys,
+                rrl: self.rrl.validate()?,
             },
             zone_dirs: self.zones.dirs,
             zone_files: self.zones.files,
@@ -766,6 +839,16 @@ impl Config {
             },
             update: self.update_spec.clone(),
             secondary: self.secondary_spec.clone(),
+            rrl: RrlSpec {
+                responses_per_second: Some(self.server.rrl.responses_per_second),
+                nxdomains_per_second: Some(self.server.rrl.nxdomains_per_second),
+                errors_per_second: Some(self.server.rrl.errors_per_second),
+                slip: Some(self.server.rrl.slip),
+                ipv4_prefix_length: Some(self.server.rrl.ipv4_prefix),
+                ipv6_prefix_length: Some(self.server.rrl.ipv6_prefix),
+                exempt: self.server.rrl.exempt.iter().map(|(a, l)| format!("{a}/{l}")).collect(),
+                table_size: Some(self.server.rrl.table_size),
+            },
         };
         toml::to_string_pretty(&spec).unwrap_or_default()
     }

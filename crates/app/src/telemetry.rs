@@ -30,6 +30,10 @@ impl QuerySource for StatsSource {
             })
             .collect()
     }
+
+    fn rate_limited(&self) -> (u64, u64) {
+        self.0.rate_limited_counts()
+    }
 }
 
 /// Readiness, admin actions and per-zone gauges.

@@ -53,6 +53,11 @@ pub struct TransportCounts {
 pub trait QuerySource: Send + Sync {
     /// The counters now.
     fn counts(&self) -> Vec<TransportCounts>;
+
+    /// Answers response rate limiting withheld and sent truncated.
+    fn rate_limited(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 struct QueryCollector {
@@ -77,6 +82,11 @@ impl QueryCollector {
                 "r53dns_response_duration_seconds",
                 "Time from receiving a query to sending its answer.",
                 &["transport"],
+            ),
+            mk(
+                "r53dns_rrl_responses_total",
+                "UDP answers response rate limiting withheld (dropped) or sent truncated (slipped).",
+                &["action"],
             ),
         ]
         .into_iter()
@@ -181,6 +191,15 @@ impl Collector for QueryCollector {
                 MetricType::HISTOGRAM,
                 latency,
             ),
+            {
+                let (dropped, slipped) = self.source.rate_limited();
+                family(
+                    "r53dns_rrl_responses_total",
+                    "UDP answers response rate limiting withheld (dropped) or sent truncated (slipped).",
+                    MetricType::COUNTER,
+                    vec![counter(&[("action", "dropped")], dropped), counter(&[("action", "slipped")], slipped)],
+                )
+            },
         ]
     }
 }

@@ -87,6 +87,10 @@ pub(crate) struct Note {
     /// The request is signed (TSIG): the caller must verify it and sign the response
     /// ([`crate::signed::answer`]); `out` holds an unsigned answer.
     pub(crate) tsig: bool,
+    /// Set by the caller: response rate limiting is on, so note the response's account.
+    pub(crate) want_rrl: bool,
+    /// The response's rate-limiting account (`None`: an error answered before any lookup).
+    pub(crate) rrl: Option<crate::rrl::Account>,
 }
 
 /// [`answer`], also noting the question type and extended rcode.
@@ -152,6 +156,9 @@ pub(crate) fn answer_noting(
         client: Client { ip, random: next_random() },
     };
     let ans = zones.lookup(req.qname(), req.qtype, opts);
+    if note.want_rrl {
+        note.rrl = Some(crate::rrl::account(req.qname(), req.qtype, &ans));
+    }
     if ans.rcode == Rcode::FormErr {
         error(out, &req, cfg, rcode::FORMERR, false);
         return Outcome::Respond;

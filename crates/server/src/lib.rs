@@ -37,6 +37,7 @@ mod encode;
 mod handler;
 pub mod message;
 mod net;
+mod rrl;
 mod signed;
 pub mod stats;
 pub mod tsig;
@@ -45,6 +46,7 @@ mod xfr;
 
 pub use handler::{AnswerConfig, Outcome, Transport, answer};
 pub use net::{Bound, RequestHandler, ServerConfig, bind};
+pub use rrl::RrlConfig;
 pub use stats::Stats;
 pub use tokio_util::sync::CancellationToken;
 

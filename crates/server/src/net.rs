@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub tsig_keys: crate::tsig::KeyRing,
     /// Keys (labels, lowercase) whose signed transfer requests are allowed from anywhere.
     pub transfer_keys: Vec<String>,
+    /// Response rate limiting of UDP answers (off unless a rate is set).
+    pub rrl: crate::rrl::RrlConfig,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +70,7 @@ impl Default for ServerConfig {
             tcp_message_timeout: Duration::from_secs(2),
             tsig_keys: crate::tsig::KeyRing::default(),
             transfer_keys: Vec::new(),
+            rrl: crate::rrl::RrlConfig::default(),
         }
     }
 }
@@ -202,15 +205,18 @@ impl Bound {
             inflight: Arc::new(Semaphore::new(MAX_UDP_UPDATES)),
             runtime: tokio::runtime::Handle::current(),
         });
+        let rrl = self.cfg.rrl.enabled().then(|| Arc::new(crate::rrl::Rrl::new(self.cfg.rrl.clone())));
         for (i, sock) in self.udp.into_iter().enumerate() {
+            let rrl = rrl.clone();
             let store = store.clone();
             let stop = stop.clone();
             let cfg = self.cfg.clone();
             let stats = self.stats.clone();
             let updates = updates.clone();
-            let t = std::thread::Builder::new()
-                .name(format!("r53dns-udp-{i}"))
-                .spawn(move || udp_worker(Arc::new(sock), &store, &cfg, &stop, &stats, updates.as_ref()));
+            let t = std::thread::Builder::new().name(format!("r53dns-udp-{i}")).spawn(move || {
+                let shared = Shared { store: &store, cfg: &cfg, stop: &stop, stats: &stats, rrl: rrl.as_deref() };
+                udp_worker(Arc::new(sock), &shared, updates.as_ref())
+            });
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => tracing::error!(error = %e, "cannot start a UDP worker thread"),
@@ -288,14 +294,17 @@ fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
 
 /// The UDP loop: up to [`BATCH`] datagrams per system call each way, one snapshot load per
 /// batch, reused buffers. Each answer still comes from exactly one snapshot.
-fn udp_worker(
-    sock: Arc<UdpSocket>,
-    store: &Store,
-    cfg: &ServerConfig,
-    stop: &AtomicBool,
-    stats: &Stats,
-    updates: Option<&Updates>,
-) {
+/// What every UDP worker shares.
+struct Shared<'a> {
+    store: &'a Store,
+    cfg: &'a ServerConfig,
+    stop: &'a AtomicBool,
+    stats: &'a Stats,
+    rrl: Option<&'a crate::rrl::Rrl>,
+}
+
+fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Updates>) {
+    let Shared { store, cfg, stop, stats, rrl } = *shared;
     let fd = sock.as_raw_fd();
     let mut bufs = vec![[0u8; MAX_REQUEST]; BATCH];
     let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(4096)).collect();
@@ -321,7 +330,7 @@ fn udp_worker(
         for (i, (n, addr)) in meta.iter().enumerate() {
             let (Some(addr), Some(peer)) = (addr, addr.as_ref().and_then(to_std)) else { continue };
             let zones = snapshot.zones_for(Some(peer.ip()));
-            let mut note = Note::default();
+            let mut note = Note { want_rrl: rrl.is_some(), ..Note::default() };
             let msg = &bufs[i][..(*n).min(MAX_REQUEST)];
             if let Some(u) = updates.filter(|_| is_update(msg)) {
                 udp_update(u, &sock, msg, peer);
@@ -341,6 +350,19 @@ fn udp_worker(
             if outcome == Outcome::Drop {
                 stats.dropped(Transport::Udp);
                 continue;
+            }
+            if let Some(rrl) = rrl {
+                match rrl.check(peer.ip(), note.rrl.unwrap_or(crate::rrl::ERROR)) {
+                    crate::rrl::Verdict::Send => {}
+                    crate::rrl::Verdict::Slip => {
+                        crate::rrl::slip(&mut outs[i]);
+                        stats.rate_limited(true);
+                    }
+                    crate::rrl::Verdict::Drop => {
+                        stats.rate_limited(false);
+                        continue;
+                    }
+                }
             }
             let answered = inspect(&outs[i], note.qtype, note.ext_rcode);
             log_query(cfg.query_log, Transport::Udp, peer, &outs[i], answered);

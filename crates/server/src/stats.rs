@@ -65,6 +65,8 @@ impl Default for TransportStats {
 pub struct Stats {
     udp: TransportStats,
     tcp: TransportStats,
+    rrl_dropped: AtomicU64,
+    rrl_slipped: AtomicU64,
 }
 
 /// What one answer was, for counting.
@@ -130,6 +132,18 @@ impl Stats {
             }
         }
         out
+    }
+
+    /// Counts a response withheld (`slipped` false) or sent truncated (`slipped` true) by
+    /// response rate limiting.
+    pub fn rate_limited(&self, slipped: bool) {
+        let c = if slipped { &self.rrl_slipped } else { &self.rrl_dropped };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Responses rate limiting dropped and slipped.
+    pub fn rate_limited_counts(&self) -> (u64, u64) {
+        (self.rrl_dropped.load(Ordering::Relaxed), self.rrl_slipped.load(Ordering::Relaxed))
     }
 
     /// Truncated responses.
