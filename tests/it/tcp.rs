@@ -134,3 +134,37 @@ fn a_slow_sender_does_not_block_others_and_is_cut_off() {
     assert_eq!(slow.read(&mut buf).unwrap_or(0), 0, "the stalled connection must be closed");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[test]
+fn a_client_that_never_reads_its_answers_loses_its_connection() {
+    let s = TestServer::with_spec(Spec {
+        server: ServerSpec {
+            tcp_idle_timeout: Some(Duration::from_secs(1)),
+            tcp_max_connections_per_client: Some(1),
+            ..Default::default()
+        },
+        zones: ZonesSpec { dirs: vec![], files: vec![data_dir().join("zones/example.com.zone")] },
+        ..Default::default()
+    });
+    // Pipeline far more answers than the socket buffers hold, and read none.
+    let mut greedy = TcpStream::connect(s.addr).unwrap();
+    greedy.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+    let q = framed(&Query::new("big.example.com.", "A"));
+    let started = Instant::now();
+    for _ in 0..50_000 {
+        if greedy.write_all(&q).is_err() {
+            break; // our own send buffer is full too
+        }
+    }
+    // Its one slot is taken while the server is stuck writing; once the write times out,
+    // the connection is dropped and the client can connect again.
+    let again = crate::route53::eventually(Duration::from_secs(10), || {
+        let mut c = TcpStream::connect(s.addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        c.write_all(&framed(&Query::new("www.example.com.", "A"))).is_ok()
+            && read_frame(&mut c).is_some_and(|m| parse(&m).unwrap().answer.len() == 1)
+    });
+    assert!(again.is_some(), "the slot was never freed");
+    assert!(started.elapsed() >= Duration::from_millis(900), "freed before the timeout: {:?}", started.elapsed());
+    assert_eq!(ask(s.addr, &Query::new("www.example.com.", "A")).answer.len(), 1, "UDP kept answering");
+}

@@ -500,7 +500,24 @@ impl Drop for PerClient {
     }
 }
 
-/// RFC 7766: length-prefixed messages, answered in order, several per connection.
+/// Writes `parts`; a client that does not read its answers within `limit` loses the
+/// connection (it would otherwise hold a connection slot forever).
+async fn send(stream: &mut TcpStream, parts: &[&[u8]], limit: Duration) -> io::Result<()> {
+    let write = async {
+        for p in parts {
+            stream.write_all(p).await?;
+        }
+        Ok::<(), io::Error>(())
+    };
+    match tokio::time::timeout(limit, write).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "client does not read its answers")),
+    }
+}
+
+/// RFC 7766: length-prefixed messages, answered in order, one at a time: a client may send
+/// many queries at once (pipelining), but only one is in flight per connection, so a
+/// connection can never hold more than one answer's work; the rest wait in the socket.
 async fn connection(
     mut stream: TcpStream,
     peer_addr: SocketAddr,
@@ -535,8 +552,7 @@ async fn connection(
             let reply = u.handler.clone().handle(msg.clone(), peer_addr, Transport::Tcp).await;
             if let Some(reply) = reply {
                 let n = u16::try_from(reply.len()).unwrap_or(u16::MAX);
-                stream.write_all(&n.to_be_bytes()).await?;
-                stream.write_all(&reply).await?;
+                send(&mut stream, &[&n.to_be_bytes(), &reply], cfg.tcp_idle_timeout).await?;
             }
             continue;
         }
@@ -545,7 +561,7 @@ async fn connection(
             if crate::handler::refuse(&msg, &cfg.answer, &mut out, &mut note) == Outcome::Respond {
                 let n = u16::try_from(out.len()).unwrap_or(u16::MAX);
                 out.splice(0..0, n.to_be_bytes());
-                stream.write_all(&out).await?;
+                send(&mut stream, &[&out], cfg.tcp_idle_timeout).await?;
                 stats.answered(Transport::Tcp, inspect(&out[2..], note.qtype, 0), started.elapsed());
             }
             continue;
@@ -557,8 +573,7 @@ async fn connection(
         if let Some(messages) = transfer {
             for m in messages {
                 let n = u16::try_from(m.len()).unwrap_or(u16::MAX);
-                stream.write_all(&n.to_be_bytes()).await?;
-                stream.write_all(&m).await?;
+                send(&mut stream, &[&n.to_be_bytes(), &m], cfg.tcp_idle_timeout).await?;
             }
             continue;
         }
@@ -580,7 +595,7 @@ async fn connection(
         let answered = inspect(&out, note.qtype, note.ext_rcode);
         let n = u16::try_from(out.len()).unwrap_or(u16::MAX);
         out.splice(0..0, n.to_be_bytes());
-        stream.write_all(&out).await?;
+        send(&mut stream, &[&out], cfg.tcp_idle_timeout).await?;
         stats.answered(Transport::Tcp, answered, started.elapsed());
         log_query(cfg.query_log, Transport::Tcp, SocketAddr::new(peer, 0), &out[2..], answered);
     }
