@@ -117,12 +117,13 @@ fn rewrite_escapes(s: &str, digits: impl Fn(&[u8]) -> Result<String, String>) ->
                 i += 4;
                 continue;
             }
-            let Some(&next) = b.get(i + 1) else {
+            // `\X`: kept as is, X being a whole character (it may be non-ASCII).
+            let Some(next) = s.get(i + 1..).and_then(|r| r.chars().next()) else {
                 return Err("trailing backslash".into());
             };
             out.push('\\');
-            out.push(next as char);
-            i += 2;
+            out.push(next);
+            i += 1 + next.len_utf8();
             continue;
         }
         // Copy one UTF-8 character.
@@ -146,7 +147,12 @@ pub fn route53_value(code: u16, rdata: &[u8]) -> String {
 /// A Route53 name (absolute, octal escapes) as a wire-form name.
 pub fn parse_route53_name(s: &str) -> Result<Name, String> {
     let text = octal_escapes_to_decimal(s)?;
-    let text = if text.ends_with('.') && !text.ends_with("\\.") { text } else { format!("{text}.") };
+    // Absolute already if it ends in a dot that is not escaped (an odd run of backslashes
+    // before it escapes it; an even one is escaped backslashes).
+    let bytes = text.as_bytes();
+    let run = bytes[..bytes.len().saturating_sub(1)].iter().rev().take_while(|&&b| b == b'\\').count();
+    let absolute = text.ends_with('.') && run.is_multiple_of(2);
+    let text = if absolute { text } else { format!("{text}.") };
     Name::parse(&text, None).map_err(|e| e.to_string())
 }
 

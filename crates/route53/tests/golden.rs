@@ -124,3 +124,29 @@ fn same_content_same_hash_and_serial_input() {
     let hc = convert("Z1BASIC", &c, |_| 1).unwrap().content_hash;
     assert_ne!(ha, hc);
 }
+
+/// Found by the `route53_value` fuzz target: a name whose last label ends in an escaped
+/// backslash was taken for one ending in an escaped dot, and gained an empty label.
+#[test]
+fn names_ending_in_escaped_backslashes_round_trip() {
+    use r53dns_route53::convert::{parse_route53_name, route53_name};
+    for text in [r"\\\\", r"a\\.example.", r"a\..example.", r"\\.", r"x\\\\\..example"] {
+        let name = parse_route53_name(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let back = parse_route53_name(&route53_name(&name)).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(back.wire(), name.wire(), "{text}");
+    }
+    // An escaped final dot is part of the label: the name is made absolute after it.
+    assert_eq!(parse_route53_name(r"a\.").unwrap().label_count(), 1);
+    assert_eq!(parse_route53_name(r"a\\.").unwrap().label_count(), 1);
+}
+
+/// Found by the `route53_value` fuzz target: a backslash before a non-ASCII character split
+/// the character and panicked.
+#[test]
+fn escapes_of_non_ascii_characters_do_not_split_them() {
+    use r53dns_route53::convert::{octal_escapes_to_decimal, parse_route53_name, parse_value};
+    assert_eq!(octal_escapes_to_decimal(r"a\éb\101").unwrap(), r"a\éb\065");
+    assert!(parse_value(16, "\"x\\ΐ\"").is_ok());
+    let _ = parse_route53_name(r"\ΐ.example.");
+    let _ = parse_value(0x110, "/\u{1}\0\\/\u{1}\0\\\0\u{10}\\\0\\ΐ");
+}

@@ -472,7 +472,8 @@ pub fn parse_ttl(s: &str) -> Result<u32, String> {
             'w' => 604_800,
             _ => return Err(bad()),
         };
-        total += num.take().ok_or_else(bad)? * unit;
+        let part = num.take().ok_or_else(bad)?.checked_mul(unit).ok_or_else(bad)?;
+        total = total.checked_add(part).ok_or_else(bad)?;
     }
     if num.is_some() {
         return Err(bad());
@@ -566,10 +567,9 @@ pub fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
     if !s.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits in '{s}'"));
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| format!("bad hex '{s}'")))
-        .collect()
+    let digit = |c: u8| char::from(c).to_digit(16).ok_or_else(|| format!("bad hex '{s}'"));
+    // By bytes: a non-ASCII character is an error, never a slice across a character.
+    s.as_bytes().chunks(2).map(|p| Ok((digit(p[0])? * 16 + digit(p[1])?) as u8)).collect()
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -880,6 +880,28 @@ fn print_field(field: Field, b: &[u8], at: &mut usize, parts: &mut Vec<String>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `zonefile` fuzz target: a TTL with units whose value overflows.
+    #[test]
+    fn ttls_that_overflow_are_errors_not_panics() {
+        assert!(parse_ttl("96696666666666666666w").is_err());
+        assert!(parse_ttl("9999999999999d9999999999999w").is_err());
+        assert!(parse_ttl("4294967296s").is_err());
+        assert_eq!(parse_ttl("1w2d3h4m5s"), Ok(604_800 + 2 * 86_400 + 3 * 3600 + 4 * 60 + 5));
+        let text = "$ORIGIN example.\n@ 96696666666666666666w SOA ns h 1 2 3 4 5\n";
+        assert!(crate::load_zone_str(text, std::path::Path::new("t"), None).is_err());
+    }
+
+    /// Found by the `zonefile` fuzz target: a non-ASCII character in a hex field was sliced
+    /// through.
+    #[test]
+    fn non_ascii_in_hex_fields_is_an_error() {
+        assert!(decode_hex("ùF").is_err());
+        assert!(decode_hex("FFù").is_err());
+        assert_eq!(decode_hex("0aFf"), Ok(vec![0x0a, 0xff]));
+        let text = "$ORIGIN example.\n@ SOA ns h 1 2 3 4 5\n NS ns\nx DS 0 0 0 FFFù\n";
+        assert!(crate::load_zone_str(text, std::path::Path::new("t"), None).is_err());
+    }
 
     fn toks(s: &str) -> Vec<Token> {
         s.split_whitespace().map(Token::bare).collect()
