@@ -462,6 +462,57 @@ fn the_saved_snapshot_is_served_at_once_when_aws_is_unreachable() {
 }
 
 #[test]
+fn sigkill_at_any_moment_leaves_a_snapshot_that_loads() {
+    let moto = Moto::start();
+    let state = tempfile::tempdir().unwrap();
+    let state_arg = state.path().display().to_string();
+    let rt = rt();
+    rt.block_on(async {
+        let s = Seeder::new(&moto.endpoint()).await;
+        let id = s.zone("kill.example.", false).await;
+        // Big enough (a few pages, ~100 KiB on disk) that a kill often lands mid-write.
+        for chunk in 0..4 {
+            let sets = (0..250)
+                .map(|i| rrset(&format!("h{chunk}-{i}.kill.example."), "TXT", 60, &["\"padding padding padding\""]))
+                .collect();
+            s.upsert(&id, sets).await;
+        }
+    });
+    // Sweeps as fast as the API allows, each ending with a save.
+    let fast = ["--route53", "--state-dir", &state_arg, "--refresh", "100ms", "--rate-limit", "100"];
+    let mut kills = 0;
+    let mut mid_write = 0;
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    for round in 0..12 {
+        let mut b = Binary::serve_with(&fast, &aws_env(&moto.endpoint()));
+        eventually(Duration::from_secs(20), || answers(b.addr.unwrap(), "h3-249.kill.example.", "TXT").len() == 1)
+            .expect("never served");
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(50 + seed % 700));
+        b.signal("KILL");
+        b.wait_exit(Duration::from_secs(5)).expect("did not die");
+        kills += 1;
+        // A temporary file left behind means the kill landed mid-write.
+        mid_write += usize::from(state.path().join(".route53-snapshot.v1.tmp").exists());
+        let saved = r53dns_app::persist::load(state.path())
+            .unwrap_or_else(|| panic!("round {round}: no loadable snapshot after SIGKILL"));
+        let records: usize = saved.zones.iter().map(|z| z.records.len()).sum();
+        assert!(records >= 1000, "round {round}: {records} record sets");
+    }
+    assert_eq!(kills, 12);
+    eprintln!("{kills} kills, {mid_write} of them during a write");
+    // And with AWS gone, the last snapshot is served at once.
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    );
+    let b = serve(&dead, &["--state-dir", &state_arg]);
+    assert_eq!(answers(b.addr.unwrap(), "h0-0.kill.example.", "TXT").len(), 1);
+}
+
+#[test]
 fn export_writes_zone_files_that_bind_loads() {
     let moto = Moto::start();
     let rt = rt();

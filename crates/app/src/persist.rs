@@ -61,16 +61,39 @@ pub(crate) fn unhex(s: &str) -> [u8; 32] {
     out
 }
 
+/// The file format: a header line with the SHA-256 of the body, then the body (JSON).
+pub fn encode(saved: &Saved) -> std::io::Result<Vec<u8>> {
+    Ok(frame(&serde_json::to_vec(saved).map_err(std::io::Error::other)?))
+}
+
+/// `body` with its header line: what [`decode`] reads.
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let sum = hex(&Sha256::digest(body));
+    let mut out = format!("{MAGIC}{sum}\n").into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// Reads the file format back; any damage (header, checksum, body) is an error saying which.
+pub fn decode(bytes: &[u8]) -> Result<Saved, String> {
+    let nl = bytes.iter().position(|&b| b == b'\n').ok_or("no header line")?;
+    let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| "bad header")?;
+    let sum = header.strip_prefix(MAGIC).ok_or("not an r53dns snapshot")?;
+    let body = &bytes[nl + 1..];
+    if hex(&Sha256::digest(body)) != sum {
+        return Err("checksum mismatch (damaged or cut short)".into());
+    }
+    serde_json::from_slice(body).map_err(|e| format!("unreadable: {e}"))
+}
+
 /// Writes `saved` atomically; the file it replaces becomes `.prev`.
 pub fn save(dir: &Path, saved: &Saved) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let body = serde_json::to_vec(saved).map_err(std::io::Error::other)?;
-    let sum = hex(&Sha256::digest(&body));
+    let bytes = encode(saved)?;
     let tmp = dir.join(format!(".{FILE}.tmp"));
     {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(format!("{MAGIC}{sum}\n").as_bytes())?;
-        f.write_all(&body)?;
+        f.write_all(&bytes)?;
         f.sync_all()?;
     }
     let target = path(dir);
@@ -83,15 +106,7 @@ pub fn save(dir: &Path, saved: &Saved) -> std::io::Result<()> {
 }
 
 fn read_one(p: &Path) -> Result<Saved, String> {
-    let bytes = std::fs::read(p).map_err(|e| e.to_string())?;
-    let nl = bytes.iter().position(|&b| b == b'\n').ok_or("no header line")?;
-    let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| "bad header")?;
-    let sum = header.strip_prefix(MAGIC).ok_or("not an r53dns snapshot")?;
-    let body = &bytes[nl + 1..];
-    if hex(&Sha256::digest(body)) != sum {
-        return Err("checksum mismatch (damaged or cut short)".into());
-    }
-    serde_json::from_slice(body).map_err(|e| format!("unreadable: {e}"))
+    decode(&std::fs::read(p).map_err(|e| e.to_string())?)
 }
 
 /// Loads the newest good snapshot: the current file, else the previous one. Damage is

@@ -114,9 +114,14 @@ impl Binary {
         });
         let mut b = Self { child, addr: None, http: None, lines: rx };
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
         while b.addr.is_none() || b.http.is_none() {
-            let left = deadline.checked_duration_since(Instant::now()).expect("server did not start");
-            let line = b.lines.recv_timeout(left).expect("server did not start");
+            let left = deadline.checked_duration_since(Instant::now()).unwrap_or_default();
+            let line = b
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("server did not start ({e}); it said:\n{}", seen.join("\n")));
+            seen.push(line.clone());
             let addr = || line.split("addr=").nth(1)?.split_whitespace().next()?.parse().ok();
             if line.contains("serving DNS on UDP and TCP") {
                 b.addr = addr();
