@@ -402,6 +402,9 @@ fn parse_field<'t>(
         F::Hash32 => {
             let (t, rest) = take(tokens, "hashed owner")?;
             let h = decode_base32hex(&t.text)?;
+            if h.is_empty() {
+                return Err(format!("hashed owner '{}' is empty", t.text));
+            }
             out.push(u8::try_from(h.len()).map_err(|_| "hash longer than 255 octets")?);
             out.extend(h);
             rest
@@ -624,6 +627,10 @@ fn decode_base32hex(s: &str) -> Result<Vec<u8>, String> {
             bits -= 8;
             out.push((acc >> bits) as u8);
         }
+    }
+    // RFC 4648 §6: a final quantum leaves fewer than five bits over, all zero.
+    if bits >= 5 || acc & ((1 << bits) - 1) != 0 {
+        return Err(format!("'{s}' is not a whole number of octets in base32hex"));
     }
     Ok(out)
 }
@@ -901,6 +908,18 @@ mod tests {
         assert_eq!(decode_hex("0aFf"), Ok(vec![0x0a, 0xff]));
         let text = "$ORIGIN example.\n@ SOA ns h 1 2 3 4 5\n NS ns\nx DS 0 0 0 FFFù\n";
         assert!(crate::load_zone_str(text, std::path::Path::new("t"), None).is_err());
+    }
+
+    /// Found by the `route53_value` fuzz target: an NSEC3 hashed owner of one base32hex
+    /// character decoded to nothing and could not be written back.
+    #[test]
+    fn nsec3_hashed_owners_must_be_whole_octets() {
+        assert!(decode_base32hex("2").is_err());
+        assert!(decode_base32hex("22").is_err(), "leftover bits must be zero");
+        assert_eq!(decode_base32hex("CPNMUOJ1E8======"), Ok(b"foobar".to_vec()));
+        assert_eq!(decode_base32hex(""), Ok(vec![]));
+        assert!(parse_rdata(50, &toks("1 0 1 - 2 A"), None).is_err());
+        assert!(parse_rdata(50, &toks("1 0 1 - - A"), None).is_err());
     }
 
     fn toks(s: &str) -> Vec<Token> {
