@@ -274,6 +274,17 @@ fn parse_svcb(code: u16, tokens: &[Token], origin: Option<&Name>) -> Result<Vec<
     use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
     let mut text = String::new();
     for (i, t) in tokens.iter().enumerate() {
+        // The parameter parser takes text, not octets, and splits on any white space: tokens
+        // with octets outside printable ASCII, or parameters with `\DDD` escapes, could not
+        // be read back as written, so they are refused.
+        let digit_escape = t.text.as_bytes().windows(2).any(|w| w[0] == b'\\' && w[1].is_ascii_digit());
+        let printable = t.text.bytes().all(|b| (0x21..=0x7e).contains(&b));
+        if !printable || (i >= 2 && digit_escape) {
+            return Err(format!(
+                "SVCB parameter '{}': octets outside printable ASCII are not supported",
+                t.text.escape_default()
+            ));
+        }
         if i == 1 {
             // The target is a name: hickory parses it without an origin, so complete it here.
             let target = Name::parse(&t.text, origin).map_err(|e| format!("target: {e}"))?;
@@ -908,6 +919,20 @@ mod tests {
         assert_eq!(decode_hex("0aFf"), Ok(vec![0x0a, 0xff]));
         let text = "$ORIGIN example.\n@ SOA ns h 1 2 3 4 5\n NS ns\nx DS 0 0 0 FFFù\n";
         assert!(crate::load_zone_str(text, std::path::Path::new("t"), None).is_err());
+    }
+
+    /// Found by the `route53_value` fuzz target: a non-ASCII ALPN ID was accepted but, once
+    /// written with escapes, read back differently.
+    #[test]
+    fn svcb_values_with_non_ascii_octets_are_refused() {
+        assert!(parse_rdata(65, &toks("1 . alpn=μ1h3"), None).is_err());
+        assert!(parse_rdata(65, &toks("1 . alpn=\\206\\1881h3"), None).is_err());
+        assert!(parse_rdata(65, &toks("1 . alpn=h2,h3 port=443"), None).is_ok());
+        let nul = [Token::bare("1"), Token::bare("."), Token { quoted: true, ..Token::bare("alpn=h\0x") }];
+        assert!(parse_rdata(65, &nul, None).is_err());
+        // A vertical tab is not white space to the zone-file tokenizer: one token here.
+        let vt = [Token::bare("262\u{b}\u{b}o."), Token::bare("alpn=h2")];
+        assert!(parse_rdata(65, &vt, None).is_err());
     }
 
     /// Found by the `route53_value` fuzz target: an NSEC3 hashed owner of one base32hex
