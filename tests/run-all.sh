@@ -51,3 +51,9 @@ echo "== tests";    cargo test --workspace --locked
 # A few seconds of load against r53dns, NSD and Knot: proves the comparison runs; speed is
 # judged from a full run (benches/load/compare.sh), not here.
 echo "== load smoke"; benches/load/compare.sh --smoke
+# Fifteen seconds of steady load while the snapshot is swapped every second: no query lost,
+# no memory growth (the full soak is benches/load/soak.sh without --smoke).
+echo "== soak smoke"; benches/load/soak.sh --smoke
+# Every fuzz target: the kept crash inputs replayed, then 20 s of fuzzing each (longer runs:
+# fuzz/run.sh SECONDS).
+echo "== fuzz smoke"; fuzz/run.sh 20
