@@ -270,16 +270,28 @@ fn parse_generic(tokens: &[Token]) -> Result<Vec<u8>, String> {
 }
 
 fn parse_svcb(code: u16, tokens: &[Token], origin: Option<&Name>) -> Result<Vec<u8>, String> {
+    let out = parse_svcb_once(code, tokens, origin)?;
+    // The parameters are parsed by hickory-proto, whose idea of tokens and escapes is not
+    // ours: accept only what reads back the same once written in presentation form.
+    let text = svcb_to_text(code, &out).ok_or("SVCB parameters do not decode")?;
+    let again = crate::zonefile::tokenize(&text).and_then(|t| parse_svcb_once(code, &t, None));
+    if again.as_deref() != Ok(&out[..]) {
+        return Err(format!("SVCB value does not read back as written ({text})"));
+    }
+    Ok(out)
+}
+
+fn parse_svcb_once(code: u16, tokens: &[Token], origin: Option<&Name>) -> Result<Vec<u8>, String> {
     use hickory_proto::rr::{RData, RecordType};
     use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
     let mut text = String::new();
     for (i, t) in tokens.iter().enumerate() {
-        // The parameter parser takes text, not octets, and splits on any white space: tokens
-        // with octets outside printable ASCII, or parameters with `\DDD` escapes, could not
-        // be read back as written, so they are refused.
+        // The parameter parser takes text, not octets, splits on any white space and knows
+        // no escapes: tokens with octets outside printable ASCII, or parameters with `\DDD`
+        // escapes or quotes inside, could not be read back as written, so they are refused.
         let digit_escape = t.text.as_bytes().windows(2).any(|w| w[0] == b'\\' && w[1].is_ascii_digit());
         let printable = t.text.bytes().all(|b| (0x21..=0x7e).contains(&b));
-        if !printable || (i >= 2 && digit_escape) {
+        if !printable || (i >= 2 && (digit_escape || t.text.contains('"'))) {
             return Err(format!(
                 "SVCB parameter '{}': octets outside printable ASCII are not supported",
                 t.text.escape_default()
@@ -931,6 +943,7 @@ mod tests {
         let nul = [Token::bare("1"), Token::bare("."), Token { quoted: true, ..Token::bare("alpn=h\0x") }];
         assert!(parse_rdata(65, &nul, None).is_err());
         // A vertical tab is not white space to the zone-file tokenizer: one token here.
+        assert!(parse_rdata(65, &toks("1 . alpn=\"h2,h3!apn=(,((\"h1,h3\"\""), None).is_err());
         let vt = [Token::bare("262\u{b}\u{b}o."), Token::bare("alpn=h2")];
         assert!(parse_rdata(65, &vt, None).is_err());
     }
