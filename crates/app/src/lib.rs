@@ -178,7 +178,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     };
     let publisher = Arc::new(
         Publisher::new(store.clone(), FileZones::default(), conflict, networks, routing)
-            .with_notify(config.notify.clone(), config.notify_key.clone()),
+            .with_notify(config.notify.clone(), config.notify_key.clone())
+            .with_journals(!config.server.transfer_acl.is_empty() || !config.server.transfer_keys.is_empty()),
     );
     publisher.set_files(files).await;
     let syncer = match &config.route53 {

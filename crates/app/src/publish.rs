@@ -47,9 +47,16 @@ pub struct Publisher {
     /// Per view (0 internal, 1 external) and lower-case apex: the zone last published and
     /// the differences that led to it.
     journals: std::sync::Mutex<Journals>,
+    journaling: bool,
 }
 
 impl Publisher {
+    /// Keeps IXFR journals (only worth their CPU and memory when someone may transfer).
+    pub fn with_journals(mut self, on: bool) -> Self {
+        self.journaling = on;
+        self
+    }
+
     /// Secondaries to NOTIFY when a zone's serial changes, signed with `key` if given.
     pub fn with_notify(mut self, targets: Vec<std::net::SocketAddr>, key: Option<r53dns_server::tsig::Key>) -> Self {
         self.notify = targets;
@@ -75,6 +82,7 @@ impl Publisher {
             notify_key: None,
             serials: Default::default(),
             journals: Default::default(),
+            journaling: true,
         }
     }
 
@@ -153,9 +161,11 @@ impl Publisher {
         }
         internal.set_routing(self.routing.clone());
         external.set_routing(self.routing.clone());
-        self.attach_journals(0, &mut internal);
-        if !self.internal_networks.is_empty() {
-            self.attach_journals(1, &mut external);
+        if self.journaling {
+            self.attach_journals(0, &mut internal);
+            if !self.internal_networks.is_empty() {
+                self.attach_journals(1, &mut external);
+            }
         }
         let snapshot = if self.internal_networks.is_empty() {
             Snapshot::new(internal)
