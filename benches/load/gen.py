@@ -23,7 +23,7 @@ with open(os.path.join(out, "bench.example.zone"), "w") as z:
     for i in range(hosts):
         z.write(f"host{i} A 10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}\n")
         if i % 4 == 0:
-            z.write(f"host{i} AAAA 2001:db8::{i:x}\n")
+            z.write(f"host{i} AAAA 2001:db8::{i >> 16:x}:{i & 0xffff:x}\n")
     for i in range(500):
         z.write(f"alias{i} CNAME chain{i}\nchain{i} CNAME host{i}\n")
     for i in range(200):
