@@ -445,10 +445,7 @@ fn the_saved_snapshot_is_served_at_once_when_aws_is_unreachable() {
         b.wait_exit(Duration::from_secs(10)).expect("did not stop");
     }
     // AWS unreachable: nothing listens on this port.
-    let dead = format!(
-        "http://127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-    );
+    let dead = crate::support::dead_endpoint();
     let b = serve(&dead, &["--state-dir", &state_arg]);
     let addr = b.addr.unwrap();
     assert_eq!(
@@ -504,10 +501,7 @@ fn sigkill_at_any_moment_leaves_a_snapshot_that_loads() {
     assert_eq!(kills, 12);
     eprintln!("{kills} kills, {mid_write} of them during a write");
     // And with AWS gone, the last snapshot is served at once.
-    let dead = format!(
-        "http://127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-    );
+    let dead = crate::support::dead_endpoint();
     let b = serve(&dead, &["--state-dir", &state_arg]);
     assert_eq!(answers(b.addr.unwrap(), "h0-0.kill.example.", "TXT").len(), 1);
 }

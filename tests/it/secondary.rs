@@ -132,9 +132,7 @@ fn follows_nsd_and_takes_a_change_on_its_notify() {
 fn follows_nsd_with_tsig_and_refuses_the_wrong_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = zone_copy(dir.path());
-    let keys = dir.path().join("xfr.key");
-    std::fs::write(&keys, format!("key \"xfr-key\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{SECRET}\";\n}};\n"))
-        .unwrap();
+    let keys = crate::support::key_file(dir.path(), "xfr-key", SECRET);
     let port = free_port();
     let nsd =
         Nsd::primary("example.com.", &file, format!("127.0.0.1:{port}").parse().unwrap(), Some(("xfr-key", SECRET)));
@@ -147,12 +145,9 @@ fn follows_nsd_with_tsig_and_refuses_the_wrong_key() {
     eventually(Duration::from_secs(15), || www(b.addr.unwrap()).first().is_some_and(|a| a.ends_with(".34")))
         .expect("the signed NOTIFY and transfer did not bring the change");
     // The same key name with another secret: NSD refuses, the follower never serves.
-    let wrong = dir.path().join("wrong.key");
-    std::fs::write(
-        &wrong,
-        "key \"xfr-key\" {\n\talgorithm hmac-sha256;\n\tsecret \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\";\n};\n",
-    )
-    .unwrap();
+    let wrong_dir = dir.path().join("wrong");
+    std::fs::create_dir(&wrong_dir).unwrap();
+    let wrong = crate::support::key_file(&wrong_dir, "xfr-key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     let w = wrong.display().to_string();
     let bad = follower(nsd.addr, free_port(), &["--tsig-key-file", &w, "--primary-key", "xfr-key"]);
     eventually(Duration::from_secs(10), || {
@@ -188,24 +183,11 @@ fn follows_knot_by_incremental_transfer() {
 fn follows_r53dns_incrementally_with_tsig_and_nsd_follows_the_follower() {
     let dir = tempfile::tempdir().unwrap();
     let file = zone_copy(dir.path());
-    let keys = dir.path().join("xfr.key");
-    std::fs::write(&keys, format!("key \"xfr-key\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{SECRET}\";\n}};\n"))
-        .unwrap();
+    let keys = crate::support::key_file(dir.path(), "xfr-key", SECRET);
     let (k, f) = (keys.display().to_string(), file.display().to_string());
     let port = free_port();
     let notify = format!("127.0.0.1:{port}");
-    let primary = Binary::serve(&[
-        "--zone",
-        &f,
-        "--tsig-key-file",
-        &k,
-        "--transfer-key",
-        "xfr-key",
-        "--notify",
-        &notify,
-        "--notify-key",
-        "xfr-key",
-    ]);
+    let primary = crate::transfer::signed_primary(&f, &k, &notify);
     let nsd_port = free_port();
     let nsd_notify = format!("127.0.0.1:{nsd_port}");
     let b = follower(

@@ -110,9 +110,7 @@ fn notify_brings_a_change_to_the_secondary_at_once() {
 fn transfers_signed_with_a_transfer_key_are_allowed_and_signed() {
     const SECRET: &str = "c2VjcmV0LWZvci10cmFuc2ZlcnMtb25seS0xMjM0NTY=";
     let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("xfr.key");
-    std::fs::write(&keys, format!("key \"xfr-key\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{SECRET}\";\n}};\n"))
-        .unwrap();
+    let keys = crate::support::key_file(dir.path(), "xfr-key", SECRET);
     let zone = data_dir().join("zones/example.com.zone").display().to_string();
     // No network may transfer; only the key.
     let b = Binary::serve(&["--zone", &zone, "--tsig-key-file", keys.to_str().unwrap(), "--transfer-key", "xfr-key"]);
@@ -161,25 +159,11 @@ fn bind_follows_r53dns_incrementally_with_tsig_and_signed_notify() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("example.com.zone");
     std::fs::copy(data_dir().join("zones/example.com.zone"), &file).unwrap();
-    let keys = dir.path().join("xfr.key");
-    std::fs::write(&keys, format!("key \"xfr-key\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{SECRET}\";\n}};\n"))
-        .unwrap();
+    let keys = crate::support::key_file(dir.path(), "xfr-key", SECRET);
     let port = Bind::port();
     let notify = format!("127.0.0.1:{port}");
     let (f, k) = (file.display().to_string(), keys.display().to_string());
-    // No network may transfer: only the key. NOTIFYs are signed with it.
-    let b = Binary::serve(&[
-        "--zone",
-        &f,
-        "--tsig-key-file",
-        &k,
-        "--transfer-key",
-        "xfr-key",
-        "--notify",
-        &notify,
-        "--notify-key",
-        "xfr-key",
-    ]);
+    let b = signed_primary(&f, &k, &notify);
     let primary = b.addr.unwrap();
     let bind = Bind::secondary("example.com.", primary, Some(("xfr-key", SECRET)), port);
     let questions = [
@@ -232,4 +216,21 @@ fn bind_follows_r53dns_incrementally_with_tsig_and_signed_notify() {
     assert_eq!(sizes.len(), 3, "{log}");
     assert!(sizes[0] > 50 && sizes[1] == 6 && sizes[2] == 6, "{sizes:?}\n{log}");
     assert!(log.contains("received notify for zone 'example.com': TSIG 'xfr-key'"), "{log}");
+}
+
+/// r53dns serving the zone file `zone` whose transfers need the key `xfr-key` from `keys`
+/// (no network may transfer otherwise), NOTIFYing `notify` signed with the same key.
+pub(crate) fn signed_primary(zone: &str, keys: &str, notify: &str) -> Binary {
+    Binary::serve(&[
+        "--zone",
+        zone,
+        "--tsig-key-file",
+        keys,
+        "--transfer-key",
+        "xfr-key",
+        "--notify",
+        notify,
+        "--notify-key",
+        "xfr-key",
+    ])
 }

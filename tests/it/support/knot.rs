@@ -4,9 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use super::dns::{Query, parse, udp_exchange};
 use super::nsd::free_port;
 
 pub struct Knot {
@@ -49,14 +47,8 @@ impl Knot {
             .expect("knotd must be installed (apt-get install knot)");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let knot = Self { addr, child, conf, _dir: dir };
-        let probe = Query::new(apex, "SOA");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            let reply = udp_exchange(addr, &probe.to_wire()).and_then(|raw| parse(&raw).ok());
-            if reply.is_some_and(|r| r.rcode == 0 && !r.answer.is_empty()) {
-                return knot;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if super::answers_soa(addr, apex) {
+            return knot;
         }
         panic!("Knot did not start:\n{}", knot.log());
     }
@@ -74,15 +66,6 @@ impl Knot {
 
 impl Drop for Knot {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        super::stop(&mut self.child);
     }
 }

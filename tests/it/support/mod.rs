@@ -4,3 +4,48 @@ pub mod knot;
 pub mod moto;
 pub mod nsd;
 pub mod server;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// Asks a peer server to stop (SIGTERM), waits up to five seconds, then kills it.
+pub fn stop(child: &mut Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits up to 20 s until `addr` answers `apex SOA` with data.
+pub fn answers_soa(addr: std::net::SocketAddr, apex: &str) -> bool {
+    let probe = dns::Query::new(apex, "SOA");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let reply = dns::udp_exchange(addr, &probe.to_wire()).and_then(|raw| dns::parse(&raw).ok());
+        if reply.is_some_and(|r| r.rcode == 0 && !r.answer.is_empty()) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// Writes a BIND-syntax key file (`tsig-keygen` output) for an hmac-sha256 key.
+pub fn key_file(dir: &Path, name: &str, secret: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.key"));
+    std::fs::write(&path, format!("key \"{name}\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{secret}\";\n}};\n"))
+        .unwrap();
+    path
+}
+
+/// An HTTP endpoint nothing listens on (AWS unreachable).
+pub fn dead_endpoint() -> String {
+    format!("http://127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
+}
