@@ -88,11 +88,11 @@ pub trait RequestHandler: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send + 'static>>;
 }
 
-/// UPDATE handling as the listeners hold it.
+/// UPDATE and NOTIFY handling as the listeners hold it.
 #[derive(Clone)]
 struct Updates {
     handler: Arc<dyn RequestHandler>,
-    /// Bounds the UDP updates in flight; more are dropped (the client retries).
+    /// Bounds the UDP requests in flight; more are dropped (the client retries).
     inflight: Arc<Semaphore>,
     runtime: tokio::runtime::Handle,
 }
@@ -101,7 +101,7 @@ struct Updates {
 const MAX_UDP_UPDATES: usize = 64;
 
 /// Whether a message is an UPDATE or NOTIFY request (opcode 5 or 4, QR clear).
-fn is_update(msg: &[u8]) -> bool {
+fn leaves_fast_path(msg: &[u8]) -> bool {
     msg.len() >= 12 && msg[2] & 0x80 == 0 && matches!((msg[2] >> 3) & 0x0f, 4 | 5)
 }
 
@@ -292,8 +292,6 @@ fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
     Some(SocketAddr::V6(std::net::SocketAddrV6::new(v6.ip(), v6.port(), v6.flowinfo(), v6.scope_id())))
 }
 
-/// The UDP loop: up to [`BATCH`] datagrams per system call each way, one snapshot load per
-/// batch, reused buffers. Each answer still comes from exactly one snapshot.
 /// What every UDP worker shares.
 struct Shared<'a> {
     store: &'a Store,
@@ -303,6 +301,8 @@ struct Shared<'a> {
     rrl: Option<&'a crate::rrl::Rrl>,
 }
 
+/// The UDP loop: up to [`BATCH`] datagrams per system call each way, one snapshot load per
+/// batch, reused buffers. Each answer still comes from exactly one snapshot.
 fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Updates>) {
     let Shared { store, cfg, stop, stats, rrl } = *shared;
     let fd = sock.as_raw_fd();
@@ -332,7 +332,7 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
             let zones = snapshot.zones_for(Some(peer.ip()));
             let mut note = Note { want_rrl: rrl.is_some(), ..Note::default() };
             let msg = &bufs[i][..(*n).min(MAX_REQUEST)];
-            if let Some(u) = updates.filter(|_| is_update(msg)) {
+            if let Some(u) = updates.filter(|_| leaves_fast_path(msg)) {
                 udp_update(u, &sock, msg, peer);
                 continue;
             }
@@ -548,7 +548,7 @@ async fn connection(
             Err(_) => return Ok(()),
         }
         let started = std::time::Instant::now();
-        if let Some(u) = updates.filter(|_| is_update(&msg)) {
+        if let Some(u) = updates.filter(|_| leaves_fast_path(&msg)) {
             let reply = u.handler.clone().handle(msg.clone(), peer_addr, Transport::Tcp).await;
             if let Some(reply) = reply {
                 let n = u16::try_from(reply.len()).unwrap_or(u16::MAX);
