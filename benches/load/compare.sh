@@ -46,7 +46,15 @@ run_load() { # name, transport flag ("" or "-m tcp")
             END {printf "%s %s %s %s\n", name, qps, lost, lat}'
 }
 
-rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
+# Memory of a server's whole process tree (NSD keeps its zone in forked children) as PSS,
+# so pages the processes share are counted once.
+rss_kb() {
+    local total=0 p
+    for p in "$1" $(pgrep -P "$1"); do
+        total=$((total + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
 
 # Starts a server on CPU 0 and measures the time until it answers (the zone's load time).
 launch() {
@@ -121,13 +129,13 @@ for server in r53dns nsd knot; do
 done
 
 printf '\n%d records, %ss per run, server on CPU 0, dnsperf on CPU 1\n' "$records" "$duration"
-printf '%-8s %12s %8s %12s %12s %10s %10s\n' server "UDP qps" lost "avg lat s" "TCP qps" "RSS KiB" "load s"
+printf '%-8s %12s %8s %12s %12s %10s %10s\n' server "UDP qps" lost "avg lat s" "TCP qps" "PSS KiB" "load s"
 for s in r53dns nsd knot; do
     printf '%-8s %12s %8s %12s %12s %10s %10.2f\n' "$s" "${qps[$s]}" "${lost[$s]}" "${lat[$s]}" "${tqps[$s]}" "${rss[$s]}" "${load[$s]}"
 done
 printf '\nratios r53dns/peer:\n'
 for s in nsd knot; do
-    printf '  vs %-5s UDP qps %.2f  TCP qps %.2f  RSS %.2f  load time %.2f\n' "$s" \
+    printf '  vs %-5s UDP qps %.2f  TCP qps %.2f  memory %.2f  load time %.2f\n' "$s" \
         "$(echo "${qps[r53dns]} / ${qps[$s]}" | bc -l)" "$(echo "${tqps[r53dns]} / ${tqps[$s]}" | bc -l)" \
         "$(echo "${rss[r53dns]} / ${rss[$s]}" | bc -l)" "$(echo "${load[r53dns]} / ${load[$s]}" | bc -l)"
 done

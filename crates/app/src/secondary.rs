@@ -214,12 +214,12 @@ impl Stream {
     }
 }
 
-/// The zone as last received.
+/// The zone as last received. Its records, keyed for IXFR, are rebuilt from the zone when
+/// a difference arrives rather than kept beside it.
 #[derive(Debug)]
 struct Held {
     serial: u32,
     soa: Record,
-    records: Records,
     zone: Arc<Zone>,
 }
 
@@ -442,9 +442,10 @@ impl Secondaries {
             Pulled::Incremental(diffs) => {
                 let base = {
                     let s = z.lock();
-                    s.held.as_ref().map(|h| (h.serial, h.records.clone()))
+                    s.held.as_ref().map(|h| (h.serial, h.zone.clone()))
                 };
-                let Some((serial, mut records)) = base else { return Err("incremental answer without a zone".into()) };
+                let Some((serial, zone)) = base else { return Err("incremental answer without a zone".into()) };
+                let mut records = records_of(&zone);
                 if let Err(e) = apply(&mut records, serial, &diffs) {
                     z.lock().force_axfr = true;
                     return Err(format!("IXFR does not apply ({e}); the next transfer is a full one"));
@@ -470,7 +471,7 @@ impl Secondaries {
         let zone = Arc::new(zone);
         {
             let mut s = z.lock();
-            s.held = Some(Held { serial, soa, records, zone: zone.clone() });
+            s.held = Some(Held { serial, soa, zone: zone.clone() });
             s.confirmed = Some(Instant::now());
             s.published = true;
             s.force_axfr = false;
@@ -568,6 +569,22 @@ impl Follow {
     fn timers(&self) -> Option<(Duration, Duration, Duration)> {
         self.timers_of(&self.lock())
     }
+}
+
+/// The records of a zone, keyed as transfers carry them (signatures included).
+fn records_of(zone: &Zone) -> Records {
+    let mut out = Records::with_capacity(zone.record_count());
+    for node in zone.nodes() {
+        let lower: Box<[u8]> = node.name().to_lowercase().wire().into();
+        for set in node.rrsets() {
+            for s in std::iter::once(set).chain(set.sigs()) {
+                for rd in s.rdatas() {
+                    out.insert((lower.clone(), s.rtype(), rd.clone()), (node.name().clone(), s.ttl()));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Applies IXFR differences to `records`, which hold serial `serial`.
@@ -835,6 +852,19 @@ mod tests {
         assert_eq!(records.keys().filter(|k| k.1 == rtype::SOA).count(), 1);
         // A difference that does not start at our serial, or deletes what we lack, fails.
         assert!(apply(&mut records.clone(), 4, &d).is_err());
+        // The zone built from the records gives the same records back.
+        let cfg = SecondaryZone {
+            apex: Name::parse("example.", None).unwrap(),
+            primary: "127.0.0.1:53".into(),
+            key: None,
+            max_refresh: None,
+        };
+        records.insert(
+            key_of(&rr("example.", rtype::NS, b"\x02ns\x07example\x00")),
+            (Name::parse("example.", None).unwrap(), 300),
+        );
+        let zone = build(&cfg, &records).unwrap();
+        assert_eq!(records_of(&zone), records);
     }
 
     #[test]
