@@ -13,8 +13,25 @@ pub struct Nsd {
     _dir: tempfile::TempDir,
 }
 
+/// A loopback port free for both UDP and TCP, for a server started later (a peer's NOTIFY
+/// target, say). Taken outside the kernel's ephemeral range (32768–60999), so no outgoing
+/// connection of another test can grab it in between, and never handed out twice.
 pub fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..1000 {
+        let port = 20_000 + rand::random::<u16>() % 12_000;
+        let mut given = GIVEN.lock().unwrap();
+        if given.contains(&port) {
+            continue;
+        }
+        let free =
+            UdpSocket::bind(("127.0.0.1", port)).is_ok() && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000");
 }
 
 impl Nsd {
