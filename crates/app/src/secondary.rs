@@ -69,23 +69,7 @@ fn key_of(r: &Record) -> Key3 {
 }
 
 fn soa_serial(r: &Record) -> Option<u32> {
-    if r.rtype != rtype::SOA {
-        return None;
-    }
-    let mname = r53dns_zone::name::wire_len(&r.rdata)?;
-    let rname = r53dns_zone::name::wire_len(r.rdata.get(mname..)?)?;
-    let at = mname + rname;
-    Some(u32::from_be_bytes(r.rdata.get(at..at + 4)?.try_into().ok()?))
-}
-
-/// The SOA timers (refresh, retry, expire) from SOA RDATA.
-fn soa_timers(rdata: &[u8]) -> Option<(u32, u32, u32)> {
-    let mname = r53dns_zone::name::wire_len(rdata)?;
-    let rname = r53dns_zone::name::wire_len(rdata.get(mname..)?)?;
-    let at = mname + rname + 4;
-    let word =
-        |i: usize| -> Option<u32> { Some(u32::from_be_bytes(rdata.get(at + i * 4..at + i * 4 + 4)?.try_into().ok()?)) };
-    Some((word(0)?, word(1)?, word(2)?))
+    (r.rtype == rtype::SOA).then(|| r53dns_zone::soa_numbers(&r.rdata)).flatten().map(|n| n[0])
 }
 
 fn clamp(secs: u32) -> Duration {
@@ -561,7 +545,7 @@ impl Follow {
 
     fn timers_of(&self, s: &State) -> Option<(Duration, Duration, Duration)> {
         let h = s.held.as_ref()?;
-        let (refresh, retry, expire) = soa_timers(&h.soa.rdata)?;
+        let [_, refresh, retry, expire, _] = r53dns_zone::soa_numbers(&h.soa.rdata)?;
         let cap = |d: Duration| self.cfg.max_refresh.map_or(d, |m| d.min(m));
         Some((cap(clamp(refresh)), cap(clamp(retry)), Duration::from_secs(u64::from(expire))))
     }

@@ -589,14 +589,20 @@ impl ZoneBuilder {
 
 /// SERIAL and MINIMUM of an SOA RDATA, if it is well formed (two names, five numbers).
 fn soa_timers(rd: &[u8]) -> Option<(u32, u32)> {
+    soa_numbers(rd).map(|n| (n[0], n[4]))
+}
+
+/// The five numbers of an SOA RDATA (SERIAL, REFRESH, RETRY, EXPIRE, MINIMUM), if it is well
+/// formed (two names, then exactly five numbers).
+pub fn soa_numbers(rd: &[u8]) -> Option<[u32; 5]> {
     let m = crate::name::wire_len(rd)?;
     let r = crate::name::wire_len(rd.get(m..)?)?;
-    let timers = rd.get(m + r..)?;
-    if timers.len() != 20 {
+    let numbers = rd.get(m + r..)?;
+    if numbers.len() != 20 {
         return None;
     }
-    let word = |i: usize| u32::from_be_bytes([timers[i], timers[i + 1], timers[i + 2], timers[i + 3]]);
-    Some((word(0), word(16)))
+    let word = |i: usize| u32::from_be_bytes([numbers[i], numbers[i + 1], numbers[i + 2], numbers[i + 3]]);
+    Some([word(0), word(4), word(8), word(12), word(16)])
 }
 
 /// The type an RRSIG covers (RFC 4034 §3.1.1: its first field).
