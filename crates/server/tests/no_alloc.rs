@@ -27,7 +27,6 @@ fn query(name: &str, qtype: u16, edns: bool) -> Vec<u8> {
     m
 }
 
-#[test]
 fn answering_does_not_allocate() {
     let (zone, _) = load_zone_str(ZONE, Path::new("t"), None).unwrap();
     let mut set = ZoneSet::new();
@@ -52,4 +51,11 @@ fn answering_does_not_allocate() {
     let stats = region.change();
     assert_eq!(stats.allocations, 0, "{stats:?}");
     assert_eq!(stats.reallocations, 0, "{stats:?}");
+}
+
+/// Run without the test harness: its main thread allocates while a test runs, which a
+/// process-wide allocation count would blame on the code under test.
+fn main() {
+    answering_does_not_allocate();
+    println!("test answering_does_not_allocate ... ok");
 }
