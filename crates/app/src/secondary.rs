@@ -563,7 +563,7 @@ fn records_of(zone: &Zone) -> Records {
         for set in node.rrsets() {
             for s in std::iter::once(set).chain(set.sigs()) {
                 for rd in s.rdatas() {
-                    out.insert((lower.clone(), s.rtype(), rd.clone()), (node.name().clone(), s.ttl()));
+                    out.insert((lower.clone(), s.rtype(), rd.into()), (node.name().clone(), s.ttl()));
                 }
             }
         }

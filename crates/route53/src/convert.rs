@@ -446,7 +446,7 @@ pub fn convert(
             b.add_unresolved(owner, *code, rr.ttl()).map_err(invalid)?;
         }
         for rd in rr.rdatas() {
-            let rd = if *code == rtype::SOA { with_serial(rd, serial) } else { rd.clone() };
+            let rd = if *code == rtype::SOA { with_serial(rd, serial) } else { rd.into() };
             b.add(owner, *code, rr.ttl(), rd, "").map_err(invalid)?;
         }
     }
@@ -473,7 +473,7 @@ fn hash(plain: &BTreeMap<(Vec<u8>, u16), (Name, Rrset)>, routed: &[(Name, Routed
     let mut h = Sha256::new();
     for ((owner, code), (_, rr)) in plain {
         let mut rdatas: Vec<Box<[u8]>> =
-            rr.rdatas().iter().map(|rd| if *code == rtype::SOA { with_serial(rd, 0) } else { rd.clone() }).collect();
+            rr.rdatas().map(|rd| if *code == rtype::SOA { with_serial(rd, 0) } else { rd.into() }).collect();
         rdatas.sort();
         h.update(owner);
         h.update(code.to_be_bytes());

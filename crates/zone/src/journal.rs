@@ -59,7 +59,7 @@ fn transfer_records(zone: &Zone, routing: &RoutingContext) -> FxHashMap<RecordKe
         let lower: Box<[u8]> = owner.to_lowercase().wire().into();
         for s in std::iter::once(set).chain(set.sigs()) {
             for rd in s.rdatas() {
-                out.insert((lower.clone(), s.rtype(), s.ttl(), rd.clone()), owner.clone());
+                out.insert((lower.clone(), s.rtype(), s.ttl(), rd.into()), owner.clone());
             }
         }
     };

@@ -47,4 +47,4 @@ pub use name::Name;
 pub use rdata::rtype;
 pub use routing::{Client, GeoLocation, Member, Policy, Routed, RoutingContext, Rule};
 pub use set::{Prefix, Snapshot, ZoneSet};
-pub use zone::{Node, Rdata, Rrset, Source, Zone, ZoneBuilder, ZoneError, soa_numbers};
+pub use zone::{MAX_RRSET_RECORDS, Node, Rdata, Rdatas, Rrset, Source, Zone, ZoneBuilder, ZoneError, soa_numbers};

@@ -319,7 +319,7 @@ mod tests {
     }
 
     fn pick(r: &Routed, ctx: &RoutingContext, ip: Option<IpAddr>, random: u64) -> Vec<u8> {
-        r.select(ctx, Client { ip, random }).iter().map(|rr| rr.rdatas()[0][3]).collect()
+        r.select(ctx, Client { ip, random }).iter().map(|rr| rr.rdatas().first().unwrap()[3]).collect()
     }
 
     #[test]

@@ -13,24 +13,38 @@ use crate::routing::{Client, Routed, RoutingContext, Selection};
 pub type Rdata = Box<[u8]>;
 
 /// All records of one owner, type and class (RFC 2181 §5), with the RRSIGs that cover them.
+///
+/// The RDATA of all records sits in one buffer, each preceded by its length (two octets):
+/// one allocation per RRset however many records it has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rrset {
     rtype: u16,
+    count: u16,
     ttl: u32,
-    rdatas: Box<[Rdata]>,
+    packed: Box<[u8]>,
     sigs: Option<Box<Rrset>>,
 }
 
+/// Most records one RRset can hold (no message could carry more).
+pub const MAX_RRSET_RECORDS: usize = u16::MAX as usize;
+
 impl Rrset {
-    /// A new RRset; duplicate RDATA is collapsed (RFC 2181 §5).
+    /// A new RRset; duplicate RDATA is collapsed (RFC 2181 §5). RDATA longer than 65 535
+    /// octets cannot exist on the wire and records past [`MAX_RRSET_RECORDS`] could not be
+    /// sent: both are left out (the zone builder refuses them with an error first).
     pub fn new(rtype: u16, ttl: u32, rdatas: Vec<Rdata>) -> Self {
-        let mut uniq: Vec<Rdata> = Vec::with_capacity(rdatas.len());
-        for r in rdatas {
-            if !uniq.contains(&r) {
+        let mut uniq: Vec<&[u8]> = Vec::with_capacity(rdatas.len());
+        for r in &rdatas {
+            if r.len() <= usize::from(u16::MAX) && uniq.len() < MAX_RRSET_RECORDS && !uniq.contains(&&r[..]) {
                 uniq.push(r);
             }
         }
-        Self { rtype, ttl, rdatas: uniq.into(), sigs: None }
+        let mut packed = Vec::with_capacity(uniq.iter().map(|r| r.len() + 2).sum());
+        for r in &uniq {
+            packed.extend_from_slice(&(r.len() as u16).to_be_bytes());
+            packed.extend_from_slice(r);
+        }
+        Self { rtype, count: uniq.len() as u16, ttl, packed: packed.into(), sigs: None }
     }
 
     /// The type code.
@@ -44,15 +58,69 @@ impl Rrset {
     }
 
     /// Each record's RDATA, in zone order.
-    pub fn rdatas(&self) -> &[Rdata] {
-        &self.rdatas
+    pub fn rdatas(&self) -> Rdatas<'_> {
+        Rdatas { rest: &self.packed, left: self.count }
     }
 
     /// The RRSIG records covering this set, if the zone is signed.
     pub fn sigs(&self) -> Option<&Rrset> {
         self.sigs.as_deref()
     }
+
+    fn with_ttl(&self, ttl: u32) -> Self {
+        Self { ttl, ..self.clone() }
+    }
 }
+
+/// The RDATA of an RRset's records, in order (uncompressed wire form).
+#[derive(Debug, Clone)]
+pub struct Rdatas<'a> {
+    rest: &'a [u8],
+    left: u16,
+}
+
+impl<'a> Rdatas<'a> {
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        usize::from(self.left)
+    }
+
+    /// Whether there are none (an alias that does not resolve yet).
+    pub fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+
+    /// The first record's RDATA.
+    pub fn first(&self) -> Option<&'a [u8]> {
+        self.clone().next()
+    }
+
+    /// The records, as an iterator (same as `into_iter`).
+    pub fn iter(&self) -> Self {
+        self.clone()
+    }
+}
+
+impl<'a> Iterator for Rdatas<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.left == 0 {
+            return None;
+        }
+        let (len, body) = self.rest.split_first_chunk::<2>()?;
+        let (rd, rest) = body.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
+        self.rest = rest;
+        self.left -= 1;
+        Some(rd)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len(), Some(self.len()))
+    }
+}
+
+impl ExactSizeIterator for Rdatas<'_> {}
 
 /// One owner name and its RRsets.
 #[derive(Debug, Clone)]
@@ -231,7 +299,7 @@ impl Zone {
         };
         for node in self.sorted_nodes() {
             for rr in node.rrsets.iter() {
-                if rr.rdatas.is_empty() {
+                if rr.rdatas().is_empty() {
                     let _ = writeln!(
                         s,
                         "; {} {} unresolved alias (SERVFAIL until it resolves)",
@@ -239,11 +307,11 @@ impl Zone {
                         type_to_string(rr.rtype)
                     );
                 }
-                for rd in rr.rdatas.iter() {
+                for rd in rr.rdatas() {
                     line(&mut s, "", &node.name, rr, rd, "");
                 }
                 if let Some(sigs) = &rr.sigs {
-                    for rd in sigs.rdatas.iter() {
+                    for rd in sigs.rdatas() {
                         line(&mut s, "", &node.name, sigs, rd, "");
                     }
                 }
@@ -254,10 +322,10 @@ impl Zone {
                     let picked = chosen.iter().any(|c| std::ptr::eq(*c, &m.rrset));
                     let health = if m.healthy { "" } else { ", unhealthy" };
                     let note = format!(" ; {} set \"{}\" {}{health}", group.policy, m.id, m.rule);
-                    if m.rrset.rdatas.is_empty() {
+                    if m.rrset.rdatas().is_empty() {
                         let _ = writeln!(s, "; {} {} unresolved alias{note}", node.name, type_to_string(group.rtype));
                     }
-                    for rd in m.rrset.rdatas.iter() {
+                    for rd in m.rrset.rdatas() {
                         line(&mut s, if picked { "" } else { "; " }, &node.name, &m.rrset, rd, &note);
                     }
                 }
@@ -328,6 +396,16 @@ pub enum ZoneError {
     /// Plain and routed records of one type at one name, or two routed groups of one type.
     #[error("{at}{owner} {rtype}: records with and without routing policy cannot be mixed")]
     MixedRouting {
+        /// Where the record was read.
+        at: String,
+        /// The owner.
+        owner: String,
+        /// The type.
+        rtype: String,
+    },
+    /// More records in one RRset than a message could ever carry.
+    #[error("{at}{owner} {rtype}: more than 65535 records in one RRset")]
+    TooManyRecords {
         /// Where the record was read.
         at: String,
         /// The owner.
@@ -415,6 +493,13 @@ impl ZoneBuilder {
                     ));
                 }
                 if !set.rdatas.contains(&rdata) {
+                    if set.rdatas.len() >= MAX_RRSET_RECORDS {
+                        return Err(ZoneError::TooManyRecords {
+                            at: at.into(),
+                            owner: owner.to_text(),
+                            rtype: type_to_string(rtype),
+                        });
+                    }
                     set.rdatas.push(rdata);
                     self.records += 1;
                 }
@@ -543,8 +628,7 @@ impl ZoneBuilder {
         let Some(soa) = apex.get(rtype::SOA) else {
             return Err(ZoneError::Soa(apex_text));
         };
-        let mut negative_soa = soa.clone();
-        negative_soa.ttl = negative_ttl;
+        let negative_soa = soa.with_ttl(negative_ttl);
         if apex.get(rtype::NS).is_none() {
             return Err(ZoneError::NoApexNs(apex_text));
         }
@@ -619,7 +703,7 @@ fn attach_sigs(rrsets: &mut Vec<Rrset>) {
             i += 1;
             continue;
         }
-        let target = rrsets[i].rdatas.first().and_then(|r| covered(r));
+        let target = rrsets[i].rdatas().first().and_then(covered);
         match rrsets.iter().position(|r| r.rtype != rtype::RRSIG && Some(r.rtype) == target) {
             Some(t) => {
                 let sigs = rrsets.remove(i);
