@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod index;
 pub mod journal;
 mod load;
 mod lookup;

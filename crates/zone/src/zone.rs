@@ -1,10 +1,9 @@
 //! Zones: RRsets grouped by owner, built once, validated, then never changed.
 
-use std::collections::hash_map::Entry;
-
 use rustc_hash::FxHashMap;
 use thiserror::Error;
 
+use crate::index::{NameIndex, Named};
 use crate::name::Name;
 use crate::rdata::{rtype, type_to_string};
 use crate::routing::{Client, Routed, RoutingContext, Selection};
@@ -182,6 +181,18 @@ impl Node {
     }
 }
 
+impl Named for Node {
+    fn wire(&self) -> &[u8] {
+        self.name.wire()
+    }
+}
+
+impl Named for (Name, Vec<PendingSet>) {
+    fn wire(&self) -> &[u8] {
+        self.0.wire()
+    }
+}
+
 /// Where a zone's data came from; shown by operators' tools and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -195,8 +206,11 @@ pub enum Source {
 #[derive(Debug, Clone)]
 pub struct Zone {
     apex: Name,
-    nodes: FxHashMap<Box<[u8]>, Node>,
-    apex_key: Box<[u8]>,
+    /// Every node once, in the order owners first appeared in the source, empty
+    /// non-terminals last; found by name through `index`.
+    nodes: Box<[Node]>,
+    index: NameIndex,
+    apex_at: usize,
     serial: u32,
     negative_ttl: u32,
     /// The apex SOA with the negative-answer TTL, ready for authority sections.
@@ -256,27 +270,29 @@ impl Zone {
             Err(0) => self.nsec_chain.len() - 1,
             Err(i) => i - 1,
         };
-        self.nodes.get(&self.nsec_chain[i].1)
+        self.nodes.get(self.nsec_chain[i].1)
     }
 
     /// The apex node (holds SOA and NS; checked in [`ZoneBuilder::finish`]).
     pub fn apex_node(&self) -> &Node {
-        &self.nodes[&self.apex_key]
+        // `finish` only builds a zone whose apex node exists.
+        &self.nodes[self.apex_at]
     }
 
     /// The node with this lower-cased wire name.
     pub fn node(&self, lower_wire: &[u8]) -> Option<&Node> {
-        self.nodes.get(lower_wire)
+        let i = self.index.find(&self.nodes, lower_wire)?;
+        self.nodes.get(i)
     }
 
-    /// Every node, in no particular order.
+    /// Every node: owners in the order they first appeared, then empty non-terminals.
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
-        self.nodes.values()
+        self.nodes.iter()
     }
 
     /// Nodes sorted in canonical order (RFC 4034 §6.1), apex first.
     pub fn sorted_nodes(&self) -> Vec<&Node> {
-        let mut v: Vec<&Node> = self.nodes.values().collect();
+        let mut v: Vec<&Node> = self.nodes.iter().collect();
         v.sort_by_cached_key(|n| canonical_key(n.name.wire()));
         v
     }
@@ -335,8 +351,8 @@ impl Zone {
     }
 }
 
-/// An NSEC owner: its canonical sort key and its lower-cased wire name.
-type NsecOwner = (Vec<Vec<u8>>, Box<[u8]>);
+/// An NSEC owner: its canonical sort key and its node's position.
+type NsecOwner = (Vec<Vec<u8>>, usize);
 
 /// Canonical ordering key: labels reversed, lower-cased.
 fn canonical_key(wire: &[u8]) -> Vec<Vec<u8>> {
@@ -437,9 +453,11 @@ struct PendingSet {
 pub struct ZoneBuilder {
     apex: Name,
     source: Source,
-    // lower-cased owner → (owner as given, RRsets in first-seen order)
-    nodes: FxHashMap<Box<[u8]>, (Name, Vec<PendingSet>)>,
-    routed: FxHashMap<Box<[u8]>, Vec<Routed>>,
+    /// Owners as first given, with their RRsets in first-seen order.
+    nodes: Vec<(Name, Vec<PendingSet>)>,
+    index: NameIndex,
+    /// Routed groups by position in `nodes`.
+    routed: FxHashMap<usize, Vec<Routed>>,
     records: usize,
     warnings: Vec<String>,
 }
@@ -450,7 +468,8 @@ impl ZoneBuilder {
         Self {
             apex,
             source,
-            nodes: FxHashMap::default(),
+            nodes: Vec::new(),
+            index: NameIndex::default(),
             routed: FxHashMap::default(),
             records: 0,
             warnings: Vec::new(),
@@ -470,11 +489,11 @@ impl ZoneBuilder {
         if crate::rdata::is_meta_type(rtype) || rtype == 0 {
             return Err(ZoneError::BadType { at: at.into(), rtype: type_to_string(rtype) });
         }
-        if rtype == rtype::SOA && owner.to_lowercase() != self.apex.to_lowercase() {
+        if rtype == rtype::SOA && !owner.wire().eq_ignore_ascii_case(self.apex.wire()) {
             return Err(ZoneError::SoaNotAtApex { at: at.into(), owner: owner.to_text(), apex: self.apex.to_text() });
         }
-        let key = owner.to_lowercase().wire().into();
-        let (_, sets) = self.nodes.entry(key).or_insert_with(|| (owner.clone(), Vec::new()));
+        let i = self.node_at(owner);
+        let sets = &mut self.nodes[i].1;
         // RRSIGs are grouped by the type they cover: each group has its own TTL (RFC 4034
         // §3: the RRSIG TTL equals the covered RRset's) and travels with that RRset.
         let same_set = |s: &&mut PendingSet| {
@@ -518,8 +537,8 @@ impl ZoneBuilder {
         if !owner.is_subdomain_of(&self.apex) {
             return Err(ZoneError::OutOfZone { at: String::new(), owner: owner.to_text(), apex: self.apex.to_text() });
         }
-        let key: Box<[u8]> = owner.to_lowercase().wire().into();
-        let (_, sets) = self.nodes.entry(key).or_insert_with(|| (owner.clone(), Vec::new()));
+        let i = self.node_at(owner);
+        let sets = &mut self.nodes[i].1;
         if !sets.iter().any(|s| s.rtype == rtype) {
             sets.push(PendingSet { rtype, ttl, rdatas: Vec::new(), at: String::new() });
         }
@@ -532,9 +551,8 @@ impl ZoneBuilder {
         if !owner.is_subdomain_of(&self.apex) {
             return Err(ZoneError::OutOfZone { at: at.into(), owner: owner.to_text(), apex: self.apex.to_text() });
         }
-        let key: Box<[u8]> = owner.to_lowercase().wire().into();
-        self.nodes.entry(key.clone()).or_insert_with(|| (owner.clone(), Vec::new()));
-        let groups = self.routed.entry(key).or_default();
+        let i = self.node_at(owner);
+        let groups = self.routed.entry(i).or_default();
         if groups.iter().any(|g| g.rtype == routed.rtype) {
             return Err(ZoneError::MixedRouting {
                 at: at.into(),
@@ -547,6 +565,19 @@ impl ZoneBuilder {
         Ok(())
     }
 
+    /// The position of `owner`'s node, added if new.
+    fn node_at(&mut self, owner: &Name) -> usize {
+        match self.index.find(&self.nodes, owner.wire()) {
+            Some(i) => i,
+            None => {
+                let i = self.nodes.len();
+                self.nodes.push((owner.clone(), Vec::new()));
+                self.index.insert(&self.nodes, owner.wire(), i);
+                i
+            }
+        }
+    }
+
     /// Problems that did not stop the build (e.g. TTL mismatches inside an RRset).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
@@ -555,14 +586,13 @@ impl ZoneBuilder {
     /// Validates and freezes the zone: exactly one SOA at the apex, NS at the apex, no CNAME
     /// beside other data, at most one DNAME per name. Adds empty non-terminals.
     pub fn finish(self) -> Result<(Zone, Vec<String>), ZoneError> {
-        let apex_key: Box<[u8]> = self.apex.to_lowercase().wire().into();
         let apex_text = self.apex.to_text();
-        let mut nodes: FxHashMap<Box<[u8]>, Node> = FxHashMap::default();
+        let mut nodes: Vec<Node> = Vec::with_capacity(self.nodes.len());
         let mut serial = 0;
         let mut negative_ttl = 0;
         let mut routed_all = self.routed;
-        for (key, (name, sets)) in self.nodes {
-            let routed: Vec<Routed> = routed_all.remove(&key).unwrap_or_default();
+        for (i, (name, sets)) in self.nodes.into_iter().enumerate() {
+            let routed: Vec<Routed> = routed_all.remove(&i).unwrap_or_default();
             for group in &routed {
                 if sets.iter().any(|s| s.rtype == group.rtype) {
                     return Err(ZoneError::MixedRouting {
@@ -618,13 +648,16 @@ impl ZoneBuilder {
                     negative_ttl = set.ttl.min(minimum);
                 }
             }
-            let is_apex = key == apex_key;
+            let is_apex = name.wire().eq_ignore_ascii_case(self.apex.wire());
             let cut = !is_apex && sets.iter().any(|s| s.rtype == rtype::NS);
             let mut rrsets: Vec<Rrset> = sets.into_iter().map(|s| Rrset::new(s.rtype, s.ttl, s.rdatas)).collect();
             attach_sigs(&mut rrsets);
-            nodes.insert(key, Node { name, rrsets: rrsets.into(), routed: routed.into(), cut });
+            nodes.push(Node { name, rrsets: rrsets.into(), routed: routed.into(), cut });
         }
-        let apex = nodes.get(&apex_key).ok_or_else(|| ZoneError::Soa(apex_text.clone()))?;
+        // The builder's index holds the same positions: nodes kept their order.
+        let mut index = self.index;
+        let apex_at = index.find(&nodes, self.apex.wire()).ok_or_else(|| ZoneError::Soa(apex_text.clone()))?;
+        let apex = &nodes[apex_at];
         let Some(soa) = apex.get(rtype::SOA) else {
             return Err(ZoneError::Soa(apex_text));
         };
@@ -633,33 +666,31 @@ impl ZoneBuilder {
             return Err(ZoneError::NoApexNs(apex_text));
         }
         // Empty non-terminals (RFC 4592 §2.2.2): every ancestor up to the apex exists.
-        let owners: Vec<Name> = nodes.values().map(|n| n.name.clone()).collect();
-        for owner in owners {
-            let mut cur = owner.parent();
+        for o in 0..nodes.len() {
+            let mut cur = nodes[o].name.parent();
             while let Some(p) = cur {
-                if !p.is_subdomain_of(&self.apex) {
+                if !p.is_subdomain_of(&self.apex) || index.find(&nodes, p.wire()).is_some() {
                     break;
                 }
-                let key: Box<[u8]> = p.to_lowercase().wire().into();
-                match nodes.entry(key) {
-                    Entry::Occupied(_) => break,
-                    Entry::Vacant(v) => {
-                        cur = p.parent();
-                        v.insert(Node { name: p, rrsets: Box::new([]), routed: Box::new([]), cut: false });
-                    }
-                }
+                cur = p.parent();
+                nodes.push(Node { name: p, rrsets: Box::new([]), routed: Box::new([]), cut: false });
+                let last = nodes.len() - 1;
+                index.insert(&nodes, nodes[last].name.wire(), last);
             }
         }
+        index.shrink(&nodes);
         let mut nsec_chain: Vec<NsecOwner> = nodes
             .iter()
+            .enumerate()
             .filter(|(_, n)| n.get(rtype::NSEC).is_some())
-            .map(|(k, _)| (canonical_key(k), k.clone()))
+            .map(|(i, n)| (canonical_key(n.name.wire()), i))
             .collect();
         nsec_chain.sort();
         let zone = Zone {
             apex: self.apex,
-            nodes,
-            apex_key,
+            nodes: nodes.into(),
+            index,
+            apex_at,
             serial,
             negative_ttl,
             negative_soa,
