@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Load comparison: r53dns against NSD and Knot on the same zone and query corpus, one at a
-# time on loopback, the server pinned to CPU 0 and dnsperf to CPU 1. Prints qps, lost
-# queries, latency and the ratio r53dns/peer.
+# Load comparison: r53dns against NSD and Knot (and a do-nothing echo responder) on the same
+# zone and query corpus, one at a time on loopback, the server pinned to CPU 0 and the load
+# generator to CPU 1. Prints, per server:
+#   - UDP q/s with dnsperf (Debian) and with blast (benches/blast, one thread polling eight
+#     sockets: it reaches higher rates than dnsperf on this core), lost queries, latency;
+#   - TCP q/s (blast, 16 connections, one query in flight each) and TCP p50/p99 latency at a
+#     fixed 20 000 q/s (8 connections);
+#   - memory (PSS of the server's process tree) after the runs, and load time (start to
+#     first answer);
+# then r53dns with --workers 2 on both cores, and the ratios r53dns/peer.
 #
-#   benches/load/compare.sh                 # full run: 20 s per server
-#   benches/load/compare.sh --smoke         # 3 s per server (CI)
+#   benches/load/compare.sh                 # full run: 20 s per measurement
+#   benches/load/compare.sh --smoke         # 3 s per measurement (CI)
 #   RECORDS=1000000 benches/load/compare.sh # a bigger zone (load time and memory too)
 #
 # Needs: nsd, knotd (Debian knot), dnsperf, taskset. It installs nothing; it says what is
@@ -21,6 +28,7 @@ if ((${#missing[@]})); then
     exit 2
 fi
 cargo build --release --locked --bin r53dns >/dev/null
+cargo build --release --locked -p r53dns-blast >/dev/null
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 python3 benches/load/gen.py "$work" "$records"
@@ -36,14 +44,20 @@ wait_up() {
     return 1
 }
 
-run_load() { # name, transport flag ("" or "-m tcp")
-    taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$duration" -c 8 -q 500 $2 2>&1 |
-        awk -v name="$1" '
-            /Queries sent:/ {sent=$3}
-            /Queries lost:/ {lost=$3}
-            /Queries per second:/ {qps=$4}
-            /Average Latency/ {lat=$4}
-            END {printf "%s %s %s %s\n", name, qps, lost, lat}'
+run_dnsperf() { # prints: qps lost avg-latency-ms
+    taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$duration" -c 8 -q 500 2>&1 |
+        awk '/Queries lost:/ {lost=$3}
+             /Queries per second:/ {qps=$4}
+             /Average Latency/ {lat=$4 * 1000}
+             END {printf "%.0f %s %.3f\n", qps, lost, lat}'
+}
+
+# blast MODE [options]: prints qps lost p50_us p99_us
+run_blast() {
+    local mode=$1; shift
+    taskset -c "${blast_cpus:-1}" ./target/release/blast "$mode" "127.0.0.1:$port" "$work/queries.txt" \
+        --duration "$duration" "$@" |
+        sed -E 's/.*lost=([0-9]+) qps=([0-9]+) p50_us=([0-9]+) p99_us=([0-9]+).*/\2 \1 \3 \4/'
 }
 
 # Memory of a server's whole process tree (NSD keeps its zone in forked children) as PSS,
@@ -59,14 +73,14 @@ rss_kb() {
 # Starts a server on CPU 0 and measures the time until it answers (the zone's load time).
 launch() {
     local t0; t0=$(date +%s.%N)
-    taskset -c 0 "$@" &
+    taskset -c "${server_cpus:-0}" "$@" &
     pid=$!
     wait_up
     load_time=$(echo "$(date +%s.%N) - $t0" | bc)
 }
 start_r53dns() {
     launch ./target/release/r53dns serve --zone "$work/bench.example.zone" --listen "127.0.0.1:$port" \
-        --workers 1 --http-listen off --log-level warn
+        --workers "${workers:-1}" --http-listen off --log-level warn
 }
 start_nsd() {
     mkdir -p "$work/nsd"
@@ -91,7 +105,7 @@ zone:
   name: bench.example
   zonefile: bench.example.zone
 CONF
-    launch nsd -d -c "$work/nsd/nsd.conf"
+    launch nsd -d -c "$work/nsd/nsd.conf" 2>/dev/null
 }
 start_knot() {
     mkdir -p "$work/knot"
@@ -116,26 +130,50 @@ CONF
     launch knotd -c "$work/knot/knot.conf"
 }
 
-declare -A qps lost lat tqps load rss
+declare -A dq dlost dlat bq blost bp50 tq tp50 tp99 load rss
+measure() { # server
+    read -r dq[$1] dlost[$1] dlat[$1] < <(run_dnsperf)
+    read -r bq[$1] blost[$1] bp50[$1] _ < <(run_blast udp --sockets 8 --window 16)
+    if [ "$1" != echo ]; then
+        read -r tq[$1] _ _ _ < <(run_blast tcp --sockets 16)
+        read -r _ _ tp50[$1] tp99[$1] < <(run_blast tcp --sockets 8 --rate 20000)
+    fi
+    rss[$1]=$(rss_kb "$pid")
+}
 for server in r53dns nsd knot; do
     "start_$server"
-    sleep 0.5
-    rss[$server]=$(rss_kb "$pid")
     load[$server]=$load_time
-    read -r _ qps[$server] lost[$server] lat[$server] < <(run_load "$server" "")
-    read -r _ tqps[$server] _ _ < <(run_load "$server" "-m tcp")
+    measure "$server"
     kill "$pid"; wait "$pid" 2>/dev/null || true
     sleep 0.5
 done
+# The ceiling: a responder that only echoes, through the same kernel path.
+taskset -c 0 ./target/release/blast echo "127.0.0.1:$port" &
+pid=$!
+sleep 0.3
+read -r bq[echo] blost[echo] bp50[echo] _ < <(run_blast udp --sockets 8 --window 16)
+kill "$pid"; wait "$pid" 2>/dev/null || true
+# Two workers, both cores (the load generator shares them: a floor, not the scaling).
+server_cpus=0,1 workers=2 start_r53dns
+read -r bq[r53dns2] blost[r53dns2] _ _ < <(blast_cpus=0,1 run_blast udp --sockets 8 --window 16)
+kill "$pid"; wait "$pid" 2>/dev/null || true
 
-printf '\n%d records, %ss per run, server on CPU 0, dnsperf on CPU 1\n' "$records" "$duration"
-printf '%-8s %12s %8s %12s %12s %10s %10s\n' server "UDP qps" lost "avg lat s" "TCP qps" "PSS KiB" "load s"
+printf '\n%d records, %ss per measurement, server on CPU 0, load generator on CPU 1\n' "$records" "$duration"
+printf '%-8s %10s %6s %8s | %10s %6s %7s | %10s %8s %8s | %10s %7s\n' server "dnsperf" lost "avg ms" \
+    "blast UDP" lost "p50 us" "TCP q/s" "p50 us" "p99 us" "PSS KiB" "load s"
 for s in r53dns nsd knot; do
-    printf '%-8s %12s %8s %12s %12s %10s %10.2f\n' "$s" "${qps[$s]}" "${lost[$s]}" "${lat[$s]}" "${tqps[$s]}" "${rss[$s]}" "${load[$s]}"
+    printf '%-8s %10s %6s %8s | %10s %6s %7s | %10s %8s %8s | %10s %7.2f\n' "$s" "${dq[$s]}" "${dlost[$s]}" \
+        "${dlat[$s]}" "${bq[$s]}" "${blost[$s]}" "${bp50[$s]}" "${tq[$s]}" "${tp50[$s]}" "${tp99[$s]}" "${rss[$s]}" "${load[$s]}"
 done
-printf '\nratios r53dns/peer:\n'
+printf '%-8s %10s %6s %8s | %10s %6s %7s |  (UDP echo, no DNS work)\n' echo - - - "${bq[echo]}" "${blost[echo]}" "${bp50[echo]}"
+printf '\nr53dns UDP q/s (blast): 1 worker %s, 2 workers %s (2 workers and the generator share both cores)\n' \
+    "${bq[r53dns]}" "${bq[r53dns2]}"
+printf '\nratios r53dns/peer (q/s: higher is better; latency, memory, load time: lower is better):\n'
+ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
 for s in nsd knot; do
-    printf '  vs %-5s UDP qps %.2f  TCP qps %.2f  memory %.2f  load time %.2f\n' "$s" \
-        "$(echo "${qps[r53dns]} / ${qps[$s]}" | bc -l)" "$(echo "${tqps[r53dns]} / ${tqps[$s]}" | bc -l)" \
-        "$(echo "${rss[r53dns]} / ${rss[$s]}" | bc -l)" "$(echo "${load[r53dns]} / ${load[$s]}" | bc -l)"
+    printf '  vs %-5s UDP q/s dnsperf %s blast %s | TCP q/s %s, p50 at 20k q/s %s | memory %s | load time %s\n' "$s" \
+        "$(ratio "${dq[r53dns]}" "${dq[$s]}")" "$(ratio "${bq[r53dns]}" "${bq[$s]}")" \
+        "$(ratio "${tq[r53dns]}" "${tq[$s]}")" "$(ratio "${tp50[r53dns]}" "${tp50[$s]}")" \
+        "$(ratio "${rss[r53dns]}" "${rss[$s]}")" "$(ratio "${load[r53dns]}" "${load[$s]}")"
 done
+printf '  vs echo  UDP q/s blast %s\n' "$(ratio "${bq[r53dns]}" "${bq[echo]}")"
