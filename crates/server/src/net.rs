@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -502,7 +502,7 @@ impl Drop for PerClient {
 
 /// Writes `parts`; a client that does not read its answers within `limit` loses the
 /// connection (it would otherwise hold a connection slot forever).
-async fn send(stream: &mut TcpStream, parts: &[&[u8]], limit: Duration) -> io::Result<()> {
+async fn send(stream: &mut (impl AsyncWrite + Unpin), parts: &[&[u8]], limit: Duration) -> io::Result<()> {
     let write = async {
         for p in parts {
             stream.write_all(p).await?;
@@ -517,9 +517,10 @@ async fn send(stream: &mut TcpStream, parts: &[&[u8]], limit: Duration) -> io::R
 
 /// RFC 7766: length-prefixed messages, answered in order, one at a time: a client may send
 /// many queries at once (pipelining), but only one is in flight per connection, so a
-/// connection can never hold more than one answer's work; the rest wait in the socket.
+/// connection can never hold more than one answer's work; the rest wait in the socket (and
+/// in a small read buffer: one read takes the length and the message, or several queries).
 async fn connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer_addr: SocketAddr,
     store: &Store,
     cfg: &ServerConfig,
@@ -529,6 +530,7 @@ async fn connection(
 ) -> io::Result<()> {
     let peer = peer_addr.ip();
     let _ = stream.set_nodelay(true);
+    let mut stream = tokio::io::BufReader::with_capacity(4096, stream);
     let mut msg = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
     loop {
