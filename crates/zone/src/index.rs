@@ -24,9 +24,9 @@ pub(crate) struct NameIndex(HashTable<u32>);
 impl NameIndex {
     /// The position in `items` of the one named `wire` (any case), if any.
     pub(crate) fn find<T: Named>(&self, items: &[T], wire: &[u8]) -> Option<usize> {
-        let i = self.0.find(folded_hash(wire), |&i| {
-            items.get(i as usize).is_some_and(|item| item.wire().eq_ignore_ascii_case(wire))
-        })?;
+        let i = self
+            .0
+            .find(folded_hash(wire), |&i| items.get(i as usize).is_some_and(|item| same_name(item.wire(), wire)))?;
         Some(*i as usize)
     }
 
@@ -37,10 +37,21 @@ impl NameIndex {
         self.0.insert_unique(folded_hash(wire), i as u32, rehash);
     }
 
+    /// Makes room for `n` more names.
+    pub(crate) fn reserve<T: Named>(&mut self, items: &[T], n: usize) {
+        self.0.reserve(n, |&j| items.get(j as usize).map_or(0, |item| folded_hash(item.wire())));
+    }
+
     /// Gives back spare room after the last insertion.
     pub(crate) fn shrink<T: Named>(&mut self, items: &[T]) {
         self.0.shrink_to_fit(|&j| items.get(j as usize).map_or(0, |item| folded_hash(item.wire())));
     }
+}
+
+/// Equal up to ASCII case; most names are stored as they are asked (lower case), so the
+/// plain comparison settles it first.
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a == b || a.eq_ignore_ascii_case(b)
 }
 
 /// FxHash of the wire bytes with ASCII letters lower-cased, eight at a time. Length octets

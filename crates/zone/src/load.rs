@@ -1,5 +1,6 @@
 //! Zone files to zones: read, place, validate.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -55,8 +56,17 @@ pub fn load_zone_str(text: &str, path: &Path, origin: Option<&Name>) -> Result<(
     };
     let records = zonefile::read_str(text, path, Some(&apex))?;
     let mut b = ZoneBuilder::new(apex, Source::File(path.to_owned()));
+    b.reserve(records.len());
+    // Each file's name is written out once, not once per record.
+    let mut file: Option<(std::sync::Arc<Path>, String)> = None;
+    let mut at = String::new();
     for r in records {
-        let at = format!("{}:{}: ", r.file.display(), r.line);
+        if !file.as_ref().is_some_and(|(f, _)| std::sync::Arc::ptr_eq(f, &r.file)) {
+            file = Some((r.file.clone(), r.file.display().to_string()));
+        }
+        at.clear();
+        let shown = file.as_ref().map_or("", |(_, s)| s.as_str());
+        let _ = write!(at, "{shown}:{}: ", r.line);
         b.add(&r.owner, r.rtype, r.ttl, r.rdata.into(), &at)
             .map_err(|source| LoadError::Zone { file: path.to_owned(), source })?;
     }

@@ -565,6 +565,13 @@ impl ZoneBuilder {
         Ok(())
     }
 
+    /// Makes room for about `records` more records (one name each at most), so the index
+    /// does not grow step by step.
+    pub fn reserve(&mut self, records: usize) {
+        self.nodes.reserve(records);
+        self.index.reserve(&self.nodes, records);
+    }
+
     /// The position of `owner`'s node, added if new.
     fn node_at(&mut self, owner: &Name) -> usize {
         match self.index.find(&self.nodes, owner.wire()) {

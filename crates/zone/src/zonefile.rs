@@ -5,6 +5,7 @@
 //! syntax (`MX 10 @`, `TYPE65280 \# 2 abcd`) works. RDATA is handed to [`crate::rdata`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -34,8 +35,8 @@ pub struct SourceRecord {
     pub ttl: u32,
     /// Uncompressed wire RDATA.
     pub rdata: Vec<u8>,
-    /// File the record was read from.
-    pub file: PathBuf,
+    /// File the record was read from (shared by all its records).
+    pub file: Arc<Path>,
     /// Line the record starts on.
     pub line: usize,
 }
@@ -237,6 +238,7 @@ impl Reader<'_> {
         depth: usize,
     ) -> Result<(), ZoneFileError> {
         let err = |line: usize, message: String| ZoneFileError { file: path.to_owned(), line, message };
+        let shared: Arc<Path> = Arc::from(path);
         for entry in lex(text) {
             let entry = entry.map_err(|(line, m)| err(line, m))?;
             let line = entry.line;
@@ -288,7 +290,7 @@ impl Reader<'_> {
                 }
                 continue;
             }
-            self.record(&entry, path, origin.as_ref(), default_ttl).map_err(|m| err(line, m))?;
+            self.record(&entry, &shared, origin.as_ref(), default_ttl).map_err(|m| err(line, m))?;
         }
         Ok(())
     }
@@ -296,7 +298,7 @@ impl Reader<'_> {
     fn record(
         &mut self,
         entry: &Entry,
-        path: &Path,
+        path: &Arc<Path>,
         origin: Option<&Name>,
         default_ttl: Option<u32>,
     ) -> Result<(), String> {
@@ -331,7 +333,7 @@ impl Reader<'_> {
         // stated; RFC 2308 §4 replaced that with $TTL, and NSD and Knot use 3600 without it,
         // so the same file gives the same answers on all three.
         let ttl = ttl.or(default_ttl).unwrap_or(DEFAULT_TTL);
-        self.out.push(SourceRecord { owner, rtype: code, ttl, rdata: data, file: path.to_owned(), line: entry.line });
+        self.out.push(SourceRecord { owner, rtype: code, ttl, rdata: data, file: path.clone(), line: entry.line });
         Ok(())
     }
 }
