@@ -33,8 +33,10 @@ impl Rrset {
     /// sent: both are left out (the zone builder refuses them with an error first).
     pub fn new(rtype: u16, ttl: u32, rdatas: Vec<Rdata>) -> Self {
         let mut uniq: Vec<&[u8]> = Vec::with_capacity(rdatas.len());
+        let mut seen = rustc_hash::FxHashSet::default();
         for r in &rdatas {
-            if r.len() <= usize::from(u16::MAX) && uniq.len() < MAX_RRSET_RECORDS && !uniq.contains(&&r[..]) {
+            let fresh = if rdatas.len() <= LINEAR_DEDUP { !uniq.contains(&&r[..]) } else { seen.insert(&r[..]) };
+            if fresh && r.len() <= usize::from(u16::MAX) && uniq.len() < MAX_RRSET_RECORDS {
                 uniq.push(r);
             }
         }
@@ -445,8 +447,13 @@ struct PendingSet {
     rtype: u16,
     ttl: u32,
     rdatas: Vec<Rdata>,
+    /// The RDATA seen so far, once the set is big enough for a linear search to hurt.
+    seen: Option<rustc_hash::FxHashSet<Rdata>>,
     at: String,
 }
+
+/// Sets up to this size look for duplicates by comparing; bigger ones through a hash set.
+const LINEAR_DEDUP: usize = 32;
 
 /// Collects records and checks the zone's invariants before it can be served.
 #[derive(Debug)]
@@ -511,7 +518,11 @@ impl ZoneBuilder {
                         set.ttl
                     ));
                 }
-                if !set.rdatas.contains(&rdata) {
+                let duplicate = match &set.seen {
+                    Some(seen) => seen.contains(&rdata),
+                    None => set.rdatas.contains(&rdata),
+                };
+                if !duplicate {
                     if set.rdatas.len() >= MAX_RRSET_RECORDS {
                         return Err(ZoneError::TooManyRecords {
                             at: at.into(),
@@ -519,12 +530,18 @@ impl ZoneBuilder {
                             rtype: type_to_string(rtype),
                         });
                     }
+                    if set.seen.is_none() && set.rdatas.len() >= LINEAR_DEDUP {
+                        set.seen = Some(set.rdatas.iter().cloned().collect());
+                    }
+                    if let Some(seen) = &mut set.seen {
+                        seen.insert(rdata.clone());
+                    }
                     set.rdatas.push(rdata);
                     self.records += 1;
                 }
             }
             None => {
-                sets.push(PendingSet { rtype, ttl, rdatas: vec![rdata], at: at.to_owned() });
+                sets.push(PendingSet { rtype, ttl, rdatas: vec![rdata], seen: None, at: at.to_owned() });
                 self.records += 1;
             }
         }
@@ -540,7 +557,7 @@ impl ZoneBuilder {
         let i = self.node_at(owner);
         let sets = &mut self.nodes[i].1;
         if !sets.iter().any(|s| s.rtype == rtype) {
-            sets.push(PendingSet { rtype, ttl, rdatas: Vec::new(), at: String::new() });
+            sets.push(PendingSet { rtype, ttl, rdatas: Vec::new(), seen: None, at: String::new() });
         }
         Ok(())
     }
@@ -750,5 +767,60 @@ fn attach_sigs(rrsets: &mut Vec<Rrset>) {
             }
             None => i += 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(last: u8) -> Rdata {
+        Box::new([192, 0, 2, last])
+    }
+
+    #[test]
+    fn rrset_packs_records_in_order_without_duplicates() {
+        let set = Rrset::new(rtype::A, 300, vec![a(1), a(2), a(1), a(3)]);
+        let got: Vec<&[u8]> = set.rdatas().collect();
+        assert_eq!(got, [&a(1)[..], &a(2)[..], &a(3)[..]]);
+        assert_eq!(set.rdatas().len(), 3);
+        assert_eq!(set.rdatas().first(), Some(&a(1)[..]));
+        let empty = Rrset::new(rtype::A, 300, Vec::new());
+        assert!(empty.rdatas().is_empty());
+        assert_eq!(empty.rdatas().first(), None);
+        // Big sets find duplicates through a hash set; same result, same order.
+        let many: Vec<Rdata> = (0..100u8).chain(0..100).chain([7, 99]).map(a).collect();
+        let big = Rrset::new(rtype::A, 300, many);
+        assert_eq!(big.rdatas().len(), 100);
+        assert!(big.rdatas().zip(0..100u8).all(|(rd, i)| rd == &a(i)[..]));
+        // Zero-length RDATA (an empty NULL record, an APL without items) is a record too.
+        let nul = Rrset::new(10, 300, vec![Box::new([]), Box::new([7])]);
+        assert_eq!(nul.rdatas().collect::<Vec<_>>(), [&[][..], &[7][..]]);
+    }
+
+    #[test]
+    fn an_rrset_larger_than_any_message_is_refused_with_its_place() {
+        let apex: Name = "example.com.".parse().unwrap();
+        let mut b = ZoneBuilder::new(apex.clone(), Source::Other("test".into()));
+        let owner: Name = "many.example.com.".parse().unwrap();
+        for i in 0..MAX_RRSET_RECORDS as u32 {
+            b.add(&owner, rtype::AAAA, 60, [0u8; 12].iter().copied().chain(i.to_be_bytes()).collect(), "").unwrap();
+        }
+        // A duplicate is still no new record, even in a set this size.
+        b.add(&owner, rtype::AAAA, 60, [0u8; 16].into(), "").unwrap();
+        let err = b.add(&owner, rtype::AAAA, 60, vec![1; 16].into(), "big.zone:70000: ").unwrap_err();
+        assert_eq!(err.to_string(), "big.zone:70000: many.example.com. AAAA: more than 65535 records in one RRset");
+    }
+
+    #[test]
+    fn owners_are_found_in_any_case_and_keep_their_own() {
+        let text = "$ORIGIN Example.COM.\n@ SOA ns h 1 2 3 4 5\n NS ns\nWWW A 192.0.2.1\nwww AAAA 2001:db8::1\n";
+        let (zone, _) = crate::load_zone_str(text, std::path::Path::new("t"), None).unwrap();
+        let lower: Name = "www.example.com.".parse().unwrap();
+        let node = zone.node(lower.wire()).expect("found by its lower-cased name");
+        assert_eq!(node.name().to_text(), "WWW.Example.COM.");
+        assert_eq!(node.rrsets().len(), 2, "both spellings are one owner");
+        assert_eq!(zone.apex_node().name().to_text(), "Example.COM.");
+        assert!(zone.node("nope.example.com.".parse::<Name>().unwrap().wire()).is_none());
     }
 }
