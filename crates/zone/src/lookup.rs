@@ -442,10 +442,8 @@ fn add_addresses<'a>(zone: &'a Zone, ans: &mut Answer<'a>, sets: &[&'a Rrset], c
                 let Some(target) = target_name(rr.rtype(), rd) else {
                     continue;
                 };
-                let Some(lower) = LowerName::new(target) else {
-                    continue;
-                };
-                let Some(node) = zone.node(lower.wire()) else {
+                // The index folds case itself: the target is looked up as written.
+                let Some(node) = zone.node(target) else {
                     continue;
                 };
                 let Some(addrs) = node.get(addr_type) else {

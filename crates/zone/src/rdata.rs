@@ -846,7 +846,13 @@ fn print_field(field: Field, b: &[u8], at: &mut usize, parts: &mut Vec<String>) 
             used = 1 + len;
             let mut s = String::new();
             if field == F::CaaTag {
-                s.push_str(std::str::from_utf8(rest.get(1..used)?).ok()?);
+                // RFC 8659 §4.1: one or more ASCII letters and digits — what the parser
+                // takes, so printed data always reads back.
+                let tag = rest.get(1..used)?;
+                if tag.is_empty() || !tag.iter().all(u8::is_ascii_alphanumeric) {
+                    return None;
+                }
+                s.push_str(std::str::from_utf8(tag).ok()?);
             } else {
                 push_quoted(&mut s, rest.get(1..used)?);
             }
@@ -987,6 +993,13 @@ mod tests {
         );
         round_trip("NSEC3", "1 1 12 AABBCCDD 2T7B4G4VSA5SMI47K61MV5BV1A22BOJR A RRSIG");
         round_trip("CAA", "0 issue \"letsencrypt.org\"");
+        // A tag that is not letters and digits cannot be written as CAA: refused in
+        // generic form too, and printed generically.
+        let bad = [0u8, 2, 0, 1, b'x'];
+        assert!(!is_valid_rdata(257, &bad));
+        assert!(parse_rdata(257, &toks("\\# 5 0002000178"), None).is_err());
+        assert_eq!(rdata_to_text(257, &bad), "\\# 5 0002000178");
+        assert!(parse_rdata(257, &toks("\\# 5 0002697378"), None).is_ok(), "tag 'is', value 'x'");
         round_trip("TXT", "\"v=spf1 -all\" \"second\"");
         round_trip("SSHFP", "1 1 123456789ABCDEF67890123456789ABCDEF67890");
         round_trip("HTTPS", "1 . alpn=\"h2,h3\" ipv4hint=192.0.2.1,192.0.2.2");

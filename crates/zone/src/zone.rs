@@ -281,9 +281,9 @@ impl Zone {
         &self.nodes[self.apex_at]
     }
 
-    /// The node with this lower-cased wire name.
-    pub fn node(&self, lower_wire: &[u8]) -> Option<&Node> {
-        let i = self.index.find(&self.nodes, lower_wire)?;
+    /// The node with this wire name (compared ASCII case-insensitively).
+    pub fn node(&self, wire: &[u8]) -> Option<&Node> {
+        let i = self.index.find(&self.nodes, wire)?;
         self.nodes.get(i)
     }
 
