@@ -140,6 +140,15 @@ measure() { # server
     fi
     rss[$1]=$(rss_kb "$pid")
 }
+# The ceiling first: a responder that only echoes, through the same kernel path. A
+# throw-away run before it warms the machine up (the first seconds of load on an idle box
+# are slower, which would penalise whichever server came first).
+taskset -c 0 ./target/release/blast echo "127.0.0.1:$port" &
+pid=$!
+sleep 0.3
+duration=3 run_blast udp --sockets 8 --window 16 >/dev/null
+read -r bq[echo] blost[echo] bp50[echo] _ < <(run_blast udp --sockets 8 --window 16)
+kill "$pid"; wait "$pid" 2>/dev/null || true
 for server in r53dns nsd knot; do
     "start_$server"
     load[$server]=$load_time
@@ -147,12 +156,6 @@ for server in r53dns nsd knot; do
     kill "$pid"; wait "$pid" 2>/dev/null || true
     sleep 0.5
 done
-# The ceiling: a responder that only echoes, through the same kernel path.
-taskset -c 0 ./target/release/blast echo "127.0.0.1:$port" &
-pid=$!
-sleep 0.3
-read -r bq[echo] blost[echo] bp50[echo] _ < <(run_blast udp --sockets 8 --window 16)
-kill "$pid"; wait "$pid" 2>/dev/null || true
 # Two workers, both cores (the load generator shares them: a floor, not the scaling).
 server_cpus=0,1 workers=2 start_r53dns
 read -r bq[r53dns2] blost[r53dns2] _ _ < <(blast_cpus=0,1 run_blast udp --sockets 8 --window 16)
