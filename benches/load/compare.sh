@@ -4,9 +4,10 @@
 # generator to CPU 1. Prints, per server:
 #   - UDP q/s with dnsperf (Debian) and with blast (benches/blast, one thread polling eight
 #     sockets: it reaches higher rates than dnsperf on this core), lost queries, latency;
+#     the blast figure is the median of three rounds taken in turn with the other servers;
 #   - TCP q/s (blast, 16 connections, one query in flight each) and TCP p50/p99 latency at a
 #     fixed 20 000 q/s (8 connections);
-#   - memory (PSS of the server's process tree) after the runs, and load time (start to
+#   - memory (PSS of the server's process tree) after a run of load, and load time (start to
 #     first answer);
 # then r53dns with --workers 2 on both cores, and the ratios r53dns/peer.
 #
@@ -130,15 +131,21 @@ CONF
     launch knotd -c "$work/knot/knot.conf"
 }
 
-declare -A dq dlost dlat bq blost bp50 tq tp50 tp99 load rss
+declare -A dq dlost dlat bq blost bp50 tq tp50 tp99 load rss runs
 measure() { # server
     read -r dq[$1] dlost[$1] dlat[$1] < <(run_dnsperf)
-    read -r bq[$1] blost[$1] bp50[$1] _ < <(run_blast udp --sockets 8 --window 16)
-    if [ "$1" != echo ]; then
-        read -r tq[$1] _ _ _ < <(run_blast tcp --sockets 16)
-        read -r _ _ tp50[$1] tp99[$1] < <(run_blast tcp --sockets 8 --rate 20000)
-    fi
-    rss[$1]=$(rss_kb "$pid")
+    read -r tq[$1] _ _ _ < <(run_blast tcp --sockets 16)
+    read -r _ _ tp50[$1] tp99[$1] < <(run_blast tcp --sockets 8 --rate 20000)
+}
+# blast UDP for the server running now; keeps every round's q/s, lost and p50.
+udp_round() { # server
+    local q l p
+    read -r q l p _ < <(run_blast udp --sockets 8 --window 16)
+    runs[$1]="${runs[$1]:-} $q:$l:$p"
+}
+# The round with the median q/s.
+median_round() { # server
+    tr ' ' '\n' <<<"${runs[$1]}" | grep . | sort -t: -k1,1n | awk '{r[NR]=$0} END {print r[int((NR+1)/2)]}'
 }
 # The ceiling first: a responder that only echoes, through the same kernel path. A
 # throw-away run before it warms the machine up (the first seconds of load on an idle box
@@ -147,18 +154,30 @@ taskset -c 0 ./target/release/blast echo "127.0.0.1:$port" &
 pid=$!
 sleep 0.3
 duration=3 run_blast udp --sockets 8 --window 16 >/dev/null
-read -r bq[echo] blost[echo] bp50[echo] _ < <(run_blast udp --sockets 8 --window 16)
+udp_round echo
 kill "$pid"; wait "$pid" 2>/dev/null || true
-for server in r53dns nsd knot; do
-    "start_$server"
-    load[$server]=$load_time
-    measure "$server"
-    kill "$pid"; wait "$pid" 2>/dev/null || true
-    sleep 0.5
+# Three rounds, servers in turn: UDP rates move by several per cent between runs on this
+# machine, so each server's UDP figure is the median of three, taken in alternation.
+for round in 1 2 3; do
+    for server in r53dns nsd knot; do
+        "start_$server"
+        if [ "$round" = 1 ]; then
+            load[$server]=$load_time
+            measure "$server"
+        fi
+        udp_round "$server"
+        [ "$round" = 3 ] && rss[$server]=$(rss_kb "$pid")
+        kill "$pid"; wait "$pid" 2>/dev/null || true
+        sleep 0.5
+    done
+done
+for s in echo r53dns nsd knot; do
+    IFS=: read -r bq[$s] blost[$s] bp50[$s] <<<"$(median_round "$s")"
 done
 # Two workers, both cores (the load generator shares them: a floor, not the scaling).
 server_cpus=0,1 workers=2 start_r53dns
 read -r bq[r53dns2] blost[r53dns2] _ _ < <(blast_cpus=0,1 run_blast udp --sockets 8 --window 16)
+
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
 printf '\n%d records, %ss per measurement, server on CPU 0, load generator on CPU 1\n' "$records" "$duration"
@@ -169,6 +188,8 @@ for s in r53dns nsd knot; do
         "${dlat[$s]}" "${bq[$s]}" "${blost[$s]}" "${bp50[$s]}" "${tq[$s]}" "${tp50[$s]}" "${tp99[$s]}" "${rss[$s]}" "${load[$s]}"
 done
 printf '%-8s %10s %6s %8s | %10s %6s %7s |  (UDP echo, no DNS work)\n' echo - - - "${bq[echo]}" "${blost[echo]}" "${bp50[echo]}"
+printf '\nblast UDP rounds (q/s:lost:p50 us):\n'
+for s in r53dns nsd knot; do printf '  %-7s%s\n' "$s" "${runs[$s]}"; done
 printf '\nr53dns UDP q/s (blast): 1 worker %s, 2 workers %s (2 workers and the generator share both cores)\n' \
     "${bq[r53dns]}" "${bq[r53dns2]}"
 printf '\nratios r53dns/peer (q/s: higher is better; latency, memory, load time: lower is better):\n'
