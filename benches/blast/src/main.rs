@@ -24,6 +24,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+use r53dns_zone::{Name, rdata};
+
 const TIMEOUT: Duration = Duration::from_secs(1);
 /// Latency histogram: one bucket per microsecond up to this, the rest in the last.
 const HIST_US: usize = 200_000;
@@ -82,16 +84,11 @@ fn load_queries(path: &str) -> Result<Vec<Vec<u8>>, String> {
         let mut words = line.split_whitespace();
         let (Some(name), Some(qtype)) = (words.next(), words.next()) else { continue };
         let at = || format!("{path}:{}", n + 1);
+        let name = Name::parse(name, Some(&Name::root())).map_err(|e| format!("{}: {name}: {e}", at()))?;
+        let code = rdata::type_from_str(qtype).ok_or_else(|| format!("{}: unknown type {qtype}", at()))?;
         let mut m = vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-        for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
-            if label.len() > 63 {
-                return Err(format!("{}: label longer than 63 octets", at()));
-            }
-            m.push(label.len() as u8);
-            m.extend_from_slice(label.as_bytes());
-        }
-        m.push(0);
-        m.extend_from_slice(&type_code(qtype).ok_or_else(|| format!("{}: unknown type {qtype}", at()))?.to_be_bytes());
+        m.extend_from_slice(name.wire());
+        m.extend_from_slice(&code.to_be_bytes());
         m.extend_from_slice(&[0, 1]);
         out.push(m);
     }
@@ -99,29 +96,6 @@ fn load_queries(path: &str) -> Result<Vec<Vec<u8>>, String> {
         return Err(format!("{path}: no queries"));
     }
     Ok(out)
-}
-
-fn type_code(t: &str) -> Option<u16> {
-    const TYPES: [(&str, u16); 16] = [
-        ("A", 1),
-        ("NS", 2),
-        ("CNAME", 5),
-        ("SOA", 6),
-        ("PTR", 12),
-        ("MX", 15),
-        ("TXT", 16),
-        ("AAAA", 28),
-        ("SRV", 33),
-        ("NAPTR", 35),
-        ("DS", 43),
-        ("DNSKEY", 48),
-        ("SVCB", 64),
-        ("HTTPS", 65),
-        ("CAA", 257),
-        ("ANY", 255),
-    ];
-    let upper = t.to_ascii_uppercase();
-    TYPES.iter().find(|(n, _)| *n == upper).map(|(_, c)| *c).or_else(|| upper.strip_prefix("TYPE")?.parse().ok())
 }
 
 /// Answers and latencies so far.
