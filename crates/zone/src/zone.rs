@@ -40,12 +40,20 @@ impl Rrset {
                 uniq.push(r);
             }
         }
-        let mut packed = Vec::with_capacity(uniq.iter().map(|r| r.len() + 2).sum());
-        for r in &uniq {
-            packed.extend_from_slice(&(r.len() as u16).to_be_bytes());
-            packed.extend_from_slice(r);
+        Self::packed(rtype, ttl, &uniq)
+    }
+
+    /// Packs RDATA already known to be distinct, each at most 65 535 octets, at most
+    /// [`MAX_RRSET_RECORDS`] of them (the zone builder checks all three as records arrive).
+    fn packed(rtype: u16, ttl: u32, rdatas: &[impl AsRef<[u8]>]) -> Self {
+        let mut packed = Vec::with_capacity(rdatas.iter().map(|r| r.as_ref().len() + 2).sum());
+        for r in rdatas.iter().take(MAX_RRSET_RECORDS) {
+            let r = r.as_ref();
+            packed.extend_from_slice(&(r.len().min(usize::from(u16::MAX)) as u16).to_be_bytes());
+            packed.extend_from_slice(&r[..r.len().min(usize::from(u16::MAX))]);
         }
-        Self { rtype, count: uniq.len() as u16, ttl, packed: packed.into(), sigs: None }
+        let count = rdatas.len().min(MAX_RRSET_RECORDS) as u16;
+        Self { rtype, count, ttl, packed: packed.into(), sigs: None }
     }
 
     /// The type code.
@@ -674,7 +682,7 @@ impl ZoneBuilder {
             }
             let is_apex = name.wire().eq_ignore_ascii_case(self.apex.wire());
             let cut = !is_apex && sets.iter().any(|s| s.rtype == rtype::NS);
-            let mut rrsets: Vec<Rrset> = sets.into_iter().map(|s| Rrset::new(s.rtype, s.ttl, s.rdatas)).collect();
+            let mut rrsets: Vec<Rrset> = sets.iter().map(|s| Rrset::packed(s.rtype, s.ttl, &s.rdatas)).collect();
             attach_sigs(&mut rrsets);
             nodes.push(Node { name, rrsets: rrsets.into(), routed: routed.into(), cut });
         }
