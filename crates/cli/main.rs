@@ -160,6 +160,24 @@ struct Opts {
     /// Every n-th rate-limited answer is sent truncated instead of dropped (default 2).
     #[arg(long = "rrl-slip", value_name = "N", env = "R53DNS_RRL_SLIP")]
     rrl_slip: Option<u32>,
+    /// On SIGTERM, keep answering this long while /readyz fails (default 5s; 0s: stop at once).
+    #[arg(long, value_parser = humantime::parse_duration, env = "R53DNS_DRAIN")]
+    drain: Option<Duration>,
+    /// Be a replica: serve exactly what the r53dns at this HTTP endpoint serves (http://HOST:PORT).
+    #[arg(long, value_name = "URL", env = "R53DNS_FOLLOW")]
+    follow: Option<String>,
+    /// File with the bearer token for `--follow`.
+    #[arg(long, value_name = "FILE", env = "R53DNS_FOLLOW_TOKEN_FILE", requires = "follow")]
+    follow_token_file: Option<PathBuf>,
+    /// Offer this server's Route53 data to replicas at GET /snapshot on the HTTP endpoint.
+    #[arg(long, env = "R53DNS_REPLICATION")]
+    replication: bool,
+    /// Client network allowed to fetch snapshots (repeatable).
+    #[arg(long = "replication-allow", value_name = "CIDR", env = "R53DNS_REPLICATION_ALLOW", value_delimiter = ',')]
+    replication_allow: Vec<String>,
+    /// File with the bearer token replicas must send.
+    #[arg(long, value_name = "FILE", env = "R53DNS_REPLICATION_TOKEN_FILE")]
+    replication_token_file: Option<PathBuf>,
 }
 
 impl Opts {
@@ -183,6 +201,7 @@ impl Opts {
                 tcp_max_connections_per_client: None,
                 allow_query: (!self.allow_query.is_empty()).then(|| self.allow_query.clone()),
                 tcp_message_timeout: None,
+                drain: self.drain,
             },
             zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zones.clone() },
             log: r53dns_app::config::LogSpec {
@@ -207,6 +226,16 @@ impl Opts {
                 responses_per_second: self.rrl,
                 slip: self.rrl_slip,
                 exempt: self.rrl_exempt.clone(),
+                ..Default::default()
+            },
+            replication: r53dns_app::config::ReplicationSpec {
+                enabled: self.replication.then_some(true),
+                allow: self.replication_allow.clone(),
+                token_file: self.replication_token_file.clone(),
+            },
+            follow: r53dns_app::config::FollowSpec {
+                source: self.follow.clone(),
+                token_file: self.follow_token_file.clone(),
                 ..Default::default()
             },
             secondary: match &self.primary {
@@ -339,6 +368,9 @@ fn main() -> ExitCode {
     if !serve {
         return match check(&config) {
             Ok(report) => {
+                for w in &config.warnings {
+                    eprintln!("warning: {w}");
+                }
                 for w in &report.warnings {
                     eprintln!("warning: {w}");
                 }

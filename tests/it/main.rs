@@ -7,6 +7,7 @@ mod support;
 mod binary;
 mod deploy;
 mod differential;
+mod fleet;
 mod operations;
 mod robustness;
 mod route53;

@@ -435,7 +435,7 @@ fn the_saved_snapshot_is_served_at_once_when_aws_is_unreachable() {
     });
     let serial;
     {
-        let mut b = serve(&moto.endpoint(), &["--state-dir", &state_arg]);
+        let mut b = serve(&moto.endpoint(), &["--state-dir", &state_arg, "--drain", "0s"]);
         let addr = b.addr.unwrap();
         eventually(Duration::from_secs(15), || answers(addr, "www.saved.example.", "A").len() == 1)
             .expect("never served");

@@ -43,6 +43,125 @@ pub struct Spec {
     /// `[rrl]`: response rate limiting.
     #[serde(default)]
     pub rrl: RrlSpec,
+    /// `[replication]`: offering this server's Route53 data to replicas.
+    #[serde(default)]
+    pub replication: ReplicationSpec,
+    /// `[follow]`: serving what another r53dns serves (a replica).
+    #[serde(default)]
+    pub follow: FollowSpec,
+}
+
+/// `[replication]`: `GET /snapshot` on the HTTP endpoint, for replicas (`[follow]`). Off by
+/// default: the snapshot holds private zones.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReplicationSpec {
+    /// Offer snapshots to replicas.
+    pub enabled: Option<bool>,
+    /// Client networks allowed to fetch snapshots (empty: any network, then a token is
+    /// required).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// File holding the bearer token replicas must send (one line).
+    pub token_file: Option<PathBuf>,
+}
+
+/// `[follow]`: a replica of another r53dns. It serves exactly what its source serves (both
+/// views, routed names evaluated per query, the source's serials) with no Route53 access.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FollowSpec {
+    /// `http://HOST:PORT` of the source's HTTP endpoint.
+    pub source: Option<String>,
+    /// File holding the bearer token to send (one line).
+    pub token_file: Option<PathBuf>,
+    /// Largest manifest or zone object accepted (bytes; default 1 GiB).
+    pub max_object_size: Option<u64>,
+    /// How long the source may hold a poll open when nothing changed (default 30s).
+    #[serde(default, with = "humantime_serde")]
+    pub wait: Option<Duration>,
+}
+
+/// Validated `[replication]`.
+#[derive(Debug, Clone)]
+pub struct ReplicationConfig {
+    /// Who may fetch.
+    pub access: crate::replicate::Access,
+    spec: ReplicationSpec,
+}
+
+/// Reads a one-line secret file; an empty one is an error.
+fn read_token(path: &Path, what: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{what}: cannot read {}", path.display()))?;
+    let token = text.trim().to_owned();
+    if token.is_empty() {
+        bail!("{what}: {} is empty", path.display());
+    }
+    Ok(token)
+}
+
+impl ReplicationSpec {
+    fn validate(&self) -> anyhow::Result<Option<ReplicationConfig>> {
+        if !self.enabled.unwrap_or(false) {
+            return Ok(None);
+        }
+        let networks = self
+            .allow
+            .iter()
+            .map(|n| parse_network(n).context("replication.allow"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let token_sha256 = match &self.token_file {
+            Some(p) => {
+                use sha2::Digest as _;
+                Some(sha2::Sha256::digest(read_token(p, "replication.token-file")?.as_bytes()).into())
+            }
+            None => None,
+        };
+        if networks.is_empty() && token_sha256.is_none() {
+            bail!(
+                "replication: the snapshot holds private zones; limit access with replication.allow (networks) and/or replication.token-file"
+            );
+        }
+        Ok(Some(ReplicationConfig { access: crate::replicate::Access { networks, token_sha256 }, spec: self.clone() }))
+    }
+}
+
+/// Default largest replication object: room for a zone of several million records.
+pub const DEFAULT_FOLLOW_MAX_OBJECT: u64 = 1 << 30;
+
+impl FollowSpec {
+    fn validate(&self, route53: &Route53Spec) -> anyhow::Result<Option<crate::replicate::FollowConfig>> {
+        let Some(source) = &self.source else {
+            if self.token_file.is_some() || self.max_object_size.is_some() || self.wait.is_some() {
+                bail!("follow: source is not set (--follow URL)");
+            }
+            return Ok(None);
+        };
+        let uri: hyper::Uri =
+            source.parse().with_context(|| format!("follow.source: '{source}' is not a URL (http://HOST:PORT)"))?;
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            bail!("follow.source: '{source}' is not http://HOST:PORT (the source's HTTP endpoint)");
+        }
+        if route53.enabled.unwrap_or(false) {
+            bail!(
+                "follow: a replica takes its data from its source, not from Route53; drop --route53 (or [route53] enabled)"
+            );
+        }
+        let wait = self.wait.unwrap_or(Duration::from_secs(30));
+        if wait < Duration::from_secs(1) || wait > Duration::from_secs(60) {
+            bail!("follow.wait: between 1s and 60s");
+        }
+        let token = match &self.token_file {
+            Some(p) => Some(read_token(p, "follow.token-file")?),
+            None => None,
+        };
+        Ok(Some(crate::replicate::FollowConfig {
+            source: source.trim_end_matches('/').to_owned(),
+            token,
+            max_object_bytes: self.max_object_size.unwrap_or(DEFAULT_FOLLOW_MAX_OBJECT).max(1024),
+            wait,
+        }))
+    }
 }
 
 /// `[rrl]`: response rate limiting of UDP answers (off unless `responses-per-second` is set).
@@ -412,7 +531,15 @@ pub struct ServerSpec {
     /// Time to receive the rest of a TCP message once its length arrived (`"2s"`).
     #[serde(default, with = "humantime_serde")]
     pub tcp_message_timeout: Option<Duration>,
+    /// On SIGTERM, keep answering this long with `/readyz` failing, so load balancers stop
+    /// sending first (`"5s"`; `"0s"` stops at once).
+    #[serde(default, with = "humantime_serde")]
+    pub drain: Option<Duration>,
 }
+
+/// Default lame-duck time on SIGTERM: longer than a load balancer's readiness probe period
+/// and a kube-proxy update, shorter than Kubernetes' 30 s grace period.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
 
 /// `[zones]`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -489,6 +616,17 @@ pub struct Config {
     pub update_grants: Vec<crate::update::Grant>,
     /// Secondary zones.
     pub secondaries: Vec<crate::secondary::SecondaryZone>,
+    /// Lame-duck time on SIGTERM.
+    pub drain: Duration,
+    /// Things worth telling the operator that do not stop the server.
+    pub warnings: Vec<String>,
+    /// Snapshots offered to replicas, when enabled.
+    pub replication: Option<ReplicationConfig>,
+    /// The source followed, on a replica.
+    pub follow: Option<crate::replicate::FollowConfig>,
+    /// `[route53]` as given, for a replica (routing, views and state directory apply).
+    pub replica_route53: Option<Route53Config>,
+    follow_spec: FollowSpec,
     /// The `[tsig]` and `[update]` sections as given (printed back with secrets hidden).
     tsig_spec: TsigSpec,
     secondary_spec: Vec<SecondarySpec>,
@@ -528,6 +666,18 @@ impl Spec {
         s.tcp_max_connections_per_client = o.tcp_max_connections_per_client.or(s.tcp_max_connections_per_client);
         s.allow_query = o.allow_query.or(s.allow_query.take());
         s.tcp_message_timeout = o.tcp_message_timeout.or(s.tcp_message_timeout);
+        s.drain = o.drain.or(s.drain);
+        let (rp, ro) = (&mut self.replication, other.replication);
+        rp.enabled = ro.enabled.or(rp.enabled);
+        rp.token_file = ro.token_file.or(rp.token_file.take());
+        if !ro.allow.is_empty() {
+            rp.allow = ro.allow;
+        }
+        let (f, fo) = (&mut self.follow, other.follow);
+        f.source = fo.source.or(f.source.take());
+        f.token_file = fo.token_file.or(f.token_file.take());
+        f.max_object_size = fo.max_object_size.or(f.max_object_size);
+        f.wait = fo.wait.or(f.wait);
         if !other.zones.dirs.is_empty() {
             self.zones.dirs = other.zones.dirs;
         }
@@ -622,7 +772,24 @@ impl Spec {
         }
         // Admin routes change state: never open to the network unless asked.
         let http_admin = self.http.admin.unwrap_or_else(|| http_listen.is_some_and(|a| a.ip().is_loopback()));
+        let follow = self.follow.validate(&self.route53)?;
+        let replication = self.replication.validate()?;
+        let mut warnings = Vec::new();
+        if self.route53.max_staleness.is_some() {
+            warnings.push(
+                "route53.max-staleness no longer makes a server unready: an AWS outage reaches every replica at once, and taking them all out of service would be a DNS outage; alert on r53dns_snapshot_age_seconds instead".to_owned(),
+            );
+        }
+        let replica_route53 = match &follow {
+            Some(_) => Some(Route53Spec { enabled: Some(true), ..self.route53.clone() }.validate()?),
+            None => None,
+        };
         let route53 = if self.route53.enabled.unwrap_or(false) { Some(self.route53.validate()?) } else { None };
+        if replication.is_some() && route53.is_none() && follow.is_none() {
+            bail!(
+                "replication: there is no Route53 data to offer; enable [route53] (or --route53), or follow a source"
+            );
+        }
         let tsig_keys = crate::update::load_keys(&self.tsig)?;
         let update_grants = crate::update::grants(&self.update, &tsig_keys)?;
         let mut transfer_keys = Vec::new();
@@ -681,9 +848,14 @@ impl Spec {
                 });
             }
         }
-        if self.zones.dirs.is_empty() && self.zones.files.is_empty() && route53.is_none() && secondaries.is_empty() {
+        if self.zones.dirs.is_empty()
+            && self.zones.files.is_empty()
+            && route53.is_none()
+            && secondaries.is_empty()
+            && follow.is_none()
+        {
             bail!(
-                "no zones: give --zone-dir DIR, --zone FILE, --route53 or --primary ADDR with --secondary-zone NAME (or [zones] / [route53] / [[secondary]] in the config)"
+                "no zones: give --zone-dir DIR, --zone FILE, --route53, --follow URL or --primary ADDR with --secondary-zone NAME (or [zones] / [route53] / [follow] / [[secondary]] in the config)"
             );
         }
         Ok(Config {
@@ -717,6 +889,12 @@ impl Spec {
             tsig_keys,
             update_grants,
             secondaries,
+            drain: s.drain.unwrap_or(DEFAULT_DRAIN),
+            warnings,
+            replication,
+            follow,
+            replica_route53,
+            follow_spec: self.follow,
             tsig_spec: self.tsig,
             update_spec: self.update,
             secondary_spec: self.secondary,
@@ -821,6 +999,7 @@ impl Config {
                     .as_ref()
                     .map(|acl| acl.iter().map(|(a, l)| format!("{a}/{l}")).collect()),
                 tcp_message_timeout: Some(self.server.tcp_message_timeout),
+                drain: Some(self.drain),
             },
             zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zone_files.clone() },
             log: LogSpec {
@@ -828,7 +1007,11 @@ impl Config {
                 format: Some(self.log_format),
                 query_log: Some(self.server.query_log),
             },
-            route53: self.route53.as_ref().map(Route53Config::to_spec).unwrap_or_default(),
+            route53: match (&self.route53, &self.replica_route53) {
+                (Some(r), _) => r.to_spec(),
+                (None, Some(r)) => Route53Spec { enabled: None, ..r.to_spec() },
+                (None, None) => Route53Spec::default(),
+            },
             http: HttpSpec {
                 listen: Some(self.http_listen.map_or_else(|| "off".to_owned(), |a| a.to_string())),
                 admin: Some(self.http_admin),
@@ -849,6 +1032,8 @@ impl Config {
                 exempt: self.server.rrl.exempt.iter().map(|(a, l)| format!("{a}/{l}")).collect(),
                 table_size: Some(self.server.rrl.table_size),
             },
+            replication: self.replication.as_ref().map(|r| r.spec.clone()).unwrap_or_default(),
+            follow: self.follow_spec.clone(),
         };
         toml::to_string_pretty(&spec).unwrap_or_default()
     }

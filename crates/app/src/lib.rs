@@ -12,6 +12,7 @@ pub mod export;
 pub mod notify;
 pub mod persist;
 pub mod publish;
+pub mod replicate;
 pub mod resolve;
 pub mod secondary;
 pub mod sync;
@@ -21,6 +22,7 @@ pub mod zones;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
@@ -94,6 +96,9 @@ pub struct Running {
     reloader: Arc<Reloader>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// Set when shutting down: `/readyz` fails while DNS is still answered.
+    draining: Arc<AtomicBool>,
+    drain: std::time::Duration,
 }
 
 #[derive(Debug)]
@@ -147,6 +152,20 @@ impl Running {
         self.reloader.syncer.as_ref().map(|s| s.status())
     }
 
+    /// Lame duck: `/readyz` answers 503 from now on while DNS keeps being answered for the
+    /// configured drain time (interrupted by `cut_short`), then the server stops.
+    pub async fn drain_and_stop(self, cut_short: impl std::future::Future<Output = ()>) {
+        self.draining.store(true, Ordering::Relaxed);
+        if !self.drain.is_zero() {
+            tracing::info!(drain = ?self.drain, "draining: /readyz fails, DNS is still answered");
+            tokio::select! {
+                () = tokio::time::sleep(self.drain) => {}
+                () = cut_short => tracing::info!("drain cut short"),
+            }
+        }
+        self.stop().await;
+    }
+
     /// Asks the server to stop and waits until it has.
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -163,6 +182,9 @@ impl Running {
 /// the saved snapshot at once and starts sweeping. Zone or listener problems are
 /// [`StartupError`]s. Call inside a tokio runtime.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
     let (files, report) = load_files(&config)?;
     for w in &report.warnings {
         tracing::warn!("{w}");
@@ -172,7 +194,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
     let store: Store = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
     let metrics = Arc::new(r53dns_metrics::Metrics::new(env!("CARGO_PKG_VERSION")));
-    let (conflict, networks, routing) = match &config.route53 {
+    let (conflict, networks, routing) = match config.route53.as_ref().or(config.replica_route53.as_ref()) {
         Some(r) => (r.conflict, r.internal_networks.clone(), r.routing.clone()),
         None => Default::default(),
     };
@@ -182,11 +204,26 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             .with_journals(!config.server.transfer_acl.is_empty() || !config.server.transfer_keys.is_empty()),
     );
     publisher.set_files(files).await;
-    let syncer = match &config.route53 {
-        Some(r) => {
-            let s = Syncer::new(r.clone(), publisher.clone(), Some(metrics.clone()))
+    let hub = config.replication.as_ref().map(|_| Arc::new(replicate::Hub::new()));
+    let replica = match (&config.follow, &config.replica_route53) {
+        (Some(f), Some(r)) => Some((f, r)),
+        _ => None,
+    };
+    let syncer = match (&config.route53, replica) {
+        (Some(r), _) => Some(
+            Syncer::new(r.clone(), publisher.clone(), Some(metrics.clone()))
                 .await
-                .context("cannot set up Route53 access")?;
+                .context("cannot set up Route53 access")?,
+        ),
+        (None, Some((_, r))) => Some(Syncer::replica(r.clone(), publisher.clone(), Some(metrics.clone()))),
+        (None, None) => None,
+    };
+    let syncer = match (syncer, &hub) {
+        (Some(s), Some(h)) => Some(s.with_hub(h.clone())),
+        (s, _) => s,
+    };
+    let syncer = match syncer {
+        Some(s) => {
             s.restore().await;
             let clashes = publisher.conflicts().await;
             if conflict == config::Conflict::Error && !clashes.is_empty() {
@@ -226,6 +263,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     };
     let dns_addrs = bound.local_addrs().to_vec();
     metrics.add_queries(Arc::new(telemetry::StatsSource(bound.stats())));
+    let follower = match (replica, &syncer) {
+        (Some((f, _)), Some(s)) => {
+            Some(Arc::new(replicate::Follower::new(f.clone(), s.clone(), Some(metrics.clone()))))
+        }
+        _ => None,
+    };
+    let draining = Arc::new(AtomicBool::new(false));
     let http_addr = match config.http_listen {
         Some(addr) => {
             let l = tokio::net::TcpListener::bind(addr)
@@ -234,12 +278,20 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             let got = l.local_addr()?;
             let probes = Arc::new(telemetry::AppProbes {
                 store: store.clone(),
-                syncer: syncer.clone(),
+                syncer: syncer.clone().filter(|_| config.route53.is_some()),
                 status: syncer.as_ref().map(|s| s.status()),
                 secondaries: secondaries.clone(),
+                follower: follower.as_ref().map(|f| f.status()),
+                draining: draining.clone(),
                 metrics: metrics.clone(),
             });
-            tokio::spawn(r53dns_metrics::serve(l, metrics.clone(), probes, config.http_admin, shutdown.clone()));
+            let extra = match (&hub, &config.replication) {
+                (Some(h), Some(r)) => {
+                    Some(replicate::router(h.clone(), r.access.clone(), Some(metrics.clone()), shutdown.clone()))
+                }
+                _ => None,
+            };
+            tokio::spawn(r53dns_metrics::serve(l, metrics.clone(), probes, config.http_admin, extra, shutdown.clone()));
             Some(got)
         }
         None => None,
@@ -247,18 +299,24 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     for a in &dns_addrs {
         tracing::info!(addr = %a, "serving DNS on UDP and TCP");
     }
-    if let Some(s) = &syncer {
-        s.spawn(shutdown.clone());
+    match (&follower, &syncer) {
+        (Some(f), _) => f.spawn(shutdown.clone()),
+        (None, Some(s)) => s.spawn(shutdown.clone()),
+        (None, None) => {}
     }
     if let Some(s) = &secondaries {
         s.spawn(shutdown.clone());
     }
+    let drain = config.drain;
+    // SIGHUP and `POST /sync` sweep Route53; a replica has nothing to sweep.
+    let syncer = syncer.filter(|_| config.route53.is_some());
     let reloader = Arc::new(Reloader { config, publisher, syncer });
     let task = tokio::spawn(bound.serve(store.clone(), shutdown.clone()));
-    Ok(Running { dns_addrs, store, http_addr, reloader, shutdown, task })
+    Ok(Running { dns_addrs, store, http_addr, reloader, shutdown, task, draining, drain })
 }
 
-/// Runs until SIGTERM or SIGINT; SIGHUP reloads zone files and triggers a Route53 sweep.
+/// Runs until SIGTERM (after the drain time) or SIGINT (at once); SIGHUP reloads zone files
+/// and triggers a Route53 sweep.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let shutdown = CancellationToken::new();
@@ -273,12 +331,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             reloader.reload().await;
         }
     });
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-    }
+    let drain = tokio::select! {
+        _ = term.recv() => {
+            tracing::info!("SIGTERM: shutting down");
+            true
+        }
+        _ = int.recv() => {
+            tracing::info!("SIGINT: shutting down");
+            false
+        }
+    };
     hup_task.abort();
-    running.stop().await;
+    if drain {
+        // A second SIGTERM, or SIGINT, ends the drain early.
+        running
+            .drain_and_stop(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            })
+            .await;
+    } else {
+        running.stop().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

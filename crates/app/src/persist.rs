@@ -24,6 +24,9 @@ pub struct SavedZone {
     pub serial: u32,
     /// Hex content hash the serial belongs to.
     pub hash: String,
+    /// Unix time Route53 last confirmed this zone's records (a listing that completed).
+    #[serde(default)]
+    pub confirmed: Option<u64>,
 }
 
 /// Everything persisted.
@@ -37,6 +40,14 @@ pub struct Saved {
     pub cidr: Vec<(String, String, Vec<String>)>,
     /// AWS endpoint addresses: (name, A, AAAA).
     pub endpoints: Vec<(String, Vec<std::net::Ipv4Addr>, Vec<std::net::Ipv6Addr>)>,
+    /// Unix time of the last sweep in which every zone was listed completely: how old the
+    /// data is, also after a restart or on a replica.
+    #[serde(default)]
+    pub confirmed: Option<u64>,
+    /// On a replica: its source's internal networks (who sees private zones), so a restart
+    /// keeps the views before the source answers.
+    #[serde(default)]
+    pub internal_networks: Option<Vec<String>>,
 }
 
 fn path(dir: &Path) -> PathBuf {
@@ -68,21 +79,36 @@ pub fn encode(saved: &Saved) -> std::io::Result<Vec<u8>> {
 
 /// `body` with its header line: what [`decode`] reads.
 pub fn frame(body: &[u8]) -> Vec<u8> {
+    frame_as(MAGIC, body)
+}
+
+/// `body` behind a header line `MAGIC` + the hex SHA-256 of the body.
+pub(crate) fn frame_as(magic: &str, body: &[u8]) -> Vec<u8> {
     let sum = hex(&Sha256::digest(body));
-    let mut out = format!("{MAGIC}{sum}\n").into_bytes();
+    let mut out = format!("{magic}{sum}\n").into_bytes();
     out.extend_from_slice(body);
     out
 }
 
-/// Reads the file format back; any damage (header, checksum, body) is an error saying which.
-pub fn decode(bytes: &[u8]) -> Result<Saved, String> {
-    let nl = bytes.iter().position(|&b| b == b'\n').ok_or("no header line")?;
+/// The body behind a header line written by [`frame_as`] with `magic`, once its checksum
+/// matches; otherwise what is wrong.
+pub(crate) fn unframe<'a>(magic: &str, bytes: &'a [u8]) -> Result<&'a [u8], String> {
+    let nl = bytes.iter().take(200).position(|&b| b == b'\n').ok_or("no header line")?;
     let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| "bad header")?;
-    let sum = header.strip_prefix(MAGIC).ok_or("not an r53dns snapshot")?;
+    let sum = header.strip_prefix(magic).ok_or_else(|| match header.split(" sha256=").next() {
+        Some(h) if h.starts_with("r53dns-") => format!("format '{h}' is not the one this version reads"),
+        _ => "not an r53dns snapshot".to_owned(),
+    })?;
     let body = &bytes[nl + 1..];
     if hex(&Sha256::digest(body)) != sum {
         return Err("checksum mismatch (damaged or cut short)".into());
     }
+    Ok(body)
+}
+
+/// Reads the file format back; any damage (header, checksum, body) is an error saying which.
+pub fn decode(bytes: &[u8]) -> Result<Saved, String> {
+    let body = unframe(MAGIC, bytes)?;
     serde_json::from_slice(body).map_err(|e| format!("unreadable: {e}"))
 }
 
@@ -143,6 +169,7 @@ mod tests {
                 records: vec![],
                 serial: 7,
                 hash: "ab".into(),
+                confirmed: None,
             }],
             health: vec![("hc".into(), false)],
             ..Default::default()

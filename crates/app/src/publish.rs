@@ -39,7 +39,8 @@ pub struct Publisher {
     store: Store,
     sources: tokio::sync::Mutex<Sources>,
     conflict: Conflict,
-    internal_networks: Vec<Prefix>,
+    /// Clients that see private zones (a replica takes its source's unless configured).
+    internal_networks: std::sync::Mutex<Vec<Prefix>>,
     routing: RoutingContext,
     notify: Vec<std::net::SocketAddr>,
     notify_key: Option<Arc<r53dns_server::tsig::Key>>,
@@ -76,7 +77,7 @@ impl Publisher {
             store,
             sources: tokio::sync::Mutex::new(Sources { files, route53: Vec::new(), secondary: Default::default() }),
             conflict,
-            internal_networks,
+            internal_networks: std::sync::Mutex::new(internal_networks),
             routing,
             notify: Vec::new(),
             notify_key: None,
@@ -84,6 +85,16 @@ impl Publisher {
             journals: Default::default(),
             journaling: true,
         }
+    }
+
+    /// Changes who sees private zones, from the next publication on.
+    pub fn set_internal_networks(&self, networks: Vec<Prefix>) {
+        *self.internal_networks.lock().unwrap_or_else(|p| p.into_inner()) = networks;
+    }
+
+    /// Who sees private zones now (empty: everyone).
+    pub fn internal_networks(&self) -> Vec<Prefix> {
+        self.internal_networks.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The store snapshots are published to.
@@ -161,16 +172,17 @@ impl Publisher {
         }
         internal.set_routing(self.routing.clone());
         external.set_routing(self.routing.clone());
+        let networks = self.internal_networks.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if self.journaling {
             self.attach_journals(0, &mut internal);
-            if !self.internal_networks.is_empty() {
+            if !networks.is_empty() {
                 self.attach_journals(1, &mut external);
             }
         }
-        let snapshot = if self.internal_networks.is_empty() {
+        let snapshot = if networks.is_empty() {
             Snapshot::new(internal)
         } else {
-            Snapshot::with_views(internal, external, self.internal_networks.clone())
+            Snapshot::with_views(internal, external, networks)
         };
         let changed = self.changed_serials(&snapshot);
         self.store.store(Arc::new(snapshot));

@@ -240,6 +240,9 @@ pub struct SecondaryStatus {
     pub serial: Option<u32>,
     /// Seconds since the primary last confirmed our version.
     pub confirmed_secs_ago: Option<u64>,
+    /// Seconds left before the zone expires (is withdrawn) if the primary stays silent; 0
+    /// once expired.
+    pub expires_in: Option<u64>,
     /// The last error, if the last check failed.
     pub last_error: Option<String>,
 }
@@ -282,9 +285,12 @@ impl Secondaries {
         }
     }
 
-    /// Ready once every zone has been loaded at least once.
+    /// Ready once every zone has been loaded at least once, unless every zone has expired
+    /// since (then nothing is served at all: every answer would be REFUSED).
     pub fn ready(&self) -> bool {
-        self.zones.iter().all(|z| z.lock().held.is_some())
+        let all_loaded = self.zones.iter().all(|z| z.lock().held.is_some());
+        let any_served = self.zones.iter().any(|z| z.lock().published);
+        all_loaded && any_served
     }
 
     /// Per-zone state.
@@ -298,6 +304,9 @@ impl Secondaries {
                     primary: z.cfg.primary.clone(),
                     serial: s.held.as_ref().filter(|_| s.published).map(|h| h.serial),
                     confirmed_secs_ago: s.confirmed.map(|t| t.elapsed().as_secs()),
+                    expires_in: z.timers_of(&s).zip(s.confirmed).map(|((_, _, expire), at)| {
+                        if s.published { expire.saturating_sub(at.elapsed()).as_secs() } else { 0 }
+                    }),
                     last_error: s.last_error.clone(),
                 }
             })

@@ -28,10 +28,11 @@ use crate::publish::{Publisher, R53Zone};
 #[derive(Debug, Default)]
 pub struct SyncStatus {
     ready: AtomicBool,
-    last_ok: StdMutex<Option<Instant>>,
+    /// Unix time of the last sweep that listed every zone completely (0: never), as carried
+    /// by the saved snapshot and by replication: the age of the data, wherever it is served.
+    confirmed: AtomicU64,
     sweeps: AtomicU64,
     failures: AtomicU64,
-    max_staleness: Option<Duration>,
     zones: StdMutex<Vec<ZoneStatus>>,
 }
 
@@ -55,17 +56,13 @@ pub struct ZoneStatus {
 }
 
 impl SyncStatus {
-    /// Ready: the first sweep published every zone (or a saved snapshot was loaded), and the
-    /// last good sweep is no older than `max-staleness`, if one is set.
+    /// Ready once there is data to serve: a sweep published, a saved snapshot was loaded, or
+    /// (on a replica) a snapshot was received. Stale data never makes a server unready: an
+    /// AWS or credential outage reaches every replica at the same moment, and taking them all
+    /// out of service would turn it into a DNS outage. Staleness shows in
+    /// `r53dns_snapshot_age_seconds` and its alert instead.
     pub fn ready(&self) -> bool {
-        if !self.ready.load(Ordering::Relaxed) {
-            return false;
-        }
-        match (self.max_staleness, *self.last_ok.lock().unwrap_or_else(|p| p.into_inner())) {
-            (Some(max), Some(at)) => at.elapsed() <= max,
-            (Some(_), None) => false,
-            (None, _) => true,
-        }
+        self.ready.load(Ordering::Relaxed)
     }
 
     /// Sweeps done and failed.
@@ -78,10 +75,31 @@ impl SyncStatus {
         self.zones.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Time since the last good sweep.
+    /// Time since Route53 last confirmed the data (a sweep that listed every zone), also
+    /// across restarts and replication.
     pub fn age(&self) -> Option<Duration> {
-        self.last_ok.lock().unwrap_or_else(|p| p.into_inner()).map(|t| t.elapsed())
+        let at = self.confirmed_at()?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        Some(Duration::from_secs(now.saturating_sub(at)))
     }
+
+    /// Unix time of the confirmation [`SyncStatus::age`] counts from.
+    pub fn confirmed_at(&self) -> Option<u64> {
+        Some(self.confirmed.load(Ordering::Relaxed)).filter(|&t| t != 0)
+    }
+
+    /// Notes a confirmation at Unix time `at` (never moves back).
+    pub(crate) fn confirm(&self, at: u64) {
+        self.confirmed.fetch_max(at, Ordering::Relaxed);
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn unix_of(t: SystemTime) -> Option<u64> {
+    t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +136,11 @@ pub struct Syncer {
     trigger: Notify,
     /// Zones with a re-fetch scheduled after an UPDATE.
     resync_pending: StdMutex<BTreeSet<String>>,
+    /// Where published data is offered to replicas, if anywhere.
+    hub: Option<Arc<crate::replicate::Hub>>,
+    /// A replica: data comes from another r53dns ([`Syncer::apply_replica`]), never from
+    /// the API, and serials are the source's.
+    replica: bool,
 }
 
 /// Where an UPDATE for a zone goes.
@@ -222,17 +245,46 @@ impl Syncer {
             let client = aws_sdk_route53::Client::from_conf(client_config(&conf, timeout));
             clients.push(observe(Route53::new(client, budget.clone(), RetryPolicy::default(), a.role_arn.clone())));
         }
-        let status = Arc::new(SyncStatus { max_staleness: cfg.max_staleness, ..Default::default() });
-        Ok(Arc::new(Self {
+        Ok(Arc::new(Self::with_clients(cfg, publisher, metrics, clients, false)))
+    }
+
+    /// A replica's holder of Route53 data: no API clients and no AWS identity; the data
+    /// arrives through [`Syncer::apply_replica`].
+    pub fn replica(
+        cfg: Route53Config,
+        publisher: Arc<Publisher>,
+        metrics: Option<Arc<r53dns_metrics::Metrics>>,
+    ) -> Arc<Self> {
+        Arc::new(Self::with_clients(cfg, publisher, metrics, Vec::new(), true))
+    }
+
+    fn with_clients(
+        cfg: Route53Config,
+        publisher: Arc<Publisher>,
+        metrics: Option<Arc<r53dns_metrics::Metrics>>,
+        clients: Vec<Route53>,
+        replica: bool,
+    ) -> Self {
+        Self {
             cfg,
             metrics,
             clients,
             state: Mutex::new(State::default()),
             publisher,
-            status,
+            status: Arc::new(SyncStatus::default()),
             trigger: Notify::new(),
             resync_pending: StdMutex::default(),
-        }))
+            hub: None,
+            replica,
+        }
+    }
+
+    /// Offers every published version to replicas through `hub`.
+    pub fn with_hub(mut self: Arc<Self>, hub: Arc<crate::replicate::Hub>) -> Arc<Self> {
+        if let Some(me) = Arc::get_mut(&mut self) {
+            me.hub = Some(hub);
+        }
+        self
     }
 
     /// The Route53 zones in effect, with their hosted-zone records.
@@ -272,7 +324,44 @@ impl Syncer {
         let Some(saved) = persist::load(dir) else {
             return false;
         };
+        let n = self.replace(saved).await;
+        tracing::info!(zones = n, dir = %dir.display(), "serving the saved Route53 snapshot while the first sweep runs");
+        true
+    }
+
+    /// Serves `saved` as received from the replication source: every zone with the source's
+    /// serial, zones it no longer has gone. Returns the zones served.
+    pub async fn apply_replica(&self, saved: Saved) -> usize {
+        self.replace(saved).await
+    }
+
+    /// The serial a replica serves for each zone it holds, by hosted zone ID.
+    pub async fn serials(&self) -> HashMap<String, u32> {
+        self.state
+            .lock()
+            .await
+            .zones
+            .iter()
+            .filter(|(_, z)| z.built.is_some())
+            .map(|(id, z)| (id.clone(), z.serial))
+            .collect()
+    }
+
+    /// Replaces every zone with `saved` and publishes.
+    async fn replace(&self, saved: Saved) -> usize {
+        if let Some(at) = saved.confirmed {
+            self.status.confirm(at);
+        }
+        // A replica serves its source's views unless configured with its own.
+        if self.replica
+            && self.cfg.internal_networks.is_empty()
+            && let Some(nets) = &saved.internal_networks
+        {
+            self.publisher
+                .set_internal_networks(nets.iter().filter_map(|n| r53dns_zone::routing::parse_prefix(n)).collect());
+        }
         let mut st = self.state.lock().await;
+        st.zones.clear();
         st.health = saved.health.into_iter().collect();
         st.cidr = saved
             .cidr
@@ -289,7 +378,7 @@ impl Syncer {
                     built: None,
                     hash: unhex(&z.hash),
                     serial: z.serial,
-                    last_ok: None,
+                    last_ok: z.confirmed.map(|t| UNIX_EPOCH + Duration::from_secs(t)),
                     last_error: None,
                     endpoints: Vec::new(),
                     updated: None,
@@ -301,8 +390,7 @@ impl Syncer {
         let n = st.zones.values().filter(|z| z.built.is_some()).count();
         self.publish(&st).await;
         self.status.ready.store(true, Ordering::Relaxed);
-        tracing::info!(zones = n, dir = %dir.display(), "serving the saved Route53 snapshot while the first sweep runs");
-        true
+        n
     }
 
     /// Converts `ids` from the stored records; a failure keeps the zone's last good version.
@@ -321,9 +409,13 @@ impl Syncer {
             if entry.records.is_empty() {
                 continue;
             }
-            // The serial in effect (from this run or the saved snapshot) is the one to keep.
+            // The serial in effect (from this run or the saved snapshot) is the one to keep;
+            // a replica serves its source's serial whatever it computes.
             let prev = (entry.serial != 0).then_some((entry.hash, entry.serial));
-            match convert(id, &inputs, |h| next_serial(prev.as_ref().map(|(ph, s)| (ph, *s)), h)) {
+            let pinned = self.replica.then_some(entry.serial).filter(|&s| s != 0);
+            match convert(id, &inputs, |h| {
+                pinned.unwrap_or_else(|| next_serial(prev.as_ref().map(|(ph, s)| (ph, *s)), h))
+            }) {
                 Ok(c) => {
                     for w in &c.warnings {
                         tracing::warn!(zone = %entry.hz.name, "{w}");
@@ -363,6 +455,32 @@ impl Syncer {
             })
             .collect();
         *self.status.zones.lock().unwrap_or_else(|p| p.into_inner()) = statuses;
+        let health: Vec<(String, bool)> = st.health.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let cidr: Vec<(String, String, Vec<String>)> = st
+            .cidr
+            .iter()
+            .map(|((c, l), b)| (c.clone(), l.clone(), b.iter().map(|(a, n)| format!("{a}/{n}")).collect()))
+            .collect();
+        let endpoints: Vec<_> = st.endpoints.iter().map(|(n, e)| (n.clone(), e.a.clone(), e.aaaa.clone())).collect();
+        let networks: Vec<String> =
+            self.publisher.internal_networks().iter().map(|(a, l)| format!("{a}/{l}")).collect();
+        if let Some(hub) = &self.hub {
+            let zones = st.zones.values().filter(|z| z.built.is_some()).map(|z| crate::replicate::ZoneRef {
+                zone: &z.hz,
+                records: &z.records,
+                serial: z.serial,
+                hash: hex(&z.hash),
+                confirmed: z.last_ok.and_then(unix_of),
+            });
+            hub.publish(
+                zones,
+                health.clone(),
+                cidr.clone(),
+                endpoints.clone(),
+                networks.clone(),
+                self.status.confirmed_at(),
+            );
+        }
         if let Some(dir) = &self.cfg.state_dir {
             let saved = Saved {
                 zones: st
@@ -374,15 +492,14 @@ impl Syncer {
                         records: z.records.clone(),
                         serial: z.serial,
                         hash: hex(&z.hash),
+                        confirmed: z.last_ok.and_then(unix_of),
                     })
                     .collect(),
-                health: st.health.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-                cidr: st
-                    .cidr
-                    .iter()
-                    .map(|((c, l), b)| (c.clone(), l.clone(), b.iter().map(|(a, n)| format!("{a}/{n}")).collect()))
-                    .collect(),
-                endpoints: st.endpoints.iter().map(|(n, e)| (n.clone(), e.a.clone(), e.aaaa.clone())).collect(),
+                health,
+                cidr,
+                endpoints,
+                confirmed: self.status.confirmed_at(),
+                internal_networks: self.replica.then_some(networks),
             };
             let dir = dir.clone();
             let result = tokio::task::spawn_blocking(move || persist::save(&dir, &saved)).await;
@@ -482,6 +599,10 @@ impl Syncer {
                 None => {}
             }
         }
+        if report.failed.is_empty() {
+            // Every zone listed completely: the data is as Route53 has it now.
+            self.status.confirm(unix_now());
+        }
         let all: Vec<String> = st.zones.keys().cloned().collect();
         let mut changed = Vec::new();
         self.convert_all(&mut st, &all, &mut changed);
@@ -492,11 +613,10 @@ impl Syncer {
         report.publish = publishing.elapsed();
         let complete = st.zones.values().all(|z| z.built.is_some());
         drop(st);
-        if complete {
+        // Ready as soon as every zone is served, or after a second sweep whatever failed: a
+        // zone that keeps failing is alerted on, and must not keep the others out of service.
+        if complete || self.status.sweeps.load(Ordering::Relaxed) >= 2 {
             self.status.ready.store(true, Ordering::Relaxed);
-        }
-        if report.failed.is_empty() {
-            *self.status.last_ok.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         }
         Ok(report)
     }

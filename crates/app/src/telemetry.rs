@@ -42,6 +42,8 @@ pub(crate) struct AppProbes {
     pub(crate) syncer: Option<Arc<Syncer>>,
     pub(crate) status: Option<Arc<SyncStatus>>,
     pub(crate) secondaries: Option<Arc<crate::secondary::Secondaries>>,
+    pub(crate) follower: Option<Arc<crate::replicate::FollowStatus>>,
+    pub(crate) draining: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -65,7 +67,36 @@ struct ZoneJson {
 
 impl Probes for AppProbes {
     fn ready(&self) -> bool {
-        self.status.as_ref().is_none_or(|s| s.ready()) && self.secondaries.as_ref().is_none_or(|s| s.ready())
+        !self.draining.load(std::sync::atomic::Ordering::Relaxed)
+            && self.status.as_ref().is_none_or(|s| s.ready())
+            && self.secondaries.as_ref().is_none_or(|s| s.ready())
+    }
+
+    fn readiness_detail(&self) -> String {
+        if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            return "draining (shutting down)".into();
+        }
+        let mut parts = Vec::new();
+        if let Some(s) = &self.status {
+            match (s.ready(), s.age()) {
+                (false, _) => parts.push("no Route53 data yet".to_owned()),
+                (true, Some(age)) => parts.push(format!("data confirmed {}s ago", age.as_secs())),
+                (true, None) => parts.push("data never confirmed by a complete sweep".to_owned()),
+            }
+        }
+        if let Some(f) = &self.follower {
+            match f.lag() {
+                Some(lag) => parts.push(format!("source last heard {lag}s ago")),
+                None => parts.push("source not reached yet".to_owned()),
+            }
+        }
+        if let Some(sec) = &self.secondaries {
+            let st = sec.status();
+            let expired = st.iter().filter(|z| z.expires_in == Some(0)).count();
+            let missing = st.iter().filter(|z| z.serial.is_none()).count();
+            parts.push(format!("{} secondary zones, {missing} not served, {expired} expired", st.len()));
+        }
+        parts.join("; ")
     }
 
     fn trigger_sync(&self) -> bool {
@@ -135,6 +166,30 @@ impl Probes for AppProbes {
             }
             if let Some(age) = status.age() {
                 m.snapshot_age.set(age.as_secs_f64());
+            }
+        }
+        if let Some(f) = &self.follower {
+            m.replication_lag.set(f.lag().map_or(f64::NAN, |l| l as f64));
+            m.replication_serial_behind.set(f.behind() as f64);
+        }
+        if let Some(sec) = &self.secondaries {
+            m.secondary_expire.reset();
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let mut oldest = None::<u64>;
+            for z in sec.status() {
+                if let Some(left) = z.expires_in {
+                    m.secondary_expire.with_label_values(&[z.name.as_str()]).set(left as f64);
+                }
+                if let Some(ago) = z.confirmed_secs_ago {
+                    m.zone_last_sync.with_label_values(&[z.name.as_str()]).set(now.saturating_sub(ago) as f64);
+                    oldest = Some(oldest.map_or(ago, |o| o.max(ago)));
+                }
+            }
+            // Without Route53 data, the age is that of the least recently confirmed zone.
+            if self.status.is_none()
+                && let Some(ago) = oldest
+            {
+                m.snapshot_age.set(ago as f64);
             }
         }
     }

@@ -212,7 +212,7 @@ pub struct Metrics {
     pub zone_records: IntGaugeVec,
     /// SOA serial per zone.
     pub zone_serial: IntGaugeVec,
-    /// Unix time of the last successful fetch per Route53 zone.
+    /// Unix time each zone was last confirmed by its origin.
     pub zone_last_sync: GaugeVec,
     /// Failed fetches or conversions per Route53 zone.
     pub zone_sync_failures: IntCounterVec,
@@ -226,7 +226,7 @@ pub struct Metrics {
     pub api_throttles: IntCounter,
     /// Route53 calls retried.
     pub api_retries: IntCounter,
-    /// Seconds since the last good Route53 sweep (or since the snapshot was built).
+    /// Seconds since the served data was last confirmed by its origin.
     pub snapshot_age: Gauge,
     /// Alias targets (AWS endpoints) that could not be resolved.
     pub alias_failures: IntCounter,
@@ -238,6 +238,24 @@ pub struct Metrics {
     /// Refreshes of secondary zones by zone and outcome (`axfr`, `ixfr`, `current`,
     /// `failed`).
     pub transfers_in: IntCounterVec,
+    /// Seconds left before a secondary zone expires if its primary stays silent.
+    pub secondary_expire: GaugeVec,
+    /// Snapshot requests served to replicas, by outcome (`manifest`, `not_modified`, `zone`,
+    /// `refused`).
+    pub replication_requests: IntCounterVec,
+    /// Bytes of zone objects sent to replicas.
+    pub replication_bytes_sent: IntCounter,
+    /// Bytes received from the replication source.
+    pub replication_bytes_received: IntCounter,
+    /// Rounds with the replication source, by outcome (`applied`, `unchanged`, `failed`).
+    pub replication_fetches: IntCounterVec,
+    /// Snapshots refused, by reason (`damaged`, `version`, `inconsistent`, `serial_back`,
+    /// `too_large`).
+    pub replication_refused: IntCounterVec,
+    /// Seconds since the replication source last answered.
+    pub replication_lag: Gauge,
+    /// Largest serial step the source has that this replica does not serve yet.
+    pub replication_serial_behind: Gauge,
 }
 
 impl Metrics {
@@ -263,7 +281,7 @@ impl Metrics {
         let zone_last_sync = make!(GaugeVec::new(
             Opts::new(
                 "r53dns_zone_last_sync_timestamp_seconds",
-                "Unix time of the last successful fetch of a Route53 zone."
+                "Unix time a zone was last confirmed by its origin (a complete Route53 listing, or the primary of a secondary zone)."
             ),
             &["zone"]
         ));
@@ -285,8 +303,10 @@ impl Metrics {
         ));
         let api_throttles = make!(IntCounter::new("r53dns_route53_throttles_total", "Route53 throttling responses."));
         let api_retries = make!(IntCounter::new("r53dns_route53_retries_total", "Route53 API calls retried."));
-        let snapshot_age =
-            make!(Gauge::new("r53dns_snapshot_age_seconds", "Seconds since the last good Route53 sweep."));
+        let snapshot_age = make!(Gauge::new(
+            "r53dns_snapshot_age_seconds",
+            "Seconds since the served data was last confirmed by its origin: a Route53 sweep that listed every zone (on a replica, its source's), or the least recently confirmed secondary zone."
+        ));
         let alias_failures = make!(IntCounter::new(
             "r53dns_alias_resolution_failures_total",
             "Alias targets (AWS endpoints) that did not resolve."
@@ -302,6 +322,48 @@ impl Metrics {
                 "Refreshes of secondary zones from their primary, by outcome (axfr, ixfr, current, failed)."
             ),
             &["zone", "outcome"]
+        ));
+        let secondary_expire = make!(GaugeVec::new(
+            Opts::new(
+                "r53dns_secondary_expire_seconds",
+                "Seconds left before a secondary zone is withdrawn if its primary stays silent (SOA expire)."
+            ),
+            &["zone"]
+        ));
+        let replication_requests = make!(IntCounterVec::new(
+            Opts::new(
+                "r53dns_replication_requests_total",
+                "Snapshot requests from replicas, by outcome (manifest, not_modified, zone, refused)."
+            ),
+            &["outcome"]
+        ));
+        let replication_bytes_sent =
+            make!(IntCounter::new("r53dns_replication_sent_bytes_total", "Bytes of zone objects sent to replicas."));
+        let replication_bytes_received = make!(IntCounter::new(
+            "r53dns_replication_received_bytes_total",
+            "Bytes received from the replication source."
+        ));
+        let replication_fetches = make!(IntCounterVec::new(
+            Opts::new(
+                "r53dns_replication_fetches_total",
+                "Rounds with the replication source, by outcome (applied, unchanged, failed)."
+            ),
+            &["outcome"]
+        ));
+        let replication_refused = make!(IntCounterVec::new(
+            Opts::new(
+                "r53dns_replication_refused_total",
+                "Snapshots from the source refused, by reason (damaged, version, inconsistent, serial_back, too_large)."
+            ),
+            &["reason"]
+        ));
+        let replication_lag = make!(Gauge::new(
+            "r53dns_replication_lag_seconds",
+            "Seconds since the replication source last answered (0 while following)."
+        ));
+        let replication_serial_behind = make!(Gauge::new(
+            "r53dns_replication_serial_behind",
+            "Largest serial step the source has that this replica does not serve yet."
         ));
         let build = make!(IntGaugeVec::new(Opts::new("r53dns_build_info", "Build information."), &["version"]));
         build.with_label_values(&[version]).set(1);
@@ -322,6 +384,14 @@ impl Metrics {
             ready,
             updates,
             transfers_in,
+            secondary_expire,
+            replication_requests,
+            replication_bytes_sent,
+            replication_bytes_received,
+            replication_fetches,
+            replication_refused,
+            replication_lag,
+            replication_serial_behind,
         }
     }
 
@@ -349,8 +419,12 @@ impl Metrics {
 
 /// What the HTTP endpoint asks of the rest of the process.
 pub trait Probes: Send + Sync + 'static {
-    /// Whether a snapshot is loaded (and fresh enough).
+    /// Whether there is data to serve and the process is not shutting down.
     fn ready(&self) -> bool;
+    /// One line on why the process is (not) ready, for the `/readyz` body.
+    fn readiness_detail(&self) -> String {
+        String::new()
+    }
     /// Triggers a Route53 sweep; false when there is no Route53 source.
     fn trigger_sync(&self) -> bool;
     /// Zones as JSON.
@@ -377,10 +451,12 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
+    let detail = s.probes.readiness_detail();
+    let sep = if detail.is_empty() { "" } else { ": " };
     if s.probes.ready() {
-        (StatusCode::OK, "ready\n").into_response()
+        (StatusCode::OK, format!("ready{sep}{detail}\n")).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready{sep}{detail}\n")).into_response()
     }
 }
 
@@ -403,11 +479,14 @@ async fn zones(State(s): State<AppState>) -> Response {
 }
 
 /// Serves HTTP on `listener` until `shutdown`. Admin routes answer 403 unless `admin`.
+/// `extra` adds routes of the caller's (they see the client address as
+/// `ConnectInfo<SocketAddr>`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     probes: Arc<dyn Probes>,
     admin: bool,
+    extra: Option<axum::Router>,
     shutdown: CancellationToken,
 ) {
     let app = axum::Router::new()
@@ -417,11 +496,18 @@ pub async fn serve(
         .route("/sync", post(sync))
         .route("/zones", get(zones))
         .with_state(AppState { metrics, probes, admin });
+    let app = match extra {
+        Some(r) => app.merge(r),
+        None => app,
+    };
     if let Ok(addr) = listener.local_addr() {
         let addr: SocketAddr = addr;
         tracing::info!(%addr, admin, "serving HTTP");
     }
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await {
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) =
+        axum::serve(listener, service).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    {
         tracing::error!(error = %e, "HTTP endpoint stopped");
     }
 }
