@@ -37,16 +37,26 @@ fn systemd_unit_verifies() {
 }
 
 #[test]
-fn kubernetes_manifests_validate() {
+fn kubernetes_fleet_validates_and_its_configs_check() {
     let k8s = deploy().join("kubernetes");
-    let standard = ["serviceaccount.yaml", "configmap.yaml", "deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml"];
+    let standard = [
+        "serviceaccount.yaml",
+        "configmap.yaml",
+        "syncer.yaml",
+        "syncer-service.yaml",
+        "replica.yaml",
+        "service.yaml",
+        "hpa.yaml",
+        "pdb.yaml",
+    ];
     let mut cmd = Command::new(tools_bin("kubernetes-validate"));
     cmd.args(["--strict", "-k", "1.30.0"]);
     for f in standard {
         cmd.arg(k8s.join(f));
     }
     run_ok(&mut cmd);
-    // The alert rules of the PrometheusRule, checked by promtool.
+    // The alert rules of the PrometheusRule: checked by promtool, and tested on the
+    // situations they exist for (tests/data/alerts/*.test.yaml).
     let rule: String = {
         let py = format!(
             "import yaml,sys; d=yaml.safe_load(open('{}')); assert d['kind']=='PrometheusRule'; \
@@ -56,59 +66,54 @@ fn kubernetes_manifests_validate() {
         run_ok(Command::new(tools_bin("python")).args(["-c", &py]))
     };
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.yaml");
-    std::fs::write(&rules, rule).unwrap();
-    run_ok(Command::new("promtool").args(["check", "rules"]).arg(&rules));
-    // ServiceMonitor and kustomization: well-formed, and the kustomization lists every file.
-    let py = format!(
-        "import yaml,os; d='{}'; k=yaml.safe_load(open(os.path.join(d,'kustomization.yaml'))); \
-         s=yaml.safe_load(open(os.path.join(d,'servicemonitor.yaml'))); assert s['spec']['endpoints'][0]['port']=='metrics'; \
-         files=set(f for f in os.listdir(d) if f.endswith('.yaml') and f!='kustomization.yaml'); \
-         assert set(k['resources'])==files, (k['resources'], files)",
-        k8s.display()
-    );
-    run_ok(Command::new(tools_bin("python")).args(["-c", &py]));
-}
-
-#[test]
-fn fleet_manifests_validate_and_their_configs_check() {
-    let fleet = deploy().join("kubernetes/fleet");
-    let files: Vec<PathBuf> = std::fs::read_dir(&fleet)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml") && !p.ends_with("kustomization.yaml"))
-        .collect();
-    assert!(files.len() >= 8, "{files:?}");
-    let scratch = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(tools_bin("kubernetes-validate"));
-    cmd.args(["--strict", "-k", "1.30.0"]).args(&files);
-    run_ok(&mut cmd);
+    std::fs::write(dir.path().join("rules.yaml"), rule).unwrap();
+    run_ok(Command::new("promtool").args(["check", "rules"]).arg(dir.path().join("rules.yaml")));
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/alerts/fleet.test.yaml");
+    std::fs::copy(&tests, dir.path().join("fleet.test.yaml")).unwrap();
+    let out = run_ok(Command::new("promtool").args(["test", "rules"]).arg(dir.path().join("fleet.test.yaml")));
+    assert!(out.contains("SUCCESS"), "{out}");
+    // The kustomization lists every file; the ServiceMonitor scrapes both Services (syncer and
+    // replicas), each with a metrics port; one syncer sweeps, the replicas have no AWS identity.
     let py = format!(
         "import yaml,os; d='{}'; k=yaml.safe_load(open(os.path.join(d,'kustomization.yaml'))); \
          files=set(f for f in os.listdir(d) if f.endswith('.yaml') and f!='kustomization.yaml'); \
          assert set(k['resources'])==files, (k['resources'], files); \
+         sm=yaml.safe_load(open(os.path.join(d,'servicemonitor.yaml'))); \
+         assert sm['spec']['endpoints'][0]['port']=='metrics'; sel=sm['spec']['selector']['matchLabels']; \
+         svcs=[yaml.safe_load(open(os.path.join(d,f))) for f in ('service.yaml','syncer-service.yaml')]; \
+         assert all(all(s['metadata']['labels'].get(a)==b for a,b in sel.items()) for s in svcs); \
+         assert all(any(p['name']=='metrics' for p in s['spec']['ports']) for s in svcs); \
+         sy=yaml.safe_load(open(os.path.join(d,'syncer.yaml'))); assert sy['spec']['replicas']==1; \
+         rp=yaml.safe_load(open(os.path.join(d,'replica.yaml'))); t=rp['spec']['template']['spec']; \
+         assert 'serviceAccountName' not in t and t['automountServiceAccountToken'] is False; \
+         assert t['terminationGracePeriodSeconds'] > 5; \
          cm=yaml.safe_load(open(os.path.join(d,'configmap.yaml'))); \
-         [open(os.path.join('{}', n), 'w').write(t) for n, t in cm['data'].items()]",
-        fleet.display(),
-        scratch.path().display()
+         [open(os.path.join('{}', n), 'w').write(v) for n, v in cm['data'].items()]",
+        k8s.display(),
+        dir.path().display()
     );
     run_ok(Command::new(tools_bin("python")).args(["-c", &py]));
-    // Both configurations pass `r53dns check`; the follower's needs no AWS at all.
-    for name in ["syncer.toml", "follower.toml"] {
+    // Both configurations pass `r53dns check`; the replica's needs no AWS at all.
+    for name in ["syncer.toml", "replica.toml"] {
         let out = Command::new(env!("CARGO_BIN_EXE_r53dns"))
             .args(["check", "--config"])
-            .arg(scratch.path().join(name))
+            .arg(dir.path().join(name))
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .output()
             .unwrap();
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("warning"),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let follower = std::fs::read_to_string(scratch.path().join("follower.toml")).unwrap();
-    assert!(follower.contains("[[secondary]]") && !follower.contains("[route53]"));
+    let replica = std::fs::read_to_string(dir.path().join("replica.toml")).unwrap();
+    assert!(replica.contains("[follow]") && !replica.contains("enabled = true"), "{replica}");
 }
 
 #[test]
-fn json_and_yaml_files_parse_and_the_example_config_checks() {
+fn json_and_yaml_files_parse_and_the_read_policy_covers_the_sync() {
     for f in ["aws/iam-policy-read.json", "aws/iam-policy-update.json", "grafana/r53dns.json"] {
         let text = std::fs::read_to_string(deploy().join(f)).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
@@ -123,22 +128,4 @@ fn json_and_yaml_files_parse_and_the_example_config_checks() {
     {
         assert!(policy.contains(&format!("route53:{action}")), "{action}");
     }
-    // The configuration shipped in the ConfigMap is valid.
-    let cm = std::fs::read_to_string(deploy().join("kubernetes/configmap.yaml")).unwrap();
-    let toml_text: String = cm
-        .lines()
-        .skip_while(|l| !l.contains("r53dns.toml: |"))
-        .skip(1)
-        .map(|l| format!("{}\n", l.trim_start()))
-        .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("r53dns.toml");
-    std::fs::write(&cfg, toml_text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_r53dns"))
-        .args(["check", "--config"])
-        .arg(&cfg)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
