@@ -163,7 +163,8 @@ struct Opts {
     /// On SIGTERM, keep answering this long while /readyz fails (default 5s; 0s: stop at once).
     #[arg(long, value_parser = humantime::parse_duration, env = "R53DNS_DRAIN")]
     drain: Option<Duration>,
-    /// Be a replica: serve exactly what the r53dns at this HTTP endpoint serves (http://HOST:PORT).
+    /// Be a replica: serve exactly what this source serves (http://HOST:PORT of its HTTP
+    /// endpoint, or s3://BUCKET/PREFIX).
     #[arg(long, value_name = "URL", env = "R53DNS_FOLLOW")]
     follow: Option<String>,
     /// File with the bearer token for `--follow`.
@@ -178,6 +179,9 @@ struct Opts {
     /// File with the bearer token replicas must send.
     #[arg(long, value_name = "FILE", env = "R53DNS_REPLICATION_TOKEN_FILE")]
     replication_token_file: Option<PathBuf>,
+    /// Also write every version to S3 (s3://BUCKET/PREFIX), for replicas and other syncers.
+    #[arg(long, value_name = "URL", env = "R53DNS_REPLICATION_S3")]
+    replication_s3: Option<String>,
 }
 
 impl Opts {
@@ -232,6 +236,7 @@ impl Opts {
                 enabled: self.replication.then_some(true),
                 allow: self.replication_allow.clone(),
                 token_file: self.replication_token_file.clone(),
+                s3: self.replication_s3.clone(),
             },
             follow: r53dns_app::config::FollowSpec {
                 source: self.follow.clone(),

@@ -114,7 +114,13 @@ fn kubernetes_fleet_validates_and_its_configs_check() {
 
 #[test]
 fn json_and_yaml_files_parse_and_the_read_policy_covers_the_sync() {
-    for f in ["aws/iam-policy-read.json", "aws/iam-policy-update.json", "grafana/r53dns.json"] {
+    for f in [
+        "aws/iam-policy-read.json",
+        "aws/iam-policy-update.json",
+        "aws/iam-policy-snapshots-write.json",
+        "aws/iam-policy-snapshots-read.json",
+        "grafana/r53dns.json",
+    ] {
         let text = std::fs::read_to_string(deploy().join(f)).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert!(v.is_object(), "{f}");
@@ -127,5 +133,13 @@ fn json_and_yaml_files_parse_and_the_read_policy_covers_the_sync() {
         ["ListHostedZones", "GetHostedZone", "ListResourceRecordSets", "GetHealthCheckStatus", "ListCidrBlocks"]
     {
         assert!(policy.contains(&format!("route53:{action}")), "{action}");
+    }
+    // Replicas following S3 need reading only; syncers writing there need what the
+    // conditional writes and the clean-up of old zone objects use.
+    let read = std::fs::read_to_string(deploy().join("aws/iam-policy-snapshots-read.json")).unwrap();
+    assert!(read.contains("s3:GetObject") && !read.contains("s3:PutObject"));
+    let write = std::fs::read_to_string(deploy().join("aws/iam-policy-snapshots-write.json")).unwrap();
+    for action in ["GetObject", "PutObject", "DeleteObject"] {
+        assert!(write.contains(&format!("s3:{action}")), "{action}");
     }
 }

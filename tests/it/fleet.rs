@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::route53::eventually;
 use crate::support::dns::{Query, Response, ask, parse};
-use crate::support::moto::{Fault, FaultProxy, Moto, Seeder, aws_env, rrset, weighted};
+use crate::support::moto::{Fault, FaultProxy, Moto, Seeder, aws_env, create_bucket, rrset, weighted};
 use crate::support::server::Binary;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -61,6 +61,20 @@ fn replica(source: &str, extra: &[&str]) -> Binary {
     Binary::serve(&args)
 }
 
+/// A replica following `s3://…` in the emulator at `endpoint`, polling every 200 ms; its
+/// AWS access is S3 only (the emulator serves nothing else to it: no Route53 endpoint).
+fn s3_replica(endpoint: &str, url: &str, dir: &std::path::Path) -> Binary {
+    let config = dir.join(format!("s3-replica-{}.toml", rand::random::<u32>()));
+    std::fs::write(&config, format!("[follow]\nsource = \"{url}\"\npoll-interval = \"200ms\"\n")).unwrap();
+    let env: Vec<(&str, String)> = aws_env(endpoint)
+        .into_iter()
+        .filter(|(k, _)| *k != "AWS_ENDPOINT_URL_ROUTE_53" && *k != "AWS_ENDPOINT_URL")
+        .collect();
+    let mut env = env;
+    env.push(("AWS_ENDPOINT_URL_S3", endpoint.to_owned()));
+    Binary::serve_with(&["--config", &config.display().to_string(), "--drain", "0s"], &env)
+}
+
 fn source_of(b: &Binary) -> String {
     format!("http://{}", b.http.unwrap())
 }
@@ -99,11 +113,31 @@ fn replicas_serve_every_route53_semantic_and_find_new_zones_with_no_route53_call
     let rt = rt();
     let s = rt.block_on(Seeder::new(&moto.endpoint()));
     rt.block_on(seed(&s));
-    let sync = syncer(&proxy.endpoint(), &[]);
+    rt.block_on(create_bucket(&moto.endpoint(), "snapshots"));
+    // The syncer reaches Route53 through the counting proxy and S3 directly.
+    let mut env = aws_env(&proxy.endpoint());
+    env.push(("AWS_ENDPOINT_URL_S3", moto.endpoint()));
+    let mut args = vec![
+        "--route53",
+        "--refresh",
+        "1s",
+        "--internal-network",
+        "127.0.0.2/32",
+        "--replication",
+        "--replication-allow",
+        "127.0.0.0/8",
+        "--replication-s3",
+        "s3://snapshots/fleet",
+    ];
+    args.extend(["--drain", "0s"]);
+    let sync = Binary::serve_with(&args, &env);
     let (sync_dns, source) = (sync.addr.unwrap(), source_of(&sync));
     eventually(Duration::from_secs(20), || answers(sync_dns, "www.corp.example.", "A").len() == 1)
         .expect("the syncer never served");
-    let replicas: Vec<Binary> = (0..3).map(|_| replica(&source, &[])).collect();
+    let dir = tempfile::tempdir().unwrap();
+    // Three replicas by HTTP, three by S3.
+    let mut replicas: Vec<Binary> = (0..3).map(|_| replica(&source, &[])).collect();
+    replicas.extend((0..3).map(|_| s3_replica(&moto.endpoint(), "s3://snapshots/fleet", dir.path())));
     for r in &replicas {
         let dns = r.addr.unwrap();
         eventually(Duration::from_secs(10), || answers(dns, "w.corp.example.", "A").len() == 1)
@@ -130,7 +164,7 @@ fn replicas_serve_every_route53_semantic_and_find_new_zones_with_no_route53_call
     });
     for r in &replicas {
         let dns = r.addr.unwrap();
-        eventually(Duration::from_secs(3).saturating_sub(created.elapsed()), || {
+        eventually(Duration::from_secs(3).saturating_sub(created.elapsed()).max(Duration::from_millis(100)), || {
             answers(dns, "www.new.example.", "A") == vec!["www.new.example. 60 IN A 192.0.2.77"]
         })
         .unwrap_or_else(|| panic!("replica {dns} did not serve the new zone within 3 s"));
@@ -434,4 +468,111 @@ fn sigterm_drains_before_closing() {
     assert!(status.success(), "{status:?}");
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(6), "exit after {took:?}");
+}
+
+/// The SOA serial and the `www` answer of `zone`, seen in one snapshot: the SOA asked before
+/// and after the same, else `None` (a swap happened in between).
+/// A server being killed may not answer: that is no observation.
+fn observe(addr: SocketAddr, zone: &str) -> Option<(u32, Vec<String>)> {
+    let ask = |name: &str, t: &str| {
+        let raw = crate::support::dns::udp_exchange(addr, &Query::new(name, t).to_wire())?;
+        Some(parse(&raw).ok()?.section("answer"))
+    };
+    let serial = |a: Vec<String>| a.first()?.split_whitespace().nth(6)?.parse::<u32>().ok();
+    let before = serial(ask(zone, "SOA")?)?;
+    let www = ask(&format!("www.{zone}"), "A")?;
+    let after = serial(ask(zone, "SOA")?)?;
+    (before == after).then_some((before, www))
+}
+
+#[test]
+fn two_syncers_killed_at_random_never_move_a_serial_back_or_give_one_serial_two_contents() {
+    use std::collections::HashMap;
+    let moto = Moto::start();
+    let rt = rt();
+    let s = rt.block_on(Seeder::new(&moto.endpoint()));
+    let zone = rt.block_on(async {
+        create_bucket(&moto.endpoint(), "snapshots").await;
+        let id = s.zone("ha.example.", false).await;
+        s.upsert(&id, vec![rrset("www.ha.example.", "A", 60, &["192.0.2.1"])]).await;
+        id
+    });
+    // Different sweep intervals: the two see a change in different seconds, so left to
+    // themselves they would give it different serials (as skewed clocks would).
+    let start_syncer = |which: usize| {
+        let mut env = aws_env(&moto.endpoint());
+        env.push(("AWS_ENDPOINT_URL_S3", moto.endpoint()));
+        let refresh = ["300ms", "1700ms"][which];
+        Binary::serve_with(
+            &["--route53", "--refresh", refresh, "--replication-s3", "s3://snapshots/ha", "--drain", "0s"],
+            &env,
+        )
+    };
+    let mut syncers = [start_syncer(0), start_syncer(1)];
+    let dir = tempfile::tempdir().unwrap();
+    let replica = s3_replica(&moto.endpoint(), "s3://snapshots/ha", dir.path());
+    let rdns = replica.addr.unwrap();
+    eventually(Duration::from_secs(20), || observe(rdns, "ha.example.").is_some_and(|(_, w)| !w.is_empty()))
+        .expect("the replica never served");
+    // Watch the replica (serials must never go back) and every server (one serial, one
+    // content) while the syncers are killed and restarted and Route53 changes.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let targets = Arc::new(Mutex::new(vec![rdns, syncers[0].addr.unwrap(), syncers[1].addr.unwrap()]));
+    let watcher = {
+        let (stop, targets) = (stop.clone(), targets.clone());
+        std::thread::spawn(move || {
+            let mut last = None::<u32>;
+            let mut contents: HashMap<u32, Vec<String>> = HashMap::new();
+            let mut errors = Vec::new();
+            let mut seen = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let addrs = targets.lock().unwrap().clone();
+                for (i, addr) in addrs.iter().enumerate() {
+                    let Some((serial, www)) = observe(*addr, "ha.example.") else { continue };
+                    seen += 1;
+                    if i == 0 {
+                        if let Some(prev) = last
+                            && (serial.wrapping_sub(prev) as i32) < 0
+                        {
+                            errors.push(format!("replica serial went back: {prev} → {serial}"));
+                        }
+                        last = Some(serial);
+                    }
+                    match contents.get(&serial) {
+                        Some(c) if *c != www => errors.push(format!("serial {serial}: {c:?} and {www:?}")),
+                        Some(_) => {}
+                        None => {
+                            contents.insert(serial, www);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (errors, contents.len(), seen)
+        })
+    };
+    for round in 0..20u32 {
+        // A change in Route53 at a random moment, then a kill at another.
+        std::thread::sleep(Duration::from_millis(u64::from(rand::random::<u32>() % 700)));
+        let addr = format!("192.0.2.{}", 10 + round);
+        rt.block_on(s.upsert(&zone, vec![rrset("www.ha.example.", "A", 60, &[addr.as_str()])]));
+        std::thread::sleep(Duration::from_millis(u64::from(rand::random::<u32>() % 700)));
+        let victim = (rand::random::<u32>() % 2) as usize;
+        syncers[victim].signal("KILL");
+        syncers[victim].wait_exit(Duration::from_secs(5)).expect("did not die");
+        syncers[victim] = start_syncer(victim);
+        targets.lock().unwrap()[1 + victim] = syncers[victim].addr.unwrap();
+    }
+    // The last change reaches the replica.
+    let want = vec!["www.ha.example. 60 IN A 192.0.2.29".to_owned()];
+    eventually(Duration::from_secs(20), || observe(rdns, "ha.example.").is_some_and(|(_, w)| w == want))
+        .expect("the last change never reached the replica");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (errors, serials, seen) = watcher.join().unwrap();
+    let conflicts: f64 =
+        syncers.iter().map(|b| metric_sum(b, "r53dns_replication_s3_writes_total{outcome=\"conflict\"}")).sum();
+    eprintln!("{seen} observations, {serials} serials, {conflicts:.0} write conflicts in the last two syncer lives");
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(serials >= 10, "only {serials} serials seen: the changes did not go through");
+    assert_eq!(metric_sum(&replica, "r53dns_replication_refused_total"), 0.0);
 }

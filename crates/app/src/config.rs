@@ -64,6 +64,9 @@ pub struct ReplicationSpec {
     pub allow: Vec<String>,
     /// File holding the bearer token replicas must send (one line).
     pub token_file: Option<PathBuf>,
+    /// `s3://BUCKET/PREFIX`: also write every version there, for replicas that follow S3
+    /// (and for other syncers: writes are conditional, so two syncers may run at once).
+    pub s3: Option<String>,
 }
 
 /// `[follow]`: a replica of another r53dns. It serves exactly what its source serves (both
@@ -80,13 +83,18 @@ pub struct FollowSpec {
     /// How long the source may hold a poll open when nothing changed (default 30s).
     #[serde(default, with = "humantime_serde")]
     pub wait: Option<Duration>,
+    /// Time between two polls of an S3 source (default 5s).
+    #[serde(default, with = "humantime_serde")]
+    pub poll_interval: Option<Duration>,
 }
 
 /// Validated `[replication]`.
 #[derive(Debug, Clone)]
 pub struct ReplicationConfig {
-    /// Who may fetch.
-    pub access: crate::replicate::Access,
+    /// Who may fetch over HTTP, when `GET /snapshot` is served.
+    pub access: Option<crate::replicate::Access>,
+    /// Where versions are written in S3.
+    pub s3: Option<String>,
     spec: ReplicationSpec,
 }
 
@@ -102,8 +110,14 @@ fn read_token(path: &Path, what: &str) -> anyhow::Result<String> {
 
 impl ReplicationSpec {
     fn validate(&self) -> anyhow::Result<Option<ReplicationConfig>> {
+        if let Some(url) = &self.s3 {
+            crate::replicate::s3::parse_url(url).map_err(|e| anyhow::anyhow!("replication.s3: {e}"))?;
+        }
         if !self.enabled.unwrap_or(false) {
-            return Ok(None);
+            if !self.allow.is_empty() || self.token_file.is_some() {
+                bail!("replication: allow and token-file limit GET /snapshot; set replication.enabled (--replication)");
+            }
+            return Ok(self.s3.clone().map(|s3| ReplicationConfig { access: None, s3: Some(s3), spec: self.clone() }));
         }
         let networks = self
             .allow
@@ -122,7 +136,11 @@ impl ReplicationSpec {
                 "replication: the snapshot holds private zones; limit access with replication.allow (networks) and/or replication.token-file"
             );
         }
-        Ok(Some(ReplicationConfig { access: crate::replicate::Access { networks, token_sha256 }, spec: self.clone() }))
+        Ok(Some(ReplicationConfig {
+            access: Some(crate::replicate::Access { networks, token_sha256 }),
+            s3: self.s3.clone(),
+            spec: self.clone(),
+        }))
     }
 }
 
@@ -132,15 +150,33 @@ pub const DEFAULT_FOLLOW_MAX_OBJECT: u64 = 1 << 30;
 impl FollowSpec {
     fn validate(&self, route53: &Route53Spec) -> anyhow::Result<Option<crate::replicate::FollowConfig>> {
         let Some(source) = &self.source else {
-            if self.token_file.is_some() || self.max_object_size.is_some() || self.wait.is_some() {
+            if self.token_file.is_some()
+                || self.max_object_size.is_some()
+                || self.wait.is_some()
+                || self.poll_interval.is_some()
+            {
                 bail!("follow: source is not set (--follow URL)");
             }
             return Ok(None);
         };
-        let uri: hyper::Uri =
-            source.parse().with_context(|| format!("follow.source: '{source}' is not a URL (http://HOST:PORT)"))?;
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-            bail!("follow.source: '{source}' is not http://HOST:PORT (the source's HTTP endpoint)");
+        if source.starts_with("s3://") {
+            crate::replicate::s3::parse_url(source).map_err(|e| anyhow::anyhow!("follow.source: {e}"))?;
+            if self.token_file.is_some() {
+                bail!("follow.token-file: an S3 source is read with AWS credentials, not a token");
+            }
+        } else {
+            let uri: hyper::Uri = source.parse().with_context(|| {
+                format!("follow.source: '{source}' is not a URL (http://HOST:PORT or s3://BUCKET/PREFIX)")
+            })?;
+            if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+                bail!(
+                    "follow.source: '{source}' is not http://HOST:PORT (the source's HTTP endpoint) or s3://BUCKET/PREFIX"
+                );
+            }
+        }
+        let poll_interval = self.poll_interval.unwrap_or(Duration::from_secs(5));
+        if poll_interval < Duration::from_millis(100) {
+            bail!("follow.poll-interval: at least 100ms");
         }
         if route53.enabled.unwrap_or(false) {
             bail!(
@@ -160,6 +196,7 @@ impl FollowSpec {
             token,
             max_object_bytes: self.max_object_size.unwrap_or(DEFAULT_FOLLOW_MAX_OBJECT).max(1024),
             wait,
+            poll_interval,
         }))
     }
 }
@@ -678,6 +715,8 @@ impl Spec {
         f.token_file = fo.token_file.or(f.token_file.take());
         f.max_object_size = fo.max_object_size.or(f.max_object_size);
         f.wait = fo.wait.or(f.wait);
+        f.poll_interval = fo.poll_interval.or(f.poll_interval);
+        rp.s3 = ro.s3.or(rp.s3.take());
         if !other.zones.dirs.is_empty() {
             self.zones.dirs = other.zones.dirs;
         }
@@ -789,6 +828,9 @@ impl Spec {
             bail!(
                 "replication: there is no Route53 data to offer; enable [route53] (or --route53), or follow a source"
             );
+        }
+        if replication.as_ref().is_some_and(|r| r.s3.is_some()) && route53.is_none() {
+            bail!("replication.s3: only a syncer ([route53] enabled) writes snapshots to S3");
         }
         let tsig_keys = crate::update::load_keys(&self.tsig)?;
         let update_grants = crate::update::grants(&self.update, &tsig_keys)?;

@@ -205,6 +205,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     );
     publisher.set_files(files).await;
     let hub = config.replication.as_ref().map(|_| Arc::new(replicate::Hub::new()));
+    let s3_writer = match config.replication.as_ref().and_then(|r| r.s3.as_ref()) {
+        Some(url) => Some(Arc::new(
+            replicate::s3::Writer::new(url, config::DEFAULT_FOLLOW_MAX_OBJECT)
+                .await
+                .map_err(|e| anyhow::anyhow!("replication.s3: {e}"))?,
+        )),
+        None => None,
+    };
     let replica = match (&config.follow, &config.replica_route53) {
         (Some(f), Some(r)) => Some((f, r)),
         _ => None,
@@ -219,12 +227,16 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         (None, None) => None,
     };
     let syncer = match (syncer, &hub) {
-        (Some(s), Some(h)) => Some(s.with_hub(h.clone())),
+        (Some(s), Some(h)) => Some(s.with_hub(h.clone(), s3_writer.clone())),
         (s, _) => s,
     };
     let syncer = match syncer {
         Some(s) => {
-            s.restore().await;
+            // With S3, the fleet's last version wins over this host's saved copy: serials
+            // continue from it.
+            if !s.restore_from_s3().await {
+                s.restore().await;
+            }
             let clashes = publisher.conflicts().await;
             if conflict == config::Conflict::Error && !clashes.is_empty() {
                 return Err(StartupError(format!(
@@ -264,9 +276,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let dns_addrs = bound.local_addrs().to_vec();
     metrics.add_queries(Arc::new(telemetry::StatsSource(bound.stats())));
     let follower = match (replica, &syncer) {
-        (Some((f, _)), Some(s)) => {
-            Some(Arc::new(replicate::Follower::new(f.clone(), s.clone(), Some(metrics.clone()))))
-        }
+        (Some((f, _)), Some(s)) => Some(Arc::new(
+            replicate::Follower::new(f.clone(), s.clone(), Some(metrics.clone()))
+                .await
+                .map_err(|e| StartupError(format!("follow.source: {e}")))?,
+        )),
         _ => None,
     };
     let draining = Arc::new(AtomicBool::new(false));
@@ -285,9 +299,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
                 draining: draining.clone(),
                 metrics: metrics.clone(),
             });
-            let extra = match (&hub, &config.replication) {
-                (Some(h), Some(r)) => {
-                    Some(replicate::router(h.clone(), r.access.clone(), Some(metrics.clone()), shutdown.clone()))
+            let extra = match (&hub, config.replication.as_ref().and_then(|r| r.access.as_ref())) {
+                (Some(h), Some(access)) => {
+                    Some(replicate::router(h.clone(), access.clone(), Some(metrics.clone()), shutdown.clone()))
                 }
                 _ => None,
             };

@@ -138,6 +138,8 @@ pub struct Syncer {
     resync_pending: StdMutex<BTreeSet<String>>,
     /// Where published data is offered to replicas, if anywhere.
     hub: Option<Arc<crate::replicate::Hub>>,
+    /// Where published data is written in S3, if anywhere.
+    s3: Option<Arc<crate::replicate::s3::Writer>>,
     /// A replica: data comes from another r53dns ([`Syncer::apply_replica`]), never from
     /// the API, and serials are the source's.
     replica: bool,
@@ -275,14 +277,21 @@ impl Syncer {
             trigger: Notify::new(),
             resync_pending: StdMutex::default(),
             hub: None,
+            s3: None,
             replica,
         }
     }
 
-    /// Offers every published version to replicas through `hub`.
-    pub fn with_hub(mut self: Arc<Self>, hub: Arc<crate::replicate::Hub>) -> Arc<Self> {
+    /// Offers every published version to replicas through `hub`, and writes it to S3 first
+    /// through `s3`.
+    pub fn with_hub(
+        mut self: Arc<Self>,
+        hub: Arc<crate::replicate::Hub>,
+        s3: Option<Arc<crate::replicate::s3::Writer>>,
+    ) -> Arc<Self> {
         if let Some(me) = Arc::get_mut(&mut self) {
             me.hub = Some(hub);
+            me.s3 = s3;
         }
         self
     }
@@ -388,7 +397,7 @@ impl Syncer {
         let ids: Vec<String> = st.zones.keys().cloned().collect();
         self.convert_all(&mut st, &ids, &mut Vec::new());
         let n = st.zones.values().filter(|z| z.built.is_some()).count();
-        self.publish(&st).await;
+        self.publish(&mut st).await;
         self.status.ready.store(true, Ordering::Relaxed);
         n
     }
@@ -437,7 +446,47 @@ impl Syncer {
         }
     }
 
-    async fn publish(&self, st: &State) {
+    fn shared(&self, st: &State) -> crate::replicate::Shared {
+        crate::replicate::Shared {
+            health: st.health.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            cidr: st
+                .cidr
+                .iter()
+                .map(|((c, l), b)| (c.clone(), l.clone(), b.iter().map(|(a, n)| format!("{a}/{n}")).collect()))
+                .collect(),
+            endpoints: st.endpoints.iter().map(|(n, e)| (n.clone(), e.a.clone(), e.aaaa.clone())).collect(),
+            internal_networks: self.publisher.internal_networks().iter().map(|(a, l)| format!("{a}/{l}")).collect(),
+        }
+    }
+
+    fn prepare(&self, hub: &crate::replicate::Hub, st: &State) -> Arc<crate::replicate::Published> {
+        let zones = st.zones.values().filter(|z| z.built.is_some()).map(|z| crate::replicate::ZoneRef {
+            zone: &z.hz,
+            records: &z.records,
+            serial: z.serial,
+            hash: hex(&z.hash),
+            confirmed: z.last_ok.and_then(unix_of),
+        });
+        hub.prepare(zones, self.shared(st))
+    }
+
+    /// Serves the zones in `st`: with S3 writing on, only once S3 holds them (see
+    /// [`Syncer::commit`]); then to replicas, the store, and the state directory.
+    async fn publish(&self, st: &mut State) {
+        let publication = match (&self.hub, &self.s3) {
+            (Some(hub), Some(w)) => match self.commit(hub, w, st).await {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    if let Some(m) = &self.metrics {
+                        m.replication_s3_writes.with_label_values(&["failed"]).inc();
+                    }
+                    tracing::error!(error = %e, "cannot write the snapshot to S3; serving the last version written there");
+                    return;
+                }
+            },
+            (Some(hub), None) => Some(self.prepare(hub, st)),
+            (None, _) => None,
+        };
         let zones: Vec<R53Zone> =
             st.zones.values().filter_map(|z| Some(R53Zone { private: z.hz.private, zone: z.built.clone()? })).collect();
         self.publisher.set_route53(zones).await;
@@ -455,33 +504,11 @@ impl Syncer {
             })
             .collect();
         *self.status.zones.lock().unwrap_or_else(|p| p.into_inner()) = statuses;
-        let health: Vec<(String, bool)> = st.health.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        let cidr: Vec<(String, String, Vec<String>)> = st
-            .cidr
-            .iter()
-            .map(|((c, l), b)| (c.clone(), l.clone(), b.iter().map(|(a, n)| format!("{a}/{n}")).collect()))
-            .collect();
-        let endpoints: Vec<_> = st.endpoints.iter().map(|(n, e)| (n.clone(), e.a.clone(), e.aaaa.clone())).collect();
-        let networks: Vec<String> =
-            self.publisher.internal_networks().iter().map(|(a, l)| format!("{a}/{l}")).collect();
-        if let Some(hub) = &self.hub {
-            let zones = st.zones.values().filter(|z| z.built.is_some()).map(|z| crate::replicate::ZoneRef {
-                zone: &z.hz,
-                records: &z.records,
-                serial: z.serial,
-                hash: hex(&z.hash),
-                confirmed: z.last_ok.and_then(unix_of),
-            });
-            hub.publish(
-                zones,
-                health.clone(),
-                cidr.clone(),
-                endpoints.clone(),
-                networks.clone(),
-                self.status.confirmed_at(),
-            );
+        if let (Some(hub), Some(p)) = (&self.hub, publication) {
+            hub.offer(p, self.status.confirmed_at());
         }
         if let Some(dir) = &self.cfg.state_dir {
+            let shared = self.shared(st);
             let saved = Saved {
                 zones: st
                     .zones
@@ -495,16 +522,107 @@ impl Syncer {
                         confirmed: z.last_ok.and_then(unix_of),
                     })
                     .collect(),
-                health,
-                cidr,
-                endpoints,
+                health: shared.health,
+                cidr: shared.cidr,
+                endpoints: shared.endpoints,
                 confirmed: self.status.confirmed_at(),
-                internal_networks: self.replica.then_some(networks),
+                internal_networks: self.replica.then_some(shared.internal_networks),
             };
             let dir = dir.clone();
             let result = tokio::task::spawn_blocking(move || persist::save(&dir, &saved)).await;
             if let Ok(Err(e)) | Err(e) = result.map_err(std::io::Error::other) {
                 tracing::warn!(error = %e, "cannot save the Route53 snapshot");
+            }
+        }
+    }
+
+    /// Writes the zones in `st` to S3 as the successor of the manifest there, with a
+    /// conditional write, so that any number of syncers may write at once:
+    ///
+    /// - every zone whose content equals the current manifest's takes its serial (equal
+    ///   content never gets two serials), and every other zone a serial after it (serials
+    ///   never go back, whatever the clocks of the syncers say);
+    /// - the manifest is replaced only if it is still the version read (`If-Match`); if
+    ///   another syncer wrote in between, it is read again and the serials worked out anew.
+    ///
+    /// Serials changed here are applied to `st` (zones re-converted), so what this syncer
+    /// serves is exactly what S3 holds.
+    async fn commit(
+        &self,
+        hub: &crate::replicate::Hub,
+        w: &crate::replicate::s3::Writer,
+        st: &mut State,
+    ) -> Result<Arc<crate::replicate::Published>, String> {
+        use crate::replicate::s3::Written;
+        for _ in 0..8 {
+            let base = w.base().await?;
+            if let Some(b) = &base {
+                let mut moved = Vec::new();
+                for (id, entry) in st.zones.iter_mut().filter(|(_, z)| z.built.is_some()) {
+                    let Some(theirs) = b.manifest.zones.iter().find(|z| &z.id == id) else { continue };
+                    let serial = if theirs.hash == hex(&entry.hash) {
+                        theirs.serial
+                    } else if (entry.serial.wrapping_sub(theirs.serial) as i32) > 0 {
+                        entry.serial
+                    } else {
+                        theirs.serial.wrapping_add(1)
+                    };
+                    if serial != entry.serial {
+                        entry.serial = serial;
+                        moved.push(id.clone());
+                    }
+                }
+                if !moved.is_empty() {
+                    tracing::info!(zones = ?moved, "serials continued from the snapshot in S3");
+                    self.convert_all(st, &moved, &mut Vec::new());
+                }
+            }
+            let p = self.prepare(hub, st);
+            if base.as_ref().is_some_and(|b| b.sha == p.etag) {
+                w.heartbeat(self.status.confirmed_at()).await;
+                return Ok(p);
+            }
+            let known = base.as_ref().map(|b| b.objects()).unwrap_or_default();
+            for (name, bytes) in &p.objects {
+                if !known.contains(name) {
+                    w.store.put_object_once(name, bytes.clone()).await?;
+                }
+            }
+            match w.store.put_manifest(p.bytes.clone(), base.as_ref().map(|b| b.etag.as_str())).await? {
+                Written::Done(etag) => {
+                    if let Some(m) = &self.metrics {
+                        m.replication_s3_writes.with_label_values(&["written"]).inc();
+                    }
+                    w.written(etag, &p).await;
+                    w.heartbeat(self.status.confirmed_at()).await;
+                    return Ok(p);
+                }
+                Written::Conflict => {
+                    if let Some(m) = &self.metrics {
+                        m.replication_s3_writes.with_label_values(&["conflict"]).inc();
+                    }
+                    tracing::info!("another syncer wrote the S3 snapshot first; reading it and trying again");
+                    w.forget().await;
+                }
+            }
+        }
+        Err("eight conditional writes in a row lost to other writers".into())
+    }
+
+    /// Serves the last snapshot written to S3, if there is one (a syncer starting next to, or
+    /// after, another). Returns whether it did.
+    pub async fn restore_from_s3(&self) -> bool {
+        let Some(w) = &self.s3 else { return false };
+        match w.load().await {
+            Ok(Some(saved)) => {
+                let n = self.replace(saved).await;
+                tracing::info!(zones = n, source = %w.store.url(), "serving the snapshot in S3 while the first sweep runs");
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(source = %w.store.url(), error = %e, "cannot read the snapshot in S3");
+                false
             }
         }
     }
@@ -609,7 +727,7 @@ impl Syncer {
         report.changed = changed;
         report.convert = converting.elapsed();
         let publishing = Instant::now();
-        self.publish(&st).await;
+        self.publish(&mut st).await;
         report.publish = publishing.elapsed();
         let complete = st.zones.values().all(|z| z.built.is_some());
         drop(st);
@@ -665,7 +783,7 @@ impl Syncer {
         }
         entry.updated = Some(Instant::now());
         self.convert_all(&mut st, &[zone_id.to_owned()], &mut Vec::new());
-        self.publish(&st).await;
+        self.publish(&mut st).await;
         drop(st);
         self.resync_soon(zone_id);
     }
@@ -714,7 +832,7 @@ impl Syncer {
         entry.last_error = None;
         let mut changed = Vec::new();
         self.convert_all(&mut st, &[zone_id.to_owned()], &mut changed);
-        self.publish(&st).await;
+        self.publish(&mut st).await;
         tracing::debug!(zone = %hz.name, ?changed, "zone re-fetched after UPDATE");
     }
 
@@ -749,7 +867,7 @@ impl Syncer {
         st.endpoints.extend(results);
         let all: Vec<String> = st.zones.keys().cloned().collect();
         self.convert_all(&mut st, &all, &mut Vec::new());
-        self.publish(&st).await;
+        self.publish(&mut st).await;
         tracing::info!(endpoints = names.len(), "alias targets re-resolved");
     }
 

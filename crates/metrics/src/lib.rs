@@ -256,6 +256,8 @@ pub struct Metrics {
     pub replication_lag: Gauge,
     /// Largest serial step the source has that this replica does not serve yet.
     pub replication_serial_behind: Gauge,
+    /// Snapshot writes to S3 by outcome (`written`, `conflict`, `failed`).
+    pub replication_s3_writes: IntCounterVec,
 }
 
 impl Metrics {
@@ -365,6 +367,13 @@ impl Metrics {
             "r53dns_replication_serial_behind",
             "Largest serial step the source has that this replica does not serve yet."
         ));
+        let replication_s3_writes = make!(IntCounterVec::new(
+            Opts::new(
+                "r53dns_replication_s3_writes_total",
+                "Snapshot writes to S3, by outcome (written, conflict: another syncer wrote first, failed)."
+            ),
+            &["outcome"]
+        ));
         let build = make!(IntGaugeVec::new(Opts::new("r53dns_build_info", "Build information."), &["version"]));
         build.with_label_values(&[version]).set(1);
         reg(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
@@ -392,6 +401,7 @@ impl Metrics {
             replication_refused,
             replication_lag,
             replication_serial_behind,
+            replication_s3_writes,
         }
     }
 

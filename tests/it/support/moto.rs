@@ -112,6 +112,20 @@ pub async fn client(endpoint: &str) -> Client {
     Client::from_conf(conf)
 }
 
+/// Creates an S3 bucket in the emulator at `endpoint` (snapshots for replicas).
+pub async fn create_bucket(endpoint: &str, bucket: &str) {
+    let creds = aws_credential_types::Credentials::new("test", "test", None, None, "tests");
+    let conf = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .force_path_style(true)
+        .http_client(r53dns_route53::fetch::http_client())
+        .build();
+    aws_sdk_s3::Client::from_conf(conf).create_bucket().bucket(bucket).send().await.unwrap();
+}
+
 /// Seeding helpers.
 pub struct Seeder {
     pub client: Client,

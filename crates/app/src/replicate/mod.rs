@@ -31,22 +31,25 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use http_body_util::BodyExt as _;
 use r53dns_route53::model::{HostedZone, RecordSet};
 use r53dns_server::CancellationToken;
 use r53dns_zone::Prefix;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::persist::{Saved, SavedZone, frame_as, hex, unframe};
-use crate::sync::Syncer;
+use crate::persist::{SavedZone, frame_as, hex, unframe};
+
+mod follow;
+pub mod s3;
+
+pub use follow::{FollowConfig, FollowStatus, Follower};
 
 /// The replication format this version writes and reads.
 pub const FORMAT: u32 = 2;
@@ -68,6 +71,10 @@ pub struct ManifestZone {
     pub private: bool,
     /// The serial served for it.
     pub serial: u32,
+    /// Its content hash (hex; the serial belongs to it): equal content keeps one serial
+    /// across syncers.
+    #[serde(default)]
+    pub hash: String,
     /// SHA-256 (hex) of its zone object, header line included: the object's name.
     pub object: String,
     /// Size of the zone object in bytes.
@@ -105,14 +112,28 @@ pub(crate) struct ZoneRef<'a> {
 
 /// One publication: the manifest as served and the zone objects it names.
 #[derive(Debug)]
-struct Published {
-    manifest: Bytes,
-    etag: String,
-    objects: HashMap<String, Bytes>,
+pub struct Published {
+    /// The manifest, decoded.
+    pub manifest: Manifest,
+    /// The manifest as written (header line and JSON).
+    pub bytes: Bytes,
+    /// SHA-256 (hex) of `bytes`: the HTTP ETag.
+    pub etag: String,
+    /// Zone objects by name.
+    pub objects: HashMap<String, Bytes>,
 }
 
 /// A zone's encoded object, valid while (serial, content hash, hosted zone) are unchanged.
 type CachedObject = ((u32, String, HostedZone), String, Bytes);
+
+/// The account-wide inputs of a publication.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Shared {
+    pub(crate) health: Vec<(String, bool)>,
+    pub(crate) cidr: Vec<(String, String, Vec<String>)>,
+    pub(crate) endpoints: Vec<(String, Vec<Ipv4Addr>, Vec<Ipv6Addr>)>,
+    pub(crate) internal_networks: Vec<String>,
+}
 
 /// What a source offers to replicas: the latest publication (and the objects of the one
 /// before, for replicas still fetching it). Zone objects are encoded once per version of a
@@ -132,20 +153,8 @@ impl Hub {
         Self::default()
     }
 
-    /// Offers a new version. Unchanged zones reuse their encoded object; the manifest is
-    /// replaced (and waiting replicas woken) only when something in it changed.
-    pub(crate) fn publish<'a>(
-        &self,
-        zones: impl Iterator<Item = ZoneRef<'a>>,
-        health: Vec<(String, bool)>,
-        cidr: Vec<(String, String, Vec<String>)>,
-        endpoints: Vec<(String, Vec<Ipv4Addr>, Vec<Ipv6Addr>)>,
-        internal_networks: Vec<String>,
-        confirmed: Option<u64>,
-    ) {
-        if let Some(at) = confirmed {
-            self.confirmed.fetch_max(at, Ordering::Relaxed);
-        }
+    /// Encodes a version: unchanged zones reuse their encoded object.
+    pub(crate) fn prepare<'a>(&self, zones: impl Iterator<Item = ZoneRef<'a>>, shared: Shared) -> Arc<Published> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let mut objects = HashMap::new();
         let mut listed = Vec::new();
@@ -174,6 +183,7 @@ impl Hub {
                 name: z.zone.name.clone(),
                 private: z.zone.private,
                 serial: z.serial,
+                hash: z.hash.clone(),
                 object: name.clone(),
                 size: bytes.len() as u64,
             });
@@ -185,28 +195,31 @@ impl Hub {
         let manifest = Manifest {
             format: FORMAT,
             zones: listed,
-            health: sorted(health),
-            cidr: sorted(cidr),
-            endpoints: sorted(endpoints),
-            internal_networks,
+            health: sorted(shared.health),
+            cidr: sorted(shared.cidr),
+            endpoints: sorted(shared.endpoints),
+            internal_networks: shared.internal_networks,
         };
-        let body = match serde_json::to_vec(&manifest) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode the replication manifest");
-                return;
-            }
-        };
+        // Plain data of strings and numbers: serde_json cannot fail on it.
+        let body = serde_json::to_vec(&manifest).unwrap_or_default();
         let bytes = Bytes::from(frame_as(MANIFEST_MAGIC, &body));
         let etag = hex(&Sha256::digest(&bytes));
+        Arc::new(Published { manifest, bytes, etag, objects })
+    }
+
+    /// Offers `p` to replicas; waiting ones are woken only when the manifest changed.
+    pub(crate) fn offer(&self, p: Arc<Published>, confirmed: Option<u64>) {
+        if let Some(at) = confirmed {
+            self.confirmed.fetch_max(at, Ordering::Relaxed);
+        }
         self.tx.send_if_modified(|current| {
-            if current.as_ref().is_some_and(|c| c.etag == etag) {
+            if current.as_ref().is_some_and(|c| c.etag == p.etag) {
                 return false;
             }
             if let Some(old) = current.take() {
                 *self.previous.lock().unwrap_or_else(|p| p.into_inner()) = old.objects.clone();
             }
-            *current = Some(Arc::new(Published { manifest: bytes, etag, objects }));
+            *current = Some(p);
             true
         });
     }
@@ -347,7 +360,7 @@ async fn manifest(
     if outcome == "not_modified" {
         return (StatusCode::NOT_MODIFIED, common).into_response();
     }
-    (StatusCode::OK, common, [(header::CONTENT_TYPE, "application/octet-stream")], p.manifest.clone()).into_response()
+    (StatusCode::OK, common, [(header::CONTENT_TYPE, "application/octet-stream")], p.bytes.clone()).into_response()
 }
 
 async fn zone_object(
@@ -465,296 +478,6 @@ pub fn check_serials(manifest: &Manifest, held: &HashMap<String, u32>) -> Result
     Ok(())
 }
 
-/// A replica's settings.
-#[derive(Debug, Clone)]
-pub struct FollowConfig {
-    /// `http://HOST:PORT` of the source's HTTP endpoint.
-    pub source: String,
-    /// Bearer token sent to the source.
-    pub token: Option<String>,
-    /// Largest manifest or zone object accepted, in bytes.
-    pub max_object_bytes: u64,
-    /// How long the source may hold a request before answering "unchanged".
-    pub wait: Duration,
-}
-
-/// Replica state for probes and metrics.
-#[derive(Debug, Default)]
-pub struct FollowStatus {
-    /// Unix time the source last answered (a manifest or "unchanged").
-    heard: AtomicU64,
-    /// The last round failed: the lag counts from `heard`.
-    failing: std::sync::atomic::AtomicBool,
-    /// Largest serial difference between the source's last manifest and what is served.
-    behind: AtomicU64,
-}
-
-impl FollowStatus {
-    /// Seconds the replica may be behind its source: 0 while it follows (a long poll is
-    /// open after a good round), else the time since the source last answered; `None`
-    /// before it ever answered.
-    pub fn lag(&self) -> Option<u64> {
-        let at = self.heard.load(Ordering::Relaxed);
-        if at == 0 {
-            return None;
-        }
-        if !self.failing.load(Ordering::Relaxed) {
-            return Some(0);
-        }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Some(now.saturating_sub(at))
-    }
-
-    /// Serials the replica is behind its source (0 when current).
-    pub fn behind(&self) -> u64 {
-        self.behind.load(Ordering::Relaxed)
-    }
-}
-
-type Client = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Empty<Bytes>,
->;
-
-/// A replica following a source over HTTP.
-pub struct Follower {
-    cfg: FollowConfig,
-    syncer: Arc<Syncer>,
-    metrics: Option<Arc<r53dns_metrics::Metrics>>,
-    status: Arc<FollowStatus>,
-    client: Client,
-    /// Zone objects held, by name, for the next manifest.
-    held: tokio::sync::Mutex<HashMap<String, SavedZone>>,
-}
-
-impl std::fmt::Debug for Follower {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Follower").field("source", &self.cfg.source).finish_non_exhaustive()
-    }
-}
-
-/// A failed round with the source.
-#[derive(Debug, thiserror::Error)]
-enum RoundError {
-    #[error("{0}")]
-    Fetch(String),
-    #[error(transparent)]
-    Refused(#[from] Refused),
-}
-
-impl Follower {
-    /// A follower publishing through `syncer` (a replica [`Syncer`]).
-    pub fn new(cfg: FollowConfig, syncer: Arc<Syncer>, metrics: Option<Arc<r53dns_metrics::Metrics>>) -> Self {
-        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
-        http.set_nodelay(true);
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(http);
-        Self { cfg, syncer, metrics, status: Arc::default(), client, held: tokio::sync::Mutex::default() }
-    }
-
-    /// Lag and serial distance, for probes.
-    pub fn status(&self) -> Arc<FollowStatus> {
-        self.status.clone()
-    }
-
-    /// Follows the source until `shutdown`: long polls, then fetches what changed; a failure
-    /// is retried with backoff (1 s to 30 s) while the current data stays served.
-    pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) {
-        let me = self.clone();
-        tokio::spawn(async move {
-            let mut etag: Option<String> = None;
-            let mut backoff = Duration::from_secs(1);
-            loop {
-                let round = tokio::select! {
-                    r = me.round(etag.as_deref()) => r,
-                    () = shutdown.cancelled() => return,
-                };
-                let pause = match round {
-                    Ok(new) => {
-                        backoff = Duration::from_secs(1);
-                        if new.is_some() {
-                            etag = new;
-                        }
-                        Duration::ZERO
-                    }
-                    Err(e) => {
-                        me.status.failing.store(true, Ordering::Relaxed);
-                        match &e {
-                            RoundError::Refused(r) => {
-                                if let Some(m) = &me.metrics {
-                                    m.replication_refused.with_label_values(&[r.label()]).inc();
-                                }
-                                tracing::error!(source = %me.cfg.source, error = %e, "snapshot refused; serving what was held");
-                            }
-                            RoundError::Fetch(_) => {
-                                if let Some(m) = &me.metrics {
-                                    m.replication_fetches.with_label_values(&["failed"]).inc();
-                                }
-                                tracing::warn!(source = %me.cfg.source, error = %e, "cannot reach the replication source; serving what was held");
-                            }
-                        }
-                        let b = backoff;
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
-                        b
-                    }
-                };
-                if !pause.is_zero() {
-                    tokio::select! {
-                        () = tokio::time::sleep(pause) => {}
-                        () = shutdown.cancelled() => return,
-                    }
-                }
-            }
-        });
-    }
-
-    async fn get(
-        &self,
-        path: &str,
-        etag: Option<&str>,
-        timeout: Duration,
-    ) -> Result<(u16, HeaderMap, Bytes), RoundError> {
-        let uri = format!("{}{path}", self.cfg.source.trim_end_matches('/'));
-        let limit = self.cfg.max_object_bytes;
-        let too_large = |what: String| RoundError::Refused(Refused::TooLarge(format!("{uri}: {what}")));
-        let mut req = hyper::Request::get(&uri);
-        if let Some(t) = &self.cfg.token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        if let Some(e) = etag {
-            req = req.header(header::IF_NONE_MATCH, format!("\"{e}\""));
-        }
-        let fetch = |e: String| RoundError::Fetch(format!("{uri}: {e}"));
-        let req = req.body(http_body_util::Empty::new()).map_err(|e| fetch(e.to_string()))?;
-        let resp = tokio::time::timeout(timeout, self.client.request(req))
-            .await
-            .map_err(|_| fetch(format!("no answer within {timeout:?}")))?
-            .map_err(|e| fetch(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-            && len > limit
-        {
-            return Err(too_large(format!("{len} bytes announced, the limit is {limit}")));
-        }
-        // Never more than the limit in memory, whatever the source sends.
-        let cap = usize::try_from(limit).unwrap_or(usize::MAX);
-        let body = tokio::time::timeout(timeout, http_body_util::Limited::new(resp.into_body(), cap).collect())
-            .await
-            .map_err(|_| fetch(format!("body not received within {timeout:?}")))?
-            .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                    too_large(format!("more than the limit of {limit} bytes sent"))
-                } else {
-                    fetch(e.to_string())
-                }
-            })?
-            .to_bytes();
-        if let Some(m) = &self.metrics {
-            m.replication_bytes_received.inc_by(body.len() as u64);
-        }
-        Ok((status, headers, body))
-    }
-
-    /// One long poll; on a new manifest, fetches the zones not held, checks everything and
-    /// publishes. Returns the new ETag when one was applied.
-    async fn round(&self, etag: Option<&str>) -> Result<Option<String>, RoundError> {
-        let wait = self.cfg.wait;
-        let path = format!("/snapshot?wait={}s", wait.as_secs().max(1));
-        let (status, headers, body) = self.get(&path, etag, wait + Duration::from_secs(15)).await?;
-        let confirmed =
-            headers.get(CONFIRMED_HEADER).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).filter(|&t| t != 0);
-        match status {
-            304 => {
-                self.heard(confirmed, 0);
-                if let Some(m) = &self.metrics {
-                    m.replication_fetches.with_label_values(&["unchanged"]).inc();
-                }
-                return Ok(None);
-            }
-            200 => {}
-            other => {
-                let text = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned();
-                return Err(RoundError::Fetch(format!("source answered {other}: {text}")));
-            }
-        }
-        let new_etag = hex(&Sha256::digest(&body));
-        let manifest = decode_manifest(&body)?;
-        let held_serials = self.syncer.serials().await;
-        // Behind until this manifest is applied: the largest serial step it brings.
-        let behind = manifest
-            .zones
-            .iter()
-            .filter_map(|z| held_serials.get(&z.id).map(|h| u64::from(z.serial.wrapping_sub(*h))))
-            .filter(|d| *d < 1 << 31)
-            .max()
-            .unwrap_or(0);
-        self.status.behind.store(behind, Ordering::Relaxed);
-        check_serials(&manifest, &held_serials)?;
-        let mut held = self.held.lock().await;
-        let mut fetched = HashMap::new();
-        let mut bytes_fetched = 0u64;
-        for z in &manifest.zones {
-            if z.size > self.cfg.max_object_bytes {
-                return Err(Refused::TooLarge(format!("zone {}: {} bytes", z.name, z.size)).into());
-            }
-            if held.contains_key(&z.object) || fetched.contains_key(&z.object) {
-                continue;
-            }
-            let (st, _, bytes) =
-                self.get(&format!("/snapshot/zones/{}", z.object), None, Duration::from_secs(120)).await?;
-            if st != 200 {
-                // The source moved on while we fetched: the next round gets the new manifest.
-                return Err(RoundError::Fetch(format!("zone {} object {}: source answered {st}", z.name, z.object)));
-            }
-            bytes_fetched += bytes.len() as u64;
-            fetched.insert(z.object.clone(), decode_zone(&bytes, z)?);
-        }
-        let mut zones = Vec::with_capacity(manifest.zones.len());
-        for z in &manifest.zones {
-            match fetched.get(&z.object).or_else(|| held.get(&z.object)) {
-                Some(saved) => zones.push(saved.clone()),
-                None => return Err(Refused::Inconsistent(format!("zone {} has no object", z.name)).into()),
-            }
-        }
-        if let Some(n) = manifest.internal_networks.iter().find(|n| r53dns_zone::routing::parse_prefix(n).is_none()) {
-            return Err(Refused::Inconsistent(format!("internal network '{n}' is not a network")).into());
-        }
-        let saved = Saved {
-            zones,
-            health: manifest.health,
-            cidr: manifest.cidr,
-            endpoints: manifest.endpoints,
-            confirmed,
-            internal_networks: Some(manifest.internal_networks),
-        };
-        let n = self.syncer.apply_replica(saved).await;
-        // Keep exactly the objects of the manifest now served.
-        let wanted: std::collections::HashSet<&String> = manifest.zones.iter().map(|z| &z.object).collect();
-        held.retain(|k, _| wanted.contains(k));
-        held.extend(fetched.into_iter().filter(|(k, _)| wanted.contains(k)));
-        drop(held);
-        self.heard(confirmed, 0);
-        if let Some(m) = &self.metrics {
-            m.replication_fetches.with_label_values(&["applied"]).inc();
-        }
-        tracing::info!(source = %self.cfg.source, zones = n, bytes = bytes_fetched, "snapshot from the source applied");
-        Ok(Some(new_etag))
-    }
-
-    fn heard(&self, confirmed: Option<u64>, behind: u64) {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        self.status.heard.store(now, Ordering::Relaxed);
-        self.status.failing.store(false, Ordering::Relaxed);
-        self.status.behind.store(behind, Ordering::Relaxed);
-        if let Some(at) = confirmed {
-            self.syncer.status().confirm(at);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -778,7 +501,9 @@ mod tests {
             hash: format!("{serial:x}"),
             confirmed: Some(5),
         });
-        hub.publish(refs, vec![], vec![], vec![], vec!["10.0.0.0/8".into()], Some(7));
+        let shared = Shared { internal_networks: vec!["10.0.0.0/8".into()], ..Default::default() };
+        let p = hub.prepare(refs, shared);
+        hub.offer(p, Some(7));
         hub.tx.borrow().clone().unwrap()
     }
 
@@ -786,7 +511,7 @@ mod tests {
     fn manifests_and_objects_read_back_and_unchanged_zones_keep_their_object() {
         let hub = Hub::new();
         let first = publish(&hub, &[("Z1", 1), ("Z2", 1)]);
-        let m = decode_manifest(&first.manifest).unwrap();
+        let m = decode_manifest(&first.bytes).unwrap();
         assert_eq!(m.zones.len(), 2);
         assert_eq!(m.internal_networks, vec!["10.0.0.0/8".to_owned()]);
         for z in &m.zones {
@@ -794,7 +519,7 @@ mod tests {
             assert_eq!((saved.zone.id.as_str(), saved.serial, saved.confirmed), (z.id.as_str(), 1, Some(5)));
         }
         let second = publish(&hub, &[("Z1", 2), ("Z2", 1)]);
-        let m2 = decode_manifest(&second.manifest).unwrap();
+        let m2 = decode_manifest(&second.bytes).unwrap();
         assert_ne!(m.zones[0].object, m2.zones[0].object, "a changed zone is a new object");
         assert_eq!(m.zones[1].object, m2.zones[1].object, "an unchanged zone keeps its object");
         assert!(hub.object(&m.zones[0].object).is_some(), "the previous version's objects stay fetchable");
@@ -809,7 +534,7 @@ mod tests {
     fn damage_versions_and_serials_going_back_are_refused() {
         let hub = Hub::new();
         let p = publish(&hub, &[("Z1", 10)]);
-        let bytes = p.manifest.to_vec();
+        let bytes = p.bytes.to_vec();
         // Cut short, flipped, empty, not ours.
         for bad in [&bytes[..bytes.len() - 1], &bytes[..10], b"", b"<html>hello</html>"] {
             assert!(matches!(decode_manifest(bad), Err(Refused::Damaged(_))), "{:?}", String::from_utf8_lossy(bad));
