@@ -576,3 +576,134 @@ fn two_syncers_killed_at_random_never_move_a_serial_back_or_give_one_serial_two_
     assert!(serials >= 10, "only {serials} serials seen: the changes did not go through");
     assert_eq!(metric_sum(&replica, "r53dns_replication_refused_total"), 0.0);
 }
+
+/// A UDP load balancer on loopback that honours `/readyz`, as kube-proxy behind a Service or
+/// an LB health check does: each query goes to the first ready backend; answers come back
+/// whatever the backend's state.
+struct ReadyRelay {
+    addr: SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    sent: Arc<Mutex<Vec<usize>>>,
+}
+
+impl ReadyRelay {
+    fn start(backends: Vec<(SocketAddr, SocketAddr)>) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        front.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let addr = front.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(Mutex::new(vec![0; backends.len()]));
+        // Readiness, polled every 100 ms (kube-proxy is slower; the drain covers that).
+        let chosen = Arc::new(AtomicUsize::new(0));
+        {
+            let (stop, chosen, http): (_, _, Vec<SocketAddr>) =
+                (stop.clone(), chosen.clone(), backends.iter().map(|b| b.1).collect());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let ready = http.iter().position(|h| http_ready(*h)).unwrap_or(usize::MAX);
+                    chosen.store(ready, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+        let clients: Arc<Mutex<std::collections::HashMap<u16, SocketAddr>>> = Arc::default();
+        let mut upstream = Vec::new();
+        for (dns, _) in &backends {
+            let s = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+            s.connect(dns).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+            let (s2, front, clients, stop) = (s.clone(), front.clone(), clients.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(n) = s2.recv(&mut buf) else { continue };
+                    if n < 2 {
+                        continue;
+                    }
+                    let id = u16::from_be_bytes([buf[0], buf[1]]);
+                    if let Some(c) = clients.lock().unwrap().remove(&id) {
+                        let _ = front.send_to(&buf[..n], c);
+                    }
+                }
+            });
+            upstream.push(s);
+        }
+        {
+            let (stop, sent) = (stop.clone(), sent.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((n, client)) = front.recv_from(&mut buf) else { continue };
+                    let i = chosen.load(Ordering::Relaxed);
+                    if n < 2 || i >= upstream.len() {
+                        continue; // nobody ready: lost, and dnsperf will say so
+                    }
+                    clients.lock().unwrap().insert(u16::from_be_bytes([buf[0], buf[1]]), client);
+                    let _ = upstream[i].send(&buf[..n]);
+                    sent.lock().unwrap()[i] += 1;
+                }
+            });
+        }
+        Self { addr, stop, sent }
+    }
+}
+
+impl Drop for ReadyRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn http_ready(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let _ = s.write_all(b"GET /readyz HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200")
+}
+
+#[test]
+fn a_rollout_under_load_loses_no_query() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("roll.example.zone"),
+        "$TTL 60\n@ SOA ns h 1 2 3 4 5\n NS ns\nns A 192.0.2.1\nwww A 192.0.2.2\n* TXT \"wild\"\n",
+    )
+    .unwrap();
+    let zones = dir.path().display().to_string();
+    let mut old = Binary::serve(&["--zone-dir", &zones, "--drain", "2s"]);
+    let new = Binary::serve(&["--zone-dir", &zones, "--drain", "2s"]);
+    let relay = ReadyRelay::start(vec![(old.addr.unwrap(), old.http.unwrap()), (new.addr.unwrap(), new.http.unwrap())]);
+    eventually(Duration::from_secs(5), || relay.sent.lock().unwrap().len() == 2).unwrap();
+    let queries = dir.path().join("queries.txt");
+    std::fs::write(&queries, "www.roll.example A\nroll.example SOA\nx.roll.example TXT\nnone.roll.example AAAA\n")
+        .unwrap();
+    // Steady load through the relay: 2 000 q/s for 6 s; the old server is told to stop at 2 s.
+    let perf = std::process::Command::new("dnsperf")
+        .args(["-s", "127.0.0.1", "-p", &relay.addr.port().to_string(), "-d"])
+        .arg(&queries)
+        .args(["-l", "6", "-Q", "2000", "-t", "2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("dnsperf must be installed");
+    std::thread::sleep(Duration::from_secs(2));
+    old.signal("TERM");
+    let out = perf.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no '{name}' in dnsperf's output:\n{text}"))
+    };
+    let (sent, completed, lost) = (field("Queries sent:"), field("Queries completed:"), field("Queries lost:"));
+    let per_backend = relay.sent.lock().unwrap().clone();
+    eprintln!("dnsperf: {sent} sent, {completed} completed, {lost} lost; relay: {per_backend:?} to old/new");
+    assert!(sent >= 10_000, "{text}");
+    assert_eq!(lost, 0, "{text}");
+    assert!(per_backend[0] > 0 && per_backend[1] > 0, "the load must have moved from the old server: {per_backend:?}");
+    let status = old.wait_exit(Duration::from_secs(10)).expect("the old server did not exit after its drain");
+    assert!(status.success());
+}
