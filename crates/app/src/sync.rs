@@ -465,7 +465,7 @@ impl Syncer {
             records: &z.records,
             serial: z.serial,
             hash: hex(&z.hash),
-            confirmed: z.last_ok.and_then(unix_of),
+            stale_since: z.last_error.as_ref().and(z.last_ok).and_then(unix_of),
         });
         hub.prepare(zones, self.shared(st))
     }

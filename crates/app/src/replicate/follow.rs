@@ -13,8 +13,8 @@ use r53dns_server::CancellationToken;
 use sha2::{Digest, Sha256};
 
 use super::s3::{ManifestRead, S3Store};
-use super::{CONFIRMED_HEADER, Manifest, Refused, check_serials, decode_manifest, decode_zone};
-use crate::persist::{Saved, SavedZone, hex};
+use super::{CONFIRMED_HEADER, Manifest, Refused, ZonePart, check_serials, decode_manifest, decode_part, join_parts};
+use crate::persist::{Saved, hex};
 use crate::sync::Syncer;
 
 /// A replica's settings.
@@ -102,8 +102,8 @@ pub struct Follower {
     metrics: Option<Arc<r53dns_metrics::Metrics>>,
     status: Arc<FollowStatus>,
     transport: Transport,
-    /// Zone objects held, by name, for the next manifest.
-    held: tokio::sync::Mutex<HashMap<String, SavedZone>>,
+    /// Zone parts held, by object name, for the next manifest.
+    held: tokio::sync::Mutex<HashMap<String, ZonePart>>,
 }
 
 impl std::fmt::Debug for Follower {
@@ -333,11 +333,12 @@ impl Follower {
         self.status.behind.store(behind, Ordering::Relaxed);
         check_serials(&manifest, &held_serials)?;
         let mut held = self.held.lock().await;
-        let (saved, fetched) = self.assemble(&manifest, &held).await?;
+        let (saved, fetched) = self.assemble(&manifest, &held, confirmed).await?;
         let bytes_fetched: u64 = fetched.values().map(|(n, _)| *n).sum();
-        let n = self.syncer.apply_replica(Saved { confirmed, ..saved }).await;
+        let n = self.syncer.apply_replica(saved).await;
         // Keep exactly the objects of the manifest now served.
-        let wanted: std::collections::HashSet<&String> = manifest.zones.iter().map(|z| &z.object).collect();
+        let wanted: std::collections::HashSet<&String> =
+            manifest.zones.iter().flat_map(|z| z.objects.iter().map(|o| &o.name)).collect();
         held.retain(|k, _| wanted.contains(k));
         held.extend(fetched.into_iter().map(|(k, (_, z))| (k, z)).filter(|(k, _)| wanted.contains(k)));
         drop(held);
@@ -354,25 +355,34 @@ impl Follower {
     async fn assemble(
         &self,
         manifest: &Manifest,
-        held: &HashMap<String, SavedZone>,
-    ) -> Result<(Saved, HashMap<String, (u64, SavedZone)>), RoundError> {
-        let mut fetched: HashMap<String, (u64, SavedZone)> = HashMap::new();
+        held: &HashMap<String, ZonePart>,
+        confirmed: Option<u64>,
+    ) -> Result<(Saved, HashMap<String, (u64, ZonePart)>), RoundError> {
+        let mut fetched: HashMap<String, (u64, ZonePart)> = HashMap::new();
         for z in &manifest.zones {
-            if z.size > self.cfg.max_object_bytes {
-                return Err(Refused::TooLarge(format!("zone {}: {} bytes", z.name, z.size)).into());
+            for (i, o) in z.objects.iter().enumerate() {
+                if o.size > self.cfg.max_object_bytes {
+                    return Err(Refused::TooLarge(format!("zone {} part {i}: {} bytes", z.name, o.size)).into());
+                }
+                if held.contains_key(&o.name) || fetched.contains_key(&o.name) {
+                    continue;
+                }
+                let bytes = self.fetch_object(&o.name).await?;
+                fetched.insert(o.name.clone(), (bytes.len() as u64, decode_part(&bytes, z, i)?));
             }
-            if held.contains_key(&z.object) || fetched.contains_key(&z.object) {
-                continue;
-            }
-            let bytes = self.fetch_object(&z.object).await?;
-            fetched.insert(z.object.clone(), (bytes.len() as u64, decode_zone(&bytes, z)?));
         }
         let mut zones = Vec::with_capacity(manifest.zones.len());
         for z in &manifest.zones {
-            match fetched.get(&z.object).map(|(_, z)| z).or_else(|| held.get(&z.object)) {
-                Some(saved) => zones.push(saved.clone()),
-                None => return Err(Refused::Inconsistent(format!("zone {} has no object", z.name)).into()),
+            let mut parts = Vec::with_capacity(z.objects.len());
+            for (i, o) in z.objects.iter().enumerate() {
+                // A part held from an earlier version is the same bytes (same name), checked
+                // when it was fetched; only where it sits must match.
+                match fetched.get(&o.name).map(|(_, p)| p).or_else(|| held.get(&o.name)) {
+                    Some(p) if p.zone == z.id && p.part as usize == i => parts.push(p),
+                    _ => return Err(Refused::Inconsistent(format!("zone {} has no part {i}", z.name)).into()),
+                }
             }
+            zones.push(join_parts(z, parts, confirmed));
         }
         if let Some(n) = manifest.internal_networks.iter().find(|n| r53dns_zone::routing::parse_prefix(n).is_none()) {
             return Err(Refused::Inconsistent(format!("internal network '{n}' is not a network")).into());
@@ -382,7 +392,7 @@ impl Follower {
             health: manifest.health.clone(),
             cidr: manifest.cidr.clone(),
             endpoints: manifest.endpoints.clone(),
-            confirmed: None,
+            confirmed,
             internal_networks: Some(manifest.internal_networks.clone()),
         };
         Ok((saved, fetched))
@@ -406,12 +416,16 @@ pub(crate) async fn load_s3(store: &S3Store, limit: u64) -> Result<Option<Saved>
         ManifestRead::Missing | ManifestRead::NotModified => return Ok(None),
     };
     let manifest = decode_manifest(&bytes)?;
+    let confirmed = store.heartbeat().await.map_err(RoundError::Fetch)?;
     let mut zones = Vec::with_capacity(manifest.zones.len());
     for z in &manifest.zones {
-        let b = store.object(&z.object, limit).await.map_err(RoundError::Fetch)?;
-        zones.push(decode_zone(&b, z)?);
+        let mut parts = Vec::with_capacity(z.objects.len());
+        for (i, o) in z.objects.iter().enumerate() {
+            let b = store.object(&o.name, limit).await.map_err(RoundError::Fetch)?;
+            parts.push(decode_part(&b, z, i)?);
+        }
+        zones.push(join_parts(z, parts.iter().collect(), confirmed));
     }
-    let confirmed = store.heartbeat().await.map_err(RoundError::Fetch)?;
     let saved = Saved {
         zones,
         health: manifest.health.clone(),

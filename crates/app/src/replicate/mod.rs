@@ -69,16 +69,91 @@ pub struct ManifestZone {
     pub name: String,
     /// A private zone.
     pub private: bool,
+    /// VPCs of a private zone, with their regions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vpcs: Vec<(String, String)>,
+    /// The account (assumed role) it was read with.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account: String,
     /// The serial served for it.
     pub serial: u32,
     /// Its content hash (hex; the serial belongs to it): equal content keeps one serial
     /// across syncers.
     #[serde(default)]
     pub hash: String,
-    /// SHA-256 (hex) of its zone object, header line included: the object's name.
-    pub object: String,
-    /// Size of the zone object in bytes.
+    /// Its zone objects (one per part), in order.
+    pub objects: Vec<ObjectRef>,
+    /// Unix time Route53 last confirmed it, when its last fetch failed (otherwise the
+    /// source's time for the whole snapshot applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_since: Option<u64>,
+}
+
+impl ManifestZone {
+    fn hosted_zone(&self) -> HostedZone {
+        HostedZone {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            private: self.private,
+            vpcs: self.vpcs.clone(),
+            account: self.account.clone(),
+        }
+    }
+}
+
+/// One zone object named by a manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ObjectRef {
+    /// SHA-256 (hex) of the object, header line included: its name.
+    pub name: String,
+    /// Size in bytes.
     pub size: u64,
+}
+
+/// One part of a zone as stored: the record sets whose owner name hashes to this part.
+/// Splitting large zones by owner name keeps a one-record change to one part (insertions
+/// and deletions included), so that is all a replica downloads; the record sets of one
+/// owner (a routed group's members, in listing order) stay together and in order. A part
+/// holds records only (serial and the rest are in the manifest), so a part whose records
+/// did not change keeps its name across versions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ZonePart {
+    /// The hosted zone's ID.
+    pub zone: String,
+    /// Which part this is, from 0.
+    pub part: u32,
+    /// How many parts the zone has.
+    pub parts: u32,
+    /// The record sets of this part, in listing order.
+    pub records: Vec<RecordSet>,
+}
+
+/// Record sets per part a zone aims at; the number of parts is a power of two, so it
+/// changes (and every part with it) only when the zone doubles or halves.
+const PART_SETS: usize = 1024;
+
+fn parts_for(sets: usize) -> usize {
+    sets.div_ceil(PART_SETS).max(1).next_power_of_two()
+}
+
+/// The part of `parts` a record set's owner belongs to (case-insensitive).
+fn part_of(name: &str, parts: usize) -> usize {
+    if parts == 1 {
+        return 0;
+    }
+    let mut h = Sha256::new();
+    h.update(name.trim_end_matches('.').to_ascii_lowercase().as_bytes());
+    let d = h.finalize();
+    (u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]) % parts as u64) as usize
+}
+
+/// A part as encoded (same JSON as [`ZonePart`]).
+#[derive(Serialize)]
+struct PartRef<'a> {
+    zone: &'a str,
+    part: u32,
+    parts: u32,
+    records: Vec<&'a RecordSet>,
 }
 
 /// The list of what a source serves.
@@ -102,12 +177,17 @@ pub struct Manifest {
 
 /// A zone as the source holds it, borrowed for encoding (same JSON as [`SavedZone`]).
 #[derive(Debug, Serialize)]
-pub(crate) struct ZoneRef<'a> {
-    pub(crate) zone: &'a HostedZone,
-    pub(crate) records: &'a [RecordSet],
-    pub(crate) serial: u32,
-    pub(crate) hash: String,
-    pub(crate) confirmed: Option<u64>,
+pub struct ZoneRef<'a> {
+    /// The hosted zone.
+    pub zone: &'a HostedZone,
+    /// Its record sets as listed.
+    pub records: &'a [RecordSet],
+    /// The serial served.
+    pub serial: u32,
+    /// Content hash (hex) the serial belongs to.
+    pub hash: String,
+    /// Unix time Route53 last confirmed the records, when the last fetch failed.
+    pub stale_since: Option<u64>,
 }
 
 /// One publication: the manifest as served and the zone objects it names.
@@ -123,16 +203,20 @@ pub struct Published {
     pub objects: HashMap<String, Bytes>,
 }
 
-/// A zone's encoded object, valid while (serial, content hash, hosted zone) are unchanged.
-type CachedObject = ((u32, String, HostedZone), String, Bytes);
+/// A zone's encoded parts (name, bytes), valid while its content hash is unchanged.
+type CachedObject = (String, Vec<(String, Bytes)>);
 
 /// The account-wide inputs of a publication.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Shared {
-    pub(crate) health: Vec<(String, bool)>,
-    pub(crate) cidr: Vec<(String, String, Vec<String>)>,
-    pub(crate) endpoints: Vec<(String, Vec<Ipv4Addr>, Vec<Ipv6Addr>)>,
-    pub(crate) internal_networks: Vec<String>,
+pub struct Shared {
+    /// Health-check status.
+    pub health: Vec<(String, bool)>,
+    /// CIDR blocks: (collection, location, blocks).
+    pub cidr: Vec<(String, String, Vec<String>)>,
+    /// AWS endpoint addresses.
+    pub endpoints: Vec<(String, Vec<Ipv4Addr>, Vec<Ipv6Addr>)>,
+    /// Who sees private zones.
+    pub internal_networks: Vec<String>,
 }
 
 /// What a source offers to replicas: the latest publication (and the objects of the one
@@ -154,27 +238,19 @@ impl Hub {
     }
 
     /// Encodes a version: unchanged zones reuse their encoded object.
-    pub(crate) fn prepare<'a>(&self, zones: impl Iterator<Item = ZoneRef<'a>>, shared: Shared) -> Arc<Published> {
+    pub fn prepare<'a>(&self, zones: impl Iterator<Item = ZoneRef<'a>>, shared: Shared) -> Arc<Published> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let mut objects = HashMap::new();
         let mut listed = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for z in zones {
-            let key = (z.serial, z.hash.clone(), z.zone.clone());
-            let (name, bytes) = match cache.get(&z.zone.id) {
-                Some((k, name, bytes)) if *k == key => (name.clone(), bytes.clone()),
+            let key = z.hash.clone();
+            let parts = match cache.get(&z.zone.id) {
+                Some((k, parts)) if *k == key => parts.clone(),
                 _ => {
-                    let body = match serde_json::to_vec(&z) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            tracing::error!(zone = %z.zone.name, error = %e, "cannot encode zone for replicas");
-                            continue;
-                        }
-                    };
-                    let bytes = Bytes::from(frame_as(ZONE_MAGIC, &body));
-                    let name = hex(&Sha256::digest(&bytes));
-                    cache.insert(z.zone.id.clone(), (key, name.clone(), bytes.clone()));
-                    (name, bytes)
+                    let parts = encode_parts(&z);
+                    cache.insert(z.zone.id.clone(), (key, parts.clone()));
+                    parts
                 }
             };
             seen.insert(z.zone.id.clone());
@@ -182,12 +258,14 @@ impl Hub {
                 id: z.zone.id.clone(),
                 name: z.zone.name.clone(),
                 private: z.zone.private,
+                vpcs: z.zone.vpcs.clone(),
+                account: z.zone.account.clone(),
                 serial: z.serial,
                 hash: z.hash.clone(),
-                object: name.clone(),
-                size: bytes.len() as u64,
+                objects: parts.iter().map(|(name, b)| ObjectRef { name: name.clone(), size: b.len() as u64 }).collect(),
+                stale_since: z.stale_since,
             });
-            objects.insert(name, bytes);
+            objects.extend(parts);
         }
         cache.retain(|id, _| seen.contains(id));
         drop(cache);
@@ -239,6 +317,26 @@ impl Default for Hub {
             confirmed: AtomicU64::new(0),
         }
     }
+}
+
+/// A zone's parts, encoded and named.
+fn encode_parts(z: &ZoneRef<'_>) -> Vec<(String, Bytes)> {
+    let n = parts_for(z.records.len());
+    let mut split: Vec<Vec<&RecordSet>> = vec![Vec::new(); n];
+    for r in z.records {
+        split[part_of(&r.name, n)].push(r);
+    }
+    split
+        .into_iter()
+        .enumerate()
+        .map(|(i, records)| {
+            let part = PartRef { zone: &z.zone.id, part: i as u32, parts: n as u32, records };
+            // Plain data of strings and numbers: serde_json cannot fail on it.
+            let body = serde_json::to_vec(&part).unwrap_or_default();
+            let bytes = Bytes::from(frame_as(ZONE_MAGIC, &body));
+            (hex(&Sha256::digest(&bytes)), bytes)
+        })
+        .collect()
 }
 
 fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
@@ -447,22 +545,46 @@ pub fn decode_manifest(bytes: &[u8]) -> Result<Manifest, Refused> {
     Ok(m)
 }
 
-/// Reads a zone object and checks it is the one `entry` names.
-pub fn decode_zone(bytes: &[u8], entry: &ManifestZone) -> Result<SavedZone, Refused> {
+/// Reads part `index` of the zone `entry` names and checks it is that part.
+pub fn decode_part(bytes: &[u8], entry: &ManifestZone, index: usize) -> Result<ZonePart, Refused> {
+    let want = entry
+        .objects
+        .get(index)
+        .ok_or_else(|| Refused::Inconsistent(format!("zone {} has no part {index}", entry.name)))?;
     let sum = hex(&Sha256::digest(bytes));
-    if sum != entry.object {
-        return Err(Refused::Damaged(format!("zone {}: object checksum {sum} is not {}", entry.name, entry.object)));
+    if sum != want.name {
+        return Err(Refused::Damaged(format!("zone {}: object checksum {sum} is not {}", entry.name, want.name)));
     }
     let body = unframe(ZONE_MAGIC, bytes).map_err(|e| Refused::Damaged(format!("zone {}: {e}", entry.name)))?;
-    let z: SavedZone =
+    let z: ZonePart =
         serde_json::from_slice(body).map_err(|e| Refused::Damaged(format!("zone {}: {e}", entry.name)))?;
-    if z.zone.id != entry.id || z.serial != entry.serial {
+    if z.zone != entry.id || z.part as usize != index || z.parts as usize != entry.objects.len() {
         return Err(Refused::Inconsistent(format!(
-            "object for {} holds zone {} serial {}",
-            entry.name, z.zone.id, z.serial
+            "object for {} part {index} of {} holds zone {} part {} of {}",
+            entry.name,
+            entry.objects.len(),
+            z.zone,
+            z.part,
+            z.parts
         )));
     }
     Ok(z)
+}
+
+/// The zone `entry` names, put together from its parts (in order); `confirmed` is the
+/// source's time for the whole snapshot.
+pub fn join_parts(entry: &ManifestZone, parts: Vec<&ZonePart>, confirmed: Option<u64>) -> SavedZone {
+    let mut records = Vec::with_capacity(parts.iter().map(|p| p.records.len()).sum());
+    for p in parts {
+        records.extend(p.records.iter().cloned());
+    }
+    SavedZone {
+        zone: entry.hosted_zone(),
+        records,
+        serial: entry.serial,
+        hash: entry.hash.clone(),
+        confirmed: entry.stale_since.or(confirmed),
+    }
 }
 
 /// Checks that no zone `held` serves would move back to an older serial.
@@ -492,14 +614,21 @@ mod tests {
         }
     }
 
+    /// Zones with one A record each, whose address is the serial.
     fn publish(hub: &Hub, zones: &[(&str, u32)]) -> Arc<Published> {
         let hzs: Vec<HostedZone> = zones.iter().map(|(id, _)| hz(id)).collect();
-        let refs = hzs.iter().zip(zones).map(|(h, (_, serial))| ZoneRef {
+        let sets: Vec<Vec<RecordSet>> = zones
+            .iter()
+            .map(|(id, serial)| {
+                vec![RecordSet::plain(format!("www.{id}.example."), "A".into(), 60, vec![format!("192.0.2.{serial}")])]
+            })
+            .collect();
+        let refs = hzs.iter().zip(zones).zip(&sets).map(|((h, (_, serial)), records)| ZoneRef {
             zone: h,
-            records: &[],
+            records,
             serial: *serial,
             hash: format!("{serial:x}"),
-            confirmed: Some(5),
+            stale_since: Some(5),
         });
         let shared = Shared { internal_networks: vec!["10.0.0.0/8".into()], ..Default::default() };
         let p = hub.prepare(refs, shared);
@@ -515,19 +644,60 @@ mod tests {
         assert_eq!(m.zones.len(), 2);
         assert_eq!(m.internal_networks, vec!["10.0.0.0/8".to_owned()]);
         for z in &m.zones {
-            let saved = decode_zone(&hub.object(&z.object).unwrap(), z).unwrap();
+            let part = decode_part(&hub.object(&z.objects[0].name).unwrap(), z, 0).unwrap();
+            let saved = join_parts(z, vec![&part], Some(7));
             assert_eq!((saved.zone.id.as_str(), saved.serial, saved.confirmed), (z.id.as_str(), 1, Some(5)));
         }
         let second = publish(&hub, &[("Z1", 2), ("Z2", 1)]);
         let m2 = decode_manifest(&second.bytes).unwrap();
-        assert_ne!(m.zones[0].object, m2.zones[0].object, "a changed zone is a new object");
-        assert_eq!(m.zones[1].object, m2.zones[1].object, "an unchanged zone keeps its object");
-        assert!(hub.object(&m.zones[0].object).is_some(), "the previous version's objects stay fetchable");
+        assert_ne!(m.zones[0].objects, m2.zones[0].objects, "a changed zone is a new object");
+        assert_eq!(m.zones[1].objects, m2.zones[1].objects, "an unchanged zone keeps its object");
+        assert!(hub.object(&m.zones[0].objects[0].name).is_some(), "the previous version's objects stay fetchable");
         // The same content again wakes nobody.
         let mut rx = hub.tx.subscribe();
         rx.borrow_and_update();
         publish(&hub, &[("Z1", 2), ("Z2", 1)]);
         assert!(!rx.has_changed().unwrap());
+    }
+
+    #[test]
+    fn a_large_zone_is_split_so_a_change_touches_one_part() {
+        let h = hz("Z9");
+        let mut records: Vec<RecordSet> = (0..5000)
+            .map(|i| RecordSet::plain(format!("h{i}.Z9.example."), "A".into(), 60, vec!["192.0.2.1".into()]))
+            .collect();
+        // The members of a routed name stay together and in order, whatever their case.
+        for (i, id) in ["b", "a", "c"].iter().enumerate() {
+            let mut r = RecordSet::plain(format!("W{i}.z9.EXAMPLE."), "A".into(), 60, vec![format!("192.0.2.{i}")]);
+            r.name = if i == 1 { "w.Z9.example.".into() } else { "W.z9.EXAMPLE.".into() };
+            r.set_identifier = Some((*id).into());
+            records.push(r);
+        }
+        let hub = Hub::new();
+        let zref = |records: &[RecordSet], serial: u32| {
+            let z = ZoneRef { zone: &h, records, serial, hash: format!("{serial}"), stale_since: None };
+            hub.prepare(std::iter::once(z), Shared::default())
+        };
+        let first = zref(&records, 1);
+        let m = decode_manifest(&first.bytes).unwrap();
+        assert_eq!(m.zones[0].objects.len(), 8, "5003 record sets in parts of about 1024");
+        let parts: Vec<ZonePart> = m.zones[0]
+            .objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| decode_part(&first.objects[&o.name], &m.zones[0], i).unwrap())
+            .collect();
+        let joined = join_parts(&m.zones[0], parts.iter().collect(), None);
+        assert_eq!(joined.records.len(), records.len());
+        let routed: Vec<_> = joined.records.iter().filter_map(|r| r.set_identifier.as_deref()).collect();
+        assert_eq!(routed, ["b", "a", "c"]);
+        // One changed value and one new name: at most two parts change, the rest keep their names.
+        records[10].resource_records[0].value = "192.0.2.99".into();
+        records.push(RecordSet::plain("new.Z9.example.".into(), "A".into(), 60, vec!["192.0.2.5".into()]));
+        let second = zref(&records, 2);
+        let m2 = decode_manifest(&second.bytes).unwrap();
+        let changed = m2.zones[0].objects.iter().filter(|o| !first.objects.contains_key(&o.name)).count();
+        assert!((1..=2).contains(&changed), "{changed} parts changed");
     }
 
     #[test]
@@ -552,7 +722,10 @@ mod tests {
         let m = decode_manifest(&bytes).unwrap();
         let mut wrong = m.zones[0].clone();
         wrong.serial = 11;
-        assert!(matches!(decode_zone(&hub.object(&m.zones[0].object).unwrap(), &wrong), Err(Refused::Inconsistent(_))));
+        wrong.id = "Z2".into();
+        let part = hub.object(&m.zones[0].objects[0].name).unwrap();
+        assert!(matches!(decode_part(&part, &wrong, 0), Err(Refused::Inconsistent(_))));
+        assert!(matches!(decode_part(&part, &m.zones[0], 1), Err(Refused::Inconsistent(_))));
         // Serials: forward and equal are fine, back is refused, across the wrap too.
         let held = HashMap::from([("Z1".to_owned(), 11u32)]);
         assert!(matches!(check_serials(&m, &held), Err(Refused::SerialBack { held: 11, offered: 10, .. })));

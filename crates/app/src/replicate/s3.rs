@@ -221,7 +221,7 @@ pub(crate) struct Base {
 
 impl Base {
     pub(crate) fn objects(&self) -> HashSet<String> {
-        self.manifest.zones.iter().map(|z| z.object.clone()).collect()
+        self.manifest.zones.iter().flat_map(|z| z.objects.iter().map(|o| o.name.clone())).collect()
     }
 }
 
