@@ -133,8 +133,9 @@ struct Opts {
     /// TSIG key file(s) in BIND syntax (`tsig-keygen` output), added to `[tsig] key-files`.
     #[arg(long = "tsig-key-file", value_name = "FILE", env = "R53DNS_TSIG_KEY_FILES", value_delimiter = ',')]
     tsig_key_files: Vec<PathBuf>,
-    /// Primary to pull the `--secondary-zone` zones from by zone transfer: ADDR or ADDR:PORT.
-    #[arg(long, value_name = "ADDR[:PORT]", env = "R53DNS_PRIMARY", requires = "secondary_zones")]
+    /// Primary to pull the `--secondary-zone` and `--secondary-catalog` zones from by zone
+    /// transfer: ADDR or ADDR:PORT.
+    #[arg(long, value_name = "ADDR[:PORT]", env = "R53DNS_PRIMARY")]
     primary: Option<String>,
     /// Zone to follow from `--primary` (repeatable).
     #[arg(
@@ -145,6 +146,16 @@ struct Opts {
         requires = "primary"
     )]
     secondary_zones: Vec<String>,
+    /// Catalog zone (RFC 9432) to follow from `--primary`: every zone it lists is followed
+    /// too (repeatable).
+    #[arg(
+        long = "secondary-catalog",
+        value_name = "NAME",
+        env = "R53DNS_SECONDARY_CATALOGS",
+        value_delimiter = ',',
+        requires = "primary"
+    )]
+    secondary_catalogs: Vec<String>,
     /// TSIG key (by name, from the key files) signing the transfers from `--primary`.
     #[arg(long, value_name = "NAME", env = "R53DNS_PRIMARY_KEY", requires = "primary")]
     primary_key: Option<String>,
@@ -160,6 +171,9 @@ struct Opts {
     /// Every n-th rate-limited answer is sent truncated instead of dropped (default 2).
     #[arg(long = "rrl-slip", value_name = "N", env = "R53DNS_RRL_SLIP")]
     rrl_slip: Option<u32>,
+    /// Publish a catalog zone (RFC 9432) of this name listing every served zone.
+    #[arg(long, value_name = "NAME", env = "R53DNS_CATALOG_ZONE")]
+    catalog_zone: Option<String>,
     /// On SIGTERM, keep answering this long while /readyz fails (default 5s; 0s: stop at once).
     #[arg(long, value_parser = humantime::parse_duration, env = "R53DNS_DRAIN")]
     drain: Option<Duration>,
@@ -206,6 +220,7 @@ impl Opts {
                 allow_query: (!self.allow_query.is_empty()).then(|| self.allow_query.clone()),
                 tcp_message_timeout: None,
                 drain: self.drain,
+                catalog_zone: self.catalog_zone.clone(),
             },
             zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zones.clone() },
             log: r53dns_app::config::LogSpec {
@@ -247,6 +262,7 @@ impl Opts {
                 Some(p) => vec![r53dns_app::config::SecondarySpec {
                     primary: p.clone(),
                     zones: self.secondary_zones.clone(),
+                    catalogs: self.secondary_catalogs.clone(),
                     key: self.primary_key.clone(),
                     refresh: self.primary_refresh,
                 }],

@@ -5,6 +5,7 @@
 mod support;
 
 mod binary;
+mod catalog;
 mod deploy;
 mod differential;
 mod fleet;

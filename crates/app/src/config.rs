@@ -266,7 +266,12 @@ pub struct SecondarySpec {
     /// The primary, `ADDR` or `ADDR:PORT` (port 53 by default).
     pub primary: String,
     /// Zones to pull from it.
+    #[serde(default)]
     pub zones: Vec<String>,
+    /// Catalog zones (RFC 9432) to pull from it: every zone a catalog lists is followed
+    /// too, as members come and go.
+    #[serde(default)]
+    pub catalogs: Vec<String>,
     /// TSIG key (from `[tsig]`) signing the requests; the primary's answers and NOTIFYs must
     /// then be signed with it too.
     pub key: Option<String>,
@@ -572,6 +577,9 @@ pub struct ServerSpec {
     /// sending first (`"5s"`; `"0s"` stops at once).
     #[serde(default, with = "humantime_serde")]
     pub drain: Option<Duration>,
+    /// Publish a catalog zone (RFC 9432) of this name listing every served zone, for
+    /// secondaries that follow whatever is served (`"catalog.invalid"`).
+    pub catalog_zone: Option<String>,
 }
 
 /// Default lame-duck time on SIGTERM: longer than a load balancer's readiness probe period
@@ -655,6 +663,8 @@ pub struct Config {
     pub secondaries: Vec<crate::secondary::SecondaryZone>,
     /// Lame-duck time on SIGTERM.
     pub drain: Duration,
+    /// The catalog zone published, if any.
+    pub catalog_zone: Option<r53dns_zone::Name>,
     /// Things worth telling the operator that do not stop the server.
     pub warnings: Vec<String>,
     /// Snapshots offered to replicas, when enabled.
@@ -704,6 +714,7 @@ impl Spec {
         s.allow_query = o.allow_query.or(s.allow_query.take());
         s.tcp_message_timeout = o.tcp_message_timeout.or(s.tcp_message_timeout);
         s.drain = o.drain.or(s.drain);
+        s.catalog_zone = o.catalog_zone.or(s.catalog_zone.take());
         let (rp, ro) = (&mut self.replication, other.replication);
         rp.enabled = ro.enabled.or(rp.enabled);
         rp.token_file = ro.token_file.or(rp.token_file.take());
@@ -813,6 +824,16 @@ impl Spec {
         let http_admin = self.http.admin.unwrap_or_else(|| http_listen.is_some_and(|a| a.ip().is_loopback()));
         let follow = self.follow.validate(&self.route53)?;
         let replication = self.replication.validate()?;
+        let catalog_zone = match &s.catalog_zone {
+            Some(z) => {
+                let text = if z.ends_with('.') { z.clone() } else { format!("{z}.") };
+                Some(
+                    r53dns_zone::Name::parse(&text, None)
+                        .map_err(|e| anyhow::anyhow!("server.catalog-zone: '{z}' is not a domain name: {e}"))?,
+                )
+            }
+            None => None,
+        };
         let mut warnings = Vec::new();
         if self.route53.max_staleness.is_some() {
             warnings.push(
@@ -869,24 +890,27 @@ impl Spec {
                 ),
                 None => None,
             };
-            if sec.zones.is_empty() {
-                bail!("secondary: primary {primary} has no zones");
+            if sec.zones.is_empty() && sec.catalogs.is_empty() {
+                bail!("secondary: primary {primary} has no zones and no catalogs");
             }
             if sec.refresh.is_some_and(|r| r < Duration::from_secs(1)) {
                 bail!("secondary.refresh: at least 1s");
             }
-            for z in &sec.zones {
+            let listed = sec.zones.iter().map(|z| (z, false)).chain(sec.catalogs.iter().map(|z| (z, true)));
+            for (z, catalog) in listed {
+                let what = if catalog { "secondary.catalogs" } else { "secondary.zones" };
                 let text = if z.ends_with('.') { z.clone() } else { format!("{z}.") };
                 let apex = r53dns_zone::Name::parse(&text, None)
-                    .map_err(|e| anyhow::anyhow!("secondary.zones: '{z}' is not a domain name: {e}"))?;
+                    .map_err(|e| anyhow::anyhow!("{what}: '{z}' is not a domain name: {e}"))?;
                 if secondaries.iter().any(|s| s.apex.to_lowercase() == apex.to_lowercase()) {
-                    bail!("secondary.zones: zone {apex} is listed twice");
+                    bail!("{what}: zone {apex} is listed twice");
                 }
                 secondaries.push(crate::secondary::SecondaryZone {
                     apex,
                     primary: primary.clone(),
                     key: key.clone(),
                     max_refresh: sec.refresh,
+                    catalog,
                 });
             }
         }
@@ -932,6 +956,7 @@ impl Spec {
             update_grants,
             secondaries,
             drain: s.drain.unwrap_or(DEFAULT_DRAIN),
+            catalog_zone,
             warnings,
             replication,
             follow,
@@ -1042,6 +1067,7 @@ impl Config {
                     .map(|acl| acl.iter().map(|(a, l)| format!("{a}/{l}")).collect()),
                 tcp_message_timeout: Some(self.server.tcp_message_timeout),
                 drain: Some(self.drain),
+                catalog_zone: self.catalog_zone.as_ref().map(|n| n.to_text()),
             },
             zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zone_files.clone() },
             log: LogSpec {

@@ -7,6 +7,7 @@
 //! single store.
 #![warn(missing_docs)]
 
+pub mod catalog;
 pub mod config;
 pub mod export;
 pub mod notify;
@@ -201,7 +202,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let publisher = Arc::new(
         Publisher::new(store.clone(), FileZones::default(), conflict, networks, routing)
             .with_notify(config.notify.clone(), config.notify_key.clone())
-            .with_journals(!config.server.transfer_acl.is_empty() || !config.server.transfer_keys.is_empty()),
+            .with_journals(!config.server.transfer_acl.is_empty() || !config.server.transfer_keys.is_empty())
+            .with_catalog(config.catalog_zone.clone().map(catalog::Catalog::new)),
     );
     publisher.set_files(files).await;
     let hub = config.replication.as_ref().map(|_| Arc::new(replicate::Hub::new()));

@@ -49,9 +49,17 @@ pub struct Publisher {
     /// the differences that led to it.
     journals: std::sync::Mutex<Journals>,
     journaling: bool,
+    /// The catalog zone published in each view, if any.
+    catalog: Option<crate::catalog::Catalog>,
 }
 
 impl Publisher {
+    /// Publishes a catalog zone (RFC 9432) of every view's zones.
+    pub fn with_catalog(mut self, catalog: Option<crate::catalog::Catalog>) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
     /// Keeps IXFR journals (only worth their CPU and memory when someone may transfer).
     pub fn with_journals(mut self, on: bool) -> Self {
         self.journaling = on;
@@ -84,6 +92,7 @@ impl Publisher {
             serials: Default::default(),
             journals: Default::default(),
             journaling: true,
+            catalog: None,
         }
     }
 
@@ -173,6 +182,16 @@ impl Publisher {
         internal.set_routing(self.routing.clone());
         external.set_routing(self.routing.clone());
         let networks = self.internal_networks.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(c) = &self.catalog {
+            if let Some(z) = c.build(0, &internal) {
+                internal.insert(z);
+            }
+            if !networks.is_empty()
+                && let Some(z) = c.build(1, &external)
+            {
+                external.insert(z);
+            }
+        }
         if self.journaling {
             self.attach_journals(0, &mut internal);
             if !networks.is_empty() {

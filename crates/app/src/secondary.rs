@@ -40,6 +40,9 @@ pub struct SecondaryZone {
     pub key: Option<Key>,
     /// Longest time between checks, whatever the SOA refresh says.
     pub max_refresh: Option<Duration>,
+    /// A catalog zone (RFC 9432): not served; its members are followed from the same
+    /// primary, with the same key and refresh cap, as they come and go.
+    pub catalog: bool,
 }
 
 /// Shortest refresh and retry honoured, whatever the SOA says (as Knot's
@@ -227,6 +230,22 @@ struct Follow {
     cfg: SecondaryZone,
     poke: Notify,
     state: StdMutex<State>,
+    /// Stops this zone's task (a member dropped from its catalog).
+    stop: CancellationToken,
+    /// For a member of a catalog: the catalog's apex.
+    member_of: Option<Name>,
+}
+
+impl Follow {
+    fn new(cfg: SecondaryZone, member_of: Option<Name>) -> Arc<Self> {
+        Arc::new(Self {
+            cfg,
+            poke: Notify::new(),
+            state: StdMutex::default(),
+            stop: CancellationToken::new(),
+            member_of,
+        })
+    }
 }
 
 /// Status of one secondary zone, for `/zones` and readiness.
@@ -247,9 +266,13 @@ pub struct SecondaryStatus {
     pub last_error: Option<String>,
 }
 
-/// The secondary zones of this process.
+/// The secondary zones of this process: those configured, and the members of configured
+/// catalogs as they come and go.
 pub struct Secondaries {
-    zones: Vec<Arc<Follow>>,
+    zones: StdMutex<Vec<Arc<Follow>>>,
+    /// The process's shutdown and this value itself, for tasks started later (catalog
+    /// members).
+    running: std::sync::OnceLock<(CancellationToken, std::sync::Weak<Secondaries>)>,
     publisher: Arc<Publisher>,
     keys: KeyRing,
     metrics: Option<Arc<r53dns_metrics::Metrics>>,
@@ -257,7 +280,7 @@ pub struct Secondaries {
 
 impl std::fmt::Debug for Secondaries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Secondaries").field("zones", &self.zones.len()).finish_non_exhaustive()
+        f.debug_struct("Secondaries").field("zones", &self.list().len()).finish_non_exhaustive()
     }
 }
 
@@ -269,33 +292,40 @@ impl Secondaries {
         keys: KeyRing,
         metrics: Option<Arc<r53dns_metrics::Metrics>>,
     ) -> Self {
-        let zones = zones
-            .into_iter()
-            .map(|cfg| Arc::new(Follow { cfg, poke: Notify::new(), state: StdMutex::default() }))
-            .collect();
-        Self { zones, publisher, keys, metrics }
+        let zones = zones.into_iter().map(|cfg| Follow::new(cfg, None)).collect();
+        Self { zones: StdMutex::new(zones), running: std::sync::OnceLock::new(), publisher, keys, metrics }
+    }
+
+    fn list(&self) -> Vec<Arc<Follow>> {
+        self.zones.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Starts one task per zone; they stop with `shutdown`.
     pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) {
-        for (i, _) in self.zones.iter().enumerate() {
-            let me = self.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move { me.follow(i, shutdown).await });
+        let _ = self.running.set((shutdown, Arc::downgrade(self)));
+        for z in self.list() {
+            self.start(z);
         }
+    }
+
+    fn start(&self, z: Arc<Follow>) {
+        let Some((shutdown, me)) = self.running.get() else { return };
+        let (Some(me), shutdown) = (me.upgrade(), shutdown.clone()) else { return };
+        tokio::spawn(async move { me.follow(z, shutdown).await });
     }
 
     /// Ready once every zone has been loaded at least once, unless every zone has expired
     /// since (then nothing is served at all: every answer would be REFUSED).
     pub fn ready(&self) -> bool {
-        let all_loaded = self.zones.iter().all(|z| z.lock().held.is_some());
-        let any_served = self.zones.iter().any(|z| z.lock().published);
+        let zones = self.list();
+        let all_loaded = zones.iter().all(|z| z.lock().held.is_some());
+        let any_served = zones.iter().any(|z| z.lock().published);
         all_loaded && any_served
     }
 
     /// Per-zone state.
     pub fn status(&self) -> Vec<SecondaryStatus> {
-        self.zones
+        self.list()
             .iter()
             .map(|z| {
                 let s = z.lock();
@@ -319,13 +349,14 @@ impl Secondaries {
         }
     }
 
-    async fn follow(&self, i: usize, shutdown: CancellationToken) {
-        let Some(z) = self.zones.get(i) else { return };
+    async fn follow(self: Arc<Self>, z: Arc<Follow>, shutdown: CancellationToken) {
+        let z = &z;
         let mut backoff = Duration::from_secs(1);
         loop {
             let result = tokio::select! {
                 r = self.check(z) => r,
                 () = shutdown.cancelled() => return,
+                () = z.stop.cancelled() => return,
             };
             let wait = match result {
                 Ok(()) => {
@@ -351,7 +382,74 @@ impl Secondaries {
                 () = tokio::time::sleep(wait) => {}
                 () = z.poke.notified() => {}
                 () = shutdown.cancelled() => return,
+                () = z.stop.cancelled() => return,
             }
+        }
+    }
+
+    /// Follows the members a catalog zone lists (RFC 9432 version 2): new members start
+    /// being followed from the catalog's primary, members gone are withdrawn.
+    fn catalog_updated(&self, catalog: &Follow, zone: &Zone) {
+        let apex = catalog.cfg.apex.to_lowercase();
+        let records = records_of(zone);
+        let version_owner = apex.prepend(b"version").ok().map(|n| n.wire().to_vec());
+        let version_ok = records.keys().any(|(owner, t, rd)| {
+            *t == rtype::TXT && Some(owner.as_ref()) == version_owner.as_deref() && rd.as_ref() == b"\x012"
+        });
+        if !version_ok {
+            tracing::error!(zone = %apex, "secondary: catalog zone without version \"2\" (RFC 9432); its members are left as they are");
+            return;
+        }
+        let Ok(zones_label) = apex.prepend(b"zones") else { return };
+        let mut members: Vec<Name> = records
+            .keys()
+            .filter(|(owner, t, _)| {
+                *t == rtype::PTR
+                    && Name::from_wire(owner)
+                        .is_some_and(|o| o.parent().is_some_and(|p| p.to_lowercase() == zones_label))
+            })
+            .filter_map(|(_, _, rd)| Name::from_wire(rd))
+            .collect();
+        members.sort_by_key(|m| m.to_lowercase().to_text());
+        members.dedup_by_key(|m| m.to_lowercase());
+        let (added, removed) = {
+            let mut zones = self.zones.lock().unwrap_or_else(|p| p.into_inner());
+            let mine = |z: &Arc<Follow>| z.member_of.as_ref().is_some_and(|c| c.to_lowercase() == apex);
+            let removed: Vec<Arc<Follow>> = zones
+                .iter()
+                .filter(|z| mine(z) && !members.iter().any(|m| m.to_lowercase() == z.cfg.apex.to_lowercase()))
+                .cloned()
+                .collect();
+            zones.retain(|z| !removed.iter().any(|r| Arc::ptr_eq(r, z)));
+            let mut added = Vec::new();
+            for m in &members {
+                if zones.iter().any(|z| z.cfg.apex.to_lowercase() == m.to_lowercase()) {
+                    continue; // followed already (as a member, or configured on its own)
+                }
+                let f = Follow::new(
+                    SecondaryZone {
+                        apex: m.clone(),
+                        primary: catalog.cfg.primary.clone(),
+                        key: catalog.cfg.key.clone(),
+                        max_refresh: catalog.cfg.max_refresh,
+                        catalog: false,
+                    },
+                    Some(apex.clone()),
+                );
+                zones.push(f.clone());
+                added.push(f);
+            }
+            (added, removed)
+        };
+        for f in added {
+            tracing::info!(zone = %f.cfg.apex, catalog = %apex, "secondary: catalog member added; following it");
+            self.start(f);
+        }
+        for f in removed {
+            tracing::info!(zone = %f.cfg.apex, catalog = %apex, "secondary: catalog member removed; no longer served");
+            f.stop.cancel();
+            let publisher = self.publisher.clone();
+            tokio::spawn(async move { publisher.set_secondary(&f.cfg.apex, None).await });
         }
     }
 
@@ -366,7 +464,7 @@ impl Secondaries {
             }
             stale
         };
-        if expired {
+        if expired && !z.cfg.catalog {
             tracing::error!(zone = %z.cfg.apex, primary = %z.cfg.primary, "secondary: zone expired; no longer served");
             self.publisher.set_secondary(&z.cfg.apex, None).await;
         }
@@ -470,7 +568,12 @@ impl Secondaries {
             s.force_axfr = false;
             s.last_error = None;
         }
-        self.publisher.set_secondary(&z.cfg.apex, Some(zone)).await;
+        if z.cfg.catalog {
+            // A catalog is read, not served.
+            self.catalog_updated(z, &zone);
+        } else {
+            self.publisher.set_secondary(&z.cfg.apex, Some(zone)).await;
+        }
         self.count(&z.cfg.apex, kind);
         tracing::info!(
             zone = %z.cfg.apex, primary = %z.cfg.primary, serial, records = count, transfer = kind,
@@ -485,7 +588,7 @@ impl Secondaries {
             s.published = s.held.is_some();
             s.held.as_ref().map(|h| h.zone.clone())
         };
-        if let Some(zone) = zone {
+        if let Some(zone) = zone.filter(|_| !z.cfg.catalog) {
             tracing::info!(zone = %z.cfg.apex, "secondary: primary reachable again; serving the zone");
             self.publisher.set_secondary(&z.cfg.apex, Some(zone)).await;
         }
@@ -524,7 +627,8 @@ impl Secondaries {
             return reply(1, &mut signer);
         }
         let apex = apex.to_lowercase();
-        let Some(z) = self.zones.iter().find(|z| z.cfg.apex.to_lowercase() == apex) else {
+        let zones = self.list();
+        let Some(z) = zones.iter().find(|z| z.cfg.apex.to_lowercase() == apex) else {
             tracing::info!(%peer, zone = %apex, "NOTIFY for a zone not followed here");
             return reply(9, &mut signer);
         };
@@ -851,6 +955,7 @@ mod tests {
             primary: "127.0.0.1:53".into(),
             key: None,
             max_refresh: None,
+            catalog: false,
         };
         records.insert(
             key_of(&rr("example.", rtype::NS, b"\x02ns\x07example\x00")),

@@ -53,6 +53,39 @@ impl Bind {
         panic!("BIND did not get the zone:\n{}", bind.log());
     }
 
+    /// A consumer of the catalog zone `catalog` (RFC 9432) of `primary`: it transfers the
+    /// catalog and then every member zone from the same primary, with no zone configured.
+    pub fn catalog_consumer(catalog: &str, primary: SocketAddr, port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let cat = catalog.trim_end_matches('.');
+        let (ip, pport) = (primary.ip(), primary.port());
+        std::fs::write(
+            dir.path().join("named.conf"),
+            format!(
+                "options {{\n  directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  \
+                 pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  recursion no;\n  notify no;\n  \
+                 dnssec-validation no;\n  minimal-responses no;\n  allow-new-zones yes;\n  \
+                 catalog-zones {{ zone \"{cat}\" default-primaries {{ {ip} port {pport}; }} in-memory yes; }};\n}};\n\
+                 controls {{ }};\n\
+                 zone \"{cat}\" {{\n  type secondary;\n  primaries {{ {ip} port {pport}; }};\n  file \"{d}/catalog.db\";\n}};\n"
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("named.log")).unwrap();
+        let child = Command::new("named")
+            .args(["-g", "-c"])
+            .arg(dir.path().join("named.conf"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("named must be installed (apt-get install bind9)");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // The caller waits for the member zones.
+        let _ = catalog;
+        Self { addr, child, dir }
+    }
+
     /// A free port for [`Bind::secondary`].
     pub fn port() -> u16 {
         free_port()
