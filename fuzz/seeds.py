@@ -70,6 +70,12 @@ for path in sorted(glob.glob(os.path.join(data, "route53", "*.json"))):
     body = {"zones": [{"zone": zone, "records": sets, "serial": 1, "hash": "00"}],
             "health": [], "cidr": [], "endpoints": []}
     put("snapshot", json.dumps(body))
+    # A replica's inputs: a zone part (as a syncer writes it) and a manifest.
+    put("replica", json.dumps({"zone": "Z1", "part": 0, "parts": 1, "records": sets}))
+    manifest = {"format": 2, "zones": [{"id": "Z1", "name": hz["Name"], "private": False, "serial": 7,
+                "hash": "00", "objects": [{"name": "00" * 32, "size": 100}]}],
+                "health": [["hc-1", True]], "cidr": [], "endpoints": [], "internal_networks": ["10.0.0.0/8"]}
+    put("replica", json.dumps(manifest))
     for s in sets:
         code = TYPES.get(s["Type"])
         if code is None:

@@ -521,6 +521,17 @@ impl Refused {
     }
 }
 
+/// `body` framed as a manifest (header line with its checksum), for tests and fuzzing.
+pub fn frame_manifest(body: &[u8]) -> Vec<u8> {
+    frame_as(MANIFEST_MAGIC, body)
+}
+
+/// `body` framed as a zone object, with the name a manifest gives it; for tests and fuzzing.
+pub fn frame_zone_part(body: &[u8]) -> (String, Vec<u8>) {
+    let bytes = frame_as(ZONE_MAGIC, body);
+    (hex(&Sha256::digest(&bytes)), bytes)
+}
+
 /// Reads a manifest: checksum, format version, shape.
 pub fn decode_manifest(bytes: &[u8]) -> Result<Manifest, Refused> {
     let body = match unframe(MANIFEST_MAGIC, bytes) {
