@@ -707,3 +707,42 @@ fn a_rollout_under_load_loses_no_query() {
     let status = old.wait_exit(Duration::from_secs(10)).expect("the old server did not exit after its drain");
     assert!(status.success());
 }
+
+#[test]
+fn a_follower_shows_its_zone_nearing_expiry_and_is_unready_once_nothing_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("exp.example.zone"),
+        "$TTL 60\n@ SOA ns h 1 2 1 6 5\n NS ns\nns A 192.0.2.1\nwww A 192.0.2.2\n",
+    )
+    .unwrap();
+    let mut primary = Binary::serve(&[
+        "--zone-dir",
+        &dir.path().display().to_string(),
+        "--allow-transfer",
+        "127.0.0.0/8",
+        "--drain",
+        "0s",
+    ]);
+    let follower = Binary::serve(&[
+        "--primary",
+        &primary.addr.unwrap().to_string(),
+        "--secondary-zone",
+        "exp.example",
+        "--drain",
+        "0s",
+    ]);
+    let dns = follower.addr.unwrap();
+    eventually(Duration::from_secs(10), || answers(dns, "www.exp.example.", "A").len() == 1).expect("never loaded");
+    assert_eq!(follower.http_status("/readyz"), 200);
+    let left = metric_sum(&follower, "r53dns_secondary_expire_seconds{zone=\"exp.example.\"}");
+    assert!((4.0..=6.0).contains(&left), "expire in {left} s");
+    // The primary goes away: the time left runs down, then the zone is withdrawn and, with
+    // nothing left to serve, the follower says so.
+    primary.signal("KILL");
+    primary.wait_exit(Duration::from_secs(5)).unwrap();
+    eventually(Duration::from_secs(15), || follower.http_status("/readyz") == 503)
+        .expect("still ready with every zone expired");
+    assert_eq!(ask(dns, &Query::new("www.exp.example.", "A")).rcode_text(), "REFUSED");
+    assert_eq!(metric_sum(&follower, "r53dns_secondary_expire_seconds{zone=\"exp.example.\"}"), 0.0);
+}
