@@ -397,8 +397,9 @@ impl Syncer {
         let ids: Vec<String> = st.zones.keys().cloned().collect();
         self.convert_all(&mut st, &ids, &mut Vec::new());
         let n = st.zones.values().filter(|z| z.built.is_some()).count();
-        self.publish(&mut st).await;
-        self.status.ready.store(true, Ordering::Relaxed);
+        if self.publish(&mut st).await {
+            self.status.ready.store(true, Ordering::Relaxed);
+        }
         n
     }
 
@@ -471,8 +472,9 @@ impl Syncer {
     }
 
     /// Serves the zones in `st`: with S3 writing on, only once S3 holds them (see
-    /// [`Syncer::commit`]); then to replicas, the store, and the state directory.
-    async fn publish(&self, st: &mut State) {
+    /// [`Syncer::commit`]); then to replicas, the store, and the state directory. Returns
+    /// whether they are served.
+    async fn publish(&self, st: &mut State) -> bool {
         let publication = match (&self.hub, &self.s3) {
             (Some(hub), Some(w)) => match self.commit(hub, w, st).await {
                 Ok(p) => Some(p),
@@ -481,7 +483,7 @@ impl Syncer {
                         m.replication_s3_writes.with_label_values(&["failed"]).inc();
                     }
                     tracing::error!(error = %e, "cannot write the snapshot to S3; serving the last version written there");
-                    return;
+                    return false;
                 }
             },
             (Some(hub), None) => Some(self.prepare(hub, st)),
@@ -534,6 +536,7 @@ impl Syncer {
                 tracing::warn!(error = %e, "cannot save the Route53 snapshot");
             }
         }
+        true
     }
 
     /// Writes the zones in `st` to S3 as the successor of the manifest there, with a
@@ -727,13 +730,13 @@ impl Syncer {
         report.changed = changed;
         report.convert = converting.elapsed();
         let publishing = Instant::now();
-        self.publish(&mut st).await;
+        let published = self.publish(&mut st).await;
         report.publish = publishing.elapsed();
         let complete = st.zones.values().all(|z| z.built.is_some());
         drop(st);
         // Ready as soon as every zone is served, or after a second sweep whatever failed: a
         // zone that keeps failing is alerted on, and must not keep the others out of service.
-        if complete || self.status.sweeps.load(Ordering::Relaxed) >= 2 {
+        if published && (complete || self.status.sweeps.load(Ordering::Relaxed) >= 2) {
             self.status.ready.store(true, Ordering::Relaxed);
         }
         Ok(report)
@@ -783,7 +786,7 @@ impl Syncer {
         }
         entry.updated = Some(Instant::now());
         self.convert_all(&mut st, &[zone_id.to_owned()], &mut Vec::new());
-        self.publish(&mut st).await;
+        let _ = self.publish(&mut st).await;
         drop(st);
         self.resync_soon(zone_id);
     }
@@ -832,7 +835,7 @@ impl Syncer {
         entry.last_error = None;
         let mut changed = Vec::new();
         self.convert_all(&mut st, &[zone_id.to_owned()], &mut changed);
-        self.publish(&mut st).await;
+        let _ = self.publish(&mut st).await;
         tracing::debug!(zone = %hz.name, ?changed, "zone re-fetched after UPDATE");
     }
 
@@ -867,7 +870,7 @@ impl Syncer {
         st.endpoints.extend(results);
         let all: Vec<String> = st.zones.keys().cloned().collect();
         self.convert_all(&mut st, &all, &mut Vec::new());
-        self.publish(&mut st).await;
+        let _ = self.publish(&mut st).await;
         tracing::info!(endpoints = names.len(), "alias targets re-resolved");
     }
 
