@@ -234,3 +234,52 @@ pub(crate) fn signed_primary(zone: &str, keys: &str, notify: &str) -> Binary {
         "xfr-key",
     ])
 }
+
+/// A zone with RRsets too large for one transfer message (800 and 1 200 TXT records at one
+/// name, about 40 and 60 KB on the wire) and one record of about 30 KB on its own.
+fn big_rrsets_zone(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut text = String::from("$TTL 300\n@ SOA ns h 1 7200 900 1209600 300\n NS ns\nns A 192.0.2.1\n");
+    for i in 0..800 {
+        text.push_str(&format!("big40 TXT \"record {i:04} of the forty-kilobyte set\"\n"));
+    }
+    for i in 0..1200 {
+        text.push_str(&format!("big60 TXT \"record {i:04} of the sixty-kilobyte set\"\n"));
+    }
+    let strings: Vec<String> = (0..120).map(|i| format!("\"{}\"", format!("{i:03}").repeat(84))).collect();
+    text.push_str(&format!("huge TXT {}\nwww A 192.0.2.80\n", strings.join(" ")));
+    let file = dir.join("bigsets.example.zone");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+#[test]
+fn rrsets_larger_than_a_message_reach_nsd_and_bind_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = big_rrsets_zone(dir.path());
+    let b = Binary::serve(&["--zone", &file.display().to_string(), "--allow-transfer", "127.0.0.0/8", "--drain", "0s"]);
+    let primary = b.addr.unwrap();
+    let nsd = Nsd::secondary("bigsets.example.", primary);
+    let bind = Bind::secondary("bigsets.example.", primary, None, Bind::port());
+    for (who, addr) in [("nsd", nsd.addr), ("bind", bind.addr)] {
+        for (name, want) in
+            [("big40.bigsets.example.", 800), ("big60.bigsets.example.", 1200), ("huge.bigsets.example.", 1)]
+        {
+            let theirs = crate::support::dns::ask_tcp(addr, &Query::new(name, "TXT"));
+            let ours = crate::support::dns::ask_tcp(primary, &Query::new(name, "TXT"));
+            assert_eq!(theirs.answer.len(), want, "{who}: {name}");
+            let (mut a, mut b) = (ours.section("answer"), theirs.section("answer"));
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "{who}: {name}");
+        }
+        assert_eq!(ask(addr, &Query::new("www.bigsets.example.", "A")).answer.len(), 1, "{who}");
+    }
+    // dig's own count of the transfer: every record, the closing SOA included.
+    let out = Command::new("dig")
+        .args(["+tcp", "-p", &primary.port().to_string(), "@127.0.0.1", "bigsets.example.", "AXFR"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let records = text.lines().filter(|l| !l.starts_with(';') && !l.trim().is_empty()).count();
+    assert_eq!(records, 2 + 1 + 1 + 800 + 1200 + 1 + 1, "{text}");
+}

@@ -138,6 +138,27 @@ impl<'b> Encoder<'b> {
         set.rdatas().len() as u16
     }
 
+    /// Writes one RR (for transfers, which may split an RRset across messages) or nothing if
+    /// it does not fit.
+    pub(crate) fn record(
+        &mut self,
+        owner: Owner<'_>,
+        ans: &Answer<'_>,
+        rtype: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) -> Result<(), Full> {
+        let mark = self.buf.len();
+        let names = self.names.len();
+        self.rr(owner, ans, rtype, ttl, rdata);
+        if self.buf.len() > self.limit {
+            self.buf.truncate(mark);
+            self.names.truncate(names);
+            return Err(Full);
+        }
+        Ok(())
+    }
+
     /// Writes one item (with its RRSIGs when `dnssec_ok`) or nothing if it does not fit.
     /// Returns the number of RRs written.
     pub(crate) fn item(&mut self, item: &Item<'_>, ans: &Answer<'_>, dnssec_ok: bool) -> Result<u16, Full> {

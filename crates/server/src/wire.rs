@@ -11,6 +11,7 @@ pub(crate) mod opcode {
 /// Response codes written by the server (RFC 6895 §2.3).
 pub(crate) mod rcode {
     pub(crate) const FORMERR: u8 = 1;
+    pub(crate) const SERVFAIL: u8 = 2;
     pub(crate) const NOTIMP: u8 = 4;
     pub(crate) const REFUSED: u8 = 5;
     /// Extended: 16, carried as 1 in the OPT TTL's upper octet.

@@ -15,6 +15,9 @@ use crate::wire::{self, AA, OPCODE_MASK, QR, ReadError, Request};
 
 /// Largest transfer message we build (room to spare under 65535).
 const MESSAGE_LIMIT: usize = 16 * 1024;
+/// Largest message holding a single record too big for [`MESSAGE_LIMIT`]: TCP's 65 535
+/// less room for a TSIG record.
+const LONE_RECORD_LIMIT: usize = 65_535 - 512;
 
 /// Whether `ip` may transfer zones.
 pub(crate) fn allowed(acl: &[Prefix], ip: IpAddr) -> bool {
@@ -86,7 +89,14 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::Se
         return Some(vec![m]);
     }
     let zone = zone?;
-    let mut messages = transfer(&req, zone, zones)?;
+    let mut messages = match transfer(&req, zone, zones)? {
+        Ok(m) => m,
+        Err(TooLarge) => {
+            // Never a partial zone: the secondary keeps what it has and retries.
+            tracing::error!(%peer, zone = %apex, "zone transfer failed: a record does not fit in a message");
+            vec![start(&req, true, wire::rcode::SERVFAIL)]
+        }
+    };
     if let Some(s) = signer.as_mut() {
         for m in &mut messages {
             s.sign(m, now, 0, &[]);
@@ -98,7 +108,11 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::Se
 /// RFC 2845/8945 NOTAUTH.
 pub(crate) const NOTAUTH: u8 = 9;
 
-fn transfer(req: &Request, zone: &Zone, zones: &ZoneSet) -> Option<Vec<Vec<u8>>> {
+/// A record larger than any DNS message: the zone cannot be transferred.
+#[derive(Debug)]
+struct TooLarge;
+
+fn transfer(req: &Request, zone: &Zone, zones: &ZoneSet) -> Option<Result<Vec<Vec<u8>>, TooLarge>> {
     let soa_item =
         Item { owner: Owner::Name(zone.apex().wire()), data: r53dns_zone::Data::Rrset(soa(zone)?), required: false };
     let ans = Answer::empty();
@@ -124,7 +138,7 @@ fn ixfr<'a>(
     deltas: &'a [std::sync::Arc<r53dns_zone::journal::Delta>],
     soa_item: Item<'a>,
     ans: &Answer<'a>,
-) -> Vec<Vec<u8>> {
+) -> Result<Vec<Vec<u8>>, TooLarge> {
     let owner = Owner::Name(zone.apex().wire());
     let item = |set: &'a r53dns_zone::Rrset, owner: Owner<'a>| Item {
         owner,
@@ -153,7 +167,7 @@ fn axfr<'a>(
     routing: &RoutingContext,
     soa_item: Item<'a>,
     ans: &Answer<'a>,
-) -> Vec<Vec<u8>> {
+) -> Result<Vec<Vec<u8>>, TooLarge> {
     let mut items: Vec<Item<'a>> = vec![soa_item];
     for node in zone.sorted_nodes() {
         let owner = Owner::Name(node.name().wire());
@@ -173,11 +187,20 @@ fn axfr<'a>(
     pack(req, &items, ans)
 }
 
-/// Packs `items` into as few messages as fit.
-fn pack(req: &Request, items: &[Item<'_>], ans: &Answer<'_>) -> Vec<Vec<u8>> {
+/// Packs `items` into as few messages as fit. An RRset too large for one message is split
+/// across messages record by record (RFC 5936 §2.2 allows it; every secondary reassembles
+/// it), and a single record too large for a usual message gets a message of its own up to
+/// the TCP limit. Nothing is ever left out: a record that fits in no message fails the
+/// transfer.
+fn pack(req: &Request, items: &[Item<'_>], ans: &Answer<'_>) -> Result<Vec<Vec<u8>>, TooLarge> {
     let mut messages = Vec::new();
     let mut current = start(req, true, 0);
     let mut count = 0u16;
+    let flush = |current: &mut Vec<u8>, count: &mut u16, messages: &mut Vec<Vec<u8>>| {
+        set_answers(current, *count);
+        messages.push(std::mem::replace(current, start(req, false, 0)));
+        *count = 0;
+    };
     for item in items {
         loop {
             let mut enc = Encoder::new(&mut current, MESSAGE_LIMIT);
@@ -186,15 +209,27 @@ fn pack(req: &Request, items: &[Item<'_>], ans: &Answer<'_>) -> Vec<Vec<u8>> {
                     count += n;
                     break;
                 }
-                Err(_) if count > 0 => {
-                    drop(enc);
-                    set_answers(&mut current, count);
-                    messages.push(std::mem::replace(&mut current, start(req, false, 0)));
-                    count = 0;
-                }
+                Err(_) if count > 0 => flush(&mut current, &mut count, &mut messages),
                 Err(_) => {
-                    // One RRset larger than a message: cannot happen below 64 KiB of RDATA.
-                    tracing::error!("an RRset does not fit in a transfer message; transfer cut short");
+                    let r53dns_zone::Data::Rrset(set) = item.data else { return Err(TooLarge) };
+                    let sigs = set.sigs().filter(|_| set.rtype() != rtype::RRSIG);
+                    let records = set
+                        .rdatas()
+                        .map(|rd| (set.rtype(), set.ttl(), rd))
+                        .chain(sigs.into_iter().flat_map(|s| s.rdatas().map(move |rd| (s.rtype(), s.ttl(), rd))));
+                    for (t, ttl, rd) in records {
+                        loop {
+                            let limit = if count == 0 { LONE_RECORD_LIMIT } else { MESSAGE_LIMIT };
+                            match Encoder::new(&mut current, limit).record(item.owner, ans, t, ttl, rd) {
+                                Ok(()) => {
+                                    count += 1;
+                                    break;
+                                }
+                                Err(_) if count > 0 => flush(&mut current, &mut count, &mut messages),
+                                Err(_) => return Err(TooLarge),
+                            }
+                        }
+                    }
                     break;
                 }
             }
@@ -202,5 +237,5 @@ fn pack(req: &Request, items: &[Item<'_>], ans: &Answer<'_>) -> Vec<Vec<u8>> {
     }
     set_answers(&mut current, count);
     messages.push(current);
-    messages
+    Ok(messages)
 }
