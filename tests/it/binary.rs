@@ -134,3 +134,44 @@ fn dig_and_kdig_get_answers_over_udp_and_tcp() {
     assert!(kdig_tcp.contains("status: NXDOMAIN"), "{kdig_tcp}");
     assert!(Path::new(env!("CARGO_BIN_EXE_r53dns")).exists());
 }
+
+#[test]
+fn private_zones_are_not_answered_to_the_world_by_default() {
+    let check = |extra: &[&str]| {
+        Binary::command()
+            .args(["check", "--route53", "--listen", "0.0.0.0:5353"])
+            .args(extra)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap()
+    };
+    let refused = check(&[]);
+    assert_eq!(refused.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        msg.contains("private hosted zones would be answered to every client") && msg.contains("0.0.0.0:5353"),
+        "{msg}"
+    );
+    assert_eq!(msg.trim().lines().count(), 1, "one line: {msg}");
+    let out = check(&["--internal-network", "10.0.0.0/8"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Loopback only, or public zones only, or said explicitly: fine.
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("public.toml", "[route53]\nenabled = true\nkind = \"public\"\n[server]\nlisten = [\"0.0.0.0:5353\"]\n"),
+        (
+            "optin.toml",
+            "[route53]\nenabled = true\nprivate-zones-to-everyone = true\n[server]\nlisten = [\"0.0.0.0:5353\"]\n",
+        ),
+        ("loopback.toml", "[route53]\nenabled = true\n[server]\nlisten = [\"127.0.0.1:5353\", \"[::1]:5353\"]\n"),
+    ] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+        let out = Binary::command()
+            .args(["check", "--config"])
+            .arg(dir.path().join(name))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

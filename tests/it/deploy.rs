@@ -125,8 +125,26 @@ fn json_and_yaml_files_parse_and_the_read_policy_covers_the_sync() {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert!(v.is_object(), "{f}");
     }
-    let py = format!("import yaml; yaml.safe_load(open('{}'))", deploy().join("kickstart/cloud-init.yaml").display());
+    // The configurations the unattended installs write pass `r53dns check`.
+    let dir = tempfile::tempdir().unwrap();
+    let py = format!(
+        "import yaml; d=yaml.safe_load(open('{}')); open('{}','w').write(d['write_files'][0]['content'])",
+        deploy().join("kickstart/cloud-init.yaml").display(),
+        dir.path().join("cloud-init.toml").display()
+    );
     run_ok(Command::new(tools_bin("python")).args(["-c", &py]));
+    let ks = std::fs::read_to_string(deploy().join("kickstart/r53dns.ks")).unwrap();
+    let conf = ks.split("<<'CONF'\n").nth(1).and_then(|r| r.split("\nCONF").next()).unwrap();
+    std::fs::write(dir.path().join("kickstart.toml"), conf).unwrap();
+    for name in ["cloud-init.toml", "kickstart.toml"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_r53dns"))
+            .args(["check", "--config"])
+            .arg(dir.path().join(name))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
     // The read policy allows exactly the calls the sync makes.
     let policy = std::fs::read_to_string(deploy().join("aws/iam-policy-read.json")).unwrap();
     for action in

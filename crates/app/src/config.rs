@@ -432,6 +432,9 @@ pub struct Route53Spec {
     pub account: Vec<AccountSpec>,
     /// Skip the default credentials' own account (use only `[[route53.account]]` roles).
     pub only_assumed_roles: Option<bool>,
+    /// Answer private zones to every client even on a non-loopback listener without
+    /// `internal-networks` (refused at start otherwise).
+    pub private_zones_to_everyone: Option<bool>,
 }
 
 /// `[[route53.account]]`: another account, through an IAM role.
@@ -503,6 +506,8 @@ pub struct Route53Config {
     pub accounts: Vec<AccountSpec>,
     /// Whether the default credentials' own account is swept.
     pub own_account: bool,
+    /// Private zones may be answered to everyone.
+    pub private_zones_to_everyone: bool,
 }
 
 /// Parses `10.0.0.0/8` or a bare address (a host prefix).
@@ -748,6 +753,7 @@ impl Spec {
         r.endpoint_resolver = o.endpoint_resolver.or(r.endpoint_resolver);
         r.max_staleness = o.max_staleness.or(r.max_staleness);
         r.conflict = o.conflict.or(r.conflict);
+        r.private_zones_to_everyone = o.private_zones_to_everyone.or(r.private_zones_to_everyone);
         self.http.listen = other.http.listen.or(self.http.listen.take());
         self.http.admin = other.http.admin.or(self.http.admin);
         self.tsig.key.extend(other.tsig.key);
@@ -848,6 +854,18 @@ impl Spec {
         if replication.is_some() && route53.is_none() && follow.is_none() {
             bail!(
                 "replication: there is no Route53 data to offer; enable [route53] (or --route53), or follow a source"
+            );
+        }
+        // Private hosted zones are for internal clients; a listener others can reach, with no
+        // internal networks named, would answer them to the world.
+        if let Some(r) = &route53
+            && r.kind != ZoneKind::Public
+            && r.internal_networks.is_empty()
+            && !r.private_zones_to_everyone
+            && let Some(exposed) = listen.iter().find(|a| !a.ip().is_loopback())
+        {
+            bail!(
+                "route53: private hosted zones would be answered to every client that reaches {exposed}; set route53.internal-networks (--internal-network CIDR) to the clients that may see them, route53.kind = \"public\", or route53.private-zones-to-everyone = true"
             );
         }
         if replication.as_ref().is_some_and(|r| r.s3.is_some()) && route53.is_none() {
@@ -992,6 +1010,7 @@ impl Route53Config {
             state_dir: self.state_dir.clone(),
             account: self.accounts.clone(),
             only_assumed_roles: Some(!self.own_account),
+            private_zones_to_everyone: Some(self.private_zones_to_everyone),
         }
     }
 }
@@ -1040,6 +1059,7 @@ impl Route53Spec {
             state_dir: self.state_dir,
             accounts: self.account,
             own_account,
+            private_zones_to_everyone: self.private_zones_to_everyone.unwrap_or(false),
         })
     }
 }
