@@ -648,3 +648,33 @@ fn private_zones_are_filtered_by_vpc() {
     assert_eq!(answers(addr, "www.public.example.", "A").len(), 1, "public zones are not filtered by VPC");
     assert_eq!(ask(addr, &Query::new("db.theirs.internal.", "A")).rcode, 5, "another VPC's private zone is not served");
 }
+
+#[test]
+fn a_truncated_zone_listing_without_a_marker_deletes_nothing() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(moto.addr);
+    let rt = rt();
+    let a = rt.block_on(async {
+        let s = Seeder::new(&moto.endpoint()).await;
+        let a = s.zone("a.example.", false).await;
+        s.upsert(&a, vec![rrset("www.a.example.", "A", 60, &["192.0.2.1"])]).await;
+        let b = s.zone("b.example.", false).await;
+        s.upsert(&b, vec![rrset("www.b.example.", "A", 60, &["192.0.2.2"])]).await;
+        a
+    });
+    let b = serve(&proxy.endpoint(), &[]);
+    let addr = b.addr.unwrap();
+    eventually(Duration::from_secs(20), || {
+        answers(addr, "www.a.example.", "A").len() == 1 && answers(addr, "www.b.example.", "A").len() == 1
+    })
+    .expect("never served");
+    // The listing now names only a.example. and claims to go on, with nowhere to go on from.
+    let id: &'static str = Box::leak(a.into_boxed_str());
+    proxy.set_path(Some(Fault::TruncatedZoneListing(id)), Some("/hostedzone?"), 0);
+    eventually(Duration::from_secs(20), || proxy.injected() >= 3).expect("no sweep saw the broken listing");
+    assert_eq!(answers(addr, "www.b.example.", "A"), vec!["www.b.example. 60 IN A 192.0.2.2"], "b.example. deleted");
+    assert!(
+        b.metric("r53dns_sync_sweeps_total{outcome=\"failed\"}") >= 1,
+        "the broken listing must count as a failed sweep"
+    );
+}

@@ -171,6 +171,16 @@ impl Route53 {
             }
             match out.next_marker() {
                 Some(m) if out.is_truncated() && seen_markers.insert(m.to_owned()) => marker = Some(m.to_owned()),
+                // A listing that says it goes on but gives no new place to go on from is not
+                // complete: treating it as complete would delete every zone not listed yet.
+                _ if out.is_truncated() => {
+                    return Err(FetchError {
+                        op: "ListHostedZones",
+                        zone: String::new(),
+                        message: "truncated page without a new NextMarker: the zone listing is incomplete".into(),
+                        throttled: false,
+                    });
+                }
                 _ => break,
             }
         }

@@ -291,6 +291,9 @@ pub enum Fault {
     Garbage,
     /// A GetHealthCheckStatus answer in which every checker reports failure.
     Unhealthy,
+    /// A ListHostedZones page listing only this zone ID, marked truncated but with no
+    /// NextMarker (a broken or hostile listing).
+    TruncatedZoneListing(&'static str),
 }
 
 /// When the proxy injects its fault.
@@ -422,6 +425,16 @@ fn serve_conn(mut c: TcpStream, upstream: SocketAddr, plan: &Mutex<Plan>) {
                 return;
             }
             Some(Fault::Garbage) => respond(&mut c, "200 OK", "<<<this is not xml"),
+            Some(Fault::TruncatedZoneListing(id)) => respond(
+                &mut c,
+                "200 OK",
+                &format!(
+                    "<?xml version=\"1.0\"?>\n<ListHostedZonesResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">\
+                     <HostedZones><HostedZone><Id>/hostedzone/{id}</Id><Name>a.example.</Name><CallerReference>x</CallerReference>\
+                     <Config><PrivateZone>false</PrivateZone></Config><ResourceRecordSetCount>3</ResourceRecordSetCount></HostedZone>\
+                     </HostedZones><IsTruncated>true</IsTruncated><MaxItems>100</MaxItems></ListHostedZonesResponse>"
+                ),
+            ),
             Some(Fault::Unhealthy) => respond(
                 &mut c,
                 "200 OK",
