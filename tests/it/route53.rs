@@ -678,3 +678,38 @@ fn a_truncated_zone_listing_without_a_marker_deletes_nothing() {
         "the broken listing must count as a failed sweep"
     );
 }
+
+#[test]
+fn the_saved_snapshot_is_restored_through_todays_zone_filters() {
+    let moto = Moto::start();
+    let state = tempfile::tempdir().unwrap();
+    let state_arg = state.path().display().to_string();
+    let rt = rt();
+    rt.block_on(async {
+        let s = Seeder::new(&moto.endpoint()).await;
+        for z in ["keep.example.", "drop.example."] {
+            let id = s.zone(z, false).await;
+            s.upsert(&id, vec![rrset(&format!("www.{z}"), "A", 60, &["192.0.2.7"])]).await;
+        }
+    });
+    {
+        let mut b = serve(&moto.endpoint(), &["--state-dir", &state_arg, "--drain", "0s"]);
+        let addr = b.addr.unwrap();
+        eventually(Duration::from_secs(15), || answers(addr, "www.drop.example.", "A").len() == 1)
+            .expect("never served");
+        std::thread::sleep(Duration::from_millis(500));
+        b.signal("TERM");
+        b.wait_exit(Duration::from_secs(10)).expect("did not stop");
+    }
+    // Restarted with AWS unreachable and a filter that excludes one zone: the saved copy of
+    // the excluded zone is not served.
+    let config = state.path().join("r53dns.toml");
+    std::fs::write(&config, "[route53]\nexclude = [\"drop.example\"]\n").unwrap();
+    let b = serve(
+        &crate::support::dead_endpoint(),
+        &["--state-dir", &state_arg, "--config", &config.display().to_string()],
+    );
+    let addr = b.addr.unwrap();
+    assert_eq!(answers(addr, "www.keep.example.", "A").len(), 1);
+    assert_eq!(ask(addr, &Query::new("www.drop.example.", "A")).rcode_text(), "REFUSED");
+}

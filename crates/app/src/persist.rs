@@ -112,13 +112,28 @@ pub fn decode(bytes: &[u8]) -> Result<Saved, String> {
     serde_json::from_slice(body).map_err(|e| format!("unreadable: {e}"))
 }
 
-/// Writes `saved` atomically; the file it replaces becomes `.prev`.
+/// Writes `saved` atomically; the file it replaces becomes `.prev`. The data holds private
+/// zones: the directory is made 0700 and the file 0600, and no symbolic link is followed
+/// (the temporary file is created new, and renames replace links rather than follow them).
 pub fn save(dir: &Path, saved: &Saved) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let meta = std::fs::metadata(dir)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        // Ours to tighten (systemd's StateDirectory is 0700 already); if not, say so.
+        if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+            tracing::warn!(dir = %dir.display(), error = %e, "the state directory is readable by others and cannot be made 0700");
+        }
+    }
     let bytes = encode(saved)?;
     let tmp = dir.join(format!(".{FILE}.tmp"));
+    match std::fs::symlink_metadata(&tmp) {
+        Ok(_) => std::fs::remove_file(&tmp)?, // a leftover of a crash, or a planted link
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(&bytes)?;
         f.sync_all()?;
     }
@@ -132,6 +147,9 @@ pub fn save(dir: &Path, saved: &Saved) -> std::io::Result<()> {
 }
 
 fn read_one(p: &Path) -> Result<Saved, String> {
+    if std::fs::symlink_metadata(p).map_err(|e| e.to_string())?.file_type().is_symlink() {
+        return Err("a symbolic link, not a file this server wrote".into());
+    }
     decode(&std::fs::read(p).map_err(|e| e.to_string())?)
 }
 
@@ -196,5 +214,32 @@ mod tests {
         assert_eq!(load(dir.path()).unwrap().zones[0].serial, 7);
         std::fs::remove_file(prev_path(dir.path())).unwrap();
         assert!(load(dir.path()).is_none());
+    }
+
+    #[test]
+    fn the_saved_file_is_private_and_links_are_neither_followed_nor_read() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // A link planted where the temporary file goes, and one in place of the file itself.
+        let victim = root.path().join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(format!(".{FILE}.tmp"))).unwrap();
+        std::os::unix::fs::symlink(&victim, path(&dir)).unwrap();
+        save(&dir, &sample()).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path(&dir)), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(load(&dir).unwrap().zones[0].serial, 7);
+        // A link where the file should be is not read.
+        std::fs::remove_file(path(&dir)).unwrap();
+        std::fs::remove_file(prev_path(&dir)).unwrap();
+        let elsewhere = root.path().join("elsewhere");
+        std::fs::write(&elsewhere, encode(&sample()).unwrap()).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, path(&dir)).unwrap();
+        assert!(load(&dir).is_none());
     }
 }

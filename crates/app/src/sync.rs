@@ -371,6 +371,12 @@ impl Syncer {
         }
         let mut st = self.state.lock().await;
         st.zones.clear();
+        // The saved data may predate the configuration: serve only what it asks for now (a
+        // replica serves whatever its source serves).
+        let mut saved = saved;
+        if !self.replica {
+            saved.zones.retain(|z| self.wanted(&z.zone));
+        }
         st.health = saved.health.into_iter().collect();
         st.cidr = saved
             .cidr
