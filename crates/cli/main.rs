@@ -341,7 +341,11 @@ fn ctl(addr: SocketAddr, action: &str) -> ExitCode {
     let result = (|| -> std::io::Result<String> {
         let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{}: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            r53dns_app::ADMIN_HEADER
+        )?;
         let mut buf = String::new();
         s.read_to_string(&mut buf)?;
         Ok(buf)

@@ -10,10 +10,15 @@ use crate::support::dns::{Query, ask};
 use crate::support::moto::{Moto, Seeder, aws_env, rrset};
 use crate::support::server::{Binary, data_dir};
 
+/// A request as `r53dns ctl` makes it (the admin header, the address as Host).
 fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    http_with(addr, method, path, &format!("Host: {addr}\r\nx-r53dns-ctl: 1\r\n"))
+}
+
+fn http_with(addr: SocketAddr, method: &str, path: &str, headers: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     let code = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -75,6 +80,13 @@ fn metrics_move_and_pass_promtool() {
     assert_eq!(code, 200);
     assert!(zones.contains("\"name\": \"example.com.\""), "{zones}");
     assert_eq!(http(web, "POST", "/sync").0, 409, "no Route53 source");
+    // What a web page could send (a simple request, no custom header), or a request to a
+    // name rebound to this address, is refused.
+    for headers in [format!("Host: {web}\r\n"), "Host: evil.example:9153\r\nx-r53dns-ctl: 1\r\n".to_owned()] {
+        assert_eq!(http_with(web, "POST", "/sync", &headers).0, 403, "{headers}");
+        assert_eq!(http_with(web, "GET", "/zones", &headers).0, 403, "{headers}");
+    }
+    assert_eq!(http_with(web, "GET", "/zones", "Host: localhost:9153\r\nx-r53dns-ctl: 1\r\n").0, 200);
 }
 
 #[test]

@@ -30,6 +30,7 @@ use arc_swap::ArcSwap;
 use r53dns_server::CancellationToken;
 
 pub use config::{Config, LogFormat, Spec};
+pub use r53dns_metrics::ADMIN_HEADER;
 use publish::Publisher;
 pub use r53dns_server::Store;
 pub use r53dns_zone::{Snapshot, ZoneSet};

@@ -470,9 +470,35 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
-async fn sync(State(s): State<AppState>) -> Response {
+/// The header `r53dns ctl` sends with every admin request. A browser cannot send it across
+/// sites without a CORS preflight, which this endpoint never grants: a web page a operator
+/// visits cannot trigger a sweep or read the zone list.
+pub const ADMIN_HEADER: &str = "x-r53dns-ctl";
+
+/// Why an admin request is refused, if it is.
+fn admin_refusal(s: &AppState, headers: &axum::http::HeaderMap) -> Option<Response> {
     if !s.admin {
-        return (StatusCode::FORBIDDEN, "admin routes are disabled\n").into_response();
+        return Some((StatusCode::FORBIDDEN, "admin routes are disabled\n").into_response());
+    }
+    if !headers.contains_key(ADMIN_HEADER) {
+        return Some(
+            (StatusCode::FORBIDDEN, format!("admin requests need the {ADMIN_HEADER} header (r53dns ctl sends it)\n"))
+                .into_response(),
+        );
+    }
+    // DNS rebinding: a name that resolves to this address is still not this server's name.
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let bare = host.rsplit_once(':').filter(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok()).map_or(host, |(h, _)| h);
+    let bare = bare.trim_start_matches('[').trim_end_matches(']');
+    if bare != "localhost" && bare.parse::<std::net::IpAddr>().is_err() {
+        return Some((StatusCode::FORBIDDEN, "admin requests must name the server by address\n").into_response());
+    }
+    None
+}
+
+async fn sync(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(r) = admin_refusal(&s, &headers) {
+        return r;
     }
     if s.probes.trigger_sync() {
         (StatusCode::ACCEPTED, "sync triggered\n").into_response()
@@ -481,9 +507,9 @@ async fn sync(State(s): State<AppState>) -> Response {
     }
 }
 
-async fn zones(State(s): State<AppState>) -> Response {
-    if !s.admin {
-        return (StatusCode::FORBIDDEN, "admin routes are disabled\n").into_response();
+async fn zones(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(r) = admin_refusal(&s, &headers) {
+        return r;
     }
     ([(header::CONTENT_TYPE, "application/json")], s.probes.zones_json()).into_response()
 }
