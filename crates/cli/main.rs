@@ -228,7 +228,11 @@ impl Opts {
                 format: self.log_format,
                 query_log: self.query_log,
             },
-            http: r53dns_app::config::HttpSpec { listen: self.http_listen.clone(), admin: self.admin.then_some(true) },
+            http: r53dns_app::config::HttpSpec {
+                listen: self.http_listen.clone(),
+                admin: self.admin.then_some(true),
+                ..Default::default()
+            },
             route53: r53dns_app::config::Route53Spec {
                 enabled: self.route53.then_some(true),
                 refresh: self.refresh,

@@ -713,3 +713,35 @@ fn the_saved_snapshot_is_restored_through_todays_zone_filters() {
     assert_eq!(answers(addr, "www.keep.example.", "A").len(), 1);
     assert_eq!(ask(addr, &Query::new("www.drop.example.", "A")).rcode_text(), "REFUSED");
 }
+
+#[test]
+fn private_zone_names_stay_out_of_metrics_unless_allowed() {
+    let moto = Moto::start();
+    let rt = rt();
+    rt.block_on(async {
+        let s = Seeder::new(&moto.endpoint()).await;
+        let public = s.zone("open.example.", false).await;
+        s.upsert(&public, vec![rrset("www.open.example.", "A", 60, &["192.0.2.1"])]).await;
+        let private = s.zone("secret.example.", true).await;
+        s.upsert(&private, vec![rrset("www.secret.example.", "A", 60, &["10.0.0.1"])]).await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let allow = dir.path().join("allow.toml");
+    std::fs::write(&allow, "[http]\nprivate-zone-metrics = true\n").unwrap();
+    for (allowed, extra) in [(false, vec![]), (true, vec!["--config", allow.to_str().unwrap()])] {
+        let b = serve(&moto.endpoint(), &extra);
+        let addr = b.addr.unwrap();
+        eventually(Duration::from_secs(15), || answers(addr, "www.secret.example.", "A").len() == 1)
+            .expect("never served");
+        let text = {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(b.http.unwrap()).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+            let mut t = String::new();
+            s.read_to_string(&mut t).unwrap();
+            t
+        };
+        assert!(text.contains("r53dns_zone_serial{zone=\"open.example.\"}"), "{text}");
+        assert_eq!(text.contains("secret.example."), allowed, "private zone name in metrics: {allowed}");
+    }
+}

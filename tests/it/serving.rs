@@ -21,7 +21,7 @@ fn listens_on_ipv4_and_ipv6() {
             workers: Some(1),
             ..Default::default()
         },
-        http: HttpSpec { listen: Some("off".into()), admin: None },
+        http: HttpSpec { listen: Some("off".into()), ..Default::default() },
         ..spec
     }
     .validate()

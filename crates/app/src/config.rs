@@ -379,6 +379,9 @@ pub struct HttpSpec {
     pub listen: Option<String>,
     /// Enable `POST /sync` and `GET /zones` (default: only when `listen` is a loopback address).
     pub admin: Option<bool>,
+    /// Label metrics with the names of private hosted zones too (default: they are left out
+    /// of per-zone metrics, whose scrapes often leave the network).
+    pub private_zone_metrics: Option<bool>,
 }
 
 /// Default HTTP listener: loopback only, the CoreDNS metrics port.
@@ -660,6 +663,8 @@ pub struct Config {
     pub notify_key: Option<r53dns_server::tsig::Key>,
     /// Admin routes enabled.
     pub http_admin: bool,
+    /// Private zone names may label metrics.
+    pub private_zone_metrics: bool,
     /// TSIG keys.
     pub tsig_keys: r53dns_server::tsig::KeyRing,
     /// UPDATE grants (empty: UPDATE is not accepted).
@@ -756,6 +761,7 @@ impl Spec {
         r.private_zones_to_everyone = o.private_zones_to_everyone.or(r.private_zones_to_everyone);
         self.http.listen = other.http.listen.or(self.http.listen.take());
         self.http.admin = other.http.admin.or(self.http.admin);
+        self.http.private_zone_metrics = other.http.private_zone_metrics.or(self.http.private_zone_metrics);
         self.tsig.key.extend(other.tsig.key);
         self.tsig.key_files.extend(other.tsig.key_files);
         self.update.grant.extend(other.update.grant);
@@ -970,6 +976,7 @@ impl Spec {
             notify_key,
             http_listen,
             http_admin,
+            private_zone_metrics: self.http.private_zone_metrics.unwrap_or(false),
             tsig_keys,
             update_grants,
             secondaries,
@@ -1103,6 +1110,7 @@ impl Config {
             http: HttpSpec {
                 listen: Some(self.http_listen.map_or_else(|| "off".to_owned(), |a| a.to_string())),
                 admin: Some(self.http_admin),
+                private_zone_metrics: Some(self.private_zone_metrics),
             },
             tsig: TsigSpec {
                 key: self.tsig_spec.key.iter().map(|k| KeySpec { secret: "(hidden)".into(), ..k.clone() }).collect(),

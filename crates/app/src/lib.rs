@@ -30,8 +30,8 @@ use arc_swap::ArcSwap;
 use r53dns_server::CancellationToken;
 
 pub use config::{Config, LogFormat, Spec};
-pub use r53dns_metrics::ADMIN_HEADER;
 use publish::Publisher;
+pub use r53dns_metrics::ADMIN_HEADER;
 pub use r53dns_server::Store;
 pub use r53dns_zone::{Snapshot, ZoneSet};
 use sync::{SyncStatus, Syncer};
@@ -224,7 +224,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         (Some(r), _) => Some(
             Syncer::new(r.clone(), publisher.clone(), Some(metrics.clone()))
                 .await
-                .context("cannot set up Route53 access")?,
+                .context("cannot set up Route53 access")?
+                .with_private_zone_metrics(config.private_zone_metrics),
         ),
         (None, Some((_, r))) => Some(Syncer::replica(r.clone(), publisher.clone(), Some(metrics.clone()))),
         (None, None) => None,
@@ -301,6 +302,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
                 follower: follower.as_ref().map(|f| f.status()),
                 draining: draining.clone(),
                 metrics: metrics.clone(),
+                private_zone_metrics: config.private_zone_metrics,
             });
             let extra = match (&hub, config.replication.as_ref().and_then(|r| r.access.as_ref())) {
                 (Some(h), Some(access)) => {

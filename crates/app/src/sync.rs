@@ -140,6 +140,8 @@ pub struct Syncer {
     hub: Option<Arc<crate::replicate::Hub>>,
     /// Where published data is written in S3, if anywhere.
     s3: Option<Arc<crate::replicate::s3::Writer>>,
+    /// Private zone names may label metrics (`http.private-zone-metrics`).
+    private_zone_metrics: bool,
     /// A replica: data comes from another r53dns ([`Syncer::apply_replica`]), never from
     /// the API, and serials are the source's.
     replica: bool,
@@ -169,6 +171,9 @@ pub struct SweepReport {
     pub changed: Vec<String>,
     /// Zones that failed (kept their last good version).
     pub failed: Vec<String>,
+    /// Their `zone` labels in metrics: the name, or `(private)` for a private zone unless
+    /// private zone names may appear in metrics.
+    pub failed_labels: Vec<String>,
     /// Time listing and fetching.
     pub fetch: Duration,
     /// Time converting.
@@ -176,6 +181,10 @@ pub struct SweepReport {
     /// Time publishing.
     pub publish: Duration,
 }
+
+/// The `zone` label standing for every private zone in metrics, unless the operator lets
+/// private zone names appear there.
+pub const PRIVATE_LABEL: &str = "(private)";
 
 /// How long after an UPDATE its zone is re-fetched from Route53.
 const RESYNC_DELAY: Duration = Duration::from_secs(2);
@@ -278,8 +287,17 @@ impl Syncer {
             resync_pending: StdMutex::default(),
             hub: None,
             s3: None,
+            private_zone_metrics: false,
             replica,
         }
+    }
+
+    /// Lets private zone names label metrics.
+    pub fn with_private_zone_metrics(mut self: Arc<Self>, on: bool) -> Arc<Self> {
+        if let Some(me) = Arc::get_mut(&mut self) {
+            me.private_zone_metrics = on;
+        }
+        self
     }
 
     /// Offers every published version to replicas through `hub`, and writes it to S3 first
@@ -722,6 +740,11 @@ impl Syncer {
                     tracing::error!(zone = %entry.hz.name, error = %e, "fetch failed; the previous version stays");
                     entry.last_error = Some(e);
                     report.failed.push(entry.hz.name.clone());
+                    report.failed_labels.push(if entry.hz.private && !self.private_zone_metrics {
+                        PRIVATE_LABEL.to_owned()
+                    } else {
+                        entry.hz.name.clone()
+                    });
                 }
                 None => {}
             }
@@ -898,7 +921,7 @@ impl Syncer {
                     };
                     m.sweeps.with_label_values(&[outcome]).inc();
                     if let Ok(r) = &result {
-                        for z in &r.failed {
+                        for z in &r.failed_labels {
                             m.zone_sync_failures.with_label_values(&[z.as_str()]).inc();
                         }
                     }

@@ -45,6 +45,8 @@ pub(crate) struct AppProbes {
     pub(crate) follower: Option<Arc<crate::replicate::FollowStatus>>,
     pub(crate) draining: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Private zone names may label metrics.
+    pub(crate) private_zone_metrics: bool,
 }
 
 fn source_label(s: &Source) -> String {
@@ -147,7 +149,16 @@ impl Probes for AppProbes {
         let m = &self.metrics;
         m.zone_records.reset();
         m.zone_serial.reset();
-        for z in snap.internal().zones() {
+        // Private hosted zones' names are internal: not in metrics unless allowed.
+        let private: std::collections::HashSet<String> = match (&self.status, self.private_zone_metrics) {
+            (Some(st), false) => st.zones().into_iter().filter(|z| z.private).map(|z| z.id).collect(),
+            _ => Default::default(),
+        };
+        let is_private = |z: &r53dns_zone::Zone| match z.source() {
+            Source::Other(o) => o.strip_prefix("route53:").is_some_and(|id| private.contains(id)),
+            Source::File(_) => false,
+        };
+        for z in snap.internal().zones().filter(|z| !is_private(z)) {
             let name = z.apex().to_text();
             let source = match z.source() {
                 Source::File(_) => "file",
@@ -159,7 +170,7 @@ impl Probes for AppProbes {
         }
         if let Some(status) = &self.status {
             m.zone_last_sync.reset();
-            for z in status.zones() {
+            for z in status.zones().into_iter().filter(|z| !private.contains(&z.id)) {
                 if let Some(t) = z.last_sync {
                     m.zone_last_sync.with_label_values(&[z.name.as_str()]).set(t as f64);
                 }

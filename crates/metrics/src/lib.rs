@@ -488,7 +488,8 @@ fn admin_refusal(s: &AppState, headers: &axum::http::HeaderMap) -> Option<Respon
     }
     // DNS rebinding: a name that resolves to this address is still not this server's name.
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-    let bare = host.rsplit_once(':').filter(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok()).map_or(host, |(h, _)| h);
+    let bare =
+        host.rsplit_once(':').filter(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok()).map_or(host, |(h, _)| h);
     let bare = bare.trim_start_matches('[').trim_end_matches(']');
     if bare != "localhost" && bare.parse::<std::net::IpAddr>().is_err() {
         return Some((StatusCode::FORBIDDEN, "admin requests must name the server by address\n").into_response());
