@@ -276,10 +276,16 @@ fn unsigned_badly_signed_and_out_of_policy_updates_are_refused() {
         ("pol.example", "update add pol.example. 300 NS ns9.pol.example.", "REFUSED"),
         ("pol.example", "update add w.pol.example. 60 A 10.2.0.2", "REFUSED"),
         ("other.example", "update add pc.other.example. 300 A 10.2.0.4", "REFUSED"),
-        ("nowhere.example", "update add pc.nowhere.example. 300 A 10.2.0.5", "NOTAUTH"),
+        ("nowhere.example", "update add pc.nowhere.example. 300 A 10.2.0.5", "REFUSED"),
     ] {
         let (ok, out) = nsupdate(addr, key, zone_name, cmd, false);
         assert!(!ok && out.contains(want), "{cmd}: expected {want}: {out}");
+    }
+    // No oracle: to a client without a grant, a zone that exists (private or not) and one
+    // that does not are refused alike.
+    for zone_name in ["pol.example", "other.example", "nowhere.example"] {
+        let (ok, out) = nsupdate(addr, None, zone_name, &format!("update add x.{zone_name}. 300 A 10.2.0.6"), false);
+        assert!(!ok && out.contains("REFUSED"), "{zone_name}: {out}");
     }
     assert_eq!(r53(&zone, "w.pol.example", "A"), ["10.2.0.1"], "routed set clobbered");
     assert!(r53(&other, "pc.other.example", "A").is_empty());
@@ -452,4 +458,25 @@ fn kea_dhcp_ddns_registers_and_removes_a_lease() {
     assert!(removed.is_some(), "lease not removed; kea said:\n{}", log.lock().unwrap());
     assert_eq!(ask(addr, &Query::new("pc1.kea.example.", "A")).rcode_text(), "NXDOMAIN");
     drop(kea);
+}
+
+#[test]
+fn unsigned_grants_trust_tcp_only() {
+    let moto = Moto::start();
+    let rt = rt();
+    let s = rt.block_on(Seeder::new(&moto.endpoint()));
+    let zone = rt.block_on(s.zone("open.example.", false));
+    let setup =
+        setup("signed.example", "\n[[update.grant]]\nnetworks = [\"127.0.0.0/8\"]\nzones = [\"open.example\"]\n");
+    let b = serve(&moto.endpoint(), &setup.config);
+    let addr = b.addr.unwrap();
+    let add = "update add pc.open.example. 300 A 10.4.0.1";
+    // A UDP source address can be forged: an unsigned UPDATE over UDP is refused...
+    let (ok, out) = nsupdate(addr, None, "open.example", add, false);
+    assert!(!ok && out.contains("REFUSED"), "unsigned over UDP: {out}");
+    assert!(rt.block_on(route53_values(&s, &zone, "pc.open.example", "A")).is_empty());
+    // ...over TCP the handshake proves it.
+    let (ok, out) = nsupdate(addr, None, "open.example", add, true);
+    assert!(ok, "unsigned over TCP from a granted network: {out}");
+    assert_eq!(rt.block_on(route53_values(&s, &zone, "pc.open.example", "A")), ["10.4.0.1"]);
 }

@@ -70,12 +70,12 @@ impl r53dns_server::RequestHandler for Requests {
         self: Arc<Self>,
         msg: Vec<u8>,
         peer: SocketAddr,
-        _transport: r53dns_server::Transport,
+        transport: r53dns_server::Transport,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send + 'static>> {
         Box::pin(async move {
             let opcode = msg.get(2).map(|b| (b >> 3) & 0x0f);
             match (opcode, &self.updater, &self.secondaries) {
-                (Some(5), Some(u), _) => u.handle(&msg, peer).await,
+                (Some(5), Some(u), _) => u.handle(&msg, peer, transport).await,
                 (Some(4), _, Some(s)) => s.notify(&msg, peer),
                 _ => {
                     let parsed = r53dns_server::message::parse(&msg);

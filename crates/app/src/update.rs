@@ -106,16 +106,30 @@ pub struct Grant {
     pub types: Vec<u16>,
 }
 
+/// Whether a grant admitting this client names `label` itself (not by hosted-zone ID).
+fn admitted_names_zone(
+    grants: &[Grant],
+    key: Option<&str>,
+    ip: IpAddr,
+    transport: r53dns_server::Transport,
+    label: &str,
+) -> bool {
+    grants.iter().any(|g| g.admits(key, ip, transport) && g.zones.iter().any(|z| z == label))
+}
+
 impl Grant {
     fn covers_zone(&self, name: &str, id: &str) -> bool {
         self.zones.iter().any(|z| z == name || z == id)
     }
 
-    fn admits(&self, key: Option<&str>, ip: IpAddr) -> bool {
+    /// Whether this grant accepts a request signed with `key` (or unsigned) from `ip` over
+    /// `transport`. A grant without a key trusts the source address alone, which a UDP
+    /// datagram can forge: it admits TCP only (the handshake proves the address).
+    fn admits(&self, key: Option<&str>, ip: IpAddr, transport: r53dns_server::Transport) -> bool {
         let from = self.networks.iter().any(|&(n, l)| r53dns_zone::routing::in_prefix(n, l, ip));
         match &self.key {
             Some(k) => key == Some(k.as_str()) && (self.networks.is_empty() || from),
-            None => from,
+            None => from && transport == r53dns_server::Transport::Tcp,
         }
     }
 
@@ -615,7 +629,12 @@ impl Updater {
     }
 
     /// Answers one UPDATE request from `peer`.
-    pub(crate) async fn handle(&self, msg: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
+    pub(crate) async fn handle(
+        &self,
+        msg: &[u8],
+        peer: SocketAddr,
+        transport: r53dns_server::Transport,
+    ) -> Option<Vec<u8>> {
         if msg.len() < 12 {
             return None;
         }
@@ -647,7 +666,7 @@ impl Updater {
             }
         };
         let key = signer.as_ref().map(|s| s.key().label().to_ascii_lowercase());
-        let (rc, outcome) = match self.decide(&parsed, peer, key.as_deref()).await {
+        let (rc, outcome) = match self.decide(&parsed, peer, key.as_deref(), transport).await {
             Ok(applied) => (rcode::NOERROR, if applied { "applied" } else { "unchanged" }),
             Err(s) => {
                 let zone = parsed.questions.first().map(|q| q.0.to_text()).unwrap_or_default();
@@ -674,7 +693,13 @@ impl Updater {
     }
 
     /// Ok(true) when Route53 was changed, Ok(false) when nothing needed changing.
-    async fn decide(&self, msg: &Message, peer: SocketAddr, key: Option<&str>) -> Result<bool, Stop> {
+    async fn decide(
+        &self,
+        msg: &Message,
+        peer: SocketAddr,
+        key: Option<&str>,
+        transport: r53dns_server::Transport,
+    ) -> Result<bool, Stop> {
         let [(zone, qtype, qclass)] = msg.questions.as_slice() else {
             return Err(stop(rcode::FORMERR, "formerr", "the zone section must hold exactly one SOA question"));
         };
@@ -686,22 +711,37 @@ impl Updater {
             return Err(stop(rcode::NOTAUTH, "notauth", "only class IN is served"));
         }
         let label = zone_label(&zone.to_text());
-        let ids: Vec<String> = self.grants.iter().flat_map(|g| g.zones.iter().cloned()).collect();
-        let Some(target) = self.syncer.update_target(&zone, &ids).await else {
-            return Err(stop(rcode::NOTAUTH, "notauth", format!("{label} is not a Route53 zone served here")));
-        };
-        let zone_grants: Vec<&Grant> = self.grants.iter().filter(|g| g.covers_zone(&label, &target.zone.id)).collect();
-        if zone_grants.is_empty() {
-            return Err(stop(rcode::REFUSED, "refused", format!("no grant accepts UPDATEs for {label}")));
-        }
-        let grants: Vec<&Grant> = zone_grants.into_iter().filter(|g| g.admits(key, peer.ip())).collect();
-        if grants.is_empty() {
-            let why = match key {
-                Some(k) => format!("no grant for {label} admits key {k} from {}", peer.ip()),
-                None => format!("unsigned UPDATE for {label} from {}; a TSIG key is required", peer.ip()),
+        // Who is asking comes first, and every refusal before the zone is known looks the
+        // same: an unauthorised client learns nothing about which zones exist (private
+        // ones included).
+        let admitted: Vec<&Grant> = self.grants.iter().filter(|g| g.admits(key, peer.ip(), transport)).collect();
+        if admitted.is_empty() {
+            let why = match (key, transport) {
+                (Some(k), _) => format!("no grant admits key {k} from {}", peer.ip()),
+                (None, r53dns_server::Transport::Udp) => {
+                    format!("unsigned UPDATE over UDP from {} (unsigned grants need TCP, or a TSIG key)", peer.ip())
+                }
+                (None, _) => format!("unsigned UPDATE from {}; a TSIG key is required", peer.ip()),
             };
             return Err(stop(rcode::REFUSED, "refused", why));
         }
+        let ids: Vec<String> = admitted.iter().flat_map(|g| g.zones.iter().cloned()).collect();
+        let target = self.syncer.update_target(&zone, &ids).await;
+        let grants: Vec<&Grant> = match &target {
+            Some(t) => admitted.into_iter().filter(|g| g.covers_zone(&label, &t.zone.id)).collect(),
+            None => Vec::new(),
+        };
+        let Some(target) = target.filter(|_| !grants.is_empty()) else {
+            // Named by one of the caller's grants but not served: the one case worth saying.
+            if admitted_names_zone(&self.grants, key, peer.ip(), transport, &label) {
+                return Err(stop(rcode::NOTAUTH, "notauth", format!("{label} is not a Route53 zone served here")));
+            }
+            return Err(stop(
+                rcode::REFUSED,
+                "refused",
+                format!("no grant of this client accepts UPDATEs for {label}"),
+            ));
+        };
         check_form(msg, &zone)?;
         // DHCID (RFC 4701) is how DHCP clients mark names as theirs; Route53 cannot store
         // it. Such records are left out, and prerequisites on them count as met: conflict
@@ -920,8 +960,14 @@ mod tests {
             &keys,
         )
         .unwrap();
-        assert!(g.admits(Some("dhcp"), "10.1.2.3".parse().unwrap()));
-        assert!(!g.admits(None, "10.1.2.3".parse().unwrap()));
+        let (udp, tcp) = (r53dns_server::Transport::Udp, r53dns_server::Transport::Tcp);
+        assert!(g.admits(Some("dhcp"), "10.1.2.3".parse().unwrap(), udp));
+        assert!(!g.admits(None, "10.1.2.3".parse().unwrap(), tcp));
+        // A grant without a key trusts addresses: over TCP only, which cannot be spoofed.
+        let keyless = Grant { key: None, networks: vec![("10.0.0.0".parse().unwrap(), 8)], ..g.clone() };
+        assert!(keyless.admits(None, "10.1.2.3".parse().unwrap(), tcp));
+        assert!(!keyless.admits(None, "10.1.2.3".parse().unwrap(), udp));
+        assert!(!keyless.admits(None, "192.0.2.1".parse().unwrap(), tcp));
         let ok = msg(vec![], vec![rr("pc1.dhcp.example.com", 1, rtype::A, 60, &[10, 0, 0, 1])]);
         assert!(check_policy(&ok, &z, &[&g]).is_ok());
         for (name, code) in [("dhcp.example.com", rtype::A), ("pc1.dhcp.example.com", rtype::TXT)] {
