@@ -120,10 +120,33 @@ impl Key {
     }
 }
 
-/// The keys a server knows.
+/// The keys a server knows, and the latest Time Signed accepted for each (replays).
 #[derive(Debug, Clone, Default)]
 pub struct KeyRing {
     keys: Vec<Key>,
+    latest: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Vec<u8>, u64>>>,
+}
+
+/// Largest fudge honoured, whatever the request says (RFC 8945 §10 recommends 300 s).
+pub const MAX_FUDGE: u64 = 300;
+/// How far behind the latest Time Signed of its key a request may be: clients sharing a key
+/// (several DHCP servers) have clocks a little apart, and a UDP client retransmits the very
+/// same message (same time, same MAC) when an answer is slow — a retransmission is not
+/// refused, a message replayed later is.
+pub const CLOCK_SPREAD: u64 = 5;
+
+impl KeyRing {
+    /// Notes that `key` signed at `time`; false for a replay: a time well behind the latest
+    /// accepted for the key.
+    fn fresh(&self, key: &[u8], time: u64) -> bool {
+        let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        let l = latest.entry(key.to_ascii_lowercase()).or_default();
+        if time + CLOCK_SPREAD < *l {
+            return false;
+        }
+        *l = (*l).max(time);
+        true
+    }
 }
 
 impl KeyRing {
@@ -441,16 +464,23 @@ pub fn verify<'k>(keys: &'k KeyRing, msg: &[u8], parsed: &message::Message, now:
     };
     let vars = variables(rr.name.wire(), &f.algorithm, f.time_signed, f.fudge, f.error, &f.other);
     let full = key.algorithm.mac(&key.secret, &[&body, &vars]);
-    // §5.2.2.1: a truncated MAC must keep at least half the output and 10 octets.
+    // §5.2.2.1: a MAC longer than the algorithm's, or truncated below half of it or below
+    // 10 octets, is a format error.
     let min = (full.len() / 2).max(10).min(full.len());
     if f.mac.len() > full.len() || (f.mac.len() < min && !f.mac.is_empty()) {
-        return fail(if f.mac.len() > full.len() { BADSIG } else { BADTRUNC }, None);
+        return Verified::Malformed;
     }
     if f.mac.is_empty() || !constant_time_eq(&full[..f.mac.len()], &f.mac) {
         return fail(BADSIG, None);
     }
     let signer = Signer { key, prior: f.mac.clone(), first: true, verified: 0, pending: Vec::new(), pending_count: 0 };
-    if now.abs_diff(f.time_signed) > u64::from(f.fudge) {
+    // The request's fudge is honoured up to MAX_FUDGE: a signature cannot be made to live
+    // for hours by asking for it.
+    if now.abs_diff(f.time_signed) > u64::from(f.fudge).min(MAX_FUDGE) {
+        return fail(BADTIME, Some(signer));
+    }
+    // A request seen before (or well older than the key's latest) is a replay.
+    if !keys.fresh(rr.name.wire(), f.time_signed) {
         return fail(BADTIME, Some(signer));
     }
     Verified::Signed(signer)
@@ -549,6 +579,56 @@ mod tests {
         assert_eq!(c.verify_response(&plain), Ok(false));
         assert!(!c.settled());
         assert_eq!(c.verify_response(&bodies[1]), Err(BADSIG));
+    }
+
+    /// `query()` signed with `k` at `time`, asking for `fudge`, its MAC cut to `mac_len`.
+    fn signed_with(k: &Key, time: u64, fudge: u16, mac_len: usize) -> Vec<u8> {
+        let mut msg = query();
+        let alg = k.algorithm.wire_name();
+        let name = k.name.wire().to_ascii_lowercase();
+        let vars = variables(&name, &alg, time, fudge, 0, &[]);
+        let mac = k.algorithm.mac(&k.secret, &[&msg, &vars]);
+        let mac = &mac[..mac_len.min(mac.len())];
+        let mut rdata = alg.to_vec();
+        rdata.extend_from_slice(&time48(time));
+        rdata.extend_from_slice(&fudge.to_be_bytes());
+        rdata.extend_from_slice(&(mac.len() as u16).to_be_bytes());
+        rdata.extend_from_slice(mac);
+        rdata.extend_from_slice(&msg[0..2]);
+        rdata.extend_from_slice(&[0, 0, 0, 0]);
+        msg.extend_from_slice(&name);
+        msg.extend_from_slice(&[0, 250, 0, 255, 0, 0, 0, 0]);
+        msg.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        msg.extend_from_slice(&rdata);
+        msg[11] = 1;
+        msg
+    }
+
+    #[test]
+    fn mac_sizes_fudge_caps_and_replays() {
+        let k = key(Algorithm::HmacSha256);
+        let ring = KeyRing::new(vec![k.clone()]);
+        let check = |msg: &[u8], now: u64| verify(&ring, msg, &message::parse(msg).unwrap(), now);
+        // A MAC of a size no algorithm output allows is a format error (RFC 8945 §5.2.2.1).
+        for len in [9, 15] {
+            assert!(matches!(check(&signed_with(&k, 1_000_000, 300, len), 1_000_000), Verified::Malformed), "{len}");
+        }
+        assert!(matches!(check(&signed_with(&k, 1_000_000, 300, 16), 1_000_000), Verified::Signed(_)));
+        // A request asking for an hour of fudge gets five minutes.
+        let late = signed_with(&k, 2_000_000, 3600, 32);
+        assert!(matches!(check(&late, 2_000_000 + 1000), Verified::Failed(Failure { error: BADTIME, .. })));
+        // The same request again at once (a UDP retransmission): accepted; replayed after the
+        // key has signed something newer: refused.
+        let once = signed_with(&k, 3_000_000, 300, 32);
+        assert!(matches!(check(&once, 3_000_000), Verified::Signed(_)));
+        assert!(matches!(check(&once, 3_000_001), Verified::Signed(_)));
+        assert!(matches!(check(&signed_with(&k, 3_000_100, 300, 32), 3_000_100), Verified::Signed(_)));
+        assert!(matches!(check(&once, 3_000_101), Verified::Failed(Failure { error: BADTIME, .. })));
+        // A little behind the latest (another client's clock): fine; well behind: a replay.
+        let spread = signed_with(&k, 3_000_100 - CLOCK_SPREAD, 300, 32);
+        assert!(matches!(check(&spread, 3_000_100), Verified::Signed(_)));
+        let old = signed_with(&k, 3_000_100 - 60, 300, 32);
+        assert!(matches!(check(&old, 3_000_100), Verified::Failed(Failure { error: BADTIME, .. })));
     }
 
     #[test]
