@@ -112,3 +112,47 @@ fn without_rrl_nothing_is_limited() {
     let t = flood("127.0.0.2", b.addr.unwrap(), &Query::new("www.example.com.", "A"), 100);
     assert_eq!((t.full, t.slipped, t.lost), (100, 0, 0));
 }
+
+/// Sends one query each for `n` different names made by `name(i)` from `src`, and counts
+/// the answers that came back whole.
+fn flood_names(src: &str, server: SocketAddr, n: usize, name: impl Fn(usize) -> String, qtype: &str) -> Tally {
+    let sock = UdpSocket::bind(format!("{src}:0")).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    for i in 0..n {
+        let mut q = Query::new(&name(i), qtype);
+        q.id = i as u16;
+        sock.send_to(&q.to_wire(), server).unwrap();
+    }
+    let mut t = Tally::default();
+    let mut buf = [0u8; 4096];
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while got < n && Instant::now() < deadline {
+        let Ok((len, _)) = sock.recv_from(&mut buf) else { break };
+        got += 1;
+        if parse(&buf[..len]).unwrap().flag("tc") {
+            t.slipped += 1;
+        } else {
+            t.full += 1;
+        }
+    }
+    t.lost = n - got;
+    t
+}
+
+#[test]
+fn random_names_under_a_wildcard_or_a_delegation_share_one_allowance() {
+    let zones = data_dir().join("zones").display().to_string();
+    let b = Binary::serve(&["--zone-dir", &zones, "--rrl", "5", "--rrl-slip", "0"]);
+    let addr = b.addr.unwrap();
+    let wild = flood_names("127.0.0.5", addr, 200, |i| format!("r{i}x.wild.ent.example.com."), "A");
+    let deleg = flood_names("127.0.0.6", addr, 200, |i| format!("r{i}x.sub.example.com."), "A");
+    eprintln!("200 random names at 5/s: under a wildcard {wild:?}; under a delegation {deleg:?}");
+    // About one second's allowance (5, plus whatever the next second adds) for each.
+    assert!(wild.full <= 15, "wildcard: {wild:?}");
+    assert!(deleg.full <= 15, "delegation: {deleg:?}");
+    assert!(wild.full >= 1 && deleg.full >= 1);
+    // Names that exist on their own still have their own allowance.
+    let own = flood_names("127.0.0.5", addr, 3, |_| "www.example.com.".into(), "A");
+    assert_eq!(own.full, 3, "{own:?}");
+}

@@ -13,7 +13,7 @@
 //! allocation, constant memory. Two accounts that hash to the same slot replace each other
 //! (the newcomer starts with a full bucket), which errs on the side of answering.
 
-use std::hash::Hasher as _;
+use std::hash::{BuildHasher as _, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
@@ -95,14 +95,17 @@ pub(crate) struct Account {
     pub(crate) name: u64,
 }
 
-fn hash_name(h: &mut rustc_hash::FxHasher, wire: &[u8]) {
+fn hash_name(h: &mut impl Hasher, wire: &[u8]) {
     for b in wire {
         h.write_u8(b.to_ascii_lowercase());
     }
 }
 
-/// The account of an answer to `qname`/`qtype` (see the module documentation).
+/// The account of an answer to `qname`/`qtype` (see the module documentation): a wildcard
+/// answer is counted under the wildcard, a referral under the zone cut, so random names do
+/// not each get an allowance of their own.
 pub(crate) fn account(qname: &[u8], qtype: u16, ans: &Answer<'_>) -> Account {
+    // Only spreads names over the table's key space; the table hash itself is keyed.
     let mut h = rustc_hash::FxHasher::default();
     let kind = match ans.rcode {
         Rcode::NoError | Rcode::NxDomain => {
@@ -116,10 +119,10 @@ pub(crate) fn account(qname: &[u8], qtype: u16, ans: &Answer<'_>) -> Account {
                     hash_name(&mut h, apex);
                     h.write_u8(u8::from(ans.rcode == Rcode::NxDomain));
                 }
-                // Positive answers and referrals: per name and type.
+                // Positive answers and referrals: per name (wildcard, zone cut) and type.
                 _ => {
-                    hash_name(&mut h, qname);
-                    h.write_u16(qtype);
+                    hash_name(&mut h, ans.source.unwrap_or(qname));
+                    h.write_u16(if ans.source.is_some() && ans.answer.is_empty() { 0 } else { qtype });
                 }
             }
             if ans.rcode == Rcode::NxDomain { Kind::Nxdomain } else { Kind::Answer }
@@ -137,6 +140,9 @@ pub(crate) struct Rrl {
     mask: usize,
     slips: AtomicU32,
     epoch: Instant,
+    /// SipHash with keys random to this process: which (network, account) pairs share a
+    /// slot cannot be worked out from outside, so nobody can aim at a victim's bucket.
+    keys: std::hash::RandomState,
 }
 
 /// A slot: fingerprint (32 bits) | second (16 bits) | tokens (16 bits).
@@ -166,7 +172,14 @@ impl Rrl {
     pub(crate) fn new(cfg: RrlConfig) -> Self {
         let size = cfg.table_size.clamp(1024, 1 << 24).next_power_of_two();
         let slots = (0..size).map(|_| AtomicU64::new(0)).collect();
-        Self { cfg, slots, mask: size - 1, slips: AtomicU32::new(0), epoch: Instant::now() }
+        Self {
+            cfg,
+            slots,
+            mask: size - 1,
+            slips: AtomicU32::new(0),
+            epoch: Instant::now(),
+            keys: std::hash::RandomState::new(),
+        }
     }
 
     fn rate(&self, kind: Kind) -> u32 {
@@ -188,7 +201,7 @@ impl Rrl {
             return Verdict::Send;
         }
         let rate = rate.min(u32::from(u16::MAX)) as u16;
-        let mut h = rustc_hash::FxHasher::default();
+        let mut h = self.keys.build_hasher();
         let (family, net) = network(client, self.cfg.ipv4_prefix, self.cfg.ipv6_prefix);
         h.write_u8(family);
         h.write_u128(net);
@@ -201,8 +214,11 @@ impl Rrl {
         let now = now_secs as u16;
         let mut cur = slot.load(Ordering::Relaxed);
         loop {
-            let (f, second, tokens) = unpack(cur);
-            let tokens = if f != fp {
+            let (_, second, tokens) = unpack(cur);
+            // A slot another account used is not a fresh bucket: accounts that meet in a
+            // slot share it (refilled by time only), so flooding other names can never
+            // reset a limited account's bucket. An empty slot starts full.
+            let tokens = if cur == 0 {
                 rate
             } else {
                 let elapsed = now.wrapping_sub(second);
@@ -258,6 +274,26 @@ mod tests {
     }
 
     const A: Account = Account { kind: Kind::Answer, name: 42 };
+
+    #[test]
+    fn other_accounts_meeting_a_limited_one_in_its_slot_never_refill_it() {
+        let r = Rrl::new(RrlConfig { table_size: 1024, ..rrl(3, 0).cfg });
+        let victim: IpAddr = "192.0.2.1".parse().unwrap();
+        // The account spends its allowance...
+        for _ in 0..3 {
+            assert_eq!(r.check_at(victim, A, 7), Verdict::Send);
+        }
+        assert_eq!(r.check_at(victim, A, 7), Verdict::Drop);
+        // ...then thousands of other accounts land in every slot within the same second,
+        // its own among them: it is still limited (the old table handed out a fresh bucket
+        // whenever a slot changed hands).
+        for i in 0..5000u64 {
+            let _ = r.check_at(victim, Account { kind: Kind::Answer, name: 1000 + i }, 7);
+        }
+        assert_eq!(r.check_at(victim, A, 7), Verdict::Drop);
+        // A second later it has its allowance again.
+        assert_eq!(r.check_at(victim, A, 8), Verdict::Send);
+    }
 
     #[test]
     fn a_bucket_allows_its_rate_per_second_and_refills() {

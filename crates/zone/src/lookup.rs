@@ -118,6 +118,11 @@ pub struct Answer<'a> {
     pub additional: Section<'a>,
     /// Synthesized CNAMEs (DNAME), referenced by [`Data::Synth`] and [`Owner::Synth`].
     pub synth: Vec<SynthCname>,
+    /// The name the first answer stands for when it is not the query name (wire form): the
+    /// wildcard that synthesized it, or the zone cut of a referral. Response rate limiting
+    /// counts such answers under it, so random names under one wildcard or delegation share
+    /// one allowance (as BIND and Knot count them).
+    pub source: Option<&'a [u8]>,
 }
 
 impl Answer<'_> {
@@ -134,6 +139,7 @@ impl Answer<'_> {
             authority: SmallVec::new(),
             additional: SmallVec::new(),
             synth: Vec::new(),
+            source: None,
         }
     }
 }
@@ -183,6 +189,7 @@ impl ZoneSet {
                 Found::Referral(cut) => {
                     if step == 0 {
                         ans.authoritative = false;
+                        ans.source = Some(cut.name().wire());
                     }
                     referral(zone, cut, &mut ans, opts);
                     deny(zone, &mut ans, opts, &name, Proof::Insecure(cut));
@@ -225,6 +232,9 @@ impl ZoneSet {
                         Found::Node(n) => (n, false),
                         _ => return ans,
                     };
+                    if wild && step == 0 {
+                        ans.source = Some(node.name().wire());
+                    }
                     if qtype == rtype::ANY {
                         // RFC 8482 §4.1: one RRset is enough; NODATA for an empty node.
                         let first = node.rrsets().iter().find(|r| r.rtype() != rtype::RRSIG).or_else(|| {
