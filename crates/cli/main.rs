@@ -269,6 +269,7 @@ impl Opts {
                     catalogs: self.secondary_catalogs.clone(),
                     key: self.primary_key.clone(),
                     refresh: self.primary_refresh,
+                    ..Default::default()
                 }],
                 None => Vec::new(),
             },

@@ -311,3 +311,166 @@ fn syncer_calls(b: &Binary) -> u64 {
         .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
         .sum::<f64>() as u64
 }
+
+/// A primary written for the test: `small.example.` at serial 1 (SOA, NS, two A records);
+/// once told, serial 2 and a transfer of `big` records that it streams as fast as the
+/// follower reads — a hostile or broken primary.
+struct HostilePrimary {
+    addr: SocketAddr,
+    serial: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+fn hostile_message(question: &[u8], id: [u8; 2], records: &[Vec<u8>]) -> Vec<u8> {
+    let mut m = id.to_vec();
+    m.extend_from_slice(&[0x84, 0, 0, 1]);
+    m.extend_from_slice(&(records.len() as u16).to_be_bytes());
+    m.extend_from_slice(&[0, 0, 0, 0]);
+    m.extend_from_slice(question);
+    for r in records {
+        m.extend_from_slice(r);
+    }
+    m
+}
+
+/// An RR owned by `label` under the apex (the question name at offset 12), or by the apex.
+fn hostile_rr(label: Option<&str>, t: u16, rdata: &[u8]) -> Vec<u8> {
+    let mut r = Vec::new();
+    if let Some(l) = label {
+        r.push(l.len() as u8);
+        r.extend_from_slice(l.as_bytes());
+    }
+    r.extend_from_slice(&[0xc0, 12]);
+    r.extend_from_slice(&t.to_be_bytes());
+    r.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+    r.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    r.extend_from_slice(rdata);
+    r
+}
+
+fn hostile_soa(serial: u32) -> Vec<u8> {
+    let mut rd = b"\x02ns\xc0\x0c\x02hm\xc0\x0c".to_vec();
+    for v in [serial, 2, 1, 100_000, 60] {
+        rd.extend_from_slice(&v.to_be_bytes());
+    }
+    hostile_rr(None, 6, &rd)
+}
+
+impl HostilePrimary {
+    fn start(big: usize) -> Self {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let port = free_port();
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let serial = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(1));
+        let question_of = |m: &[u8]| -> Option<Vec<u8>> {
+            let end = 12 + r53dns_zone::name::wire_len(m.get(12..)?)? + 4;
+            m.get(12..end).map(<[u8]>::to_vec)
+        };
+        let s = serial.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok((n, peer)) = udp.recv_from(&mut buf) {
+                let Some(q) = question_of(&buf[..n]) else { continue };
+                let reply = hostile_message(&q, [buf[0], buf[1]], &[hostile_soa(s.load(Ordering::Relaxed))]);
+                let _ = udp.send_to(&reply, peer);
+            }
+        });
+        let s = serial.clone();
+        std::thread::spawn(move || {
+            for conn in tcp.incoming() {
+                let Ok(mut c) = conn else { continue };
+                let serial = s.load(Ordering::Relaxed);
+                std::thread::spawn(move || {
+                    let mut len = [0u8; 2];
+                    if c.read_exact(&mut len).is_err() {
+                        return;
+                    }
+                    let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                    if c.read_exact(&mut msg).is_err() {
+                        return;
+                    }
+                    let Some(q) = question_of(&msg) else { return };
+                    let id = [msg[0], msg[1]];
+                    let send = |c: &mut std::net::TcpStream, records: &[Vec<u8>]| {
+                        let m = hostile_message(&q, id, records);
+                        c.write_all(&(m.len() as u16).to_be_bytes()).is_ok() && c.write_all(&m).is_ok()
+                    };
+                    if serial == 1 {
+                        let records = [
+                            hostile_soa(1),
+                            hostile_rr(None, 2, b"\x02ns\xc0\x0c"),
+                            hostile_rr(Some("ns"), 1, &[192, 0, 2, 1]),
+                            hostile_rr(Some("www"), 1, &[192, 0, 2, 80]),
+                            hostile_soa(1),
+                        ];
+                        send(&mut c, &records);
+                        return;
+                    }
+                    let mut batch = vec![hostile_soa(serial)];
+                    for i in 0..big {
+                        batch.push(hostile_rr(Some(&format!("h{i}")), 1, &(i as u32).to_be_bytes()));
+                        if batch.len() == 500 {
+                            if !send(&mut c, &batch) {
+                                return; // the follower hung up
+                            }
+                            batch.clear();
+                        }
+                    }
+                    batch.push(hostile_soa(serial));
+                    send(&mut c, &batch);
+                });
+            }
+        });
+        Self { addr: format!("127.0.0.1:{port}").parse().unwrap(), serial }
+    }
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_primary_streaming_millions_of_records_is_cut_off_and_the_zone_held_stays() {
+    let primary = HostilePrimary::start(3_000_000);
+    let follower = Binary::serve(&[
+        "--primary",
+        &primary.addr.to_string(),
+        "--secondary-zone",
+        "small.example",
+        "--primary-refresh",
+        "1s",
+        "--drain",
+        "0s",
+    ]);
+    let dns = follower.addr.unwrap();
+    let www = |addr| ask(addr, &Query::new("www.small.example.", "A")).section("answer");
+    let serial = |addr| -> Option<u32> {
+        ask(addr, &Query::new("small.example.", "SOA"))
+            .section("answer")
+            .first()?
+            .split_whitespace()
+            .nth(6)?
+            .parse()
+            .ok()
+    };
+    eventually(Duration::from_secs(10), || www(dns).len() == 1).expect("the small zone never loaded");
+    let before = peak_rss_kib(follower.child.id());
+    primary.serial.store(2, std::sync::atomic::Ordering::Relaxed);
+    eventually(Duration::from_secs(60), || {
+        follower.metric("r53dns_secondary_refreshes_total{outcome=\"too_large\",zone=\"small.example.\"}") >= 1
+    })
+    .expect("the stream was never refused");
+    let peak = peak_rss_kib(follower.child.id());
+    eprintln!("follower peak RSS: {} MiB before, {} MiB after 3 M records were offered", before / 1024, peak / 1024);
+    // The limit (1 000 000 records) bit: nothing like 3 M records was held...
+    assert!(peak < 512 * 1024, "peak RSS {peak} KiB");
+    // ...and the zone held is still served, at its serial.
+    assert_eq!(www(dns), vec!["www.small.example. 60 IN A 192.0.2.80"]);
+    assert_eq!(serial(dns).unwrap_or(0), 1);
+}

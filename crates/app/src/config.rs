@@ -279,6 +279,15 @@ pub struct SecondarySpec {
     /// followers the primary cannot NOTIFY, e.g. pods behind a Service). Default: the SOA's.
     #[serde(default, with = "humantime_serde")]
     pub refresh: Option<Duration>,
+    /// Most records one transfer may bring (default 1 000 000).
+    pub max_records: Option<usize>,
+    /// Most octets of names and RDATA one transfer may bring (default 268435456, 256 MiB).
+    pub max_bytes: Option<u64>,
+    /// Most distinct types at one name (default 100).
+    pub max_types_per_name: Option<usize>,
+    /// Longest one transfer may take (default 10m).
+    #[serde(default, with = "humantime_serde")]
+    pub transfer_timeout: Option<Duration>,
 }
 
 /// A primary as `ADDR:PORT` or `HOST:PORT` (port 53 by default); host names are resolved
@@ -920,6 +929,19 @@ impl Spec {
             if sec.refresh.is_some_and(|r| r < Duration::from_secs(1)) {
                 bail!("secondary.refresh: at least 1s");
             }
+            let d = crate::secondary::TransferLimits::default();
+            let limits = crate::secondary::TransferLimits {
+                max_records: sec.max_records.unwrap_or(d.max_records),
+                max_bytes: sec.max_bytes.unwrap_or(d.max_bytes),
+                max_types_per_name: sec.max_types_per_name.unwrap_or(d.max_types_per_name),
+                deadline: sec.transfer_timeout.unwrap_or(d.deadline),
+            };
+            if limits.max_records == 0 || limits.max_bytes == 0 || limits.max_types_per_name == 0 {
+                bail!("secondary: max-records, max-bytes and max-types-per-name must be at least 1");
+            }
+            if limits.deadline < Duration::from_secs(1) {
+                bail!("secondary.transfer-timeout: at least 1s");
+            }
             let listed = sec.zones.iter().map(|z| (z, false)).chain(sec.catalogs.iter().map(|z| (z, true)));
             for (z, catalog) in listed {
                 let what = if catalog { "secondary.catalogs" } else { "secondary.zones" };
@@ -935,6 +957,7 @@ impl Spec {
                     key: key.clone(),
                     max_refresh: sec.refresh,
                     catalog,
+                    limits,
                 });
             }
         }

@@ -43,6 +43,35 @@ pub struct SecondaryZone {
     /// A catalog zone (RFC 9432): not served; its members are followed from the same
     /// primary, with the same key and refresh cap, as they come and go.
     pub catalog: bool,
+    /// What one transfer may bring.
+    pub limits: TransferLimits,
+}
+
+/// What a transfer may bring before it is refused (as Knot's `zone-max-size` and BIND's
+/// `max-records`, `max-types-per-name`): a primary, hostile or broken, cannot exhaust the
+/// follower's memory or hold it forever. Over a limit the transfer is refused, logged and
+/// counted (`outcome="too_large"`), and the zone held stays served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferLimits {
+    /// Records in one transfer.
+    pub max_records: usize,
+    /// Octets of names and RDATA in one transfer.
+    pub max_bytes: u64,
+    /// Distinct types at one name.
+    pub max_types_per_name: usize,
+    /// Time for the whole transfer.
+    pub deadline: Duration,
+}
+
+impl Default for TransferLimits {
+    fn default() -> Self {
+        Self {
+            max_records: 1_000_000,
+            max_bytes: 256 << 20,
+            max_types_per_name: 100,
+            deadline: Duration::from_secs(600),
+        }
+    }
 }
 
 /// Shortest refresh and retry honoured, whatever the SOA says (as Knot's
@@ -54,8 +83,6 @@ const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time allowed for a SOA query (per attempt).
 const SOA_TIMEOUT: Duration = Duration::from_secs(3);
-/// Most records one transfer may carry (a bound against a runaway primary).
-const MAX_RECORDS: usize = 20_000_000;
 
 /// RFC 1982 serial arithmetic: whether `a` is after `b`.
 fn serial_after(a: u32, b: u32) -> bool {
@@ -121,24 +148,64 @@ struct Stream {
     full: Vec<Record>,
     diffs: Vec<Diff>,
     count: usize,
+    bytes: u64,
+    limits: TransferLimits,
+}
+
+/// Why a transfer failed.
+#[derive(Debug)]
+enum XferError {
+    /// Over one of the [`TransferLimits`].
+    OverLimit(String),
+    Failed(String),
+}
+
+impl From<String> for XferError {
+    fn from(s: String) -> Self {
+        Self::Failed(s)
+    }
 }
 
 impl Stream {
-    fn new(apex: Name, ixfr: bool) -> Self {
-        Self { apex, ixfr, serial: 0, phase: Phase::Start, full: Vec::new(), diffs: Vec::new(), count: 0 }
+    fn new(apex: Name, ixfr: bool, limits: TransferLimits) -> Self {
+        Self {
+            apex,
+            ixfr,
+            serial: 0,
+            phase: Phase::Start,
+            full: Vec::new(),
+            diffs: Vec::new(),
+            count: 0,
+            bytes: 0,
+            limits,
+        }
     }
 
-    fn push(&mut self, r: Record) -> Result<(), String> {
+    fn push(&mut self, r: Record) -> Result<(), XferError> {
         if matches!(self.phase, Phase::Done) {
-            return Err("records after the closing SOA".into());
+            return Err(XferError::Failed("records after the closing SOA".into()));
         }
         if r.class != 1 {
-            return Err(format!("record of class {} in the transfer", r.class));
+            return Err(XferError::Failed(format!("record of class {} in the transfer", r.class)));
         }
         self.count += 1;
-        if self.count > MAX_RECORDS {
-            return Err(format!("more than {MAX_RECORDS} records"));
+        self.bytes += (r.name.wire().len() + r.rdata.len() + 10) as u64;
+        if self.count > self.limits.max_records {
+            return Err(XferError::OverLimit(format!(
+                "more than {} records (secondary max-records)",
+                self.limits.max_records
+            )));
         }
+        if self.bytes > self.limits.max_bytes {
+            return Err(XferError::OverLimit(format!(
+                "more than {} octets (secondary max-bytes)",
+                self.limits.max_bytes
+            )));
+        }
+        self.step(r).map_err(XferError::Failed)
+    }
+
+    fn step(&mut self, r: Record) -> Result<(), String> {
         let soa = soa_serial(&r);
         if soa.is_some() && r.name.to_lowercase() != self.apex.to_lowercase() {
             return Err(format!("SOA at {} is not at the apex", r.name));
@@ -219,6 +286,8 @@ struct State {
     published: bool,
     /// The next transfer must be a whole one (an IXFR did not apply).
     force_axfr: bool,
+    /// The last transfer went over a limit (counted as `too_large`).
+    over_limit: bool,
     /// The primary's addresses as last resolved (NOTIFYs are accepted from these).
     primary_ips: Vec<std::net::IpAddr>,
     last_error: Option<String>,
@@ -364,7 +433,8 @@ impl Secondaries {
                     z.timers().map_or(MIN_INTERVAL, |t| t.0)
                 }
                 Err(e) => {
-                    self.count(&z.cfg.apex, "failed");
+                    let over = std::mem::take(&mut z.lock().over_limit);
+                    self.count(&z.cfg.apex, if over { "too_large" } else { "failed" });
                     tracing::warn!(zone = %z.cfg.apex, primary = %z.cfg.primary, error = %e, "secondary: refresh failed");
                     z.lock().last_error = Some(e);
                     self.expire(z).await;
@@ -433,6 +503,7 @@ impl Secondaries {
                         key: catalog.cfg.key.clone(),
                         max_refresh: catalog.cfg.max_refresh,
                         catalog: false,
+                        limits: catalog.cfg.limits,
                     },
                     Some(apex.clone()),
                 );
@@ -516,7 +587,14 @@ impl Secondaries {
             s.held.as_ref().map(|h| (h.serial, h.soa.clone()))
         };
         let started = Instant::now();
-        let pulled = transfer(&z.cfg, addr, ixfr.as_ref().map(|(_, soa)| soa)).await?;
+        let pulled = match transfer(&z.cfg, addr, ixfr.as_ref().map(|(_, soa)| soa)).await {
+            Ok(p) => p,
+            Err(XferError::Failed(e)) => return Err(e),
+            Err(XferError::OverLimit(e)) => {
+                z.lock().over_limit = true;
+                return Err(format!("transfer refused: {e}"));
+            }
+        };
         let (records, kind) = match pulled {
             Pulled::Current => {
                 z.lock().confirmed = Some(Instant::now());
@@ -714,6 +792,25 @@ fn build(cfg: &SecondaryZone, records: &Records) -> Result<Zone, String> {
     // Sorted, so RRsets keep a stable order across rebuilds.
     let mut sorted: Vec<_> = records.iter().collect();
     sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    // Types per name (CVE-2024-1737: many types at one name make lookups slow).
+    let mut owner: Option<&[u8]> = None;
+    let mut last_type = None;
+    let mut types = 0;
+    for ((o, t, _), (name, _)) in &sorted {
+        if owner != Some(o.as_ref()) {
+            (owner, last_type, types) = (Some(o.as_ref()), None, 0);
+        }
+        if last_type != Some(*t) {
+            last_type = Some(*t);
+            types += 1;
+            if types > cfg.limits.max_types_per_name {
+                return Err(format!(
+                    "{name}: more than {} types at one name (secondary max-types-per-name)",
+                    cfg.limits.max_types_per_name
+                ));
+            }
+        }
+    }
     for ((_, t, rd), (name, ttl)) in sorted {
         if !r53dns_zone::rdata::is_valid_rdata(*t, rd) {
             return Err(format!("{name} {}: malformed RDATA", r53dns_zone::rdata::type_to_string(*t)));
@@ -834,7 +931,16 @@ async fn read_message(stream: &mut TcpStream, primary: SocketAddr) -> Result<Vec
 }
 
 /// Pulls the zone over TCP: IXFR from `soa`'s serial when given, AXFR otherwise.
-async fn transfer(cfg: &SecondaryZone, primary: SocketAddr, soa: Option<&Record>) -> Result<Pulled, String> {
+async fn transfer(cfg: &SecondaryZone, primary: SocketAddr, soa: Option<&Record>) -> Result<Pulled, XferError> {
+    let deadline = cfg.limits.deadline;
+    tokio::time::timeout(deadline, transfer_within(cfg, primary, soa)).await.map_err(|_| {
+        XferError::OverLimit(format!(
+            "{primary}: transfer not finished within {deadline:?} (secondary transfer-timeout)"
+        ))
+    })?
+}
+
+async fn transfer_within(cfg: &SecondaryZone, primary: SocketAddr, soa: Option<&Record>) -> Result<Pulled, XferError> {
     let held = soa.and_then(soa_serial);
     let id: u16 = rand::random();
     let qtype = if soa.is_some() { rtype::IXFR } else { rtype::AXFR };
@@ -846,18 +952,21 @@ async fn transfer(cfg: &SecondaryZone, primary: SocketAddr, soa: Option<&Record>
     let mut framed = u16::try_from(q.len()).unwrap_or(0).to_be_bytes().to_vec();
     framed.extend_from_slice(&q);
     stream.write_all(&framed).await.map_err(|e| format!("{primary}: {e}"))?;
-    let mut records = Stream::new(cfg.apex.clone(), soa.is_some());
+    let mut records = Stream::new(cfg.apex.clone(), soa.is_some(), cfg.limits);
     loop {
         let msg = read_message(&mut stream, primary).await?;
         check_header(&msg, id, primary)?;
         verify(&mut signer, &msg, primary)?;
         let parsed = message::parse(&msg).ok_or_else(|| format!("{primary} sent a malformed message"))?;
         for r in parsed.answers {
-            records.push(r).map_err(|e| format!("{primary}: {e}"))?;
+            records.push(r).map_err(|e| match e {
+                XferError::OverLimit(m) => XferError::OverLimit(format!("{primary}: {m}")),
+                XferError::Failed(m) => XferError::Failed(format!("{primary}: {m}")),
+            })?;
         }
         if let Some(done) = records.end_of_message(held) {
             if signer.as_ref().is_some_and(|s| !s.settled()) {
-                return Err(format!("{primary}: the last message of the transfer is not signed"));
+                return Err(format!("{primary}: the last message of the transfer is not signed").into());
             }
             return Ok(done);
         }
@@ -904,30 +1013,45 @@ mod tests {
     }
 
     #[test]
+    fn a_transfer_over_its_limits_is_refused_as_it_arrives() {
+        let apex = Name::parse("example.", None).unwrap();
+        let limits = TransferLimits { max_records: 3, ..TransferLimits::default() };
+        let mut s = Stream::new(apex.clone(), false, limits);
+        for r in [soa(1), a("a.example.", 1), a("b.example.", 2)] {
+            s.push(r).unwrap();
+        }
+        assert!(matches!(s.push(a("c.example.", 3)), Err(XferError::OverLimit(_))));
+        let limits = TransferLimits { max_bytes: 90, ..TransferLimits::default() };
+        let mut s = Stream::new(apex, false, limits);
+        s.push(soa(1)).unwrap();
+        assert!(matches!(s.push(a("a-rather-long-name.example.", 1)), Err(XferError::OverLimit(_))));
+    }
+
+    #[test]
     fn axfr_ends_at_the_closing_soa_across_messages() {
         let apex = Name::parse("example.", None).unwrap();
-        let mut s = Stream::new(apex.clone(), false);
+        let mut s = Stream::new(apex.clone(), false, TransferLimits::default());
         let got = feed(&mut s, vec![vec![soa(5), a("a.example.", 1)], vec![a("b.example.", 2), soa(5)]], None);
         let Some(Pulled::Full(r)) = got else { panic!("{got:?}") };
         assert_eq!(r.len(), 3);
-        let mut s = Stream::new(apex.clone(), false);
+        let mut s = Stream::new(apex.clone(), false, TransferLimits::default());
         s.push(soa(5)).unwrap();
         s.push(a("a.example.", 1)).unwrap();
         assert!(s.push(soa(6)).is_err(), "closing serial must match");
-        let mut s = Stream::new(apex, false);
+        let mut s = Stream::new(apex, false, TransferLimits::default());
         assert!(s.push(a("a.example.", 1)).is_err(), "must start with the SOA");
     }
 
     #[test]
     fn ixfr_current_full_and_incremental_forms_are_told_apart() {
         let apex = Name::parse("example.", None).unwrap();
-        let mut s = Stream::new(apex.clone(), true);
+        let mut s = Stream::new(apex.clone(), true, TransferLimits::default());
         assert!(matches!(feed(&mut s, vec![vec![soa(5)]], Some(5)), Some(Pulled::Current)));
-        let mut s = Stream::new(apex.clone(), true);
+        let mut s = Stream::new(apex.clone(), true, TransferLimits::default());
         let got = feed(&mut s, vec![vec![soa(7), a("a.example.", 1), soa(7)]], Some(5));
         assert!(matches!(got, Some(Pulled::Full(ref r)) if r.len() == 2), "{got:?}");
         // 5 → 6 deletes a, adds b; 6 → 7 adds c.
-        let mut s = Stream::new(apex, true);
+        let mut s = Stream::new(apex, true, TransferLimits::default());
         let got = feed(
             &mut s,
             vec![
@@ -956,6 +1080,7 @@ mod tests {
             key: None,
             max_refresh: None,
             catalog: false,
+            limits: TransferLimits::default(),
         };
         records.insert(
             key_of(&rr("example.", rtype::NS, b"\x02ns\x07example\x00")),

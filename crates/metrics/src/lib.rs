@@ -321,7 +321,7 @@ impl Metrics {
         let transfers_in = make!(IntCounterVec::new(
             Opts::new(
                 "r53dns_secondary_refreshes_total",
-                "Refreshes of secondary zones from their primary, by outcome (axfr, ixfr, current, failed)."
+                "Refreshes of secondary zones from their primary, by outcome (axfr, ixfr, current, failed, too_large)."
             ),
             &["zone", "outcome"]
         ));
