@@ -166,12 +166,7 @@ fn private_zones_are_not_answered_to_the_world_by_default() {
         ("loopback.toml", "[route53]\nenabled = true\n[server]\nlisten = [\"127.0.0.1:5353\", \"[::1]:5353\"]\n"),
     ] {
         std::fs::write(dir.path().join(name), text).unwrap();
-        let out = Binary::command()
-            .args(["check", "--config"])
-            .arg(dir.path().join(name))
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .unwrap();
+        let out = Binary::check_config(&dir.path().join(name));
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::server::Binary;
+
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
 }
@@ -95,12 +97,7 @@ fn kubernetes_fleet_validates_and_its_configs_check() {
     run_ok(Command::new(tools_bin("python")).args(["-c", &py]));
     // Both configurations pass `r53dns check`; the replica's needs no AWS at all.
     for name in ["syncer.toml", "replica.toml"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_r53dns"))
-            .args(["check", "--config"])
-            .arg(dir.path().join(name))
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .unwrap();
+        let out = Binary::check_config(&dir.path().join(name));
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(
             !String::from_utf8_lossy(&out.stderr).contains("warning"),
@@ -137,12 +134,7 @@ fn json_and_yaml_files_parse_and_the_read_policy_covers_the_sync() {
     let conf = ks.split("<<'CONF'\n").nth(1).and_then(|r| r.split("\nCONF").next()).unwrap();
     std::fs::write(dir.path().join("kickstart.toml"), conf).unwrap();
     for name in ["cloud-init.toml", "kickstart.toml"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_r53dns"))
-            .args(["check", "--config"])
-            .arg(dir.path().join(name))
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .unwrap();
+        let out = Binary::check_config(&dir.path().join(name));
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
     }
     // The read policy allows exactly the calls the sync makes.

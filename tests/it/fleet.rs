@@ -9,23 +9,13 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::route53::eventually;
-use crate::support::dns::{Query, Response, ask, parse};
+use crate::route53::{ask_from, eventually};
+use crate::support::dns::{Query, ask, parse};
 use crate::support::moto::{Fault, FaultProxy, Moto, Seeder, aws_env, create_bucket, rrset, weighted};
 use crate::support::server::Binary;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
-/// Asks from a chosen loopback source address (the views are by client network).
-fn ask_from(src: &str, addr: SocketAddr, q: &Query) -> Response {
-    let sock = UdpSocket::bind(format!("{src}:0")).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    sock.send_to(&q.to_wire(), addr).unwrap();
-    let mut buf = [0u8; 4096];
-    let (n, _) = sock.recv_from(&mut buf).unwrap();
-    parse(&buf[..n]).unwrap()
 }
 
 fn answers(addr: SocketAddr, name: &str, t: &str) -> Vec<String> {

@@ -34,7 +34,7 @@ fn answers(addr: SocketAddr, name: &str, t: &str) -> Vec<String> {
 }
 
 /// Asks from a chosen loopback source address (views by client network).
-fn ask_from(src: &str, addr: SocketAddr, q: &Query) -> Response {
+pub(crate) fn ask_from(src: &str, addr: SocketAddr, q: &Query) -> Response {
     let sock = UdpSocket::bind(format!("{src}:0")).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     sock.send_to(&q.to_wire(), addr).unwrap();

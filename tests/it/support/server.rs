@@ -83,6 +83,11 @@ impl Binary {
         Command::new(env!("CARGO_BIN_EXE_r53dns"))
     }
 
+    /// `r53dns check --config FILE` with no AWS reachable; its output.
+    pub fn check_config(file: &Path) -> std::process::Output {
+        Self::command().args(["check", "--config"]).arg(file).env("AWS_EC2_METADATA_DISABLED", "true").output().unwrap()
+    }
+
     /// Starts `r53dns serve ARGS --listen 127.0.0.1:0` and waits until it listens.
     pub fn serve(args: &[&str]) -> Self {
         Self::serve_with(args, &[])

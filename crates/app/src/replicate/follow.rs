@@ -387,15 +387,7 @@ impl Follower {
         if let Some(n) = manifest.internal_networks.iter().find(|n| r53dns_zone::routing::parse_prefix(n).is_none()) {
             return Err(Refused::Inconsistent(format!("internal network '{n}' is not a network")).into());
         }
-        let saved = Saved {
-            zones,
-            health: manifest.health.clone(),
-            cidr: manifest.cidr.clone(),
-            endpoints: manifest.endpoints.clone(),
-            confirmed,
-            internal_networks: Some(manifest.internal_networks.clone()),
-        };
-        Ok((saved, fetched))
+        Ok((manifest.saved(zones, confirmed, true), fetched))
     }
 
     fn heard(&self, confirmed: Option<u64>) {
@@ -426,13 +418,6 @@ pub(crate) async fn load_s3(store: &S3Store, limit: u64) -> Result<Option<Saved>
         }
         zones.push(join_parts(z, parts.iter().collect(), confirmed));
     }
-    let saved = Saved {
-        zones,
-        health: manifest.health.clone(),
-        cidr: manifest.cidr.clone(),
-        endpoints: manifest.endpoints.clone(),
-        confirmed,
-        internal_networks: None,
-    };
-    Ok(Some(saved))
+    // A syncer keeps its own views: the source's networks are not taken.
+    Ok(Some(manifest.saved(zones, confirmed, false)))
 }

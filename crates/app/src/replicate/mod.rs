@@ -175,6 +175,26 @@ pub struct Manifest {
     pub internal_networks: Vec<String>,
 }
 
+impl Manifest {
+    /// The snapshot this manifest describes, with `zones` put together from its objects;
+    /// `with_views` carries the source's internal networks along.
+    pub(crate) fn saved(
+        &self,
+        zones: Vec<SavedZone>,
+        confirmed: Option<u64>,
+        with_views: bool,
+    ) -> crate::persist::Saved {
+        crate::persist::Saved {
+            zones,
+            health: self.health.clone(),
+            cidr: self.cidr.clone(),
+            endpoints: self.endpoints.clone(),
+            confirmed,
+            internal_networks: with_views.then(|| self.internal_networks.clone()),
+        }
+    }
+}
+
 /// A zone as the source holds it, borrowed for encoding (same JSON as [`SavedZone`]).
 #[derive(Debug, Serialize)]
 pub struct ZoneRef<'a> {
