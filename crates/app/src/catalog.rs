@@ -19,7 +19,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use r53dns_zone::{Name, Zone, ZoneSet};
 use sha2::{Digest, Sha256};
@@ -66,12 +65,7 @@ impl Catalog {
         let hash: [u8; 32] = h.finalize().into();
         let serial = {
             let mut serials = self.serials.lock().unwrap_or_else(|p| p.into_inner());
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_secs()).min(u64::from(u32::MAX));
-            let serial = match serials.get(&view) {
-                Some((prev, s)) if *prev == hash => *s,
-                Some((_, s)) => (now as u32).max(s.wrapping_add(1)),
-                None => now as u32,
-            };
+            let serial = crate::sync::next_serial(serials.get(&view).map(|(h, s)| (h, *s)), &hash);
             serials.insert(view, (hash, serial));
             serial
         };

@@ -79,8 +79,7 @@ impl SyncStatus {
     /// across restarts and replication.
     pub fn age(&self) -> Option<Duration> {
         let at = self.confirmed_at()?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Some(Duration::from_secs(now.saturating_sub(at)))
+        Some(Duration::from_secs(unix_now().saturating_sub(at)))
     }
 
     /// Unix time of the confirmation [`SyncStatus::age`] counts from.
@@ -94,7 +93,8 @@ impl SyncStatus {
     }
 }
 
-fn unix_now() -> u64 {
+/// The current Unix time in seconds.
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
@@ -190,12 +190,13 @@ pub const PRIVATE_LABEL: &str = "(private)";
 const RESYNC_DELAY: Duration = Duration::from_secs(2);
 
 fn now_secs() -> u32 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0).min(u64::from(u32::MAX)) as u32
+    unix_now().min(u64::from(u32::MAX)) as u32
 }
 
 /// Route53 keeps its SOA serial at 1. Ours: unchanged while the content hash is unchanged;
 /// on a change, the current Unix time, or one more than before if the clock is behind.
-fn next_serial(prev: Option<(&[u8; 32], u32)>, hash: &[u8; 32]) -> u32 {
+/// (The catalog zone numbers its versions the same way.)
+pub(crate) fn next_serial(prev: Option<(&[u8; 32], u32)>, hash: &[u8; 32]) -> u32 {
     match prev {
         Some((h, s)) if h == hash => s,
         Some((_, s)) => now_secs().max(s.wrapping_add(1)),

@@ -124,7 +124,7 @@ impl Probes for AppProbes {
                 let source = source_label(z.source());
                 let status = r53.iter().find(|s| source.ends_with(&s.id));
                 let followed = secondary.iter().find(|s| source.starts_with("secondary:") && s.name == name);
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let now = crate::sync::unix_now();
                 out.push(ZoneJson {
                     name,
                     source,
@@ -185,7 +185,7 @@ impl Probes for AppProbes {
         }
         if let Some(sec) = &self.secondaries {
             m.secondary_expire.reset();
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let now = crate::sync::unix_now();
             let mut oldest = None::<u64>;
             for z in sec.status() {
                 if let Some(left) = z.expires_in {

@@ -471,7 +471,7 @@ async fn readyz(State(s): State<AppState>) -> Response {
 }
 
 /// The header `r53dns ctl` sends with every admin request. A browser cannot send it across
-/// sites without a CORS preflight, which this endpoint never grants: a web page a operator
+/// sites without a CORS preflight, which this endpoint never grants: a web page an operator
 /// visits cannot trigger a sweep or read the zone list.
 pub const ADMIN_HEADER: &str = "x-r53dns-ctl";
 

@@ -145,13 +145,16 @@ pub(crate) struct Rrl {
     keys: std::hash::RandomState,
 }
 
-/// A slot: fingerprint (32 bits) | second (16 bits) | tokens (16 bits).
-fn pack(fp: u32, second: u16, tokens: u16) -> u64 {
-    (u64::from(fp) << 32) | (u64::from(second) << 16) | u64::from(tokens)
+/// A slot in use: a marker bit | second (16 bits) | tokens (16 bits). The slot is one bucket
+/// for every account that maps to it; 0 is a slot never used.
+const USED: u64 = 1 << 32;
+
+fn pack(second: u16, tokens: u16) -> u64 {
+    USED | (u64::from(second) << 16) | u64::from(tokens)
 }
 
-fn unpack(v: u64) -> (u32, u16, u16) {
-    ((v >> 32) as u32, (v >> 16) as u16, v as u16)
+fn unpack(v: u64) -> (u16, u16) {
+    ((v >> 16) as u16, v as u16)
 }
 
 /// The client network `ip` belongs to, with its family.
@@ -209,12 +212,10 @@ impl Rrl {
         h.write_u64(acct.name);
         let hash = h.finish();
         let slot = &self.slots[(hash as usize) & self.mask];
-        // Never 0, so an empty slot never matches.
-        let fp = ((hash >> 32) as u32) | 1;
         let now = now_secs as u16;
         let mut cur = slot.load(Ordering::Relaxed);
         loop {
-            let (_, second, tokens) = unpack(cur);
+            let (second, tokens) = unpack(cur);
             // A slot another account used is not a fresh bucket: accounts that meet in a
             // slot share it (refilled by time only), so flooding other names can never
             // reset a limited account's bucket. An empty slot starts full.
@@ -226,7 +227,7 @@ impl Rrl {
                 (u32::from(tokens) + refill).min(u32::from(rate)) as u16
             };
             let (allowed, left) = if tokens > 0 { (true, tokens - 1) } else { (false, 0) };
-            match slot.compare_exchange_weak(cur, pack(fp, now, left), Ordering::Relaxed, Ordering::Relaxed) {
+            match slot.compare_exchange_weak(cur, pack(now, left), Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) if allowed => return Verdict::Send,
                 Ok(_) => break,
                 Err(seen) => cur = seen,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
@@ -16,6 +16,7 @@ use super::s3::{ManifestRead, S3Store};
 use super::{CONFIRMED_HEADER, Manifest, Refused, ZonePart, check_serials, decode_manifest, decode_part, join_parts};
 use crate::persist::{Saved, hex};
 use crate::sync::Syncer;
+use crate::sync::unix_now;
 
 /// A replica's settings.
 #[derive(Debug, Clone)]
@@ -62,10 +63,6 @@ impl FollowStatus {
     pub fn behind(&self) -> u64 {
         self.behind.load(Ordering::Relaxed)
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 type Client = hyper_util::client::legacy::Client<
