@@ -23,7 +23,9 @@ for t in "${targets[@]}"; do
     log="$(mktemp)"
     if ! cargo fuzz run -s none "$t" "corpus/$t" "seeds/$t" -- \
         -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
-        tail -n 40 "$log"
+        # The panic message first (a long failing input pushes it out of the tail).
+        grep -m1 -A12 -E 'panicked at|ERROR: libFuzzer' "$log" || true
+        tail -n 25 "$log"
         rm -f "$log"
         exit 1
     fi

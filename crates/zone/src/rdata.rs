@@ -721,6 +721,11 @@ pub fn rdata_to_text(code: u16, rdata: &[u8]) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut at = 0;
     for field in fields {
+        // Empty trailing hex has no presentation form that reads back ("DS 0 0 0" is a
+        // missing digest to every parser), so such data is printed in RFC 3597 form.
+        if *field == F::HexRest && at == rdata.len() {
+            return generic_text(rdata);
+        }
         match print_field(*field, rdata, &mut at, &mut parts) {
             Some(()) => {}
             None => return generic_text(rdata),
@@ -1000,6 +1005,11 @@ mod tests {
         assert!(parse_rdata(257, &toks("\\# 5 0002000178"), None).is_err());
         assert_eq!(rdata_to_text(257, &bad), "\\# 5 0002000178");
         assert!(parse_rdata(257, &toks("\\# 5 0002697378"), None).is_ok(), "tag 'is', value 'x'");
+        // A DS/CDS with no digest octets is valid wire data but has no readable text
+        // form: it is printed in generic form, which loads back to the same octets.
+        let cds = parse_rdata(59, &toks("\\# 4 0A000001"), None).unwrap();
+        assert_eq!(rdata_to_text(59, &cds), "\\# 4 0A000001");
+        assert_eq!(parse_rdata(59, &toks(&rdata_to_text(59, &cds)), None).unwrap(), cds);
         round_trip("TXT", "\"v=spf1 -all\" \"second\"");
         round_trip("SSHFP", "1 1 123456789ABCDEF67890123456789ABCDEF67890");
         round_trip("HTTPS", "1 . alpn=\"h2,h3\" ipv4hint=192.0.2.1,192.0.2.2");
