@@ -216,7 +216,7 @@ impl Opts {
                 transfer_keys: self.transfer_keys.clone(),
                 notify: self.notify.clone(),
                 notify_key: self.notify_key.clone(),
-                tcp_max_connections_per_client: None,
+                tcp_max_connections_per_network: None,
                 allow_query: (!self.allow_query.is_empty()).then(|| self.allow_query.clone()),
                 tcp_message_timeout: None,
                 drain: self.drain,

@@ -94,7 +94,7 @@ fn limited(per_client: usize) -> TestServer {
     TestServer::with_spec(Spec {
         server: ServerSpec {
             tcp_idle_timeout: Some(Duration::from_secs(5)),
-            tcp_max_connections_per_client: Some(per_client),
+            tcp_max_connections_per_network: Some(per_client),
             tcp_message_timeout: Some(Duration::from_millis(500)),
             ..Default::default()
         },
@@ -140,7 +140,7 @@ fn a_client_that_never_reads_its_answers_loses_its_connection() {
     let s = TestServer::with_spec(Spec {
         server: ServerSpec {
             tcp_idle_timeout: Some(Duration::from_secs(1)),
-            tcp_max_connections_per_client: Some(1),
+            tcp_max_connections_per_network: Some(1),
             ..Default::default()
         },
         zones: ZonesSpec { dirs: vec![], files: vec![data_dir().join("zones/example.com.zone")] },
@@ -167,4 +167,93 @@ fn a_client_that_never_reads_its_answers_loses_its_connection() {
     assert!(again.is_some(), "the slot was never freed");
     assert!(started.elapsed() >= Duration::from_millis(900), "freed before the timeout: {:?}", started.elapsed());
     assert_eq!(ask(s.addr, &Query::new("www.example.com.", "A")).answer.len(), 1, "UDP kept answering");
+}
+
+/// A TCP connection to `to` from the loopback address `from` (any of 127/8).
+fn connect_from(from: &str, to: std::net::SocketAddr) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&std::net::SocketAddr::new(from.parse().unwrap(), 0).into()).unwrap();
+    s.connect(&to.into()).unwrap();
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s
+}
+
+fn asks(c: &mut TcpStream, name: &str) -> bool {
+    c.write_all(&framed(&Query::new(name, "A"))).is_ok()
+        && read_frame(c).is_some_and(|m| parse(&m).is_ok_and(|r| r.answer.len() == 1))
+}
+
+/// Whether the server closed `c` (a read returns end of stream or a reset), without waiting.
+fn closed(mut c: &TcpStream) -> bool {
+    c.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 1];
+    let gone = match c.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    c.set_nonblocking(false).unwrap();
+    gone
+}
+
+#[test]
+fn held_connections_do_not_lock_out_a_new_client() {
+    // The default cap (1 024) and per-network share (64), held by 16 networks of 64 each,
+    // idle and then kept alive with queries: a new client is answered on its first try.
+    let s = TestServer::with_spec(Spec {
+        server: ServerSpec { tcp_idle_timeout: Some(Duration::from_secs(60)), ..Default::default() },
+        zones: ZonesSpec { dirs: vec![], files: vec![data_dir().join("zones/example.com.zone")] },
+        ..Default::default()
+    });
+    let mut held: Vec<TcpStream> = (1..=16)
+        .flat_map(|net| (0..64).map(move |_| format!("127.0.{net}.1")))
+        .map(|a| connect_from(&a, s.addr))
+        .collect();
+    // Every held connection is served (1 024 slots, none refused).
+    for c in held.iter_mut().step_by(97) {
+        assert!(asks(c, "www.example.com."), "a held connection is not served");
+    }
+    let started = Instant::now();
+    let mut newcomer = connect_from("127.0.200.1", s.addr);
+    assert!(asks(&mut newcomer, "www.example.com."), "the new client got no answer while 1 024 connections are held");
+    eprintln!("new client answered {:?} after connecting (1 024 idle connections held)", started.elapsed());
+    // Exactly one held connection made room, and not one that was asked since.
+    let gone = crate::route53::eventually(Duration::from_secs(3), || held.iter().filter(|c| closed(c)).count() == 1);
+    assert!(gone.is_some(), "no held connection was closed to make room");
+    let gone: Vec<usize> = (0..held.len()).filter(|&i| closed(&held[i])).collect();
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert!(!gone[0].is_multiple_of(97), "a connection used since was closed instead of an idle one: {gone:?}");
+    held.remove(gone[0]);
+
+    // Kept alive: every held connection asks again, then a new client still gets in.
+    for c in held.iter_mut().chain([&mut newcomer]) {
+        assert!(asks(c, "www.example.com."), "a held connection is not served");
+    }
+    let started = Instant::now();
+    let mut another = connect_from("127.0.201.1", s.addr);
+    assert!(asks(&mut another, "www.example.com."), "a new client is locked out by kept-alive connections");
+    eprintln!("new client answered {:?} after connecting (1 024 kept-alive connections held)", started.elapsed());
+    assert!(asks(&mut newcomer, "www.example.com."), "the most recently active connection was closed");
+}
+
+#[test]
+fn tcp_clients_are_counted_by_network() {
+    let s = limited(4);
+    // Four addresses of 127.0.5.0/24 take the network's share; a fifth address of the same
+    // network is closed at once, another network is served.
+    let mut held: Vec<TcpStream> = (2..6).map(|h| connect_from(&format!("127.0.5.{h}"), s.addr)).collect();
+    for c in &mut held {
+        assert!(asks(c, "www.example.com."));
+    }
+    let mut fifth = connect_from("127.0.5.77", s.addr);
+    let mut b = [0u8; 1];
+    assert_eq!(fifth.read(&mut b).unwrap_or(0), 0, "a fifth connection from the /24 must be closed");
+    let mut other = connect_from("127.0.6.1", s.addr);
+    assert!(asks(&mut other, "www.example.com."), "another network is served");
+    drop(held.pop());
+    let again = crate::route53::eventually(Duration::from_secs(3), || {
+        asks(&mut connect_from("127.0.5.77", s.addr), "www.example.com.")
+    });
+    assert!(again.is_some(), "a closed connection gives its network's slot back");
 }

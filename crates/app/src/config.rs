@@ -585,8 +585,10 @@ pub struct ServerSpec {
     pub notify_key: Option<String>,
     /// Client networks allowed to query (default: everyone); others get REFUSED.
     pub allow_query: Option<Vec<String>>,
-    /// Most TCP connections from one client address.
-    pub tcp_max_connections_per_client: Option<usize>,
+    /// Most TCP connections from one client network (/24 IPv4, /56 IPv6). The former name
+    /// `tcp-max-connections-per-client` is still read.
+    #[serde(alias = "tcp-max-connections-per-client")]
+    pub tcp_max_connections_per_network: Option<usize>,
     /// Time to receive the rest of a TCP message once its length arrived (`"2s"`).
     #[serde(default, with = "humantime_serde")]
     pub tcp_message_timeout: Option<Duration>,
@@ -729,7 +731,7 @@ impl Spec {
             s.notify = o.notify;
         }
         s.notify_key = o.notify_key.or(s.notify_key.take());
-        s.tcp_max_connections_per_client = o.tcp_max_connections_per_client.or(s.tcp_max_connections_per_client);
+        s.tcp_max_connections_per_network = o.tcp_max_connections_per_network.or(s.tcp_max_connections_per_network);
         s.allow_query = o.allow_query.or(s.allow_query.take());
         s.tcp_message_timeout = o.tcp_message_timeout.or(s.tcp_message_timeout);
         s.drain = o.drain.or(s.drain);
@@ -981,9 +983,9 @@ impl Spec {
                 query_log,
                 transfer_acl,
                 query_acl,
-                tcp_max_connections_per_client: s
-                    .tcp_max_connections_per_client
-                    .unwrap_or(defaults.tcp_max_connections_per_client)
+                tcp_max_connections_per_network: s
+                    .tcp_max_connections_per_network
+                    .unwrap_or(defaults.tcp_max_connections_per_network)
                     .max(1),
                 tcp_message_timeout: s.tcp_message_timeout.unwrap_or(defaults.tcp_message_timeout),
                 tsig_keys: tsig_keys.clone(),
@@ -1109,7 +1111,7 @@ impl Config {
                 transfer_keys: self.server.transfer_keys.clone(),
                 notify: self.notify.clone(),
                 notify_key: self.notify_key.as_ref().map(|k| k.label()),
-                tcp_max_connections_per_client: Some(self.server.tcp_max_connections_per_client),
+                tcp_max_connections_per_network: Some(self.server.tcp_max_connections_per_network),
                 allow_query: self
                     .server
                     .query_acl

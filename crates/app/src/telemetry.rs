@@ -34,6 +34,14 @@ impl QuerySource for StatsSource {
     fn rate_limited(&self) -> (u64, u64) {
         self.0.rate_limited_counts()
     }
+
+    fn tcp(&self) -> (u64, u64) {
+        self.0.tcp_counts()
+    }
+
+    fn refusals(&self) -> Vec<(&'static str, u64)> {
+        r53dns_server::logs::refusals().into_iter().map(|(r, n)| (r.label(), n)).collect()
+    }
 }
 
 /// Readiness, admin actions and per-zone gauges.

@@ -58,7 +58,27 @@ pub trait QuerySource: Send + Sync {
     fn rate_limited(&self) -> (u64, u64) {
         (0, 0)
     }
+
+    /// TCP connections open now, and idle ones closed so far to make room for new ones.
+    fn tcp(&self) -> (u64, u64) {
+        (0, 0)
+    }
+
+    /// Requests refused so far, by reason (failed TSIG, not allowed, over a limit).
+    fn refusals(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
+
+const TCP_OPEN: (&str, &str) = ("r53dns_tcp_connections", "TCP connections open now.");
+const TCP_EVICTED: (&str, &str) = (
+    "r53dns_tcp_connections_evicted_total",
+    "Idle TCP connections closed to make room for a new one at the connection cap.",
+);
+const REFUSED: (&str, &str) = (
+    "r53dns_requests_refused_total",
+    "Requests refused by reason: failed TSIG, a network or key not allowed, a limit reached (one log line a second per reason).",
+);
 
 struct QueryCollector {
     source: Arc<dyn QuerySource>,
@@ -88,6 +108,9 @@ impl QueryCollector {
                 "UDP answers response rate limiting withheld (dropped) or sent truncated (slipped).",
                 &["action"],
             ),
+            mk(TCP_OPEN.0, TCP_OPEN.1, &[]),
+            mk(TCP_EVICTED.0, TCP_EVICTED.1, &[]),
+            mk(REFUSED.0, REFUSED.1, &["reason"]),
         ]
         .into_iter()
         .filter_map(Result::ok)
@@ -200,7 +223,24 @@ impl Collector for QueryCollector {
                     vec![counter(&[("action", "dropped")], dropped), counter(&[("action", "slipped")], slipped)],
                 )
             },
+            {
+                let (open, _) = self.source.tcp();
+                let mut g = prometheus::proto::Metric::default();
+                let mut v = prometheus::proto::Gauge::default();
+                v.set_value(open as f64);
+                g.set_gauge(v);
+                family(TCP_OPEN.0, TCP_OPEN.1, MetricType::GAUGE, vec![g])
+            },
+            family(TCP_EVICTED.0, TCP_EVICTED.1, MetricType::COUNTER, vec![counter(&[], self.source.tcp().1)]),
         ]
+        .into_iter()
+        .chain({
+            // The text encoder refuses a family with no samples.
+            let refused: Vec<_> =
+                self.source.refusals().into_iter().map(|(reason, n)| counter(&[("reason", reason)], n)).collect();
+            (!refused.is_empty()).then(|| family(REFUSED.0, REFUSED.1, MetricType::COUNTER, refused))
+        })
+        .collect()
     }
 }
 

@@ -35,10 +35,12 @@ pub use r53dns_zone::ZoneSet;
 
 mod encode;
 mod handler;
+pub mod logs;
 pub mod message;
 mod net;
 mod rrl;
 mod signed;
+mod slots;
 pub mod stats;
 pub mod tsig;
 mod wire;

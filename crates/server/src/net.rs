@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::Store;
 use crate::handler::{AnswerConfig, Note, Outcome, Transport, answer_noting};
+use crate::logs::Refusal;
 use crate::stats::{Stats, inspect};
 
 /// How the listeners behave.
@@ -35,7 +36,8 @@ pub struct ServerConfig {
     pub answer: AnswerConfig,
     /// A TCP connection with no complete query for this long is closed (RFC 7766 §6.2.3).
     pub tcp_idle_timeout: Duration,
-    /// Most TCP connections open at once; more wait in the accept queue.
+    /// Most TCP connections open at once, over all listeners; at the cap a new connection
+    /// closes the one idle the longest (RFC 7766 §6.2.3), or is closed if none is idle.
     pub tcp_max_connections: usize,
     /// Share of queries logged (0 = none, 1 = all), at INFO on the `r53dns::query` target.
     pub query_log: f64,
@@ -43,8 +45,9 @@ pub struct ServerConfig {
     pub transfer_acl: Vec<r53dns_zone::Prefix>,
     /// Client networks allowed to query; `None`: everyone. Others get REFUSED.
     pub query_acl: Option<Vec<r53dns_zone::Prefix>>,
-    /// Most TCP connections open at once from one client address; more are closed at once.
-    pub tcp_max_connections_per_client: usize,
+    /// Most TCP connections open at once from one client network (/24, /56); more are
+    /// closed at once.
+    pub tcp_max_connections_per_network: usize,
     /// Time allowed to receive the rest of a message once its length arrived (slow senders).
     pub tcp_message_timeout: Duration,
     /// TSIG keys the server knows.
@@ -66,7 +69,7 @@ impl Default for ServerConfig {
             query_log: 0.0,
             transfer_acl: Vec::new(),
             query_acl: None,
-            tcp_max_connections_per_client: 64,
+            tcp_max_connections_per_network: 64,
             tcp_message_timeout: Duration::from_secs(2),
             tsig_keys: crate::tsig::KeyRing::default(),
             transfer_keys: Vec::new(),
@@ -103,6 +106,27 @@ const MAX_UDP_UPDATES: usize = 64;
 /// Whether a message is an UPDATE or NOTIFY request (opcode 5 or 4, QR clear).
 fn leaves_fast_path(msg: &[u8]) -> bool {
     msg.len() >= 12 && msg[2] & 0x80 == 0 && matches!((msg[2] >> 3) & 0x0f, 4 | 5)
+}
+
+/// Each TCP connection is a descriptor, and the usual soft limit (1 024) is below what
+/// `tcp_max_connections` plus listeners, zone files and HTTP need: past it, `accept` fails
+/// and clients wait in the kernel's queue. The soft limit is raised to the hard one, as
+/// other name servers do; if the hard limit is still too low, the operator is told.
+fn raise_open_files(cfg: &ServerConfig) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+        tracing::debug!(soft, hard, "cannot raise the open-file limit");
+    }
+    let have = getrlimit(Resource::RLIMIT_NOFILE).map_or(soft, |(s, _)| s);
+    let want = u64::try_from(cfg.tcp_max_connections).unwrap_or(u64::MAX).saturating_add(256);
+    if have < want {
+        tracing::warn!(
+            limit = have,
+            tcp_max_connections = cfg.tcp_max_connections,
+            "the open-file limit is below tcp-max-connections + 256; raise LimitNOFILE (or ulimit -n)"
+        );
+    }
 }
 
 /// Sockets bound and ready; [`Bound::serve`] runs them.
@@ -149,6 +173,7 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 
 /// Binds UDP and TCP on every address of `cfg.listen`. Must run inside a tokio runtime.
 pub fn bind(cfg: ServerConfig) -> io::Result<Bound> {
+    raise_open_files(&cfg);
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     let mut addrs = Vec::new();
@@ -223,13 +248,13 @@ impl Bound {
             }
         }
         let tracker = TaskTracker::new();
-        let limit = Arc::new(Semaphore::new(self.cfg.tcp_max_connections.max(1)));
+        let slots = crate::slots::Slots::new(self.cfg.tcp_max_connections, self.cfg.tcp_max_connections_per_network);
         for listener in self.tcp {
             tracker.spawn(accept_loop(
                 listener,
                 store.clone(),
                 self.cfg.clone(),
-                limit.clone(),
+                slots.clone(),
                 shutdown.clone(),
                 tracker.clone(),
                 self.stats.clone(),
@@ -422,18 +447,15 @@ async fn accept_loop(
     listener: TcpListener,
     store: Store,
     cfg: ServerConfig,
-    limit: Arc<Semaphore>,
+    slots: Arc<crate::slots::Slots>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     stats: Arc<Stats>,
     updates: Option<Updates>,
 ) {
-    let per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> = Arc::default();
     loop {
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            () = shutdown.cancelled() => return,
-        };
+        // Accept at once, whatever the load: a new client is better served by closing an
+        // idle connection than by waiting in the kernel's queue behind held ones.
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -445,58 +467,38 @@ async fn accept_loop(
             },
             () = shutdown.cancelled() => return,
         };
-        let Some(slot) = PerClient::take(&per_client, peer.ip(), cfg.tcp_max_connections_per_client) else {
-            tracing::debug!(%peer, "too many TCP connections from this client; closing");
-            stats.dropped(Transport::Tcp);
-            drop(stream);
-            continue;
+        let slot = match slots.admit(peer.ip(), &shutdown) {
+            Ok((slot, evicted)) => {
+                if evicted {
+                    stats.tcp_evicted();
+                }
+                slot
+            }
+            Err(why) => {
+                let (why, what) = match why {
+                    crate::slots::Refused::Network => {
+                        (Refusal::TcpNetworkLimit, "its network (/24, /56) holds its share of connections")
+                    }
+                    crate::slots::Refused::Full => (Refusal::TcpFull, "every connection is busy"),
+                };
+                crate::logs::refused(why, |skipped| tracing::warn!(%peer, skipped, "TCP connection closed: {what}"));
+                drop(stream);
+                continue;
+            }
         };
+        stats.tcp_open(slots.open());
         let store = store.clone();
         let cfg = cfg.clone();
-        let shutdown = shutdown.clone();
         let stats = stats.clone();
         let updates = updates.clone();
+        let slots = slots.clone();
         tracker.spawn(async move {
-            if let Err(e) = connection(stream, peer, &store, &cfg, &shutdown, &stats, updates.as_ref()).await {
+            if let Err(e) = connection(stream, peer, &store, &cfg, &slot, &stats, updates.as_ref()).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
             drop(slot);
-            drop(permit);
+            stats.tcp_open(slots.open());
         });
-    }
-}
-
-/// A client's share of the TCP connections, released on drop.
-struct PerClient {
-    map: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
-    ip: std::net::IpAddr,
-}
-
-impl PerClient {
-    fn take(
-        map: &Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
-        ip: std::net::IpAddr,
-        limit: usize,
-    ) -> Option<Self> {
-        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.entry(ip).or_insert(0);
-        if *n >= limit.max(1) {
-            return None;
-        }
-        *n += 1;
-        Some(Self { map: map.clone(), ip })
-    }
-}
-
-impl Drop for PerClient {
-    fn drop(&mut self) {
-        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.ip);
-            }
-        }
     }
 }
 
@@ -524,7 +526,7 @@ async fn connection(
     peer_addr: SocketAddr,
     store: &Store,
     cfg: &ServerConfig,
-    shutdown: &CancellationToken,
+    slot: &crate::slots::Slot,
     stats: &Stats,
     updates: Option<&Updates>,
 ) -> io::Result<()> {
@@ -534,6 +536,7 @@ async fn connection(
     let mut msg = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
     loop {
+        slot.idle();
         let len = tokio::select! {
             r = tokio::time::timeout(cfg.tcp_idle_timeout, stream.read_u16()) => match r {
                 Ok(Ok(n)) => usize::from(n),
@@ -541,8 +544,10 @@ async fn connection(
                 Ok(Err(e)) => return Err(e),
                 Err(_) => return Ok(()), // idle
             },
-            () = shutdown.cancelled() => return Ok(()),
+            // Evicted to make room, or the server stops.
+            () = slot.close.cancelled() => return Ok(()),
         };
+        slot.busy();
         msg.resize(len, 0);
         match tokio::time::timeout(cfg.tcp_message_timeout, stream.read_exact(&mut msg)).await {
             Ok(Ok(_)) => {}

@@ -67,6 +67,8 @@ pub struct Stats {
     tcp: TransportStats,
     rrl_dropped: AtomicU64,
     rrl_slipped: AtomicU64,
+    tcp_open: AtomicU64,
+    tcp_evicted: AtomicU64,
 }
 
 /// What one answer was, for counting.
@@ -144,6 +146,21 @@ impl Stats {
     /// Responses rate limiting dropped and slipped.
     pub fn rate_limited_counts(&self) -> (u64, u64) {
         (self.rrl_dropped.load(Ordering::Relaxed), self.rrl_slipped.load(Ordering::Relaxed))
+    }
+
+    /// Sets the number of TCP connections open now.
+    pub fn tcp_open(&self, n: usize) {
+        self.tcp_open.store(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Counts an idle TCP connection closed to make room for a new one.
+    pub fn tcp_evicted(&self) {
+        self.tcp_evicted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// TCP connections open now and idle ones closed so far to make room.
+    pub fn tcp_counts(&self) -> (u64, u64) {
+        (self.tcp_open.load(Ordering::Relaxed), self.tcp_evicted.load(Ordering::Relaxed))
     }
 
     /// Truncated responses.
