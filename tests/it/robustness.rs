@@ -153,3 +153,49 @@ fn copy_zones() -> std::path::PathBuf {
     std::fs::copy(data_dir().join("zones/example.com.zone"), Path::new(&dir).join("example.com.zone")).unwrap();
     dir
 }
+
+/// A query signed with a key the server does not know (any MAC will do: BADKEY).
+fn signed_by_stranger(id: u16) -> Vec<u8> {
+    let mut q = Query::new("www.example.com.", "A").no_edns();
+    q.id = id;
+    let mut m = q.to_wire();
+    m[11] = 1; // ARCOUNT
+    m.extend_from_slice(b"\x08stranger\x00");
+    m.extend_from_slice(&[0, 250, 0, 255, 0, 0, 0, 0]);
+    let mut rd = b"\x0bhmac-sha256\x00".to_vec();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    rd.extend_from_slice(&now.to_be_bytes()[2..]);
+    rd.extend_from_slice(&300u16.to_be_bytes());
+    rd.extend_from_slice(&32u16.to_be_bytes());
+    rd.extend_from_slice(&[0x5a; 32]);
+    rd.extend_from_slice(&id.to_be_bytes());
+    rd.extend_from_slice(&[0, 0, 0, 0]);
+    m.extend_from_slice(&(rd.len() as u16).to_be_bytes());
+    m.extend_from_slice(&rd);
+    m
+}
+
+#[test]
+fn a_flood_of_forged_signatures_is_counted_each_and_logged_once_a_second() {
+    let zone = data_dir().join("zones/example.com.zone").display().to_string();
+    let mut b = crate::support::server::Binary::serve(&["--zone", &zone]);
+    let addr = b.addr.unwrap();
+    let started = std::time::Instant::now();
+    for i in 0..500u16 {
+        let r = parse(&udp_exchange(addr, &signed_by_stranger(i)).expect("an answer")).unwrap();
+        assert_eq!(r.rcode, 9, "NOTAUTH (BADKEY)");
+    }
+    let secs = started.elapsed().as_secs();
+    // One more, a second later, reports how many lines were left out.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    udp_exchange(addr, &signed_by_stranger(500)).expect("an answer");
+    assert_eq!(b.metric("r53dns_requests_refused_total{reason=\"query_tsig\"}"), 501);
+    let mut lines = Vec::new();
+    while let Some(l) = b.wait_for("signed query refused", std::time::Duration::from_millis(500)) {
+        lines.push(l);
+    }
+    assert!(lines.len() >= 2 && lines.len() as u64 <= secs + 3, "{} lines for 501 refusals: {lines:#?}", lines.len());
+    let skipped: u64 =
+        lines.iter().filter_map(|l| l.split("skipped=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok()).sum();
+    assert_eq!(skipped + lines.len() as u64, 501, "every refusal is logged or counted as left out: {lines:#?}");
+}

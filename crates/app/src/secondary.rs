@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use r53dns_server::CancellationToken;
+use r53dns_server::logs::{Refusal, refused};
 use r53dns_server::message::{self, Message, Record};
 use r53dns_server::tsig::{self, Key, KeyRing, Signer, Verified};
 use r53dns_zone::{Name, Source, Zone, ZoneBuilder, rtype};
@@ -682,7 +683,9 @@ impl Secondaries {
             Verified::Signed(s) => Some(s),
             Verified::Malformed => return Some(crate::update::response(msg, Some(&parsed), 1)),
             Verified::Failed(mut f) => {
-                tracing::warn!(%peer, key = %f.key_label(), "NOTIFY refused: TSIG check failed");
+                refused(Refusal::NotifyTsig, |skipped| {
+                    tracing::warn!(%peer, key = %f.key_label(), skipped, "NOTIFY refused: TSIG check failed");
+                });
                 let mut out = crate::update::response(msg, Some(&parsed), 9);
                 f.append_to(&mut out, now);
                 return Some(out);
@@ -707,7 +710,9 @@ impl Secondaries {
         let apex = apex.to_lowercase();
         let zones = self.list();
         let Some(z) = zones.iter().find(|z| z.cfg.apex.to_lowercase() == apex) else {
-            tracing::info!(%peer, zone = %apex, "NOTIFY for a zone not followed here");
+            refused(Refusal::NotifyNotAllowed, |skipped| {
+                tracing::info!(%peer, zone = %apex, skipped, "NOTIFY for a zone not followed here");
+            });
             return reply(9, &mut signer);
         };
         let key_ok = match (&z.cfg.key, &signer) {
@@ -720,7 +725,9 @@ impl Secondaries {
             s.primary_ips.contains(&peer.ip()) || z.cfg.primary.parse::<SocketAddr>().is_ok_and(|a| a.ip() == peer.ip())
         };
         if !from_primary || !key_ok {
-            tracing::warn!(%peer, zone = %apex, "NOTIFY refused: not from the zone's primary (or not signed with its key)");
+            refused(Refusal::NotifyNotAllowed, |skipped| {
+                tracing::warn!(%peer, zone = %apex, skipped, "NOTIFY refused: not from the zone's primary (or not signed with its key)");
+            });
             return reply(5, &mut signer);
         }
         tracing::debug!(%peer, zone = %apex, "NOTIFY: checking the primary");

@@ -95,13 +95,18 @@ pub trait RequestHandler: Send + Sync + 'static {
 #[derive(Clone)]
 struct Updates {
     handler: Arc<dyn RequestHandler>,
-    /// Bounds the UDP requests in flight; more are dropped (the client retries).
-    inflight: Arc<Semaphore>,
+    /// Bounds the UDP UPDATEs in flight; more are dropped (the client retries).
+    updates: Arc<Semaphore>,
+    /// The same for NOTIFYs, apart, so a NOTIFY flood cannot crowd out UPDATEs (each of
+    /// which waits on Route53) nor the reverse.
+    notifies: Arc<Semaphore>,
     runtime: tokio::runtime::Handle,
 }
 
 /// UPDATEs over UDP handled at once; DHCP servers send a few per lease.
 const MAX_UDP_UPDATES: usize = 64;
+/// NOTIFYs over UDP handled at once (each is answered at once; a refresh runs apart).
+const MAX_UDP_NOTIFIES: usize = 64;
 
 /// Whether a message is an UPDATE or NOTIFY request (opcode 5 or 4, QR clear).
 fn leaves_fast_path(msg: &[u8]) -> bool {
@@ -227,7 +232,8 @@ impl Bound {
         let mut threads = Vec::new();
         let updates = self.updates.map(|handler| Updates {
             handler,
-            inflight: Arc::new(Semaphore::new(MAX_UDP_UPDATES)),
+            updates: Arc::new(Semaphore::new(MAX_UDP_UPDATES)),
+            notifies: Arc::new(Semaphore::new(MAX_UDP_NOTIFIES)),
             runtime: tokio::runtime::Handle::current(),
         });
         let rrl = self.cfg.rrl.enabled().then(|| Arc::new(crate::rrl::Rrl::new(self.cfg.rrl.clone())));
@@ -421,11 +427,17 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
     }
 }
 
-/// Hands a UDP UPDATE to the runtime; the reply goes out on the same socket without
-/// blocking. Beyond [`MAX_UDP_UPDATES`] in flight, the request is dropped.
+/// Hands a UDP UPDATE or NOTIFY to the runtime; the reply goes out on the same socket
+/// without blocking. Beyond [`MAX_UDP_UPDATES`] UPDATEs or [`MAX_UDP_NOTIFIES`] NOTIFYs in
+/// flight, the request is dropped (the client retries), counted and logged.
 fn udp_update(u: &Updates, sock: &Arc<UdpSocket>, msg: &[u8], peer: SocketAddr) {
-    let Ok(permit) = u.inflight.clone().try_acquire_owned() else {
-        tracing::warn!(%peer, "too many UPDATEs in flight; dropping one (the client will retry)");
+    let notify = msg.get(2).is_some_and(|b| (b >> 3) & 0x0f == 4);
+    let queue = if notify { &u.notifies } else { &u.updates };
+    let Ok(permit) = queue.clone().try_acquire_owned() else {
+        let what = if notify { "NOTIFY" } else { "UPDATE" };
+        crate::logs::refused(Refusal::QueueFull, |skipped| {
+            tracing::warn!(%peer, skipped, "too many {what}s in flight over UDP; dropping one (the client will retry)");
+        });
         return;
     };
     let handler = u.handler.clone();

@@ -41,7 +41,9 @@ pub(crate) fn answer(
             Outcome::Respond
         }
         Verified::Failed(mut f) => {
-            tracing::info!(%client, key = %f.key_label(), error = f.error, "signed query refused: TSIG check failed");
+            crate::logs::refused(crate::logs::Refusal::QueryTsig, |skipped| {
+                tracing::info!(%client, key = %f.key_label(), error = f.error, skipped, "signed query refused: TSIG check failed");
+            });
             *out = xfr::start(&req, true, xfr::NOTAUTH);
             f.append_to(out, now);
             Outcome::Respond

@@ -68,7 +68,9 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::Se
         Some(Verified::Signed(s)) => Some(s),
         Some(Verified::Malformed) => return Some(vec![start(&req, true, wire::rcode::FORMERR)]),
         Some(Verified::Failed(mut f)) => {
-            tracing::warn!(%peer, key = %f.key_label(), error = f.error, "zone transfer refused: TSIG check failed");
+            crate::logs::refused(crate::logs::Refusal::TransferTsig, |skipped| {
+                tracing::warn!(%peer, key = %f.key_label(), error = f.error, skipped, "zone transfer refused: TSIG check failed");
+            });
             let mut m = start(&req, true, NOTAUTH);
             f.append_to(&mut m, now);
             return Some(vec![m]);
@@ -79,7 +81,9 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::Se
     let zone = zones.get(&apex);
     if !(by_key || allowed(&cfg.transfer_acl, peer)) || zone.is_none() {
         if !by_key && !allowed(&cfg.transfer_acl, peer) {
-            tracing::info!(%peer, "zone transfer refused: neither the network nor a transfer key allows it");
+            crate::logs::refused(crate::logs::Refusal::TransferNotAllowed, |skipped| {
+                tracing::info!(%peer, skipped, "zone transfer refused: neither the network nor a transfer key allows it");
+            });
         }
         // Unsigned: the ordinary answer path refuses it (with OPT when the client sent
         // one), as NSD does. Signed: refused here, signed.
