@@ -8,6 +8,7 @@ mod binary;
 mod catalog;
 mod deploy;
 mod differential;
+mod ecs;
 mod fleet;
 mod operations;
 mod robustness;

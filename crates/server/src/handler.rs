@@ -130,7 +130,7 @@ pub(crate) fn answer_noting(
             // RFC 6891 §6.1.3: BADVERS, no question data.
             header(out, &req, 0);
             question(out, &req);
-            opt(out, &req, cfg, rcode::BADVERS);
+            opt(out, &req, cfg, rcode::BADVERS, 0);
             note.ext_rcode = rcode::BADVERS;
             set_counts(out, 1, 0, 0, 1);
             return Outcome::Respond;
@@ -149,7 +149,8 @@ pub(crate) fn answer_noting(
     }
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
     // RFC 7871: the EDNS client subnet, when given, stands for the client.
-    let ip = req.edns.and_then(|e| e.client_subnet).or(client);
+    let ecs = req.edns.and_then(|e| e.client_subnet);
+    let ip = ecs.map(|c| c.ip()).or(client);
     let opts = LookupOptions {
         minimal_responses: cfg.minimal_responses,
         dnssec_ok,
@@ -169,7 +170,7 @@ pub(crate) fn answer_noting(
     }
     header(out, &req, flags | u16::from(ans.rcode.to_u8()));
     question(out, &req);
-    let opt_room = if req.edns.is_some() { OPT_LEN } else { 0 };
+    let opt_room = if req.edns.is_some() { OPT_LEN + ecs.map_or(0, |c| c.option(0).1) } else { 0 };
     let mut enc = Encoder::new(out, limit.saturating_sub(opt_room));
     let mut counts = [0u16; 3];
     let mut truncated = false;
@@ -200,7 +201,13 @@ pub(crate) fn answer_noting(
     }
     drop(enc);
     if req.edns.is_some() {
-        opt(out, &req, cfg, 0);
+        // RFC 7871 §7.2.1: an answer chosen by the client's address holds for the subnet
+        // the client gave (scope = source prefix); any other holds for everyone (scope 0).
+        let scope = match ecs {
+            Some(c) if ans.by_client => c.source,
+            _ => 0,
+        };
+        opt(out, &req, cfg, 0, scope);
         counts[2] += 1;
     }
     set_counts(out, 1, counts[0], counts[1], counts[2]);
@@ -246,15 +253,23 @@ fn set_counts(out: &mut [u8], qd: u16, an: u16, ns: u16, ar: u16) {
     out[10..12].copy_from_slice(&ar.to_be_bytes());
 }
 
-/// OPT RR: our payload size, extended rcode, version 0, DO echoed (RFC 3225 §3).
-fn opt(out: &mut Vec<u8>, req: &Request, cfg: &AnswerConfig, ext_rcode: u16) {
+/// OPT RR: our payload size, extended rcode, version 0, DO echoed (RFC 3225 §3), and the
+/// client's ECS option echoed with `scope` (RFC 7871 §7.2.1).
+fn opt(out: &mut Vec<u8>, req: &Request, cfg: &AnswerConfig, ext_rcode: u16, scope: u8) {
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
     out.push(0);
     out.extend_from_slice(&rtype::OPT.to_be_bytes());
     out.extend_from_slice(&cfg.max_udp_payload.max(512).to_be_bytes());
     let ttl: u32 = (u32::from(ext_rcode >> 4) << 24) | if dnssec_ok { 0x8000 } else { 0 };
     out.extend_from_slice(&ttl.to_be_bytes());
-    out.extend_from_slice(&[0, 0]);
+    match req.edns.and_then(|e| e.client_subnet).filter(|_| ext_rcode == 0) {
+        Some(ecs) => {
+            let (o, n) = ecs.option(scope);
+            out.extend_from_slice(&u16::try_from(n).unwrap_or(0).to_be_bytes());
+            out.extend_from_slice(&o[..n]);
+        }
+        None => out.extend_from_slice(&[0, 0]),
+    }
 }
 
 /// An error response: header, the question if it was read, OPT if the client sent one.
@@ -268,7 +283,7 @@ fn error(out: &mut Vec<u8>, req: &Request, cfg: &AnswerConfig, rcode: u8, with_q
         0
     };
     let ar = if with_question && req.edns.is_some() {
-        opt(out, req, cfg, 0);
+        opt(out, req, cfg, 0, 0);
         1
     } else {
         0

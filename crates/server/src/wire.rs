@@ -24,8 +24,8 @@ pub(crate) struct Edns {
     pub(crate) udp_size: u16,
     pub(crate) version: u8,
     pub(crate) dnssec_ok: bool,
-    /// EDNS Client Subnet address (RFC 7871), if the client sent one.
-    pub(crate) client_subnet: Option<std::net::IpAddr>,
+    /// EDNS Client Subnet (RFC 7871), if the client sent one.
+    pub(crate) client_subnet: Option<ClientSubnet>,
 }
 
 /// What went wrong while reading a request, and so how to answer it.
@@ -162,33 +162,78 @@ impl Request {
     }
 }
 
-/// The address of an EDNS Client Subnet option (code 8) among the OPT options. Unknown
-/// options are skipped (RFC 6891 §6.1.2); a malformed ECS option is ignored.
-fn client_subnet(mut opts: &[u8]) -> Option<std::net::IpAddr> {
+/// An EDNS Client Subnet option (RFC 7871 §6) as the client sent it, to route by and to
+/// echo with a scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientSubnet {
+    /// 1 (IPv4), 2 (IPv6) or 0 (no address: the client opted out).
+    pub(crate) family: u16,
+    /// SOURCE PREFIX-LENGTH.
+    pub(crate) source: u8,
+    /// The address octets sent (`(source + 7) / 8` of them), zero-padded.
+    addr: [u8; 16],
+}
+
+impl ClientSubnet {
+    /// The address routing sees: the subnet's first address (0.0.0.0 for family 0, which
+    /// tells the server not to route by the resolver's address either).
+    pub(crate) fn ip(&self) -> std::net::IpAddr {
+        if self.family == 2 {
+            std::net::IpAddr::from(self.addr)
+        } else {
+            std::net::IpAddr::from([self.addr[0], self.addr[1], self.addr[2], self.addr[3]])
+        }
+    }
+
+    /// The option's wire form with `scope` (code, length, data).
+    pub(crate) fn option(&self, scope: u8) -> ([u8; 24], usize) {
+        let n = usize::from(self.source).div_ceil(8);
+        let mut o = [0u8; 24];
+        o[..2].copy_from_slice(&8u16.to_be_bytes());
+        o[2..4].copy_from_slice(&u16::try_from(4 + n).unwrap_or(4).to_be_bytes());
+        o[4..6].copy_from_slice(&self.family.to_be_bytes());
+        o[6] = self.source;
+        o[7] = scope;
+        o[8..8 + n].copy_from_slice(&self.addr[..n]);
+        (o, 8 + n)
+    }
+}
+
+/// The EDNS Client Subnet option (code 8) among the OPT options, `Err` when it is malformed
+/// (RFC 7871 §7.1: unknown family, a prefix longer than the family's address, address
+/// octets that do not match the prefix, bits set past it, or a scope in a query: FORMERR,
+/// as BIND and Knot answer). Unknown options are skipped (RFC 6891 §6.1.2).
+fn client_subnet(mut opts: &[u8]) -> Result<Option<ClientSubnet>, ()> {
     while opts.len() >= 4 {
         let code = u16::from_be_bytes([opts[0], opts[1]]);
         let len = usize::from(u16::from_be_bytes([opts[2], opts[3]]));
-        let data = opts.get(4..4 + len)?;
-        if code == 8 && len >= 4 {
-            let family = u16::from_be_bytes([data[0], data[1]]);
-            let addr = &data[4..];
-            return match family {
-                1 if addr.len() <= 4 => {
-                    let mut a = [0u8; 4];
-                    a[..addr.len()].copy_from_slice(addr);
-                    Some(std::net::IpAddr::from(a))
-                }
-                2 if addr.len() <= 16 => {
-                    let mut a = [0u8; 16];
-                    a[..addr.len()].copy_from_slice(addr);
-                    Some(std::net::IpAddr::from(a))
-                }
-                _ => None,
+        let data = opts.get(4..4 + len).ok_or(())?;
+        if code == 8 {
+            let [f0, f1, source, scope, addr @ ..] = data else { return Err(()) };
+            let family = u16::from_be_bytes([*f0, *f1]);
+            let max = match family {
+                0 => 0,
+                1 => 32,
+                2 => 128,
+                _ => return Err(()),
             };
+            let n = usize::from(*source).div_ceil(8);
+            if *scope != 0 || *source > max || addr.len() != n {
+                return Err(());
+            }
+            if let Some(last) = addr.last()
+                && source % 8 != 0
+                && last & (0xff >> (source % 8)) != 0
+            {
+                return Err(());
+            }
+            let mut a = [0u8; 16];
+            a[..n].copy_from_slice(addr);
+            return Ok(Some(ClientSubnet { family, source: *source, addr: a }));
         }
         opts = &opts[4 + len..];
     }
-    None
+    Ok(None)
 }
 
 /// Parses a request into `req`. Every index is checked; hostile input yields an error, never
@@ -264,12 +309,14 @@ pub(crate) fn read_request(msg: &[u8], req: &mut Request) -> Result<(), ReadErro
                 return Err(formerr(true));
             }
             let rdata = &msg[pos - usize::from(rdlen)..pos];
-            req.edns = Some(Edns {
-                udp_size: class,
-                version: (ttl >> 16) as u8,
-                dnssec_ok: ttl & 0x8000 != 0,
-                client_subnet: client_subnet(rdata),
-            });
+            let version = (ttl >> 16) as u8;
+            // An unknown EDNS version gets BADVERS whatever its options say.
+            let ecs = client_subnet(rdata);
+            let client_subnet = ecs.unwrap_or(None);
+            req.edns = Some(Edns { udp_size: class, version, dnssec_ok: ttl & 0x8000 != 0, client_subnet });
+            if ecs.is_err() && version == 0 {
+                return Err(formerr(true));
+            }
         }
     }
     if pos > msg.len() {

@@ -123,6 +123,9 @@ pub struct Answer<'a> {
     /// counts such answers under it, so random names under one wildcard or delegation share
     /// one allowance (as BIND and Knot count them).
     pub source: Option<&'a [u8]>,
+    /// The answer was chosen by the client's address (Route53 IP-based routing), so it
+    /// holds for the client's subnet only (RFC 7871 §7.2.1: a non-zero ECS scope).
+    pub by_client: bool,
 }
 
 impl Answer<'_> {
@@ -140,6 +143,7 @@ impl Answer<'_> {
             additional: SmallVec::new(),
             synth: Vec::new(),
             source: None,
+            by_client: false,
         }
     }
 }
@@ -239,6 +243,7 @@ impl ZoneSet {
                         // RFC 8482 §4.1: one RRset is enough; NODATA for an empty node.
                         let first = node.rrsets().iter().find(|r| r.rtype() != rtype::RRSIG).or_else(|| {
                             let group = node.routed().first()?;
+                            ans.by_client |= group.policy == crate::routing::Policy::IpBased;
                             group.select(self.routing(), opts.client).into_iter().find(|r| !r.rdatas().is_empty())
                         });
                         match first {
@@ -262,6 +267,7 @@ impl ZoneSet {
                         }
                         return ans;
                     }
+                    ans.by_client |= node.routes_by_client(qtype);
                     let chosen = node.select(qtype, self.routing(), opts.client);
                     if !chosen.is_empty() {
                         if chosen.iter().any(|rr| rr.rdatas().is_empty()) {
@@ -281,7 +287,10 @@ impl ZoneSet {
                     }
                     let cname = match qtype {
                         rtype::CNAME => None,
-                        _ => node.select(rtype::CNAME, self.routing(), opts.client).first().copied(),
+                        _ => {
+                            ans.by_client |= node.routes_by_client(rtype::CNAME);
+                            node.select(rtype::CNAME, self.routing(), opts.client).first().copied()
+                        }
                     };
                     if let Some(cname) = cname {
                         if ans.answer.iter().any(|i| i.data == Data::Rrset(cname)) {

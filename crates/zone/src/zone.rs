@@ -176,6 +176,13 @@ impl Node {
         self.get(rtype).is_some() || self.routed.iter().any(|r| r.rtype == rtype)
     }
 
+    /// Whether the answer for `rtype` here depends on the client's address (an IP-based
+    /// routed group and no plain RRset).
+    pub fn routes_by_client(&self, rtype: u16) -> bool {
+        self.get(rtype).is_none()
+            && self.routed.iter().any(|r| r.rtype == rtype && r.policy == crate::routing::Policy::IpBased)
+    }
+
     /// The RRsets of `rtype` to answer with: the plain RRset, or the members a routing policy
     /// chooses for this client. Empty when there is none (or a policy chooses none).
     pub fn select(&self, rtype: u16, ctx: &RoutingContext, client: Client) -> Selection<'_> {

@@ -1,4 +1,4 @@
-//! BIND 9 (named) from Debian as a secondary on a loopback port, stopped on drop.
+//! BIND 9 (named) from Debian as a secondary or a primary on a loopback port, stopped on drop.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -26,15 +26,31 @@ impl Bind {
             None => (String::new(), String::new()),
         };
         let zone = apex.trim_end_matches('.');
+        let zones = format!(
+            "{key_conf}zone \"{zone}\" {{\n  type secondary;\n  primaries {{ {} port {}{key_ref}; }};\n  \
+             file \"{d}/{zone}.db\";\n}};\n",
+            primary.ip(),
+            primary.port()
+        );
+        Self::run(dir, port, apex, &zones)
+    }
+
+    /// Serves `apex` from the zone file `file` as its primary, on a free port.
+    pub fn primary(apex: &str, file: &std::path::Path) -> Self {
+        let zone = apex.trim_end_matches('.');
+        let zones = format!("zone \"{zone}\" {{\n  type primary;\n  file \"{}\";\n}};\n", file.display());
+        Self::run(tempfile::tempdir().unwrap(), free_port(), apex, &zones)
+    }
+
+    /// Starts named with `zones` on `port` and waits until it answers for `apex`.
+    fn run(dir: tempfile::TempDir, port: u16, apex: &str, zones: &str) -> Self {
+        let d = dir.path().display();
         std::fs::write(
             dir.path().join("named.conf"),
             format!(
                 "options {{\n  directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  \
                  pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  recursion no;\n  notify no;\n  \
-                 dnssec-validation no;\n  minimal-responses no;\n  max-records-per-type 0;\n}};\ncontrols {{ }};\n{key_conf}\
-                 zone \"{zone}\" {{\n  type secondary;\n  primaries {{ {} port {}{key_ref}; }};\n  file \"{d}/{zone}.db\";\n}};\n",
-                primary.ip(),
-                primary.port()
+                 dnssec-validation no;\n  minimal-responses no;\n  max-records-per-type 0;\n}};\ncontrols {{ }};\n{zones}"
             ),
         )
         .unwrap();
