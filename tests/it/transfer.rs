@@ -283,3 +283,37 @@ fn rrsets_larger_than_a_message_reach_nsd_and_bind_whole() {
     let records = text.lines().filter(|l| !l.starts_with(';') && !l.trim().is_empty()).count();
     assert_eq!(records, 2 + 1 + 1 + 800 + 1200 + 1 + 1, "{text}");
 }
+
+#[test]
+fn a_signed_answer_and_its_signature_fit_in_512_octets_without_edns() {
+    const SECRET: &str = "c2VjcmV0LWZvci10cmFuc2ZlcnMtb25seS0xMjM0NTY=";
+    let dir = tempfile::tempdir().unwrap();
+    let keys = crate::support::key_file(dir.path(), "xfr-key", SECRET);
+    // A TXT answer of 480 octets: it fits in 512 alone, not with an 80-octet signature.
+    let zone = dir.path().join("example.com.zone");
+    std::fs::write(
+        &zone,
+        format!(
+            "$ORIGIN example.com.\n$TTL 300\n@ SOA ns h 1 2 3 4 5\n NS ns\nns A 192.0.2.1\nt TXT \"{}\" \"{}\"\n",
+            "a".repeat(255),
+            "b".repeat(180)
+        ),
+    )
+    .unwrap();
+    let b = Binary::serve(&["--zone", &zone.display().to_string(), "--tsig-key-file", keys.to_str().unwrap()]);
+    let addr = b.addr.unwrap();
+    let (at, port) = (format!("@{}", addr.ip()), addr.port().to_string());
+    let key = format!("hmac-sha256:xfr-key:{SECRET}");
+    let size = |out: &str| -> usize {
+        out.lines().find_map(|l| l.split("MSG SIZE  rcvd: ").nth(1)?.trim().parse().ok()).unwrap_or(0)
+    };
+    let unsigned = dig(&[&at, "-p", &port, "+noedns", "+ignore", "t.example.com", "TXT"]);
+    assert!(size(&unsigned) > 432 && size(&unsigned) <= 512 && !unsigned.contains(" tc"), "{unsigned}");
+    let signed = dig(&[&at, "-p", &port, "+noedns", "+ignore", "-y", &key, "t.example.com", "TXT"]);
+    assert!(size(&signed) <= 512, "a signed UDP answer without EDNS is over 512 octets: {signed}");
+    assert!(signed.contains(" tc"), "the answer that no longer fits sets TC: {signed}");
+    assert!(signed.contains("TSIG") && !signed.contains("verify") && !signed.contains("failure"), "{signed}");
+    // Over TCP the same question is answered whole and signed.
+    let tcp = dig(&[&at, "-p", &port, "+noedns", "+tcp", "-y", &key, "t.example.com", "TXT"]);
+    assert!(tcp.contains("ANSWER: 1,") && tcp.contains("TSIG") && !tcp.contains("failure"), "{tcp}");
+}

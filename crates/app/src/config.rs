@@ -977,7 +977,11 @@ impl Spec {
             server: ServerConfig {
                 listen,
                 udp_workers: workers,
-                answer: AnswerConfig { max_udp_payload, minimal_responses: s.minimal_responses.unwrap_or(false) },
+                answer: AnswerConfig {
+                    max_udp_payload,
+                    minimal_responses: s.minimal_responses.unwrap_or(false),
+                    reserve: 0,
+                },
                 tcp_idle_timeout,
                 tcp_max_connections,
                 query_log,

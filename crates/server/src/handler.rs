@@ -27,11 +27,15 @@ pub struct AnswerConfig {
     pub max_udp_payload: u16,
     /// Leave optional NS/addresses out of positive answers.
     pub minimal_responses: bool,
+    /// Octets kept free under every size limit (512, the client's EDNS size, 65 535 on
+    /// TCP) for a record appended afterwards: the TSIG signature of a signed answer
+    /// (RFC 8945 §5.3). 0 for ordinary answers.
+    pub reserve: u16,
 }
 
 impl Default for AnswerConfig {
     fn default() -> Self {
-        Self { max_udp_payload: 1232, minimal_responses: false }
+        Self { max_udp_payload: 1232, minimal_responses: false, reserve: 0 }
     }
 }
 
@@ -124,7 +128,8 @@ pub(crate) fn answer_noting(
         (Transport::Tcp, _) => usize::from(u16::MAX),
         (Transport::Udp, Some(e)) => usize::from(e.udp_size.clamp(512, cfg.max_udp_payload.max(512))),
         (Transport::Udp, None) => 512,
-    };
+    }
+    .saturating_sub(usize::from(cfg.reserve));
     if req.edns.is_some_and(|e| e.version != 0) {
         {
             // RFC 6891 §6.1.3: BADVERS, no question data.

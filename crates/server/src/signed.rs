@@ -12,9 +12,6 @@ use crate::tsig::{self, Verified};
 use crate::wire::{self, Request};
 use crate::{ServerConfig, message, xfr};
 
-/// Room kept in a UDP response for the TSIG record (name, algorithm, a 64-octet MAC).
-const TSIG_RESERVE: u16 = 160;
-
 /// Answers the signed request `msg` into `out` (see the module documentation).
 pub(crate) fn answer(
     zones: &ZoneSet,
@@ -56,8 +53,10 @@ pub(crate) fn answer(
             }
             let ar = u16::from_be_bytes([unsigned[10], unsigned[11]]).saturating_sub(1);
             unsigned[10..12].copy_from_slice(&ar.to_be_bytes());
+            // The signature must fit under the same limit as the answer: 512 without EDNS,
+            // the client's size, 65 535 on TCP.
             let mut acfg = cfg.answer;
-            acfg.max_udp_payload = acfg.max_udp_payload.saturating_sub(TSIG_RESERVE).max(512);
+            acfg.reserve = u16::try_from(signer.len(0)).unwrap_or(u16::MAX);
             let outcome = answer_noting(zones, &unsigned, transport, &acfg, Some(client), out, note);
             note.tsig = true;
             if outcome == Outcome::Respond {

@@ -69,6 +69,18 @@ impl Algorithm {
         Name::parse(&format!("{}.", self.name()), None).map(|n| n.wire().to_vec()).unwrap_or_default()
     }
 
+    /// Octets of the MAC.
+    fn mac_len(self) -> usize {
+        match self {
+            Self::HmacMd5 => 16,
+            Self::HmacSha1 => 20,
+            Self::HmacSha224 => 28,
+            Self::HmacSha256 => 32,
+            Self::HmacSha384 => 48,
+            Self::HmacSha512 => 64,
+        }
+    }
+
     fn from_wire(wire: &[u8]) -> Option<Self> {
         let lower = wire.to_ascii_lowercase();
         Self::ALL.iter().map(|(a, _)| *a).find(|a| a.wire_name() == lower)
@@ -271,6 +283,23 @@ impl<'k> Signer<'k> {
     /// The key in use.
     pub fn key(&self) -> &'k Key {
         self.key
+    }
+
+    /// Octets the TSIG record [`Signer::sign`] appends takes, with `other_len` octets of
+    /// other data: owner (key name), type, class, TTL, length, then algorithm name, time
+    /// (6), fudge, MAC size, MAC, original ID, error and other length (2 each).
+    pub fn len(&self, other_len: usize) -> usize {
+        self.key.name.wire().len()
+            + 10
+            + self.key.algorithm.wire_name().len()
+            + 6
+            + 2
+            + 2
+            + self.key.algorithm.mac_len()
+            + 2
+            + 2
+            + 2
+            + other_len
     }
 
     /// Appends a TSIG RR signing `msg` (whose ARCOUNT is bumped), with `error` and `other`
@@ -518,7 +547,9 @@ mod tests {
             let k = key(alg);
             let ring = KeyRing::new(vec![k.clone()]);
             let mut msg = query();
-            Signer::request(&k).sign(&mut msg, 1_000_000, 0, &[]);
+            let mut s = Signer::request(&k);
+            s.sign(&mut msg, 1_000_000, 0, &[]);
+            assert_eq!(msg.len() - query().len(), s.len(0), "{alg:?}: the room kept is the record's size");
             let parsed = message::parse(&msg).unwrap();
             let Verified::Signed(mut signer) = verify(&ring, &msg, &parsed, 1_000_010) else {
                 panic!("{alg:?} did not verify")
