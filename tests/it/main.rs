@@ -19,4 +19,5 @@ mod secondary;
 mod serving;
 mod tcp;
 mod transfer;
+mod types;
 mod update;

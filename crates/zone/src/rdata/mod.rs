@@ -11,6 +11,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::name::{Name, push_escaped, unescape, wire_len};
 
+mod special;
+
 /// Well-known record type codes used by the lookup.
 #[allow(missing_docs)]
 pub mod rtype {
@@ -80,6 +82,46 @@ enum Field {
     CaaTag,
     /// Octets to the end with no length prefix (CAA value, URI target).
     Rest,
+    /// A last `<character-string>` that may be left out (ISDN subaddress).
+    OptCharString,
+    /// WKS protocol: `tcp`, `udp` or a number.
+    Proto,
+    /// WKS services bitmap to the end: names or port numbers.
+    Services,
+    /// NXT's bitmap of types 1–127 to the end.
+    NxtBitmap,
+    /// NSAP address: `0x` and hex digits, dots allowed.
+    Nsap,
+    /// EUI-48 address: six hex pairs joined by `-`.
+    Eui48,
+    /// EUI-64 address: eight hex pairs joined by `-`.
+    Eui64,
+    /// ILNP 64-bit node identifier or locator: four hex groups joined by `:`.
+    Ilnp64,
+    /// IPSECKEY gateway, in the form the gateway type (the second octet) says.
+    IpsecGateway,
+    /// AMTRELAY discovery bit and relay type: two tokens, one octet.
+    AmtType,
+    /// AMTRELAY relay, in the form the relay type (second octet, low 7 bits) says.
+    AmtRelay,
+    /// A6: prefix length, address suffix, prefix name (whole RDATA).
+    A6,
+    /// ATMA address (whole RDATA).
+    Atma,
+    /// APL prefix list (whole RDATA, may be empty).
+    Apl,
+    /// HIP: algorithm, HIT, key and rendezvous servers (whole RDATA).
+    Hip,
+    /// LOC: coordinates, altitude and precisions (whole RDATA).
+    Loc,
+    /// CERT type: mnemonic or number, 16 bits.
+    CertType,
+    /// DNSSEC algorithm: mnemonic or number, 8 bits.
+    Algorithm,
+    /// DSYNC scheme: `NOTIFY` or a number.
+    DsyncScheme,
+    /// Base64 octets to the end, `-` for none (DOA data).
+    Base64OrDash,
 }
 
 use Field as F;
@@ -99,37 +141,76 @@ macro_rules! types {
 types! {
     1, "A", Some(&[F::Ipv4]);
     2, "NS", Some(&[F::CName]);
+    3, "MD", Some(&[F::CName]);
+    4, "MF", Some(&[F::CName]);
     5, "CNAME", Some(&[F::CName]);
     6, "SOA", Some(&[F::CName, F::CName, F::U32, F::Ttl, F::Ttl, F::Ttl, F::Ttl]);
+    7, "MB", Some(&[F::CName]);
+    8, "MG", Some(&[F::CName]);
+    9, "MR", Some(&[F::CName]);
+    10, "NULL", None;
+    11, "WKS", Some(&[F::Ipv4, F::Proto, F::Services]);
     12, "PTR", Some(&[F::CName]);
     13, "HINFO", Some(&[F::CharString, F::CharString]);
+    14, "MINFO", Some(&[F::CName, F::CName]);
     15, "MX", Some(&[F::U16, F::CName]);
     16, "TXT", Some(&[F::CharStrings]);
     17, "RP", Some(&[F::Name, F::Name]);
     18, "AFSDB", Some(&[F::U16, F::Name]);
+    19, "X25", Some(&[F::CharString]);
+    20, "ISDN", Some(&[F::CharString, F::OptCharString]);
+    21, "RT", Some(&[F::U16, F::Name]);
+    22, "NSAP", Some(&[F::Nsap]);
+    23, "NSAP-PTR", Some(&[F::Name]);
+    24, "SIG", Some(&[F::Type, F::U8, F::U8, F::U32, F::Time, F::Time, F::U16, F::Name, F::Base64Rest]);
+    25, "KEY", Some(&[F::U16, F::U8, F::U8, F::Base64Rest]);
+    26, "PX", Some(&[F::U16, F::Name, F::Name]);
+    27, "GPOS", Some(&[F::CharString, F::CharString, F::CharString]);
     28, "AAAA", Some(&[F::Ipv6]);
-    29, "LOC", None;
+    29, "LOC", Some(&[F::Loc]);
+    30, "NXT", Some(&[F::Name, F::NxtBitmap]);
+    31, "EID", Some(&[F::HexRest]);
+    32, "NIMLOC", Some(&[F::HexRest]);
     33, "SRV", Some(&[F::U16, F::U16, F::U16, F::Name]);
+    34, "ATMA", Some(&[F::Atma]);
     35, "NAPTR", Some(&[F::U16, F::U16, F::CharString, F::CharString, F::CharString, F::Name]);
     36, "KX", Some(&[F::U16, F::Name]);
-    37, "CERT", None;
+    37, "CERT", Some(&[F::CertType, F::U16, F::Algorithm, F::Base64Rest]);
+    38, "A6", Some(&[F::A6]);
     39, "DNAME", Some(&[F::Name]);
+    40, "SINK", Some(&[F::U8, F::U8, F::U8, F::Base64Rest]);
     41, "OPT", None;
+    42, "APL", Some(&[F::Apl]);
     43, "DS", Some(&[F::U16, F::U8, F::U8, F::HexRest]);
     44, "SSHFP", Some(&[F::U8, F::U8, F::HexRest]);
+    45, "IPSECKEY", Some(&[F::U8, F::U8, F::U8, F::IpsecGateway, F::Base64Rest]);
     46, "RRSIG", Some(&[F::Type, F::U8, F::U8, F::U32, F::Time, F::Time, F::U16, F::Name, F::Base64Rest]);
     47, "NSEC", Some(&[F::Name, F::Bitmap]);
     48, "DNSKEY", Some(&[F::U16, F::U8, F::U8, F::Base64Rest]);
+    49, "DHCID", Some(&[F::Base64Rest]);
     50, "NSEC3", Some(&[F::U8, F::U8, F::U16, F::Salt, F::Hash32, F::Bitmap]);
     51, "NSEC3PARAM", Some(&[F::U8, F::U8, F::U16, F::Salt]);
     52, "TLSA", Some(&[F::U8, F::U8, F::U8, F::HexRest]);
     53, "SMIMEA", Some(&[F::U8, F::U8, F::U8, F::HexRest]);
+    55, "HIP", Some(&[F::Hip]);
+    56, "NINFO", Some(&[F::CharStrings]);
+    57, "RKEY", Some(&[F::U16, F::U8, F::U8, F::Base64Rest]);
+    58, "TALINK", Some(&[F::Name, F::Name]);
     59, "CDS", Some(&[F::U16, F::U8, F::U8, F::HexRest]);
     60, "CDNSKEY", Some(&[F::U16, F::U8, F::U8, F::Base64Rest]);
     61, "OPENPGPKEY", Some(&[F::Base64Rest]);
+    62, "CSYNC", Some(&[F::U32, F::U16, F::Bitmap]);
+    63, "ZONEMD", Some(&[F::U32, F::U8, F::U8, F::HexRest]);
     64, "SVCB", None;
     65, "HTTPS", None;
+    66, "DSYNC", Some(&[F::Type, F::DsyncScheme, F::U16, F::Name]);
     99, "SPF", Some(&[F::CharStrings]);
+    104, "NID", Some(&[F::U16, F::Ilnp64]);
+    105, "L32", Some(&[F::U16, F::Ipv4]);
+    106, "L64", Some(&[F::U16, F::Ilnp64]);
+    107, "LP", Some(&[F::U16, F::Name]);
+    108, "EUI48", Some(&[F::Eui48]);
+    109, "EUI64", Some(&[F::Eui64]);
     249, "TKEY", None;
     250, "TSIG", None;
     251, "IXFR", None;
@@ -139,6 +220,13 @@ types! {
     255, "ANY", None;
     256, "URI", Some(&[F::U16, F::U16, F::Rest]);
     257, "CAA", Some(&[F::U8, F::CaaTag, F::Rest]);
+    258, "AVC", Some(&[F::CharStrings]);
+    259, "DOA", Some(&[F::U32, F::U32, F::U8, F::CharString, F::Base64OrDash]);
+    260, "AMTRELAY", Some(&[F::U8, F::AmtType, F::AmtRelay]);
+    261, "RESINFO", Some(&[F::CharStrings]);
+    262, "WALLET", Some(&[F::CharStrings]);
+    32768, "TA", Some(&[F::U16, F::U8, F::U8, F::HexRest]);
+    32769, "DLV", Some(&[F::U16, F::U8, F::U8, F::HexRest]);
 }
 
 fn info(code: u16) -> Option<&'static TypeInfo> {
@@ -174,9 +262,10 @@ pub fn is_meta_type(code: u16) -> bool {
 /// CNAME, SOA, PTR, MX only). Names are returned as `(offset, len)`.
 pub fn compressible_names(code: u16, rdata: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
     let (first, count) = match code {
-        rtype::NS | rtype::CNAME | rtype::PTR => (0, 1),
+        // NS, MD, MF, CNAME, MB, MG, MR, PTR.
+        rtype::NS | 3 | 4 | rtype::CNAME | 7..=9 | rtype::PTR => (0, 1),
         rtype::MX => (2, 1),
-        rtype::SOA => (0, 2),
+        rtype::SOA | 14 => (0, 2), // SOA, MINFO
         _ => (0, 0),
     };
     let mut at = first;
@@ -444,6 +533,43 @@ fn parse_field<'t>(
             let (t, rest) = take(tokens, "value")?;
             out.extend(unescape_text(&t.text)?);
             rest
+        }
+        F::OptCharString => match tokens.split_first() {
+            Some((t, rest)) => {
+                push_char_string(out, &t.text)?;
+                rest
+            }
+            None => tokens,
+        },
+        F::Proto => special::parse_proto(tokens, out)?,
+        F::Services => special::parse_services(tokens, out)?,
+        F::NxtBitmap => special::parse_nxt_bitmap(tokens, out)?,
+        F::Nsap => special::parse_nsap(tokens, out)?,
+        F::Eui48 => special::parse_eui(tokens, 6, out)?,
+        F::Eui64 => special::parse_eui(tokens, 8, out)?,
+        F::Ilnp64 => special::parse_ilnp64(tokens, out)?,
+        F::IpsecGateway => special::parse_gateway(out.get(1).copied().unwrap_or(0xff), tokens, out)?,
+        F::AmtType => special::parse_amt_type(tokens, out)?,
+        F::AmtRelay => special::parse_gateway(out.get(1).map_or(0xff, |t| t & 0x7f), tokens, out)?,
+        F::A6 => special::parse_a6(tokens, origin, out)?,
+        F::Atma => special::parse_atma(tokens, out)?,
+        F::Apl => special::parse_apl(tokens, out)?,
+        F::Hip => special::parse_hip(tokens, origin, out)?,
+        F::Loc => special::parse_loc(tokens, out)?,
+        F::CertType => special::parse_cert_type(tokens, out)?,
+        F::Algorithm => special::parse_algorithm(tokens, out)?,
+        F::DsyncScheme => special::parse_dsync_scheme(tokens, out)?,
+        F::Base64OrDash => {
+            if tokens.len() == 1 && tokens[0].text == "-" {
+                &[]
+            } else {
+                let b64: String = tokens.iter().map(|t| t.text.as_str()).collect();
+                if b64.is_empty() {
+                    return Err("missing data (write - for none)".into());
+                }
+                out.extend(decode_base64(&b64)?);
+                &[]
+            }
         }
     })
 }
@@ -909,6 +1035,97 @@ fn print_field(field: Field, b: &[u8], at: &mut usize, parts: &mut Vec<String>) 
             let mut s = String::new();
             push_quoted(&mut s, rest);
             s
+        }
+        F::OptCharString => {
+            if rest.is_empty() {
+                String::new()
+            } else {
+                let len = usize::from(rest[0]);
+                used = 1 + len;
+                let mut s = String::new();
+                push_quoted(&mut s, rest.get(1..used)?);
+                s
+            }
+        }
+        F::Proto => {
+            used = 1;
+            rest.first()?.to_string()
+        }
+        F::Services => {
+            used = rest.len();
+            special::print_services(rest)
+        }
+        F::NxtBitmap => {
+            used = rest.len();
+            special::print_nxt_bitmap(rest)?
+        }
+        F::Nsap => {
+            used = rest.len();
+            if rest.is_empty() {
+                return None;
+            }
+            format!("0x{}", hex(rest).to_ascii_lowercase())
+        }
+        F::Eui48 => {
+            used = 6;
+            special::print_eui(rest.get(..6)?)
+        }
+        F::Eui64 => {
+            used = 8;
+            special::print_eui(rest.get(..8)?)
+        }
+        F::Ilnp64 => {
+            used = 8;
+            special::print_ilnp64(rest.get(..8)?)
+        }
+        F::IpsecGateway | F::AmtRelay => {
+            let kind = *b.get(1)?;
+            let kind = if field == F::AmtRelay { kind & 0x7f } else { kind };
+            let (t, n) = special::print_gateway(kind, rest)?;
+            used = n;
+            t
+        }
+        F::AmtType => {
+            used = 1;
+            let v = *rest.first()?;
+            format!("{} {}", v >> 7, v & 0x7f)
+        }
+        F::A6 => {
+            let (t, n) = special::print_a6(rest)?;
+            used = n;
+            t
+        }
+        F::Atma => {
+            used = rest.len();
+            special::print_atma(rest)?
+        }
+        F::Apl => {
+            used = rest.len();
+            special::print_apl(rest)?
+        }
+        F::Hip => {
+            used = rest.len();
+            special::print_hip(rest)?
+        }
+        F::Loc => {
+            used = rest.len();
+            special::print_loc(rest)?
+        }
+        F::CertType => {
+            used = 2;
+            special::cert_type_text(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?))
+        }
+        F::Algorithm => {
+            used = 1;
+            special::algorithm_text(*rest.first()?)
+        }
+        F::DsyncScheme => {
+            used = 1;
+            special::dsync_scheme_text(*rest.first()?)
+        }
+        F::Base64OrDash => {
+            used = rest.len();
+            if rest.is_empty() { "-".to_owned() } else { encode_base64(rest) }
         }
     };
     if !text.is_empty() {
