@@ -166,3 +166,11 @@ fn same_answers_as_nsd_for_rfc1034_root() {
     let n = run_group(&["rfc1034-root.zone"], &[]);
     assert!(n > 300, "only {n} questions asked");
 }
+
+#[test]
+fn same_answers_as_nsd_for_a_presigned_zone() {
+    // With DO: RRSIGs with their TTL lowered with the SOA's in negative answers (RFC 4034
+    // §3), NSEC proofs, DS at delegations.
+    let n = run_group(&["signed.example.zone"], &[]);
+    assert!(n > 100, "only {n} questions asked");
+}

@@ -76,8 +76,11 @@ impl Rrset {
         self.sigs.as_deref()
     }
 
+    /// The same records with another TTL, and so their RRSIGs too: an RRSIG's TTL must be
+    /// the TTL of the RRset it covers (RFC 4034 §3), as in the negative answer's SOA.
     fn with_ttl(&self, ttl: u32) -> Self {
-        Self { ttl, ..self.clone() }
+        let sigs = self.sigs.as_ref().map(|s| Box::new(s.with_ttl(ttl)));
+        Self { ttl, sigs, ..self.clone() }
     }
 }
 
