@@ -174,3 +174,12 @@ fn same_answers_as_nsd_for_a_presigned_zone() {
     let n = run_group(&["signed.example.zone"], &[]);
     assert!(n > 100, "only {n} questions asked");
 }
+
+#[test]
+fn same_answers_as_nsd_for_nsec3_zones_with_and_without_opt_out() {
+    // RFC 5155 §7.2 proofs with DO: closest encloser, next closer and wildcard for
+    // NXDOMAIN; the name's own NSEC3 for NODATA; the cut's (or, with opt-out, the closest
+    // provable encloser's) at an insecure delegation; the next closer for a wildcard answer.
+    let n = run_group(&["nsec3.example.zone", "optout.example.zone"], &[]);
+    assert!(n > 100, "only {n} questions asked");
+}

@@ -36,6 +36,7 @@ pub mod journal;
 mod load;
 mod lookup;
 pub mod name;
+mod nsec3;
 pub mod rdata;
 pub mod routing;
 mod set;

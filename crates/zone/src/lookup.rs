@@ -196,13 +196,13 @@ impl ZoneSet {
                         ans.source = Some(cut.name().wire());
                     }
                     referral(zone, cut, &mut ans, opts);
-                    deny(zone, &mut ans, opts, &name, Proof::Insecure(cut));
+                    deny(zone, &mut ans, opts, &name, qtype, Proof::Insecure(cut));
                     return ans;
                 }
                 Found::NoName(ce_labels) => {
                     ans.rcode = Rcode::NxDomain;
                     negative(zone, &mut ans);
-                    deny(zone, &mut ans, opts, &name, Proof::NoName(ce_labels));
+                    deny(zone, &mut ans, opts, &name, qtype, Proof::NoName(ce_labels));
                     return ans;
                 }
                 Found::Dname(node, labels) => {
@@ -281,7 +281,7 @@ impl ZoneSet {
                             positive_extras(zone, &mut ans, opts);
                         }
                         if wild {
-                            deny(zone, &mut ans, opts, &name, Proof::Wildcard);
+                            deny(zone, &mut ans, opts, &name, qtype, Proof::Wildcard(node));
                         }
                         return ans;
                     }
@@ -298,7 +298,7 @@ impl ZoneSet {
                         }
                         ans.answer.push(Item::new(owner, cname));
                         if wild {
-                            deny(zone, &mut ans, opts, &name, Proof::Wildcard);
+                            deny(zone, &mut ans, opts, &name, qtype, Proof::Wildcard(node));
                         }
                         let Some(target) = cname.rdatas().first().and_then(|rd| target_name(rtype::CNAME, rd)) else {
                             return ans;
@@ -311,7 +311,7 @@ impl ZoneSet {
                     }
                     negative(zone, &mut ans);
                     let proof = if wild { Proof::WildcardNoData(node) } else { Proof::NoData(node) };
-                    deny(zone, &mut ans, opts, &name, proof);
+                    deny(zone, &mut ans, opts, &name, qtype, proof);
                     return ans;
                 }
             }
@@ -341,7 +341,8 @@ fn find<'a>(zone: &'a Zone, name: &LowerName, apex_labels: usize, qtype: u16) ->
         if encloser.get(rtype::DNAME).is_some() {
             return Found::Dname(encloser, n - 1);
         }
-        match zone.node(name.suffix(n)) {
+        // A hashed owner holding only NSEC3 is not a name of the zone (RFC 5155 §7.2.8).
+        match zone.node(name.suffix(n)).filter(|node| n < name.labels || !crate::nsec3::only_nsec3(node)) {
             Some(node) => {
                 if node.is_cut() && !(n == name.labels && qtype == rtype::DS) {
                     return Found::Referral(node);
@@ -378,9 +379,17 @@ fn add_nsec<'a>(ans: &mut Answer<'a>, node: Option<&'a Node>) {
     }
 }
 
-/// RFC 4035 §3.1.3 proofs for a zone signed with NSEC, when the client set DO.
-fn deny<'a>(zone: &'a Zone, ans: &mut Answer<'a>, opts: LookupOptions, name: &LowerName, proof: Proof<'a>) {
-    if !opts.dnssec_ok || !zone.has_nsec() {
+/// RFC 4035 §3.1.3 proofs for a zone signed with NSEC (RFC 5155 §7.2 with NSEC3), when
+/// the client set DO.
+fn deny<'a>(zone: &'a Zone, ans: &mut Answer<'a>, opts: LookupOptions, name: &LowerName, qtype: u16, proof: Proof<'a>) {
+    if !opts.dnssec_ok {
+        return;
+    }
+    if let Some(chain) = zone.nsec3() {
+        Nsec3Proofs { zone, chain, ans }.deny(name, qtype, proof);
+        return;
+    }
+    if !zone.has_nsec() {
         return;
     }
     match proof {
@@ -400,7 +409,7 @@ fn deny<'a>(zone: &'a Zone, ans: &mut Answer<'a>, opts: LookupOptions, name: &Lo
             None => add_nsec(ans, zone.nsec_covering(name.wire())),
         },
         // Synthesized from a wildcard: no closer match exists.
-        Proof::Wildcard => add_nsec(ans, zone.nsec_covering(name.wire())),
+        Proof::Wildcard(_) => add_nsec(ans, zone.nsec_covering(name.wire())),
         // Wildcard without the type: no closer match, and the wildcard's own types.
         Proof::WildcardNoData(w) => {
             add_nsec(ans, zone.nsec_covering(name.wire()));
@@ -417,11 +426,178 @@ fn deny<'a>(zone: &'a Zone, ans: &mut Answer<'a>, opts: LookupOptions, name: &Lo
 
 #[derive(Clone, Copy)]
 enum Proof<'a> {
+    /// No such name; the closest encloser has this many labels.
     NoName(usize),
+    /// The name exists (this node) without the type.
     NoData(&'a Node),
-    Wildcard,
+    /// Synthesized from this wildcard.
+    Wildcard(&'a Node),
+    /// This wildcard matched but has not the type.
     WildcardNoData(&'a Node),
+    /// A referral to this cut.
     Insecure(&'a Node),
+}
+
+/// RFC 5155 §7.2 proofs, chosen as NSD chooses them.
+struct Nsec3Proofs<'z, 'a> {
+    zone: &'a Zone,
+    chain: &'a crate::nsec3::Chain,
+    ans: &'z mut Answer<'a>,
+}
+
+impl<'a> Nsec3Proofs<'_, 'a> {
+    fn deny(&mut self, name: &LowerName, qtype: u16, proof: Proof<'a>) {
+        match proof {
+            // Closest encloser proof (its NSEC3, one covering the next closer name) and
+            // one covering the wildcard at the closest encloser.
+            Proof::NoName(ce_labels) => {
+                if !self.next_closer(name, ce_labels) {
+                    return;
+                }
+                let ce = name.suffix(ce_labels);
+                let ce_node = self.zone.node(ce);
+                self.add(ce_node.and_then(|n| self.exact(n)));
+                // A hashed owner as closest encloser gets no wildcard proof (NSD keeps
+                // these per name of the zone, which a hashed owner is not).
+                let mut star = [0u8; crate::name::MAX_NAME_LEN];
+                if !ce_node.is_some_and(crate::nsec3::only_nsec3)
+                    && let Some(star) = wildcard_of(ce, &mut star)
+                {
+                    self.add(self.cover(star).map(|(n, _)| n));
+                }
+            }
+            Proof::NoData(node) => {
+                if node.name().wire().get(..2) == Some(b"\x01*") {
+                    // A wildcard asked by its own name, DS included.
+                    self.wildcard_nodata(node);
+                } else if qtype == rtype::DS {
+                    // DS asked of a zone's own apex: its NSEC3 (the parent is elsewhere).
+                    if std::ptr::eq(node, self.zone.apex_node()) {
+                        self.add(self.exact(node));
+                    } else {
+                        self.ds(node, false);
+                    }
+                } else {
+                    self.add(self.exact(node));
+                }
+            }
+            // The next closer name does not exist (the RRSIG's label count gives the rest).
+            Proof::Wildcard(w) => {
+                self.next_closer(name, w.name().label_count().saturating_sub(1));
+            }
+            Proof::WildcardNoData(w) => {
+                if !self.next_closer(name, w.name().label_count().saturating_sub(1)) {
+                    return;
+                }
+                self.wildcard_nodata(w);
+            }
+            // An insecure delegation: no DS, shown by the cut's NSEC3 or, with opt-out,
+            // by the closest provable encloser's and the opt-out span covering the cut.
+            Proof::Insecure(cut) => {
+                if cut.get(rtype::DS).is_none() {
+                    self.ds(cut, true);
+                }
+            }
+        }
+    }
+
+    /// Adds the NSEC3 covering the name one label below the closest encloser (`ce_labels`
+    /// labels). A hashed owner equal to it would be a collision: SERVFAIL, as NSD answers.
+    fn next_closer(&mut self, name: &LowerName, ce_labels: usize) -> bool {
+        let next = name.suffix((ce_labels + 1).min(name.labels));
+        match self.cover(next) {
+            Some((_, true)) => {
+                self.ans.rcode = Rcode::ServFail;
+                false
+            }
+            cover => {
+                self.add(cover.map(|(n, _)| n));
+                true
+            }
+        }
+    }
+
+    /// A wildcard without the type: the NSEC3 of its parent (the closest encloser) and its
+    /// own (or the one covering it).
+    fn wildcard_nodata(&mut self, w: &'a Node) {
+        if let Some(parent) = w.name().wire().get(2..).and_then(|p| self.zone.node(p)) {
+            self.add(self.exact(parent));
+        }
+        let own = self.exact(w).or_else(|| self.cover(w.name().wire()).map(|(n, _)| n));
+        self.add(own);
+    }
+
+    /// No DS at `node` (a cut, or any name asked for DS): its NSEC3, or the closest
+    /// provable encloser's, the one covering the name below it on the way, and the one
+    /// covering `node` (the opt-out span).
+    fn ds(&mut self, node: &'a Node, delegation: bool) {
+        let cover = self.cover(node.name().wire());
+        if let Some((n, true)) = cover {
+            self.add(Some(n));
+            return;
+        }
+        if !delegation && let Some(n) = self.exact(node) {
+            self.add(Some(n));
+            return;
+        }
+        let Some(lower) = LowerName::new(node.name().wire()) else { return };
+        let apex_labels = self.zone.apex().label_count();
+        let mut labels = lower.labels.saturating_sub(1);
+        let mut below = None;
+        let provable = loop {
+            let here = self.zone.node(lower.suffix(labels)).and_then(|n| self.exact(n));
+            if here.is_some() || labels <= apex_labels {
+                break here;
+            }
+            below = Some(labels);
+            labels -= 1;
+        };
+        self.add(provable);
+        if let Some(b) = below {
+            self.add(self.cover(lower.suffix(b)).map(|(n, _)| n));
+        }
+        self.add(cover.map(|(n, _)| n));
+    }
+
+    /// The NSEC3 whose owner is the hash of `node`'s name; hashed owners themselves have
+    /// none (they are not names of the zone).
+    fn exact(&self, node: &Node) -> Option<&'a Node> {
+        if crate::nsec3::only_nsec3(node) {
+            return None;
+        }
+        match self.cover(node.name().wire()) {
+            Some((n, true)) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The NSEC3 at or before the hash of `wire`, and whether it is the hash itself.
+    fn cover(&self, wire: &[u8]) -> Option<(&'a Node, bool)> {
+        let mut scratch = [0u8; crate::name::MAX_NAME_LEN];
+        let (i, exact) = self.chain.cover(&self.chain.hash(wire, &mut scratch))?;
+        Some((self.zone.node_at(i)?, exact))
+    }
+
+    /// Adds a node's NSEC3 RRset (RRSIGs follow in the encoder) to the authority section once.
+    fn add(&mut self, node: Option<&'a Node>) {
+        let Some(node) = node else { return };
+        let Some(set) = node.get(rtype::NSEC3) else { return };
+        if !self.ans.authority.iter().any(|i| i.data == Data::Rrset(set)) {
+            self.ans.authority.push(Item::new(Owner::Name(node.name().wire()), set));
+        }
+    }
+}
+
+/// `*.` + `encloser` in `buf`, if it fits in a name.
+fn wildcard_of<'b>(encloser: &[u8], buf: &'b mut [u8; crate::name::MAX_NAME_LEN]) -> Option<&'b [u8]> {
+    let n = encloser.len() + 2;
+    if n > buf.len() {
+        return None;
+    }
+    buf[0] = 1;
+    buf[1] = b'*';
+    buf[2..n].copy_from_slice(encloser);
+    Some(&buf[..n])
 }
 
 fn negative<'a>(zone: &'a Zone, ans: &mut Answer<'a>) {

@@ -237,6 +237,8 @@ pub struct Zone {
     negative_soa: Rrset,
     /// Owners of NSEC records in canonical order (RFC 4034 §6.1), for denial of existence.
     nsec_chain: Box<[NsecOwner]>,
+    /// The NSEC3 chain, when the zone is signed with NSEC3.
+    nsec3: Option<crate::nsec3::Chain>,
     records: usize,
     source: Source,
 }
@@ -291,6 +293,16 @@ impl Zone {
             Err(i) => i - 1,
         };
         self.nodes.get(self.nsec_chain[i].1)
+    }
+
+    /// The NSEC3 chain of a zone signed with NSEC3.
+    pub(crate) fn nsec3(&self) -> Option<&crate::nsec3::Chain> {
+        self.nsec3.as_ref()
+    }
+
+    /// The node at an index the NSEC3 chain gave.
+    pub(crate) fn node_at(&self, i: usize) -> Option<&Node> {
+        self.nodes.get(i)
     }
 
     /// The apex node (holds SOA and NS; checked in [`ZoneBuilder::finish`]).
@@ -728,6 +740,7 @@ impl ZoneBuilder {
             .map(|(i, n)| (canonical_key(n.name.wire()), i))
             .collect();
         nsec_chain.sort();
+        let nsec3 = crate::nsec3::Chain::build(&nodes[apex_at], &nodes);
         let zone = Zone {
             apex: self.apex,
             nodes: nodes.into(),
@@ -737,6 +750,7 @@ impl ZoneBuilder {
             negative_ttl,
             negative_soa,
             nsec_chain: nsec_chain.into(),
+            nsec3,
             records: self.records,
             source: self.source,
         };

@@ -34,6 +34,7 @@ pub mod rtype {
     pub const NSEC: u16 = 47;
     pub const DNSKEY: u16 = 48;
     pub const NSEC3: u16 = 50;
+    pub const NSEC3PARAM: u16 = 51;
     pub const SVCB: u16 = 64;
     pub const HTTPS: u16 = 65;
     pub const SPF: u16 = 99;
