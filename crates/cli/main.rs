@@ -41,6 +41,31 @@ enum Command {
         #[arg(value_parser = ["sync", "zones"])]
         action: String,
     },
+    /// Make a Route53 hosted zone hold what a zone file holds: print the plan, then apply it
+    /// in batches within Route53's limits (apex SOA and NS are never touched).
+    Push {
+        /// The zone file.
+        #[arg(long, value_name = "FILE")]
+        zone: PathBuf,
+        /// The zone's name, when neither $ORIGIN nor the file name gives it.
+        #[arg(long, value_name = "NAME")]
+        origin: Option<String>,
+        /// The hosted zone to push into (default: the one hosted zone with the zone's name).
+        #[arg(long, value_name = "ID", conflicts_with = "create")]
+        hosted_zone: Option<String>,
+        /// Create the hosted zone first.
+        #[arg(long)]
+        create: bool,
+        /// A private zone associated with this VPC (VPC-ID:REGION, repeatable).
+        #[arg(long, value_name = "VPC-ID:REGION")]
+        private: Vec<String>,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Route53 requests per second (the account allows about 5 in all).
+        #[arg(long, value_name = "N", default_value_t = 2.0)]
+        rate: f64,
+    },
     /// Write every zone (zone files and Route53) as BIND-loadable master files, then exit.
     Export {
         /// Directory to write `<zone>.zone` files into.
@@ -374,16 +399,61 @@ fn ctl(addr: SocketAddr, action: &str) -> ExitCode {
     }
 }
 
+/// `r53dns push`: exit 0 when done (or planned), 2 when refused before sending anything,
+/// 1 when Route53 failed part-way.
+fn push(cmd: &Command) -> ExitCode {
+    let Command::Push { zone, origin, hosted_zone, create, private, dry_run, rate } = cmd else {
+        return ExitCode::FAILURE;
+    };
+    let mut vpcs = Vec::new();
+    for p in private {
+        let Some((vpc, region)) = p.split_once(':').filter(|(v, r)| !v.is_empty() && !r.is_empty()) else {
+            eprintln!("r53dns: --private {p}: expected VPC-ID:REGION");
+            return ExitCode::from(2);
+        };
+        vpcs.push((vpc.to_owned(), region.to_owned()));
+    }
+    let opts = r53dns_app::push::PushOptions {
+        file: zone.clone(),
+        origin: origin.clone(),
+        hosted_zone: hosted_zone.clone(),
+        create: *create,
+        private: vpcs,
+        dry_run: *dry_run,
+        rate: *rate,
+    };
+    init_logging("warn", r53dns_app::config::LogFormat::Human);
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let mut out = std::io::stdout();
+    match runtime.block_on(r53dns_app::push::push(&opts, &mut out)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) if e.is::<r53dns_app::push::Refused>() => {
+            eprintln!("r53dns: nothing sent: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("r53dns: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Ctl { http, action } = &cli.command {
         return ctl(*http, action);
     }
+    if matches!(cli.command, Command::Push { .. }) {
+        return push(&cli.command);
+    }
     let (opts, serve, export_to) = match &cli.command {
         Command::Serve(o) => (o, true, None),
         Command::Check(o) => (o, false, None),
         Command::Export { out, opts } => (opts, false, Some(out.clone())),
-        Command::Ctl { .. } => return ExitCode::FAILURE,
+        Command::Ctl { .. } | Command::Push { .. } => return ExitCode::FAILURE,
     };
     let config = match opts.spec().and_then(Spec::validate) {
         Ok(c) => c,

@@ -11,6 +11,7 @@ mod differential;
 mod ecs;
 mod fleet;
 mod operations;
+mod push;
 mod robustness;
 mod route53;
 mod rrl;

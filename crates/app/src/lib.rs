@@ -13,6 +13,7 @@ pub mod export;
 pub mod notify;
 pub mod persist;
 pub mod publish;
+pub mod push;
 pub mod replicate;
 pub mod resolve;
 pub mod secondary;

@@ -5,6 +5,7 @@
 
 pub mod budget;
 pub mod convert;
+mod create;
 pub mod fetch;
 pub mod model;
 pub mod write;
