@@ -101,6 +101,15 @@ struct Opts {
     /// Leave the zone's NS and their addresses out of positive answers.
     #[arg(long, env = "R53DNS_MINIMAL_RESPONSES")]
     minimal_responses: bool,
+    /// Answer to CHAOS id.server/hostname.bind (default: the host name; "" hides it).
+    #[arg(long, value_name = "TEXT", env = "R53DNS_IDENTITY")]
+    identity: Option<String>,
+    /// Answer to CHAOS version.bind/version.server (default: r53dns VERSION; "" hides it).
+    #[arg(long = "server-version", value_name = "TEXT", env = "R53DNS_SERVER_VERSION")]
+    server_version: Option<String>,
+    /// NSID (RFC 5001) for clients that ask: text, or hex:DIGITS (default: none).
+    #[arg(long, value_name = "TEXT", env = "R53DNS_NSID")]
+    nsid: Option<String>,
     /// Client network allowed to query (repeatable; default everyone; others get REFUSED).
     #[arg(long = "allow-query", value_name = "CIDR", env = "R53DNS_ALLOW_QUERY", value_delimiter = ',')]
     allow_query: Vec<String>,
@@ -235,6 +244,9 @@ impl Opts {
                 workers: self.workers,
                 max_udp_payload: self.max_udp_payload,
                 minimal_responses: self.minimal_responses.then_some(true),
+                identity: self.identity.clone(),
+                version: self.server_version.clone(),
+                nsid: self.nsid.clone(),
                 tcp_idle_timeout: self.tcp_idle_timeout,
                 tcp_max_connections: None,
                 allow_transfer: self.allow_transfer.clone(),

@@ -10,6 +10,7 @@ mod deploy;
 mod differential;
 mod ecs;
 mod fleet;
+mod identity;
 mod operations;
 mod push;
 mod robustness;

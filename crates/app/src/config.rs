@@ -566,6 +566,14 @@ pub struct ServerSpec {
     pub max_udp_payload: Option<u16>,
     /// Leave the zone's NS and their addresses out of positive answers.
     pub minimal_responses: Option<bool>,
+    /// Answer to CHAOS `id.server`/`hostname.bind` (default: the host name; `""` hides it).
+    pub identity: Option<String>,
+    /// Answer to CHAOS `version.bind`/`version.server` (default: `r53dns VERSION`; `""`
+    /// hides it).
+    pub version: Option<String>,
+    /// NSID (RFC 5001) sent to clients that ask: text, or `hex:` and hex digits (default:
+    /// none).
+    pub nsid: Option<String>,
     /// Close TCP connections idle this long (`"10s"`).
     #[serde(default, with = "humantime_serde")]
     pub tcp_idle_timeout: Option<Duration>,
@@ -719,6 +727,9 @@ impl Spec {
         s.workers = o.workers.or(s.workers);
         s.max_udp_payload = o.max_udp_payload.or(s.max_udp_payload);
         s.minimal_responses = o.minimal_responses.or(s.minimal_responses);
+        s.identity = o.identity.or(s.identity.take());
+        s.version = o.version.or(s.version.take());
+        s.nsid = o.nsid.or(s.nsid.take());
         s.tcp_idle_timeout = o.tcp_idle_timeout.or(s.tcp_idle_timeout);
         s.tcp_max_connections = o.tcp_max_connections.or(s.tcp_max_connections);
         if !o.allow_transfer.is_empty() {
@@ -811,6 +822,21 @@ impl Spec {
             bail!("server.workers: {workers} is out of range (1–256)");
         }
         let max_udp_payload = s.max_udp_payload.unwrap_or(defaults.answer.max_udp_payload);
+        let nsid = match s.nsid.as_deref() {
+            None | Some("") => Vec::new(),
+            Some(h) if h.starts_with("hex:") => {
+                r53dns_zone::rdata::decode_hex(&h[4..]).map_err(|e| anyhow::anyhow!("server.nsid: {e}"))?
+            }
+            Some(t) => t.as_bytes().to_vec(),
+        };
+        if nsid.len() > 512 {
+            bail!("server.nsid: {} octets; at most 512", nsid.len());
+        }
+        for (what, v) in [("identity", &s.identity), ("version", &s.version)] {
+            if v.as_ref().is_some_and(|v| v.len() > 1024) {
+                bail!("server.{what}: longer than 1024 characters");
+            }
+        }
         if !(512..=4096).contains(&max_udp_payload) {
             bail!("server.max-udp-payload: {max_udp_payload} is out of range (512–4096)");
         }
@@ -981,6 +1007,11 @@ impl Spec {
                     max_udp_payload,
                     minimal_responses: s.minimal_responses.unwrap_or(false),
                     reserve: 0,
+                    identity: forever(s.identity.clone().unwrap_or_else(host_name)),
+                    version: forever(
+                        s.version.clone().unwrap_or_else(|| format!("r53dns {}", env!("CARGO_PKG_VERSION"))),
+                    ),
+                    nsid: forever_bytes(nsid),
                 },
                 tcp_idle_timeout,
                 tcp_max_connections,
@@ -1109,6 +1140,12 @@ impl Config {
                 workers: Some(self.server.udp_workers),
                 max_udp_payload: Some(self.server.answer.max_udp_payload),
                 minimal_responses: Some(self.server.answer.minimal_responses),
+                identity: Some(self.server.answer.identity.to_owned()),
+                version: Some(self.server.answer.version.to_owned()),
+                nsid: (!self.server.answer.nsid.is_empty()).then(|| {
+                    let hex: String = self.server.answer.nsid.iter().map(|b| format!("{b:02x}")).collect();
+                    format!("hex:{hex}")
+                }),
                 tcp_idle_timeout: Some(self.server.tcp_idle_timeout),
                 tcp_max_connections: Some(self.server.tcp_max_connections),
                 allow_transfer: self.server.transfer_acl.iter().map(|(a, l)| format!("{a}/{l}")).collect(),
@@ -1162,6 +1199,22 @@ impl Config {
         };
         toml::to_string_pretty(&spec).unwrap_or_default()
     }
+}
+
+/// The host name, for the CHAOS identity (empty if the system has none).
+fn host_name() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default()
+}
+
+/// The answer path reads identity, version and NSID through `&'static` references, so its
+/// configuration stays `Copy` and answering never touches a reference count. They are set
+/// once per configuration load (a reload that changes them keeps a few bytes alive).
+fn forever(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+fn forever_bytes(b: Vec<u8>) -> &'static [u8] {
+    Box::leak(b.into_boxed_slice())
 }
 
 #[cfg(test)]

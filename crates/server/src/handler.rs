@@ -31,11 +31,18 @@ pub struct AnswerConfig {
     /// TCP) for a record appended afterwards: the TSIG signature of a signed answer
     /// (RFC 8945 §5.3). 0 for ordinary answers.
     pub reserve: u16,
+    /// Answer to CHAOS `id.server` and `hostname.bind` (empty: REFUSED, as for any other
+    /// CHAOS name).
+    pub identity: &'static str,
+    /// Answer to CHAOS `version.bind` and `version.server` (empty: REFUSED).
+    pub version: &'static str,
+    /// Sent in an NSID option (RFC 5001) to clients that ask for one (empty: none).
+    pub nsid: &'static [u8],
 }
 
 impl Default for AnswerConfig {
     fn default() -> Self {
-        Self { max_udp_payload: 1232, minimal_responses: false, reserve: 0 }
+        Self { max_udp_payload: 1232, minimal_responses: false, reserve: 0, identity: "", version: "", nsid: &[] }
     }
 }
 
@@ -141,6 +148,10 @@ pub(crate) fn answer_noting(
             return Outcome::Respond;
         }
     }
+    if req.qclass == CHAOS {
+        chaos(out, &req, cfg);
+        return Outcome::Respond;
+    }
     if req.qclass != 1 {
         error(out, &req, cfg, rcode::REFUSED, true);
         return Outcome::Respond;
@@ -175,7 +186,8 @@ pub(crate) fn answer_noting(
     }
     header(out, &req, flags | u16::from(ans.rcode.to_u8()));
     question(out, &req);
-    let opt_room = if req.edns.is_some() { OPT_LEN + ecs.map_or(0, |c| c.option(0).1) } else { 0 };
+    let opt_room =
+        if req.edns.is_some() { OPT_LEN + ecs.map_or(0, |c| c.option(0).1) + nsid_len(&req, cfg) } else { 0 };
     let mut enc = Encoder::new(out, limit.saturating_sub(opt_room));
     let mut counts = [0u16; 3];
     let mut truncated = false;
@@ -267,14 +279,69 @@ fn opt(out: &mut Vec<u8>, req: &Request, cfg: &AnswerConfig, ext_rcode: u16, sco
     out.extend_from_slice(&cfg.max_udp_payload.max(512).to_be_bytes());
     let ttl: u32 = (u32::from(ext_rcode >> 4) << 24) | if dnssec_ok { 0x8000 } else { 0 };
     out.extend_from_slice(&ttl.to_be_bytes());
-    match req.edns.and_then(|e| e.client_subnet).filter(|_| ext_rcode == 0) {
-        Some(ecs) => {
-            let (o, n) = ecs.option(scope);
-            out.extend_from_slice(&u16::try_from(n).unwrap_or(0).to_be_bytes());
-            out.extend_from_slice(&o[..n]);
-        }
-        None => out.extend_from_slice(&[0, 0]),
+    let len_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    if let Some(ecs) = req.edns.and_then(|e| e.client_subnet).filter(|_| ext_rcode == 0) {
+        let (o, n) = ecs.option(scope);
+        out.extend_from_slice(&o[..n]);
     }
+    if nsid_len(req, cfg) > 0 {
+        out.extend_from_slice(&3u16.to_be_bytes());
+        out.extend_from_slice(&u16::try_from(cfg.nsid.len()).unwrap_or(0).to_be_bytes());
+        out.extend_from_slice(cfg.nsid);
+    }
+    let rdlen = u16::try_from(out.len() - len_at - 2).unwrap_or(0);
+    out[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+}
+
+/// Octets the NSID option takes in this response: the client asked (RFC 5001 §2.1) and
+/// the server has one.
+fn nsid_len(req: &Request, cfg: &AnswerConfig) -> usize {
+    if req.edns.is_some_and(|e| e.nsid) && !cfg.nsid.is_empty() { 4 + cfg.nsid.len() } else { 0 }
+}
+
+/// Class CHAOS (3).
+const CHAOS: u16 = 3;
+
+/// CHAOS TXT (or ANY) for `id.server`/`hostname.bind` and `version.bind`/`version.server`,
+/// answered as NSD does (TTL 0, no AA, the name as asked); REFUSED for anything else or
+/// when the operator hid the value.
+fn chaos(out: &mut Vec<u8>, req: &Request, cfg: &AnswerConfig) {
+    const IDENTITY: [&[u8]; 2] = [b"\x02id\x06server\x00", b"\x08hostname\x04bind\x00"];
+    const VERSION: [&[u8]; 2] = [b"\x07version\x04bind\x00", b"\x07version\x06server\x00"];
+    let name = req.qname();
+    let is = |set: [&[u8]; 2]| set.iter().any(|n| n.eq_ignore_ascii_case(name));
+    let text = if is(IDENTITY) {
+        cfg.identity
+    } else if is(VERSION) {
+        cfg.version
+    } else {
+        ""
+    };
+    if text.is_empty() || !matches!(req.qtype, rtype::TXT | rtype::ANY) {
+        error(out, req, cfg, rcode::REFUSED, true);
+        return;
+    }
+    header(out, req, 0);
+    question(out, req);
+    out.extend_from_slice(&[0xc0, 12]);
+    out.extend_from_slice(&rtype::TXT.to_be_bytes());
+    out.extend_from_slice(&CHAOS.to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
+    let chunks = text.as_bytes().chunks(255);
+    let rdlen = chunks.clone().map(|c| c.len() + 1).sum::<usize>();
+    out.extend_from_slice(&u16::try_from(rdlen).unwrap_or(0).to_be_bytes());
+    for c in chunks {
+        out.push(u8::try_from(c.len()).unwrap_or(255));
+        out.extend_from_slice(c);
+    }
+    let ar = if req.edns.is_some() {
+        opt(out, req, cfg, 0, 0);
+        1
+    } else {
+        0
+    };
+    set_counts(out, 1, 1, 0, ar);
 }
 
 /// An error response: header, the question if it was read, OPT if the client sent one.

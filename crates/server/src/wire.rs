@@ -26,6 +26,8 @@ pub(crate) struct Edns {
     pub(crate) dnssec_ok: bool,
     /// EDNS Client Subnet (RFC 7871), if the client sent one.
     pub(crate) client_subnet: Option<ClientSubnet>,
+    /// The client asked for the server's NSID (RFC 5001).
+    pub(crate) nsid: bool,
 }
 
 /// What went wrong while reading a request, and so how to answer it.
@@ -236,6 +238,20 @@ fn client_subnet(mut opts: &[u8]) -> Result<Option<ClientSubnet>, ()> {
     Ok(None)
 }
 
+/// Whether the OPT options carry one with this code.
+fn has_option(mut opts: &[u8], want: u16) -> bool {
+    while opts.len() >= 4 {
+        let code = u16::from_be_bytes([opts[0], opts[1]]);
+        let len = usize::from(u16::from_be_bytes([opts[2], opts[3]]));
+        if code == want {
+            return true;
+        }
+        let Some(rest) = opts.get(4 + len..) else { return false };
+        opts = rest;
+    }
+    false
+}
+
 /// Parses a request into `req`. Every index is checked; hostile input yields an error, never
 /// a panic. On a FORMERR, `req` holds what was read (ID and flags at least) for the reply.
 pub(crate) fn read_request(msg: &[u8], req: &mut Request) -> Result<(), ReadError> {
@@ -313,7 +329,8 @@ pub(crate) fn read_request(msg: &[u8], req: &mut Request) -> Result<(), ReadErro
             // An unknown EDNS version gets BADVERS whatever its options say.
             let ecs = client_subnet(rdata);
             let client_subnet = ecs.unwrap_or(None);
-            req.edns = Some(Edns { udp_size: class, version, dnssec_ok: ttl & 0x8000 != 0, client_subnet });
+            let nsid = has_option(rdata, 3);
+            req.edns = Some(Edns { udp_size: class, version, dnssec_ok: ttl & 0x8000 != 0, client_subnet, nsid });
             if ecs.is_err() && version == 0 {
                 return Err(formerr(true));
             }

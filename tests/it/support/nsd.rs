@@ -95,7 +95,21 @@ impl Nsd {
         assert!(ok.success());
     }
 
+    /// Like [`Nsd::start`] with extra `server:` settings (`identity: "x"` and so on), which
+    /// override the defaults above them.
+    pub fn start_configured(zones: &[(String, &Path)], server: &str) -> Self {
+        let extra: Vec<String> = zones
+            .iter()
+            .map(|(apex, path)| format!("zone:\n  name: \"{apex}\"\n  zonefile: \"{}\"\n", path.display()))
+            .collect();
+        Self::start_inner(&zones[0].0, &extra.concat(), None, server)
+    }
+
     fn start_with(probe_zone: &str, zone_conf: &str, fixed_port: Option<u16>) -> Self {
+        Self::start_inner(probe_zone, zone_conf, fixed_port, "")
+    }
+
+    fn start_inner(probe_zone: &str, zone_conf: &str, fixed_port: Option<u16>, server: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         for attempt in 0..5 {
@@ -104,7 +118,7 @@ impl Nsd {
                 "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n  \
                  zonesdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  xfrdfile: \"{d}/xfrd.state\"\n  \
                  zonelistfile: \"{d}/zone.list\"\n  hide-version: yes\n  hide-identity: yes\n  server-count: 1\n  \
-                 verbosity: 1\n  logfile: \"{d}/nsd.log\"\n  reuseport: no\n  tcp-count: 64\n  rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n\
+                 verbosity: 1\n  logfile: \"{d}/nsd.log\"\n  reuseport: no\n  tcp-count: 64\n  rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n{server}\
                  remote-control:\n  control-enable: no\n"
             );
             conf.push_str(zone_conf);
