@@ -286,6 +286,9 @@ pub(super) fn parse_atma<'t>(tokens: &'t [Token], out: &mut Vec<u8>) -> Parsed<'
         out.extend(digits.bytes());
     } else {
         let digits: String = t.text.chars().filter(|c| *c != '.').collect();
+        if digits.is_empty() {
+            return Err(format!("empty ATM address '{}'", t.text));
+        }
         out.push(0);
         out.extend(decode_hex(&digits)?);
     }
@@ -638,6 +641,7 @@ mod tests {
         check("LOC", "42 21 N 71 06 W 5.5", "42 21 0.000 N 71 6 0.000 W 5.50m 1m 10000m 10m");
         let wire = parse_rdata(29, &toks("42 21 54.5 N 71 06 18.123 W -100000m 90000000m"), None).unwrap();
         assert_eq!(super::super::hex(&wire).to_ascii_lowercase(), "0099161389172fc470be157500000000");
+        assert!(parse_rdata(34, &toks("."), None).is_err(), "an ATMA address has digits");
         for bad in ["91 N 0 E 0", "42 61 N 0 E 0", "42 N 0 E", "42 N 181 E 0", "42 N 0 E -100000.01m", "42 X 0 E 0"] {
             assert!(parse_rdata(29, &toks(bad), None).is_err(), "{bad}");
         }
