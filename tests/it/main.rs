@@ -19,6 +19,7 @@ mod rrl;
 mod scenarios;
 mod secondary;
 mod serving;
+mod systemd;
 mod tcp;
 mod transfer;
 mod types;

@@ -112,6 +112,17 @@ struct Reloader {
 }
 
 impl Reloader {
+    /// One line for the service manager: zones served and when the data was last confirmed.
+    fn status_line(&self) -> String {
+        let snapshot = self.publisher.store().load();
+        let zones = snapshot.internal().len();
+        match self.syncer.as_ref().map(|s| s.status()).map(|st| st.age()) {
+            Some(Some(age)) => format!("serving {zones} zones; Route53 confirmed {}s ago", age.as_secs()),
+            Some(None) => format!("serving {zones} zones; Route53 not confirmed yet"),
+            None => format!("serving {zones} zones"),
+        }
+    }
+
     /// Re-reads the zone files and publishes the result; failed files keep their old zone.
     /// Also asks for a Route53 sweep.
     async fn reload(&self) -> LoadReport {
@@ -345,10 +356,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
     let running = start(config, shutdown.clone()).await?;
     let reloader = running.reloader.clone();
+    systemd::ready(&reloader.status_line());
+    let watchdog = systemd::watchdog();
     let hup_task = tokio::spawn(async move {
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading zone files");
-            reloader.reload().await;
+            systemd::reloading();
+            let report = reloader.reload().await;
+            systemd::ready(&format!("{}; last reload: {} errors", reloader.status_line(), report.errors.len()));
         }
     });
     let drain = tokio::select! {
@@ -362,6 +377,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
     hup_task.abort();
+    systemd::stopping();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     if drain {
         // A second SIGTERM, or SIGINT, ends the drain early.
         running
@@ -377,4 +396,51 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The service manager's notification protocol (`Type=notify`): `READY=1` once zones are
+/// loaded and the listeners bound, `RELOADING=1` then `READY=1` around a reload, `STOPPING=1`
+/// on the way out, `STATUS=` lines, and the watchdog when `WatchdogSec=` is set. Without
+/// `NOTIFY_SOCKET` (not under systemd) each call does nothing.
+mod systemd {
+    use sd_notify::NotifyState;
+
+    fn send(states: &[NotifyState<'_>]) {
+        if let Err(e) = sd_notify::notify(false, states) {
+            tracing::debug!(error = %e, "cannot notify the service manager");
+        }
+    }
+
+    pub(crate) fn ready(status: &str) {
+        send(&[NotifyState::Ready, NotifyState::Status(status)]);
+    }
+
+    pub(crate) fn reloading() {
+        // MONOTONIC_USEC lets `Type=notify-reload` managers match the reload to its request.
+        match NotifyState::monotonic_usec_now() {
+            Ok(now) => send(&[NotifyState::Reloading, now, NotifyState::Status("reloading zone files")]),
+            Err(_) => send(&[NotifyState::Reloading, NotifyState::Status("reloading zone files")]),
+        }
+    }
+
+    pub(crate) fn stopping() {
+        send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+    }
+
+    /// Pings the watchdog at half its interval from the runtime, so a stuck runtime is
+    /// restarted by the service manager.
+    pub(crate) fn watchdog() -> Option<tokio::task::JoinHandle<()>> {
+        let mut usec = 0;
+        if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+            return None;
+        }
+        let every = std::time::Duration::from_micros(usec / 2);
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                send(&[NotifyState::Watchdog]);
+            }
+        }))
+    }
 }
