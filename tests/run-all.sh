@@ -19,6 +19,7 @@ command -v dnsperf >/dev/null || missing+=(dnsperf)
 command -v bc >/dev/null || missing+=(bc)
 command -v nsupdate >/dev/null || missing+=(bind9-dnsutils)
 command -v kea-dhcp-ddns >/dev/null || missing+=(kea-dhcp-ddns-server)
+command -v openssl >/dev/null || missing+=(openssl)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -155,6 +155,18 @@ struct Opts {
     /// Resolver for aliases to AWS endpoints (default: /etc/resolv.conf).
     #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_ENDPOINT_RESOLVER")]
     endpoint_resolver: Option<SocketAddr>,
+    /// Address for DNS over TLS (repeatable; needs --tls-cert and --tls-key).
+    #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_TLS_LISTEN", value_delimiter = ',')]
+    tls_listen: Vec<SocketAddr>,
+    /// Address for DNS over HTTPS at /dns-query (repeatable; needs --tls-cert and --tls-key).
+    #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_HTTPS_LISTEN", value_delimiter = ',')]
+    https_listen: Vec<SocketAddr>,
+    /// PEM certificate chain for DNS over TLS and HTTPS.
+    #[arg(long, value_name = "FILE", env = "R53DNS_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for DNS over TLS and HTTPS.
+    #[arg(long, value_name = "FILE", env = "R53DNS_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// Address for /metrics, /healthz, /readyz and admin, or `off` (default 127.0.0.1:9153).
     #[arg(long, value_name = "ADDR:PORT|off", env = "R53DNS_HTTP_LISTEN")]
     http_listen: Option<String>,
@@ -309,6 +321,13 @@ impl Opts {
                     ..Default::default()
                 }],
                 None => Vec::new(),
+            },
+            tls: r53dns_app::config::TlsSpec {
+                cert: self.tls_cert.clone(),
+                key: self.tls_key.clone(),
+                listen: self.tls_listen.clone(),
+                https_listen: self.https_listen.clone(),
+                ..Default::default()
             },
         };
         Ok(file.merge(flags))

@@ -9,6 +9,7 @@ mod catalog;
 mod deploy;
 mod differential;
 mod ecs;
+mod encrypted;
 mod fleet;
 mod identity;
 mod operations;

@@ -49,6 +49,54 @@ pub struct Spec {
     /// `[follow]`: serving what another r53dns serves (a replica).
     #[serde(default)]
     pub follow: FollowSpec,
+    /// `[tls]`: DNS over TLS and over HTTPS.
+    #[serde(default)]
+    pub tls: TlsSpec,
+}
+
+/// `[tls]`: DNS over TLS (RFC 7858) and over HTTPS (RFC 8484), off unless addresses are
+/// given; both need `cert` and `key`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TlsSpec {
+    /// PEM certificate chain, leaf first.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+    /// Addresses for DNS over TLS (`["0.0.0.0:853"]`).
+    #[serde(default)]
+    pub listen: Vec<SocketAddr>,
+    /// Addresses for DNS over HTTPS (`["0.0.0.0:443"]`).
+    #[serde(default)]
+    pub https_listen: Vec<SocketAddr>,
+    /// HTTP path of DNS over HTTPS (default `/dns-query`).
+    pub https_path: Option<String>,
+    /// Close a connection with no TLS handshake or request for this long (`"10s"`).
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+impl TlsSpec {
+    fn validate(&self) -> anyhow::Result<r53dns_server::encrypted::EncryptedConfig> {
+        let mut cfg = r53dns_server::encrypted::EncryptedConfig {
+            dot: self.listen.clone(),
+            doh: self.https_listen.clone(),
+            doh_path: self.https_path.clone().unwrap_or_else(|| "/dns-query".to_owned()),
+            timeout: self.timeout.unwrap_or(Duration::from_secs(10)),
+            ..Default::default()
+        };
+        if !cfg.doh_path.starts_with('/') {
+            bail!("tls.https-path: must start with /");
+        }
+        if cfg.enabled() {
+            let (Some(cert), Some(key)) = (&self.cert, &self.key) else {
+                bail!("tls: listen or https-listen needs cert and key");
+            };
+            cfg.cert = cert.clone();
+            cfg.key = key.clone();
+        }
+        Ok(cfg)
+    }
 }
 
 /// `[replication]`: `GET /snapshot` on the HTTP endpoint, for replicas (`[follow]`). Off by
@@ -794,6 +842,17 @@ impl Spec {
         if !o.internal_networks.is_empty() {
             r.internal_networks = o.internal_networks;
         }
+        let (t, to) = (&mut self.tls, other.tls);
+        t.cert = to.cert.or(t.cert.take());
+        t.key = to.key.or(t.key.take());
+        t.https_path = to.https_path.or(t.https_path.take());
+        t.timeout = to.timeout.or(t.timeout);
+        if !to.listen.is_empty() {
+            t.listen = to.listen;
+        }
+        if !to.https_listen.is_empty() {
+            t.https_listen = to.https_listen;
+        }
         let (rr, ro) = (&mut self.rrl, other.rrl);
         rr.responses_per_second = ro.responses_per_second.or(rr.responses_per_second);
         rr.nxdomains_per_second = ro.nxdomains_per_second.or(rr.nxdomains_per_second);
@@ -1026,6 +1085,7 @@ impl Spec {
                 tsig_keys: tsig_keys.clone(),
                 transfer_keys,
                 rrl: self.rrl.validate()?,
+                encrypted: self.tls.validate()?,
             },
             zone_dirs: self.zones.dirs,
             zone_files: self.zones.files,
@@ -1196,6 +1256,17 @@ impl Config {
             },
             replication: self.replication.as_ref().map(|r| r.spec.clone()).unwrap_or_default(),
             follow: self.follow_spec.clone(),
+            tls: {
+                let e = &self.server.encrypted;
+                TlsSpec {
+                    cert: e.enabled().then(|| e.cert.clone()),
+                    key: e.enabled().then(|| e.key.clone()),
+                    listen: e.dot.clone(),
+                    https_listen: e.doh.clone(),
+                    https_path: Some(e.doh_path.clone()),
+                    timeout: Some(e.timeout),
+                }
+            },
         };
         toml::to_string_pretty(&spec).unwrap_or_default()
     }

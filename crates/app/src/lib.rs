@@ -290,6 +290,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         bound
     };
     let dns_addrs = bound.local_addrs().to_vec();
+    let (dot_addrs, doh_addrs) = bound.encrypted_addrs();
+    for a in &dot_addrs {
+        tracing::info!(addr = %a, "serving DNS over TLS");
+    }
+    for a in &doh_addrs {
+        tracing::info!(addr = %a, path = %config.server.encrypted.doh_path, "serving DNS over HTTPS");
+    }
     metrics.add_queries(Arc::new(telemetry::StatsSource(bound.stats())));
     let follower = match (replica, &syncer) {
         (Some((f, _)), Some(s)) => Some(Arc::new(

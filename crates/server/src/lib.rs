@@ -34,6 +34,7 @@ pub use r53dns_zone::Snapshot;
 pub use r53dns_zone::ZoneSet;
 
 mod encode;
+pub mod encrypted;
 mod handler;
 pub mod logs;
 pub mod message;

@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub transfer_keys: Vec<String>,
     /// Response rate limiting of UDP answers (off unless a rate is set).
     pub rrl: crate::rrl::RrlConfig,
+    /// DNS over TLS and HTTPS (off unless addresses are given).
+    pub encrypted: crate::encrypted::EncryptedConfig,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +76,7 @@ impl Default for ServerConfig {
             tsig_keys: crate::tsig::KeyRing::default(),
             transfer_keys: Vec::new(),
             rrl: crate::rrl::RrlConfig::default(),
+            encrypted: crate::encrypted::EncryptedConfig::default(),
         }
     }
 }
@@ -142,6 +145,7 @@ pub struct Bound {
     tcp: Vec<TcpListener>,
     addrs: Vec<SocketAddr>,
     updates: Option<Arc<dyn RequestHandler>>,
+    encrypted: Option<crate::encrypted::EncryptedListeners>,
 }
 
 impl std::fmt::Debug for Bound {
@@ -164,7 +168,7 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(s.into())
 }
 
-fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+pub(crate) fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
@@ -205,7 +209,9 @@ pub fn bind(cfg: ServerConfig) -> io::Result<Bound> {
         tcp.push(TcpListener::from_std(listener)?);
         addrs.push(got);
     }
-    Ok(Bound { cfg, stats: Arc::new(Stats::default()), udp, tcp, addrs, updates: None })
+    let encrypted =
+        if cfg.encrypted.enabled() { Some(crate::encrypted::EncryptedListeners::bind(&cfg.encrypted)?) } else { None };
+    Ok(Bound { cfg, stats: Arc::new(Stats::default()), udp, tcp, addrs, updates: None, encrypted })
 }
 
 impl Bound {
@@ -223,6 +229,11 @@ impl Bound {
     /// The addresses actually bound (ports resolved), one per `listen` entry.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The DNS over TLS and DNS over HTTPS addresses bound (ports resolved).
+    pub fn encrypted_addrs(&self) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+        self.encrypted.as_ref().map(|e| e.local_addrs()).unwrap_or_default()
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, lets in-flight TCP queries
@@ -254,6 +265,12 @@ impl Bound {
             }
         }
         let tracker = TaskTracker::new();
+        if let Some(listeners) = self.encrypted {
+            let (cfg, store, stats, shutdown) = (self.cfg.clone(), store.clone(), self.stats.clone(), shutdown.clone());
+            tracker.spawn(async move {
+                crate::encrypted::serve(listeners, &cfg.encrypted.clone(), store, cfg, stats, shutdown).await;
+            });
+        }
         let slots = crate::slots::Slots::new(self.cfg.tcp_max_connections, self.cfg.tcp_max_connections_per_network);
         for listener in self.tcp {
             tracker.spawn(accept_loop(
@@ -305,7 +322,7 @@ fn log_query(share: f64, t: Transport, peer: SocketAddr, response: &[u8], a: cra
 }
 
 /// Whether the query ACL lets `ip` ask at all.
-fn query_allowed(cfg: &ServerConfig, ip: std::net::IpAddr) -> bool {
+pub(crate) fn query_allowed(cfg: &ServerConfig, ip: std::net::IpAddr) -> bool {
     cfg.query_acl.as_ref().is_none_or(|acl| crate::xfr::allowed(acl, ip))
 }
 

@@ -76,6 +76,8 @@ pub struct Binary {
     pub addr: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub lines: mpsc::Receiver<String>,
+    /// The log lines up to the moment it listened.
+    pub startup: Vec<String>,
 }
 
 impl Binary {
@@ -117,7 +119,7 @@ impl Binary {
                 }
             }
         });
-        let mut b = Self { child, addr: None, http: None, lines: rx };
+        let mut b = Self { child, addr: None, http: None, lines: rx, startup: Vec::new() };
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut seen = Vec::new();
         while b.addr.is_none() || b.http.is_none() {
@@ -134,6 +136,7 @@ impl Binary {
                 b.http = addr();
             }
         }
+        b.startup = seen;
         b
     }
 
