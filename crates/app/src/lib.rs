@@ -7,6 +7,7 @@
 //! single store.
 #![warn(missing_docs)]
 
+pub mod bindconf;
 pub mod catalog;
 pub mod config;
 pub mod export;
