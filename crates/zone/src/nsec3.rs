@@ -42,26 +42,8 @@ fn uses(set: &Rrset, iterations: u16, salt: &[u8]) -> bool {
 
 /// Decodes a base32hex label (RFC 4648 §7, no padding, any case) into a SHA-1 hash.
 fn decode_label(label: &[u8]) -> Option<[u8; 20]> {
-    if label.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 20];
-    let (mut acc, mut bits, mut n) = (0u64, 0u32, 0usize);
-    for &c in label {
-        let v = match c.to_ascii_lowercase() {
-            b'0'..=b'9' => c - b'0',
-            c @ b'a'..=b'v' => c - b'a' + 10,
-            _ => return None,
-        };
-        acc = acc << 5 | u64::from(v);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            *out.get_mut(n)? = (acc >> bits) as u8;
-            n += 1;
-        }
-    }
-    Some(out)
+    let text = std::str::from_utf8(label).ok()?;
+    crate::rdata::decode_base32hex(text).ok()?.try_into().ok()
 }
 
 /// Whether the node holds NSEC3 records and nothing else but signatures: a hashed owner,

@@ -715,99 +715,33 @@ fn decode_bitmap(mut b: &[u8]) -> Option<Vec<u16>> {
     Some(types)
 }
 
-/// Decodes hex digits (white space already removed by tokenizing).
+/// Hex digits (either case) as octets. The codecs below are data-encoding's (RFC 4648,
+/// strict: an odd digit, bad padding or stray bits are errors).
 pub fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
-    if !s.len().is_multiple_of(2) {
-        return Err(format!("odd number of hex digits in '{s}'"));
-    }
-    let digit = |c: u8| char::from(c).to_digit(16).ok_or_else(|| format!("bad hex '{s}'"));
-    // By bytes: a non-ASCII character is an error, never a slice across a character.
-    s.as_bytes().chunks(2).map(|p| Ok((digit(p[0])? * 16 + digit(p[1])?) as u8)).collect()
+    data_encoding::HEXUPPER_PERMISSIVE.decode(s.as_bytes()).map_err(|e| format!("bad hex '{s}': {e}"))
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 fn decode_base64(s: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    let trimmed = s.trim_end_matches('=');
-    if s.len() - trimmed.len() > 2 {
-        return Err("bad base64 padding".into());
-    }
-    for c in trimmed.bytes() {
-        let v = B64.iter().position(|&x| x == c).ok_or_else(|| format!("bad base64 character '{}'", c as char))?;
-        acc = acc << 6 | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Ok(out)
+    data_encoding::BASE64.decode(s.as_bytes()).map_err(|e| format!("bad base64 '{s}': {e}"))
 }
 
 fn encode_base64(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len().div_ceil(3) * 4);
-    for chunk in b.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &x)| acc | u32::from(x) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                s.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
+    data_encoding::BASE64.encode(b)
 }
 
-const B32HEX: &[u8; 32] = b"0123456789ABCDEFGHIJKLMNOPQRSTUV";
-
-fn decode_base32hex(s: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let mut acc = 0u64;
-    let mut bits = 0;
-    for c in s.trim_end_matches('=').bytes() {
-        let c = c.to_ascii_uppercase();
-        let v = B32HEX.iter().position(|&x| x == c).ok_or_else(|| format!("bad base32hex in '{s}'"))?;
-        acc = acc << 5 | v as u64;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    // RFC 4648 §6: a final quantum leaves fewer than five bits over, all zero.
-    if bits >= 5 || acc & ((1 << bits) - 1) != 0 {
-        return Err(format!("'{s}' is not a whole number of octets in base32hex"));
-    }
-    Ok(out)
+/// Base32hex without padding (RFC 4648 §7, NSEC3), either case.
+pub(crate) fn decode_base32hex(s: &str) -> Result<Vec<u8>, String> {
+    data_encoding::BASE32HEX_NOPAD
+        .decode(s.trim_end_matches('=').to_ascii_uppercase().as_bytes())
+        .map_err(|e| format!("bad base32hex '{s}': {e}"))
 }
 
 fn encode_base32hex(b: &[u8]) -> String {
-    let mut s = String::new();
-    let mut acc = 0u64;
-    let mut bits = 0;
-    for &x in b {
-        acc = acc << 8 | u64::from(x);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            s.push(B32HEX[(acc >> bits & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        s.push(B32HEX[(acc << (5 - bits) & 31) as usize] as char);
-    }
-    s
+    data_encoding::BASE32HEX_NOPAD.encode(b)
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
-        let _ = write!(s, "{x:02X}");
-        s
-    })
+    data_encoding::HEXUPPER.encode(b)
 }
 
 fn push_quoted(s: &mut String, octets: &[u8]) {
@@ -1232,6 +1166,19 @@ mod tests {
         round_trip("SSHFP", "1 1 123456789ABCDEF67890123456789ABCDEF67890");
         round_trip("HTTPS", "1 . alpn=\"h2,h3\" ipv4hint=192.0.2.1,192.0.2.2");
         round_trip("SVCB", "16 foo.example.com. port=853 ipv6hint=2001:db8::1");
+    }
+
+    #[test]
+    fn codecs_are_strict() {
+        assert!(decode_base64("A").is_err(), "one base64 digit is not an octet");
+        assert!(decode_base64("AQ").is_err(), "padding is required");
+        assert_eq!(decode_base64("AQ==").unwrap(), [1]);
+        assert!(decode_base64("AR==").is_err(), "stray bits");
+        assert!(decode_hex("abc").is_err());
+        assert_eq!(decode_hex("0aFF").unwrap(), [10, 255]);
+        assert_eq!(decode_base32hex("vvvvvvvv").unwrap(), [0xff; 5]);
+        assert!(decode_base32hex("1").is_err());
+        assert_eq!(encode_base32hex(&[0xff; 5]), "VVVVVVVV");
     }
 
     #[test]
