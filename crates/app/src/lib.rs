@@ -9,6 +9,7 @@
 
 pub mod bindconf;
 pub mod catalog;
+pub mod compare;
 pub mod config;
 pub mod export;
 pub mod notify;
