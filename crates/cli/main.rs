@@ -66,6 +66,11 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 2.0)]
         rate: f64,
     },
+    /// Ask two servers the same questions and report every difference in their answers.
+    ///
+    /// Exit status 0: none, 1: some, 2: bad input. For the cut-over from BIND: see
+    /// docs/migrating-from-bind.md.
+    Compare(CompareArgs),
     /// Write every zone (zone files and Route53) as BIND-loadable master files, then exit.
     Export {
         /// Directory to write `<zone>.zone` files into.
@@ -74,6 +79,43 @@ enum Command {
         #[command(flatten)]
         opts: Opts,
     },
+}
+
+/// Options of `compare`.
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// The reference server (BIND, say): ADDR or ADDR:PORT (port 53 if none).
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = r53dns_app::compare::parse_addr)]
+    against: SocketAddr,
+    /// The server being checked (r53dns): ADDR or ADDR:PORT (port 53 if none).
+    #[arg(
+        long,
+        value_name = "ADDR[:PORT]",
+        default_value = "127.0.0.1:53",
+        value_parser = r53dns_app::compare::parse_addr
+    )]
+    server: SocketAddr,
+    /// Questions in dnsperf's format, `NAME [TYPE]` a line (default: standard input; `-` too).
+    #[arg(long, value_name = "FILE", conflicts_with = "pcap")]
+    queries: Option<PathBuf>,
+    /// The questions of the DNS queries in a pcap or pcapng capture (UDP to --pcap-port).
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+    /// The server port whose queries --pcap takes.
+    #[arg(long, value_name = "PORT", default_value_t = 53, requires = "pcap")]
+    pcap_port: u16,
+    /// Questions per second (each goes to both servers).
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    rate: u32,
+    /// Ask over TCP only (default: UDP, and TCP when an answer is truncated).
+    #[arg(long)]
+    tcp: bool,
+    /// Leave SOA serials out of the comparison (zones whose serials differ, as Route53's).
+    #[arg(long)]
+    ignore_serial: bool,
+    /// One JSON object per difference on stdout; the summary goes to stderr.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Options shared by `serve` and `check`. Each may also come from the environment
@@ -472,6 +514,88 @@ fn push(cmd: &Command) -> ExitCode {
     }
 }
 
+/// `r53dns compare`: exit 0 when every answer is alike, 1 when some differ (or a server did
+/// not answer), 2 when the input is bad and nothing was asked.
+fn compare(args: &CompareArgs) -> ExitCode {
+    use r53dns_app::compare;
+    let questions = match &args.pcap {
+        Some(path) => match compare::read_pcap(path, args.pcap_port) {
+            Ok(c) => {
+                eprintln!(
+                    "r53dns: {}: {} packets, {} DNS queries to port {}, {} distinct questions{}",
+                    path.display(),
+                    c.packets,
+                    c.queries,
+                    args.pcap_port,
+                    c.questions.len(),
+                    if c.cut_short { " (the capture ends inside a packet)" } else { "" }
+                );
+                c.questions
+            }
+            Err(e) => {
+                eprintln!("r53dns: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => match compare::read_queries(args.queries.as_deref().unwrap_or(std::path::Path::new("-"))) {
+            Ok(q) => q,
+            Err(e) => {
+                eprintln!("r53dns: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let opts = compare::Options {
+        against: args.against,
+        server: args.server,
+        rate: args.rate,
+        tcp: args.tcp,
+        ignore_serial: args.ignore_serial,
+        timeout: compare::TIMEOUT,
+    };
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let b = indicatif::ProgressBar::new(questions.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} questions, {per_sec}, {eta} left")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let progress = |done: usize, _total: usize| {
+        if let Some(b) = &bar {
+            b.set_position(done as u64);
+        }
+    };
+    let report = runtime.block_on(compare::compare(&opts, &questions, progress));
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    // Written at once and without print!, which panics when the reader (`| head`) is gone.
+    let mut text = String::new();
+    if args.json {
+        for d in &report.differences {
+            text.push_str(&d.to_json(&opts));
+            text.push('\n');
+        }
+        eprint!("{}", report.summary(&opts));
+    } else {
+        if !report.differences.is_empty() {
+            text.push_str(&compare::legend(&opts));
+        }
+        for d in &report.differences {
+            text.push_str(&d.to_text(opts.ignore_serial));
+            text.push('\n');
+        }
+        text.push_str(&report.summary(&opts));
+    }
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+    if report.different() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Ctl { http, action } = &cli.command {
@@ -480,11 +604,14 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Push { .. }) {
         return push(&cli.command);
     }
+    if let Command::Compare(args) = &cli.command {
+        return compare(args);
+    }
     let (opts, serve, export_to) = match &cli.command {
         Command::Serve(o) => (o, true, None),
         Command::Check(o) => (o, false, None),
         Command::Export { out, opts } => (opts, false, Some(out.clone())),
-        Command::Ctl { .. } | Command::Push { .. } => return ExitCode::FAILURE,
+        Command::Ctl { .. } | Command::Push { .. } | Command::Compare(_) => return ExitCode::FAILURE,
     };
     let config = match opts.spec().and_then(Spec::validate) {
         Ok(c) => c,
