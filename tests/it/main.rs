@@ -6,6 +6,7 @@ mod support;
 
 mod binary;
 mod catalog;
+mod compare;
 mod deploy;
 mod differential;
 mod ecs;
