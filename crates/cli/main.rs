@@ -560,7 +560,7 @@ fn compare(args: &CompareArgs) -> ExitCode {
     let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
         let b = indicatif::ProgressBar::new(questions.len() as u64);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} questions, {per_sec}, {eta} left")
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} questions, {eta} left")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b
