@@ -537,6 +537,10 @@ fn compare(args: &CompareArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         },
+        None if args.queries.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            eprintln!("r53dns: no questions: give --queries FILE or --pcap FILE, or a query list on standard input");
+            return ExitCode::from(2);
+        }
         None => match compare::read_queries(args.queries.as_deref().unwrap_or(std::path::Path::new("-"))) {
             Ok(q) => q,
             Err(e) => {
@@ -545,6 +549,11 @@ fn compare(args: &CompareArgs) -> ExitCode {
             }
         },
     };
+    // An empty list is a wrong file or a capture of the wrong port, not a clean comparison.
+    if questions.is_empty() {
+        eprintln!("r53dns: no questions to ask");
+        return ExitCode::from(2);
+    }
     let opts = compare::Options {
         against: args.against,
         server: args.server,

@@ -329,6 +329,12 @@ fn bad_input_exits_2_with_its_place() {
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{}:1: expected", file.display())), "{text}");
 
+    // No question at all: a wrong file, not a clean comparison.
+    std::fs::write(&file, "# nothing but comments\n\n").unwrap();
+    let (out, text) = compare(nowhere, nowhere, &["--queries", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no questions"), "{text}");
+
     let cap = dir.path().join("garbage.pcap");
     std::fs::write(&cap, b"this is no capture at all").unwrap();
     let (out, text) = compare(nowhere, nowhere, &["--pcap", cap.to_str().unwrap()]);

@@ -431,7 +431,9 @@ pub struct Report {
 pub async fn compare(opts: &Options, questions: &[Question], mut progress: impl FnMut(usize, usize)) -> Report {
     let total = questions.len();
     let limit = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(opts.rate.max(1))));
+    // A zero period would panic: rates beyond a billion a second are as good as unlimited.
+    let period = Duration::from_secs_f64(1.0 / f64::from(opts.rate.max(1))).max(Duration::from_nanos(1));
+    let mut tick = tokio::time::interval(period);
     let mut tasks = JoinSet::new();
     let mut results: Vec<Option<(Outcome, Outcome)>> = vec![None; total];
     let mut done = 0;
