@@ -1,5 +1,6 @@
 //! RFC 1035 §5 master files: `$ORIGIN`, `$TTL`, `$INCLUDE`, `@`, relative names, parentheses,
-//! comments, escapes, quoted strings, class and TTL in either order, RFC 3597 generic RDATA.
+//! comments, escapes, quoted strings, class and TTL in either order, RFC 3597 generic RDATA,
+//! and BIND's `$GENERATE`.
 //!
 //! The reader is our own so that every error carries the file and line, and so that real-world
 //! syntax (`MX 10 @`, `TYPE65280 \# 2 abcd`) works. RDATA is handed to [`crate::rdata`].
@@ -47,6 +48,14 @@ pub const DEFAULT_TTL: u32 = 3600;
 /// Deepest `$INCLUDE` nesting accepted; deeper is almost surely a loop.
 const MAX_INCLUDE_DEPTH: usize = 16;
 
+/// Most records one `$GENERATE` may make. BIND sets no limit; this one is a /16 worth of
+/// addresses, so a typo in a range (`1-2000000000`) is an error and not hours of work.
+pub const MAX_GENERATE_RECORDS: u64 = 65_536;
+
+/// Most records all the `$GENERATE`s of one file (its `$INCLUDE`s counted) may make: each
+/// line can make 65 536 records, so a few lines could otherwise exhaust memory.
+pub const MAX_GENERATED_PER_FILE: u64 = 1_048_576;
+
 /// Reads a zone file from disk. `origin` is used until a `$ORIGIN` says otherwise.
 pub fn read_file(path: &Path, origin: Option<&Name>) -> Result<Vec<SourceRecord>, ZoneFileError> {
     let mut out = Vec::new();
@@ -55,14 +64,14 @@ pub fn read_file(path: &Path, origin: Option<&Name>) -> Result<Vec<SourceRecord>
         line: 0,
         message: format!("cannot read: {e}"),
     })?;
-    Reader { out: &mut out, last_owner: None }.read(path, &text, origin.cloned(), None, 0)?;
+    Reader { out: &mut out, last_owner: None, generated: 0 }.read(path, &text, origin.cloned(), None, 0)?;
     Ok(out)
 }
 
 /// Reads zone-file text. `path` is used in errors and to resolve relative `$INCLUDE`s.
 pub fn read_str(text: &str, path: &Path, origin: Option<&Name>) -> Result<Vec<SourceRecord>, ZoneFileError> {
     let mut out = Vec::new();
-    Reader { out: &mut out, last_owner: None }.read(path, text, origin.cloned(), None, 0)?;
+    Reader { out: &mut out, last_owner: None, generated: 0 }.read(path, text, origin.cloned(), None, 0)?;
     Ok(out)
 }
 
@@ -224,6 +233,8 @@ fn looks_like_ttl(s: &str) -> bool {
 struct Reader<'o> {
     out: &'o mut Vec<SourceRecord>,
     last_owner: Option<Name>,
+    /// Records made by `$GENERATE` so far, against [`MAX_GENERATED_PER_FILE`].
+    generated: u64,
 }
 
 impl Reader<'_> {
@@ -286,6 +297,9 @@ impl Reader<'_> {
                         // RFC 1035 §5.1: the include never changes the parent's origin.
                         self.read(&inc, &inc_text, inc_origin, default_ttl, depth + 1)?;
                     }
+                    "$GENERATE" => {
+                        self.generate(&entry, &shared, origin.as_ref(), default_ttl).map_err(|m| err(line, m))?;
+                    }
                     other => return Err(err(line, format!("unsupported directive {other}"))),
                 }
                 continue;
@@ -311,30 +325,347 @@ impl Reader<'_> {
             Name::parse(&o.text, origin).map_err(|e| format!("bad owner name '{}': {e}", o.text))?
         };
         self.last_owner = Some(owner.clone());
-        let mut ttl = None;
-        let mut class_seen = false;
-        let code = loop {
-            let (t, rest) = toks.split_first().ok_or("missing record type")?;
-            toks = rest;
-            if !class_seen && is_class(&t.text) {
-                if !t.text.eq_ignore_ascii_case("IN") {
-                    return Err(format!("class {} is not served (only IN)", t.text));
-                }
-                class_seen = true;
-            } else if ttl.is_none() && looks_like_ttl(&t.text) {
-                ttl = Some(parse_ttl(&t.text)?);
-            } else {
-                break type_from_str(&t.text).ok_or_else(|| format!("unknown record type '{}'", t.text))?;
-            }
-        };
+        let (ttl, code) = ttl_class_type(&mut toks)?;
         let data =
             rdata::parse_rdata(code, toks, origin).map_err(|e| format!("{}: {e}", rdata::type_to_string(code)))?;
-        // An explicit TTL, else $TTL, else 3600. RFC 1035 §5.1 would reuse the last TTL
-        // stated; RFC 2308 §4 replaced that with $TTL, and NSD and Knot use 3600 without it,
-        // so the same file gives the same answers on all three.
-        let ttl = ttl.or(default_ttl).unwrap_or(DEFAULT_TTL);
+        let ttl = ttl_or_default(ttl, default_ttl);
         self.out.push(SourceRecord { owner, rtype: code, ttl, rdata: data, file: path.clone(), line: entry.line });
         Ok(())
+    }
+
+    /// `$GENERATE range lhs [ttl] [class] type rhs`, as BIND 9.18 reads it: for each value of
+    /// the range, `$` in lhs and rhs becomes the value and the result is read as a record
+    /// written on this line. `rhs` is one token (quoted when the RDATA has spaces).
+    fn generate(
+        &mut self,
+        entry: &Entry,
+        path: &Arc<Path>,
+        origin: Option<&Name>,
+        default_ttl: Option<u32>,
+    ) -> Result<(), String> {
+        const USAGE: &str = "$GENERATE needs a range, an owner, a type and RDATA \
+                             ($GENERATE 1-254 host$ A 192.0.2.$)";
+        let mut toks = entry.tokens.get(1..).unwrap_or_default();
+        let [range, lhs, rest @ ..] = toks else { return Err(USAGE.into()) };
+        toks = rest;
+        if range.quoted || lhs.quoted {
+            return Err("$GENERATE: the range and the owner cannot be quoted".into());
+        }
+        let (start, stop, step) = parse_range(&range.text)?;
+        let count = u64::from((stop - start) / step) + 1;
+        if count > MAX_GENERATE_RECORDS {
+            return Err(format!(
+                "$GENERATE: range '{}' makes {count} records, more than the {MAX_GENERATE_RECORDS} one \
+                 $GENERATE may make",
+                range.text
+            ));
+        }
+        self.generated += count;
+        if self.generated > MAX_GENERATED_PER_FILE {
+            return Err(format!(
+                "$GENERATE: this file's $GENERATE directives make more than {MAX_GENERATED_PER_FILE} records"
+            ));
+        }
+        let lhs_t = Template::parse(&lhs.text)?;
+        if toks.is_empty() {
+            return Err(USAGE.into());
+        }
+        let (ttl, code) = ttl_class_type(&mut toks)?;
+        let ttl = ttl_or_default(ttl, default_ttl);
+        let (rhs, extra) = toks.split_first().ok_or(USAGE)?;
+        if let Some(x) = extra.first() {
+            return Err(format!(
+                "$GENERATE: extra text '{}' after the RDATA '{}': RDATA with spaces is quoted \
+                 (MX \"10 mail$\")",
+                x.text, rhs.text
+            ));
+        }
+        // BIND's lexer drops the backslash of `\"` inside a quoted string and keeps every
+        // other escape; the expanded text is then read again, so `"\"a $\""` is one string.
+        let rhs_text = if rhs.quoted { unescape_quotes(&rhs.text) } else { rhs.text.clone() };
+        let rhs_t = Template::parse(&rhs_text)?;
+        let type_name = rdata::type_to_string(code);
+        let mut owner_text = String::new();
+        let mut data_text = String::new();
+        let mut value = start;
+        loop {
+            let at = |m: String| format!("$GENERATE at {value}: {m}");
+            owner_text.clear();
+            lhs_t.expand(value, &mut owner_text).map_err(at)?;
+            let owner =
+                Name::parse(&owner_text, origin).map_err(|e| at(format!("bad owner name '{owner_text}': {e}")))?;
+            data_text.clear();
+            rhs_t.expand(value, &mut data_text).map_err(at)?;
+            let tokens = tokenize(&data_text).map_err(|e| at(format!("{type_name}: {e}")))?;
+            let data = rdata::parse_rdata(code, &tokens, origin).map_err(|e| at(format!("{type_name}: {e}")))?;
+            self.out.push(SourceRecord { owner, rtype: code, ttl, rdata: data, file: path.clone(), line: entry.line });
+            // `stop - value < step` also keeps `value + step` from overflowing.
+            if stop - value < step {
+                break;
+            }
+            value += step;
+        }
+        // `last_owner` is left alone: as in BIND, a blank owner after a $GENERATE is the
+        // owner of the record before it.
+        Ok(())
+    }
+}
+
+/// The optional TTL and class (either order) and the type that start a record after its
+/// owner; `toks` is left at the RDATA.
+fn ttl_class_type(toks: &mut &[Token]) -> Result<(Option<u32>, u16), String> {
+    let mut ttl = None;
+    let mut class_seen = false;
+    loop {
+        let (t, rest) = toks.split_first().ok_or("missing record type")?;
+        *toks = rest;
+        if !class_seen && is_class(&t.text) {
+            if !t.text.eq_ignore_ascii_case("IN") {
+                return Err(format!("class {} is not served (only IN)", t.text));
+            }
+            class_seen = true;
+        } else if ttl.is_none() && looks_like_ttl(&t.text) {
+            ttl = Some(parse_ttl(&t.text)?);
+        } else {
+            let code = type_from_str(&t.text).ok_or_else(|| format!("unknown record type '{}'", t.text))?;
+            return Ok((ttl, code));
+        }
+    }
+}
+
+/// An explicit TTL, else $TTL, else 3600. RFC 1035 §5.1 would reuse the last TTL stated;
+/// RFC 2308 §4 replaced that with $TTL, and NSD and Knot use 3600 without it, so the same
+/// file gives the same answers on all three.
+fn ttl_or_default(ttl: Option<u32>, default_ttl: Option<u32>) -> u32 {
+    ttl.or(default_ttl).unwrap_or(DEFAULT_TTL)
+}
+
+/// Largest start or stop of a `$GENERATE` range: BIND reads them as C `int`s.
+const MAX_RANGE_VALUE: u32 = i32::MAX as u32;
+
+/// `start-stop` or `start-stop/step`.
+fn parse_range(text: &str) -> Result<(u32, u32, u32), String> {
+    let bad = || {
+        format!(
+            "$GENERATE: bad range '{text}': expected start-stop or start-stop/step, decimal, \
+             0 <= start <= stop <= {MAX_RANGE_VALUE}, step >= 1"
+        )
+    };
+    let number = |s: &str| -> Result<u32, String> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        s.parse::<u32>().ok().filter(|n| *n <= MAX_RANGE_VALUE).ok_or_else(bad)
+    };
+    let (bounds, step) = match text.split_once('/') {
+        Some((b, s)) => (b, number(s)?),
+        None => (text, 1),
+    };
+    let (start, stop) = bounds.split_once('-').ok_or_else(bad)?;
+    let (start, stop) = (number(start)?, number(stop)?);
+    if stop < start {
+        return Err(format!("$GENERATE: range '{text}' ends before it starts"));
+    }
+    if step == 0 {
+        return Err(format!("$GENERATE: range '{text}' has step 0"));
+    }
+    Ok((start, stop, step))
+}
+
+/// Text of a quoted token as BIND's lexer keeps it: `\"` loses its backslash, every other
+/// escape stays for the second reading.
+fn unescape_quotes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('"') => out.push('"'),
+            Some(n) => {
+                out.push('\\');
+                out.push(n);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// How a `$GENERATE` value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Base {
+    /// `d`: decimal.
+    Decimal,
+    /// `o`: octal.
+    Octal,
+    /// `x`: lower-case hexadecimal.
+    Hex,
+    /// `X`: upper-case hexadecimal.
+    HexUpper,
+    /// `n`: nibbles, least significant first, dot-separated (ip6.arpa labels).
+    Nibble,
+    /// `N`: the same in upper case.
+    NibbleUpper,
+}
+
+/// One part of a `$GENERATE` template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    /// Copied as it is.
+    Text(String),
+    /// The iterator plus `offset`, at least `width` characters wide.
+    Value { offset: i32, width: usize, base: Base },
+}
+
+/// Widest value a modifier may ask for: BIND writes each value into 128 octets.
+const MAX_WIDTH: usize = 127;
+
+/// A `$GENERATE` lhs or rhs, split once into text and values.
+#[derive(Debug)]
+struct Template(Vec<Piece>);
+
+impl Template {
+    /// BIND's rules (`genname` in lib/dns/master.c): `$$` is a `$`; a backslash and the
+    /// character after it are copied unchanged (so `\$` reaches the name or RDATA reader as
+    /// an escaped, literal `$`); `$` is the value; `${offset[,width[,base]]}` modifies it.
+    fn parse(text: &str) -> Result<Self, String> {
+        let mut pieces = Vec::new();
+        let mut lit = String::new();
+        let mut chars = text.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    lit.push(c);
+                    if let Some((_, n)) = chars.next() {
+                        lit.push(n);
+                    }
+                }
+                '$' => match chars.peek() {
+                    Some((_, '$')) => {
+                        chars.next();
+                        lit.push('$');
+                    }
+                    Some(&(open, '{')) => {
+                        let body_start = open + 1;
+                        let close = text[body_start..]
+                            .find('}')
+                            .map(|n| body_start + n)
+                            .ok_or_else(|| format!("$GENERATE: '${{' without '}}' in '{text}'"))?;
+                        let spec = &text[i..=close];
+                        let piece = parse_modifier(&text[body_start..close]).ok_or_else(|| {
+                            format!(
+                                "$GENERATE: bad modifier '{spec}': expected ${{offset}}, ${{offset,width}} or \
+                                 ${{offset,width,base}}, base one of d, o, x, X, n, N, width at most {MAX_WIDTH}"
+                            )
+                        })?;
+                        while chars.next_if(|(j, _)| *j <= close).is_some() {}
+                        if !lit.is_empty() {
+                            pieces.push(Piece::Text(std::mem::take(&mut lit)));
+                        }
+                        pieces.push(piece);
+                    }
+                    _ => {
+                        if !lit.is_empty() {
+                            pieces.push(Piece::Text(std::mem::take(&mut lit)));
+                        }
+                        pieces.push(Piece::Value { offset: 0, width: 0, base: Base::Decimal });
+                    }
+                },
+                _ => lit.push(c),
+            }
+        }
+        if !lit.is_empty() {
+            pieces.push(Piece::Text(lit));
+        }
+        Ok(Self(pieces))
+    }
+
+    /// Appends the template for iterator `it` to `out`.
+    fn expand(&self, it: u32, out: &mut String) -> Result<(), String> {
+        use std::fmt::Write as _;
+        for piece in &self.0 {
+            let (offset, width, base) = match piece {
+                Piece::Text(t) => {
+                    out.push_str(t);
+                    continue;
+                }
+                Piece::Value { offset, width, base } => (*offset, *width, *base),
+            };
+            // BIND computes in a C int and refuses a sum past its maximum; below zero is
+            // allowed and written as the 32-bit two's complement in the unsigned bases.
+            let v = i32::try_from(i64::from(it) + i64::from(offset))
+                .map_err(|_| format!("{it} + {offset} is more than {}", i32::MAX))?;
+            let u = v as u32;
+            // Writing to a String cannot fail.
+            let _ = match base {
+                Base::Decimal => write!(out, "{v:0width$}"),
+                Base::Octal => write!(out, "{u:0width$o}"),
+                Base::Hex => write!(out, "{u:0width$x}"),
+                Base::HexUpper => write!(out, "{u:0width$X}"),
+                Base::Nibble | Base::NibbleUpper => {
+                    nibbles(out, u, width, base == Base::NibbleUpper);
+                    Ok(())
+                }
+            };
+        }
+        Ok(())
+    }
+}
+
+/// `offset`, `offset,width` or `offset,width,base` (the text between the braces).
+fn parse_modifier(body: &str) -> Option<Piece> {
+    let mut parts = body.split(',');
+    let offset = parts.next()?;
+    let digits = offset.strip_prefix(['+', '-']).unwrap_or(offset);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let offset: i32 = offset.strip_prefix('+').unwrap_or(offset).parse().ok()?;
+    let width = match parts.next() {
+        None => 0,
+        Some(w) => {
+            let w = w.strip_prefix('+').unwrap_or(w);
+            if w.is_empty() || !w.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            w.parse::<usize>().ok().filter(|w| *w <= MAX_WIDTH)?
+        }
+    };
+    let base = match parts.next() {
+        None => Base::Decimal,
+        Some("d") => Base::Decimal,
+        Some("o") => Base::Octal,
+        Some("x") => Base::Hex,
+        Some("X") => Base::HexUpper,
+        Some("n") => Base::Nibble,
+        Some("N") => Base::NibbleUpper,
+        Some(_) => return None,
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Piece::Value { offset, width, base })
+}
+
+/// Nibble form, as BIND writes it: the hex digits of `value` least significant first, a dot
+/// between them, zero nibbles added until `width` characters (dots counted) are written.
+/// An even width thus ends in a dot: `${0,4,n}` of 0x12 is `2.1.`, ready to prefix a name.
+fn nibbles(out: &mut String, mut value: u32, mut width: usize, upper: bool) {
+    loop {
+        let digit = char::from_digit(value & 0xf, 16).unwrap_or('0');
+        out.push(if upper { digit.to_ascii_uppercase() } else { digit });
+        value >>= 4;
+        width = width.saturating_sub(1);
+        if width > 0 || value != 0 {
+            out.push('.');
+            width = width.saturating_sub(1);
+        }
+        if value == 0 && width == 0 {
+            break;
+        }
     }
 }
 
@@ -390,5 +721,125 @@ mod tests {
         assert_eq!(recs[0].rtype, 65280);
         assert_eq!(recs[0].rdata, vec![0xab, 0xcd]);
         assert_eq!(recs[1].owner.to_text(), "example.org.");
+    }
+
+    fn texts(recs: &[SourceRecord]) -> Vec<String> {
+        recs.iter()
+            .map(|r| {
+                format!(
+                    "{} {} {} {}",
+                    r.owner.to_text(),
+                    r.ttl,
+                    rdata::type_to_string(r.rtype),
+                    rdata::rdata_to_text(r.rtype, &r.rdata)
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn generate_expands_like_bind() {
+        let recs = read(
+            "$TTL 300\n\
+             $GENERATE 1-3 host-${0,3} A 10.0.0.$\n\
+             $GENERATE 10-20/5 $.rev 60 IN PTR h${-9,2,x}.example.net.\n\
+             $GENERATE 250-251 n${0,4,n}x IN AAAA 2001:db8::${0,0,X}\n\
+             $GENERATE 0-0 esc\\$$ TXT \"a \\\"$\\\" \\$ $$\"\n\
+             $GENERATE 0-0 neg${-1,3} CNAME ${-1,3,o}.oct\n",
+        )
+        .unwrap();
+        assert_eq!(
+            texts(&recs),
+            [
+                "host-001.example.com. 300 A 10.0.0.1",
+                "host-002.example.com. 300 A 10.0.0.2",
+                "host-003.example.com. 300 A 10.0.0.3",
+                "10.rev.example.com. 60 PTR h01.example.net.",
+                "15.rev.example.com. 60 PTR h06.example.net.",
+                "20.rev.example.com. 60 PTR h0b.example.net.",
+                "na.f.x.example.com. 300 AAAA 2001:db8::fa",
+                "nb.f.x.example.com. 300 AAAA 2001:db8::fb",
+                "esc\\$0.example.com. 300 TXT \"a\" \"0\" \"$\" \"$\"",
+                "neg-01.example.com. 300 CNAME 37777777777.oct.example.com.",
+            ]
+        );
+        assert!(recs.iter().all(|r| r.line > 1));
+        assert_eq!(recs[3].line, 3);
+    }
+
+    #[test]
+    fn nibbles_are_written_as_bind_writes_them() {
+        let n = |v: u32, w: usize| {
+            let mut s = String::new();
+            nibbles(&mut s, v, w, false);
+            s
+        };
+        assert_eq!(n(0, 0), "0");
+        assert_eq!(n(0x12, 0), "2.1");
+        assert_eq!(n(0x12, 3), "2.1");
+        // An even width ends in a dot, so `${0,4,n}` can prefix the rest of a name.
+        assert_eq!(n(0x12, 4), "2.1.");
+        assert_eq!(n(0x1, 7), "1.0.0.0");
+        assert_eq!(n(u32::MAX, 0), "f.f.f.f.f.f.f.f");
+        let mut s = String::new();
+        nibbles(&mut s, 0xab, 3, true);
+        assert_eq!(s, "B.A");
+    }
+
+    #[test]
+    fn generate_owner_and_ttl_follow_the_file() {
+        // $ORIGIN applies, TTL defaults like a written record, the owner before the
+        // $GENERATE stays the owner of a following blank-owner line.
+        let recs = read(
+            "www A 192.0.2.1\n$ORIGIN sub.example.com.\n$GENERATE 1-1 @ A 192.0.2.$\n\
+             $GENERATE 2-2 h$ A 192.0.2.$\n  TXT after\n",
+        )
+        .unwrap();
+        assert_eq!(
+            texts(&recs),
+            [
+                "www.example.com. 3600 A 192.0.2.1",
+                "sub.example.com. 3600 A 192.0.2.1",
+                "h2.sub.example.com. 3600 A 192.0.2.2",
+                "www.example.com. 3600 TXT \"after\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn generate_errors_name_the_line() {
+        let cases = [
+            ("$GENERATE 5-1 h$ A 10.0.0.$", "ends before it starts"),
+            ("$GENERATE 1-10x h$ A 10.0.0.$", "bad range '1-10x'"),
+            ("$GENERATE -1-10 h$ A 10.0.0.$", "bad range"),
+            ("$GENERATE 1-10/0 h$ A 10.0.0.$", "step 0"),
+            ("$GENERATE 1-2147483648 h$ A 10.0.0.$", "bad range"),
+            ("$GENERATE 0-65536 h$ A 10.0.0.1", "makes 65537 records, more than the 65536"),
+            ("$GENERATE 1-2 h${0,3,q} A 10.0.0.$", "bad modifier '${0,3,q}'"),
+            ("$GENERATE 1-2 h${0,3 A 10.0.0.$", "'${' without '}'"),
+            ("$GENERATE 1-2 h${0,128} A 10.0.0.$", "bad modifier"),
+            ("$GENERATE 1-2 h${x} A 10.0.0.$", "bad modifier"),
+            ("$GENERATE 1-2 h$ MX 10 mail$", "extra text 'mail$' after the RDATA '10'"),
+            ("$GENERATE 1-2 h$ BOGUS x", "unknown record type 'BOGUS'"),
+            ("$GENERATE 1-2 h$ CH A 10.0.0.$", "class CH"),
+            ("$GENERATE 1-2 h$", "needs a range, an owner, a type and RDATA"),
+            ("$GENERATE 1-2 h$ A", "needs a range"),
+            ("$GENERATE 255-256 h$ A 10.0.0.$", "$GENERATE at 256: A: bad IPv4 address '10.0.0.256'"),
+            ("$GENERATE 2147483647-2147483647 h${1} A 10.0.0.1", "is more than 2147483647"),
+        ];
+        for (line, want) in cases {
+            let e = read(&format!("$TTL 60\n\n{line}\n")).unwrap_err();
+            assert_eq!(e.line, 3, "{line}: {e}");
+            assert!(e.message.contains(want), "{line}: {e}");
+            assert!(e.to_string().starts_with("t.zone:3: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn generated_records_are_limited_per_file() {
+        let line = "$GENERATE 1-65536 h$ TXT x\n";
+        let e = read(&line.repeat(17)).unwrap_err();
+        assert_eq!(e.line, 17);
+        assert!(e.message.contains("more than 1048576 records"), "{e}");
     }
 }
