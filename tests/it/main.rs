@@ -12,6 +12,7 @@ mod differential;
 mod ecs;
 mod encrypted;
 mod fleet;
+mod generate;
 mod identity;
 mod operations;
 mod push;
