@@ -62,23 +62,19 @@ fn ask(tool: &str, server: std::net::SocketAddr, transport: &[String], name: &st
     (status, records)
 }
 
+/// r53dns on example.com with a fresh certificate and `extra` flags.
+fn serve_tls(dir: &Path, extra: &[&str]) -> (Binary, String) {
+    let (cert, key) = certificate(dir, "server");
+    let zone = data_dir().join("zones/example.com.zone").display().to_string();
+    let mut args = vec!["--zone", &zone, "--tls-cert", &cert, "--tls-key", &key];
+    args.extend_from_slice(extra);
+    (Binary::serve(&args), cert)
+}
+
 #[test]
 fn dot_and_doh_answer_as_udp_does_with_a_certificate_clients_verify() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = certificate(dir.path(), "server");
-    let zone = data_dir().join("zones/example.com.zone").display().to_string();
-    let b = Binary::serve(&[
-        "--zone",
-        &zone,
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--https-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-    ]);
+    let (b, cert) = serve_tls(dir.path(), &["--tls-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"]);
     let (udp, dot, doh) = (b.addr.unwrap(), addr_of(&b, "serving DNS over TLS"), addr_of(&b, "serving DNS over HTTPS"));
     let ca = [format!("+tls-ca={cert}"), "+tls-hostname=dns.test".to_owned()];
     let over = |extra: &str| -> Vec<String> { std::iter::once(extra.to_owned()).chain(ca.iter().cloned()).collect() };
@@ -121,20 +117,8 @@ fn dot_and_doh_answer_as_udp_does_with_a_certificate_clients_verify() {
 #[test]
 fn the_query_acl_holds_over_tls_and_a_bad_key_is_a_startup_error() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = certificate(dir.path(), "server");
+    let (b, cert) = serve_tls(dir.path(), &["--allow-query", "10.0.0.0/8", "--tls-listen", "127.0.0.1:0"]);
     let zone = data_dir().join("zones/example.com.zone").display().to_string();
-    let b = Binary::serve(&[
-        "--zone",
-        &zone,
-        "--allow-query",
-        "10.0.0.0/8",
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-    ]);
     let dot = addr_of(&b, "serving DNS over TLS");
     let ca = vec!["+tls".to_owned(), format!("+tls-ca={cert}"), "+tls-hostname=dns.test".to_owned()];
     assert!(ask("kdig", dot, &ca, "www.example.com.", "A").0.starts_with("REFUSED"));
