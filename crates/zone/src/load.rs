@@ -23,20 +23,76 @@ pub enum LoadError {
         /// What is wrong.
         source: ZoneError,
     },
-    /// No `$ORIGIN` and no origin given.
-    #[error("{}: no origin: add $ORIGIN or name the file <zone>.zone", .0.display())]
-    NoOrigin(PathBuf),
+    /// No origin given, no `$ORIGIN`, and a file name that does not give the zone.
+    #[error("{}: {reason}: add `$ORIGIN <zone>.` at the top of the file or name it <zone>.zone", file.display())]
+    NoOrigin {
+        /// The zone file.
+        file: PathBuf,
+        /// Why its name does not give the zone.
+        reason: String,
+    },
 }
 
-/// The zone name a file implies: `example.com.zone` → `example.com.`.
+/// The zone name a file's name gives: `<zone>.zone`, else Debian's `db.<zone>`, else RHEL's
+/// `<zone>.db`. `None` when the name follows none of these or what it gives is not a zone
+/// name (see [`load_zone_file`] for why each is refused).
 pub fn origin_from_file_name(path: &Path) -> Option<Name> {
-    let stem = path.file_name()?.to_str()?;
-    let stem = stem.strip_suffix(".zone").unwrap_or(stem);
-    stem.parse().ok()
+    zone_from_file_name(path).ok()
 }
 
-/// Loads one zone file. The origin is `origin` if given, else the first `$ORIGIN` of the
-/// file, else the file name minus `.zone`. Returns the zone and warnings.
+/// [`origin_from_file_name`] with the reason when there is no zone.
+fn zone_from_file_name(path: &Path) -> Result<Name, String> {
+    let file = path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default();
+    let stem = file
+        .strip_suffix(".zone")
+        .or_else(|| file.strip_prefix("db."))
+        .or_else(|| file.strip_suffix(".db"))
+        .ok_or_else(|| format!("no $ORIGIN, and the file name '{file}' is not <zone>.zone, db.<zone> or <zone>.db"))?;
+    let bad = |why: &str| format!("no $ORIGIN, and '{stem}' from the file name '{file}' is not a zone name: {why}");
+    if stem.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    let labels: Vec<&str> = stem.split('.').collect();
+    if labels.iter().any(|l| l.is_empty()) {
+        return Err(bad("it has an empty label"));
+    }
+    // Letters, digits, '-' and '_' only: anything else in a file name is far more likely a
+    // suffix or a typo than a zone name, and cannot be told apart from one.
+    if let Some(c) = stem.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(bad(&format!("'{c}' is not a letter, digit, '-' or '_'")));
+    }
+    // BIND admins name reverse zone files after the network (db.192.168.1) and give the zone
+    // in named.conf; the name read as a zone would be 192.168.1., which is never right (no
+    // top-level domain is all digits).
+    if labels.last().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit())) {
+        let octets: Option<Vec<u8>> = labels.iter().map(|l| l.parse().ok()).collect();
+        let hint = match octets {
+            Some(o) if o.len() <= 3 => {
+                let mut network: Vec<String> = o.iter().map(u8::to_string).collect();
+                let reverse: Vec<&str> = labels.iter().rev().copied().collect();
+                let bits = 8 * o.len();
+                network.resize(4, "0".into());
+                format!(
+                    " (if it holds the reverse zone of {}/{bits}, that zone is {}.in-addr.arpa.)",
+                    network.join("."),
+                    reverse.join(".")
+                )
+            }
+            _ => String::new(),
+        };
+        return Err(format!("no $ORIGIN, and the file name '{file}' names a network, not a zone{hint}"));
+    }
+    Name::parse(&format!("{stem}."), None).map_err(|e| bad(&e.to_string()))
+}
+
+/// Loads one zone file. The origin is `origin` if given, else the file's `$ORIGIN` (one that
+/// comes before any record), else what its name gives ([`origin_from_file_name`]). Returns
+/// the zone and warnings.
+///
+/// A file name that does not give a zone is an error saying to add `$ORIGIN`: a name that is
+/// none of the three forms, one with characters other than letters, digits, `-` and `_`, and
+/// one whose last label is all digits (`db.192.168.1`: a network, whose reverse zone BIND
+/// takes from named.conf).
 pub fn load_zone_file(path: &Path, origin: Option<&Name>) -> Result<(Zone, Vec<String>), LoadError> {
     let text = std::fs::read_to_string(path).map_err(|e| ZoneFileError {
         file: path.to_owned(),
@@ -50,9 +106,12 @@ pub fn load_zone_file(path: &Path, origin: Option<&Name>) -> Result<(Zone, Vec<S
 pub fn load_zone_str(text: &str, path: &Path, origin: Option<&Name>) -> Result<(Zone, Vec<String>), LoadError> {
     let apex = match origin {
         Some(o) => o.clone(),
-        None => first_origin(text)
-            .or_else(|| origin_from_file_name(path))
-            .ok_or_else(|| LoadError::NoOrigin(path.to_owned()))?,
+        None => match first_origin(text) {
+            Some(o) => o,
+            None => {
+                zone_from_file_name(path).map_err(|reason| LoadError::NoOrigin { file: path.to_owned(), reason })?
+            }
+        },
     };
     let records = zonefile::read_str(text, path, Some(&apex))?;
     let mut b = ZoneBuilder::new(apex, Source::File(path.to_owned()));
@@ -94,4 +153,64 @@ fn first_origin(text: &str) -> Option<Name> {
         return None;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone(file: &str) -> Result<String, String> {
+        zone_from_file_name(Path::new("/etc/bind/zones").join(file).as_path()).map(|n| n.to_text())
+    }
+
+    #[test]
+    fn the_file_name_gives_the_zone() {
+        assert_eq!(zone("example.com.zone").as_deref(), Ok("example.com."));
+        assert_eq!(zone("db.example.com").as_deref(), Ok("example.com."));
+        assert_eq!(zone("example.org.db").as_deref(), Ok("example.org."));
+        assert_eq!(zone("db.1.168.192.in-addr.arpa").as_deref(), Ok("1.168.192.in-addr.arpa."));
+        assert_eq!(zone("_tcp.Example-1.net.zone").as_deref(), Ok("_tcp.Example-1.net."));
+        // The forms are tried in this order.
+        assert_eq!(zone("db.example.zone").as_deref(), Ok("db.example."));
+        assert_eq!(zone("db.example.db").as_deref(), Ok("example.db."));
+        assert_eq!(origin_from_file_name(Path::new("db.example")).map(|n| n.to_text()).as_deref(), Some("example."));
+    }
+
+    #[test]
+    fn names_that_give_no_zone_are_refused_with_the_reason() {
+        let e = zone("db.192.168.1").unwrap_err();
+        assert!(
+            e.ends_with(
+                "names a network, not a zone (if it holds the reverse zone of 192.168.1.0/24, that zone is \
+                         1.168.192.in-addr.arpa.)"
+            ),
+            "{e}"
+        );
+        assert!(zone("db.10").unwrap_err().contains("10.0.0.0/8, that zone is 10.in-addr.arpa."));
+        assert!(zone("db.192.168.1.0").unwrap_err().ends_with("names a network, not a zone"));
+        assert!(zone("10.db").unwrap_err().contains("names a network"));
+        assert!(zone("example.com").unwrap_err().contains("is not <zone>.zone, db.<zone> or <zone>.db"));
+        assert!(zone("zonefile.txt").is_err());
+        assert!(zone("db.").unwrap_err().contains("it is empty"));
+        assert!(zone(".zone").unwrap_err().contains("it is empty"));
+        assert!(zone("db.example..com").unwrap_err().contains("empty label"));
+        assert!(zone("db.my zone").unwrap_err().contains("' ' is not a letter"));
+        assert!(zone("example.com.zone.bak").is_err());
+        assert!(zone(&format!("{}.zone", "a".repeat(64))).unwrap_err().contains("label longer than 63"));
+        assert!(origin_from_file_name(Path::new("db.10")).is_none());
+    }
+
+    #[test]
+    fn a_file_without_origin_names_itself_in_the_error() {
+        let text = "$TTL 60\n@ SOA ns h 1 2 3 4 5\n NS ns\nns A 192.0.2.1\n";
+        let e = load_zone_str(text, Path::new("zones/db.192.168.1"), None).unwrap_err().to_string();
+        assert!(e.starts_with("zones/db.192.168.1: no $ORIGIN"), "{e}");
+        assert!(e.ends_with("add `$ORIGIN <zone>.` at the top of the file or name it <zone>.zone"), "{e}");
+        // $ORIGIN wins over any file name.
+        let with_origin = format!("$ORIGIN 1.168.192.in-addr.arpa.\n{text}");
+        let (z, _) = load_zone_str(&with_origin, Path::new("db.192.168.1"), None).unwrap();
+        assert_eq!(z.apex().to_text(), "1.168.192.in-addr.arpa.");
+        let (z, _) = load_zone_str(text, Path::new("zones/db.example.com"), None).unwrap();
+        assert_eq!(z.apex().to_text(), "example.com.");
+    }
 }
