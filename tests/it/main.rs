@@ -14,6 +14,7 @@ mod encrypted;
 mod fleet;
 mod generate;
 mod identity;
+mod layouts;
 mod operations;
 mod push;
 mod robustness;

@@ -33,22 +33,72 @@ pub enum SourceError {
     },
 }
 
-/// The zone files named by the configuration: every `*.zone` of each directory (sorted), then
-/// the single files.
+/// The zone files named by the configuration: the zone files of each directory (sorted, see
+/// [`dir_entry_kind`]), then the single files. What a directory holds besides its zone files
+/// is logged at debug level with the reason it was passed over.
 pub fn zone_paths(dirs: &[PathBuf], files: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
     let mut out = Vec::new();
     for dir in dirs {
         let rd = std::fs::read_dir(dir).map_err(|error| SourceError::Dir { dir: dir.clone(), error })?;
-        let mut found: Vec<PathBuf> = rd
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "zone") && p.is_file())
-            .collect();
+        let mut found = Vec::new();
+        for entry in rd.filter_map(Result::ok) {
+            let path = entry.path();
+            let skipped = match entry.file_name().to_str() {
+                None => Some("the name is not UTF-8"),
+                Some(name) => dir_entry_kind(name).err(),
+            };
+            let skipped = skipped.or_else(|| (!path.is_file()).then_some("not a regular file"));
+            match skipped {
+                None => found.push(path),
+                Some(reason) => tracing::debug!(file = %path.display(), reason, "zone directory: skipped"),
+            }
+        }
         found.sort();
         out.extend(found);
     }
     out.extend(files.iter().cloned());
     Ok(out)
+}
+
+/// Endings of files a zone directory may hold that are never zone files: editor backups and
+/// swap files, BIND's journals, inline-signing output and package-manager leftovers. A
+/// `db.example.com~` would otherwise load as a second example.com, or as a zone named
+/// `example.com~.` if it has no `$ORIGIN`.
+pub const NOT_ZONE_FILES: &[&str] = &[
+    "~",
+    ".swp",
+    ".swo",
+    ".bak",
+    ".orig",
+    ".rej",
+    ".tmp",
+    ".jnl",
+    ".jnw",
+    ".jbk",
+    ".signed",
+    ".dpkg-old",
+    ".dpkg-new",
+    ".dpkg-dist",
+    ".dpkg-bak",
+    ".rpmsave",
+    ".rpmnew",
+    ".rpmorig",
+];
+
+/// Whether a file of a zone directory is a zone file: `<zone>.zone`, `db.<zone>` (Debian) or
+/// `<zone>.db` (RHEL), not hidden and not one of [`NOT_ZONE_FILES`]. `Err` says why not.
+pub fn dir_entry_kind(name: &str) -> Result<(), &'static str> {
+    if name.starts_with('.') {
+        return Err("hidden file");
+    }
+    if NOT_ZONE_FILES.iter().any(|end| name.ends_with(end)) {
+        return Err("editor backup, journal or leftover file");
+    }
+    if name.ends_with(".zone") || name.starts_with("db.") || name.ends_with(".db") {
+        Ok(())
+    } else {
+        Err("not named <zone>.zone, db.<zone> or <zone>.db")
+    }
 }
 
 /// The zones loaded from files, by file, so a reload can fall back per file.
@@ -122,5 +172,47 @@ impl FileZones {
     /// The zones loaded.
     pub fn zones(&self) -> impl Iterator<Item = &Arc<Zone>> {
         self.by_file.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_hold_zone_files_in_three_layouts() {
+        for name in ["example.com.zone", "db.example.com", "example.org.db", "db.192.168.1", "Db.example.zone"] {
+            assert_eq!(dir_entry_kind(name), Ok(()), "{name}");
+        }
+        for name in [
+            ".example.com.zone",
+            ".db.example.com.swp",
+            "db.example.com~",
+            "example.com.zone.bak",
+            "db.example.com.jnl",
+            "example.org.db.jnl",
+            "db.example.com.signed",
+            "db.local.dpkg-dist",
+            "example.com.zone.orig",
+            "named.conf",
+            "rndc.key",
+            "example.com",
+            "README",
+        ] {
+            assert!(dir_entry_kind(name).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn only_zone_files_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["db.example.com", "example.org.db", "a.zone", "db.example.com~", ".b.zone", "named.conf"] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("db.sub")).unwrap();
+        let single = PathBuf::from("/elsewhere/anything");
+        let paths = zone_paths(&[dir.path().to_owned()], std::slice::from_ref(&single)).unwrap();
+        let names: Vec<_> = paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["a.zone", "db.example.com", "example.org.db", "anything"]);
     }
 }
