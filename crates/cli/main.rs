@@ -125,7 +125,8 @@ struct Opts {
     /// TOML configuration file (see docs/config.md).
     #[arg(long, short = 'c', env = "R53DNS_CONFIG")]
     config: Option<PathBuf>,
-    /// Serve every *.zone file in DIR (origin from $ORIGIN, else the file name minus .zone).
+    /// Serve every zone file in DIR: *.zone, db.* and *.db (origin from $ORIGIN, else the file
+    /// name: example.com.zone, db.example.com, example.com.db).
     #[arg(long = "zone-dir", value_name = "DIR", env = "R53DNS_ZONE_DIR", value_delimiter = ',')]
     zone_dirs: Vec<PathBuf>,
     /// Serve one zone file (repeatable).
