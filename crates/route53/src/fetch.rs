@@ -11,7 +11,7 @@ use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::RrType;
 use r53dns_zone::Prefix;
 
-use crate::budget::{RateBudget, RetryPolicy};
+use crate::budget::{CallClass, RateBudget, RetryPolicy};
 use crate::model::{HostedZone, RecordSet, bare_zone_id};
 
 /// A call that failed for good (after retries, or at once when retrying cannot help).
@@ -36,6 +36,7 @@ pub type CallObserver = Arc<dyn Fn(&'static str, &'static str) + Send + Sync>;
 pub struct Route53 {
     pub(crate) client: Client,
     budget: Arc<RateBudget>,
+    class: CallClass,
     retry: RetryPolicy,
     observer: Option<CallObserver>,
     /// Label of the account (role ARN), empty for the default credentials.
@@ -101,7 +102,13 @@ impl Route53 {
     /// Wraps an SDK client. Give the client no retries of its own (see [`client_config`]):
     /// ours draw on the shared budget.
     pub fn new(client: Client, budget: Arc<RateBudget>, retry: RetryPolicy, account: String) -> Self {
-        Self { client, budget, retry, observer: None, account, page_size: 300 }
+        Self { client, budget, class: CallClass::Sweep, retry, observer: None, account, page_size: 300 }
+    }
+
+    /// The same access, its calls drawn from the budget as `class`.
+    pub fn with_class(mut self, class: CallClass) -> Self {
+        self.class = class;
+        self
     }
 
     /// Reports every call's outcome (metrics).
@@ -125,7 +132,7 @@ impl Route53 {
     {
         let mut attempt = 0;
         loop {
-            self.budget.acquire().await;
+            self.budget.acquire_for(self.class).await;
             match f().await {
                 Ok(v) => {
                     self.observe(op, "ok");

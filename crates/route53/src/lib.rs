@@ -10,7 +10,7 @@ pub mod fetch;
 pub mod model;
 pub mod write;
 
-pub use budget::{RateBudget, RetryPolicy};
+pub use budget::{CallClass, RateBudget, RetryPolicy};
 pub use convert::{ConvertError, Converted, EndpointAddrs, Inputs, convert};
 pub use fetch::{FetchError, Route53};
 pub use model::{HostedZone, RecordSet};
