@@ -488,3 +488,100 @@ fn unsigned_grants_trust_tcp_only() {
     assert!(ok, "unsigned over TCP from a granted network: {out}");
     assert_eq!(rt.block_on(route53_values(&s, &zone, "pc.open.example", "A")), ["10.4.0.1"]);
 }
+
+/// A set changed in Route53 by another writer after r53dns read it and before its batch
+/// arrives: the batch, made from the stale read, is refused by Route53 (here by the proxy's
+/// checks, which moto lacks), and the update is done again on top of the other change
+/// instead of overwriting it. A set that keeps changing gets SERVFAIL after three rounds.
+#[test]
+fn a_set_changed_between_read_and_write_is_not_overwritten() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(moto.addr);
+    proxy.strict();
+    let rt = rt();
+    let s = rt.block_on(Seeder::new(&moto.endpoint()));
+    let zone = rt.block_on(s.zone("race.example.", false));
+    rt.block_on(s.upsert(&zone, vec![rrset("host.race.example", "A", 300, &["10.5.0.1"])]));
+    let setup = setup("race.example", "");
+    let b = serve(&proxy.endpoint(), &setup.config);
+    let addr = b.addr.unwrap();
+    let key = Some(setup.key_file.as_path());
+    let r53 = |name: &str, t: &str| rt.block_on(route53_values(&s, &zone, name, t));
+    // Another writer (the console, another replica) sets host's A RRset, straight into the
+    // emulator.
+    let other_writer = |values: &'static [&'static str]| {
+        let (endpoint, zone) = (moto.endpoint(), zone.clone());
+        move || {
+            let rt = self::rt();
+            rt.block_on(async {
+                Seeder::new(&endpoint).await.upsert(&zone, vec![rrset("host.race.example", "A", 300, values)]).await;
+            });
+        }
+    };
+
+    proxy.before_next_change(other_writer(&["10.5.0.1", "10.5.0.7"]));
+    let (ok, out) = nsupdate(addr, key, "race.example", "update add host.race.example. 300 A 10.5.0.2", false);
+    assert!(ok, "{out}");
+    assert_eq!(proxy.pending_interferences(), 0);
+    assert_eq!(proxy.rejected(), 1, "the batch made from the stale read was not refused");
+    assert_eq!(r53("host.race.example", "A"), ["10.5.0.1", "10.5.0.2", "10.5.0.7"], "a change was lost");
+    assert_eq!(dns_values(addr, "host.race.example.", "A"), ["10.5.0.1", "10.5.0.2", "10.5.0.7"]);
+    assert_eq!(b.metric("r53dns_updates_total{outcome=\"applied\"}"), 1);
+
+    // Changed again before every round: given up, nothing of the update written.
+    for values in [&["10.5.0.8"][..], &["10.5.0.9"], &["10.5.0.10"]] {
+        proxy.before_next_change(other_writer(values));
+    }
+    let (ok, out) = nsupdate(addr, key, "race.example", "update add host.race.example. 300 A 10.5.0.3", false);
+    assert!(!ok && out.contains("SERVFAIL"), "{out}");
+    assert_eq!(proxy.rejected(), 4);
+    assert_eq!(r53("host.race.example", "A"), ["10.5.0.10"]);
+    assert_eq!(b.metric("r53dns_updates_total{outcome=\"conflict\"}"), 1);
+}
+
+/// A batch Route53 applied but whose answer was lost (the connection closed after the
+/// request went through) answers NOERROR: the resent copy is refused, and a fresh read
+/// shows the change in place. Without that, the prerequisite `nxdomain` would now fail.
+#[test]
+fn a_batch_applied_whose_answer_was_lost_answers_noerror() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(moto.addr);
+    proxy.strict();
+    let rt = rt();
+    let s = rt.block_on(Seeder::new(&moto.endpoint()));
+    let zone = rt.block_on(s.zone("lost.example.", false));
+    let setup = setup("lost.example", "");
+    let b = serve(&proxy.endpoint(), &setup.config);
+    let addr = b.addr.unwrap();
+    let key = Some(setup.key_file.as_path());
+    let r53 = |name: &str, t: &str| rt.block_on(route53_values(&s, &zone, name, t));
+
+    proxy.set_times(Fault::ForwardThenReset, "POST ", 1);
+    let (ok, out) = nsupdate(
+        addr,
+        key,
+        "lost.example",
+        "prereq nxdomain pc.lost.example.\nupdate add pc.lost.example. 300 A 10.6.0.1",
+        false,
+    );
+    assert!(ok, "{out}");
+    assert_eq!(proxy.injected(), 1);
+    assert_eq!(proxy.rejected(), 1, "the resent batch was not refused");
+    assert_eq!(r53("pc.lost.example", "A"), ["10.6.0.1"]);
+    assert_eq!(dns_values(addr, "pc.lost.example.", "A"), ["10.6.0.1"]);
+
+    // Replacing a set: DELETE and CREATE, the answer lost again.
+    proxy.set_times(Fault::ForwardThenReset, "POST ", 1);
+    let (ok, out) = nsupdate(
+        addr,
+        key,
+        "lost.example",
+        "update delete pc.lost.example. A\nupdate add pc.lost.example. 300 A 10.6.0.2",
+        false,
+    );
+    assert!(ok, "{out}");
+    assert_eq!(r53("pc.lost.example", "A"), ["10.6.0.2"]);
+    assert_eq!(dns_values(addr, "pc.lost.example.", "A"), ["10.6.0.2"]);
+    assert_eq!(b.metric("r53dns_updates_total{outcome=\"applied_after_error\"}"), 2);
+    assert_eq!(b.metric("r53dns_updates_total{outcome=\"failed\"}"), 0);
+}

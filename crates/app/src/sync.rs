@@ -806,7 +806,7 @@ impl Syncer {
         for c in changes {
             let k = key(&c.set.name, &c.set.rtype);
             entry.records.retain(|r| r.set_identifier.is_some() || key(&r.name, &r.rtype) != k);
-            if c.action == r53dns_route53::write::Action::Upsert {
+            if c.action != r53dns_route53::write::Action::Delete {
                 let mut set = c.set.clone();
                 if !set.name.ends_with('.') {
                     set.name.push('.');

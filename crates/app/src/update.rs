@@ -5,10 +5,17 @@
 //! sections' form. Then, holding the zone's lock, the record sets at every name involved
 //! are read fresh from Route53, the prerequisites are evaluated against them, the updates
 //! are applied to a copy, and the difference becomes ONE `ChangeResourceRecordSets` batch
-//! (add → UPSERT of the merged set; delete RR → UPSERT of the rest or DELETE; delete RRset;
-//! delete name). Route53 applies a batch whole or not at all; a failure answers SERVFAIL
-//! and changes nothing. On success the change is published locally at once and the zone is
-//! re-fetched shortly after.
+//! in which every changed set is a `DELETE` of the set exactly as read and a `CREATE` of
+//! the new one (a new set: `CREATE` only; a removed one: `DELETE` only).
+//!
+//! Route53 applies a batch whole or not at all, and rejects it when a `DELETE` no longer
+//! matches or a `CREATE` finds a set: a change made meanwhile by the console, another
+//! replica or another tool is never overwritten. On such a rejection the read, the
+//! prerequisites and the updates are done again from a fresh read, up to [`MAX_ROUNDS`]
+//! times, then SERVFAIL. When the call fails without a verdict (timeout, lost connection,
+//! 5xx), the names are read again: if Route53 holds what the batch would have made, the
+//! answer is NOERROR; otherwise SERVFAIL. On success the change is published locally at
+//! once and the zone is re-fetched shortly after.
 //!
 //! SOA and apex NS belong to Route53 and are refused, as are types Route53 cannot store
 //! and changes that would touch an alias or a record set with a routing policy.
@@ -22,7 +29,8 @@ use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use r53dns_route53::convert::{parse_route53_name, parse_value, route53_name, route53_value};
 use r53dns_route53::model::RecordSet;
-use r53dns_route53::write::{Action, Change};
+use r53dns_route53::write::{Action, Change, ChangeFailure};
+use r53dns_route53::{CallClass, Route53};
 use r53dns_server::message::{self, Message};
 use r53dns_server::tsig::{self, Algorithm, Key, KeyRing, Signer, Verified};
 use r53dns_zone::rdata::{type_from_str, type_to_string};
@@ -71,6 +79,11 @@ const DHCID: u16 = 49;
 
 /// Most distinct owner names one UPDATE may involve (each costs an API read).
 const MAX_NAMES: usize = 32;
+
+/// Most read–apply–write rounds of one UPDATE whose batches Route53 rejects because the
+/// record sets changed between the read and the write. Each round costs a read per name
+/// and a write; a set that keeps changing faster than that is someone else's to settle.
+pub const MAX_ROUNDS: u32 = 3;
 
 /// Owner names a grant allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -553,36 +566,83 @@ fn apply(msg: &Message, zone: &Name, sets: &mut Sets) -> Result<(), Stop> {
     Ok(())
 }
 
-/// The change batch turning `before` into `after`.
+/// A set as Route53 text.
+fn record_set((name, code): &(Name, u16), set: &Set) -> RecordSet {
+    RecordSet::plain(
+        route53_name(name),
+        type_to_string(*code),
+        i64::from(set.ttl),
+        set.rdatas.iter().map(|r| route53_value(*code, r)).collect(),
+    )
+}
+
+/// The sets the update changes: (key, the set as read if it held data, the set it becomes).
+fn changed<'a>(before: &'a Sets, after: &'a Sets) -> impl Iterator<Item = (&'a (Name, u16), Option<&'a Set>, &'a Set)> {
+    after.iter().filter(|(_, new)| !new.special).filter_map(|(key, new)| {
+        let old = before.get(key).filter(|o| !o.rdatas.is_empty());
+        let same = match old {
+            Some(o) => o.same_data(new) && o.ttl == new.ttl,
+            None => new.rdatas.is_empty(),
+        };
+        (!same).then_some((key, old, new))
+    })
+}
+
+/// The change batch turning `before` into `after`: for each changed set, a `DELETE` of it as
+/// read and a `CREATE` of what it becomes, so that Route53 refuses the batch if the set is
+/// no longer what was read.
 fn diff(before: &Sets, after: &Sets) -> Vec<Change> {
     let mut changes = Vec::new();
-    for (key, new) in after {
-        if new.special {
-            continue;
+    for (key, old, new) in changed(before, after) {
+        if let Some(old) = old {
+            // The exact values and TTL read; rebuilt from them only if the read kept none.
+            let set = old.original.clone().unwrap_or_else(|| record_set(key, old));
+            changes.push(Change { action: Action::Delete, set });
         }
-        let old = before.get(key);
-        let old_empty = old.is_none_or(|o| o.rdatas.is_empty());
-        if new.rdatas.is_empty() {
-            if let Some(original) = old.and_then(|o| o.original.clone()).filter(|_| !old_empty) {
-                changes.push(Change { action: Action::Delete, set: original });
-            }
-            continue;
+        if !new.rdatas.is_empty() {
+            changes.push(Change { action: Action::Create, set: record_set(key, new) });
         }
-        if old.is_some_and(|o| !old_empty && o.same_data(new) && o.ttl == new.ttl) {
-            continue;
-        }
-        let (name, code) = key;
-        changes.push(Change {
-            action: Action::Upsert,
-            set: RecordSet::plain(
-                route53_name(name),
-                type_to_string(*code),
-                i64::from(new.ttl),
-                new.rdatas.iter().map(|r| route53_value(*code, r)).collect(),
-            ),
-        });
     }
     changes
+}
+
+/// Whether `now` (a fresh read) holds every set the update changed exactly as `after` has it.
+fn holds(before: &Sets, after: &Sets, now: &Sets) -> bool {
+    changed(before, after).all(|(key, _, want)| match now.get(key) {
+        Some(have) if !have.rdatas.is_empty() || have.special => {
+            !have.special && !want.rdatas.is_empty() && have.same_data(want) && have.ttl == want.ttl
+        }
+        _ => want.rdatas.is_empty(),
+    })
+}
+
+/// What to do once a batch failed, judged from a fresh read of the names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterFailure {
+    /// Route53 holds what the batch makes: it was applied, only its answer was lost.
+    Applied,
+    /// The sets changed since they were read: read, check and apply again.
+    Again,
+    /// Answer SERVFAIL.
+    Fail,
+}
+
+/// Decides after a failed batch, from the sets `before` the batch was made from, what it
+/// makes of them (`after`), and a read made after the failure (`now`).
+///
+/// Only a call without a verdict can have been applied, so only then does Route53 holding
+/// the result mean success; after a clean rejection, the same result may be someone else's
+/// doing and the prerequisites must be checked again against it. Only a rejection may be
+/// retried, and only when the sets moved: a batch rejected against unchanged data would be
+/// rejected again.
+fn after_failure(failure: &ChangeFailure, before: &Sets, after: &Sets, now: &Sets) -> AfterFailure {
+    if failure.uncertain && holds(before, after, now) {
+        AfterFailure::Applied
+    } else if failure.rejected && now != before {
+        AfterFailure::Again
+    } else {
+        AfterFailure::Fail
+    }
 }
 
 /// The response: the request's ID and opcode, the zone section echoed.
@@ -667,10 +727,12 @@ impl Updater {
         };
         let key = signer.as_ref().map(|s| s.key().label().to_ascii_lowercase());
         let (rc, outcome) = match self.decide(&parsed, peer, key.as_deref(), transport).await {
-            Ok(applied) => (rcode::NOERROR, if applied { "applied" } else { "unchanged" }),
+            Ok(Done::Applied) => (rcode::NOERROR, "applied"),
+            Ok(Done::AppliedDespiteError) => (rcode::NOERROR, "applied_after_error"),
+            Ok(Done::Unchanged) => (rcode::NOERROR, "unchanged"),
             Err(s) => {
                 let zone = parsed.questions.first().map(|q| q.0.to_text()).unwrap_or_default();
-                if s.outcome == "failed" {
+                if s.rcode == rcode::SERVFAIL {
                     tracing::error!(%peer, %zone, key = key.as_deref().unwrap_or("-"), "UPDATE failed: {}", s.why);
                 } else {
                     tracing::info!(%peer, %zone, key = key.as_deref().unwrap_or("-"), rcode = s.rcode, "UPDATE not applied: {}", s.why);
@@ -692,14 +754,14 @@ impl Updater {
         }
     }
 
-    /// Ok(true) when Route53 was changed, Ok(false) when nothing needed changing.
+    /// What the UPDATE did to Route53, or why it stopped.
     async fn decide(
         &self,
         msg: &Message,
         peer: SocketAddr,
         key: Option<&str>,
         transport: r53dns_server::Transport,
-    ) -> Result<bool, Stop> {
+    ) -> Result<Done, Stop> {
         let [(zone, qtype, qclass)] = msg.questions.as_slice() else {
             return Err(stop(rcode::FORMERR, "formerr", "the zone section must hold exactly one SOA question"));
         };
@@ -769,36 +831,107 @@ impl Updater {
             locks.entry(target.zone.id.clone()).or_default().clone()
         };
         let _held = lock.lock().await;
-        let mut before = Sets::new();
-        for n in &names {
-            let records = target
-                .client
-                .record_sets_at(&target.zone.id, &route53_name(n))
-                .await
-                .map_err(|e| stop(rcode::SERVFAIL, "failed", format!("cannot read {n} from Route53: {e}")))?;
-            read_sets(&records, &mut before);
-        }
-        check_prerequisites(msg, &before)?;
-        let mut after = before.clone();
-        apply(msg, &zone, &mut after)?;
-        let changes = diff(&before, &after);
-        if changes.is_empty() {
-            return Ok(false);
-        }
+        let client = target.client.clone().with_class(CallClass::Update);
+        let zone_id = target.zone.id.as_str();
         let comment = format!("r53dns UPDATE from {} key {}", peer.ip(), key.unwrap_or("-"));
-        target
-            .client
-            .change(&target.zone.id, &changes, &comment)
-            .await
-            .map_err(|e| stop(rcode::SERVFAIL, "failed", format!("Route53 refused the change batch: {e}")))?;
-        let summary: Vec<String> = changes
-            .iter()
-            .map(|c| format!("{:?} {} {} {}", c.action, c.set.name, c.set.rtype, c.set.resource_records.len()))
-            .collect();
-        tracing::info!(%peer, zone = %label, key = key.unwrap_or("-"), changes = ?summary, "UPDATE applied");
-        self.syncer.apply_local(&target.zone.id, &changes).await;
-        Ok(true)
+        let mut before = read_names(&client, zone_id, &names).await?;
+        let mut round = 1;
+        loop {
+            check_prerequisites(msg, &before)?;
+            let mut after = before.clone();
+            apply(msg, &zone, &mut after)?;
+            let changes = diff(&before, &after);
+            if changes.is_empty() {
+                return Ok(Done::Unchanged);
+            }
+            let summary = || -> Vec<String> {
+                changes
+                    .iter()
+                    .map(|c| format!("{:?} {} {} {}", c.action, c.set.name, c.set.rtype, c.set.resource_records.len()))
+                    .collect()
+            };
+            let failure = match client.change(zone_id, &changes, &comment).await {
+                Ok(()) => {
+                    tracing::info!(%peer, zone = %label, key = key.unwrap_or("-"), round, changes = ?summary(), "UPDATE applied");
+                    self.syncer.apply_local(zone_id, &changes).await;
+                    return Ok(Done::Applied);
+                }
+                Err(f) => f,
+            };
+            if !failure.rejected && !failure.uncertain {
+                return Err(stop(
+                    rcode::SERVFAIL,
+                    "failed",
+                    format!("Route53 refused the change batch: {}", failure.error),
+                ));
+            }
+            let now = read_names(&client, zone_id, &names).await.map_err(|s| {
+                stop(s.rcode, s.outcome, format!("the change batch failed ({}), and then {}", failure.error, s.why))
+            })?;
+            match after_failure(&failure, &before, &after, &now) {
+                AfterFailure::Applied => {
+                    tracing::warn!(
+                        %peer, zone = %label, key = key.unwrap_or("-"), changes = ?summary(),
+                        "UPDATE applied: the call failed ({}) but Route53 holds the change", failure.error
+                    );
+                    self.syncer.apply_local(zone_id, &changes).await;
+                    return Ok(Done::AppliedDespiteError);
+                }
+                AfterFailure::Again if round < MAX_ROUNDS => {
+                    tracing::info!(
+                        %peer, zone = %label, round,
+                        "UPDATE: the record sets changed between read and write ({}); again from a fresh read",
+                        failure.error
+                    );
+                    before = now;
+                    round += 1;
+                }
+                AfterFailure::Again => {
+                    return Err(stop(
+                        rcode::SERVFAIL,
+                        "conflict",
+                        format!(
+                            "the record sets changed between read and write {MAX_ROUNDS} times in a row; nothing was \
+                             changed (last: {})",
+                            failure.error
+                        ),
+                    ));
+                }
+                AfterFailure::Fail => {
+                    let state = if failure.uncertain { "; a fresh read shows it was not applied" } else { "" };
+                    return Err(stop(
+                        rcode::SERVFAIL,
+                        "failed",
+                        format!("Route53 refused the change batch: {}{state}", failure.error),
+                    ));
+                }
+            }
+        }
     }
+}
+
+/// What an UPDATE did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    /// Nothing needed changing.
+    Unchanged,
+    /// Route53 took the batch.
+    Applied,
+    /// The call failed without a verdict, and a fresh read shows Route53 holds the change.
+    AppliedDespiteError,
+}
+
+/// The record sets at `names`, read now.
+async fn read_names(client: &Route53, zone_id: &str, names: &BTreeSet<Name>) -> Result<Sets, Stop> {
+    let mut sets = Sets::new();
+    for n in names {
+        let records = client
+            .record_sets_at(zone_id, &route53_name(n))
+            .await
+            .map_err(|e| stop(rcode::SERVFAIL, "failed", format!("cannot read {n} from Route53: {e}")))?;
+        read_sets(&records, &mut sets);
+    }
+    Ok(sets)
 }
 
 #[cfg(test)]
@@ -894,14 +1027,18 @@ mod tests {
                 (c.action, c.set.name.as_str(), c.set.rtype.as_str(), v)
             })
             .collect();
+        // A changed set is replaced by deleting it as read and creating the new one, so that
+        // Route53 refuses the batch if it changed since.
         assert_eq!(
             got,
             vec![
-                (Action::Upsert, "new.example.com.", "AAAA", vec!["2001:db8::1"]),
-                (Action::Upsert, "host.example.com.", "A", vec!["192.0.2.2", "192.0.2.3"]),
+                (Action::Create, "new.example.com.", "AAAA", vec!["2001:db8::1"]),
+                (Action::Delete, "host.example.com.", "A", vec!["192.0.2.1", "192.0.2.2"]),
+                (Action::Create, "host.example.com.", "A", vec!["192.0.2.2", "192.0.2.3"]),
                 (Action::Delete, "host.example.com.", "TXT", vec!["\"hello\""]),
             ]
         );
+        assert_eq!(changes[1].set.ttl, Some(300), "the DELETE carries the TTL read");
         // Deleting the last RR deletes the set with its exact old values.
         let mut after = before.clone();
         let del = vec![
@@ -919,6 +1056,91 @@ mod tests {
             .map_err(|s| s.why)
             .unwrap();
         assert!(diff(&before, &after).is_empty());
+        // A TTL change alone replaces the set too.
+        let mut after = before.clone();
+        apply(&msg(vec![], vec![rr("host.example.com", 1, rtype::A, 60, &[192, 0, 2, 1])]), &zone(), &mut after)
+            .map_err(|s| s.why)
+            .unwrap();
+        let actions: Vec<(Action, Option<i64>)> = diff(&before, &after).iter().map(|c| (c.action, c.set.ttl)).collect();
+        assert_eq!(actions, [(Action::Delete, Some(300)), (Action::Create, Some(60))]);
+    }
+
+    fn failure(rejected: bool, uncertain: bool) -> ChangeFailure {
+        let error = r53dns_route53::FetchError {
+            op: "ChangeResourceRecordSets",
+            zone: "Z1".into(),
+            message: "test".into(),
+            throttled: false,
+        };
+        ChangeFailure { error, rejected, uncertain }
+    }
+
+    #[test]
+    fn a_failed_batch_is_judged_by_a_fresh_read() {
+        let before = current();
+        let mut after = before.clone();
+        let add = vec![rr("host.example.com", 1, rtype::A, 300, &[192, 0, 2, 3])];
+        apply(&msg(vec![], add), &zone(), &mut after).map_err(|s| s.why).unwrap();
+        // What Route53 holds once the batch went through: the update's result, read back
+        // in another order (values are a set).
+        let mut applied = Sets::new();
+        read_sets(
+            &[
+                set("host.example.com", rtype::A, 300, &["192.0.2.3", "192.0.2.2", "192.0.2.1"]),
+                set("host.example.com", rtype::TXT, 300, &["\"hello\""]),
+            ],
+            &mut applied,
+        );
+        // Someone else's change to the same set.
+        let mut theirs = Sets::new();
+        read_sets(
+            &[
+                set("host.example.com", rtype::A, 300, &["192.0.2.1", "192.0.2.2", "192.0.2.7"]),
+                set("host.example.com", rtype::TXT, 300, &["\"hello\""]),
+            ],
+            &mut theirs,
+        );
+        let unchanged = before.clone();
+        use AfterFailure::*;
+        // (rejected, uncertain, what a fresh read shows, what to do)
+        let cases = [
+            // A timeout or 5xx after which Route53 holds the result: it was applied.
+            (false, true, &applied, Applied),
+            // The same, the resent copy rejected because the first had been applied.
+            (true, true, &applied, Applied),
+            // A timeout that changed nothing: SERVFAIL, the client may send it again.
+            (false, true, &unchanged, Fail),
+            // A timeout, and the set now holds something else: not ours to guess.
+            (false, true, &theirs, Fail),
+            // Rejected because the set changed meanwhile: again, from the new data.
+            (true, false, &theirs, Again),
+            (true, true, &theirs, Again),
+            // Rejected with the data unchanged: not a race, and would be rejected again.
+            (true, false, &unchanged, Fail),
+            // Rejected, and someone else made the very same change: the prerequisites must
+            // be checked against it, so again (a clean rejection applied nothing of ours).
+            (true, false, &applied, Again),
+        ];
+        for (rejected, uncertain, now, want) in cases {
+            assert_eq!(
+                after_failure(&failure(rejected, uncertain), &before, &after, now),
+                want,
+                "rejected {rejected}, uncertain {uncertain}"
+            );
+        }
+        // A deletion holds once the set is gone, and only then.
+        let mut deleted = before.clone();
+        apply(&msg(vec![], vec![rr("host.example.com", 255, rtype::TXT, 0, &[])]), &zone(), &mut deleted)
+            .map_err(|s| s.why)
+            .unwrap();
+        let mut gone = Sets::new();
+        read_sets(&[set("host.example.com", rtype::A, 300, &["192.0.2.1", "192.0.2.2"])], &mut gone);
+        assert!(holds(&before, &deleted, &gone));
+        assert!(!holds(&before, &deleted, &before));
+        // Sets the update does not touch may change meanwhile without making it fail.
+        let mut elsewhere = applied.clone();
+        read_sets(&[set("host.example.com", rtype::AAAA, 300, &["2001:db8::5"])], &mut elsewhere);
+        assert!(holds(&before, &after, &elsewhere));
     }
 
     #[test]

@@ -56,6 +56,45 @@ enum Verdict {
     Fail,
 }
 
+/// How a call failed, for a caller that must know whether a write may have happened.
+#[derive(Debug, Clone)]
+pub(crate) struct CallFailure {
+    pub(crate) error: FetchError,
+    /// The service's error code in the last answer, if there was one.
+    pub(crate) code: Option<String>,
+    /// Some attempt may have been carried out although no success came back: it timed out,
+    /// lost its connection, or got a 5xx (AWS may fail after doing the work).
+    pub(crate) uncertain: bool,
+}
+
+/// Whether a failed attempt may still have been carried out by Route53. Throttling and
+/// `PriorRequestNotComplete` are refusals before any work; other 4xx answers reject the
+/// request; everything else gave no verdict.
+fn maybe_done<E: ProvideErrorMetadata, R: std::fmt::Debug>(e: &SdkError<E, R>) -> bool {
+    match e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or_default();
+            if matches!(
+                code,
+                "Throttling"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "TooManyRequestsException"
+                    | "PriorRequestNotComplete"
+            ) {
+                return false;
+            }
+            let status = format!("{:?}", se.raw());
+            matches!(code, "ServiceUnavailable" | "InternalFailure" | "InternalError")
+                || status.contains("StatusCode(5")
+                || status.contains("status: 5")
+        }
+        // Construction errors and the like: nothing was sent.
+        _ => false,
+    }
+}
+
 fn classify<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Verdict
 where
     R: std::fmt::Debug,
@@ -130,7 +169,24 @@ impl Route53 {
         E: ProvideErrorMetadata + std::fmt::Debug,
         R: std::fmt::Debug,
     {
+        self.call_tracked(op, zone, f).await.map_err(|f| f.error)
+    }
+
+    /// [`Self::call`], telling whether a failed call may have been carried out anyway.
+    pub(crate) async fn call_tracked<T, E, R, F, Fut>(
+        &self,
+        op: &'static str,
+        zone: &str,
+        f: F,
+    ) -> Result<T, CallFailure>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, R>>>,
+        E: ProvideErrorMetadata + std::fmt::Debug,
+        R: std::fmt::Debug,
+    {
         let mut attempt = 0;
+        let mut uncertain = false;
         loop {
             self.budget.acquire_for(self.class).await;
             match f().await {
@@ -143,9 +199,15 @@ impl Route53 {
                     let verdict = classify(&e);
                     let throttled = matches!(verdict, Verdict::Retry { throttled: true });
                     let message = describe(&e);
+                    uncertain |= maybe_done(&e);
                     if matches!(verdict, Verdict::Fail) || attempt >= self.retry.max_attempts {
                         self.observe(op, "failed");
-                        return Err(FetchError { op, zone: zone.to_owned(), message, throttled });
+                        let code = match &e {
+                            SdkError::ServiceError(se) => se.err().code().map(str::to_owned),
+                            _ => None,
+                        };
+                        let error = FetchError { op, zone: zone.to_owned(), message, throttled };
+                        return Err(CallFailure { error, code, uncertain });
                     }
                     self.observe(op, if throttled { "throttled" } else { "retried" });
                     let wait = self.retry.backoff(attempt);

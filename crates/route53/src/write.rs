@@ -1,6 +1,12 @@
 //! Writing to Route53 for DNS UPDATE: reading the record sets at a name fresh from the API,
 //! and applying one `ChangeResourceRecordSets` batch (atomic on Route53's side), through the
 //! same rate budget and retries as every other call.
+//!
+//! A batch that replaces a set as `DELETE` of the set as read plus `CREATE` of the new one
+//! is a compare-and-swap: Route53 rejects the whole batch (`InvalidChangeBatch`) when the
+//! set no longer holds exactly those values, so a change made meanwhile by someone else is
+//! never overwritten. That also makes resending such a batch after a timeout safe: if the
+//! first copy was applied, the second is rejected instead of applied twice.
 
 use aws_sdk_route53::types::{
     Change as SdkChange, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
@@ -13,10 +19,33 @@ use crate::model::RecordSet;
 /// What a change does to its record set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Create or replace the record set.
+    /// Create or replace the record set, whatever it holds now.
     Upsert,
-    /// Delete the record set (Route53 wants its exact current TTL and values).
+    /// Create the record set; Route53 rejects the batch if it exists.
+    Create,
+    /// Delete the record set; Route53 rejects the batch unless the TTL and values given are
+    /// exactly its current ones.
     Delete,
+}
+
+/// A change batch that failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{error}")]
+pub struct ChangeFailure {
+    /// What the last attempt got.
+    pub error: FetchError,
+    /// Route53 answered `InvalidChangeBatch`: it applied none of that attempt, typically
+    /// because a `DELETE` or `CREATE` no longer matches what it holds.
+    pub rejected: bool,
+    /// An attempt ended without a verdict (timeout, lost connection, 5xx): Route53 may
+    /// have applied the batch. Only a fresh read tells.
+    pub uncertain: bool,
+}
+
+impl From<ChangeFailure> for FetchError {
+    fn from(f: ChangeFailure) -> Self {
+        f.error
+    }
 }
 
 /// One change of a batch: a plain record set (no alias, no routing).
@@ -94,31 +123,40 @@ impl Route53 {
         Ok(sets)
     }
 
-    /// Applies `changes` as one batch; Route53 applies all or none. Throttling and
-    /// `PriorRequestNotComplete` are retried within the budget; anything else fails at once.
-    pub async fn change(&self, zone_id: &str, changes: &[Change], comment: &str) -> Result<(), FetchError> {
+    /// Applies `changes` as one batch; Route53 applies all or none. Throttling,
+    /// `PriorRequestNotComplete`, timeouts and 5xx answers are retried within the budget;
+    /// anything else fails at once. The failure says whether Route53 may have applied the
+    /// batch all the same ([`ChangeFailure::uncertain`]).
+    pub async fn change(&self, zone_id: &str, changes: &[Change], comment: &str) -> Result<(), ChangeFailure> {
+        let sure = |error: FetchError| ChangeFailure { error, rejected: false, uncertain: false };
         let mut sdk = Vec::with_capacity(changes.len());
         for c in changes {
             let action = match c.action {
                 Action::Upsert => ChangeAction::Upsert,
+                Action::Create => ChangeAction::Create,
                 Action::Delete => ChangeAction::Delete,
             };
             let change = SdkChange::builder()
                 .action(action)
-                .resource_record_set(sdk_set(zone_id, &c.set)?)
+                .resource_record_set(sdk_set(zone_id, &c.set).map_err(sure)?)
                 .build()
-                .map_err(|e| error("ChangeResourceRecordSets", zone_id, e.to_string()))?;
+                .map_err(|e| sure(error("ChangeResourceRecordSets", zone_id, e.to_string())))?;
             sdk.push(change);
         }
         let batch = ChangeBatch::builder()
             .set_changes(Some(sdk))
             .comment(comment)
             .build()
-            .map_err(|e| error("ChangeResourceRecordSets", zone_id, e.to_string()))?;
-        self.call("ChangeResourceRecordSets", zone_id, || {
+            .map_err(|e| sure(error("ChangeResourceRecordSets", zone_id, e.to_string())))?;
+        self.call_tracked("ChangeResourceRecordSets", zone_id, || {
             self.client.change_resource_record_sets().hosted_zone_id(zone_id).change_batch(batch.clone()).send()
         })
-        .await?;
+        .await
+        .map_err(|f| ChangeFailure {
+            rejected: f.code.as_deref() == Some("InvalidChangeBatch"),
+            uncertain: f.uncertain,
+            error: f.error,
+        })?;
         Ok(())
     }
 }

@@ -1,10 +1,19 @@
 //! The moto Route53 emulator on loopback, a client to seed it, and a fault-injecting HTTP
 //! proxy to put in front of it. Never real AWS: fixed test credentials, IMDS disabled.
+//!
+//! moto 5.2.5 does not check change batches as Route53 does: it accepts a `DELETE` whose
+//! TTL and values match any `CREATE` or `UPSERT` it ever journaled for the name and type
+//! (not the set's current values), then deletes the set whatever it holds; and it accepts a
+//! `CREATE` of an existing set (adding a second one) unless that very `CREATE` was made
+//! before (moto/route53/models.py, `ChangeList.has_insert_or_update` and
+//! `change_resource_record_sets`). The proxy can add Route53's checks ([`FaultProxy::strict`]).
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -294,6 +303,9 @@ pub enum Fault {
     /// A ListHostedZones page listing only this zone ID, marked truncated but with no
     /// NextMarker (a broken or hostile listing).
     TruncatedZoneListing(&'static str),
+    /// Forward the request, then close the connection without its response (the work is
+    /// done, the answer lost).
+    ForwardThenReset,
 }
 
 /// When the proxy injects its fault.
@@ -308,14 +320,32 @@ pub struct Plan {
     pub seen: usize,
     /// Requests the fault was applied to.
     pub injected: usize,
+    /// Stop injecting after this many (0: no end).
+    pub limit: usize,
     /// Every request that came through, faulty or not.
     pub requests: usize,
+}
+
+/// Something done to the emulator directly, as by another writer.
+pub type Interference = Box<dyn FnOnce() + Send>;
+
+/// Route53 behaviour added to moto's, and writes of others slipped in.
+#[derive(Default)]
+pub struct Checks {
+    /// Check change batches as Route53 does.
+    strict: AtomicBool,
+    /// Batches refused by those checks.
+    rejected: AtomicUsize,
+    /// Run, one each, just before the next change batches are checked and forwarded.
+    before_change: Mutex<VecDeque<Interference>>,
 }
 
 /// An HTTP/1.1 proxy in front of moto that can break requests on purpose.
 pub struct FaultProxy {
     pub addr: SocketAddr,
     pub plan: Arc<Mutex<Plan>>,
+    checks: Arc<Checks>,
+    upstream: SocketAddr,
 }
 
 impl FaultProxy {
@@ -323,15 +353,45 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let plan = Arc::new(Mutex::new(Plan::default()));
-        let p = plan.clone();
+        let checks = Arc::new(Checks::default());
+        let (p, c) = (plan.clone(), checks.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let p = p.clone();
-                std::thread::spawn(move || serve_conn(conn, upstream, &p));
+                let (p, c) = (p.clone(), c.clone());
+                std::thread::spawn(move || serve_conn(conn, upstream, &p, &c));
             }
         });
-        Self { addr, plan }
+        Self { addr, plan, checks, upstream }
+    }
+
+    /// Checks change batches as Route53 does before moto sees them: a `DELETE` must name
+    /// a set that exists with exactly that TTL and those values, a `CREATE` one that does
+    /// not exist, in batch order; otherwise the batch is refused whole (400
+    /// InvalidChangeBatch, Route53's wording).
+    pub fn strict(&self) {
+        self.checks.strict.store(true, Ordering::SeqCst);
+    }
+
+    /// Batches refused by the strict checks so far.
+    pub fn rejected(&self) -> usize {
+        self.checks.rejected.load(Ordering::SeqCst)
+    }
+
+    /// Runs `f` just before the next change batch that reaches the proxy is checked and
+    /// forwarded (after the batch was made from what the writer read): a concurrent write.
+    pub fn before_next_change(&self, f: impl FnOnce() + Send + 'static) {
+        self.checks.before_change.lock().unwrap().push_back(Box::new(f));
+    }
+
+    /// Interferences not run yet.
+    pub fn pending_interferences(&self) -> usize {
+        self.checks.before_change.lock().unwrap().len()
+    }
+
+    /// Moto itself, for writes that must not go through the proxy.
+    pub fn upstream_endpoint(&self) -> String {
+        format!("http://{}", self.upstream)
     }
 
     pub fn endpoint(&self) -> String {
@@ -344,7 +404,21 @@ impl FaultProxy {
 
     pub fn set_path(&self, fault: Option<Fault>, path: Option<&'static str>, skip: usize) {
         let mut p = self.plan.lock().unwrap();
-        *p = Plan { fault, path, skip, seen: 0, injected: 0, requests: p.requests };
+        *p = Plan { fault, path, skip, seen: 0, injected: 0, limit: 0, requests: p.requests };
+    }
+
+    /// Like [`FaultProxy::set_path`], for the first `times` matching requests only.
+    pub fn set_times(&self, fault: Fault, path: &'static str, times: usize) {
+        let mut p = self.plan.lock().unwrap();
+        *p = Plan {
+            fault: Some(fault),
+            path: Some(path),
+            skip: 0,
+            seen: 0,
+            injected: 0,
+            limit: times,
+            requests: p.requests,
+        };
     }
 
     pub fn injected(&self) -> usize {
@@ -395,10 +469,24 @@ fn respond(c: &mut TcpStream, status: &str, body: &str) {
     );
 }
 
-fn serve_conn(mut c: TcpStream, upstream: SocketAddr, plan: &Mutex<Plan>) {
+fn serve_conn(mut c: TcpStream, upstream: SocketAddr, plan: &Mutex<Plan>, checks: &Checks) {
     while let Some(req) = read_request(&mut c) {
         let first_line =
             String::from_utf8_lossy(&req[..req.iter().position(|&b| b == b'\r').unwrap_or(0)]).into_owned();
+        let is_change = first_line.starts_with("POST ") && first_line.contains("/rrset");
+        if is_change {
+            let next = checks.before_change.lock().unwrap().pop_front();
+            if let Some(f) = next {
+                f();
+            }
+            if checks.strict.load(Ordering::SeqCst)
+                && let Some(refusal) = route53_refusal(upstream, &first_line, &req)
+            {
+                checks.rejected.fetch_add(1, Ordering::SeqCst);
+                respond(&mut c, "400 Bad Request", &error_xml_message("InvalidChangeBatch", &refusal));
+                continue;
+            }
+        }
         let fault = {
             let mut p = plan.lock().unwrap();
             p.requests += 1;
@@ -406,7 +494,7 @@ fn serve_conn(mut c: TcpStream, upstream: SocketAddr, plan: &Mutex<Plan>) {
             if matches {
                 p.seen += 1;
             }
-            if matches && p.seen > p.skip {
+            if matches && p.seen > p.skip && (p.limit == 0 || p.injected < p.limit) {
                 p.injected += 1;
                 p.fault
             } else {
@@ -443,6 +531,12 @@ fn serve_conn(mut c: TcpStream, upstream: SocketAddr, plan: &Mutex<Plan>) {
                  <StatusReport><Status>Failure: Connection timed out.</Status><CheckedTime>2026-01-01T00:00:00Z</CheckedTime>\
                  </StatusReport></HealthCheckObservation></HealthCheckObservations></GetHealthCheckStatusResponse>",
             ),
+            Some(Fault::ForwardThenReset) => {
+                let mut sink = Vec::new();
+                let _ = forward_into(&mut sink, upstream, &req);
+                let _ = c.shutdown(std::net::Shutdown::Both);
+                return;
+            }
             Some(Fault::SlowMs(ms)) => {
                 std::thread::sleep(Duration::from_millis(ms));
                 if !forward(&mut c, upstream, &req) {
@@ -460,6 +554,10 @@ fn serve_conn(mut c: TcpStream, upstream: SocketAddr, plan: &Mutex<Plan>) {
 
 /// Sends the request upstream on a fresh connection and copies the whole response back.
 fn forward(c: &mut TcpStream, upstream: SocketAddr, req: &[u8]) -> bool {
+    forward_into(c, upstream, req)
+}
+
+fn forward_into(c: &mut impl Write, upstream: SocketAddr, req: &[u8]) -> bool {
     let Ok(mut u) = TcpStream::connect(upstream) else {
         return false;
     };
@@ -488,4 +586,112 @@ fn forward(c: &mut TcpStream, upstream: SocketAddr, req: &[u8]) -> bool {
     }
     out.push_str("\r\n\r\n");
     c.write_all(out.as_bytes()).is_ok() && c.write_all(body.as_bytes()).is_ok()
+}
+
+fn error_xml_message(code: &str, message: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Error><Type>Sender</Type>\
+         <Code>{code}</Code><Message>{}</Message></Error><RequestId>test</RequestId></ErrorResponse>",
+        message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    )
+}
+
+/// The inner texts of every `<tag>…</tag>` in `xml` (the tags used here do not nest).
+fn elements<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find(&open) {
+        let after = &rest[i + open.len()..];
+        let Some(j) = after.find(&close) else { break };
+        out.push(&after[..j]);
+        rest = &after[j + close.len()..];
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"").replace("&apos;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+fn same_name(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// What Route53 would say against the change batch in `req`, from moto's current data:
+/// `None` when it would take it.
+fn route53_refusal(upstream: SocketAddr, first_line: &str, req: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(req).into_owned();
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let zone = first_line.split("/hostedzone/").nth(1)?.split('/').next()?.to_owned();
+    // (action, name, type, TTL, values); sets with a SetIdentifier or an alias are left to moto.
+    let mut changes = Vec::new();
+    for change in elements(body, "Change") {
+        if change.contains("<SetIdentifier>") || change.contains("<AliasTarget>") {
+            return None;
+        }
+        let one = |tag: &str| elements(change, tag).first().map(|v| unescape(v)).unwrap_or_default();
+        let ttl = one("TTL").parse::<i64>().ok();
+        let mut values: Vec<String> = elements(change, "Value").into_iter().map(unescape).collect();
+        values.sort();
+        changes.push((one("Action"), one("Name"), one("Type"), ttl, values));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = rt.block_on(client(&format!("http://{upstream}")));
+    // Every (name, type) the batch touches, as moto holds it now.
+    // (name, type, (TTL, sorted values) if the set exists)
+    type Current = Option<(Option<i64>, Vec<String>)>;
+    let mut state: Vec<(String, String, Current)> = Vec::new();
+    for (_, name, t, _, _) in &changes {
+        if state.iter().any(|(n, ty, _)| same_name(n, name) && ty == t) {
+            continue;
+        }
+        let out = rt
+            .block_on(
+                client
+                    .list_resource_record_sets()
+                    .hosted_zone_id(&zone)
+                    .start_record_name(name)
+                    .start_record_type(RrType::from(t.as_str()))
+                    .max_items(10)
+                    .send(),
+            )
+            .ok()?;
+        let found = out
+            .resource_record_sets()
+            .iter()
+            .find(|r| same_name(r.name(), name) && r.r#type().as_str() == t && r.set_identifier().is_none())
+            .map(|r| {
+                let mut v: Vec<String> = r.resource_records().iter().map(|v| v.value().to_owned()).collect();
+                v.sort();
+                (r.ttl(), v)
+            });
+        state.push((name.clone(), t.clone(), found));
+    }
+    for (action, name, t, ttl, values) in changes {
+        let slot = &mut state.iter_mut().find(|(n, ty, _)| same_name(n, &name) && *ty == t)?.2;
+        let name = format!("{}.", name.trim_end_matches('.'));
+        match action.as_str() {
+            "DELETE" => match slot {
+                None => {
+                    return Some(format!(
+                        "[Tried to delete resource record set [name='{name}', type='{t}'] but it was not found]"
+                    ));
+                }
+                Some((have_ttl, have)) if *have_ttl != ttl || *have != values => {
+                    return Some(format!(
+                        "[Tried to delete resource record set [name='{name}', type='{t}'] but the values provided do not match the current values]"
+                    ));
+                }
+                Some(_) => *slot = None,
+            },
+            "CREATE" if slot.is_some() => {
+                return Some(format!(
+                    "[Tried to create resource record set [name='{name}', type='{t}'] but it already exists]"
+                ));
+            }
+            _ => *slot = Some((ttl, values)),
+        }
+    }
+    None
 }
