@@ -585,3 +585,52 @@ fn a_batch_applied_whose_answer_was_lost_answers_noerror() {
     assert_eq!(b.metric("r53dns_updates_total{outcome=\"applied_after_error\"}"), 2);
     assert_eq!(b.metric("r53dns_updates_total{outcome=\"failed\"}"), 0);
 }
+
+/// Beyond its burst, a key is refused, and so is a client network, each on its own
+/// bucket; a refusal is logged at most once a second.
+#[test]
+fn updates_beyond_the_rate_limits_are_refused() {
+    let moto = Moto::start();
+    let rt = rt();
+    let s = rt.block_on(Seeder::new(&moto.endpoint()));
+    let zone = rt.block_on(s.zone("rl.example.", false));
+    let setup = setup("rl.example", "\n[[update.grant]]\nnetworks = [\"127.0.0.0/8\"]\nzones = [\"rl.example\"]\n");
+    // One token per 100 s: nothing comes back while the test runs.
+    let limits = "[update]\nrate-per-key = 0.01\nburst-per-key = 2\nrate-per-network = 0.01\nburst-per-network = 4\n\n";
+    let config = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(&setup.config, format!("{limits}{config}")).unwrap();
+    let mut b = serve(&moto.endpoint(), &setup.config);
+    let addr = b.addr.unwrap();
+    let key = Some(setup.key_file.as_path());
+    let r53 = |name: &str, t: &str| rt.block_on(route53_values(&s, &zone, name, t));
+    let add = |name: &str| format!("update add {name}.rl.example. 300 A 10.7.0.1");
+
+    // The key: two, then REFUSED (the network has spent two of its four).
+    for name in ["k1", "k2"] {
+        let (ok, out) = nsupdate(addr, key, "rl.example", &add(name), false);
+        assert!(ok, "{name}: {out}");
+    }
+    let (ok, out) = nsupdate(addr, key, "rl.example", &add("k3"), false);
+    assert!(!ok && out.contains("REFUSED"), "{out}");
+    let line = b.wait_for("UPDATE refused", Duration::from_secs(5)).expect("a log line");
+    assert!(line.contains("over the limit of key dhcp-updater (0.01/s, burst 2)"), "{line}");
+
+    // Unsigned over TCP from the same network: the two it has left, then REFUSED.
+    for name in ["n1", "n2"] {
+        let (ok, out) = nsupdate(addr, None, "rl.example", &add(name), true);
+        assert!(ok, "{name}: {out}");
+    }
+    // The log line of a refusal is written once a second at most: the next is in another.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (ok, out) = nsupdate(addr, None, "rl.example", &add("n3"), true);
+    assert!(!ok && out.contains("REFUSED"), "{out}");
+    let line = b.wait_for("UPDATE refused", Duration::from_secs(5)).expect("a log line");
+    assert!(line.contains("over the limit of network 127.0.0.0/24 (0.01/s, burst 4)"), "{line}");
+
+    assert_eq!(r53("k2.rl.example", "A"), ["10.7.0.1"]);
+    assert_eq!(r53("n2.rl.example", "A"), ["10.7.0.1"]);
+    assert!(r53("k3.rl.example", "A").is_empty() && r53("n3.rl.example", "A").is_empty());
+    assert_eq!(b.metric("r53dns_updates_total{outcome=\"rate_limited\"}"), 2);
+    assert_eq!(b.metric("r53dns_requests_refused_total{reason=\"update_rate_limited\"}"), 2);
+    assert_eq!(b.metric("r53dns_updates_total{outcome=\"applied\"}"), 4);
+}

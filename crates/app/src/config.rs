@@ -405,6 +405,17 @@ pub struct UpdateSpec {
     /// `[[update.grant]]`: each allows some changes; a zone named by no grant takes none.
     #[serde(default)]
     pub grant: Vec<GrantSpec>,
+    /// UPDATEs per second per TSIG key (default 10); beyond, REFUSED.
+    pub rate_per_key: Option<f64>,
+    /// UPDATEs a key may send at once before `rate-per-key` applies (default 20).
+    pub burst_per_key: Option<u32>,
+    /// UPDATEs per second per client network, /24 or /56 (default 10); beyond, REFUSED.
+    pub rate_per_network: Option<f64>,
+    /// UPDATEs a network may send at once before `rate-per-network` applies (default 20).
+    pub burst_per_network: Option<u32>,
+    /// Most of the Route53 API rate (`route53.rate-limit`) UPDATE's reads and writes may
+    /// take, 0.01–1 (default 0.5); the rest is kept for sweeps.
+    pub route53_share: Option<f64>,
 }
 
 /// `[[update.grant]]`, after BIND's `update-policy`.
@@ -568,6 +579,8 @@ pub struct Route53Config {
     pub own_account: bool,
     /// Private zones may be answered to everyone.
     pub private_zones_to_everyone: bool,
+    /// Share of `rate_limit` DNS UPDATE may take (`update.route53-share`).
+    pub update_share: f64,
 }
 
 /// Parses `10.0.0.0/8` or a bare address (a host prefix).
@@ -736,6 +749,8 @@ pub struct Config {
     pub tsig_keys: r53dns_server::tsig::KeyRing,
     /// UPDATE grants (empty: UPDATE is not accepted).
     pub update_grants: Vec<crate::update::Grant>,
+    /// UPDATE rate limits.
+    pub update_limits: crate::update::Limits,
     /// Secondary zones.
     pub secondaries: Vec<crate::secondary::SecondaryZone>,
     /// Lame-duck time on SIGTERM.
@@ -834,7 +849,13 @@ impl Spec {
         self.http.private_zone_metrics = other.http.private_zone_metrics.or(self.http.private_zone_metrics);
         self.tsig.key.extend(other.tsig.key);
         self.tsig.key_files.extend(other.tsig.key_files);
-        self.update.grant.extend(other.update.grant);
+        let (u, uo) = (&mut self.update, other.update);
+        u.grant.extend(uo.grant);
+        u.rate_per_key = uo.rate_per_key.or(u.rate_per_key);
+        u.burst_per_key = uo.burst_per_key.or(u.burst_per_key);
+        u.rate_per_network = uo.rate_per_network.or(u.rate_per_network);
+        u.burst_per_network = uo.burst_per_network.or(u.burst_per_network);
+        u.route53_share = uo.route53_share.or(u.route53_share);
         self.secondary.extend(other.secondary);
         if !o.include.is_empty() {
             r.include = o.include;
@@ -975,6 +996,8 @@ impl Spec {
         }
         let tsig_keys = crate::update::load_keys(&self.tsig)?;
         let update_grants = crate::update::grants(&self.update, &tsig_keys)?;
+        let update_limits = crate::update::limits(&self.update)?;
+        let route53 = route53.map(|r| Route53Config { update_share: update_limits.route53_share, ..r });
         let mut transfer_keys = Vec::new();
         for k in &s.transfer_keys {
             let Some(key) = tsig_keys.by_label(k) else {
@@ -1099,6 +1122,7 @@ impl Spec {
             private_zone_metrics: self.http.private_zone_metrics.unwrap_or(false),
             tsig_keys,
             update_grants,
+            update_limits,
             secondaries,
             drain: s.drain.unwrap_or(DEFAULT_DRAIN),
             catalog_zone,
@@ -1187,6 +1211,7 @@ impl Route53Spec {
             accounts: self.account,
             own_account,
             private_zones_to_everyone: self.private_zones_to_everyone.unwrap_or(false),
+            update_share: crate::update::Limits::default().route53_share,
         })
     }
 }

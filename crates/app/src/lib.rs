@@ -275,6 +275,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             config.update_grants.clone(),
             s.clone(),
             Some(metrics.clone()),
+            config.update_limits,
         ))),
         _ => None,
     };

@@ -234,7 +234,9 @@ impl Syncer {
             Some(o) => r.with_observer(o.clone()),
             None => r,
         };
-        let budget = Arc::new(RateBudget::new(cfg.rate_limit, cfg.rate_limit.ceil().max(1.0) as u32));
+        let budget = Arc::new(
+            RateBudget::new(cfg.rate_limit, cfg.rate_limit.ceil().max(1.0) as u32).with_update_share(cfg.update_share),
+        );
         let mut base = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client()).load().await;
         if base.region().is_none() {
             // Route53 is global; requests are signed for us-east-1.

@@ -1,12 +1,13 @@
 //! DNS UPDATE (RFC 2136) written to Route53.
 //!
 //! A request is checked in this order: TSIG (RFC 8945), the zone section, the grants of
-//! `[[update.grant]]` (key, client network, names, types), the prerequisite and update
-//! sections' form. Then, holding the zone's lock, the record sets at every name involved
-//! are read fresh from Route53, the prerequisites are evaluated against them, the updates
-//! are applied to a copy, and the difference becomes ONE `ChangeResourceRecordSets` batch
-//! in which every changed set is a `DELETE` of the set exactly as read and a `CREATE` of
-//! the new one (a new set: `CREATE` only; a removed one: `DELETE` only).
+//! `[[update.grant]]` (key, client network, names, types), the rate limits of the key and
+//! of the client's network, the prerequisite and update sections' form. Then, holding the
+//! zone's lock, the record sets at every name involved are read fresh from Route53, the
+//! prerequisites are evaluated against them, the updates are applied to a copy, and the
+//! difference becomes ONE `ChangeResourceRecordSets` batch in which every changed set is a
+//! `DELETE` of the set exactly as read and a `CREATE` of the new one (a new set: `CREATE`
+//! only; a removed one: `DELETE` only).
 //!
 //! Route53 applies a batch whole or not at all, and rejects it when a `DELETE` no longer
 //! matches or a `CREATE` finds a set: a change made meanwhile by the console, another
@@ -17,13 +18,17 @@
 //! answer is NOERROR; otherwise SERVFAIL. On success the change is published locally at
 //! once and the zone is re-fetched shortly after.
 //!
+//! UPDATE's API calls draw on at most `update.route53-share` of the process's Route53 rate
+//! budget, so sweeps keep every zone current whatever the UPDATE load.
+//!
 //! SOA and apex NS belong to Route53 and are refused, as are types Route53 cannot store
 //! and changes that would touch an alias or a record set with a routing policy.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
@@ -31,6 +36,7 @@ use r53dns_route53::convert::{parse_route53_name, parse_value, route53_name, rou
 use r53dns_route53::model::RecordSet;
 use r53dns_route53::write::{Action, Change, ChangeFailure};
 use r53dns_route53::{CallClass, Route53};
+use r53dns_server::logs::{Refusal, refused};
 use r53dns_server::message::{self, Message};
 use r53dns_server::tsig::{self, Algorithm, Key, KeyRing, Signer, Verified};
 use r53dns_zone::rdata::{type_from_str, type_to_string};
@@ -204,6 +210,164 @@ fn grant(g: &GrantSpec, keys: &KeyRing) -> anyhow::Result<Grant> {
         types.push(code);
     }
     Ok(Grant { key, networks, zones: g.zones.iter().map(|z| zone_label(z)).collect(), names, types })
+}
+
+/// Validated rate limits of `[update]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// UPDATEs per second allowed per TSIG key, and the burst.
+    pub per_key: (f64, u32),
+    /// UPDATEs per second allowed per client network (/24, /56), and the burst.
+    pub per_network: (f64, u32),
+    /// Most of the Route53 API rate budget UPDATE's calls may take (0.01–1).
+    pub route53_share: f64,
+}
+
+impl Default for Limits {
+    /// Ten a second with bursts of twenty per key and per network is more than Route53
+    /// takes at its default rate (about one UPDATE a second at half of 5 calls/s), so it
+    /// never binds a well-behaved DHCP server, yet stops a looping client from queueing
+    /// work without end. Half the API budget stays with the sweeps.
+    fn default() -> Self {
+        Self { per_key: (10.0, 20), per_network: (10.0, 20), route53_share: 0.5 }
+    }
+}
+
+/// Validates the rate limits of `[update]`, defaults filled in.
+pub(crate) fn limits(spec: &UpdateSpec) -> anyhow::Result<Limits> {
+    let d = Limits::default();
+    let rate = |v: Option<f64>, default: f64, what: &str| {
+        let v = v.unwrap_or(default);
+        if !(v.is_finite() && v > 0.0 && v <= 100_000.0) {
+            bail!("update.{what}: {v} is out of range (more than 0, at most 100000 UPDATEs/s)");
+        }
+        Ok(v)
+    };
+    let burst = |v: Option<u32>, default: u32, what: &str| {
+        let v = v.unwrap_or(default);
+        if !(1..=1_000_000).contains(&v) {
+            bail!("update.{what}: {v} is out of range (1–1000000)");
+        }
+        Ok(v)
+    };
+    let share = spec.route53_share.unwrap_or(d.route53_share);
+    if !(0.01..=1.0).contains(&share) {
+        bail!("update.route53-share: {share} is not a share between 0.01 and 1");
+    }
+    Ok(Limits {
+        per_key: (
+            rate(spec.rate_per_key, d.per_key.0, "rate-per-key")?,
+            burst(spec.burst_per_key, d.per_key.1, "burst-per-key")?,
+        ),
+        per_network: (
+            rate(spec.rate_per_network, d.per_network.0, "rate-per-network")?,
+            burst(spec.burst_per_network, d.per_network.1, "burst-per-network")?,
+        ),
+        route53_share: share,
+    })
+}
+
+/// The network a client is counted in: /24 for IPv4, /56 for IPv6 (one site's prefix), so
+/// that a client cannot escape its limit by using many addresses of its own network.
+fn client_network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) & 0xffff_ff00)),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => client_network(IpAddr::V4(v4)),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 72) - 1))),
+        },
+    }
+}
+
+/// Most client networks tracked one by one; beyond, the rest share one bucket.
+const MAX_NETWORKS: usize = 4096;
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(burst: u32, now: Instant) -> Self {
+        Self { tokens: f64::from(burst), at: now }
+    }
+
+    fn refill(&mut self, (rate, burst): (f64, u32), now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(f64::from(burst));
+        self.at = now;
+    }
+}
+
+/// Which limit refused an UPDATE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Limited {
+    Key(String),
+    Network(IpAddr),
+}
+
+/// Token buckets per TSIG key and per client network.
+#[derive(Debug)]
+struct RateLimits {
+    limits: Limits,
+    state: StdMutex<LimitState>,
+}
+
+#[derive(Debug, Default)]
+struct LimitState {
+    keys: HashMap<String, Bucket>,
+    /// `None`: the bucket shared by networks beyond [`MAX_NETWORKS`].
+    networks: HashMap<Option<IpAddr>, Bucket>,
+}
+
+impl RateLimits {
+    fn new(limits: Limits) -> Self {
+        Self { limits, state: StdMutex::default() }
+    }
+
+    /// Takes a token from the key's bucket and the network's, or from neither: a request
+    /// refused by one limit does not use up the other.
+    fn admit(&self, key: Option<&str>, ip: IpAddr, now: Instant) -> Result<(), Limited> {
+        let net = client_network(ip);
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = &mut *st;
+        let (per_key, per_network) = (self.limits.per_key, self.limits.per_network);
+        let mut slot = Some(net);
+        if !st.networks.contains_key(&slot) && st.networks.len() >= MAX_NETWORKS {
+            // A full bucket is the same as none: forget those first.
+            st.networks.retain(|_, b| {
+                b.refill(per_network, now);
+                b.tokens < f64::from(per_network.1)
+            });
+            if st.networks.len() >= MAX_NETWORKS {
+                slot = None;
+            }
+        }
+        let nb = st.networks.entry(slot).or_insert_with(|| Bucket::full(per_network.1, now));
+        nb.refill(per_network, now);
+        let kb = match key {
+            Some(k) => {
+                let b = st.keys.entry(k.to_owned()).or_insert_with(|| Bucket::full(per_key.1, now));
+                b.refill(per_key, now);
+                Some(b)
+            }
+            None => None,
+        };
+        if let Some(b) = &kb
+            && b.tokens < 1.0
+        {
+            return Err(Limited::Key(key.unwrap_or_default().to_owned()));
+        }
+        if nb.tokens < 1.0 {
+            return Err(Limited::Network(net));
+        }
+        nb.tokens -= 1.0;
+        if let Some(b) = kb {
+            b.tokens -= 1.0;
+        }
+        Ok(())
+    }
 }
 
 /// Reads `[[tsig.key]]` and the key files into a key ring.
@@ -669,6 +833,7 @@ pub struct Updater {
     syncer: Arc<Syncer>,
     metrics: Option<Arc<r53dns_metrics::Metrics>>,
     locks: StdMutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    limits: RateLimits,
 }
 
 impl std::fmt::Debug for Updater {
@@ -678,14 +843,15 @@ impl std::fmt::Debug for Updater {
 }
 
 impl Updater {
-    /// An UPDATE service writing through `syncer`'s Route53 clients.
+    /// An UPDATE service writing through `syncer`'s Route53 clients, within `limits`.
     pub fn new(
         keys: KeyRing,
         grants: Vec<Grant>,
         syncer: Arc<Syncer>,
         metrics: Option<Arc<r53dns_metrics::Metrics>>,
+        limits: Limits,
     ) -> Self {
-        Self { keys, grants, syncer, metrics, locks: StdMutex::default() }
+        Self { keys, grants, syncer, metrics, locks: StdMutex::default(), limits: RateLimits::new(limits) }
     }
 
     /// Answers one UPDATE request from `peer`.
@@ -732,7 +898,12 @@ impl Updater {
             Ok(Done::Unchanged) => (rcode::NOERROR, "unchanged"),
             Err(s) => {
                 let zone = parsed.questions.first().map(|q| q.0.to_text()).unwrap_or_default();
-                if s.rcode == rcode::SERVFAIL {
+                if s.outcome == "rate_limited" {
+                    // A flooding client must not flood the log too.
+                    refused(Refusal::UpdateRateLimited, |skipped| {
+                        tracing::warn!(%peer, %zone, key = key.as_deref().unwrap_or("-"), skipped, "UPDATE refused: {}", s.why);
+                    });
+                } else if s.rcode == rcode::SERVFAIL {
                     tracing::error!(%peer, %zone, key = key.as_deref().unwrap_or("-"), "UPDATE failed: {}", s.why);
                 } else {
                     tracing::info!(%peer, %zone, key = key.as_deref().unwrap_or("-"), rcode = s.rcode, "UPDATE not applied: {}", s.why);
@@ -787,6 +958,18 @@ impl Updater {
             };
             return Err(stop(rcode::REFUSED, "refused", why));
         }
+        // Counted only once a grant admits the client: a forged source address or key name
+        // must not use up a real client's allowance.
+        self.limits.admit(key, peer.ip(), Instant::now()).map_err(|l| {
+            let (rate, burst, who) = match &l {
+                Limited::Key(k) => (self.limits.limits.per_key.0, self.limits.limits.per_key.1, format!("key {k}")),
+                Limited::Network(n) => {
+                    let len = if n.is_ipv4() { 24 } else { 56 };
+                    (self.limits.limits.per_network.0, self.limits.limits.per_network.1, format!("network {n}/{len}"))
+                }
+            };
+            stop(rcode::REFUSED, "rate_limited", format!("over the limit of {who} ({rate}/s, burst {burst})"))
+        })?;
         let ids: Vec<String> = admitted.iter().flat_map(|g| g.zones.iter().cloned()).collect();
         let target = self.syncer.update_target(&zone, &ids).await;
         let grants: Vec<&Grant> = match &target {
@@ -938,6 +1121,7 @@ async fn read_names(client: &Route53, zone_id: &str, names: &BTreeSet<Name>) -> 
 mod tests {
     use super::*;
     use r53dns_server::message::Record;
+    use std::time::Duration;
 
     fn rr(name: &str, class: u16, code: u16, ttl: u32, rdata: &[u8]) -> Record {
         Record { name: absolute(name).unwrap(), rtype: code, class, ttl, rdata: rdata.to_vec(), offset: 0 }
@@ -1141,6 +1325,60 @@ mod tests {
         let mut elsewhere = applied.clone();
         read_sets(&[set("host.example.com", rtype::AAAA, 300, &["2001:db8::5"])], &mut elsewhere);
         assert!(holds(&before, &after, &elsewhere));
+    }
+
+    #[test]
+    fn rate_limits_per_key_and_per_network() {
+        let limits = Limits { per_key: (1.0, 3), per_network: (2.0, 5), route53_share: 0.5 };
+        let l = RateLimits::new(limits);
+        let t0 = Instant::now();
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        // A key's burst, then refused, whatever address it comes from.
+        for i in 0..3 {
+            assert_eq!(l.admit(Some("dhcp"), ip(&format!("10.0.{i}.1")), t0), Ok(()));
+        }
+        assert_eq!(l.admit(Some("dhcp"), ip("10.9.9.9"), t0), Err(Limited::Key("dhcp".into())));
+        // One second brings one token back.
+        assert_eq!(l.admit(Some("dhcp"), ip("10.9.9.9"), t0 + Duration::from_secs(1)), Ok(()));
+        // Addresses of one /24 share a bucket; the refusal by the network spends no key token.
+        for i in 0..5 {
+            assert_eq!(l.admit(None, ip(&format!("192.0.2.{i}")), t0), Ok(()));
+        }
+        assert_eq!(l.admit(Some("other"), ip("192.0.2.200"), t0), Err(Limited::Network(ip("192.0.2.0"))));
+        for _ in 0..3 {
+            assert_eq!(l.admit(Some("other"), ip("192.0.3.1"), t0), Ok(()), "the key kept its burst");
+        }
+        // IPv6 by /56; an IPv4-mapped address counts as IPv4.
+        assert_eq!(client_network(ip("2001:db8:aa:bbcc::1")), ip("2001:db8:aa:bb00::"));
+        assert_eq!(client_network(ip("::ffff:192.0.2.9")), ip("192.0.2.0"));
+        // Beyond MAX_NETWORKS busy networks, the rest share one bucket instead of growing
+        // the table.
+        let l = RateLimits::new(Limits { per_network: (1.0, 1), ..limits });
+        for i in 0..MAX_NETWORKS as u32 {
+            assert_eq!(l.admit(None, IpAddr::V4(Ipv4Addr::from((i + 1) << 8)), t0), Ok(()));
+        }
+        assert_eq!(l.admit(None, ip("203.0.113.1"), t0), Ok(()));
+        assert!(l.admit(None, ip("198.51.100.1"), t0).is_err(), "the shared bucket is spent");
+        assert_eq!(l.state.lock().unwrap().networks.len(), MAX_NETWORKS + 1);
+        // Once they are full again, they are forgotten to make room.
+        assert_eq!(l.admit(None, ip("198.51.100.1"), t0 + Duration::from_secs(2)), Ok(()));
+        assert!(l.state.lock().unwrap().networks.len() <= 2);
+    }
+
+    #[test]
+    fn update_limits_have_defaults_and_ranges() {
+        let spec: UpdateSpec = toml::from_str("").unwrap();
+        assert_eq!(limits(&spec).unwrap(), Limits::default());
+        let spec: UpdateSpec = toml::from_str(
+            "rate-per-key = 2.5\nburst-per-key = 5\nrate-per-network = 1\nburst-per-network = 3\nroute53-share = 0.2\n",
+        )
+        .unwrap();
+        assert_eq!(limits(&spec).unwrap(), Limits { per_key: (2.5, 5), per_network: (1.0, 3), route53_share: 0.2 });
+        for bad in ["rate-per-key = 0", "burst-per-network = 0", "route53-share = 0", "route53-share = 1.5"] {
+            let spec: UpdateSpec = toml::from_str(bad).unwrap();
+            let e = limits(&spec).unwrap_err().to_string();
+            assert!(e.starts_with("update."), "{bad}: {e}");
+        }
     }
 
     #[test]
