@@ -866,7 +866,7 @@ impl Updater {
         }
         let Some(parsed) = message::parse(msg) else {
             self.count("formerr");
-            tracing::info!(%peer, "UPDATE: malformed message");
+            tracing::debug!(%peer, "UPDATE: malformed message");
             return Some(response(msg, None, rcode::FORMERR));
         };
         let now = tsig::now();
@@ -884,7 +884,9 @@ impl Updater {
                     tsig::BADTRUNC => "MAC truncated too far (BADTRUNC)",
                     _ => "bad signature (BADSIG)",
                 };
-                tracing::warn!(%peer, key = %f.key_label(), "UPDATE refused: TSIG {error}");
+                refused(Refusal::UpdateTsig, |skipped| {
+                    tracing::warn!(%peer, key = %f.key_label(), skipped, "UPDATE refused: TSIG {error}");
+                });
                 self.count("notauth");
                 let mut out = response(msg, Some(&parsed), rcode::NOTAUTH);
                 f.append_to(&mut out, now);
@@ -902,6 +904,11 @@ impl Updater {
                     // A flooding client must not flood the log too.
                     refused(Refusal::UpdateRateLimited, |skipped| {
                         tracing::warn!(%peer, %zone, key = key.as_deref().unwrap_or("-"), skipped, "UPDATE refused: {}", s.why);
+                    });
+                } else if s.outcome == "refused" {
+                    // Refusals a stranger can cause at will: counted, logged once a second.
+                    refused(Refusal::UpdateNotAllowed, |skipped| {
+                        tracing::info!(%peer, %zone, key = key.as_deref().unwrap_or("-"), skipped, "UPDATE refused: {}", s.why);
                     });
                 } else if s.rcode == rcode::SERVFAIL {
                     tracing::error!(%peer, %zone, key = key.as_deref().unwrap_or("-"), "UPDATE failed: {}", s.why);
