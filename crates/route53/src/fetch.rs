@@ -335,6 +335,64 @@ impl Route53 {
         })
     }
 
+    /// The record sets of one name and type in a zone (every set identifier), read now: a
+    /// listing that starts at that name and type and stops at the first other one. One call
+    /// unless a routed group has more members than a page. `rtype` must be a type Route53
+    /// knows (checked before any call).
+    pub async fn record_sets_of(&self, zone_id: &str, name: &str, rtype: &str) -> Result<Vec<RecordSet>, FetchError> {
+        let fail = |message: String| FetchError {
+            op: "ListResourceRecordSets",
+            zone: zone_id.to_owned(),
+            message,
+            throttled: false,
+        };
+        let rtype = rtype.to_ascii_uppercase();
+        if !RrType::values().contains(&rtype.as_str()) {
+            return Err(fail(format!("{rtype} is not a Route53 record type")));
+        }
+        let want = crate::convert::parse_route53_name(name).map_err(fail)?.to_lowercase();
+        let mut sets: Vec<RecordSet> = Vec::new();
+        let mut seen: HashSet<Option<String>> = HashSet::new();
+        let mut start = Some((name.to_owned(), RrType::from(rtype.as_str()), None::<String>));
+        for _ in 0..1000 {
+            let Some((n, t, i)) = start.take() else { break };
+            let out = self
+                .call("ListResourceRecordSets", zone_id, || {
+                    self.client
+                        .list_resource_record_sets()
+                        .hosted_zone_id(zone_id)
+                        .start_record_name(n.clone())
+                        .start_record_type(t.clone())
+                        .set_start_record_identifier(i.clone())
+                        .max_items(100)
+                        .send()
+                })
+                .await?;
+            let mut progress = false;
+            for r in out.resource_record_sets() {
+                let owner = crate::convert::parse_route53_name(r.name()).map(|n| n.to_lowercase());
+                if owner.as_ref() != Ok(&want) || r.r#type().as_str() != rtype {
+                    return Ok(sets);
+                }
+                if seen.insert(r.set_identifier().map(str::to_owned)) {
+                    progress = true;
+                    sets.push(RecordSet::from(r));
+                }
+            }
+            if out.is_truncated()
+                && progress
+                && let Some(next) = out.next_record_name()
+            {
+                start = Some((
+                    next.to_owned(),
+                    out.next_record_type().cloned().unwrap_or_else(|| RrType::from(rtype.as_str())),
+                    out.next_record_identifier().map(str::to_owned),
+                ));
+            }
+        }
+        Ok(sets)
+    }
+
     /// Whether a health check is healthy: Route53 counts an endpoint healthy when more than
     /// 18% of its checkers say so.
     pub async fn health(&self, id: &str) -> Result<bool, FetchError> {

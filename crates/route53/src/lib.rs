@@ -6,6 +6,7 @@
 pub mod budget;
 pub mod convert;
 mod create;
+pub mod events;
 pub mod fetch;
 pub mod model;
 pub mod write;
