@@ -132,6 +132,10 @@ struct Opts {
     /// Serve one zone file (repeatable).
     #[arg(long = "zone", value_name = "FILE", env = "R53DNS_ZONE", value_delimiter = ',')]
     zones: Vec<PathBuf>,
+    /// Take zones, keys, transfer and NOTIFY lists, UPDATE permissions and views from a BIND
+    /// named.conf (see docs/migrating-from-bind.md; `check` lists what is not taken over).
+    #[arg(long = "bind-config", value_name = "FILE", env = "R53DNS_BIND_CONFIG")]
+    bind_config: Option<PathBuf>,
     /// Address for DNS over UDP and TCP (repeatable; default 127.0.0.1:5353).
     #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_LISTEN", value_delimiter = ',')]
     listen: Vec<SocketAddr>,
@@ -314,7 +318,11 @@ impl Opts {
                 drain: self.drain,
                 catalog_zone: self.catalog_zone.clone(),
             },
-            zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zones.clone() },
+            zones: ZonesSpec {
+                dirs: self.zone_dirs.clone(),
+                files: self.zones.clone(),
+                bind_config: self.bind_config.clone(),
+            },
             log: r53dns_app::config::LogSpec {
                 level: self.log_level.clone(),
                 format: self.log_format,
@@ -372,6 +380,7 @@ impl Opts {
                 https_listen: self.https_listen.clone(),
                 ..Default::default()
             },
+            transfer: Vec::new(),
         };
         Ok(file.merge(flags))
     }
@@ -642,8 +651,16 @@ fn main() -> ExitCode {
                 for w in &report.warnings {
                     eprintln!("warning: {w}");
                 }
-                for (file, apex, serial, records) in &report.loaded {
-                    eprintln!("ok: {} {apex} serial {serial}, {records} records", file.display());
+                for i in &config.bind_ignored {
+                    eprintln!("ignored: {i}");
+                }
+                for (file, apex, serial, records, audience) in &report.loaded {
+                    let to = match audience {
+                        r53dns_app::zones::Audience::All => "",
+                        r53dns_app::zones::Audience::Internal => ", internal networks only",
+                        r53dns_app::zones::Audience::External => ", outside the internal networks only",
+                    };
+                    eprintln!("ok: {} {apex} serial {serial}, {records} records{to}", file.display());
                 }
                 print!("{}", config.to_toml());
                 ExitCode::SUCCESS

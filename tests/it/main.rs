@@ -5,6 +5,7 @@
 mod support;
 
 mod binary;
+mod bindconf;
 mod catalog;
 mod compare;
 mod deploy;

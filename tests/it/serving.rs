@@ -14,7 +14,10 @@ const SMALL: &str = "$ORIGIN small.example.\n$TTL 300\n@ SOA ns h 1 2 3 4 5\n NS
 #[test]
 fn listens_on_ipv4_and_ipv6() {
     let dir = zone_dir(&[("small.example.zone", SMALL)]);
-    let spec = Spec { zones: ZonesSpec { dirs: vec![dir.path().to_owned()], files: vec![] }, ..Default::default() };
+    let spec = Spec {
+        zones: ZonesSpec { dirs: vec![dir.path().to_owned()], files: vec![], ..Default::default() },
+        ..Default::default()
+    };
     let config = Spec {
         server: ServerSpec {
             listen: Some(vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()]),
@@ -103,7 +106,10 @@ fn unknown_edns_options_are_ignored_and_small_sizes_mean_512() {
 #[test]
 fn two_files_for_one_zone_stop_startup() {
     let dir = zone_dir(&[("a.zone", SMALL), ("b.zone", SMALL)]);
-    let spec = Spec { zones: ZonesSpec { dirs: vec![dir.path().to_owned()], files: vec![] }, ..Default::default() };
+    let spec = Spec {
+        zones: ZonesSpec { dirs: vec![dir.path().to_owned()], files: vec![], ..Default::default() },
+        ..Default::default()
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let err = rt
         .block_on(r53dns_app::start(spec.validate().unwrap(), r53dns_server::CancellationToken::new()))
@@ -133,7 +139,7 @@ fn queries_from_outside_allow_query_are_refused() {
     let dir = zone_dir(&[("small.example.zone", SMALL)]);
     let s = TestServer::with_spec(Spec {
         server: ServerSpec { allow_query: Some(vec!["127.0.0.2/32".into()]), ..Default::default() },
-        zones: ZonesSpec { dirs: vec![dir.path().to_owned()], files: vec![] },
+        zones: ZonesSpec { dirs: vec![dir.path().to_owned()], files: vec![], ..Default::default() },
         ..Default::default()
     });
     let q = Query::new("www.small.example.", "A");

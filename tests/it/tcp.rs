@@ -13,7 +13,7 @@ use crate::support::server::{TestServer, data_dir};
 fn server(idle: Duration) -> TestServer {
     TestServer::with_spec(Spec {
         server: ServerSpec { tcp_idle_timeout: Some(idle), ..Default::default() },
-        zones: ZonesSpec { dirs: vec![], files: vec![data_dir().join("zones/example.com.zone")] },
+        zones: ZonesSpec { dirs: vec![], files: vec![data_dir().join("zones/example.com.zone")], ..Default::default() },
         ..Default::default()
     })
 }
@@ -98,7 +98,7 @@ fn limited(per_client: usize) -> TestServer {
             tcp_message_timeout: Some(Duration::from_millis(500)),
             ..Default::default()
         },
-        zones: ZonesSpec { dirs: vec![], files: vec![data_dir().join("zones/example.com.zone")] },
+        zones: ZonesSpec { dirs: vec![], files: vec![data_dir().join("zones/example.com.zone")], ..Default::default() },
         ..Default::default()
     })
 }
@@ -143,7 +143,7 @@ fn a_client_that_never_reads_its_answers_loses_its_connection() {
             tcp_max_connections_per_network: Some(1),
             ..Default::default()
         },
-        zones: ZonesSpec { dirs: vec![], files: vec![data_dir().join("zones/example.com.zone")] },
+        zones: ZonesSpec { dirs: vec![], files: vec![data_dir().join("zones/example.com.zone")], ..Default::default() },
         ..Default::default()
     });
     // Pipeline far more answers than the socket buffers hold, and read none.
@@ -203,7 +203,7 @@ fn held_connections_do_not_lock_out_a_new_client() {
     // idle and then kept alive with queries: a new client is answered on its first try.
     let s = TestServer::with_spec(Spec {
         server: ServerSpec { tcp_idle_timeout: Some(Duration::from_secs(60)), ..Default::default() },
-        zones: ZonesSpec { dirs: vec![], files: vec![data_dir().join("zones/example.com.zone")] },
+        zones: ZonesSpec { dirs: vec![], files: vec![data_dir().join("zones/example.com.zone")], ..Default::default() },
         ..Default::default()
     });
     let mut held: Vec<TcpStream> = (1..=16)

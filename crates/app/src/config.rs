@@ -52,6 +52,25 @@ pub struct Spec {
     /// `[tls]`: DNS over TLS and over HTTPS.
     #[serde(default)]
     pub tls: TlsSpec,
+    /// `[[transfer]]`: who may transfer particular zones (in place of `server.allow-transfer`
+    /// and `server.transfer-keys` for them).
+    #[serde(default)]
+    pub transfer: Vec<TransferSpec>,
+}
+
+/// `[[transfer]]`: the zones listed may be transferred by clients of `allow` or with a
+/// request signed by one of `keys` — and by nobody else.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TransferSpec {
+    /// The zones.
+    pub zones: Vec<String>,
+    /// Client networks (`0.0.0.0/0` and `::/0` for everyone).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// TSIG keys (from `[tsig]`).
+    #[serde(default)]
+    pub keys: Vec<String>,
 }
 
 /// `[tls]`: DNS over TLS (RFC 7858) and over HTTPS (RFC 8484), off unless addresses are
@@ -678,12 +697,15 @@ pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ZonesSpec {
-    /// Directories whose `*.zone` files are served.
+    /// Directories whose zone files are served (`*.zone`, `db.*`, `*.db`).
     #[serde(default)]
     pub dirs: Vec<PathBuf>,
     /// Single zone files.
     #[serde(default)]
     pub files: Vec<PathBuf>,
+    /// A BIND `named.conf`: its zones, keys, transfer and NOTIFY lists, UPDATE permissions
+    /// and views are taken over (docs/migrating-from-bind.md).
+    pub bind_config: Option<PathBuf>,
 }
 
 /// `[log]`.
@@ -729,6 +751,14 @@ pub struct Config {
     pub zone_dirs: Vec<PathBuf>,
     /// Zone files.
     pub zone_files: Vec<PathBuf>,
+    /// A BIND `named.conf` read as a zone source.
+    pub bind_config: Option<PathBuf>,
+    /// What the `named.conf` says that only tunes BIND, with its place (printed by `check`).
+    pub bind_ignored: Vec<String>,
+    /// Clients that see the zones of the first of two `named.conf` views.
+    pub view_networks: Vec<r53dns_zone::Prefix>,
+    /// The `named.conf` as read at startup (a reload takes new zone lists only).
+    pub bind_mapped: Option<crate::bindconf::Mapped>,
     /// Log filter.
     pub log_level: String,
     /// Log format.
@@ -770,6 +800,7 @@ pub struct Config {
     tsig_spec: TsigSpec,
     secondary_spec: Vec<SecondarySpec>,
     update_spec: UpdateSpec,
+    transfer_spec: Vec<TransferSpec>,
 }
 
 /// Default DNS listener: loopback on an unprivileged port, safe on a laptop.
@@ -828,6 +859,10 @@ impl Spec {
         }
         if !other.zones.files.is_empty() {
             self.zones.files = other.zones.files;
+        }
+        self.zones.bind_config = other.zones.bind_config.or(self.zones.bind_config.take());
+        if !other.transfer.is_empty() {
+            self.transfer = other.transfer;
         }
         self.log.level = other.log.level.or(self.log.level.take());
         self.log.format = other.log.format.or(self.log.format);
@@ -889,7 +924,43 @@ impl Spec {
     }
 
     /// Checks values and fills defaults.
-    pub fn validate(self) -> anyhow::Result<Config> {
+    pub fn validate(mut self) -> anyhow::Result<Config> {
+        // Printed back as given; what a named.conf adds is read from it again.
+        let (tsig_spec, update_spec, secondary_spec, transfer_spec) =
+            (self.tsig.clone(), self.update.clone(), self.secondary.clone(), self.transfer.clone());
+        let mut bind_ignored = Vec::new();
+        let mut bind_warnings = Vec::new();
+        let mut view_networks = Vec::new();
+        let mut bind_mapped = None;
+        if let Some(path) = &self.zones.bind_config {
+            let route53 = self.route53.enabled.unwrap_or(false);
+            let conf = crate::bindconf::read(path).map_err(|e| anyhow::anyhow!("zones.bind-config: {e}"))?;
+            let m = crate::bindconf::map(&conf, route53).map_err(|errs| {
+                let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+                anyhow::anyhow!("zones.bind-config: {} cannot be taken over:\n{}", path.display(), lines.join("\n"))
+            })?;
+            bind_mapped = Some(m.clone());
+            self.tsig.key.extend(m.keys);
+            self.secondary.extend(m.secondaries);
+            self.update.grant.extend(m.grants);
+            self.transfer.extend(m.transfers);
+            for a in m.notify {
+                if !self.server.notify.contains(&a) {
+                    self.server.notify.push(a);
+                }
+            }
+            self.server.notify_key = self.server.notify_key.take().or(m.notify_key);
+            if self.server.allow_query.is_none() {
+                self.server.allow_query = m.allow_query;
+            }
+            view_networks = m
+                .internal_networks
+                .iter()
+                .map(|n| parse_network(n).context("zones.bind-config: view match-clients"))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            bind_warnings = m.not_carried.iter().map(|n| format!("named.conf: not taken over: {n}")).collect();
+            bind_ignored = m.ignored;
+        }
         let s = self.server;
         let defaults = ServerConfig::default();
         let listen = match s.listen {
@@ -963,7 +1034,7 @@ impl Spec {
             }
             None => None,
         };
-        let mut warnings = Vec::new();
+        let mut warnings = bind_warnings;
         if self.route53.max_staleness.is_some() {
             warnings.push(
                 "route53.max-staleness no longer makes a server unready: an AWS outage reaches every replica at once, and taking them all out of service would be a DNS outage; alert on r53dns_snapshot_age_seconds instead".to_owned(),
@@ -1071,8 +1142,33 @@ impl Spec {
                 });
             }
         }
+        let mut zone_transfer = std::collections::HashMap::new();
+        for t in &self.transfer {
+            let acl = t
+                .allow
+                .iter()
+                .map(|n| parse_network(n).context("transfer.allow"))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut keys = Vec::new();
+            for k in &t.keys {
+                let Some(key) = tsig_keys.by_label(k) else {
+                    bail!("transfer.keys: key '{k}' is not defined in [tsig] (key or key-files)");
+                };
+                keys.push(key.label().to_ascii_lowercase());
+            }
+            for z in &t.zones {
+                let text = if z.ends_with('.') { z.clone() } else { format!("{z}.") };
+                let apex = r53dns_zone::Name::parse(&text, None)
+                    .map_err(|e| anyhow::anyhow!("transfer.zones: '{z}' is not a domain name: {e}"))?;
+                let rule = r53dns_server::TransferRule { acl: acl.clone(), keys: keys.clone() };
+                if zone_transfer.insert(apex.to_lowercase(), rule).is_some() {
+                    bail!("transfer.zones: zone {apex} is listed twice");
+                }
+            }
+        }
         if self.zones.dirs.is_empty()
             && self.zones.files.is_empty()
+            && self.zones.bind_config.is_none()
             && route53.is_none()
             && secondaries.is_empty()
             && follow.is_none()
@@ -1107,11 +1203,16 @@ impl Spec {
                 tcp_message_timeout: s.tcp_message_timeout.unwrap_or(defaults.tcp_message_timeout),
                 tsig_keys: tsig_keys.clone(),
                 transfer_keys,
+                zone_transfer,
                 rrl: self.rrl.validate()?,
                 encrypted: self.tls.validate()?,
             },
             zone_dirs: self.zones.dirs,
             zone_files: self.zones.files,
+            bind_config: self.zones.bind_config,
+            bind_ignored,
+            view_networks,
+            bind_mapped,
             log_level: self.log.level.unwrap_or_else(|| "info".to_owned()),
             log_format: self.log.format.unwrap_or_default(),
             route53,
@@ -1131,9 +1232,10 @@ impl Spec {
             follow,
             replica_route53,
             follow_spec: self.follow,
-            tsig_spec: self.tsig,
-            update_spec: self.update,
-            secondary_spec: self.secondary,
+            tsig_spec,
+            update_spec,
+            secondary_spec,
+            transfer_spec,
         })
     }
 }
@@ -1247,7 +1349,12 @@ impl Config {
                 drain: Some(self.drain),
                 catalog_zone: self.catalog_zone.as_ref().map(|n| n.to_text()),
             },
-            zones: ZonesSpec { dirs: self.zone_dirs.clone(), files: self.zone_files.clone() },
+            zones: ZonesSpec {
+                dirs: self.zone_dirs.clone(),
+                files: self.zone_files.clone(),
+                bind_config: self.bind_config.clone(),
+            },
+            transfer: self.transfer_spec.clone(),
             log: LogSpec {
                 level: Some(self.log_level.clone()),
                 format: Some(self.log_format),

@@ -38,7 +38,7 @@ pub use r53dns_metrics::ADMIN_HEADER;
 pub use r53dns_server::Store;
 pub use r53dns_zone::{Snapshot, ZoneSet};
 use sync::{SyncStatus, Syncer};
-use zones::{FileZones, LoadReport, zone_paths};
+use zones::{FileZones, LoadReport, zone_sources};
 
 /// A failure before serving that is the operator's to fix (bad config or zone): exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +48,8 @@ pub struct StartupError(pub String);
 /// Loads every zone file of `config`, all or nothing: any error is a [`StartupError`]
 /// listing every problem (startup, `check` and `export` refuse to work with a bad zone).
 pub(crate) fn load_files(config: &Config) -> Result<(FileZones, LoadReport), StartupError> {
-    let paths = zone_paths(&config.zone_dirs, &config.zone_files).map_err(|e| StartupError(e.to_string()))?;
-    let (files, report) = FileZones::load(&paths, None);
+    let sources = zone_sources(config).map_err(|e| StartupError(e.to_string()))?;
+    let (files, report) = FileZones::load(&sources, None);
     if !report.errors.is_empty() {
         let msgs: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
         return Err(StartupError(msgs.join("\n")));
@@ -132,7 +132,14 @@ impl Reloader {
             s.trigger();
         }
         let old = self.publisher.files().await;
-        let paths = match zone_paths(&self.config.zone_dirs, &self.config.zone_files) {
+        if let (Some(before), Ok(Some(now))) = (&self.config.bind_mapped, zones::bind_config(&self.config))
+            && before.settings_differ(&now)
+        {
+            tracing::warn!(
+                "reload: named.conf changed beyond its zone list (keys, views, transfer, NOTIFY or UPDATE rules); zones are reloaded, the rest takes a restart"
+            );
+        }
+        let paths = match zone_sources(&self.config) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "reload: cannot list zones; keeping the current snapshot");
@@ -205,19 +212,29 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     for w in &report.warnings {
         tracing::warn!("{w}");
     }
-    for (file, apex, serial, records) in &report.loaded {
-        tracing::info!(zone = %apex, serial, records, file = %file.display(), "zone loaded");
+    for (file, apex, serial, records, audience) in &report.loaded {
+        tracing::info!(zone = %apex, serial, records, file = %file.display(), ?audience, "zone loaded");
     }
     let store: Store = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
     let metrics = Arc::new(r53dns_metrics::Metrics::new(env!("CARGO_PKG_VERSION")));
-    let (conflict, networks, routing) = match config.route53.as_ref().or(config.replica_route53.as_ref()) {
+    let (conflict, mut networks, routing) = match config.route53.as_ref().or(config.replica_route53.as_ref()) {
         Some(r) => (r.conflict, r.internal_networks.clone(), r.routing.clone()),
         None => Default::default(),
     };
+    // The first of two named.conf views: its clients see its zones.
+    for n in &config.view_networks {
+        if !networks.contains(n) {
+            networks.push(*n);
+        }
+    }
     let publisher = Arc::new(
         Publisher::new(store.clone(), FileZones::default(), conflict, networks, routing)
             .with_notify(config.notify.clone(), config.notify_key.clone())
-            .with_journals(!config.server.transfer_acl.is_empty() || !config.server.transfer_keys.is_empty())
+            .with_journals(
+                !config.server.transfer_acl.is_empty()
+                    || !config.server.transfer_keys.is_empty()
+                    || !config.server.zone_transfer.is_empty(),
+            )
             .with_catalog(config.catalog_zone.clone().map(catalog::Catalog::new)),
     );
     publisher.set_files(files).await;

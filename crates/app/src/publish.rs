@@ -8,7 +8,7 @@ use r53dns_zone::journal::{self, Journal};
 use r53dns_zone::{Prefix, RoutingContext, Snapshot, Zone, ZoneSet};
 
 use crate::config::Conflict;
-use crate::zones::FileZones;
+use crate::zones::{Audience, FileZones};
 
 /// A Route53 zone in effect.
 #[derive(Debug, Clone)]
@@ -167,8 +167,22 @@ impl Publisher {
             internal.insert(z.clone());
             external.insert(z.clone());
         }
-        for z in s.files.zones() {
-            let clash = internal.get(z.apex()).is_some();
+        for f in s.files.entries() {
+            let z = &f.zone;
+            // A named.conf zone that takes UPDATEs is served from Route53 once it is there.
+            if f.yields_to_route53 && {
+                let apex = z.apex().to_lowercase();
+                s.route53.iter().any(|r| r.zone.apex().to_lowercase() == apex)
+            } {
+                continue;
+            }
+            let (to_internal, to_external) = match f.audience {
+                Audience::All => (true, true),
+                Audience::Internal => (true, false),
+                Audience::External => (false, true),
+            };
+            let clash =
+                (to_internal && internal.get(z.apex()).is_some()) || (to_external && external.get(z.apex()).is_some());
             match (clash, self.conflict) {
                 (true, Conflict::Route53) => continue,
                 (true, Conflict::Error) => {
@@ -176,8 +190,12 @@ impl Publisher {
                 }
                 _ => {}
             }
-            internal.insert(z.clone());
-            external.insert(z.clone());
+            if to_internal {
+                internal.insert(z.clone());
+            }
+            if to_external {
+                external.insert(z.clone());
+            }
         }
         internal.set_routing(self.routing.clone());
         external.set_routing(self.routing.clone());
@@ -303,7 +321,7 @@ mod tests {
             let path = dir.path().join("shared.example.zone");
             std::fs::write(&path, format!("$TTL 60\n@ SOA ns h 1 2 3 4 5\n NS ns\nns A 192.0.2.1\nwww A {addr}\n"))
                 .unwrap();
-            let (f, report) = FileZones::load(&[path], None);
+            let (f, report) = FileZones::load(&[crate::zones::ZoneSource::file(path)], None);
             assert!(report.errors.is_empty());
             f
         };

@@ -21,6 +21,9 @@ pub enum SourceError {
         /// Why.
         error: std::io::Error,
     },
+    /// The `named.conf` no longer reads or maps.
+    #[error("{0}")]
+    BindConfig(String),
     /// Two files define the same zone.
     #[error("{}: zone {apex} is already defined by {}", file.display(), first.display())]
     Duplicate {
@@ -31,6 +34,71 @@ pub enum SourceError {
         /// The zone.
         apex: String,
     },
+}
+
+/// Which clients a zone file's zone is served to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Audience {
+    /// Everyone.
+    All,
+    /// Clients of the internal networks only (the first of two `named.conf` views).
+    Internal,
+    /// Clients outside the internal networks only (the second view).
+    External,
+}
+
+impl Audience {
+    /// Whether the two share clients.
+    pub fn overlaps(self, other: Audience) -> bool {
+        self == Audience::All || other == Audience::All || self == other
+    }
+}
+
+/// One zone file to load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneSource {
+    /// The file.
+    pub path: PathBuf,
+    /// The zone's name when the configuration gives it (`named.conf`); else the file's
+    /// `$ORIGIN` or its name.
+    pub origin: Option<Name>,
+    /// Who sees it.
+    pub audience: Audience,
+    /// Served only while Route53 has no zone of that name (a `named.conf` zone that takes
+    /// UPDATEs, which r53dns writes to Route53).
+    pub yields_to_route53: bool,
+}
+
+impl ZoneSource {
+    /// A file whose zone is named by its contents, served to everyone.
+    pub fn file(path: PathBuf) -> Self {
+        Self { path, origin: None, audience: Audience::All, yields_to_route53: false }
+    }
+}
+
+/// Every zone file of the configuration: [`zone_paths`], then the primary zones of its
+/// `named.conf` (read again, so a reload sees zones added or removed there).
+pub fn zone_sources(config: &crate::Config) -> Result<Vec<ZoneSource>, SourceError> {
+    let mut out: Vec<ZoneSource> =
+        zone_paths(&config.zone_dirs, &config.zone_files)?.into_iter().map(ZoneSource::file).collect();
+    if let Some(mapped) = bind_config(config)? {
+        out.extend(mapped.zones);
+    }
+    Ok(out)
+}
+
+/// The configuration's `named.conf` read and mapped again, if it has one.
+pub fn bind_config(config: &crate::Config) -> Result<Option<crate::bindconf::Mapped>, SourceError> {
+    if let Some(path) = &config.bind_config {
+        let route53 = config.route53.is_some();
+        let mapped = crate::bindconf::read(path).map_err(|e| SourceError::BindConfig(e.to_string())).and_then(|c| {
+            crate::bindconf::map(&c, route53).map_err(|errs| {
+                SourceError::BindConfig(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+            })
+        })?;
+        return Ok(Some(mapped));
+    }
+    Ok(None)
 }
 
 /// The zone files named by the configuration: the zone files of each directory (sorted, see
@@ -101,17 +169,29 @@ pub fn dir_entry_kind(name: &str) -> Result<(), &'static str> {
     }
 }
 
-/// The zones loaded from files, by file, so a reload can fall back per file.
+/// A zone loaded from a file, with whom it is for.
+#[derive(Debug, Clone)]
+pub struct FileZone {
+    /// The zone.
+    pub zone: Arc<Zone>,
+    /// Who sees it.
+    pub audience: Audience,
+    /// Served only while Route53 has no zone of that name.
+    pub yields_to_route53: bool,
+}
+
+/// The zones loaded from files, by file (and audience: one file may serve one view each),
+/// so a reload can fall back per file.
 #[derive(Debug, Clone, Default)]
 pub struct FileZones {
-    by_file: BTreeMap<PathBuf, Arc<Zone>>,
+    by_file: BTreeMap<(PathBuf, Audience), FileZone>,
 }
 
 /// What a (re)load did.
 #[derive(Debug, Default)]
 pub struct LoadReport {
-    /// Zones loaded (new or changed).
-    pub loaded: Vec<(PathBuf, Name, u32, usize)>,
+    /// Zones loaded (new or changed): file, apex, serial, records, audience.
+    pub loaded: Vec<(PathBuf, Name, u32, usize, Audience)>,
     /// Files that failed; on reload their previous version stays.
     pub errors: Vec<SourceError>,
     /// Non-fatal remarks (TTL mismatches…).
@@ -121,27 +201,35 @@ pub struct LoadReport {
 impl FileZones {
     /// Loads every file. Errors are collected, not fatal here: the caller decides (startup
     /// refuses to run with any; a reload keeps the old version of failed files).
-    pub fn load(paths: &[PathBuf], previous: Option<&FileZones>) -> (FileZones, LoadReport) {
+    pub fn load(sources: &[ZoneSource], previous: Option<&FileZones>) -> (FileZones, LoadReport) {
         let mut report = LoadReport::default();
         let mut by_file = BTreeMap::new();
-        let mut apexes: BTreeMap<Name, PathBuf> = BTreeMap::new();
-        for path in paths {
-            let zone = match load_zone_file(path, None) {
+        let mut apexes: Vec<(Name, Audience, PathBuf)> = Vec::new();
+        for source in sources {
+            let path = &source.path;
+            let key = (path.clone(), source.audience);
+            let zone = match load_zone_file(path, source.origin.as_ref()) {
                 Ok((zone, warnings)) => {
                     report.warnings.extend(warnings);
-                    report.loaded.push((path.clone(), zone.apex().clone(), zone.serial(), zone.record_count()));
+                    report.loaded.push((
+                        path.clone(),
+                        zone.apex().clone(),
+                        zone.serial(),
+                        zone.record_count(),
+                        source.audience,
+                    ));
                     Arc::new(zone)
                 }
                 Err(e) => {
                     report.errors.push(e.into());
-                    match previous.and_then(|p| p.by_file.get(path)) {
-                        Some(old) => old.clone(),
+                    match previous.and_then(|p| p.by_file.get(&key)) {
+                        Some(old) => old.zone.clone(),
                         None => continue,
                     }
                 }
             };
             let apex = zone.apex().to_lowercase();
-            if let Some(first) = apexes.get(&apex) {
+            if let Some((_, _, first)) = apexes.iter().find(|(a, aud, _)| *a == apex && aud.overlaps(source.audience)) {
                 report.errors.push(SourceError::Duplicate {
                     file: path.clone(),
                     first: first.clone(),
@@ -149,8 +237,9 @@ impl FileZones {
                 });
                 continue;
             }
-            apexes.insert(apex, path.clone());
-            by_file.insert(path.clone(), zone);
+            apexes.push((apex, source.audience, path.clone()));
+            let entry = FileZone { zone, audience: source.audience, yields_to_route53: source.yields_to_route53 };
+            by_file.insert(key, entry);
         }
         (FileZones { by_file }, report)
     }
@@ -158,19 +247,24 @@ impl FileZones {
     /// A snapshot with every zone.
     pub fn to_set(&self) -> ZoneSet {
         let mut set = ZoneSet::new();
-        for z in self.by_file.values() {
-            set.insert(z.clone());
+        for z in self.by_file.values().filter(|z| z.audience != Audience::External) {
+            set.insert(z.zone.clone());
         }
         set
     }
 
     /// The files loaded.
     pub fn files(&self) -> impl Iterator<Item = &Path> {
-        self.by_file.keys().map(PathBuf::as_path)
+        self.by_file.keys().map(|(p, _)| p.as_path())
     }
 
-    /// The zones loaded.
+    /// The zones loaded (of every audience).
     pub fn zones(&self) -> impl Iterator<Item = &Arc<Zone>> {
+        self.by_file.values().map(|z| &z.zone)
+    }
+
+    /// The zones loaded, with their audiences.
+    pub fn entries(&self) -> impl Iterator<Item = &FileZone> {
         self.by_file.values()
     }
 }

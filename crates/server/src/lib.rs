@@ -48,7 +48,7 @@ mod wire;
 mod xfr;
 
 pub use handler::{AnswerConfig, Outcome, Transport, answer};
-pub use net::{Bound, RequestHandler, ServerConfig, bind};
+pub use net::{Bound, RequestHandler, ServerConfig, TransferRule, bind};
 pub use rrl::RrlConfig;
 pub use stats::Stats;
 pub use tokio_util::sync::CancellationToken;

@@ -54,10 +54,22 @@ pub struct ServerConfig {
     pub tsig_keys: crate::tsig::KeyRing,
     /// Keys (labels, lowercase) whose signed transfer requests are allowed from anywhere.
     pub transfer_keys: Vec<String>,
+    /// Per zone (lower-case apex): who may transfer it, in place of `transfer_acl` and
+    /// `transfer_keys`.
+    pub zone_transfer: std::collections::HashMap<r53dns_zone::Name, TransferRule>,
     /// Response rate limiting of UDP answers (off unless a rate is set).
     pub rrl: crate::rrl::RrlConfig,
     /// DNS over TLS and HTTPS (off unless addresses are given).
     pub encrypted: crate::encrypted::EncryptedConfig,
+}
+
+/// Who may transfer one zone: clients of these networks, or requests signed with these keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransferRule {
+    /// Client networks.
+    pub acl: Vec<r53dns_zone::Prefix>,
+    /// Key labels, lowercase.
+    pub keys: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +87,7 @@ impl Default for ServerConfig {
             tcp_message_timeout: Duration::from_secs(2),
             tsig_keys: crate::tsig::KeyRing::default(),
             transfer_keys: Vec::new(),
+            zone_transfer: std::collections::HashMap::new(),
             rrl: crate::rrl::RrlConfig::default(),
             encrypted: crate::encrypted::EncryptedConfig::default(),
         }

@@ -76,11 +76,17 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::Se
             return Some(vec![m]);
         }
     };
-    let by_key = signer.as_ref().is_some_and(|s| cfg.transfer_keys.contains(&s.key().label().to_ascii_lowercase()));
     let apex = r53dns_zone::Name::from_wire(req.qname())?;
     let zone = zones.get(&apex);
-    if !(by_key || allowed(&cfg.transfer_acl, peer)) || zone.is_none() {
-        if !by_key && !allowed(&cfg.transfer_acl, peer) {
+    // A zone's own rule, else the server's.
+    let (acl, keys) = match cfg.zone_transfer.get(&apex.to_lowercase()) {
+        Some(rule) => (&rule.acl, &rule.keys),
+        None => (&cfg.transfer_acl, &cfg.transfer_keys),
+    };
+    let by_key = signer.as_ref().is_some_and(|s| keys.contains(&s.key().label().to_ascii_lowercase()));
+    let by_network = allowed(acl, peer);
+    if !(by_key || by_network) || zone.is_none() {
+        if !by_key && !by_network {
             crate::logs::refused(crate::logs::Refusal::TransferNotAllowed, |skipped| {
                 tracing::info!(%peer, skipped, "zone transfer refused: neither the network nor a transfer key allows it");
             });

@@ -294,8 +294,13 @@ fn decompress_rdata(msg: &[u8], at: usize, rtype: u16, raw: &[u8]) -> Result<Vec
 }
 
 pub fn udp_exchange(addr: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
-    let bind: SocketAddr = if addr.is_ipv6() { "[::1]:0".parse().unwrap() } else { "127.0.0.1:0".parse().unwrap() };
-    let sock = UdpSocket::bind(bind).unwrap();
+    let from: std::net::IpAddr = if addr.is_ipv6() { "::1".parse().unwrap() } else { "127.0.0.1".parse().unwrap() };
+    udp_exchange_from(from, addr, msg)
+}
+
+/// Like [`udp_exchange`] from a chosen loopback address (127.0.0.2…: another client network).
+pub fn udp_exchange_from(from: std::net::IpAddr, addr: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind(SocketAddr::new(from, 0)).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
     sock.send_to(msg, addr).unwrap();
     let mut buf = vec![0u8; 65535];

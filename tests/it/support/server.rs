@@ -39,14 +39,20 @@ impl TestServer {
     pub fn start(zones: &[(&str, &str)]) -> Self {
         let tmp = zone_dir(zones);
         let dir = tmp.path().to_owned();
-        let mut s = Self::with_spec(Spec { zones: ZonesSpec { dirs: vec![dir], files: vec![] }, ..Default::default() });
+        let mut s = Self::with_spec(Spec {
+            zones: ZonesSpec { dirs: vec![dir], files: vec![], ..Default::default() },
+            ..Default::default()
+        });
         s._tmp = Some(tmp);
         s
     }
 
     /// Serves every zone of a directory.
     pub fn start_dir(dir: &Path) -> Self {
-        Self::with_spec(Spec { zones: ZonesSpec { dirs: vec![dir.to_owned()], files: vec![] }, ..Default::default() })
+        Self::with_spec(Spec {
+            zones: ZonesSpec { dirs: vec![dir.to_owned()], files: vec![], ..Default::default() },
+            ..Default::default()
+        })
     }
 
     /// Serves with a full spec; the listener is forced to 127.0.0.1:0.
