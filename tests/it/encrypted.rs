@@ -102,6 +102,11 @@ fn dot_and_doh_answer_as_udp_does_with_a_certificate_clients_verify() {
             "dig DoH {name} {t}"
         );
     }
+    // Counted apart from TCP, by transport.
+    for t in ["dot", "doh"] {
+        let n = b.metric(&format!("r53dns_queries_total{{qtype=\"A\",rcode=\"NOERROR\",transport=\"{t}\"}}"));
+        assert!(n >= 4, "{t}: {n}");
+    }
     // Another CA: the client refuses the server, so no answer comes back.
     let (other, _) = certificate(dir.path(), "other");
     let refused = ask(
@@ -132,4 +137,107 @@ fn the_query_acl_holds_over_tls_and_a_bad_key_is_a_startup_error() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("other.key") && text.contains("does not match"), "{text}");
+}
+
+/// A zone of `n` A records under `big.test.` (a transfer of many messages).
+fn big_zone(dir: &Path, n: usize) -> std::path::PathBuf {
+    let mut text =
+        String::from("$ORIGIN big.test.\n$TTL 300\n@ SOA ns h 1 7200 900 1209600 300\n NS ns\nns A 192.0.2.1\n");
+    for i in 0..n {
+        text.push_str(&format!("host-{i} A 10.{}.{}.{}\n", i >> 16 & 255, i >> 8 & 255, i & 255));
+    }
+    let path = dir.join("big.test.zone");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `kdig` zone transfer over TLS: (records but the closing SOA, messages, the output).
+fn kdig_xfr(addr: std::net::SocketAddr, ca: &[String], extra: &[&str], zone: &str, t: &str) -> (usize, usize, String) {
+    let out = Command::new("kdig")
+        .arg(format!("@{}", addr.ip()))
+        .args(["-p", &addr.port().to_string(), "+tls"])
+        .args(ca)
+        .args(extra)
+        .args([zone, t])
+        .output()
+        .expect("kdig must be installed (apt-get install knot-dnsutils)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    // kdig: ";; Received 1234 B (56 messages, 30003 records)".
+    let summary = text.lines().find(|l| l.starts_with(";; Received")).unwrap_or("");
+    let num = |what: &str| -> usize {
+        let part = summary.split(['(', ',', ')']).find(|p| p.contains(what));
+        part.and_then(|p| p.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+    };
+    (num("record").saturating_sub(1), num("message"), text)
+}
+
+#[test]
+fn zone_transfers_over_tls_reach_kdig_and_nsd_whole_and_only_allowed_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = big_zone(dir.path(), 30_000);
+    let (cert, key) = certificate(dir.path(), "server");
+    let tls =
+        ["--zone", &zone.display().to_string(), "--tls-cert", &cert, "--tls-key", &key, "--tls-listen", "127.0.0.1:0"]
+            .map(str::to_owned);
+    let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
+    let b = Binary::serve(&[tls.as_slice(), &["--allow-transfer", "127.0.0.0/8"]].concat());
+    let dot = addr_of(&b, "serving DNS over TLS");
+    let ca = vec![format!("+tls-ca={cert}"), "+tls-hostname=dns.test".to_owned()];
+    let (records, messages, text) = kdig_xfr(dot, &ca, &[], "big.test.", "AXFR");
+    let expect = r53dns_zone::load_zone_file(&zone, None).unwrap().0.record_count();
+    assert_eq!(records, expect, "{}", &text[text.len().saturating_sub(600)..]);
+    // More messages than a listener that queues 32 responses could send.
+    assert!(messages > 40, "{messages} messages");
+    let (current, _, text) = kdig_xfr(dot, &ca, &[], "big.test.", "IXFR=1");
+    assert_eq!(current, 0, "IXFR from the current serial is one SOA: {text}");
+    // NSD follows over TLS (it refuses to send the request unless the certificate checks).
+    let nsd = crate::support::nsd::Nsd::secondary_tls("big.test.", dot, Path::new(&cert), "dns.test", None);
+    for name in ["host-0.big.test.", "host-29999.big.test.", "big.test."] {
+        let q = crate::support::dns::Query::new(name, "A");
+        let (ours, theirs) = (crate::support::dns::ask(b.addr.unwrap(), &q), crate::support::dns::ask(nsd.addr, &q));
+        assert_eq!(ours.rcode, theirs.rcode, "{name}");
+        assert_eq!(ours.section("answer"), theirs.section("answer"), "{name}");
+    }
+    // Another client network: no transfer over TLS either.
+    let denied = Binary::serve(&[tls.as_slice(), &["--allow-transfer", "10.0.0.0/8"]].concat());
+    let (records, _, text) = kdig_xfr(addr_of(&denied, "serving DNS over TLS"), &ca, &[], "big.test.", "AXFR");
+    assert_eq!(records, 0, "{}", &text[..text.len().min(600)]);
+}
+
+#[test]
+fn signed_queries_and_transfers_over_tls_are_answered_signed() {
+    const SECRET: &str = "c2VjcmV0LWZvci10cmFuc2ZlcnMtb25seS0xMjM0NTY=";
+    let dir = tempfile::tempdir().unwrap();
+    let keys = crate::support::key_file(dir.path(), "xfr-key", SECRET);
+    let (b, cert) = serve_tls(
+        dir.path(),
+        &["--tls-listen", "127.0.0.1:0", "--tsig-key-file", keys.to_str().unwrap(), "--transfer-key", "xfr-key"],
+    );
+    let dot = addr_of(&b, "serving DNS over TLS");
+    let ca = vec![format!("+tls-ca={cert}"), "+tls-hostname=dns.test".to_owned()];
+    let key = format!("hmac-sha256:xfr-key:{SECRET}");
+    // kdig checks the signature of every message.
+    let (records, _, text) = kdig_xfr(dot, &ca, &["-y", &key], "example.com.", "AXFR");
+    let file = r53dns_zone::load_zone_file(&data_dir().join("zones/example.com.zone"), None).unwrap().0;
+    assert_eq!(records, file.record_count(), "{text}");
+    assert!(!text.contains("TSIG") || !text.to_ascii_lowercase().contains("failed"), "{text}");
+    // Unsigned: no transfer (only the key may).
+    assert_eq!(kdig_xfr(dot, &ca, &[], "example.com.", "AXFR").0, 0);
+    // A signed query: a signed answer the client verifies.
+    let (_, _, soa) = kdig_xfr(dot, &ca, &["-y", &key], "example.com.", "SOA");
+    assert!(soa.contains("status: NOERROR") && soa.contains("TSIG PSEUDOSECTION"), "{soa}");
+    assert!(!soa.contains("BADSIG") && !soa.to_ascii_lowercase().contains("failed"), "{soa}");
+    // NSD follows with the key, over TLS.
+    let nsd = crate::support::nsd::Nsd::secondary_tls(
+        "example.com.",
+        dot,
+        Path::new(&cert),
+        "dns.test",
+        Some(("xfr-key", SECRET)),
+    );
+    let q = crate::support::dns::Query::new("www.example.com.", "A");
+    assert_eq!(
+        crate::support::dns::ask(b.addr.unwrap(), &q).section("answer"),
+        crate::support::dns::ask(nsd.addr, &q).section("answer")
+    );
 }

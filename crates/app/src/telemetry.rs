@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use r53dns_metrics::{Metrics, Probes, QuerySource, TransportCounts};
-use r53dns_server::stats::{LATENCY_BUCKETS, Stats};
-use r53dns_server::{Store, Transport};
+use r53dns_server::Store;
+use r53dns_server::stats::{LATENCY_BUCKETS, Listener, Stats};
 use r53dns_zone::Source;
 
 use crate::sync::{SyncStatus, Syncer};
@@ -14,9 +14,10 @@ pub(crate) struct StatsSource(pub(crate) Arc<Stats>);
 
 impl QuerySource for StatsSource {
     fn counts(&self) -> Vec<TransportCounts> {
-        [(Transport::Udp, "udp"), (Transport::Tcp, "tcp")]
+        Listener::ALL
             .into_iter()
-            .map(|(t, name)| {
+            .map(|t| {
+                let name = t.label();
                 let (bucket_counts, latency_sum) = self.0.latency(t);
                 TransportCounts {
                     transport: name,

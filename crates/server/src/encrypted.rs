@@ -1,13 +1,24 @@
-//! DNS over TLS (RFC 7858) and over HTTPS (RFC 8484), on hickory-server's listeners: it
-//! owns TLS, HTTP/2, connection handling and their timeouts; every request it reads comes
-//! here as raw octets and is answered by the same [`answer`](crate::answer) as UDP and TCP,
-//! from the same snapshot, views, ACL and TSIG keys.
+//! DNS over TLS (RFC 7858), zone transfers over TLS (RFC 9103) and DNS over HTTPS
+//! (RFC 8484).
 //!
-//! hickory-server sends responses it encodes itself, so our response is read back into its
-//! message type and re-encoded: the same records, sections and flags, names possibly
-//! compressed differently. A TSIG-signed answer would not survive that (the MAC covers our
-//! octets), so signed requests are answered REFUSED here and belong on plain TCP, where
-//! zone transfers and UPDATE also stay.
+//! **DNS over TLS** is a TCP connection inside TLS, so it is served by the TCP connection
+//! code itself (`net::connection`) on a stream from `tokio-rustls`: the same connection
+//! table and limits, the same idle and message timeouts, pipelining, zone transfers to the
+//! same `allow-transfer` networks and `transfer-keys` (RFC 9103: XoT), TSIG-signed queries,
+//! UPDATE and NOTIFY, and the very octets TCP would send. hickory-server's TLS listener is
+//! not used for it: it queues at most 32 responses per request and writes them only after
+//! the handler returns, so a transfer of more than about 32 messages cannot be sent, and
+//! it re-encodes every response (which a TSIG signature does not survive).
+//!
+//! **DNS over HTTPS** runs on hickory-server's listener (TLS, HTTP/2 and their timeouts are
+//! its own): each request arrives as raw octets, is answered by the same
+//! [`answer`](crate::answer) from the same snapshot, views and ACL, and our response is read
+//! back into hickory's message type for it to encode: the same records, sections and
+//! flags, names possibly compressed differently. A TSIG-signed answer would not survive
+//! that (the MAC covers our octets), so signed requests are answered REFUSED there.
+//!
+//! Every listener presents the certificate held by [`Certificates`], which
+//! [`Certificates::reload`] replaces for new connections without a restart.
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,15 +26,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Message, ResponseCode};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
-use rustls::server::ResolvesServerCert;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use tokio_util::sync::CancellationToken;
 
 use crate::handler::{Note, Outcome, Transport, answer_noting};
-use crate::stats::{Stats, inspect};
+use crate::stats::{Listener, Stats, inspect};
 use crate::{ServerConfig, Store};
 
 /// Where and with which certificate to serve DNS over TLS and HTTPS.
@@ -39,8 +52,9 @@ pub struct EncryptedConfig {
     pub cert: PathBuf,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
-    /// A connection that completes no TLS handshake or sends no request for this long is
-    /// closed.
+    /// A connection that completes no TLS handshake within this long is closed; so is a
+    /// DNS over HTTPS connection that sends no request for this long (DNS over TLS
+    /// connections are then held to the TCP idle and message timeouts).
     pub timeout: Duration,
 }
 
@@ -51,34 +65,76 @@ impl EncryptedConfig {
     }
 }
 
-/// Reads the certificate chain and key (errors name the file and the reason).
-pub fn load_certificate(cfg: &EncryptedConfig) -> io::Result<Arc<dyn ResolvesServerCert>> {
+/// The certificate and key every encrypted listener presents, read from their files at
+/// startup and again by [`reload`](Self::reload); a handshake takes whichever is current.
+#[derive(Debug)]
+pub struct Certificates {
+    cert: PathBuf,
+    key: PathBuf,
+    current: ArcSwap<CertifiedKey>,
+}
+
+impl Certificates {
+    /// Reads the certificate chain and key (errors name the file and the reason).
+    pub fn load(cfg: &EncryptedConfig) -> io::Result<Arc<Self>> {
+        let current = ArcSwap::from_pointee(read_certified_key(&cfg.cert, &cfg.key)?);
+        Ok(Arc::new(Self { cert: cfg.cert.clone(), key: cfg.key.clone(), current }))
+    }
+
+    /// Reads the files again; new connections get the new certificate, open ones keep
+    /// theirs. On error the current certificate stays.
+    pub fn reload(&self) -> io::Result<()> {
+        let fresh = read_certified_key(&self.cert, &self.key)?;
+        self.current.store(Arc::new(fresh));
+        Ok(())
+    }
+
+    /// A TLS server configuration presenting these certificates, offering `alpn`.
+    fn tls_config(self: &Arc<Self>, alpn: &[u8]) -> io::Result<Arc<rustls::ServerConfig>> {
+        let mut config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| io::Error::other(format!("TLS configuration: {e}")))?
+                .with_no_client_auth()
+                .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![alpn.to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+fn read_certified_key(cert: &std::path::Path, key: &std::path::Path) -> io::Result<CertifiedKey> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let bad = |what: &std::path::Path, e: &dyn std::fmt::Display| {
         io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", what.display()))
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.cert)
-        .map_err(|e| bad(&cfg.cert, &e))?
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert, &e))?
         .collect::<Result<_, _>>()
-        .map_err(|e| bad(&cfg.cert, &e))?;
+        .map_err(|e| bad(cert, &e))?;
     if certs.is_empty() {
-        return Err(bad(&cfg.cert, &"no certificate in the file"));
+        return Err(bad(cert, &"no certificate in the file"));
     }
-    let key = PrivateKeyDer::from_pem_file(&cfg.key).map_err(|e| bad(&cfg.key, &e))?;
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
     let provider = rustls::crypto::ring::default_provider();
-    let signing = provider.key_provider.load_private_key(key).map_err(|e| bad(&cfg.key, &e))?;
-    let certified = rustls::sign::CertifiedKey::new(certs, signing);
-    certified.keys_match().map_err(|e| bad(&cfg.key, &format!("does not match the certificate: {e}")))?;
-    Ok(Arc::new(rustls::sign::SingleCertAndKey::from(certified)))
+    let signing = provider.key_provider.load_private_key(private).map_err(|e| bad(key, &e))?;
+    let certified = CertifiedKey::new(certs, signing);
+    certified.keys_match().map_err(|e| bad(key, &format!("does not match the certificate: {e}")))?;
+    Ok(certified)
 }
 
 /// Listeners bound at startup (so a taken port is a startup error), then served with the
 /// rest of the server.
 pub struct EncryptedListeners {
-    dot: Vec<tokio::net::TcpListener>,
+    pub(crate) dot: Vec<tokio::net::TcpListener>,
     doh: Vec<tokio::net::TcpListener>,
-    cert: Arc<dyn ResolvesServerCert>,
+    pub(crate) certs: Arc<Certificates>,
 }
 
 impl std::fmt::Debug for EncryptedListeners {
@@ -90,11 +146,11 @@ impl std::fmt::Debug for EncryptedListeners {
 impl EncryptedListeners {
     /// Loads the certificate and binds every address.
     pub fn bind(cfg: &EncryptedConfig) -> io::Result<Self> {
-        let cert = load_certificate(cfg)?;
+        let certs = Certificates::load(cfg)?;
         let listen = |addrs: &[SocketAddr]| -> io::Result<Vec<tokio::net::TcpListener>> {
             addrs.iter().map(|a| tokio::net::TcpListener::from_std(crate::net::tcp_listener(*a)?)).collect()
         };
-        Ok(Self { dot: listen(&cfg.dot)?, doh: listen(&cfg.doh)?, cert })
+        Ok(Self { dot: listen(&cfg.dot)?, doh: listen(&cfg.doh)?, certs })
     }
 
     /// The bound addresses: (DNS over TLS, DNS over HTTPS).
@@ -102,27 +158,33 @@ impl EncryptedListeners {
         let addrs = |l: &[tokio::net::TcpListener]| l.iter().filter_map(|l| l.local_addr().ok()).collect();
         (addrs(&self.dot), addrs(&self.doh))
     }
+
+    /// The TLS acceptor of DNS over TLS (ALPN `dot`, RFC 7858 §3.2 and RFC 9103 §7.1).
+    pub(crate) fn dot_acceptor(&self) -> io::Result<tokio_rustls::TlsAcceptor> {
+        Ok(tokio_rustls::TlsAcceptor::from(self.certs.tls_config(b"dot")?))
+    }
 }
 
-/// Serves DNS over TLS and HTTPS until `shutdown`.
-pub(crate) async fn serve(
-    listeners: EncryptedListeners,
+/// Serves DNS over HTTPS on hickory-server until `shutdown` (DNS over TLS is served by
+/// `net`'s accept loop).
+pub(crate) async fn serve_hickory(
+    doh: Vec<tokio::net::TcpListener>,
+    certs: Arc<Certificates>,
     cfg: &EncryptedConfig,
     store: Store,
     server: ServerConfig,
     stats: Arc<Stats>,
     shutdown: CancellationToken,
 ) {
-    let mut hickory = hickory_server::Server::new(Handler { store, cfg: server, stats });
-    for l in listeners.dot {
-        if let Err(e) = hickory.register_tls_listener(l, cfg.timeout, listeners.cert.clone()) {
-            tracing::error!(error = %e, "cannot serve DNS over TLS");
-        }
+    if doh.is_empty() {
+        return;
     }
-    for l in listeners.doh {
-        if let Err(e) =
-            hickory.register_https_listener(l, cfg.timeout, listeners.cert.clone(), None, cfg.doh_path.clone())
-        {
+    let mut hickory = hickory_server::Server::new(Handler { store, cfg: server, stats });
+    for l in doh {
+        let registered = certs.tls_config(b"h2").and_then(|tls| {
+            hickory.register_https_listener_with_tls_config(l, cfg.timeout, tls, None, cfg.doh_path.clone())
+        });
+        if let Err(e) = registered {
             tracing::error!(error = %e, "cannot serve DNS over HTTPS");
         }
     }
@@ -136,6 +198,13 @@ pub(crate) async fn serve(
     }
 }
 
+/// Takes the encrypted listeners apart: DNS over TLS for `net`, the rest for hickory.
+pub(crate) fn split(
+    l: EncryptedListeners,
+) -> (Vec<tokio::net::TcpListener>, Vec<tokio::net::TcpListener>, Arc<Certificates>) {
+    (l.dot, l.doh, l.certs)
+}
+
 struct Handler {
     store: Store,
     cfg: ServerConfig,
@@ -144,7 +213,7 @@ struct Handler {
 
 impl Handler {
     /// Our answer to `msg` from `peer`, or `None` to say SERVFAIL.
-    fn answer(&self, msg: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
+    fn answer(&self, msg: &[u8], peer: SocketAddr, via: Listener) -> Option<Vec<u8>> {
         let started = std::time::Instant::now();
         let mut out = Vec::with_capacity(1024);
         let mut note = Note::default();
@@ -162,10 +231,10 @@ impl Handler {
             }
         };
         if outcome == Outcome::Drop {
-            self.stats.dropped(Transport::Tcp);
+            self.stats.dropped(via);
             return None;
         }
-        self.stats.answered(Transport::Tcp, inspect(&out, note.qtype, note.ext_rcode), started.elapsed());
+        self.stats.answered(via, inspect(&out, note.qtype, note.ext_rcode), started.elapsed());
         Some(out)
     }
 }
@@ -173,7 +242,8 @@ impl Handler {
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
     async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response: R) -> ResponseInfo {
-        let ours = self.answer(request.as_slice(), request.src()).and_then(|o| Message::from_vec(&o).ok());
+        let via = Listener::Doh;
+        let ours = self.answer(request.as_slice(), request.src(), via).and_then(|o| Message::from_vec(&o).ok());
         let sent = match &ours {
             Some(m) => {
                 let mut b = MessageResponseBuilder::from_message_request(request);

@@ -14,8 +14,8 @@ use std::os::fd::AsRawFd;
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::Store;
 use crate::handler::{AnswerConfig, Note, Outcome, Transport, answer_noting};
 use crate::logs::Refusal;
-use crate::stats::{Stats, inspect};
+use crate::stats::{Listener, Stats, inspect};
 
 /// How the listeners behave.
 #[derive(Debug, Clone)]
@@ -249,6 +249,11 @@ impl Bound {
         self.encrypted.as_ref().map(|e| e.local_addrs()).unwrap_or_default()
     }
 
+    /// The certificate of the encrypted listeners, to reload it (`None` without them).
+    pub fn certificates(&self) -> Option<Arc<crate::encrypted::Certificates>> {
+        self.encrypted.as_ref().map(|e| e.certs.clone())
+    }
+
     /// Serves until `shutdown` is cancelled, then stops accepting, lets in-flight TCP queries
     /// finish (bounded by the idle timeout) and returns.
     pub async fn serve(self, store: Store, shutdown: CancellationToken) {
@@ -278,16 +283,25 @@ impl Bound {
             }
         }
         let tracker = TaskTracker::new();
-        if let Some(listeners) = self.encrypted {
+        let mut tcp: Vec<(TcpListener, Option<tokio_rustls::TlsAcceptor>)> =
+            self.tcp.into_iter().map(|l| (l, None)).collect();
+        if let Some(mut listeners) = self.encrypted {
+            match listeners.dot_acceptor() {
+                Ok(acceptor) => tcp.extend(listeners.dot.drain(..).map(|l| (l, Some(acceptor.clone())))),
+                Err(e) => tracing::error!(error = %e, "cannot serve DNS over TLS"),
+            }
+            let (_, doh, certs) = crate::encrypted::split(listeners);
             let (cfg, store, stats, shutdown) = (self.cfg.clone(), store.clone(), self.stats.clone(), shutdown.clone());
             tracker.spawn(async move {
-                crate::encrypted::serve(listeners, &cfg.encrypted.clone(), store, cfg, stats, shutdown).await;
+                crate::encrypted::serve_hickory(doh, certs, &cfg.encrypted.clone(), store, cfg, stats, shutdown).await;
             });
         }
+        // One connection table for TCP and DNS over TLS alike.
         let slots = crate::slots::Slots::new(self.cfg.tcp_max_connections, self.cfg.tcp_max_connections_per_network);
-        for listener in self.tcp {
+        for (listener, tls) in tcp {
             tracker.spawn(accept_loop(
                 listener,
+                tls,
                 store.clone(),
                 self.cfg.clone(),
                 slots.clone(),
@@ -315,7 +329,7 @@ impl Bound {
 
 /// Logs a sampled share of queries: client, question and outcome (a name is only formatted
 /// for the sampled ones).
-fn log_query(share: f64, t: Transport, peer: SocketAddr, response: &[u8], a: crate::stats::Answered) {
+fn log_query(share: f64, t: impl Into<Listener>, peer: SocketAddr, response: &[u8], a: crate::stats::Answered) {
     if share <= 0.0 || (share < 1.0 && crate::handler::next_random() as f64 / u64::MAX as f64 >= share) {
         return;
     }
@@ -325,7 +339,7 @@ fn log_query(share: f64, t: Transport, peer: SocketAddr, response: &[u8], a: cra
     tracing::info!(
         target: "r53dns::query",
         client = %peer.ip(),
-        transport = ?t,
+        transport = t.into().label(),
         qname = qname.as_deref().unwrap_or("-"),
         qtype = %r53dns_zone::rdata::type_to_string(a.qtype),
         rcode = a.rcode,
@@ -487,6 +501,7 @@ fn udp_update(u: &Updates, sock: &Arc<UdpSocket>, msg: &[u8], peer: SocketAddr) 
 #[allow(clippy::too_many_arguments)] // each is a separate shared handle; a struct would only rename them
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     store: Store,
     cfg: ServerConfig,
     slots: Arc<crate::slots::Slots>,
@@ -534,8 +549,26 @@ async fn accept_loop(
         let stats = stats.clone();
         let updates = updates.clone();
         let slots = slots.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
-            if let Err(e) = connection(stream, peer, &store, &cfg, &slot, &stats, updates.as_ref()).await {
+            let _ = stream.set_nodelay(true);
+            let ended = match tls {
+                None => connection(stream, peer, Listener::Tcp, &store, &cfg, &slot, &stats, updates.as_ref()).await,
+                Some(acceptor) => {
+                    // The handshake counts as idle time: a client that never finishes it
+                    // may be closed to make room, and is closed after the TLS timeout.
+                    let handshake = tokio::time::timeout(cfg.encrypted.timeout, acceptor.accept(stream));
+                    let tls = tokio::select! {
+                        r = handshake => r.unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake"))),
+                        () = slot.close.cancelled() => Err(io::Error::new(io::ErrorKind::Interrupted, "TLS handshake")),
+                    };
+                    match tls {
+                        Ok(s) => connection(s, peer, Listener::Dot, &store, &cfg, &slot, &stats, updates.as_ref()).await,
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
             drop(slot);
@@ -563,9 +596,11 @@ async fn send(stream: &mut (impl AsyncWrite + Unpin), parts: &[&[u8]], limit: Du
 /// many queries at once (pipelining), but only one is in flight per connection, so a
 /// connection can never hold more than one answer's work; the rest wait in the socket (and
 /// in a small read buffer: one read takes the length and the message, or several queries).
+#[allow(clippy::too_many_arguments)] // each is a separate shared handle; a struct would only rename them
 async fn connection(
-    stream: TcpStream,
+    stream: impl AsyncRead + AsyncWrite + Unpin,
     peer_addr: SocketAddr,
+    via: Listener,
     store: &Store,
     cfg: &ServerConfig,
     slot: &crate::slots::Slot,
@@ -573,7 +608,6 @@ async fn connection(
     updates: Option<&Updates>,
 ) -> io::Result<()> {
     let peer = peer_addr.ip();
-    let _ = stream.set_nodelay(true);
     let mut stream = tokio::io::BufReader::with_capacity(4096, stream);
     let mut msg = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
@@ -611,7 +645,7 @@ async fn connection(
                 let n = u16::try_from(out.len()).unwrap_or(u16::MAX);
                 out.splice(0..0, n.to_be_bytes());
                 send(&mut stream, &[&out], cfg.tcp_idle_timeout).await?;
-                stats.answered(Transport::Tcp, inspect(&out[2..], note.qtype, 0), started.elapsed());
+                stats.answered(via, inspect(&out[2..], note.qtype, 0), started.elapsed());
             }
             continue;
         }
@@ -638,14 +672,14 @@ async fn connection(
             }
         };
         if outcome == Outcome::Drop {
-            stats.dropped(Transport::Tcp);
+            stats.dropped(via);
             continue;
         }
         let answered = inspect(&out, note.qtype, note.ext_rcode);
         let n = u16::try_from(out.len()).unwrap_or(u16::MAX);
         out.splice(0..0, n.to_be_bytes());
         send(&mut stream, &[&out], cfg.tcp_idle_timeout).await?;
-        stats.answered(Transport::Tcp, answered, started.elapsed());
-        log_query(cfg.query_log, Transport::Tcp, SocketAddr::new(peer, 0), &out[2..], answered);
+        stats.answered(via, answered, started.elapsed());
+        log_query(cfg.query_log, via, SocketAddr::new(peer, 0), &out[2..], answered);
     }
 }

@@ -38,6 +38,46 @@ pub const LATENCY_BUCKETS: [f64; 12] =
 const NQ: usize = QTYPES.len() + 1;
 const NR: usize = RCODES.len();
 
+/// The listener a query came in on: the `transport` label of the query metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// Plain UDP.
+    Udp,
+    /// Plain TCP.
+    Tcp,
+    /// DNS over TLS (RFC 7858), zone transfers over TLS (RFC 9103) included.
+    Dot,
+    /// DNS over HTTPS (RFC 8484).
+    Doh,
+    /// DNS over QUIC (RFC 9250).
+    Doq,
+}
+
+impl Listener {
+    /// Every listener, in label order.
+    pub const ALL: [Listener; 5] = [Listener::Udp, Listener::Tcp, Listener::Dot, Listener::Doh, Listener::Doq];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Listener::Udp => "udp",
+            Listener::Tcp => "tcp",
+            Listener::Dot => "dot",
+            Listener::Doh => "doh",
+            Listener::Doq => "doq",
+        }
+    }
+}
+
+impl From<Transport> for Listener {
+    fn from(t: Transport) -> Self {
+        match t {
+            Transport::Udp => Listener::Udp,
+            Transport::Tcp => Listener::Tcp,
+        }
+    }
+}
+
 /// Counters per transport.
 #[derive(Debug)]
 pub struct TransportStats {
@@ -63,8 +103,8 @@ impl Default for TransportStats {
 /// All query counters of a server.
 #[derive(Debug, Default)]
 pub struct Stats {
-    udp: TransportStats,
-    tcp: TransportStats,
+    /// Indexed like [`Listener::ALL`].
+    by: [TransportStats; 5],
     rrl_dropped: AtomicU64,
     rrl_slipped: AtomicU64,
     tcp_open: AtomicU64,
@@ -95,15 +135,12 @@ fn rcode_index(r: u16) -> usize {
 }
 
 impl Stats {
-    fn of(&self, t: Transport) -> &TransportStats {
-        match t {
-            Transport::Udp => &self.udp,
-            Transport::Tcp => &self.tcp,
-        }
+    fn of(&self, t: impl Into<Listener>) -> &TransportStats {
+        &self.by[t.into() as usize]
     }
 
     /// Counts one answered query and its latency.
-    pub fn answered(&self, t: Transport, a: Answered, took: Duration) {
+    pub fn answered(&self, t: impl Into<Listener>, a: Answered, took: Duration) {
         let s = self.of(t);
         s.queries[qtype_index(a.qtype)][rcode_index(a.rcode)].fetch_add(1, Ordering::Relaxed);
         if a.truncated {
@@ -116,12 +153,12 @@ impl Stats {
     }
 
     /// Counts a packet that got no answer (a response, a runt, garbage).
-    pub fn dropped(&self, t: Transport) {
+    pub fn dropped(&self, t: impl Into<Listener>) {
         self.of(t).dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Queries by (qtype label, rcode label) with a non-zero count.
-    pub fn queries(&self, t: Transport) -> Vec<(&'static str, &'static str, u64)> {
+    pub fn queries(&self, t: impl Into<Listener>) -> Vec<(&'static str, &'static str, u64)> {
         let s = self.of(t);
         let mut out = Vec::new();
         for (qi, row) in s.queries.iter().enumerate() {
@@ -164,18 +201,18 @@ impl Stats {
     }
 
     /// Truncated responses.
-    pub fn truncated(&self, t: Transport) -> u64 {
+    pub fn truncated(&self, t: impl Into<Listener>) -> u64 {
         self.of(t).truncated.load(Ordering::Relaxed)
     }
 
     /// Dropped packets.
-    pub fn dropped_count(&self, t: Transport) -> u64 {
+    pub fn dropped_count(&self, t: impl Into<Listener>) -> u64 {
         self.of(t).dropped.load(Ordering::Relaxed)
     }
 
     /// Latency histogram: per-bucket counts (not cumulative; the last is +Inf) and the sum
     /// in seconds.
-    pub fn latency(&self, t: Transport) -> (Vec<u64>, f64) {
+    pub fn latency(&self, t: impl Into<Listener>) -> (Vec<u64>, f64) {
         let s = self.of(t);
         let counts = s.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
         (counts, s.latency_sum_ns.load(Ordering::Relaxed) as f64 / 1e9)

@@ -71,6 +71,28 @@ impl Nsd {
         Self::start_with(apex, &conf, None)
     }
 
+    /// A secondary that transfers over TLS (RFC 9103), checking the primary's certificate
+    /// against `ca` for `hostname`; `key` signs the transfers when given.
+    pub fn secondary_tls(
+        apex: &str,
+        primary: SocketAddr,
+        ca: &Path,
+        hostname: &str,
+        key: Option<(&str, &str)>,
+    ) -> Self {
+        let p = format!("{}@{}", primary.ip(), primary.port());
+        let (key_conf, key_name) = match key {
+            Some((name, secret)) => {
+                (format!("key:\n  name: \"{name}\"\n  algorithm: hmac-sha256\n  secret: \"{secret}\"\n"), name)
+            }
+            None => (String::new(), "NOKEY"),
+        };
+        let conf = format!(
+            "{key_conf}tls-auth:\n  name: \"primary\"\n  auth-domain-name: \"{hostname}\"\nzone:\n  name: \"{apex}\"\n  zonefile: \"{apex}zone\"\n  request-xfr: {p} {key_name} primary\n"
+        );
+        Self::start_inner(apex, &conf, None, &format!("  tls-cert-bundle: \"{}\"\n", ca.display()))
+    }
+
     /// A primary for `apex` from `file`: transfers to loopback and NOTIFY to `notify`, both
     /// signed with `key` (`name`, `secret`, hmac-sha256) when one is given.
     pub fn primary(apex: &str, file: &Path, notify: SocketAddr, key: Option<(&str, &str)>) -> Self {
