@@ -43,6 +43,12 @@ export R53DNS_MOTO_VENV="$venv"
 # themselves; make sure nothing from this shell leaks in.
 unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
 export AWS_EC2_METADATA_DISABLED=true
+# A DNS over QUIC client for the encrypted-transport tests (dnspython with aioquic), in the
+# same venv.
+if ! "$venv/bin/python" -c 'import dns.quic, aioquic' 2>/dev/null; then
+    echo "installing dnspython and aioquic into $venv"
+    "$venv/bin/pip" install -q dnspython aioquic
+fi
 
 echo "== rustfmt";  cargo fmt --all --check
 echo "== clippy";   cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -208,6 +208,9 @@ struct Opts {
     /// Address for DNS over HTTPS at /dns-query (repeatable; needs --tls-cert and --tls-key).
     #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_HTTPS_LISTEN", value_delimiter = ',')]
     https_listen: Vec<SocketAddr>,
+    /// UDP address for DNS over QUIC (repeatable; needs --tls-cert and --tls-key).
+    #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_QUIC_LISTEN", value_delimiter = ',')]
+    quic_listen: Vec<SocketAddr>,
     /// PEM certificate chain for DNS over TLS and HTTPS.
     #[arg(long, value_name = "FILE", env = "R53DNS_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -378,6 +381,7 @@ impl Opts {
                 key: self.tls_key.clone(),
                 listen: self.tls_listen.clone(),
                 https_listen: self.https_listen.clone(),
+                quic_listen: self.quic_listen.clone(),
                 ..Default::default()
             },
             transfer: Vec::new(),

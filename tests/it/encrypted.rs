@@ -72,12 +72,18 @@ fn serve_tls(dir: &Path, extra: &[&str]) -> (Binary, String) {
 }
 
 #[test]
-fn dot_and_doh_answer_as_udp_does_with_a_certificate_clients_verify() {
+fn dot_doh_and_doq_answer_as_udp_does_with_a_certificate_clients_verify() {
     let dir = tempfile::tempdir().unwrap();
-    let (b, cert) = serve_tls(dir.path(), &["--tls-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"]);
+    let (b, cert) = serve_tls(
+        dir.path(),
+        &["--tls-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0", "--quic-listen", "127.0.0.1:0"],
+    );
     let (udp, dot, doh) = (b.addr.unwrap(), addr_of(&b, "serving DNS over TLS"), addr_of(&b, "serving DNS over HTTPS"));
+    let doq = addr_of(&b, "serving DNS over QUIC");
     let ca = [format!("+tls-ca={cert}"), "+tls-hostname=dns.test".to_owned()];
     let over = |extra: &str| -> Vec<String> { std::iter::once(extra.to_owned()).chain(ca.iter().cloned()).collect() };
+    // kdig takes +quic only after the TLS options.
+    let quic: Vec<String> = ca.iter().cloned().chain(["+quic".to_owned()]).collect();
     for (name, t) in [
         ("www.example.com.", "A"),
         ("nothere.example.com.", "A"),
@@ -91,6 +97,7 @@ fn dot_and_doh_answer_as_udp_does_with_a_certificate_clients_verify() {
         assert!(!plain.0.starts_with("no answer") && !plain.1.is_empty(), "{name} {t}: {plain:?}");
         assert_eq!(ask("kdig", dot, &over("+tls"), name, t), plain, "kdig DoT {name} {t}");
         assert_eq!(ask("kdig", doh, &over("+https=/dns-query"), name, t), plain, "kdig DoH {name} {t}");
+        assert_eq!(ask("kdig", doq, &quic, name, t), plain, "kdig DoQ {name} {t}");
         assert_eq!(
             ask("dig", dot, &over("+tls"), name, t),
             ask("dig", udp, &["+tcp".to_owned()], name, t),
@@ -103,7 +110,7 @@ fn dot_and_doh_answer_as_udp_does_with_a_certificate_clients_verify() {
         );
     }
     // Counted apart from TCP, by transport.
-    for t in ["dot", "doh"] {
+    for t in ["dot", "doh", "doq"] {
         let n = b.metric(&format!("r53dns_queries_total{{qtype=\"A\",rcode=\"NOERROR\",transport=\"{t}\"}}"));
         assert!(n >= 4, "{t}: {n}");
     }
@@ -240,4 +247,49 @@ fn signed_queries_and_transfers_over_tls_are_answered_signed() {
         crate::support::dns::ask(b.addr.unwrap(), &q).section("answer"),
         crate::support::dns::ask(nsd.addr, &q).section("answer")
     );
+}
+
+/// The Python of the venv the tests install (tests/run-all.sh), with dnspython and aioquic.
+fn venv_python() -> std::path::PathBuf {
+    let venv = std::env::var_os("R53DNS_MOTO_VENV").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_else(|| "/root".into());
+        home.join(".cache/r53dns/moto-venv")
+    });
+    venv.join("bin/python")
+}
+
+#[test]
+fn dnspython_over_quic_gets_the_udp_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, cert) = serve_tls(dir.path(), &["--quic-listen", "127.0.0.1:0"]);
+    let (udp, doq) = (b.addr.unwrap(), addr_of(&b, "serving DNS over QUIC"));
+    // dnspython asks over QUIC (aioquic, checking the certificate against `cert`) and over
+    // UDP, and prints each response's rcode, flags and sections.
+    let script = r#"
+import sys, dns.flags, dns.message, dns.query, dns.rcode
+def show(r):
+    lines = [dns.rcode.to_text(r.rcode()), dns.flags.to_text(r.flags)]
+    for section in (r.answer, r.authority, r.additional):
+        lines.append(" | ".join(sorted(rrset.to_text() for rrset in section)))
+    return "\n".join(lines)
+q = dns.message.make_query(sys.argv[5], sys.argv[6], use_edns=0)
+q.flags &= ~dns.flags.RD
+quic = dns.query.quic(q, sys.argv[1], port=int(sys.argv[2]), timeout=10, verify=sys.argv[7], server_hostname="dns.test")
+udp = dns.query.udp(q, sys.argv[3], port=int(sys.argv[4]), timeout=5)
+print(show(quic))
+print("--")
+print(show(udp))
+"#;
+    for (name, t) in [("www.example.com.", "A"), ("nothere.example.com.", "A"), ("alias.example.com.", "A")] {
+        let out = Command::new(venv_python())
+            .args(["-c", script, &doq.ip().to_string(), &doq.port().to_string(), &udp.ip().to_string()])
+            .args([&udp.port().to_string(), name, t, &cert])
+            .output()
+            .expect("dnspython and aioquic must be installed in the test venv (tests/run-all.sh)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (quic, plain) = text.split_once("--\n").unwrap_or_else(|| panic!("{text}"));
+        assert!(quic.starts_with("NOERROR") || quic.starts_with("NXDOMAIN"), "{name} {t}: {quic}");
+        assert_eq!(quic, plain, "{name} {t}");
+    }
 }

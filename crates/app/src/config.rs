@@ -88,6 +88,9 @@ pub struct TlsSpec {
     /// Addresses for DNS over HTTPS (`["0.0.0.0:443"]`).
     #[serde(default)]
     pub https_listen: Vec<SocketAddr>,
+    /// UDP addresses for DNS over QUIC (`["0.0.0.0:853"]`).
+    #[serde(default)]
+    pub quic_listen: Vec<SocketAddr>,
     /// HTTP path of DNS over HTTPS (default `/dns-query`).
     pub https_path: Option<String>,
     /// Close a connection with no TLS handshake or request for this long (`"10s"`).
@@ -100,6 +103,7 @@ impl TlsSpec {
         let mut cfg = r53dns_server::encrypted::EncryptedConfig {
             dot: self.listen.clone(),
             doh: self.https_listen.clone(),
+            doq: self.quic_listen.clone(),
             doh_path: self.https_path.clone().unwrap_or_else(|| "/dns-query".to_owned()),
             timeout: self.timeout.unwrap_or(Duration::from_secs(10)),
             ..Default::default()
@@ -109,7 +113,7 @@ impl TlsSpec {
         }
         if cfg.enabled() {
             let (Some(cert), Some(key)) = (&self.cert, &self.key) else {
-                bail!("tls: listen or https-listen needs cert and key");
+                bail!("tls: listen, https-listen or quic-listen needs cert and key");
             };
             cfg.cert = cert.clone();
             cfg.key = key.clone();
@@ -909,6 +913,9 @@ impl Spec {
         if !to.https_listen.is_empty() {
             t.https_listen = to.https_listen;
         }
+        if !to.quic_listen.is_empty() {
+            t.quic_listen = to.quic_listen;
+        }
         let (rr, ro) = (&mut self.rrl, other.rrl);
         rr.responses_per_second = ro.responses_per_second.or(rr.responses_per_second);
         rr.nxdomains_per_second = ro.nxdomains_per_second.or(rr.nxdomains_per_second);
@@ -1395,6 +1402,7 @@ impl Config {
                     key: e.enabled().then(|| e.key.clone()),
                     listen: e.dot.clone(),
                     https_listen: e.doh.clone(),
+                    quic_listen: e.doq.clone(),
                     https_path: Some(e.doh_path.clone()),
                     timeout: Some(e.timeout),
                 }

@@ -317,6 +317,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     for a in &doh_addrs {
         tracing::info!(addr = %a, path = %config.server.encrypted.doh_path, "serving DNS over HTTPS");
     }
+    for a in bound.quic_addrs() {
+        tracing::info!(addr = %a, "serving DNS over QUIC");
+    }
     metrics.add_queries(Arc::new(telemetry::StatsSource(bound.stats())));
     let follower = match (replica, &syncer) {
         (Some((f, _)), Some(s)) => Some(Arc::new(

@@ -1,5 +1,5 @@
 //! DNS over TLS (RFC 7858), zone transfers over TLS (RFC 9103) and DNS over HTTPS
-//! (RFC 8484).
+//! (RFC 8484), and DNS over QUIC (RFC 9250).
 //!
 //! **DNS over TLS** is a TCP connection inside TLS, so it is served by the TCP connection
 //! code itself (`net::connection`) on a stream from `tokio-rustls`: the same connection
@@ -10,8 +10,8 @@
 //! the handler returns, so a transfer of more than about 32 messages cannot be sent, and
 //! it re-encodes every response (which a TSIG signature does not survive).
 //!
-//! **DNS over HTTPS** runs on hickory-server's listener (TLS, HTTP/2 and their timeouts are
-//! its own): each request arrives as raw octets, is answered by the same
+//! **DNS over HTTPS and over QUIC** run on hickory-server's listeners (TLS, HTTP/2, QUIC,
+//! stream framing and their timeouts are its own): each request arrives as raw octets, is answered by the same
 //! [`answer`](crate::answer) from the same snapshot, views and ACL, and our response is read
 //! back into hickory's message type for it to encode: the same records, sections and
 //! flags, names possibly compressed differently. A TSIG-signed answer would not survive
@@ -46,6 +46,8 @@ pub struct EncryptedConfig {
     pub dot: Vec<SocketAddr>,
     /// Addresses for DNS over HTTPS (port 443 by convention).
     pub doh: Vec<SocketAddr>,
+    /// UDP addresses for DNS over QUIC (port 853 by convention).
+    pub doq: Vec<SocketAddr>,
     /// The HTTP path of DNS over HTTPS (RFC 8484 §4.1 suggests `/dns-query`).
     pub doh_path: String,
     /// PEM certificate chain, leaf first.
@@ -61,7 +63,7 @@ pub struct EncryptedConfig {
 impl EncryptedConfig {
     /// Whether any encrypted listener is asked for.
     pub fn enabled(&self) -> bool {
-        !self.dot.is_empty() || !self.doh.is_empty()
+        !self.dot.is_empty() || !self.doh.is_empty() || !self.doq.is_empty()
     }
 }
 
@@ -89,14 +91,19 @@ impl Certificates {
         Ok(())
     }
 
-    /// A TLS server configuration presenting these certificates, offering `alpn`.
-    fn tls_config(self: &Arc<Self>, alpn: &[u8]) -> io::Result<Arc<rustls::ServerConfig>> {
-        let mut config =
-            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| io::Error::other(format!("TLS configuration: {e}")))?
-                .with_no_client_auth()
-                .with_cert_resolver(self.clone());
+    /// A TLS server configuration presenting these certificates, offering `alpn`; TLS 1.3
+    /// only when `tls13` (QUIC needs it).
+    fn tls_config(self: &Arc<Self>, alpn: &[u8], tls13: bool) -> io::Result<Arc<rustls::ServerConfig>> {
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()));
+        let builder = if tls13 {
+            builder.with_protocol_versions(&[&rustls::version::TLS13])
+        } else {
+            builder.with_safe_default_protocol_versions()
+        };
+        let mut config = builder
+            .map_err(|e| io::Error::other(format!("TLS configuration: {e}")))?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
         config.alpn_protocols = vec![alpn.to_vec()];
         Ok(Arc::new(config))
     }
@@ -134,12 +141,17 @@ fn read_certified_key(cert: &std::path::Path, key: &std::path::Path) -> io::Resu
 pub struct EncryptedListeners {
     pub(crate) dot: Vec<tokio::net::TcpListener>,
     doh: Vec<tokio::net::TcpListener>,
+    doq: Vec<tokio::net::UdpSocket>,
     pub(crate) certs: Arc<Certificates>,
 }
 
 impl std::fmt::Debug for EncryptedListeners {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EncryptedListeners").field("dot", &self.dot).field("doh", &self.doh).finish()
+        f.debug_struct("EncryptedListeners")
+            .field("dot", &self.dot)
+            .field("doh", &self.doh)
+            .field("doq", &self.doq)
+            .finish()
     }
 }
 
@@ -150,7 +162,21 @@ impl EncryptedListeners {
         let listen = |addrs: &[SocketAddr]| -> io::Result<Vec<tokio::net::TcpListener>> {
             addrs.iter().map(|a| tokio::net::TcpListener::from_std(crate::net::tcp_listener(*a)?)).collect()
         };
-        Ok(Self { dot: listen(&cfg.dot)?, doh: listen(&cfg.doh)?, certs })
+        let doq = cfg
+            .doq
+            .iter()
+            .map(|a| {
+                let s = std::net::UdpSocket::bind(a).map_err(|e| io::Error::new(e.kind(), format!("UDP {a}: {e}")))?;
+                s.set_nonblocking(true)?;
+                tokio::net::UdpSocket::from_std(s)
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(Self { dot: listen(&cfg.dot)?, doh: listen(&cfg.doh)?, doq, certs })
+    }
+
+    /// The bound DNS over QUIC addresses.
+    pub fn quic_addrs(&self) -> Vec<SocketAddr> {
+        self.doq.iter().filter_map(|s| s.local_addr().ok()).collect()
     }
 
     /// The bound addresses: (DNS over TLS, DNS over HTTPS).
@@ -161,14 +187,16 @@ impl EncryptedListeners {
 
     /// The TLS acceptor of DNS over TLS (ALPN `dot`, RFC 7858 §3.2 and RFC 9103 §7.1).
     pub(crate) fn dot_acceptor(&self) -> io::Result<tokio_rustls::TlsAcceptor> {
-        Ok(tokio_rustls::TlsAcceptor::from(self.certs.tls_config(b"dot")?))
+        Ok(tokio_rustls::TlsAcceptor::from(self.certs.tls_config(b"dot", false)?))
     }
 }
 
-/// Serves DNS over HTTPS on hickory-server until `shutdown` (DNS over TLS is served by
-/// `net`'s accept loop).
+/// Serves DNS over HTTPS and QUIC on hickory-server until `shutdown` (DNS over TLS is
+/// served by `net`'s accept loop).
+#[allow(clippy::too_many_arguments)] // each is a separate shared handle; a struct would only rename them
 pub(crate) async fn serve_hickory(
     doh: Vec<tokio::net::TcpListener>,
+    doq: Vec<tokio::net::UdpSocket>,
     certs: Arc<Certificates>,
     cfg: &EncryptedConfig,
     store: Store,
@@ -176,16 +204,25 @@ pub(crate) async fn serve_hickory(
     stats: Arc<Stats>,
     shutdown: CancellationToken,
 ) {
-    if doh.is_empty() {
+    if doh.is_empty() && doq.is_empty() {
         return;
     }
     let mut hickory = hickory_server::Server::new(Handler { store, cfg: server, stats });
     for l in doh {
-        let registered = certs.tls_config(b"h2").and_then(|tls| {
+        let registered = certs.tls_config(b"h2", false).and_then(|tls| {
             hickory.register_https_listener_with_tls_config(l, cfg.timeout, tls, None, cfg.doh_path.clone())
         });
         if let Err(e) = registered {
             tracing::error!(error = %e, "cannot serve DNS over HTTPS");
+        }
+    }
+    for s in doq {
+        // RFC 9250 §4.1.1: ALPN "doq"; QUIC itself requires TLS 1.3.
+        let registered = certs.tls_config(b"doq", true).and_then(|tls| {
+            hickory.register_quic_listener_and_tls_config(s, cfg.timeout, tls).map_err(io::Error::other)
+        });
+        if let Err(e) = registered {
+            tracing::error!(error = %e, "cannot serve DNS over QUIC");
         }
     }
     let stop = hickory.shutdown_token().clone();
@@ -199,10 +236,11 @@ pub(crate) async fn serve_hickory(
 }
 
 /// Takes the encrypted listeners apart: DNS over TLS for `net`, the rest for hickory.
+#[allow(clippy::type_complexity)] // a tuple of the fields, taken apart at once
 pub(crate) fn split(
     l: EncryptedListeners,
-) -> (Vec<tokio::net::TcpListener>, Vec<tokio::net::TcpListener>, Arc<Certificates>) {
-    (l.dot, l.doh, l.certs)
+) -> (Vec<tokio::net::TcpListener>, Vec<tokio::net::TcpListener>, Vec<tokio::net::UdpSocket>, Arc<Certificates>) {
+    (l.dot, l.doh, l.doq, l.certs)
 }
 
 struct Handler {
@@ -242,7 +280,10 @@ impl Handler {
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
     async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response: R) -> ResponseInfo {
-        let via = Listener::Doh;
+        let via = match request.protocol() {
+            hickory_server::net::xfer::Protocol::Quic => Listener::Doq,
+            _ => Listener::Doh,
+        };
         let ours = self.answer(request.as_slice(), request.src(), via).and_then(|o| Message::from_vec(&o).ok());
         let sent = match &ours {
             Some(m) => {

@@ -249,6 +249,11 @@ impl Bound {
         self.encrypted.as_ref().map(|e| e.local_addrs()).unwrap_or_default()
     }
 
+    /// The DNS over QUIC addresses bound (ports resolved).
+    pub fn quic_addrs(&self) -> Vec<SocketAddr> {
+        self.encrypted.as_ref().map(|e| e.quic_addrs()).unwrap_or_default()
+    }
+
     /// The certificate of the encrypted listeners, to reload it (`None` without them).
     pub fn certificates(&self) -> Option<Arc<crate::encrypted::Certificates>> {
         self.encrypted.as_ref().map(|e| e.certs.clone())
@@ -290,10 +295,11 @@ impl Bound {
                 Ok(acceptor) => tcp.extend(listeners.dot.drain(..).map(|l| (l, Some(acceptor.clone())))),
                 Err(e) => tracing::error!(error = %e, "cannot serve DNS over TLS"),
             }
-            let (_, doh, certs) = crate::encrypted::split(listeners);
+            let (_, doh, doq, certs) = crate::encrypted::split(listeners);
             let (cfg, store, stats, shutdown) = (self.cfg.clone(), store.clone(), self.stats.clone(), shutdown.clone());
             tracker.spawn(async move {
-                crate::encrypted::serve_hickory(doh, certs, &cfg.encrypted.clone(), store, cfg, stats, shutdown).await;
+                crate::encrypted::serve_hickory(doh, doq, certs, &cfg.encrypted.clone(), store, cfg, stats, shutdown)
+                    .await;
             });
         }
         // One connection table for TCP and DNS over TLS alike.
