@@ -33,10 +33,10 @@ fi
 # The Route53 API emulator (moto) for the Route53 tests and the validators for deploy/, in a
 # venv outside the repository.
 venv="${R53DNS_MOTO_VENV:-$HOME/.cache/r53dns/moto-venv}"
-if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/kubernetes-validate" ]; then
+if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/cfn-lint" ]; then
     echo "installing the moto Route53 emulator and manifest validators into $venv"
     [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
-    "$venv/bin/pip" install -q 'moto==5.2.5' 'flask<4' flask-cors kubernetes-validate pyyaml
+    "$venv/bin/pip" install -q 'moto==5.2.5' 'flask<4' flask-cors kubernetes-validate pyyaml cfn-lint
 fi
 export R53DNS_MOTO_VENV="$venv"
 # The tests never reach real AWS: they set test credentials and the emulator's address

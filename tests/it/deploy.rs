@@ -153,3 +153,58 @@ fn json_and_yaml_files_parse_and_the_read_policy_covers_the_sync() {
         assert!(write.contains(&format!("s3:{action}")), "{action}");
     }
 }
+
+#[test]
+fn route53_event_delivery_template_passes_cfn_lint_and_matches_the_plain_json() {
+    let aws = deploy().join("aws");
+    let template = aws.join("route53-events.cfn.yaml");
+    run_ok(Command::new(tools_bin("cfn-lint")).arg(&template));
+    for f in [
+        "route53-events-rule.json",
+        "route53-events-queue-policy.json",
+        "route53-events-queue-attributes.json",
+        "iam-policy-events.json",
+    ] {
+        let text = std::fs::read_to_string(aws.join(f)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(v.is_object(), "{f}");
+    }
+    // The template and the plain JSON say the same: the rule's pattern, the reader's
+    // actions; and the pattern takes exactly the calls r53dns acts on, in us-east-1.
+    let py = format!(
+        "import yaml,json,sys\n\
+         class L(yaml.SafeLoader): pass\n\
+         L.add_multi_constructor('!', lambda l, s, n: None)\n\
+         t = yaml.load(open('{template}'), Loader=L)\n\
+         r = t['Resources']\n\
+         assert r['Rule']['Properties']['EventPattern'] == json.load(open('{rule}')), 'event pattern differs'\n\
+         a = r['ReaderPolicy']['Properties']['PolicyDocument']['Statement'][0]['Action']\n\
+         assert a == json.load(open('{iam}'))['Statement'][0]['Action'], 'reader actions differ'\n\
+         assert r['Queue']['Properties']['RedrivePolicy'], 'no dead-letter queue'\n\
+         print(json.dumps(json.load(open('{rule}'))))",
+        template = template.display(),
+        rule = aws.join("route53-events-rule.json").display(),
+        iam = aws.join("iam-policy-events.json").display(),
+    );
+    let out = run_ok(Command::new(tools_bin("python")).args(["-c", &py]));
+    let pattern: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(pattern["source"][0], r53dns_route53::events::SOURCE);
+    assert_eq!(pattern["detail-type"][0], r53dns_route53::events::DETAIL_TYPE);
+    assert_eq!(pattern["detail"]["eventSource"][0], r53dns_route53::events::EVENT_SOURCE);
+    let names: Vec<&str> =
+        pattern["detail"]["eventName"].as_array().unwrap().iter().filter_map(|n| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ChangeResourceRecordSets",
+            "CreateHostedZone",
+            "DeleteHostedZone",
+            "AssociateVPCWithHostedZone",
+            "DisassociateVPCFromHostedZone"
+        ]
+    );
+    let iam = std::fs::read_to_string(aws.join("iam-policy-events.json")).unwrap();
+    for action in ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"] {
+        assert!(iam.contains(action), "{action}");
+    }
+}

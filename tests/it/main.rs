@@ -12,6 +12,7 @@ mod deploy;
 mod differential;
 mod ecs;
 mod encrypted;
+mod events;
 mod fleet;
 mod generate;
 mod identity;

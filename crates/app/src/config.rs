@@ -254,6 +254,9 @@ impl FollowSpec {
                 "follow: a replica takes its data from its source, not from Route53; drop --route53 (or [route53] enabled)"
             );
         }
+        if route53.events.is_some() {
+            bail!("route53.events: a replica takes its data from its source; the event queue belongs to the syncer");
+        }
         let wait = self.wait.unwrap_or(Duration::from_secs(30));
         if wait < Duration::from_secs(1) || wait > Duration::from_secs(60) {
             bail!("follow.wait: between 1s and 60s");
@@ -484,9 +487,15 @@ pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:9153";
 pub struct Route53Spec {
     /// Serve the hosted zones of the account(s).
     pub enabled: Option<bool>,
-    /// Time between sweeps (`"60s"`).
+    /// Time between sweeps (`"60s"`; `"15m"` with `events`).
     #[serde(default, with = "humantime_serde")]
     pub refresh: Option<Duration>,
+    /// SQS queue receiving Route53's change events from EventBridge: changes are read as
+    /// they happen, and sweeps become the safety net.
+    pub events: Option<crate::events::QueueUrl>,
+    /// Time between sweeps while the event queue cannot be read (`"60s"`).
+    #[serde(default, with = "humantime_serde")]
+    pub fallback_refresh: Option<Duration>,
     /// API requests per second, all calls of the process together.
     pub rate_limit: Option<f64>,
     /// Zone names or IDs to serve (empty: all).
@@ -567,11 +576,18 @@ pub enum Conflict {
     Route53,
 }
 
+/// Time between full sweeps with `[route53] events` on, unless `refresh` says otherwise.
+pub const DEFAULT_EVENTS_REFRESH: Duration = Duration::from_secs(15 * 60);
+
 /// Validated `[route53]`.
 #[derive(Debug, Clone)]
 pub struct Route53Config {
     /// Time between sweeps.
     pub refresh: Duration,
+    /// The event queue, if changes are read as they happen.
+    pub events: Option<crate::events::QueueUrl>,
+    /// Time between sweeps while the event queue cannot be read.
+    pub fallback_refresh: Duration,
     /// API requests per second.
     pub rate_limit: f64,
     /// Names or IDs to include (empty: all).
@@ -875,6 +891,8 @@ impl Spec {
         let o = other.route53;
         r.enabled = o.enabled.or(r.enabled);
         r.refresh = o.refresh.or(r.refresh);
+        r.events = o.events.or(r.events.take());
+        r.fallback_refresh = o.fallback_refresh.or(r.fallback_refresh);
         r.rate_limit = o.rate_limit.or(r.rate_limit);
         r.state_dir = o.state_dir.or(r.state_dir.take());
         r.home_region = o.home_region.or(r.home_region.take());
@@ -1255,6 +1273,8 @@ impl Route53Config {
         Route53Spec {
             enabled: Some(true),
             refresh: Some(self.refresh),
+            events: self.events.clone(),
+            fallback_refresh: Some(self.fallback_refresh),
             rate_limit: Some(self.rate_limit),
             include: self.include.clone(),
             exclude: self.exclude.clone(),
@@ -1277,7 +1297,12 @@ impl Route53Config {
 
 impl Route53Spec {
     fn validate(self) -> anyhow::Result<Route53Config> {
-        let refresh = self.refresh.unwrap_or(Duration::from_secs(60));
+        // With events, a sweep is the safety net for lost events, not the way changes arrive.
+        let refresh = self.refresh.unwrap_or(if self.events.is_some() {
+            DEFAULT_EVENTS_REFRESH
+        } else {
+            Duration::from_secs(60)
+        });
         if refresh < Duration::from_millis(100) {
             bail!("route53.refresh: {refresh:?} is too short (at least 100ms)");
         }
@@ -1303,8 +1328,14 @@ impl Route53Spec {
         if !own_account && self.account.is_empty() {
             bail!("route53.only-assumed-roles is set but no [[route53.account]] is given");
         }
+        let fallback_refresh = self.fallback_refresh.unwrap_or(Duration::from_secs(60));
+        if fallback_refresh < Duration::from_millis(100) {
+            bail!("route53.fallback-refresh: {fallback_refresh:?} is too short (at least 100ms)");
+        }
         Ok(Route53Config {
             refresh,
+            events: self.events,
+            fallback_refresh,
             rate_limit,
             include: self.include,
             exclude: self.exclude,

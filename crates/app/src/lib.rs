@@ -11,6 +11,7 @@ pub mod bindconf;
 pub mod catalog;
 pub mod compare;
 pub mod config;
+pub mod events;
 pub mod export;
 pub mod notify;
 pub mod persist;

@@ -34,6 +34,8 @@ pub struct SyncStatus {
     sweeps: AtomicU64,
     failures: AtomicU64,
     zones: StdMutex<Vec<ZoneStatus>>,
+    /// The event queue, with `[route53] events`.
+    pub events: crate::events::EventsStatus,
 }
 
 /// One zone's state, for `/zones` and logs.
@@ -112,9 +114,33 @@ struct ZoneEntry {
     last_ok: Option<SystemTime>,
     last_error: Option<String>,
     endpoints: Vec<String>,
-    /// When an UPDATE last changed `records` locally: a sweep that started fetching before
-    /// then does not overwrite them.
+    /// When an UPDATE or an event last changed `records` locally: a sweep that started
+    /// fetching before then does not overwrite them.
     updated: Option<Instant>,
+    /// When the listing that gave `records` started: an event's read that started before
+    /// then is older and is not applied.
+    listed: Option<Instant>,
+    /// When the zone was taken in: a zone listing that started before then does not remove
+    /// it.
+    added: Instant,
+}
+
+impl ZoneEntry {
+    fn new(hz: HostedZone) -> Self {
+        Self {
+            hz,
+            records: Vec::new(),
+            built: None,
+            hash: [0; 32],
+            serial: 0,
+            last_ok: None,
+            last_error: None,
+            endpoints: Vec::new(),
+            updated: None,
+            listed: None,
+            added: Instant::now(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -123,6 +149,9 @@ struct State {
     health: HashMap<String, bool>,
     cidr: HashMap<(String, String), Vec<Prefix>>,
     endpoints: HashMap<String, EndpointAddrs>,
+    /// Zones an event-driven listing found gone, and when: a sweep whose listing started
+    /// before then does not bring them back.
+    gone: HashMap<String, Instant>,
 }
 
 /// The Route53 source.
@@ -180,6 +209,27 @@ pub struct SweepReport {
     pub convert: Duration,
     /// Time publishing.
     pub publish: Duration,
+}
+
+/// What reading a zone again for an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reread {
+    /// The zone changed and the change is published.
+    Changed,
+    /// Nothing to publish: the zone holds what it held.
+    Unchanged,
+    /// The zone is not served (filtered out, unknown, or not built).
+    NotServed,
+    /// The read or the publication failed; what is served stays.
+    Failed(String),
+}
+
+/// What an event-driven read brought back.
+enum Fresh {
+    /// The whole zone.
+    Whole(Vec<RecordSet>),
+    /// The record sets at each (name, type) read.
+    Sets(Vec<((String, String), Vec<RecordSet>)>),
 }
 
 /// The `zone` label standing for every private zone in metrics, unless the operator lets
@@ -279,13 +329,17 @@ impl Syncer {
         clients: Vec<Route53>,
         replica: bool,
     ) -> Self {
+        let status = SyncStatus::default();
+        if cfg.events.is_some() && !replica {
+            status.events.enable();
+        }
         Self {
             cfg,
             metrics,
             clients,
             state: Mutex::new(State::default()),
             publisher,
-            status: Arc::new(SyncStatus::default()),
+            status: Arc::new(status),
             trigger: Notify::new(),
             resync_pending: StdMutex::default(),
             hub: None,
@@ -326,6 +380,22 @@ impl Syncer {
     /// Status for probes and operators.
     pub fn status(&self) -> Arc<SyncStatus> {
         self.status.clone()
+    }
+
+    /// The metrics, if any.
+    pub(crate) fn metrics(&self) -> Option<Arc<r53dns_metrics::Metrics>> {
+        self.metrics.clone()
+    }
+
+    /// Time between full sweeps now: `refresh`; with events, while the queue cannot be
+    /// read, at most `fallback-refresh`.
+    pub(crate) fn sweep_interval(&self) -> Duration {
+        let events = &self.status.events;
+        if events.enabled() && !events.reachable() {
+            self.cfg.refresh.min(self.cfg.fallback_refresh)
+        } else {
+            self.cfg.refresh
+        }
     }
 
     /// Asks for a sweep now (SIGHUP, `POST /sync`).
@@ -409,15 +479,11 @@ impl Syncer {
             st.zones.insert(
                 z.zone.id.clone(),
                 ZoneEntry {
-                    hz: z.zone,
                     records: z.records,
-                    built: None,
                     hash: unhex(&z.hash),
                     serial: z.serial,
                     last_ok: z.confirmed.map(|t| UNIX_EPOCH + Duration::from_secs(t)),
-                    last_error: None,
-                    endpoints: Vec::new(),
-                    updated: None,
+                    ..ZoneEntry::new(z.zone)
                 },
             );
         }
@@ -713,21 +779,16 @@ impl Syncer {
         st.health.extend(health);
         st.cidr.extend(cidr);
         let ids: BTreeSet<String> = discovered.iter().map(|(_, z)| z.id.clone()).collect();
-        // Zones gone from a complete listing are gone.
-        st.zones.retain(|id, _| ids.contains(id));
+        // Zones gone from a complete listing are gone (unless an event brought them in
+        // after it started).
+        st.zones.retain(|id, z| ids.contains(id) || z.added > started);
         for (_, hz) in discovered {
             let id = hz.id.clone();
-            let entry = st.zones.entry(id.clone()).or_insert_with(|| ZoneEntry {
-                hz: hz.clone(),
-                records: Vec::new(),
-                built: None,
-                hash: [0; 32],
-                serial: 0,
-                last_ok: None,
-                last_error: None,
-                endpoints: Vec::new(),
-                updated: None,
-            });
+            // An event found it gone after this listing started.
+            if st.gone.get(&id).is_some_and(|t| *t > started) {
+                continue;
+            }
+            let entry = st.zones.entry(id.clone()).or_insert_with(|| ZoneEntry::new(hz.clone()));
             entry.hz = hz;
             match fetched.remove(&id) {
                 // An UPDATE landed while this sweep was fetching: its local copy is newer.
@@ -736,6 +797,7 @@ impl Syncer {
                 }
                 Some(Ok(records)) => {
                     entry.records = records;
+                    entry.listed = Some(started);
                     entry.last_ok = Some(SystemTime::now());
                     entry.last_error = None;
                 }
@@ -863,12 +925,261 @@ impl Syncer {
             return; // another UPDATE landed meanwhile; its own re-fetch follows
         }
         entry.records = records;
+        entry.listed = Some(started);
         entry.last_ok = Some(SystemTime::now());
         entry.last_error = None;
         let mut changed = Vec::new();
         self.convert_all(&mut st, &[zone_id.to_owned()], &mut changed);
         let _ = self.publish(&mut st).await;
         tracing::debug!(zone = %hz.name, ?changed, "zone re-fetched after UPDATE");
+    }
+
+    /// Reads again the record sets events named, per hosted zone, patches the zones and
+    /// publishes once. A zone is read whole instead when that takes fewer calls than its
+    /// names do. Reads go through the API budget like a sweep's.
+    pub(crate) async fn reread(
+        &self,
+        wanted: &BTreeMap<String, BTreeSet<(String, String)>>,
+    ) -> HashMap<String, Reread> {
+        use r53dns_route53::convert::parse_route53_name;
+        let mut out = HashMap::new();
+        if wanted.is_empty() {
+            return out;
+        }
+        let started = Instant::now();
+        let plan: Vec<(String, Route53, usize)> = {
+            let st = self.state.lock().await;
+            wanted
+                .keys()
+                .filter_map(|id| {
+                    let found = st.zones.get(id).filter(|z| z.built.is_some()).and_then(|z| {
+                        Some((self.clients.iter().find(|c| c.account == z.hz.account)?.clone(), z.records.len()))
+                    });
+                    if found.is_none() {
+                        out.insert(id.clone(), Reread::NotServed);
+                    }
+                    found.map(|(c, n)| (id.clone(), c, n))
+                })
+                .collect()
+        };
+        // (zone, whole listing, or the sets read per (name, type))
+        type Read = (String, Result<Fresh, String>);
+        let mut reads: Vec<Read> = Vec::new();
+        for (id, client, n) in plan {
+            let keys = &wanted[&id];
+            let whole_cost = n.div_ceil(client.page_size.max(1) as usize).max(1);
+            let fresh = if keys.len() > whole_cost {
+                client.list_records(&id).await.map(Fresh::Whole).map_err(|e| e.to_string())
+            } else {
+                let mut sets = Vec::new();
+                let mut failed = None;
+                for (name, t) in keys {
+                    match client.record_sets_of(&id, name, t).await {
+                        Ok(s) => sets.push(((name.clone(), t.clone()), s)),
+                        Err(e) => {
+                            failed = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok(Fresh::Sets(sets)),
+                }
+            };
+            reads.push((id, fresh));
+        }
+        // Health checks and CIDR locations the new data refers to and that are not known.
+        let (health_ids, cidr_keys) = {
+            let st = self.state.lock().await;
+            let mut h = BTreeSet::new();
+            let mut c = BTreeSet::new();
+            for (_, fresh) in &reads {
+                let sets: Vec<&RecordSet> = match fresh {
+                    Ok(Fresh::Whole(r)) => r.iter().collect(),
+                    Ok(Fresh::Sets(s)) => s.iter().flat_map(|(_, v)| v).collect(),
+                    Err(_) => Vec::new(),
+                };
+                for r in sets {
+                    if let Some(id) = r.health_check_id.as_ref().filter(|id| !st.health.contains_key(*id)) {
+                        h.insert(id.clone());
+                    }
+                    if let Some(k) = r
+                        .cidr_routing_config
+                        .as_ref()
+                        .filter(|k| k.location_name != "*")
+                        .map(|k| (k.collection_id.clone(), k.location_name.clone()))
+                        .filter(|k| !st.cidr.contains_key(k))
+                    {
+                        c.insert(k);
+                    }
+                }
+            }
+            (h, c)
+        };
+        let mut health = HashMap::new();
+        let mut cidr = HashMap::new();
+        if let Some(client) = self.clients.first() {
+            for id in &health_ids {
+                if let Ok(h) = client.health(id).await {
+                    health.insert(id.clone(), h);
+                }
+            }
+            for (c, l) in &cidr_keys {
+                if let Ok(b) = client.cidr_blocks(c, l).await {
+                    cidr.insert((c.clone(), l.clone()), b);
+                }
+            }
+        }
+        let key = |name: &str, rtype: &str| {
+            (parse_route53_name(name).map(|n| n.to_lowercase()).ok(), rtype.to_ascii_uppercase())
+        };
+        let mut st = self.state.lock().await;
+        st.health.extend(health);
+        st.cidr.extend(cidr);
+        let mut touched = Vec::new();
+        let mut before = HashMap::new();
+        for (id, fresh) in reads {
+            let fresh = match fresh {
+                Ok(f) => f,
+                Err(e) => {
+                    out.insert(id, Reread::Failed(e));
+                    continue;
+                }
+            };
+            let Some(entry) = st.zones.get_mut(&id) else {
+                out.insert(id, Reread::NotServed);
+                continue;
+            };
+            // A listing that started after this read is newer than it.
+            if entry.listed.is_some_and(|t| t > started) {
+                out.insert(id, Reread::Unchanged);
+                continue;
+            }
+            match fresh {
+                Fresh::Whole(records) => {
+                    entry.records = records;
+                    entry.listed = Some(started);
+                    entry.last_ok = Some(SystemTime::now());
+                    entry.last_error = None;
+                }
+                Fresh::Sets(sets) => {
+                    for ((name, t), read) in sets {
+                        let k = key(&name, &t);
+                        entry.records.retain(|r| key(&r.name, &r.rtype) != k);
+                        entry.records.extend(read);
+                    }
+                }
+            }
+            entry.updated = Some(Instant::now());
+            before.insert(id.clone(), entry.hash);
+            touched.push(id);
+        }
+        if touched.is_empty() {
+            return out;
+        }
+        // Zones whose aliases point into a changed zone are converted again too.
+        let mut ids = touched.clone();
+        for (id, z) in &st.zones {
+            let aliases_in = z.records.iter().any(|r| {
+                r.alias_target.as_ref().is_some_and(|a| {
+                    touched.iter().any(|t| r53dns_route53::model::bare_zone_id(&a.hosted_zone_id) == t)
+                })
+            });
+            if aliases_in && !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        self.convert_all(&mut st, &ids, &mut Vec::new());
+        let changed: Vec<String> = touched
+            .into_iter()
+            .filter(|id| st.zones.get(id).is_some_and(|z| before.get(id) != Some(&z.hash)))
+            .collect();
+        let published = changed.is_empty() || self.publish(&mut st).await;
+        for id in before.keys() {
+            let r = match (changed.contains(id), published) {
+                (false, _) => Reread::Unchanged,
+                (true, true) => Reread::Changed,
+                (true, false) => Reread::Failed("the change could not be published".into()),
+            };
+            out.insert(id.clone(), r);
+        }
+        out
+    }
+
+    /// Lists the hosted zones again after an event said one came, went or changed VPCs:
+    /// new zones and those named in `named` are read whole, zones gone are dropped, and the
+    /// result is published. Returns whether what is served changed.
+    pub(crate) async fn relist(&self, named: &BTreeSet<String>) -> Result<bool, String> {
+        let started = Instant::now();
+        let mut discovered: Vec<(usize, HostedZone)> = Vec::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            let zones = c.list_zones(!self.cfg.vpcs.is_empty()).await.map_err(|e| e.to_string())?;
+            discovered.extend(zones.into_iter().filter(|z| self.wanted(z)).map(|z| (i, z)));
+        }
+        let known: HashMap<String, HostedZone> = {
+            let st = self.state.lock().await;
+            st.zones.iter().filter(|(_, z)| z.built.is_some()).map(|(id, z)| (id.clone(), z.hz.clone())).collect()
+        };
+        let mut fetched: HashMap<String, Result<Vec<RecordSet>, String>> = HashMap::new();
+        for (i, hz) in &discovered {
+            if known.get(&hz.id).is_none_or(|k| k != hz) || named.contains(&hz.id) {
+                let r = self.clients[*i].list_records(&hz.id).await.map_err(|e| e.to_string());
+                fetched.insert(hz.id.clone(), r);
+            }
+        }
+        let mut st = self.state.lock().await;
+        let ids: BTreeSet<String> = discovered.iter().map(|(_, z)| z.id.clone()).collect();
+        let now = Instant::now();
+        st.gone.retain(|_, t| now.duration_since(*t) < Duration::from_secs(3600));
+        let gone: Vec<String> = st
+            .zones
+            .iter()
+            .filter(|(id, z)| !ids.contains(*id) && z.added <= started)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut changed = !gone.is_empty();
+        for id in &gone {
+            st.zones.remove(id);
+            st.gone.insert(id.clone(), now);
+        }
+        let mut convert = Vec::new();
+        for (_, hz) in discovered {
+            let id = hz.id.clone();
+            let entry = st.zones.entry(id.clone()).or_insert_with(|| ZoneEntry::new(hz.clone()));
+            if entry.hz != hz {
+                changed = true;
+                entry.hz = hz;
+            }
+            match fetched.remove(&id) {
+                Some(Ok(records)) if entry.updated.is_none_or(|t| t <= started) => {
+                    entry.records = records;
+                    entry.listed = Some(started);
+                    entry.last_ok = Some(SystemTime::now());
+                    entry.last_error = None;
+                    convert.push(id);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(zone = %entry.hz.name, error = %e, "fetch after a zone event failed; the next sweep retries");
+                    entry.last_error = Some(e);
+                }
+                _ => {}
+            }
+        }
+        let before: HashMap<String, ([u8; 32], bool)> = convert
+            .iter()
+            .filter_map(|id| Some((id.clone(), st.zones.get(id).map(|z| (z.hash, z.built.is_some()))?)))
+            .collect();
+        self.convert_all(&mut st, &convert, &mut Vec::new());
+        changed |=
+            convert.iter().any(|id| st.zones.get(id).map(|z| (z.hash, z.built.is_some())) != before.get(id).copied());
+        if !gone.is_empty() {
+            tracing::info!(zones = ?gone, "hosted zones gone, after an event");
+        }
+        if changed && !self.publish(&mut st).await {
+            return Err("the change could not be published".into());
+        }
+        Ok(changed)
     }
 
     /// Resolves every AWS endpoint aliases point to; re-converts and publishes on change.
@@ -950,15 +1261,24 @@ impl Syncer {
                     }
                 }
                 me.refresh_endpoints().await;
-                // Sweeps start `refresh` apart; a slow sweep still leaves a tenth of it idle.
-                let wait = me.cfg.refresh.saturating_sub(started.elapsed()).max(me.cfg.refresh / 10);
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = me.trigger.notified() => {}
-                    () = stop.cancelled() => return,
+                loop {
+                    // Sweeps start `refresh` apart; a slow sweep still leaves a tenth of it
+                    // idle. The interval is worked out again when the event queue comes or
+                    // goes.
+                    let refresh = me.sweep_interval();
+                    let wait = refresh.saturating_sub(started.elapsed()).max(refresh / 10);
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => break,
+                        () = me.trigger.notified() => break,
+                        () = me.status.events.changed.notified() => {}
+                        () = stop.cancelled() => return,
+                    }
                 }
             }
         });
+        if let Some(queue) = self.cfg.events.clone().filter(|_| !self.replica) {
+            tokio::spawn(crate::events::run(self.clone(), queue, shutdown.clone()));
+        }
         let me = self.clone();
         tokio::spawn(async move {
             loop {

@@ -94,6 +94,7 @@ impl Probes for AppProbes {
                 (true, Some(age)) => parts.push(format!("data confirmed {}s ago", age.as_secs())),
                 (true, None) => parts.push("data never confirmed by a complete sweep".to_owned()),
             }
+            parts.extend(s.events.detail());
         }
         if let Some(f) = &self.follower {
             match f.lag() {

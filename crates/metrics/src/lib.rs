@@ -298,6 +298,15 @@ pub struct Metrics {
     pub replication_serial_behind: Gauge,
     /// Snapshot writes to S3 by outcome (`written`, `conflict`, `failed`).
     pub replication_s3_writes: IntCounterVec,
+    /// Route53 change events by outcome (`applied`, `unchanged`, `duplicate`, `unserved`,
+    /// `ignored`, `foreign`, `malformed`, `failed`).
+    pub events: IntCounterVec,
+    /// 1 while the event queue answers, 0 while it does not.
+    pub events_queue_up: Gauge,
+    /// Failed receives from the event queue.
+    pub events_receive_failures: IntCounter,
+    /// Seconds from a Route53 change (its event's time) to its publication.
+    pub event_delay: Histogram,
 }
 
 impl Metrics {
@@ -414,6 +423,28 @@ impl Metrics {
             ),
             &["outcome"]
         ));
+        let events = make!(IntCounterVec::new(
+            Opts::new(
+                "r53dns_route53_events_total",
+                "Route53 change events from the event queue, by outcome (applied, unchanged, duplicate, unserved, ignored, foreign, malformed, failed)."
+            ),
+            &["outcome"]
+        ));
+        let events_queue_up = make!(Gauge::new(
+            "r53dns_route53_events_queue_up",
+            "1 while the Route53 event queue answers, 0 while it does not (sweeps stand in)."
+        ));
+        let events_receive_failures = make!(IntCounter::new(
+            "r53dns_route53_events_receive_failures_total",
+            "Failed receives from the Route53 event queue."
+        ));
+        let event_delay = make!(Histogram::with_opts(
+            HistogramOpts::new(
+                "r53dns_route53_event_delay_seconds",
+                "Seconds from a Route53 change (the time in its event) until it is served."
+            )
+            .buckets(vec![1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0])
+        ));
         let build = make!(IntGaugeVec::new(Opts::new("r53dns_build_info", "Build information."), &["version"]));
         build.with_label_values(&[version]).set(1);
         reg(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
@@ -442,6 +473,10 @@ impl Metrics {
             replication_lag,
             replication_serial_behind,
             replication_s3_writes,
+            events,
+            events_queue_up,
+            events_receive_failures,
+            event_delay,
         }
     }
 

@@ -7,6 +7,7 @@
 //! always come from a fresh read. So duplicated, reordered or lost events cost at most a
 //! read, or wait for the next sweep.
 
+use aws_sdk_route53::types::RrType;
 use serde_json::Value;
 
 use crate::model::bare_zone_id;
@@ -145,10 +146,11 @@ fn parse_event(v: &Value) -> Parsed {
                 let (Some(n), Some(t)) = (text(set, &["name"]), text(set, &["type"])) else {
                     return Parsed::Malformed(format!("{name}: a change without resourceRecordSet.name and type"));
                 };
-                if n.is_empty() || t.is_empty() || !t.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                let t = t.to_ascii_uppercase();
+                if crate::convert::parse_route53_name(n).is_err() || !RrType::values().contains(&t.as_str()) {
                     return Parsed::Malformed(format!("{name}: a change with name {n:?} and type {t:?}"));
                 }
-                let key = (n.to_owned(), t.to_ascii_uppercase());
+                let key = (n.to_owned(), t);
                 if !sets.contains(&key) {
                     sets.push(key);
                 }
@@ -320,6 +322,8 @@ mod tests {
             &CHANGE.replace("\"changes\"", "\"changez\""),
             &CHANGE.replace("\"type\": \"A\"", "\"type\": 1"),
             &CHANGE.replace("\"type\": \"A\"", "\"type\": \"A A\""),
+            &CHANGE.replace("\"type\": \"A\"", "\"type\": \"BOGUS\""),
+            &CHANGE.replace("\"test.example.com.\"", "\"a..b\""),
             &CHANGE.replace("\"eventID\"", "\"eventId\"").replace("\"id\": \"6f1b", "\"idx\": \"6f1b"),
         ] {
             assert!(matches!(parse(bad), Parsed::Malformed(_)), "{bad}: {:?}", parse(bad));
