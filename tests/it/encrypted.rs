@@ -293,3 +293,45 @@ print(show(udp))
         assert_eq!(quic, plain, "{name} {t}");
     }
 }
+
+#[test]
+fn sighup_replaces_the_certificate_for_new_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut b, cert) = serve_tls(
+        dir.path(),
+        &["--tls-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0", "--quic-listen", "127.0.0.1:0"],
+    );
+    let listeners = [
+        (addr_of(&b, "serving DNS over TLS"), "+tls"),
+        (addr_of(&b, "serving DNS over HTTPS"), "+https=/dns-query"),
+        (addr_of(&b, "serving DNS over QUIC"), "+quic"),
+    ];
+    // Clients trusting only `ca`, over each listener: the status they get.
+    let status = |ca: &str| -> Vec<String> {
+        listeners
+            .iter()
+            .map(|(addr, how)| {
+                let opts = [format!("+tls-ca={ca}"), "+tls-hostname=dns.test".to_owned(), (*how).to_owned()];
+                ask("kdig", *addr, &opts, "www.example.com.", "A").0
+            })
+            .collect()
+    };
+    assert!(status(&cert).iter().all(|s| s.starts_with("NOERROR")), "{:?}", status(&cert));
+    // A new certificate and key in place of the old ones (as certbot renews them).
+    let old = dir.path().join("old.crt");
+    std::fs::copy(&cert, &old).unwrap();
+    certificate(dir.path(), "server");
+    // A broken key file on reload: the current certificate stays.
+    let key = dir.path().join("server.key");
+    let good_key = std::fs::read(&key).unwrap();
+    std::fs::write(&key, "not a key").unwrap();
+    b.signal("HUP");
+    assert!(b.wait_for("cannot read the TLS certificate", std::time::Duration::from_secs(10)).is_some());
+    let old = old.display().to_string();
+    assert!(status(&old).iter().all(|s| s.starts_with("NOERROR")), "{:?}", status(&old));
+    std::fs::write(&key, good_key).unwrap();
+    b.signal("HUP");
+    assert!(b.wait_for("TLS certificate and key reloaded", std::time::Duration::from_secs(10)).is_some());
+    assert!(status(&cert).iter().all(|s| s.starts_with("NOERROR")), "{:?}", status(&cert));
+    assert!(status(&old).iter().all(|s| s.starts_with("no answer")), "{:?}", status(&old));
+}

@@ -112,6 +112,8 @@ struct Reloader {
     config: Config,
     publisher: Arc<Publisher>,
     syncer: Option<Arc<Syncer>>,
+    /// The encrypted listeners' certificate and key, read again on reload.
+    certs: Option<Arc<r53dns_server::encrypted::Certificates>>,
 }
 
 impl Reloader {
@@ -131,6 +133,12 @@ impl Reloader {
     async fn reload(&self) -> LoadReport {
         if let Some(s) = &self.syncer {
             s.trigger();
+        }
+        if let Some(c) = &self.certs {
+            match c.reload() {
+                Ok(()) => tracing::info!("TLS certificate and key reloaded"),
+                Err(e) => tracing::error!(error = %e, "reload: cannot read the TLS certificate; the current one stays"),
+            }
         }
         let old = self.publisher.files().await;
         if let (Some(before), Ok(Some(now))) = (&self.config.bind_mapped, zones::bind_config(&self.config))
@@ -372,7 +380,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let drain = config.drain;
     // SIGHUP and `POST /sync` sweep Route53; a replica has nothing to sweep.
     let syncer = syncer.filter(|_| config.route53.is_some());
-    let reloader = Arc::new(Reloader { config, publisher, syncer });
+    let certs = bound.certificates();
+    let reloader = Arc::new(Reloader { config, publisher, syncer, certs });
     let task = tokio::spawn(bound.serve(store.clone(), shutdown.clone()));
     Ok(Running { dns_addrs, store, http_addr, reloader, shutdown, task, draining, drain })
 }
