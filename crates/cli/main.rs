@@ -32,14 +32,25 @@ enum Command {
     Serve(Opts),
     /// Validate the configuration and every zone, print the resolved configuration, exit.
     Check(Opts),
-    /// Talk to a running server's admin endpoint: `sync` (sweep Route53 now) or `zones`.
+    /// Control a running server, as rndc or knotc do; every verb answers JSON. status: version,
+    /// uptime, readiness, zones. reload [ZONE]: re-read zone files (and named.conf's zone
+    /// list). zone-status ZONE: source, serial, records, views. retransfer ZONE: transfer a
+    /// secondary zone whole. notify ZONE: send NOTIFY to the configured targets. refresh ZONE:
+    /// check a secondary's primary, or sweep Route53. stats: every metric. sync: sweep
+    /// Route53. zones: every zone served. Exit status 1 when the server refuses or fails.
     Ctl {
-        /// The server's HTTP address.
-        #[arg(long, default_value = "127.0.0.1:9153", env = "R53DNS_CTL_HTTP")]
-        http: SocketAddr,
-        /// `sync` or `zones`.
-        #[arg(value_parser = ["sync", "zones"])]
-        action: String,
+        /// The server's control socket ([server] control-socket); the default when --http is
+        /// not given.
+        #[arg(long, value_name = "PATH", env = "R53DNS_CTL_SOCKET", default_value = DEFAULT_CONTROL_SOCKET)]
+        socket: PathBuf,
+        /// Talk to the HTTP endpoint at this address instead (its admin routes must be on).
+        #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_CTL_HTTP")]
+        http: Option<SocketAddr>,
+        /// What to do.
+        #[arg(value_parser = CTL_VERBS)]
+        verb: String,
+        /// The zone: required by zone-status, retransfer, notify and refresh; reload takes one.
+        zone: Option<String>,
     },
     /// Make a Route53 hosted zone hold what a zone file holds: print the plan, then apply it
     /// in batches within Route53's limits (apex SOA and NS are never touched).
@@ -129,6 +140,10 @@ struct Opts {
     /// name: example.com.zone, db.example.com, example.com.db).
     #[arg(long = "zone-dir", value_name = "DIR", env = "R53DNS_ZONE_DIR", value_delimiter = ',')]
     zone_dirs: Vec<PathBuf>,
+    /// UNIX socket for `r53dns ctl` (mode 0660; the packaged service uses
+    /// /run/r53dns/control.sock).
+    #[arg(long, value_name = "PATH", env = "R53DNS_CONTROL_SOCKET")]
+    control_socket: Option<PathBuf>,
     /// Serve one zone file (repeatable).
     #[arg(long = "zone", value_name = "FILE", env = "R53DNS_ZONE", value_delimiter = ',')]
     zones: Vec<PathBuf>,
@@ -320,6 +335,7 @@ impl Opts {
                 tcp_message_timeout: None,
                 drain: self.drain,
                 catalog_zone: self.catalog_zone.clone(),
+                control_socket: self.control_socket.clone(),
             },
             zones: ZonesSpec {
                 dirs: self.zone_dirs.clone(),
@@ -452,19 +468,60 @@ fn export(config: &r53dns_app::Config, out: &std::path::Path) -> ExitCode {
 }
 
 /// A minimal HTTP/1.1 request to the admin endpoint.
-fn ctl(addr: SocketAddr, action: &str) -> ExitCode {
+/// Where `r53dns ctl` looks for the control socket unless told.
+const DEFAULT_CONTROL_SOCKET: &str = "/run/r53dns/control.sock";
+
+/// The verbs of `r53dns ctl`.
+const CTL_VERBS: [&str; 9] =
+    ["status", "reload", "zone-status", "retransfer", "notify", "refresh", "stats", "sync", "zones"];
+
+/// `r53dns ctl`: one HTTP/1.1 request over the control socket (or to the HTTP endpoint's
+/// `/ctl/` routes), the JSON answer printed. A request this small needs no HTTP client crate.
+fn ctl(socket: &std::path::Path, http: Option<SocketAddr>, verb: &str, zone: Option<&str>) -> ExitCode {
     use std::io::{Read, Write};
-    let (method, path) = if action == "sync" { ("POST", "/sync") } else { ("GET", "/zones") };
+    let needs_zone = ["zone-status", "retransfer", "notify", "refresh"].contains(&verb);
+    let path = match (zone, needs_zone) {
+        (None, true) => {
+            eprintln!("r53dns: ctl {verb} needs a zone");
+            return ExitCode::from(2);
+        }
+        (Some(_), false) if verb != "reload" => {
+            eprintln!("r53dns: ctl {verb} takes no zone");
+            return ExitCode::from(2);
+        }
+        (Some(z), _) if z.is_empty() || z.contains(['/', '?', '#', ' ', '%']) => {
+            eprintln!("r53dns: '{z}' is not a zone name");
+            return ExitCode::from(2);
+        }
+        (Some(z), _) => format!("/{verb}/{z}"),
+        (None, _) => format!("/{verb}"),
+    };
+    let method = if ["status", "zone-status", "stats", "zones"].contains(&verb) { "GET" } else { "POST" };
+    let (host, path) = match http {
+        Some(a) => (a.to_string(), format!("/ctl{path}")),
+        None => ("localhost".to_owned(), path),
+    };
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{}: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        r53dns_app::ADMIN_HEADER
+    );
+    let where_ = http.map_or_else(|| socket.display().to_string(), |a| a.to_string());
     let result = (|| -> std::io::Result<String> {
-        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{}: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            r53dns_app::ADMIN_HEADER
-        )?;
         let mut buf = String::new();
-        s.read_to_string(&mut buf)?;
+        match http {
+            Some(addr) => {
+                let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+                s.set_read_timeout(Some(Duration::from_secs(30)))?;
+                s.write_all(request.as_bytes())?;
+                s.read_to_string(&mut buf)?;
+            }
+            None => {
+                let mut s = std::os::unix::net::UnixStream::connect(socket)?;
+                s.set_read_timeout(Some(Duration::from_secs(30)))?;
+                s.write_all(request.as_bytes())?;
+                s.read_to_string(&mut buf)?;
+            }
+        }
         Ok(buf)
     })();
     match result {
@@ -480,7 +537,7 @@ fn ctl(addr: SocketAddr, action: &str) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("r53dns: cannot reach {addr}: {e}");
+            eprintln!("r53dns: cannot reach {where_}: {e}");
             ExitCode::FAILURE
         }
     }
@@ -621,8 +678,8 @@ fn compare(args: &CompareArgs) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Ctl { http, action } = &cli.command {
-        return ctl(*http, action);
+    if let Command::Ctl { socket, http, verb, zone } = &cli.command {
+        return ctl(socket, *http, verb, zone.as_deref());
     }
     if matches!(cli.command, Command::Push { .. }) {
         return push(&cli.command);

@@ -8,6 +8,7 @@ mod binary;
 mod bindconf;
 mod catalog;
 mod compare;
+mod control;
 mod deploy;
 mod differential;
 mod ecs;

@@ -707,6 +707,8 @@ pub struct ServerSpec {
     /// Publish a catalog zone (RFC 9432) of this name listing every served zone, for
     /// secondaries that follow whatever is served (`"catalog.invalid"`).
     pub catalog_zone: Option<String>,
+    /// UNIX socket for `r53dns ctl` (mode 0660: the owner and group may use it).
+    pub control_socket: Option<PathBuf>,
 }
 
 /// Default lame-duck time on SIGTERM: longer than a load balancer's readiness probe period
@@ -805,6 +807,8 @@ pub struct Config {
     pub secondaries: Vec<crate::secondary::SecondaryZone>,
     /// Lame-duck time on SIGTERM.
     pub drain: Duration,
+    /// The `r53dns ctl` socket, if any.
+    pub control_socket: Option<PathBuf>,
     /// The catalog zone published, if any.
     pub catalog_zone: Option<r53dns_zone::Name>,
     /// Things worth telling the operator that do not stop the server.
@@ -861,6 +865,7 @@ impl Spec {
         s.tcp_message_timeout = o.tcp_message_timeout.or(s.tcp_message_timeout);
         s.drain = o.drain.or(s.drain);
         s.catalog_zone = o.catalog_zone.or(s.catalog_zone.take());
+        s.control_socket = o.control_socket.or(s.control_socket.take());
         let (rp, ro) = (&mut self.replication, other.replication);
         rp.enabled = ro.enabled.or(rp.enabled);
         rp.token_file = ro.token_file.or(rp.token_file.take());
@@ -1251,6 +1256,7 @@ impl Spec {
             update_limits,
             secondaries,
             drain: s.drain.unwrap_or(DEFAULT_DRAIN),
+            control_socket: s.control_socket.clone(),
             catalog_zone,
             warnings,
             replication,
@@ -1386,6 +1392,7 @@ impl Config {
                 tcp_message_timeout: Some(self.server.tcp_message_timeout),
                 drain: Some(self.drain),
                 catalog_zone: self.catalog_zone.as_ref().map(|n| n.to_text()),
+                control_socket: self.control_socket.clone(),
             },
             zones: ZonesSpec {
                 dirs: self.zone_dirs.clone(),

@@ -10,6 +10,7 @@
 pub mod bindconf;
 pub mod catalog;
 pub mod compare;
+mod control;
 pub mod config;
 pub mod events;
 pub mod export;
@@ -339,27 +340,58 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         _ => None,
     };
     let draining = Arc::new(AtomicBool::new(false));
+    let probes = Arc::new(telemetry::AppProbes {
+        store: store.clone(),
+        syncer: syncer.clone().filter(|_| config.route53.is_some()),
+        status: syncer.as_ref().map(|s| s.status()),
+        secondaries: secondaries.clone(),
+        follower: follower.as_ref().map(|f| f.status()),
+        draining: draining.clone(),
+        metrics: metrics.clone(),
+        private_zone_metrics: config.private_zone_metrics,
+    });
+    let control = Arc::new(control::Control {
+        started: std::time::Instant::now(),
+        probes: probes.clone(),
+        secondaries: secondaries.clone(),
+        metrics: metrics.clone(),
+        reloader: std::sync::OnceLock::new(),
+    });
+    // Bound now, so a socket in use is a startup error; served once the server is up.
+    let control_socket = match &config.control_socket {
+        Some(path) => Some((
+            control::bind(path)
+                .map_err(|e| StartupError(format!("cannot open the control socket {}: {e}", path.display())))?,
+            path.clone(),
+        )),
+        None => None,
+    };
     let http_addr = match config.http_listen {
         Some(addr) => {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| StartupError(format!("cannot listen for HTTP on {addr}: {e}")))?;
             let got = l.local_addr()?;
-            let probes = Arc::new(telemetry::AppProbes {
-                store: store.clone(),
-                syncer: syncer.clone().filter(|_| config.route53.is_some()),
-                status: syncer.as_ref().map(|s| s.status()),
-                secondaries: secondaries.clone(),
-                follower: follower.as_ref().map(|f| f.status()),
-                draining: draining.clone(),
-                metrics: metrics.clone(),
-                private_zone_metrics: config.private_zone_metrics,
-            });
-            let extra = match (&hub, config.replication.as_ref().and_then(|r| r.access.as_ref())) {
+            let replication = match (&hub, config.replication.as_ref().and_then(|r| r.access.as_ref())) {
                 (Some(h), Some(access)) => {
                     Some(replicate::router(h.clone(), access.clone(), Some(metrics.clone()), shutdown.clone()))
                 }
                 _ => None,
+            };
+            // The control verbs under /ctl/, with the admin routes' checks.
+            let ctl = config.http_admin.then(|| {
+                axum::Router::new().nest("/ctl", control::router(control.clone())).layer(axum::middleware::from_fn(
+                    |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                        match r53dns_metrics::admin_request_refusal(req.headers()) {
+                            Some(refused) => refused,
+                            None => next.run(req).await,
+                        }
+                    },
+                ))
+            });
+            let extra = match (replication, ctl) {
+                (Some(a), Some(b)) => Some(a.merge(b)),
+                (a, b) => a.or(b),
             };
             tokio::spawn(r53dns_metrics::serve(l, metrics.clone(), probes, config.http_admin, extra, shutdown.clone()));
             Some(got)
@@ -382,6 +414,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let syncer = syncer.filter(|_| config.route53.is_some());
     let certs = bound.certificates();
     let reloader = Arc::new(Reloader { config, publisher, syncer, certs });
+    let _ = control.reloader.set(reloader.clone());
+    if let Some((listener, path)) = control_socket {
+        tokio::spawn(control::serve(listener, path, control, shutdown.clone()));
+    }
     let task = tokio::spawn(bound.serve(store.clone(), shutdown.clone()));
     Ok(Running { dns_addrs, store, http_addr, reloader, shutdown, task, draining, drain })
 }

@@ -287,6 +287,8 @@ struct State {
     published: bool,
     /// The next transfer must be a whole one (an IXFR did not apply).
     force_axfr: bool,
+    /// The next check transfers the whole zone whatever the serials (`ctl retransfer`).
+    retransfer: bool,
     /// The last transfer went over a limit (counted as `too_large`).
     over_limit: bool,
     /// The primary's addresses as last resolved (NOTIFYs are accepted from these).
@@ -411,6 +413,29 @@ impl Secondaries {
                 }
             })
             .collect()
+    }
+
+    /// The followed zone named `apex`, if any.
+    fn find(&self, apex: &Name) -> Option<Arc<Follow>> {
+        let apex = apex.to_lowercase();
+        self.list().into_iter().find(|z| z.cfg.apex.to_lowercase() == apex)
+    }
+
+    /// Checks the primary now (`ctl refresh`): a transfer follows if its serial is newer.
+    /// False when `apex` is not followed here.
+    pub fn refresh(&self, apex: &Name) -> bool {
+        self.find(apex).map(|z| z.poke.notify_one()).is_some()
+    }
+
+    /// Transfers the whole zone now, whatever the serials (`ctl retransfer`, as `rndc
+    /// retransfer`). False when `apex` is not followed here.
+    pub fn retransfer(&self, apex: &Name) -> bool {
+        self.find(apex)
+            .map(|z| {
+                z.lock().retransfer = true;
+                z.poke.notify_one();
+            })
+            .is_some()
     }
 
     fn count(&self, apex: &Name, outcome: &str) {
@@ -561,11 +586,11 @@ impl Secondaries {
     }
 
     async fn check_at(&self, z: &Follow, addr: SocketAddr) -> Result<(), String> {
-        let (held_serial, force_axfr) = {
+        let (held_serial, force_axfr, retransfer) = {
             let s = z.lock();
-            (s.held.as_ref().map(|h| h.serial), s.force_axfr)
+            (s.held.as_ref().map(|h| h.serial), s.force_axfr || s.retransfer, s.retransfer)
         };
-        if let Some(ours) = held_serial {
+        if let Some(ours) = held_serial.filter(|_| !retransfer) {
             let theirs = soa_query(&z.cfg, addr).await?;
             if !serial_after(theirs, ours) {
                 let republish = {
@@ -645,6 +670,7 @@ impl Secondaries {
             s.confirmed = Some(Instant::now());
             s.published = true;
             s.force_axfr = false;
+            s.retransfer = false;
             s.last_error = None;
         }
         if z.cfg.catalog {

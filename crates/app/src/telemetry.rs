@@ -65,15 +65,53 @@ fn source_label(s: &Source) -> String {
     }
 }
 
-#[derive(serde::Serialize)]
-struct ZoneJson {
-    name: String,
-    source: String,
-    view: &'static str,
-    serial: u32,
-    records: usize,
-    last_sync: Option<u64>,
-    last_error: Option<String>,
+/// One zone as served in one view, for `/zones` and `ctl zone-status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct ZoneJson {
+    pub(crate) name: String,
+    /// `file:PATH`, `route53:ID`, `secondary:PRIMARY`, `catalog`…
+    pub(crate) source: String,
+    pub(crate) view: &'static str,
+    pub(crate) serial: u32,
+    pub(crate) records: usize,
+    pub(crate) last_sync: Option<u64>,
+    pub(crate) last_error: Option<String>,
+}
+
+impl AppProbes {
+    /// Every zone served, per view, sorted by view and name.
+    pub(crate) fn zones(&self) -> Vec<ZoneJson> {
+        let snap = self.store.load();
+        let r53 = self.status.as_ref().map(|s| s.zones()).unwrap_or_default();
+        let secondary = self.secondaries.as_ref().map(|s| s.status()).unwrap_or_default();
+        let mut out = Vec::new();
+        let views = [("internal", Some(snap.internal())), ("external", snap.external())];
+        for (view, set) in views {
+            let Some(set) = set else { continue };
+            for z in set.zones() {
+                let name = z.apex().to_text();
+                let source = source_label(z.source());
+                let status = r53.iter().find(|s| source.ends_with(&s.id));
+                let followed = secondary.iter().find(|s| source.starts_with("secondary:") && s.name == name);
+                let now = crate::sync::unix_now();
+                out.push(ZoneJson {
+                    name,
+                    source,
+                    view,
+                    serial: z.serial(),
+                    records: z.record_count(),
+                    last_sync: status
+                        .and_then(|s| s.last_sync)
+                        .or_else(|| followed.and_then(|f| f.confirmed_secs_ago).map(|ago| now.saturating_sub(ago))),
+                    last_error: status
+                        .and_then(|s| s.last_error.clone())
+                        .or_else(|| followed.and_then(|f| f.last_error.clone())),
+                });
+            }
+        }
+        out.sort_by(|a, b| (a.view, &a.name).cmp(&(b.view, &b.name)));
+        out
+    }
 }
 
 impl Probes for AppProbes {
@@ -122,36 +160,7 @@ impl Probes for AppProbes {
     }
 
     fn zones_json(&self) -> String {
-        let snap = self.store.load();
-        let r53 = self.status.as_ref().map(|s| s.zones()).unwrap_or_default();
-        let secondary = self.secondaries.as_ref().map(|s| s.status()).unwrap_or_default();
-        let mut out = Vec::new();
-        let views = [("internal", Some(snap.internal())), ("external", snap.external())];
-        for (view, set) in views {
-            let Some(set) = set else { continue };
-            for z in set.zones() {
-                let name = z.apex().to_text();
-                let source = source_label(z.source());
-                let status = r53.iter().find(|s| source.ends_with(&s.id));
-                let followed = secondary.iter().find(|s| source.starts_with("secondary:") && s.name == name);
-                let now = crate::sync::unix_now();
-                out.push(ZoneJson {
-                    name,
-                    source,
-                    view,
-                    serial: z.serial(),
-                    records: z.record_count(),
-                    last_sync: status
-                        .and_then(|s| s.last_sync)
-                        .or_else(|| followed.and_then(|f| f.confirmed_secs_ago).map(|ago| now.saturating_sub(ago))),
-                    last_error: status
-                        .and_then(|s| s.last_error.clone())
-                        .or_else(|| followed.and_then(|f| f.last_error.clone())),
-                });
-            }
-        }
-        out.sort_by(|a, b| (a.view, &a.name).cmp(&(b.view, &b.name)));
-        serde_json::to_string_pretty(&out).unwrap_or_else(|_| "[]".into())
+        serde_json::to_string_pretty(&self.zones()).unwrap_or_else(|_| "[]".into())
     }
 
     fn before_scrape(&self) {

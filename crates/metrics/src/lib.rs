@@ -492,6 +492,36 @@ impl Metrics {
         &self.registry
     }
 
+    /// Every metric as JSON, for `r53dns ctl stats`: `{"name": [{"labels": {…}, "value": v}]}`,
+    /// histograms as their `count` and `sum`.
+    pub fn json(&self) -> String {
+        use prometheus::proto::MetricType;
+        let mut out = serde_json::Map::new();
+        for family in self.registry.gather() {
+            let samples: Vec<serde_json::Value> = family
+                .get_metric()
+                .iter()
+                .map(|m| {
+                    let labels: serde_json::Map<String, serde_json::Value> =
+                        m.get_label().iter().map(|l| (l.name().to_owned(), l.value().into())).collect();
+                    let mut sample = serde_json::json!({ "labels": labels });
+                    match family.get_field_type() {
+                        MetricType::COUNTER => sample["value"] = m.get_counter().get_value().into(),
+                        MetricType::GAUGE => sample["value"] = m.get_gauge().get_value().into(),
+                        MetricType::HISTOGRAM => {
+                            sample["count"] = m.get_histogram().get_sample_count().into();
+                            sample["sum"] = m.get_histogram().get_sample_sum().into();
+                        }
+                        MetricType::SUMMARY | MetricType::UNTYPED => {}
+                    }
+                    sample
+                })
+                .collect();
+            out.insert(family.name().to_owned(), samples.into());
+        }
+        serde_json::to_string_pretty(&out).unwrap_or_else(|_| "{}".into())
+    }
+
     /// Prometheus text format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -555,6 +585,12 @@ fn admin_refusal(s: &AppState, headers: &axum::http::HeaderMap) -> Option<Respon
     if !s.admin {
         return Some((StatusCode::FORBIDDEN, "admin routes are disabled\n").into_response());
     }
+    admin_request_refusal(headers)
+}
+
+/// The checks an admin request on the HTTP endpoint passes (when admin routes are on): the
+/// [`ADMIN_HEADER`], and a `Host` that is an address or `localhost`. `None` when it passes.
+pub fn admin_request_refusal(headers: &axum::http::HeaderMap) -> Option<Response> {
     if !headers.contains_key(ADMIN_HEADER) {
         return Some(
             (StatusCode::FORBIDDEN, format!("admin requests need the {ADMIN_HEADER} header (r53dns ctl sends it)\n"))
