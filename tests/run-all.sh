@@ -20,6 +20,7 @@ command -v bc >/dev/null || missing+=(bc)
 command -v nsupdate >/dev/null || missing+=(bind9-dnsutils)
 command -v kea-dhcp-ddns >/dev/null || missing+=(kea-dhcp-ddns-server)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -108,6 +108,13 @@ fn dot_doh_and_doq_answer_as_udp_does_with_a_certificate_clients_verify() {
             ask("dig", udp, &["+tcp".to_owned()], name, t),
             "dig DoH {name} {t}"
         );
+        // RFC 8484 GET: the message base64url-encoded in `?dns=`.
+        assert_eq!(
+            ask("dig", doh, &over("+https-get=/dns-query"), name, t),
+            ask("dig", udp, &["+tcp".to_owned()], name, t),
+            "dig DoH GET {name} {t}"
+        );
+        assert_eq!(ask("kdig", doh, &over("+https-get"), name, t), plain, "kdig DoH GET {name} {t}");
     }
     // Counted apart from TCP, by transport.
     for t in ["dot", "doh", "doq"] {
@@ -218,7 +225,16 @@ fn signed_queries_and_transfers_over_tls_are_answered_signed() {
     let keys = crate::support::key_file(dir.path(), "xfr-key", SECRET);
     let (b, cert) = serve_tls(
         dir.path(),
-        &["--tls-listen", "127.0.0.1:0", "--tsig-key-file", keys.to_str().unwrap(), "--transfer-key", "xfr-key"],
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--https-listen",
+            "127.0.0.1:0",
+            "--tsig-key-file",
+            keys.to_str().unwrap(),
+            "--transfer-key",
+            "xfr-key",
+        ],
     );
     let dot = addr_of(&b, "serving DNS over TLS");
     let ca = vec![format!("+tls-ca={cert}"), "+tls-hostname=dns.test".to_owned()];
@@ -234,6 +250,13 @@ fn signed_queries_and_transfers_over_tls_are_answered_signed() {
     let (_, _, soa) = kdig_xfr(dot, &ca, &["-y", &key], "example.com.", "SOA");
     assert!(soa.contains("status: NOERROR") && soa.contains("TSIG PSEUDOSECTION"), "{soa}");
     assert!(!soa.contains("BADSIG") && !soa.to_ascii_lowercase().contains("failed"), "{soa}");
+    // Over HTTPS, POST and GET alike, signed as well.
+    let doh = addr_of(&b, "serving DNS over HTTPS");
+    for how in ["+https", "+https-get"] {
+        let (_, _, soa) = kdig_xfr(doh, &ca, &[how, "-y", &key], "example.com.", "SOA");
+        assert!(soa.contains("status: NOERROR") && soa.contains("TSIG PSEUDOSECTION"), "{how}: {soa}");
+        assert!(!soa.contains("BADSIG") && !soa.to_ascii_lowercase().contains("failed"), "{how}: {soa}");
+    }
     // NSD follows with the key, over TLS.
     let nsd = crate::support::nsd::Nsd::secondary_tls(
         "example.com.",
@@ -334,4 +357,32 @@ fn sighup_replaces_the_certificate_for_new_connections() {
     assert!(b.wait_for("TLS certificate and key reloaded", std::time::Duration::from_secs(10)).is_some());
     assert!(status(&cert).iter().all(|s| s.starts_with("NOERROR")), "{:?}", status(&cert));
     assert!(status(&old).iter().all(|s| s.starts_with("no answer")), "{:?}", status(&old));
+}
+
+#[test]
+fn doh_refuses_what_is_not_a_dns_request_with_an_http_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, cert) = serve_tls(dir.path(), &["--https-listen", "127.0.0.1:0"]);
+    let doh = addr_of(&b, "serving DNS over HTTPS");
+    // curl over HTTP/2, trusting `cert`; the status code it got.
+    let status = |args: &[&str], path: &str| -> String {
+        let out = Command::new("curl")
+            .args(["-s", "--http2", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", &cert])
+            .args(["--resolve", &format!("dns.test:{}:127.0.0.1", doh.port())])
+            .args(args)
+            .arg(format!("https://dns.test:{}{path}", doh.port()))
+            .output()
+            .expect("curl must be installed (apt-get install curl)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // www.example.com A, ID 0, base64url without padding (the RFC 8484 §4.1 example form).
+    let query = "AAABAAABAAAAAAAAA3d3dwdleGFtcGxlA2NvbQAAAQAB";
+    assert_eq!(status(&[], &format!("/dns-query?dns={query}")), "200");
+    assert_eq!(status(&[], &format!("/elsewhere?dns={query}")), "404");
+    assert_eq!(status(&[], "/dns-query"), "400");
+    assert_eq!(status(&[], "/dns-query?dns=%%%"), "400");
+    assert_eq!(status(&["-X", "PUT"], "/dns-query"), "405");
+    assert_eq!(status(&["-H", "content-type: text/plain", "--data-binary", "x"], "/dns-query"), "415");
+    // The server still answers afterwards.
+    assert_eq!(status(&[], &format!("/dns-query?dns={query}")), "200");
 }

@@ -1,5 +1,5 @@
-//! DNS over TLS (RFC 7858), zone transfers over TLS (RFC 9103) and DNS over HTTPS
-//! (RFC 8484), and DNS over QUIC (RFC 9250).
+//! DNS over TLS (RFC 7858), zone transfers over TLS (RFC 9103), DNS over HTTPS (RFC 8484)
+//! and DNS over QUIC (RFC 9250).
 //!
 //! **DNS over TLS** is a TCP connection inside TLS, so it is served by the TCP connection
 //! code itself (`net::connection`) on a stream from `tokio-rustls`: the same connection
@@ -10,8 +10,11 @@
 //! the handler returns, so a transfer of more than about 32 messages cannot be sent, and
 //! it re-encodes every response (which a TSIG signature does not survive).
 //!
-//! **DNS over HTTPS and over QUIC** run on hickory-server's listeners (TLS, HTTP/2, QUIC,
-//! stream framing and their timeouts are its own): each request arrives as raw octets, is answered by the same
+//! **DNS over HTTPS** also runs on that accept loop and connection table: after the TLS
+//! handshake, HTTP/2 from the `h2` crate, GET and POST (`doh.rs`).
+//!
+//! **DNS over QUIC** runs on hickory-server's listener (QUIC, stream framing and their
+//! timeouts are its own): each request arrives as raw octets, is answered by the same
 //! [`answer`](crate::answer) from the same snapshot, views and ACL, and our response is read
 //! back into hickory's message type for it to encode: the same records, sections and
 //! flags, names possibly compressed differently. A TSIG-signed answer would not survive
@@ -89,6 +92,12 @@ impl Certificates {
         let fresh = read_certified_key(&self.cert, &self.key)?;
         self.current.store(Arc::new(fresh));
         Ok(())
+    }
+
+    /// A TLS acceptor presenting these certificates and offering `alpn` (`dot`: RFC 7858
+    /// §3.2 and RFC 9103 §7.1; `h2`: RFC 8484 §5.2).
+    pub(crate) fn acceptor(self: &Arc<Self>, alpn: &[u8]) -> io::Result<tokio_rustls::TlsAcceptor> {
+        Ok(tokio_rustls::TlsAcceptor::from(self.tls_config(alpn, false)?))
     }
 
     /// A TLS server configuration presenting these certificates, offering `alpn`; TLS 1.3
@@ -184,18 +193,11 @@ impl EncryptedListeners {
         let addrs = |l: &[tokio::net::TcpListener]| l.iter().filter_map(|l| l.local_addr().ok()).collect();
         (addrs(&self.dot), addrs(&self.doh))
     }
-
-    /// The TLS acceptor of DNS over TLS (ALPN `dot`, RFC 7858 §3.2 and RFC 9103 §7.1).
-    pub(crate) fn dot_acceptor(&self) -> io::Result<tokio_rustls::TlsAcceptor> {
-        Ok(tokio_rustls::TlsAcceptor::from(self.certs.tls_config(b"dot", false)?))
-    }
 }
 
-/// Serves DNS over HTTPS and QUIC on hickory-server until `shutdown` (DNS over TLS is
+/// Serves DNS over QUIC on hickory-server until `shutdown` (DNS over TLS and HTTPS are
 /// served by `net`'s accept loop).
-#[allow(clippy::too_many_arguments)] // each is a separate shared handle; a struct would only rename them
-pub(crate) async fn serve_hickory(
-    doh: Vec<tokio::net::TcpListener>,
+pub(crate) async fn serve_quic(
     doq: Vec<tokio::net::UdpSocket>,
     certs: Arc<Certificates>,
     cfg: &EncryptedConfig,
@@ -204,18 +206,10 @@ pub(crate) async fn serve_hickory(
     stats: Arc<Stats>,
     shutdown: CancellationToken,
 ) {
-    if doh.is_empty() && doq.is_empty() {
+    if doq.is_empty() {
         return;
     }
     let mut hickory = hickory_server::Server::new(Handler { store, cfg: server, stats });
-    for l in doh {
-        let registered = certs.tls_config(b"h2", false).and_then(|tls| {
-            hickory.register_https_listener_with_tls_config(l, cfg.timeout, tls, None, cfg.doh_path.clone())
-        });
-        if let Err(e) = registered {
-            tracing::error!(error = %e, "cannot serve DNS over HTTPS");
-        }
-    }
     for s in doq {
         // RFC 9250 §4.1.1: ALPN "doq"; QUIC itself requires TLS 1.3.
         let registered = certs.tls_config(b"doq", true).and_then(|tls| {
@@ -235,7 +229,7 @@ pub(crate) async fn serve_hickory(
     }
 }
 
-/// Takes the encrypted listeners apart: DNS over TLS for `net`, the rest for hickory.
+/// Takes the encrypted listeners apart: DNS over TLS and HTTPS for `net`, QUIC for hickory.
 #[allow(clippy::type_complexity)] // a tuple of the fields, taken apart at once
 pub(crate) fn split(
     l: EncryptedListeners,
@@ -251,7 +245,8 @@ struct Handler {
 
 impl Handler {
     /// Our answer to `msg` from `peer`, or `None` to say SERVFAIL.
-    fn answer(&self, msg: &[u8], peer: SocketAddr, via: Listener) -> Option<Vec<u8>> {
+    fn answer(&self, msg: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
+        let via = Listener::Doq;
         let started = std::time::Instant::now();
         let mut out = Vec::with_capacity(1024);
         let mut note = Note::default();
@@ -280,11 +275,7 @@ impl Handler {
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
     async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response: R) -> ResponseInfo {
-        let via = match request.protocol() {
-            hickory_server::net::xfer::Protocol::Quic => Listener::Doq,
-            _ => Listener::Doh,
-        };
-        let ours = self.answer(request.as_slice(), request.src(), via).and_then(|o| Message::from_vec(&o).ok());
+        let ours = self.answer(request.as_slice(), request.src()).and_then(|o| Message::from_vec(&o).ok());
         let sent = match &ours {
             Some(m) => {
                 let mut b = MessageResponseBuilder::from_message_request(request);

@@ -33,6 +33,7 @@ use arc_swap::ArcSwap;
 pub use r53dns_zone::Snapshot;
 pub use r53dns_zone::ZoneSet;
 
+mod doh;
 mod encode;
 pub mod encrypted;
 mod handler;

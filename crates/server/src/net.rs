@@ -288,26 +288,28 @@ impl Bound {
             }
         }
         let tracker = TaskTracker::new();
-        let mut tcp: Vec<(TcpListener, Option<tokio_rustls::TlsAcceptor>)> =
-            self.tcp.into_iter().map(|l| (l, None)).collect();
-        if let Some(mut listeners) = self.encrypted {
-            match listeners.dot_acceptor() {
-                Ok(acceptor) => tcp.extend(listeners.dot.drain(..).map(|l| (l, Some(acceptor.clone())))),
+        let mut tcp: Vec<(TcpListener, Kind)> = self.tcp.into_iter().map(|l| (l, Kind::Tcp)).collect();
+        if let Some(listeners) = self.encrypted {
+            let (dot, doh, doq, certs) = crate::encrypted::split(listeners);
+            match certs.acceptor(b"dot") {
+                Ok(acceptor) => tcp.extend(dot.into_iter().map(|l| (l, Kind::Dot(acceptor.clone())))),
                 Err(e) => tracing::error!(error = %e, "cannot serve DNS over TLS"),
             }
-            let (_, doh, doq, certs) = crate::encrypted::split(listeners);
+            match certs.acceptor(b"h2") {
+                Ok(acceptor) => tcp.extend(doh.into_iter().map(|l| (l, Kind::Doh(acceptor.clone())))),
+                Err(e) => tracing::error!(error = %e, "cannot serve DNS over HTTPS"),
+            }
             let (cfg, store, stats, shutdown) = (self.cfg.clone(), store.clone(), self.stats.clone(), shutdown.clone());
             tracker.spawn(async move {
-                crate::encrypted::serve_hickory(doh, doq, certs, &cfg.encrypted.clone(), store, cfg, stats, shutdown)
-                    .await;
+                crate::encrypted::serve_quic(doq, certs, &cfg.encrypted.clone(), store, cfg, stats, shutdown).await;
             });
         }
-        // One connection table for TCP and DNS over TLS alike.
+        // One connection table for TCP, DNS over TLS and DNS over HTTPS alike.
         let slots = crate::slots::Slots::new(self.cfg.tcp_max_connections, self.cfg.tcp_max_connections_per_network);
-        for (listener, tls) in tcp {
+        for (listener, kind) in tcp {
             tracker.spawn(accept_loop(
                 listener,
-                tls,
+                kind,
                 store.clone(),
                 self.cfg.clone(),
                 slots.clone(),
@@ -504,10 +506,21 @@ fn udp_update(u: &Updates, sock: &Arc<UdpSocket>, msg: &[u8], peer: SocketAddr) 
     });
 }
 
+/// What a TCP listener speaks.
+#[derive(Clone)]
+enum Kind {
+    /// DNS over TCP.
+    Tcp,
+    /// DNS over TLS: the TCP protocol inside TLS.
+    Dot(tokio_rustls::TlsAcceptor),
+    /// DNS over HTTPS (HTTP/2 inside TLS).
+    Doh(tokio_rustls::TlsAcceptor),
+}
+
 #[allow(clippy::too_many_arguments)] // each is a separate shared handle; a struct would only rename them
 async fn accept_loop(
     listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    kind: Kind,
     store: Store,
     cfg: ServerConfig,
     slots: Arc<crate::slots::Slots>,
@@ -555,12 +568,12 @@ async fn accept_loop(
         let stats = stats.clone();
         let updates = updates.clone();
         let slots = slots.clone();
-        let tls = tls.clone();
+        let kind = kind.clone();
         tracker.spawn(async move {
             let _ = stream.set_nodelay(true);
-            let ended = match tls {
-                None => connection(stream, peer, Listener::Tcp, &store, &cfg, &slot, &stats, updates.as_ref()).await,
-                Some(acceptor) => {
+            let ended = match kind {
+                Kind::Tcp => connection(stream, peer, Listener::Tcp, &store, &cfg, &slot, &stats, updates.as_ref()).await,
+                Kind::Dot(ref acceptor) | Kind::Doh(ref acceptor) => {
                     // The handshake counts as idle time: a client that never finishes it
                     // may be closed to make room, and is closed after the TLS timeout.
                     let handshake = tokio::time::timeout(cfg.encrypted.timeout, acceptor.accept(stream));
@@ -568,9 +581,12 @@ async fn accept_loop(
                         r = handshake => r.unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake"))),
                         () = slot.close.cancelled() => Err(io::Error::new(io::ErrorKind::Interrupted, "TLS handshake")),
                     };
-                    match tls {
-                        Ok(s) => connection(s, peer, Listener::Dot, &store, &cfg, &slot, &stats, updates.as_ref()).await,
-                        Err(e) => Err(e),
+                    match (tls, &kind) {
+                        (Ok(s), Kind::Doh(_)) => crate::doh::connection(s, peer, &store, &cfg, &slot, &stats).await,
+                        (Ok(s), _) => {
+                            connection(s, peer, Listener::Dot, &store, &cfg, &slot, &stats, updates.as_ref()).await
+                        }
+                        (Err(e), _) => Err(e),
                     }
                 }
             };
