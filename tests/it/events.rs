@@ -188,8 +188,9 @@ impl Rig {
         std::fs::write(
             &config,
             format!(
-                "[route53]\nenabled = true\nevents = \"{}\"\nrate-limit = 5.0\n{extra_route53}\n",
-                queue.url_via(sqs.addr)
+                "[route53]\nenabled = true\nevents = \"{}\"\n{}{extra_route53}\n",
+                queue.url_via(sqs.addr),
+                if extra_route53.contains("rate-limit") { "" } else { "rate-limit = 5.0\n" }
             ),
         )
         .unwrap();
@@ -538,4 +539,43 @@ fn a_burst_of_100_changes_costs_far_fewer_calls_than_100_sweeps() {
     assert!(calls <= 30, "{calls} Route53 calls for a burst of 100 changes");
     assert!(calls * 10 <= 100 * sweep_cost, "{calls} calls is not far fewer than 100 sweeps");
     eventually(Duration::from_secs(5), || rig.rt.block_on(rig.queue.left()) == 0).expect("messages left in the queue");
+}
+
+#[test]
+fn event_reads_keep_to_the_api_budget() {
+    // Twelve zones, a change in each, their events at once: twelve reads, paced by
+    // rate-limit = 2 (bursts of 2) like every other call of the process.
+    let rig = Rig::new("rate-limit = 2.0");
+    let zones: Vec<String> = rig.rt.block_on(async {
+        let mut ids = Vec::new();
+        for i in 0..12 {
+            ids.push(rig.seeder.zone(&format!("z{i}.budget.example."), false).await);
+        }
+        ids
+    });
+    let b = rig.serve();
+    let addr = b.addr.unwrap();
+    eventually(Duration::from_secs(30), || answers(addr, "z11.budget.example.", "SOA").len() == 1)
+        .expect("never served");
+    rig.settle(Duration::from_millis(1500));
+    rig.rt.block_on(async {
+        for (i, id) in zones.iter().enumerate() {
+            rig.seeder.upsert(id, vec![rrset(&format!("www.z{i}.budget.example."), "A", 60, &["192.0.2.1"])]).await;
+        }
+    });
+    let before = rig.calls();
+    let started = Instant::now();
+    for (i, id) in zones.iter().enumerate() {
+        rig.post(&change_event(id, &[("CREATE", &format!("www.z{i}.budget.example."), "A", 60, &["192.0.2.1"])]));
+    }
+    eventually(Duration::from_secs(30), || {
+        (0..12).all(|i| answers(addr, &format!("www.z{i}.budget.example."), "A").len() == 1)
+    })
+    .expect("changes not served");
+    let took = started.elapsed();
+    let calls = rig.calls() - before;
+    eprintln!("12 changes in 12 zones: {calls} Route53 calls in {took:?} at rate-limit 2");
+    assert_eq!(calls, 12, "one read per zone");
+    // Two calls at once, then one every half second.
+    assert!(took >= Duration::from_millis(4500), "event reads outran the budget: {calls} calls in {took:?}");
 }

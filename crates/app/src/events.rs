@@ -536,6 +536,18 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_queue_url_is_named_with_its_line() {
+        let err = toml::from_str::<crate::config::Spec>("[route53]\nenabled = true\nevents = \"sqs.example/q\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3") && err.contains("not an SQS queue URL"), "{err}");
+        let spec: crate::config::Spec =
+            toml::from_str("[route53]\nevents = \"https://sqs.us-east-1.amazonaws.com/123456789012/q\"\n").unwrap();
+        let r = spec.route53.events.unwrap();
+        assert_eq!(r.region(), Some("us-east-1"));
+    }
+
+    #[test]
     fn recent_ids_are_bounded() {
         let mut r = Recent::default();
         for i in 0..RECENT + 10 {
