@@ -2,7 +2,8 @@
 # Runs every check and test of the project, installing what they need first:
 # NSD (reference server for the differential tests), Knot and BIND (primaries and secondaries
 # in the zone-transfer tests), dig, kdig and nsupdate (real clients), Kea's DHCP-DDNS daemon
-# (an UPDATE sender), and the moto Route53 emulator.
+# (an UPDATE sender), Unbound and curl (DNS over TLS and HTTPS clients), and the moto Route53
+# emulator.
 # Usage: tests/run-all.sh            (as root, or with sudo available)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,7 @@ command -v nsupdate >/dev/null || missing+=(bind9-dnsutils)
 command -v kea-dhcp-ddns >/dev/null || missing+=(kea-dhcp-ddns-server)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
+command -v unbound >/dev/null || missing+=(unbound)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

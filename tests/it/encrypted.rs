@@ -386,3 +386,86 @@ fn doh_refuses_what_is_not_a_dns_request_with_an_http_status() {
     // The server still answers afterwards.
     assert_eq!(status(&[], &format!("/dns-query?dns={query}")), "200");
 }
+
+/// Unbound on a loopback port, stopped on drop.
+struct Unbound {
+    addr: std::net::SocketAddr,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Unbound {
+    fn drop(&mut self) {
+        crate::support::stop(&mut self.child);
+    }
+}
+
+impl Unbound {
+    /// A resolver forwarding `zone` to `upstream` over TLS, checking its certificate against
+    /// `ca` for `hostname`.
+    fn forwarding_over_tls(zone: &str, upstream: std::net::SocketAddr, ca: &str, hostname: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let port = crate::support::nsd::free_port();
+        let conf = format!(
+            "server:\n  interface: 127.0.0.1@{port}\n  port: {port}\n  do-daemonize: no\n  username: \"\"\n  \
+             chroot: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  use-syslog: no\n  \
+             logfile: \"{d}/unbound.log\"\n  verbosity: 1\n  num-threads: 1\n  so-reuseport: no\n  do-ip6: no\n  \
+             access-control: 127.0.0.0/8 allow\n  do-not-query-localhost: no\n  module-config: \"iterator\"\n  \
+             qname-minimisation: no\n  tls-cert-bundle: \"{ca}\"\n\
+             remote-control:\n  control-enable: no\n\
+             forward-zone:\n  name: \"{zone}\"\n  forward-addr: {}@{}#{hostname}\n  forward-tls-upstream: yes\n",
+            upstream.ip(),
+            upstream.port()
+        );
+        std::fs::write(dir.path().join("unbound.conf"), conf).unwrap();
+        let child = Command::new("unbound")
+            .args(["-d", "-c"])
+            .arg(dir.path().join("unbound.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("unbound must be installed (apt-get install unbound)");
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let u = Self { addr, child, _dir: dir };
+        // Up when it answers at all (its own CHAOS id.server: REFUSED or an answer).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut probe = crate::support::dns::Query::new("id.server.", "TXT");
+        probe.qclass = 3;
+        while std::time::Instant::now() < deadline {
+            if crate::support::dns::udp_exchange(addr, &probe.to_wire()).is_some() {
+                return u;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let log = std::fs::read_to_string(u._dir.path().join("unbound.log")).unwrap_or_default();
+        panic!("Unbound did not start:\n{log}");
+    }
+}
+
+#[test]
+fn unbound_forwards_to_r53dns_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, cert) = serve_tls(dir.path(), &["--tls-listen", "127.0.0.1:0"]);
+    let dot = addr_of(&b, "serving DNS over TLS");
+    let unbound = Unbound::forwarding_over_tls("example.com.", dot, &cert, "dns.test");
+    // What a resolver passes on: rcode and answer records (TTLs count down in its cache).
+    let without_ttl = |rrs: Vec<String>| -> Vec<String> {
+        rrs.iter()
+            .map(|l| {
+                l.split_whitespace().enumerate().filter(|(i, _)| *i != 1).map(|(_, w)| w).collect::<Vec<_>>().join(" ")
+            })
+            .collect()
+    };
+    for (name, t) in [("www.example.com.", "A"), ("nothere.example.com.", "A"), ("example.com.", "MX")] {
+        let mut q = crate::support::dns::Query::new(name, t);
+        q.rd = true;
+        let ours = crate::support::dns::ask(b.addr.unwrap(), &crate::support::dns::Query::new(name, t));
+        let theirs = crate::support::dns::ask(unbound.addr, &q);
+        assert_eq!(theirs.rcode, ours.rcode, "{name} {t}");
+        assert_eq!(without_ttl(theirs.section("answer")), without_ttl(ours.section("answer")), "{name} {t}");
+    }
+    // They came over TLS.
+    let n = b.metric("r53dns_queries_total{qtype=\"A\",rcode=\"NOERROR\",transport=\"dot\"}");
+    assert!(n >= 1, "{n} DoT queries");
+}
