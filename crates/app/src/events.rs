@@ -100,6 +100,11 @@ impl QueueUrl {
         &self.url[..self.origin]
     }
 
+    /// The queue's name (the last part of its path).
+    pub fn name(&self) -> &str {
+        self.url.trim_end_matches('/').rsplit('/').next().unwrap_or_default()
+    }
+
     /// The region in the host name (`sqs.REGION.amazonaws.com`, `REGION.queue.amazonaws.com`).
     pub fn region(&self) -> Option<&str> {
         let host = self.endpoint().split("://").nth(1)?.split(':').next()?;
@@ -254,13 +259,16 @@ pub(crate) async fn run(syncer: Arc<Syncer>, queue: QueueUrl, shutdown: Cancella
     let status = syncer.status();
     let events = &status.events;
     let metrics = syncer.metrics();
+    if let Some(m) = &metrics {
+        m.events_queue_up.with_label_values(&[queue.name()]).set(0.0);
+    }
     let client = client(&queue).await;
     match client.get_queue_attributes().queue_url(queue.as_str()).attribute_names(QueueAttributeName::All).send().await
     {
         Ok(out) => {
             events.note(Ok(()));
             if let Some(m) = &metrics {
-                m.events_queue_up.set(1.0);
+                m.events_queue_up.with_label_values(&[queue.name()]).set(1.0);
             }
             let attr = |a: QueueAttributeName| out.attributes().and_then(|m| m.get(&a)).cloned().unwrap_or_default();
             tracing::info!(
@@ -288,7 +296,7 @@ pub(crate) async fn run(syncer: Arc<Syncer>, queue: QueueUrl, shutdown: Cancella
                     tracing::info!(queue = %queue, "event queue reachable; full sweeps return to their long interval");
                 }
                 if let Some(m) = &metrics {
-                    m.events_queue_up.set(1.0);
+                    m.events_queue_up.with_label_values(&[queue.name()]).set(1.0);
                 }
                 backoff = Duration::from_secs(1);
                 m
@@ -296,7 +304,7 @@ pub(crate) async fn run(syncer: Arc<Syncer>, queue: QueueUrl, shutdown: Cancella
             Err(e) => {
                 if let Some(m) = &metrics {
                     m.events_receive_failures.inc();
-                    m.events_queue_up.set(0.0);
+                    m.events_queue_up.with_label_values(&[queue.name()]).set(0.0);
                 }
                 if events.note(Err(e.clone())) {
                     tracing::warn!(
@@ -523,6 +531,7 @@ mod tests {
         let q: QueueUrl = "https://sqs.eu-west-1.amazonaws.com/123456789012/r53dns-events".parse().unwrap();
         assert_eq!(q.endpoint(), "https://sqs.eu-west-1.amazonaws.com");
         assert_eq!(q.region(), Some("eu-west-1"));
+        assert_eq!(q.name(), "r53dns-events");
         let q: QueueUrl = "https://us-east-1.queue.amazonaws.com/123456789012/q".parse().unwrap();
         assert_eq!(q.region(), Some("us-east-1"));
         let q: QueueUrl = "http://127.0.0.1:4566/123456789012/q".parse().unwrap();

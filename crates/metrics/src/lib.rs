@@ -301,8 +301,9 @@ pub struct Metrics {
     /// Route53 change events by outcome (`applied`, `unchanged`, `duplicate`, `unserved`,
     /// `ignored`, `foreign`, `malformed`, `failed`).
     pub events: IntCounterVec,
-    /// 1 while the event queue answers, 0 while it does not.
-    pub events_queue_up: Gauge,
+    /// 1 while the event queue (`queue`: its name) answers, 0 while it does not; absent
+    /// without events.
+    pub events_queue_up: GaugeVec,
     /// Failed receives from the event queue.
     pub events_receive_failures: IntCounter,
     /// Seconds from a Route53 change (its event's time) to its publication.
@@ -430,9 +431,12 @@ impl Metrics {
             ),
             &["outcome"]
         ));
-        let events_queue_up = make!(Gauge::new(
-            "r53dns_route53_events_queue_up",
-            "1 while the Route53 event queue answers, 0 while it does not (sweeps stand in)."
+        let events_queue_up = make!(GaugeVec::new(
+            Opts::new(
+                "r53dns_route53_events_queue_up",
+                "1 while the Route53 event queue answers, 0 while it does not (sweeps stand in)."
+            ),
+            &["queue"]
         ));
         let events_receive_failures = make!(IntCounter::new(
             "r53dns_route53_events_receive_failures_total",
