@@ -579,3 +579,53 @@ fn event_reads_keep_to_the_api_budget() {
     // Two calls at once, then one every half second.
     assert!(took >= Duration::from_millis(4500), "event reads outran the budget: {calls} calls in {took:?}");
 }
+
+/// Event → answer in a larger account (`R53DNS_EVENTS_ZONES` zones of
+/// `R53DNS_EVENTS_RECORDS` records each; 20 × 2 000 by default): the change is read, converted
+/// and published for its own zone only, so the time does not grow with the account.
+/// `cargo test --test it -- --ignored events::event_to_answer_in_a_larger_account --nocapture`
+#[test]
+#[ignore = "a measurement: slow to seed"]
+fn event_to_answer_in_a_larger_account() {
+    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (zones, records) = (env("R53DNS_EVENTS_ZONES", 20), env("R53DNS_EVENTS_RECORDS", 2000));
+    let rig = Rig::new("rate-limit = 50.0");
+    let seeded = Instant::now();
+    let ids: Vec<String> = rig.rt.block_on(async {
+        let mut ids = Vec::new();
+        for z in 0..zones {
+            let id = rig.seeder.zone(&format!("z{z}.scale.example."), false).await;
+            let sets: Vec<_> =
+                (0..records).map(|i| rrset(&format!("h{i}.z{z}.scale.example."), "A", 60, &["192.0.2.1"])).collect();
+            rig.seeder.upsert(&id, sets).await;
+            ids.push(id);
+        }
+        ids
+    });
+    eprintln!("seeded {zones} zones × {records} records in {:?}", seeded.elapsed());
+    let b = rig.serve();
+    let addr = b.addr.unwrap();
+    let last = format!("h{}.z{}.scale.example.", records - 1, zones - 1);
+    let first_sweep = Instant::now();
+    eventually(Duration::from_secs(600), || answers(addr, &last, "A").len() == 1).expect("never served");
+    eprintln!("first sweep: {:?}", first_sweep.elapsed());
+    rig.settle(Duration::from_secs(1));
+    for (round, zone) in [0, zones / 2, zones - 1].into_iter().enumerate() {
+        let name = format!("h7.z{zone}.scale.example.");
+        let value = format!("192.0.2.{}", 10 + round);
+        rig.rt.block_on(rig.seeder.upsert(&ids[zone], vec![rrset(&name, "A", 60, &[&value])]));
+        let before = rig.calls();
+        let posted = Instant::now();
+        rig.post(&change_event(&ids[zone], &[("UPSERT", &name, "A", 60, &[&value])]));
+        let want = vec![format!("{name} 60 IN A {value}")];
+        eventually(Duration::from_secs(10), || answers(addr, &name, "A") == want).expect("change not served");
+        let took = posted.elapsed();
+        rig.settle(Duration::from_millis(300));
+        eprintln!(
+            "{} records in {zones} zones: event → answer {took:?}, {} Route53 calls",
+            zones * (records + 2),
+            rig.calls() - before
+        );
+        assert!(took < Duration::from_secs(1), "{took:?}");
+    }
+}

@@ -498,8 +498,31 @@ impl Syncer {
 
     /// Converts `ids` from the stored records; a failure keeps the zone's last good version.
     fn convert_all(&self, st: &mut State, ids: &[String], changed: &mut Vec<String>) {
+        // Only the zones these need: themselves and, through their aliases, the zones of the
+        // account they point into (transitively). A zone missing here would make its aliases
+        // look like AWS endpoints; a zone more costs a copy of its records, which for an
+        // event's one-zone change would be a copy of the whole account.
+        let mut needed: BTreeSet<String> = BTreeSet::new();
+        let mut todo: Vec<String> = ids.to_vec();
+        while let Some(id) = todo.pop() {
+            let Some(z) = st.zones.get(&id) else { continue };
+            if !needed.insert(id) {
+                continue;
+            }
+            for r in &z.records {
+                if let Some(a) = &r.alias_target {
+                    let target = r53dns_route53::model::bare_zone_id(&a.hosted_zone_id);
+                    if st.zones.contains_key(target) && !needed.contains(target) {
+                        todo.push(target.to_owned());
+                    }
+                }
+            }
+        }
         let mut inputs = Inputs {
-            zones: st.zones.iter().map(|(id, z)| (id.clone(), (z.hz.clone(), z.records.clone()))).collect(),
+            zones: needed
+                .iter()
+                .filter_map(|id| st.zones.get(id).map(|z| (id.clone(), (z.hz.clone(), z.records.clone()))))
+                .collect(),
             health: st.health.clone(),
             cidr_blocks: st.cidr.clone(),
             endpoints: st.endpoints.clone(),
