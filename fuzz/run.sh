@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-60}"
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz@0.13.2
-targets=(answer message zonefile route53_value snapshot replica)
+targets=(answer message zonefile route53_value snapshot replica route53_event)
 cargo fuzz build -s none
 for t in "${targets[@]}"; do
     if [ -d "regressions/$t" ]; then

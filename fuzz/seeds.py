@@ -83,3 +83,28 @@ for path in sorted(glob.glob(os.path.join(data, "route53", "*.json"))):
         for rr in s.get("ResourceRecords", []):
             put("route53_value", struct.pack(">H", code) + rr["Value"].encode())
         put("route53_value", struct.pack(">H", code) + s["Name"].encode())
+
+# Route53 change events as EventBridge delivers them to the event queue (and through SNS).
+def event(name, params, response=None):
+    return {"version": "0", "id": "6f1b5c2e-0d5e-4a7b-9a43-1f0e2d8c9b11",
+            "detail-type": "AWS API Call via CloudTrail", "source": "aws.route53",
+            "account": "111122223333", "time": "2026-12-05T18:36:00Z", "region": "us-east-1",
+            "resources": [],
+            "detail": {"eventVersion": "1.08", "eventTime": "2026-12-05T18:36:00Z",
+                       "eventSource": "route53.amazonaws.com", "eventName": name,
+                       "awsRegion": "us-east-1", "requestParameters": params,
+                       "responseElements": response, "eventID": "883b14d9-2f84-4005-8bc5-c7bf0cebc116",
+                       "eventType": "AwsApiCall", "recipientAccountId": "111122223333"}}
+change = event("ChangeResourceRecordSets", {"hostedZoneId": "Z1PA6795UKMFR9", "changeBatch": {"changes": [
+    {"action": "UPSERT", "resourceRecordSet": {"name": "www.example.com.", "type": "A", "tTL": 300,
+                                               "resourceRecords": [{"value": "192.0.2.1"}]}},
+    {"action": "DELETE", "resourceRecordSet": {"name": "\\052.example.com", "type": "TXT", "tTL": 60,
+                                               "resourceRecords": [{"value": "\"x\""}]}}]}},
+    {"changeInfo": {"id": "/change/C1", "status": "PENDING"}})
+put("route53_event", json.dumps(change))
+put("route53_event", json.dumps({"Type": "Notification", "MessageId": "m1", "Message": json.dumps(change)}))
+put("route53_event", json.dumps(event("CreateHostedZone", {"name": "example.com", "callerReference": "r"},
+                                      {"hostedZone": {"id": "/hostedzone/Z0NEW", "name": "example.com."}})))
+put("route53_event", json.dumps(event("DeleteHostedZone", {"id": "Z0OLD"})))
+put("route53_event", json.dumps(event("AssociateVPCWithHostedZone",
+                                      {"hostedZoneId": "Z0P", "vPC": {"vPCRegion": "us-east-1", "vPCId": "vpc-1"}})))
