@@ -61,6 +61,9 @@ echo "== tests";    cargo test --workspace --locked
 # A few seconds of load against r53dns, NSD and Knot: proves the comparison runs; speed is
 # judged from a full run (benches/load/compare.sh), not here.
 echo "== load smoke"; benches/load/compare.sh --smoke
+# The Debian package from the release binary the load smoke built: lintian-clean, installed,
+# started as its unit starts it, answering, purged.
+echo "== package"; tests/package.sh
 # Fifteen seconds of steady load while the snapshot is swapped every second: no query lost,
 # no memory growth (the full soak is benches/load/soak.sh without --smoke).
 echo "== soak smoke"; benches/load/soak.sh --smoke

@@ -82,6 +82,9 @@ enum Command {
     /// Exit status 0: none, 1: some, 2: bad input. For the cut-over from BIND: see
     /// docs/migrating-from-bind.md.
     Compare(CompareArgs),
+    /// Print the manual page (roff), as packages install it: `r53dns manual > r53dns.1`.
+    #[command(hide = true)]
+    Manual,
     /// Write every zone (zone files and Route53) as BIND-loadable master files, then exit.
     Export {
         /// Directory to write `<zone>.zone` files into.
@@ -468,6 +471,37 @@ fn export(config: &r53dns_app::Config, out: &std::path::Path) -> ExitCode {
 }
 
 /// A minimal HTTP/1.1 request to the admin endpoint.
+/// `r53dns manual`: the manual page, from the same definitions as `--help` (clap_mangen), with
+/// a section per subcommand.
+fn manual() -> ExitCode {
+    use clap::CommandFactory as _;
+    let cmd = Cli::command();
+    let mut out = Vec::new();
+    let page = clap_mangen::Man::new(cmd.clone());
+    let mut ok = page.render_title(&mut out).is_ok()
+        && page.render_name_section(&mut out).is_ok()
+        && page.render_synopsis_section(&mut out).is_ok()
+        && page.render_description_section(&mut out).is_ok();
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = sub.get_name().to_owned();
+        out.extend_from_slice(format!(".SH \"r53dns {name}\"\n").as_bytes());
+        let sub = sub.clone().bin_name(format!("r53dns {name}"));
+        let page = clap_mangen::Man::new(sub);
+        ok &= page.render_synopsis_section(&mut out).is_ok()
+            && page.render_description_section(&mut out).is_ok()
+            && page.render_options_section(&mut out).is_ok();
+    }
+    ok &= page.render_version_section(&mut out).is_ok();
+    out.extend_from_slice(
+        b".SH \"SEE ALSO\"\nThe documentation in /usr/share/doc/r53dns: config.md (every setting), operations.md, migrating-from-bind.md, zonefiles.md, update.md, security.md, metrics.md.\n",
+    );
+    if ok && std::io::Write::write_all(&mut std::io::stdout(), &out).is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 /// Where `r53dns ctl` looks for the control socket unless told.
 const DEFAULT_CONTROL_SOCKET: &str = "/run/r53dns/control.sock";
 
@@ -687,11 +721,16 @@ fn main() -> ExitCode {
     if let Command::Compare(args) = &cli.command {
         return compare(args);
     }
+    if let Command::Manual = &cli.command {
+        return manual();
+    }
     let (opts, serve, export_to) = match &cli.command {
         Command::Serve(o) => (o, true, None),
         Command::Check(o) => (o, false, None),
         Command::Export { out, opts } => (opts, false, Some(out.clone())),
-        Command::Ctl { .. } | Command::Push { .. } | Command::Compare(_) => return ExitCode::FAILURE,
+        Command::Ctl { .. } | Command::Push { .. } | Command::Compare(_) | Command::Manual => {
+            return ExitCode::FAILURE;
+        }
     };
     let config = match opts.spec().and_then(Spec::validate) {
         Ok(c) => c,

@@ -208,3 +208,39 @@ fn route53_event_delivery_template_passes_cfn_lint_and_matches_the_plain_json() 
         assert!(iam.contains(action), "{action}");
     }
 }
+
+#[test]
+fn installs_pin_their_version_and_checksum() {
+    // No manifest or install script takes whatever is newest: images carry a version, and
+    // every download is checked against a SHA-256 before it is installed.
+    for f in [
+        "kubernetes/replica.yaml",
+        "kubernetes/syncer.yaml",
+        "kickstart/cloud-init.yaml",
+        "kickstart/r53dns.ks",
+        "container/Containerfile",
+    ] {
+        let text = std::fs::read_to_string(deploy().join(f)).unwrap();
+        assert!(!text.contains(":latest") && !text.contains("/latest"), "{f} names a moving version");
+        let downloads = text.matches("curl ").count();
+        if downloads > 0 {
+            let checked = text.matches("sha256sum -c").count();
+            assert!(checked >= 1, "{f}: {downloads} downloads, none checked");
+            // The commands after the first download: the check comes before any install.
+            let after = &text[text.find("curl ").unwrap()..];
+            let commands: Vec<&str> =
+                after.lines().map(|l| l.trim().trim_start_matches("- ")).filter(|l| !l.starts_with('#')).collect();
+            let first = |p: &dyn Fn(&str) -> bool| commands.iter().position(|l| p(l)).unwrap();
+            let check = first(&|l| l.contains("sha256sum -c"));
+            let install = first(&|l| l.starts_with("install ") || l.contains("apt-get install"));
+            assert!(check < install, "{f}: checked after installing");
+        }
+    }
+    for ignore in [".containerignore", ".dockerignore"] {
+        let text = std::fs::read_to_string(deploy().join("..").join(ignore)).unwrap();
+        assert!(
+            text.lines().any(|l| l.trim_end_matches('/') == "target"),
+            "{ignore}: the build context must leave target/ out"
+        );
+    }
+}

@@ -10,8 +10,8 @@
 pub mod bindconf;
 pub mod catalog;
 pub mod compare;
-mod control;
 pub mod config;
+mod control;
 pub mod events;
 pub mod export;
 pub mod notify;
