@@ -19,7 +19,6 @@ use h2::RecvStream;
 use h2::server::SendResponse;
 use http::{Method, Request, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::task::JoinSet;
 
 use crate::handler::{Note, Outcome, Transport, answer_noting};
 use crate::stats::{Listener, Stats, inspect};
@@ -59,27 +58,43 @@ pub(crate) async fn connection(
         Ok(Err(e)) => return Err(std::io::Error::other(e)),
         Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "HTTP/2 handshake")),
     };
-    let shared = Arc::new(Shared { store: store.clone(), cfg: cfg.clone(), stats: stats.clone(), peer });
-    let mut requests = JoinSet::new();
+    let shared = Shared { store: store.clone(), cfg: cfg.clone(), stats: stats.clone(), peer };
+    // POSTs whose body is still on its way. Everything happens in this one task, so a
+    // response's HEADERS and DATA go out together (the `h2` connection writes when polled).
+    let mut pending: Vec<Pending> = Vec::new();
     loop {
-        if requests.is_empty() {
+        if pending.is_empty() {
             slot.idle();
         }
+        let deadline = pending.iter().map(|p| p.deadline).min();
         tokio::select! {
-            next = tokio::time::timeout(cfg.tcp_idle_timeout, conn.accept()), if requests.len() < MAX_STREAMS as usize => {
+            // Bodies that arrived first: their answers go out before more requests are read.
+            biased;
+            (i, msg) = std::future::poll_fn(|cx| poll_pending(&mut pending, cx)), if !pending.is_empty() => {
+                let p = pending.swap_remove(i);
+                reply(msg, p.respond, &shared);
+            }
+            next = tokio::time::timeout(cfg.tcp_idle_timeout, conn.accept()), if pending.len() < MAX_STREAMS as usize => {
                 match next {
-                    Ok(Some(Ok((request, respond)))) => {
-                        slot.busy();
-                        requests.spawn(respond_to(request, respond, shared.clone()));
+                    Ok(Some(Ok((request, respond)))) if request.method() == Method::POST => {
+                        match post_body(request, cfg) {
+                            Posted::Now(msg) => reply(msg, respond, &shared),
+                            Posted::Later(body, msg) => {
+                                slot.busy();
+                                let deadline = tokio::time::Instant::now() + cfg.tcp_message_timeout;
+                                pending.push(Pending { body, msg, respond, deadline });
+                            }
+                        }
                     }
+                    Ok(Some(Ok((request, respond)))) => reply(read_get(&request, cfg), respond, &shared),
                     Ok(Some(Err(e))) => return Err(std::io::Error::other(e)),
                     Ok(None) => return Ok(()),
                     // Idle: no new stream for the idle timeout.
-                    Err(_) if requests.is_empty() => break,
+                    Err(_) if pending.is_empty() => break,
                     Err(_) => {}
                 }
             }
-            Some(_) = requests.join_next(), if !requests.is_empty() => {}
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
             () = slot.close.cancelled() => break,
         }
     }
@@ -89,11 +104,10 @@ pub(crate) async fn connection(
     Ok(())
 }
 
-/// Answers one request; every failure is an HTTP status, never a panic.
-async fn respond_to(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, shared: Arc<Shared>) {
-    let started = std::time::Instant::now();
-    let (status, body) = match read_message(request, &shared.cfg).await {
-        Ok(msg) => match answer(&msg, &shared) {
+/// Sends the answer to `msg`, or the HTTP status that refused it; never panics.
+fn reply(msg: Result<Vec<u8>, StatusCode>, mut respond: SendResponse<Bytes>, shared: &Shared) {
+    let (status, body) = match msg {
+        Ok(msg) => match answer(&msg, shared) {
             Some(out) => (StatusCode::OK, Some(out)),
             // Not a query (a response, a runt): nothing to answer.
             None => (StatusCode::BAD_REQUEST, None),
@@ -114,51 +128,111 @@ async fn respond_to(request: Request<RecvStream>, mut respond: SendResponse<Byte
         }
         Err(e) => tracing::debug!(peer = %shared.peer, error = %e, "cannot send a DNS over HTTPS response"),
     }
-    tracing::trace!(peer = %shared.peer, ?status, took = ?started.elapsed(), "DNS over HTTPS request");
 }
 
-/// The DNS message of a request, or the HTTP status that refuses it.
-async fn read_message(request: Request<RecvStream>, cfg: &ServerConfig) -> Result<Vec<u8>, StatusCode> {
+/// The DNS message of a request other than POST, or the HTTP status that refuses it.
+fn read_get(request: &Request<RecvStream>, cfg: &ServerConfig) -> Result<Vec<u8>, StatusCode> {
     if request.uri().path() != cfg.encrypted.doh_path {
         return Err(StatusCode::NOT_FOUND);
     }
-    match *request.method() {
-        Method::GET => {
-            // RFC 8484 §4.1: base64url without padding; padding is forgiven.
-            let query = request.uri().query().unwrap_or("");
-            let value = query.split('&').find_map(|p| p.strip_prefix("dns=")).ok_or(StatusCode::BAD_REQUEST)?;
-            let value = value.trim_end_matches('=');
-            if value.len() > MAX_MESSAGE.div_ceil(3) * 4 {
-                return Err(StatusCode::URI_TOO_LONG);
-            }
-            data_encoding::BASE64URL_NOPAD.decode(value.as_bytes()).map_err(|_| StatusCode::BAD_REQUEST)
-        }
-        Method::POST => {
-            let media = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-            if media.map(|m| m.split(';').next().unwrap_or("").trim()) != Some(DNS_MESSAGE) {
-                return Err(StatusCode::UNSUPPORTED_MEDIA_TYPE);
-            }
-            let mut body = request.into_body();
-            let mut msg = Vec::new();
-            let read = async {
-                while let Some(chunk) = body.data().await {
-                    let chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
-                    let _ = body.flow_control().release_capacity(chunk.len());
-                    if msg.len() + chunk.len() > MAX_MESSAGE {
-                        return Err(StatusCode::PAYLOAD_TOO_LARGE);
-                    }
-                    msg.extend_from_slice(&chunk);
-                }
-                Ok(())
-            };
-            match tokio::time::timeout(cfg.tcp_message_timeout, read).await {
-                Ok(Ok(())) => Ok(msg),
-                Ok(Err(status)) => Err(status),
-                Err(_) => Err(StatusCode::REQUEST_TIMEOUT),
-            }
-        }
-        _ => Err(StatusCode::METHOD_NOT_ALLOWED),
+    if request.method() != Method::GET {
+        return Err(StatusCode::METHOD_NOT_ALLOWED);
     }
+    // RFC 8484 §4.1: base64url without padding; padding is forgiven.
+    let query = request.uri().query().unwrap_or("");
+    let value = query.split('&').find_map(|p| p.strip_prefix("dns=")).ok_or(StatusCode::BAD_REQUEST)?;
+    let value = value.trim_end_matches('=');
+    if value.len() > MAX_MESSAGE.div_ceil(3) * 4 {
+        return Err(StatusCode::URI_TOO_LONG);
+    }
+    data_encoding::BASE64URL_NOPAD.decode(value.as_bytes()).map_err(|_| StatusCode::BAD_REQUEST)
+}
+
+/// A POST's message: complete now, or the body still to be read and what came so far.
+enum Posted {
+    Now(Result<Vec<u8>, StatusCode>),
+    Later(RecvStream, Vec<u8>),
+}
+
+/// The DNS message of a POST request (its body), or the HTTP status that refuses it, as far
+/// as it has arrived: usually whole, in the same read as the request's headers.
+fn post_body(request: Request<RecvStream>, cfg: &ServerConfig) -> Posted {
+    if request.uri().path() != cfg.encrypted.doh_path {
+        return Posted::Now(Err(StatusCode::NOT_FOUND));
+    }
+    let media = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if media.map(|m| m.split(';').next().unwrap_or("").trim()) != Some(DNS_MESSAGE) {
+        return Posted::Now(Err(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+    }
+    let mut body = request.into_body();
+    let mut msg = Vec::new();
+    // Take what is buffered without waiting (a no-op waker: a pending body is polled again,
+    // with a real one, by `poll_pending`).
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if body.is_end_stream() {
+            return Posted::Now(Ok(msg));
+        }
+        match body.poll_data(&mut cx) {
+            std::task::Poll::Ready(Some(Ok(chunk))) => {
+                if let Err(status) = take(&mut body, &mut msg, &chunk) {
+                    return Posted::Now(Err(status));
+                }
+            }
+            std::task::Poll::Ready(Some(Err(_))) => return Posted::Now(Err(StatusCode::BAD_REQUEST)),
+            std::task::Poll::Ready(None) => return Posted::Now(Ok(msg)),
+            std::task::Poll::Pending => return Posted::Later(body, msg),
+        }
+    }
+}
+
+/// Appends a body chunk to `msg` and gives its flow-control window back.
+fn take(body: &mut RecvStream, msg: &mut Vec<u8>, chunk: &[u8]) -> Result<(), StatusCode> {
+    let _ = body.flow_control().release_capacity(chunk.len());
+    if msg.len() + chunk.len() > MAX_MESSAGE {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    msg.extend_from_slice(chunk);
+    Ok(())
+}
+
+/// A POST whose body has not all arrived.
+struct Pending {
+    body: RecvStream,
+    msg: Vec<u8>,
+    respond: SendResponse<Bytes>,
+    /// Slow senders get REQUEST_TIMEOUT after the TCP message timeout.
+    deadline: tokio::time::Instant,
+}
+
+/// The first pending POST whose body is complete (or refused, or late), with its message.
+fn poll_pending(
+    pending: &mut [Pending],
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<(usize, Result<Vec<u8>, StatusCode>)> {
+    use std::task::Poll;
+    let now = tokio::time::Instant::now();
+    for (i, p) in pending.iter_mut().enumerate() {
+        loop {
+            if p.body.is_end_stream() {
+                return Poll::Ready((i, Ok(std::mem::take(&mut p.msg))));
+            }
+            match p.body.poll_data(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if let Err(status) = take(&mut p.body, &mut p.msg, &chunk) {
+                        return Poll::Ready((i, Err(status)));
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => return Poll::Ready((i, Err(StatusCode::BAD_REQUEST))),
+                Poll::Ready(None) => return Poll::Ready((i, Ok(std::mem::take(&mut p.msg)))),
+                Poll::Pending => break,
+            }
+        }
+        if now >= p.deadline {
+            return Poll::Ready((i, Err(StatusCode::REQUEST_TIMEOUT)));
+        }
+    }
+    Poll::Pending
 }
 
 /// Our answer to `msg`, as TCP would give it (`None`: no answer is due).
