@@ -20,7 +20,7 @@ use r53dns_app::{StartupError, check, run};
 
 /// Authoritative DNS server for Route53 hosted zones and RFC 1035 zone files.
 #[derive(Debug, Parser)]
-#[command(name = "r53dns", version, about)]
+#[command(name = "r53dns", version = version_line(), about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,13 +33,13 @@ enum Command {
     /// Validate the configuration and every zone, print the resolved configuration, exit.
     Check(Opts),
     /// Control a running server, as rndc or knotc do; every verb answers JSON. status: version,
-    /// uptime, readiness, zones. reload [ZONE]: re-read zone files (and named.conf's zone
+    /// uptime, readiness, zones. reload, reload ZONE: re-read zone files (and named.conf's zone
     /// list). zone-status ZONE: source, serial, records, views. retransfer ZONE: transfer a
     /// secondary zone whole. notify ZONE: send NOTIFY to the configured targets. refresh ZONE:
     /// check a secondary's primary, or sweep Route53. stats: every metric. sync: sweep
     /// Route53. zones: every zone served. Exit status 1 when the server refuses or fails.
     Ctl {
-        /// The server's control socket ([server] control-socket); the default when --http is
+        /// The server's control socket (server.control-socket); the default when --http is
         /// not given.
         #[arg(long, value_name = "PATH", env = "R53DNS_CTL_SOCKET", default_value = DEFAULT_CONTROL_SOCKET)]
         socket: PathBuf,
@@ -500,6 +500,12 @@ fn manual() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// `r53dns --version`: the release and the git revision it was built from.
+fn version_line() -> &'static str {
+    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINE.get_or_init(|| format!("{} ({})", env!("CARGO_PKG_VERSION"), r53dns_app::REVISION))
 }
 
 /// Where `r53dns ctl` looks for the control socket unless told.

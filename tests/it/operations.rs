@@ -56,7 +56,13 @@ fn metrics_move_and_pass_promtool() {
     assert!(sample(&after, "r53dns_queries_total{qtype=\"A\",rcode=\"REFUSED\",transport=\"udp\"}").unwrap() >= 1.0);
     assert!(sample(&after, "r53dns_response_duration_seconds_count{transport=\"udp\"}").unwrap() >= 7.0);
     assert_eq!(sample(&after, "r53dns_zone_serial{zone=\"example.com.\"}"), Some(2024010101.0));
-    assert!(after.contains("r53dns_build_info{version="));
+    // The build: version, the revision it was built from, what it serves.
+    let version = Binary::command().arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    let revision = version.split(['(', ')']).nth(1).unwrap_or_default().to_owned();
+    assert!(!revision.is_empty(), "{version}");
+    let build = after.lines().find(|l| l.starts_with("r53dns_build_info{")).unwrap_or_default();
+    assert!(build.contains(&format!("revision=\"{revision}\"")) && build.contains("dot,doh,doq"), "{build}");
     assert!(after.contains("process_resident_memory_bytes"));
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])

@@ -36,7 +36,7 @@ use r53dns_server::CancellationToken;
 
 pub use config::{Config, LogFormat, Spec};
 use publish::Publisher;
-pub use r53dns_metrics::ADMIN_HEADER;
+pub use r53dns_metrics::{ADMIN_HEADER, REVISION};
 pub use r53dns_server::Store;
 pub use r53dns_zone::{Snapshot, ZoneSet};
 use sync::{SyncStatus, Syncer};

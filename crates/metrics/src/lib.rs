@@ -11,12 +11,18 @@
 //! m.sweeps.with_label_values(&["ok"]).inc();
 //! let text = m.render();
 //! assert!(text.contains("r53dns_sync_sweeps_total{outcome=\"ok\"} 1"));
-//! assert!(text.contains("r53dns_build_info{version=\"1.2.3\"} 1"));
+//! assert!(text.contains(&format!("revision=\"{}\",version=\"1.2.3\"}} 1", r53dns_metrics::REVISION)));
 //! ```
 #![warn(missing_docs)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// The git revision this was built from (`unknown` outside a git checkout).
+pub const REVISION: &str = env!("R53DNS_GIT_REVISION");
+
+/// What the build serves and reads, for `r53dns_build_info{features}`.
+pub const FEATURES: &str = "udp,tcp,dot,doh,doq,xot,route53,sqs-events,s3-replication";
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -449,8 +455,14 @@ impl Metrics {
             )
             .buckets(vec![1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0])
         ));
-        let build = make!(IntGaugeVec::new(Opts::new("r53dns_build_info", "Build information."), &["version"]));
-        build.with_label_values(&[version]).set(1);
+        let build = make!(IntGaugeVec::new(
+            Opts::new(
+                "r53dns_build_info",
+                "Build information: version, git revision, transports and sources built in."
+            ),
+            &["version", "revision", "features"]
+        ));
+        build.with_label_values(&[version, REVISION, FEATURES]).set(1);
         reg(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
         Self {
             registry,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::handler::Transport;
 
 /// Query types counted by name; everything else is `other`.
-pub const QTYPES: [(&str, u16); 17] = [
+pub const QTYPES: [(&str, u16); 18] = [
     ("A", 1),
     ("NS", 2),
     ("CNAME", 5),
@@ -25,12 +25,16 @@ pub const QTYPES: [(&str, u16); 17] = [
     ("CAA", 257),
     ("ANY", 255),
     ("AXFR", 252),
+    ("IXFR", 251),
 ];
 /// Index of `other` in the qtype dimension.
 pub const QTYPE_OTHER: usize = QTYPES.len();
-/// Response codes counted by name (index = rcode for 0–6); 7 is `BADVERS`, 8 `other`.
-pub const RCODES: [&str; 9] =
-    ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "BADVERS", "other"];
+/// Response codes counted by name (index = rcode for 0–10: UPDATE's and TSIG's included);
+/// 11 is `BADVERS`, 12 `other`.
+pub const RCODES: [&str; 13] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH",
+    "NOTZONE", "BADVERS", "other",
+];
 /// Upper bounds (seconds) of the latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 12] =
     [0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05, 0.25];
@@ -128,9 +132,9 @@ fn qtype_index(t: u16) -> usize {
 
 fn rcode_index(r: u16) -> usize {
     match r {
-        0..=6 => usize::from(r),
-        16 => 7,
-        _ => 8,
+        0..=10 => usize::from(r),
+        16 => 11,
+        _ => 12,
     }
 }
 
