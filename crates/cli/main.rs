@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use r53dns_app::config::{LogFormat, ServerSpec, Spec, ZonesSpec};
-use r53dns_app::{StartupError, check, run};
+use r53dns_app::{StartupError, check, run_with_reread};
 
 /// Authoritative DNS server for Route53 hosted zones and RFC 1035 zone files.
 #[derive(Debug, Parser)]
@@ -134,7 +134,7 @@ struct CompareArgs {
 
 /// Options shared by `serve` and `check`. Each may also come from the environment
 /// (`R53DNS_*`), which a flag overrides and which overrides the config file.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 struct Opts {
     /// TOML configuration file (see docs/config.md).
     #[arg(long, short = 'c', env = "R53DNS_CONFIG")]
@@ -782,7 +782,10 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
-    match runtime.block_on(run(config)) {
+    // A reload reads the configuration file again (the command line and environment as given).
+    let again = opts.clone();
+    let reread: r53dns_app::Reread = Box::new(move || again.spec().and_then(Spec::validate));
+    match runtime.block_on(run_with_reread(config, Some(reread))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<StartupError>() => {
             tracing::error!("{e:#}");

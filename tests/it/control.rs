@@ -189,3 +189,47 @@ fn every_verb_against_a_running_server() {
     assert!(!socket.exists(), "the socket file is removed on the way out");
     assert_eq!(ctl(&socket, &["status"]).status.code(), Some(1), "nothing to talk to");
 }
+
+#[test]
+fn reload_reads_the_configuration_again_and_names_what_takes_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = |name: &str| {
+        let path = dir.path().join(format!("{name}.zone"));
+        std::fs::write(&path, format!("$ORIGIN {name}.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n NS ns\nns A 192.0.2.1\n"))
+            .unwrap();
+        path
+    };
+    let (a, b) = (zone("a.example"), zone("b.example"));
+    let socket = dir.path().join("control.sock");
+    let config = dir.path().join("r53dns.toml");
+    let write = |files: &[&Path], extra: &str| {
+        let list: Vec<String> = files.iter().map(|f| format!("{:?}", f.display().to_string())).collect();
+        std::fs::write(&config, format!("[zones]\nfiles = [{}]\n{extra}", list.join(", "))).unwrap();
+    };
+    write(&[&a], "");
+    let mut server =
+        Binary::serve(&["--config", config.to_str().unwrap(), "--control-socket", socket.to_str().unwrap()]);
+    let dns = server.addr.unwrap();
+    let rcode = |name: &str| ask(dns, &Query::new(name, "SOA")).rcode_text();
+    assert_eq!(rcode("b.example."), "REFUSED");
+
+    // A zone file added and a rate limit set: the zone is served, the limit is named as
+    // taking a restart — by ctl reload and by SIGHUP alike.
+    write(&[&a, &b], "[rrl]\nresponses-per-second = 5\n");
+    let r = ok(&socket, &["reload"]);
+    assert_eq!(rcode("b.example."), "NOERROR");
+    let warnings = r["warnings"].to_string();
+    assert!(warnings.contains("restart to apply") && warnings.contains("rrl.responses-per-second"), "{r}");
+    assert!(!warnings.contains("zones.files"), "applied, not reported: {r}");
+    server.signal("HUP");
+    assert!(server.wait_for("rrl.responses-per-second", Duration::from_secs(10)).is_some());
+
+    // A configuration that no longer validates: the reload says so, the running one stays.
+    std::fs::write(&config, "[zones]\nfiles = [\"x.zone\"]\n[server]\nmax-udp-payload = 100\n").unwrap();
+    let bad = ctl(&socket, &["reload"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert!(text.contains("configuration not re-read") && text.contains("server.max-udp-payload"), "{text}");
+    assert_eq!(rcode("a.example."), "NOERROR");
+    assert_eq!(rcode("b.example."), "NOERROR");
+}

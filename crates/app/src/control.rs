@@ -202,7 +202,8 @@ async fn notify(State(c): Shared, UrlPath(zone): UrlPath<String>) -> Response {
     let Some(r) = c.reloader.get() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the server is still starting");
     };
-    let targets = &r.config.notify;
+    let config = r.config.load();
+    let targets = &config.notify;
     if targets.is_empty() {
         return error(StatusCode::CONFLICT, "no NOTIFY targets are configured ([server] notify)");
     }
@@ -214,7 +215,7 @@ async fn notify(State(c): Shared, UrlPath(zone): UrlPath<String>) -> Response {
         .apex_node()
         .get(r53dns_zone::rtype::SOA)
         .and_then(|set| Some(crate::notify::Soa { ttl: set.ttl(), rdata: set.rdatas().first()?.to_vec() }));
-    let key = r.config.notify_key.clone().map(Arc::new);
+    let key = config.notify_key.clone().map(Arc::new);
     crate::notify::spawn(targets, key, vec![(z.apex().clone(), soa)]);
     tracing::info!(zone = %apex, targets = targets.len(), "ctl: NOTIFY sent");
     let sent: Vec<String> = targets.iter().map(ToString::to_string).collect();

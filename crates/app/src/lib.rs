@@ -18,6 +18,7 @@ pub mod notify;
 pub mod persist;
 pub mod publish;
 pub mod push;
+mod reconfig;
 pub mod replicate;
 pub mod resolve;
 pub mod secondary;
@@ -108,16 +109,59 @@ pub struct Running {
     drain: std::time::Duration,
 }
 
-#[derive(Debug)]
+/// Reads the configuration again (its file, the environment and the command line), for a
+/// reload.
+pub type Reread = Box<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
+
 struct Reloader {
-    config: Config,
+    /// The configuration running; a reload replaces what it can apply of a new one.
+    config: arc_swap::ArcSwap<Config>,
+    reread: std::sync::OnceLock<Reread>,
     publisher: Arc<Publisher>,
     syncer: Option<Arc<Syncer>>,
     /// The encrypted listeners' certificate and key, read again on reload.
     certs: Option<Arc<r53dns_server::encrypted::Certificates>>,
 }
 
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
 impl Reloader {
+    /// With `reread` set: the configuration read again, what a reload can apply of it taken,
+    /// the settings that changed otherwise named (restart to apply). Returns the warnings
+    /// and the error to report.
+    fn reread_config(&self) -> (Vec<String>, Option<zones::SourceError>) {
+        let Some(reread) = self.reread.get() else { return (Vec::new(), None) };
+        match reread() {
+            Ok(new) => {
+                let running = self.config.load_full();
+                let changed = reconfig::differences(&running, &new);
+                let (applied, restart): (Vec<String>, Vec<String>) =
+                    changed.into_iter().partition(|k| reconfig::APPLIED.contains(&k.as_str()));
+                if !applied.is_empty() {
+                    tracing::info!(settings = %applied.join(", "), "reload: configuration changes applied");
+                    self.config.store(Arc::new(reconfig::apply(&running, &new)));
+                }
+                if restart.is_empty() {
+                    return (Vec::new(), None);
+                }
+                let w = format!(
+                    "configuration changed where a reload cannot apply it (restart to apply): {}",
+                    restart.join(", ")
+                );
+                tracing::warn!("reload: {w}");
+                (vec![w], None)
+            }
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "reload: configuration not re-read; the running one stays");
+                (Vec::new(), Some(zones::SourceError::Config(format!("{e:#}"))))
+            }
+        }
+    }
+
     /// One line for the service manager: zones served and when the data was last confirmed.
     fn status_line(&self) -> String {
         let snapshot = self.publisher.store().load();
@@ -141,22 +185,27 @@ impl Reloader {
                 Err(e) => tracing::error!(error = %e, "reload: cannot read the TLS certificate; the current one stays"),
             }
         }
+        let (config_warnings, config_error) = self.reread_config();
+        let config = self.config.load_full();
         let old = self.publisher.files().await;
-        if let (Some(before), Ok(Some(now))) = (&self.config.bind_mapped, zones::bind_config(&self.config))
+        if let (Some(before), Ok(Some(now))) = (&config.bind_mapped, zones::bind_config(&config))
             && before.settings_differ(&now)
         {
             tracing::warn!(
                 "reload: named.conf changed beyond its zone list (keys, views, transfer, NOTIFY or UPDATE rules); zones are reloaded, the rest takes a restart"
             );
         }
-        let paths = match zone_sources(&self.config) {
+        let paths = match zone_sources(&config) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "reload: cannot list zones; keeping the current snapshot");
-                return LoadReport { errors: vec![e], ..Default::default() };
+                let errors = config_error.into_iter().chain([e]).collect();
+                return LoadReport { errors, warnings: config_warnings, ..Default::default() };
             }
         };
-        let (new, report) = FileZones::load(&paths, Some(&old));
+        let (new, mut report) = FileZones::load(&paths, Some(&old));
+        report.warnings.extend(config_warnings);
+        report.errors.extend(config_error);
         for e in &report.errors {
             tracing::error!(error = %e, "reload: zone not updated; the previous version stays");
         }
@@ -413,7 +462,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     // SIGHUP and `POST /sync` sweep Route53; a replica has nothing to sweep.
     let syncer = syncer.filter(|_| config.route53.is_some());
     let certs = bound.certificates();
-    let reloader = Arc::new(Reloader { config, publisher, syncer, certs });
+    let reloader = Arc::new(Reloader {
+        config: arc_swap::ArcSwap::from_pointee(config),
+        reread: std::sync::OnceLock::new(),
+        publisher,
+        syncer,
+        certs,
+    });
     let _ = control.reloader.set(reloader.clone());
     if let Some((listener, path)) = control_socket {
         tokio::spawn(control::serve(listener, path, control, shutdown.clone()));
@@ -425,6 +480,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 /// Runs until SIGTERM (after the drain time) or SIGINT (at once); SIGHUP reloads zone files
 /// and triggers a Route53 sweep.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    run_with_reread(config, None).await
+}
+
+/// [`run`], with SIGHUP (and `ctl reload`) also reading the configuration again through
+/// `reread`: the zone sources it names are applied, other changes are reported as needing
+/// a restart.
+pub async fn run_with_reread(config: Config, reread: Option<Reread>) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let shutdown = CancellationToken::new();
     let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
@@ -432,6 +494,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
     let running = start(config, shutdown.clone()).await?;
     let reloader = running.reloader.clone();
+    if let Some(r) = reread {
+        let _ = reloader.reread.set(r);
+    }
     systemd::ready(&reloader.status_line());
     let watchdog = systemd::watchdog();
     let hup_task = tokio::spawn(async move {

@@ -24,6 +24,9 @@ pub enum SourceError {
     /// The `named.conf` no longer reads or maps.
     #[error("{0}")]
     BindConfig(String),
+    /// The configuration read again on reload is not valid; the running one stays.
+    #[error("configuration not re-read (the running one stays): {0}")]
+    Config(String),
     /// Two files define the same zone.
     #[error("{}: zone {apex} is already defined by {}", file.display(), first.display())]
     Duplicate {

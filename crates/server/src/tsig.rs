@@ -185,7 +185,12 @@ impl KeyRing {
         self.get(name.wire())
     }
 
-    /// Whether there are no keys.
+    /// Whether both rings hold the same keys (names, algorithms and secrets).
+    pub fn same_keys(&self, other: &KeyRing) -> bool {
+        self.keys == other.keys
+    }
+
+    /// Whether the ring holds no key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
