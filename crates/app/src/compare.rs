@@ -650,23 +650,7 @@ fn record_key(r: &Record, ignore_serial: bool) -> Vec<u8> {
 
 fn rcode_text(m: &Message) -> String {
     let code = u16::from(m.metadata.response_code);
-    let name = match code {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        6 => "YXDOMAIN",
-        7 => "YXRRSET",
-        8 => "NXRRSET",
-        9 => "NOTAUTH",
-        10 => "NOTZONE",
-        16 => "BADVERS",
-        23 => "BADCOOKIE",
-        _ => return format!("RCODE{code}"),
-    };
-    name.to_owned()
+    r53dns_zone::proto::rcode::name(code).map_or_else(|| format!("RCODE{code}"), str::to_owned)
 }
 
 /// The header flags as dig shows them, the opcode first when it is not QUERY.

@@ -80,12 +80,13 @@ impl r53dns_server::RequestHandler for Requests {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send + 'static>> {
         Box::pin(async move {
             let opcode = msg.get(2).map(|b| (b >> 3) & 0x0f);
+            use r53dns_zone::proto::opcode::{NOTIFY, UPDATE};
             match (opcode, &self.updater, &self.secondaries) {
-                (Some(5), Some(u), _) => u.handle(&msg, peer, transport).await,
-                (Some(4), _, Some(s)) => s.notify(&msg, peer),
+                (Some(UPDATE), Some(u), _) => u.handle(&msg, peer, transport).await,
+                (Some(NOTIFY), _, Some(s)) => s.notify(&msg, peer),
                 _ => {
                     let parsed = r53dns_server::message::parse(&msg);
-                    Some(update::response(&msg, parsed.as_ref(), 4)) // NOTIMP
+                    Some(update::response(&msg, parsed.as_ref(), r53dns_zone::proto::rcode::NOTIMP))
                 }
             }
         })

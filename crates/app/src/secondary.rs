@@ -22,6 +22,7 @@ use r53dns_server::CancellationToken;
 use r53dns_server::logs::{Refusal, refused};
 use r53dns_server::message::{self, Message, Record};
 use r53dns_server::tsig::{self, Key, KeyRing, Signer, Verified};
+use r53dns_zone::proto::{rcode, serial};
 use r53dns_zone::{Name, Source, Zone, ZoneBuilder, rtype};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -84,11 +85,6 @@ const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time allowed for a SOA query (per attempt).
 const SOA_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// RFC 1982 serial arithmetic: whether `a` is after `b`.
-fn serial_after(a: u32, b: u32) -> bool {
-    a != b && (a.wrapping_sub(b) as i32) > 0
-}
 
 /// A record of a transferred zone, keyed for IXFR deletions: (lower-case owner, type, RDATA).
 type Key3 = (Box<[u8]>, u16, Box<[u8]>);
@@ -261,7 +257,9 @@ impl Stream {
     fn end_of_message(&mut self, held: Option<u32>) -> Option<Pulled> {
         match self.phase {
             // IXFR: a lone SOA no newer than ours says we are current (RFC 1995 §2).
-            Phase::Opened if self.ixfr && held.is_some_and(|h| !serial_after(self.serial, h)) => Some(Pulled::Current),
+            Phase::Opened if self.ixfr && held.is_some_and(|h| !serial::is_after(self.serial, h)) => {
+                Some(Pulled::Current)
+            }
             Phase::Done if self.diffs.is_empty() => Some(Pulled::Full(std::mem::take(&mut self.full))),
             Phase::Done => Some(Pulled::Incremental(std::mem::take(&mut self.diffs))),
             _ => None,
@@ -592,7 +590,7 @@ impl Secondaries {
         };
         if let Some(ours) = held_serial.filter(|_| !retransfer) {
             let theirs = soa_query(&z.cfg, addr).await?;
-            if !serial_after(theirs, ours) {
+            if !serial::is_after(theirs, ours) {
                 let republish = {
                     let mut s = z.lock();
                     s.confirmed = Some(Instant::now());
@@ -707,19 +705,19 @@ impl Secondaries {
         let mut signer = match tsig::verify(&self.keys, msg, &parsed, now) {
             Verified::Unsigned => None,
             Verified::Signed(s) => Some(s),
-            Verified::Malformed => return Some(crate::update::response(msg, Some(&parsed), 1)),
+            Verified::Malformed => return Some(crate::update::response(msg, Some(&parsed), rcode::FORMERR)),
             Verified::Failed(mut f) => {
                 refused(Refusal::NotifyTsig, |skipped| {
                     tracing::warn!(%peer, key = %f.key_label(), skipped, "NOTIFY refused: TSIG check failed");
                 });
-                let mut out = crate::update::response(msg, Some(&parsed), 9);
+                let mut out = crate::update::response(msg, Some(&parsed), rcode::NOTAUTH);
                 f.append_to(&mut out, now);
                 return Some(out);
             }
         };
         let reply = |rc: u8, signer: &mut Option<Signer<'_>>| {
             let mut out = crate::update::response(msg, Some(&parsed), rc);
-            if rc == 0 {
+            if rc == rcode::NOERROR {
                 out[2] |= 0x04; // AA
             }
             if let Some(s) = signer.as_mut() {
@@ -728,10 +726,10 @@ impl Secondaries {
             Some(out)
         };
         let Some((apex, qtype, _)) = parsed.questions.first().filter(|_| parsed.questions.len() == 1) else {
-            return reply(1, &mut signer);
+            return reply(rcode::FORMERR, &mut signer);
         };
         if *qtype != rtype::SOA {
-            return reply(1, &mut signer);
+            return reply(rcode::FORMERR, &mut signer);
         }
         let apex = apex.to_lowercase();
         let zones = self.list();
@@ -739,7 +737,7 @@ impl Secondaries {
             refused(Refusal::NotifyNotAllowed, |skipped| {
                 tracing::info!(%peer, zone = %apex, skipped, "NOTIFY for a zone not followed here");
             });
-            return reply(9, &mut signer);
+            return reply(rcode::NOTAUTH, &mut signer);
         };
         let key_ok = match (&z.cfg.key, &signer) {
             (Some(k), Some(s)) => s.key().name.to_lowercase() == k.name.to_lowercase(),
@@ -754,11 +752,11 @@ impl Secondaries {
             refused(Refusal::NotifyNotAllowed, |skipped| {
                 tracing::warn!(%peer, zone = %apex, skipped, "NOTIFY refused: not from the zone's primary (or not signed with its key)");
             });
-            return reply(5, &mut signer);
+            return reply(rcode::REFUSED, &mut signer);
         }
         tracing::debug!(%peer, zone = %apex, "NOTIFY: checking the primary");
         z.poke.notify_one();
-        reply(0, &mut signer)
+        reply(rcode::NOERROR, &mut signer)
     }
 }
 
@@ -893,15 +891,7 @@ fn check_header(msg: &[u8], id: u16, primary: SocketAddr) -> Result<(), String> 
 }
 
 fn rcode_name(rc: u8) -> String {
-    match rc {
-        1 => "FORMERR".into(),
-        2 => "SERVFAIL".into(),
-        3 => "NXDOMAIN".into(),
-        4 => "NOTIMP".into(),
-        5 => "REFUSED".into(),
-        9 => "NOTAUTH".into(),
-        n => format!("RCODE {n}"),
-    }
+    rcode::name(u16::from(rc)).map_or_else(|| format!("RCODE {rc}"), str::to_owned)
 }
 
 fn verify(signer: &mut Option<Signer<'_>>, msg: &[u8], primary: SocketAddr) -> Result<(), String> {
@@ -1125,8 +1115,8 @@ mod tests {
 
     #[test]
     fn serial_arithmetic_wraps() {
-        assert!(serial_after(1, u32::MAX));
-        assert!(!serial_after(u32::MAX, 1));
-        assert!(!serial_after(5, 5));
+        assert!(serial::is_after(1, u32::MAX));
+        assert!(!serial::is_after(u32::MAX, 1));
+        assert!(!serial::is_after(5, 5));
     }
 }

@@ -45,19 +45,7 @@ use r53dns_zone::{Name, Prefix, rtype};
 use crate::config::{GrantSpec, KeySpec, TsigSpec, UpdateSpec, parse_network};
 use crate::sync::Syncer;
 
-/// Response codes of UPDATE (RFC 2136 §2.2, RFC 6895).
-mod rcode {
-    pub(super) const NOERROR: u8 = 0;
-    pub(super) const FORMERR: u8 = 1;
-    pub(super) const SERVFAIL: u8 = 2;
-    pub(super) const NXDOMAIN: u8 = 3;
-    pub(super) const REFUSED: u8 = 5;
-    pub(super) const YXDOMAIN: u8 = 6;
-    pub(super) const YXRRSET: u8 = 7;
-    pub(super) const NXRRSET: u8 = 8;
-    pub(super) const NOTAUTH: u8 = 9;
-    pub(super) const NOTZONE: u8 = 10;
-}
+use r53dns_zone::proto::rcode;
 
 /// The record types Route53 stores.
 const ROUTE53_TYPES: [u16; 17] = [

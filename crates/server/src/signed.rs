@@ -41,7 +41,7 @@ pub(crate) fn answer(
             crate::logs::refused(crate::logs::Refusal::QueryTsig, |skipped| {
                 tracing::info!(%client, key = %f.key_label(), error = f.error, skipped, "signed query refused: TSIG check failed");
             });
-            *out = xfr::start(&req, true, xfr::NOTAUTH);
+            *out = xfr::start(&req, true, crate::wire::rcode::NOTAUTH);
             f.append_to(out, now);
             Outcome::Respond
         }

@@ -20,7 +20,7 @@ pub const BADTIME: u16 = 18;
 /// TSIG error: MAC truncated too far.
 pub const BADTRUNC: u16 = 22;
 /// The TSIG RR type.
-pub const TSIG: u16 = 250;
+pub const TSIG: u16 = r53dns_zone::rtype::TSIG;
 /// Fudge we put in our signatures (seconds either way).
 pub const FUDGE: u16 = 300;
 

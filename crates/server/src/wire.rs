@@ -3,20 +3,7 @@
 use r53dns_zone::name::{MAX_LABEL_LEN, MAX_NAME_LEN};
 use r53dns_zone::rtype;
 
-/// Opcodes (RFC 6895 §2.2).
-pub(crate) mod opcode {
-    pub(crate) const QUERY: u8 = 0;
-}
-
-/// Response codes written by the server (RFC 6895 §2.3).
-pub(crate) mod rcode {
-    pub(crate) const FORMERR: u8 = 1;
-    pub(crate) const SERVFAIL: u8 = 2;
-    pub(crate) const NOTIMP: u8 = 4;
-    pub(crate) const REFUSED: u8 = 5;
-    /// Extended: 16, carried as 1 in the OPT TTL's upper octet.
-    pub(crate) const BADVERS: u16 = 16;
-}
+pub(crate) use r53dns_zone::proto::{opcode, rcode};
 
 /// The EDNS(0) view of a request (RFC 6891 §6.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,9 +52,6 @@ impl Request {
         &self.qname[..self.qname_len]
     }
 }
-
-/// The TSIG meta-type (RFC 8945).
-pub(crate) const TSIG: u16 = 250;
 
 /// Header bits.
 pub(crate) const QR: u16 = 0x8000;
@@ -316,7 +300,7 @@ pub(crate) fn read_request(msg: &[u8], req: &mut Request) -> Result<(), ReadErro
         if pos > msg.len() {
             return Err(formerr(true));
         }
-        if t == TSIG {
+        if t == rtype::TSIG {
             req.tsig = true;
         }
         if t == rtype::OPT {

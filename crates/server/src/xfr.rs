@@ -42,11 +42,6 @@ fn set_answers(m: &mut [u8], n: u16) {
     m[6..8].copy_from_slice(&n.to_be_bytes());
 }
 
-/// Serial arithmetic (RFC 1982): whether `a` is at or after `b`.
-fn serial_at_or_after(a: u32, b: u32) -> bool {
-    a == b || (a.wrapping_sub(b) as i32) > 0
-}
-
 /// The messages answering a transfer request, or `None` if `msg` is not one (the caller then
 /// answers it normally). `cfg` says who may transfer.
 pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::ServerConfig) -> Option<Vec<Vec<u8>>> {
@@ -71,7 +66,7 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::Se
             crate::logs::refused(crate::logs::Refusal::TransferTsig, |skipped| {
                 tracing::warn!(%peer, key = %f.key_label(), error = f.error, skipped, "zone transfer refused: TSIG check failed");
             });
-            let mut m = start(&req, true, NOTAUTH);
+            let mut m = start(&req, true, wire::rcode::NOTAUTH);
             f.append_to(&mut m, now);
             return Some(vec![m]);
         }
@@ -115,9 +110,6 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::Se
     Some(messages)
 }
 
-/// RFC 2845/8945 NOTAUTH.
-pub(crate) const NOTAUTH: u8 = 9;
-
 /// A record larger than any DNS message: the zone cannot be transferred.
 #[derive(Debug)]
 struct TooLarge;
@@ -129,7 +121,7 @@ fn transfer(req: &Request, zone: &Zone, zones: &ZoneSet) -> Option<Result<Vec<Ve
     if req.qtype == rtype::IXFR
         && let Some(serial) = req.ixfr_serial
     {
-        if serial_at_or_after(serial, zone.serial()) {
+        if r53dns_zone::proto::serial::at_or_after(serial, zone.serial()) {
             return Some(pack(req, &[soa_item], &ans));
         }
         let journal = zones.journal(zone.apex());

@@ -37,6 +37,7 @@ mod load;
 mod lookup;
 pub mod name;
 mod nsec3;
+pub mod proto;
 pub mod rdata;
 pub mod routing;
 mod set;

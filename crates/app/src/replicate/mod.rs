@@ -623,7 +623,7 @@ pub fn check_serials(manifest: &Manifest, held: &HashMap<String, u32>) -> Result
     for z in &manifest.zones {
         if let Some(&h) = held.get(&z.id)
             && h != z.serial
-            && (z.serial.wrapping_sub(h) as i32) < 0
+            && r53dns_zone::proto::serial::is_after(h, z.serial)
         {
             return Err(Refused::SerialBack { zone: z.name.clone(), held: h, offered: z.serial });
         }
