@@ -26,7 +26,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::Path;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Instant;
 
@@ -364,7 +363,7 @@ pub(crate) fn load_keys(spec: &TsigSpec) -> anyhow::Result<KeyRing> {
     for path in &spec.key_files {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("tsig.key-files: cannot read {}", path.display()))?;
-        let keys = parse_bind_keys(&text, path)?;
+        let keys = crate::bindconf::read_keys(&text, path)?;
         specs.extend(keys.into_iter().map(|k| (path.display().to_string(), k)));
     }
     let mut keys = Vec::new();
@@ -384,88 +383,6 @@ pub(crate) fn load_keys(spec: &TsigSpec) -> anyhow::Result<KeyRing> {
         keys.push(Key { name, algorithm, secret });
     }
     Ok(KeyRing::new(keys))
-}
-
-/// Reads BIND `key` statements (`tsig-keygen` output): `key "name" { algorithm A; secret
-/// "B64"; };`, with `#`, `//` and `/* */` comments. Errors name the file and line.
-pub fn parse_bind_keys(text: &str, file: &Path) -> anyhow::Result<Vec<KeySpec>> {
-    let tokens = bind_tokens(text).map_err(|(line, m)| anyhow::anyhow!("{}:{line}: {m}", file.display()))?;
-    let mut it = tokens.into_iter().peekable();
-    let mut keys = Vec::new();
-    let err = |line: usize, m: String| anyhow::anyhow!("{}:{line}: {m}", file.display());
-    while let Some((line, word)) = it.next() {
-        if word != "key" {
-            bail!(err(line, format!("expected 'key', found '{word}'")));
-        }
-        let (_, name) = it.next().ok_or_else(|| err(line, "key without a name".into()))?;
-        let expect = |it: &mut std::iter::Peekable<std::vec::IntoIter<(usize, String)>>, want: &str| match it.next() {
-            Some((_, t)) if t == want => Ok(()),
-            Some((l, t)) => Err(err(l, format!("expected '{want}', found '{t}'"))),
-            None => Err(err(line, format!("expected '{want}' before the end of the file"))),
-        };
-        expect(&mut it, "{")?;
-        let mut k = KeySpec { name, ..Default::default() };
-        loop {
-            let (l, field) = it.next().ok_or_else(|| err(line, "unterminated key block".into()))?;
-            if field == "}" {
-                break;
-            }
-            let (_, value) = it.next().ok_or_else(|| err(l, format!("'{field}' without a value")))?;
-            match field.as_str() {
-                "algorithm" => k.algorithm = Some(value),
-                "secret" => k.secret = value,
-                other => bail!(err(l, format!("unknown key field '{other}' (algorithm, secret)"))),
-            }
-            expect(&mut it, ";")?;
-        }
-        expect(&mut it, ";")?;
-        if k.secret.is_empty() {
-            bail!(err(line, format!("key '{}' has no secret", k.name)));
-        }
-        keys.push(k);
-    }
-    Ok(keys)
-}
-
-fn bind_tokens(text: &str) -> Result<Vec<(usize, String)>, (usize, String)> {
-    let b = text.as_bytes();
-    let mut out = Vec::new();
-    let (mut i, mut line) = (0, 1);
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b'\n' => {
-                line += 1;
-                i += 1;
-            }
-            c if c.is_ascii_whitespace() => i += 1,
-            b'#' => i = text[i..].find('\n').map_or(b.len(), |n| i + n),
-            b'/' if b.get(i + 1) == Some(&b'/') => i = text[i..].find('\n').map_or(b.len(), |n| i + n),
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                let end = text[i + 2..].find("*/").ok_or((line, "unterminated comment".to_owned()))?;
-                line += text[i..i + 2 + end].matches('\n').count();
-                i += end + 4;
-            }
-            b'{' | b'}' | b';' => {
-                out.push((line, (c as char).to_string()));
-                i += 1;
-            }
-            b'"' => {
-                let end = text[i + 1..].find('"').ok_or((line, "unterminated string".to_owned()))?;
-                out.push((line, text[i + 1..i + 1 + end].to_owned()));
-                line += text[i + 1..i + 1 + end].matches('\n').count();
-                i += end + 2;
-            }
-            _ => {
-                let end = text[i..]
-                    .find(|ch: char| ch.is_ascii_whitespace() || "{};\"".contains(ch))
-                    .map_or(b.len(), |n| i + n);
-                out.push((line, text[i..end].to_owned()));
-                i = end;
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Names inside RDATA compared case-insensitively (RFC 4034 §6.2 lists the types).
@@ -1116,6 +1033,7 @@ async fn read_names(client: &Route53, zone_id: &str, names: &BTreeSet<Name>) -> 
 mod tests {
     use super::*;
     use r53dns_server::message::Record;
+    use std::path::Path;
     use std::time::Duration;
 
     fn rr(name: &str, class: u16, code: u16, ttl: u32, rdata: &[u8]) -> Record {
@@ -1446,16 +1364,19 @@ mod tests {
     #[test]
     fn bind_key_files_are_read_with_line_numbers_in_errors() {
         let text = "# tsig-keygen output\nkey \"dhcp-updater\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0c2VjcmV0\";\n};\n/* another */ key legacy { algorithm hmac-md5; secret \"YWJj\"; };\n";
-        let keys = parse_bind_keys(text, Path::new("k.conf")).unwrap();
+        let keys = crate::bindconf::read_keys(text, Path::new("k.conf")).unwrap();
         assert_eq!(keys.len(), 2);
         assert_eq!(keys[0].name, "dhcp-updater");
         assert_eq!(keys[0].secret, "c2VjcmV0c2VjcmV0");
         assert_eq!(keys[1].algorithm.as_deref(), Some("hmac-md5"));
         let ring = load_keys(&TsigSpec { key: keys, key_files: vec![] }).unwrap();
         assert_eq!(ring.by_label("LEGACY").map(|k| k.algorithm), Some(Algorithm::HmacMd5));
-        let e = parse_bind_keys("key \"x\" {\n algorithm hmac-sha256;\n colour blue;\n};\n", Path::new("k.conf"))
-            .unwrap_err()
-            .to_string();
+        let e = crate::bindconf::read_keys(
+            "key \"x\" {\n algorithm hmac-sha256;\n colour blue;\n};\n",
+            Path::new("k.conf"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("k.conf:3:"), "{e}");
     }
 }

@@ -169,6 +169,39 @@ fn err(file: &Path, line: usize, message: impl Into<String>) -> BindConfError {
 
 const MAX_INCLUDE_DEPTH: usize = 16;
 
+/// Reads a file of BIND `key` statements (`tsig-keygen` output, `rndc.key`): `key "name" {
+/// algorithm A; secret "B64"; };`, with BIND's comments. Anything else in the file, a field
+/// other than `algorithm` and `secret`, or a key without a secret is an error with its line.
+pub fn read_keys(text: &str, file: &Path) -> Result<Vec<crate::config::KeySpec>, BindConfError> {
+    let tokens = lex(text, file)?;
+    let mut at = 0;
+    let mut keys = Vec::new();
+    for s in parse_block(&tokens, &mut at, file, false)? {
+        let line = s.place.line;
+        if s.name != "key" {
+            return Err(err(file, line, format!("expected 'key', found '{}'", s.name)));
+        }
+        let Some(name) = s.args.first() else { return Err(err(file, line, "key without a name")) };
+        let mut k = crate::config::KeySpec { name: name.clone(), ..Default::default() };
+        for f in s.block.iter().flatten() {
+            let value =
+                f.args.first().ok_or_else(|| err(file, f.place.line, format!("'{}' without a value", f.name)))?;
+            match f.name.as_str() {
+                "algorithm" => k.algorithm = Some(value.clone()),
+                "secret" => k.secret.clone_from(value),
+                other => {
+                    return Err(err(file, f.place.line, format!("unknown key field '{other}' (algorithm, secret)")));
+                }
+            }
+        }
+        if k.secret.is_empty() {
+            return Err(err(file, line, format!("key '{}' has no secret", k.name)));
+        }
+        keys.push(k);
+    }
+    Ok(keys)
+}
+
 fn parse_file(path: &Path, depth: usize) -> Result<Vec<Stmt>, BindConfError> {
     let text = std::fs::read_to_string(path).map_err(|e| err(path, 0, format!("cannot read: {e}")))?;
     let tokens = lex(&text, path)?;
