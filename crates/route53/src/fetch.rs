@@ -350,10 +350,30 @@ impl Route53 {
         if !RrType::values().contains(&rtype.as_str()) {
             return Err(fail(format!("{rtype} is not a Route53 record type")));
         }
-        let want = crate::convert::parse_route53_name(name).map_err(fail)?.to_lowercase();
+        self.record_sets_from(zone_id, name, Some(RrType::from(rtype.as_str()))).await
+    }
+
+    /// The record sets owned by `name` in a zone, read now — of type `rtype` only, when one
+    /// is given: a listing that starts there and stops at the first other owner (or type).
+    /// One call unless the sets fill more than a page; a page that brings nothing new ends
+    /// the listing (Route53 answering the same page again must not loop).
+    pub(crate) async fn record_sets_from(
+        &self,
+        zone_id: &str,
+        name: &str,
+        rtype: Option<RrType>,
+    ) -> Result<Vec<RecordSet>, FetchError> {
+        let want = crate::convert::parse_route53_name(name)
+            .map_err(|message| FetchError {
+                op: "ListResourceRecordSets",
+                zone: zone_id.to_owned(),
+                message,
+                throttled: false,
+            })?
+            .to_lowercase();
         let mut sets: Vec<RecordSet> = Vec::new();
-        let mut seen: HashSet<Option<String>> = HashSet::new();
-        let mut start = Some((name.to_owned(), RrType::from(rtype.as_str()), None::<String>));
+        let mut seen: HashSet<(String, Option<String>)> = HashSet::new();
+        let mut start = Some((name.to_owned(), rtype.clone(), None::<String>));
         for _ in 0..1000 {
             let Some((n, t, i)) = start.take() else { break };
             let out = self
@@ -362,7 +382,7 @@ impl Route53 {
                         .list_resource_record_sets()
                         .hosted_zone_id(zone_id)
                         .start_record_name(n.clone())
-                        .start_record_type(t.clone())
+                        .set_start_record_type(t.clone())
                         .set_start_record_identifier(i.clone())
                         .max_items(100)
                         .send()
@@ -371,10 +391,10 @@ impl Route53 {
             let mut progress = false;
             for r in out.resource_record_sets() {
                 let owner = crate::convert::parse_route53_name(r.name()).map(|n| n.to_lowercase());
-                if owner.as_ref() != Ok(&want) || r.r#type().as_str() != rtype {
+                if owner.as_ref() != Ok(&want) || rtype.as_ref().is_some_and(|t| r.r#type() != t) {
                     return Ok(sets);
                 }
-                if seen.insert(r.set_identifier().map(str::to_owned)) {
+                if seen.insert((r.r#type().as_str().to_owned(), r.set_identifier().map(str::to_owned))) {
                     progress = true;
                     sets.push(RecordSet::from(r));
                 }
@@ -385,7 +405,7 @@ impl Route53 {
             {
                 start = Some((
                     next.to_owned(),
-                    out.next_record_type().cloned().unwrap_or_else(|| RrType::from(rtype.as_str())),
+                    out.next_record_type().cloned().or_else(|| rtype.clone()),
                     out.next_record_identifier().map(str::to_owned),
                 ));
             }

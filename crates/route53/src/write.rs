@@ -12,7 +12,6 @@ use aws_sdk_route53::types::{
     Change as SdkChange, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
 
-use crate::convert::parse_route53_name;
 use crate::fetch::{FetchError, Route53};
 use crate::model::RecordSet;
 
@@ -83,44 +82,7 @@ impl Route53 {
     /// Every record set owned by `name` (Route53 text form) in a zone, read now. Listing
     /// starts at the name and stops at the first record set with another owner.
     pub async fn record_sets_at(&self, zone_id: &str, name: &str) -> Result<Vec<RecordSet>, FetchError> {
-        let want = parse_route53_name(name).map_err(|e| error("ListResourceRecordSets", zone_id, e))?.to_lowercase();
-        let mut sets = Vec::new();
-        let mut start: Option<(String, Option<RrType>, Option<String>)> = Some((name.to_owned(), None, None));
-        for _ in 0..100 {
-            let Some((n, t, i)) = start.take() else { break };
-            let out = self
-                .call("ListResourceRecordSets", zone_id, || {
-                    self.client
-                        .list_resource_record_sets()
-                        .hosted_zone_id(zone_id)
-                        .start_record_name(n.clone())
-                        .set_start_record_type(t.clone())
-                        .set_start_record_identifier(i.clone())
-                        .max_items(100)
-                        .send()
-                })
-                .await?;
-            for r in out.resource_record_sets() {
-                let owner = parse_route53_name(r.name()).map(|n| n.to_lowercase());
-                if owner.as_ref() != Ok(&want) {
-                    return Ok(sets);
-                }
-                let set = RecordSet::from(r);
-                if !sets.contains(&set) {
-                    sets.push(set);
-                }
-            }
-            if out.is_truncated()
-                && let Some(next) = out.next_record_name()
-            {
-                start = Some((
-                    next.to_owned(),
-                    out.next_record_type().cloned(),
-                    out.next_record_identifier().map(str::to_owned),
-                ));
-            }
-        }
-        Ok(sets)
+        self.record_sets_from(zone_id, name, None).await
     }
 
     /// Applies `changes` as one batch; Route53 applies all or none. Throttling,
