@@ -55,7 +55,7 @@ fn metrics_move_and_pass_promtool() {
     assert!(sample(&after, "r53dns_responses_truncated_total{transport=\"udp\"}").unwrap() >= 1.0);
     assert!(sample(&after, "r53dns_queries_total{qtype=\"A\",rcode=\"REFUSED\",transport=\"udp\"}").unwrap() >= 1.0);
     assert!(sample(&after, "r53dns_response_duration_seconds_count{transport=\"udp\"}").unwrap() >= 7.0);
-    assert_eq!(sample(&after, "r53dns_zone_serial{zone=\"example.com.\"}"), Some(2024010101.0));
+    assert_eq!(sample(&after, "r53dns_zone_serial{hosted_zone=\"\",zone=\"example.com.\"}"), Some(2024010101.0));
     // The build: version, the revision it was built from, what it serves.
     let version = Binary::command().arg("--version").output().unwrap();
     let version = String::from_utf8_lossy(&version.stdout);

@@ -741,7 +741,8 @@ fn private_zone_names_stay_out_of_metrics_unless_allowed() {
             s.read_to_string(&mut t).unwrap();
             t
         };
-        assert!(text.contains("r53dns_zone_serial{zone=\"open.example.\"}"), "{text}");
+        let open = text.lines().find(|l| l.starts_with("r53dns_zone_serial{") && l.contains("zone=\"open.example.\""));
+        assert!(open.is_some_and(|l| l.contains("hosted_zone=\"") && !l.contains("hosted_zone=\"\"")), "{text}");
         assert_eq!(text.contains("secret.example."), allowed, "private zone name in metrics: {allowed}");
     }
 }

@@ -177,21 +177,24 @@ impl Probes for AppProbes {
             Source::Other(o) => o.strip_prefix("route53:").is_some_and(|id| private.contains(id)),
             Source::File(_) => false,
         };
-        for z in snap.internal().zones().filter(|z| !is_private(z)) {
+        // Both views: a public and a private hosted zone of one name are two series, told
+        // apart by their hosted-zone ID (empty for zones not from Route53).
+        let views = std::iter::once(snap.internal()).chain(snap.external());
+        for z in views.flat_map(|v| v.zones()).filter(|z| !is_private(z)) {
             let name = z.apex().to_text();
-            let source = match z.source() {
-                Source::File(_) => "file",
-                Source::Other(o) if o.starts_with("secondary:") => "secondary",
-                Source::Other(_) => "route53",
+            let (source, hosted_zone) = match z.source() {
+                Source::File(_) => ("file", ""),
+                Source::Other(o) if o.starts_with("secondary:") => ("secondary", ""),
+                Source::Other(o) => ("route53", o.strip_prefix("route53:").unwrap_or(o)),
             };
-            m.zone_records.with_label_values(&[name.as_str(), source]).set(z.record_count() as i64);
-            m.zone_serial.with_label_values(&[name.as_str()]).set(i64::from(z.serial()));
+            m.zone_records.with_label_values(&[name.as_str(), source, hosted_zone]).set(z.record_count() as i64);
+            m.zone_serial.with_label_values(&[name.as_str(), hosted_zone]).set(i64::from(z.serial()));
         }
         if let Some(status) = &self.status {
             m.zone_last_sync.reset();
             for z in status.zones().into_iter().filter(|z| !private.contains(&z.id)) {
                 if let Some(t) = z.last_sync {
-                    m.zone_last_sync.with_label_values(&[z.name.as_str()]).set(t as f64);
+                    m.zone_last_sync.with_label_values(&[z.name.as_str(), z.id.as_str()]).set(t as f64);
                 }
             }
             if let Some(age) = status.age() {
@@ -211,7 +214,7 @@ impl Probes for AppProbes {
                     m.secondary_expire.with_label_values(&[z.name.as_str()]).set(left as f64);
                 }
                 if let Some(ago) = z.confirmed_secs_ago {
-                    m.zone_last_sync.with_label_values(&[z.name.as_str()]).set(now.saturating_sub(ago) as f64);
+                    m.zone_last_sync.with_label_values(&[z.name.as_str(), ""]).set(now.saturating_sub(ago) as f64);
                     oldest = Some(oldest.map_or(ago, |o| o.max(ago)));
                 }
             }

@@ -332,16 +332,20 @@ impl Metrics {
                 m
             }};
         }
-        let zone_records =
-            make!(IntGaugeVec::new(Opts::new("r53dns_zone_records", "Records served per zone."), &["zone", "source"]));
-        let zone_serial =
-            make!(IntGaugeVec::new(Opts::new("r53dns_zone_serial", "SOA serial served per zone."), &["zone"]));
+        let zone_records = make!(IntGaugeVec::new(
+            Opts::new("r53dns_zone_records", "Records served per zone."),
+            &["zone", "source", "hosted_zone"]
+        ));
+        let zone_serial = make!(IntGaugeVec::new(
+            Opts::new("r53dns_zone_serial", "SOA serial served per zone."),
+            &["zone", "hosted_zone"]
+        ));
         let zone_last_sync = make!(GaugeVec::new(
             Opts::new(
                 "r53dns_zone_last_sync_timestamp_seconds",
                 "Unix time a zone was last confirmed by its origin (a complete Route53 listing, or the primary of a secondary zone)."
             ),
-            &["zone"]
+            &["zone", "hosted_zone"]
         ));
         let zone_sync_failures = make!(IntCounterVec::new(
             Opts::new("r53dns_zone_sync_failures_total", "Failed fetches or conversions of a Route53 zone."),
