@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use crate::Name;
 use crate::rdata::rtype;
 use crate::routing::{Client, RoutingContext};
-use crate::zone::{Rdata, Rrset, Zone};
+use crate::zone::{Node, Rdata, Rrset, Zone};
 
 /// Records removed and added between two serials of a zone.
 #[derive(Debug, Clone)]
@@ -53,8 +53,7 @@ type RecordKey = (Box<[u8]>, u16, u32, Rdata);
 
 /// The records of a zone as a transfer carries them, apex SOA excepted: key (lower-case
 /// owner, type, TTL, RDATA) → owner as written.
-fn transfer_records(zone: &Zone, routing: &RoutingContext) -> FxHashMap<RecordKey, Name> {
-    let mut out = FxHashMap::default();
+fn node_records(out: &mut FxHashMap<RecordKey, Name>, node: &Node, routing: &RoutingContext) {
     let mut put = |owner: &Name, set: &Rrset| {
         let lower: Box<[u8]> = owner.to_lowercase().wire().into();
         for s in std::iter::once(set).chain(set.sigs()) {
@@ -63,17 +62,19 @@ fn transfer_records(zone: &Zone, routing: &RoutingContext) -> FxHashMap<RecordKe
             }
         }
     };
-    for node in zone.nodes() {
-        for set in node.rrsets().iter().filter(|s| s.rtype() != rtype::SOA) {
+    for set in node.rrsets().iter().filter(|s| s.rtype() != rtype::SOA) {
+        put(node.name(), set);
+    }
+    for group in node.routed() {
+        for set in group.select(routing, Client::default()) {
             put(node.name(), set);
         }
-        for group in node.routed() {
-            for set in group.select(routing, Client::default()) {
-                put(node.name(), set);
-            }
-        }
     }
-    out
+}
+
+/// Whether two nodes hold the same data under the same owner (as written).
+fn same_node(a: &Node, b: &Node) -> bool {
+    a.name().wire() == b.name().wire() && a.rrsets() == b.rrsets() && a.routed() == b.routed()
 }
 
 /// Groups records into RRsets by (owner, type, TTL), in canonical-ish order.
@@ -100,8 +101,27 @@ fn group(mut recs: Vec<(RecordKey, Name)>) -> Vec<(Name, Rrset)> {
 pub fn diff(old: &Zone, new: &Zone, routing: &RoutingContext) -> Option<Delta> {
     let from_soa = old.apex_node().get(rtype::SOA)?.clone();
     let to_soa = new.apex_node().get(rtype::SOA)?.clone();
-    let a = transfer_records(old, routing);
-    let b = transfer_records(new, routing);
+    // Only nodes that differ are taken apart record by record: a node found under the same
+    // name in the other version with equal RRsets and routed groups costs one lookup and a
+    // comparison, so a one-record change in a large zone allocates for that node alone.
+    let mut a = FxHashMap::default();
+    let mut b = FxHashMap::default();
+    for node in new.nodes() {
+        match old.node(node.name().wire()) {
+            Some(o) if same_node(o, node) => {}
+            o => {
+                if let Some(o) = o {
+                    node_records(&mut a, o, routing);
+                }
+                node_records(&mut b, node, routing);
+            }
+        }
+    }
+    for node in old.nodes() {
+        if new.node(node.name().wire()).is_none() {
+            node_records(&mut a, node, routing);
+        }
+    }
     let deleted: Vec<_> = a.iter().filter(|(k, _)| !b.contains_key(*k)).map(|(k, n)| (k.clone(), n.clone())).collect();
     let added: Vec<_> = b.iter().filter(|(k, _)| !a.contains_key(*k)).map(|(k, n)| (k.clone(), n.clone())).collect();
     let records = deleted.len() + added.len();
@@ -200,6 +220,15 @@ mod tests {
         // Too many changed records: the oldest deltas go.
         let j = Journal::default().push(diff(&z1, &z2, &ctx).unwrap(), 4).push(diff(&z2, &z3, &ctx).unwrap(), 4);
         assert_eq!(j.len(), 1);
+        // Names that come and go, and an unchanged zone.
+        let z4 = zone(4, "a 120 A 192.0.2.11\nc TXT hi\nd.e AAAA 2001:db8::1\n");
+        let d34 = diff(&z3, &z4, &ctx).unwrap();
+        assert_eq!(d34.records(), 2);
+        assert_eq!((d34.deleted[0].1.rtype(), d34.added[0].1.rtype()), (rtype::A, rtype::AAAA));
+        assert_eq!(
+            diff(&z4, &zone(5, "a 120 A 192.0.2.11\nc TXT hi\nd.e AAAA 2001:db8::1\n"), &ctx).unwrap().records(),
+            0
+        );
         // A delta that does not continue the run starts a new one.
         let j = j.push(diff(&z1, &z2, &ctx).unwrap(), 100);
         assert_eq!(j.len(), 1);
