@@ -1,7 +1,9 @@
-//! The Route53 sync loop: sweep the account(s) on a timer, convert, publish once per sweep.
+//! The Route53 sync loop: sweep the account(s) on a timer, convert, publish.
 //!
-//! A sweep lists the hosted zones, then every zone's record sets. A zone whose listing fails
-//! at any page keeps its last good version; other zones still update. Zones that disappear
+//! A sweep lists the hosted zones, then every zone's record sets, one zone at a time: a zone
+//! whose listing equals the records held costs that comparison only; a changed one is
+//! converted at once and served (whole) within seconds, while the sweep goes on. A zone whose
+//! listing fails at any page keeps its last good version; other zones still update. Zones that disappear
 //! from a successful listing disappear from the snapshot. Nothing half-fetched is ever
 //! published. Aliases to AWS endpoints are resolved on their own timer.
 
@@ -163,6 +165,8 @@ pub struct Syncer {
     publisher: Arc<Publisher>,
     status: Arc<SyncStatus>,
     trigger: Notify,
+    /// When the state directory was last written.
+    saved_at: StdMutex<Option<Instant>>,
     /// Zones with a re-fetch scheduled after an UPDATE.
     resync_pending: StdMutex<BTreeSet<String>>,
     /// Where published data is offered to replicas, if anywhere.
@@ -222,6 +226,47 @@ pub(crate) enum Reread {
     NotServed,
     /// The read or the publication failed; what is served stays.
     Failed(String),
+}
+
+/// How often a sweep serves the zones it has converted so far.
+const SERVE_EVERY: Duration = Duration::from_secs(2);
+
+/// How often a long sweep logs how far it got.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// How often a sweep that changed nothing still saves the snapshot (for the age it
+/// carries).
+const SAVE_UNCHANGED_EVERY: Duration = Duration::from_secs(3600);
+
+/// Health checks and CIDR locations whose value a sweep found changed.
+#[derive(Debug, Default)]
+struct Refs {
+    health: BTreeSet<String>,
+    cidr: BTreeSet<(String, String)>,
+}
+
+impl Refs {
+    fn is_empty(&self) -> bool {
+        self.health.is_empty() && self.cidr.is_empty()
+    }
+
+    /// Whether any of `records` refers to one of them.
+    fn referred_to(&self, records: &[RecordSet]) -> bool {
+        records.iter().any(|r| {
+            r.health_check_id.as_ref().is_some_and(|h| self.health.contains(h))
+                || r.cidr_routing_config
+                    .as_ref()
+                    .is_some_and(|c| self.cidr.iter().any(|(id, l)| *id == c.collection_id && *l == c.location_name))
+        })
+    }
+}
+
+/// Where a sweep reads record sets from.
+enum Lister<'a> {
+    /// The Route53 API.
+    Api,
+    /// A function of the hosted zone ID (benchmarks).
+    Fixed(&'a (dyn Fn(&str) -> Vec<RecordSet> + Sync)),
 }
 
 /// What an event-driven read brought back.
@@ -312,6 +357,12 @@ impl Syncer {
         Ok(Arc::new(Self::with_clients(cfg, publisher, metrics, clients, false)))
     }
 
+    /// A syncer without API clients, swept with [`Syncer::sweep_listed`] (benchmarks).
+    #[doc(hidden)]
+    pub fn without_api(cfg: Route53Config, publisher: Arc<Publisher>) -> Arc<Self> {
+        Arc::new(Self::with_clients(cfg, publisher, None, Vec::new(), false))
+    }
+
     /// A replica's holder of Route53 data: no API clients and no AWS identity; the data
     /// arrives through [`Syncer::apply_replica`].
     pub fn replica(
@@ -342,6 +393,7 @@ impl Syncer {
             status: Arc::new(status),
             trigger: Notify::new(),
             resync_pending: StdMutex::default(),
+            saved_at: StdMutex::default(),
             hub: None,
             s3: None,
             private_zone_metrics: false,
@@ -518,21 +570,24 @@ impl Syncer {
                 }
             }
         }
-        let mut inputs = Inputs {
+        // The records are lent to the conversion, not copied, and given back below.
+        let inputs = Inputs {
             zones: needed
                 .iter()
-                .filter_map(|id| st.zones.get(id).map(|z| (id.clone(), (z.hz.clone(), z.records.clone()))))
+                .filter_map(|id| {
+                    let z = st.zones.get_mut(id).filter(|z| !z.records.is_empty())?;
+                    Some((id.clone(), (z.hz.clone(), std::mem::take(&mut z.records))))
+                })
                 .collect(),
             health: st.health.clone(),
             cidr_blocks: st.cidr.clone(),
             endpoints: st.endpoints.clone(),
         };
-        inputs.zones.retain(|_, (_, r)| !r.is_empty());
         for id in ids {
             let Some(entry) = st.zones.get_mut(id) else {
                 continue;
             };
-            if entry.records.is_empty() {
+            if !inputs.zones.contains_key(id) {
                 continue;
             }
             // The serial in effect (from this run or the saved snapshot) is the one to keep;
@@ -551,9 +606,13 @@ impl Syncer {
                         changed.push(format!("{} serial {}→{}", entry.hz.name, entry.serial, c.zone.serial()));
                     }
                     entry.hash = c.content_hash;
-                    entry.serial = c.zone.serial();
                     entry.endpoints = c.endpoints;
-                    entry.built = Some(Arc::new(c.zone));
+                    // The same content under the same serial keeps the zone already built:
+                    // nothing to publish, no journal to extend.
+                    entry.serial = c.zone.serial();
+                    if is_change || entry.built.as_ref().is_none_or(|b| b.serial() != c.zone.serial()) {
+                        entry.built = Some(Arc::new(c.zone));
+                    }
                 }
                 Err(e) => {
                     tracing::error!(zone = %entry.hz.name, error = %e, "zone not updated; the previous version stays");
@@ -561,6 +620,52 @@ impl Syncer {
                 }
             }
         }
+        for (id, (_, records)) in inputs.zones {
+            if let Some(z) = st.zones.get_mut(&id) {
+                z.records = records;
+            }
+        }
+    }
+
+    /// Converts `ids` like [`Syncer::convert_all`]; returns whether any of them now holds
+    /// another zone than before (something to publish).
+    fn convert_changed(&self, st: &mut State, ids: &[String], changed: &mut Vec<String>) -> bool {
+        let before: Vec<Option<Arc<Zone>>> =
+            ids.iter().map(|id| st.zones.get(id).and_then(|z| z.built.clone())).collect();
+        self.convert_all(st, ids, changed);
+        ids.iter().zip(before).any(|(id, b)| {
+            let now = st.zones.get(id).and_then(|z| z.built.as_ref());
+            match (now, b) {
+                (Some(n), Some(b)) => !Arc::ptr_eq(n, &b),
+                (n, b) => n.is_some() != b.is_some(),
+            }
+        })
+    }
+
+    /// Serves the zones in `st` from the store, without writing them anywhere else: a sweep
+    /// in progress, before [`Syncer::publish`] at its end.
+    async fn serve(&self, st: &State) {
+        let zones: Vec<R53Zone> =
+            st.zones.values().filter_map(|z| Some(R53Zone { private: z.hz.private, zone: z.built.clone()? })).collect();
+        self.publisher.set_route53(zones).await;
+        self.set_statuses(st);
+    }
+
+    fn set_statuses(&self, st: &State) {
+        let statuses = st
+            .zones
+            .values()
+            .map(|z| ZoneStatus {
+                name: z.hz.name.clone(),
+                id: z.hz.id.clone(),
+                private: z.hz.private,
+                serial: z.serial,
+                records: z.built.as_ref().map_or(0, |b| b.record_count()),
+                last_sync: z.last_ok.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()),
+                last_error: z.last_error.clone(),
+            })
+            .collect();
+        *self.status.zones.lock().unwrap_or_else(|p| p.into_inner()) = statuses;
     }
 
     fn shared(&self, st: &State) -> crate::replicate::Shared {
@@ -591,6 +696,13 @@ impl Syncer {
     /// [`Syncer::commit`]); then to replicas, the store, and the state directory. Returns
     /// whether they are served.
     async fn publish(&self, st: &mut State) -> bool {
+        self.publish_if(st, true).await
+    }
+
+    /// [`Syncer::publish`] when `changed`; otherwise what is served stays as it is and only
+    /// the confirmation moves on: statuses, replicas (S3's heartbeat) and, at most every
+    /// [`SAVE_UNCHANGED_EVERY`], the state directory.
+    async fn publish_if(&self, st: &mut State, changed: bool) -> bool {
         let publication = match (&self.hub, &self.s3) {
             (Some(hub), Some(w)) => match self.commit(hub, w, st).await {
                 Ok(p) => Some(p),
@@ -605,27 +717,24 @@ impl Syncer {
             (Some(hub), None) => Some(self.prepare(hub, st)),
             (None, _) => None,
         };
-        let zones: Vec<R53Zone> =
-            st.zones.values().filter_map(|z| Some(R53Zone { private: z.hz.private, zone: z.built.clone()? })).collect();
-        self.publisher.set_route53(zones).await;
-        let statuses = st
-            .zones
-            .values()
-            .map(|z| ZoneStatus {
-                name: z.hz.name.clone(),
-                id: z.hz.id.clone(),
-                private: z.hz.private,
-                serial: z.serial,
-                records: z.built.as_ref().map_or(0, |b| b.record_count()),
-                last_sync: z.last_ok.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()),
-                last_error: z.last_error.clone(),
-            })
-            .collect();
-        *self.status.zones.lock().unwrap_or_else(|p| p.into_inner()) = statuses;
+        // S3 may have moved serials (zones converted again): served as written there.
+        if changed || self.s3.is_some() {
+            self.serve(st).await;
+        } else {
+            self.set_statuses(st);
+        }
         if let (Some(hub), Some(p)) = (&self.hub, publication) {
             hub.offer(p, self.status.confirmed_at());
         }
-        if let Some(dir) = &self.cfg.state_dir {
+        let save = {
+            let mut at = self.saved_at.lock().unwrap_or_else(|p| p.into_inner());
+            let due = changed || at.is_none_or(|t| t.elapsed() >= SAVE_UNCHANGED_EVERY);
+            if due {
+                *at = Some(Instant::now());
+            }
+            due
+        };
+        if let Some(dir) = self.cfg.state_dir.as_ref().filter(|_| save) {
             let shared = self.shared(st);
             let saved = Saved {
                 zones: st
@@ -749,82 +858,141 @@ impl Syncer {
     /// One sweep of every account. An error listing zones publishes nothing.
     pub async fn sweep(&self) -> Result<SweepReport, String> {
         let started = Instant::now();
-        let mut report = SweepReport::default();
         let mut discovered: Vec<(usize, HostedZone)> = Vec::new();
         for (i, c) in self.clients.iter().enumerate() {
             let zones = c.list_zones(!self.cfg.vpcs.is_empty()).await.map_err(|e| e.to_string())?;
             discovered.extend(zones.into_iter().filter(|z| self.wanted(z)).map(|z| (i, z)));
         }
-        report.zones = discovered.len();
-        let mut fetched: HashMap<String, Result<Vec<RecordSet>, String>> = HashMap::new();
-        for (i, hz) in &discovered {
-            let r = self.clients[*i].list_records(&hz.id).await.map_err(|e| e.to_string());
-            fetched.insert(hz.id.clone(), r);
-        }
-        // Health checks and CIDR locations referenced by what was fetched.
-        let mut health_ids = BTreeSet::new();
-        let mut cidr_keys = BTreeSet::new();
-        for recs in fetched.values().flatten() {
-            for r in recs {
-                if let Some(h) = &r.health_check_id {
-                    health_ids.insert(h.clone());
-                }
-                if let Some(c) = r.cidr_routing_config.as_ref().filter(|c| c.location_name != "*") {
-                    cidr_keys.insert((c.collection_id.clone(), c.location_name.clone()));
-                }
-            }
-        }
-        let mut health = HashMap::new();
-        for id in &health_ids {
-            match self.clients[0].health(id).await {
-                Ok(h) => {
-                    health.insert(id.clone(), h);
-                }
-                Err(e) => {
-                    tracing::warn!(health_check = %id, error = %e, "health status unknown; keeping the last one")
-                }
-            }
-        }
-        let mut cidr = HashMap::new();
-        for (c, l) in &cidr_keys {
-            match self.clients[0].cidr_blocks(c, l).await {
-                Ok(b) => {
-                    cidr.insert((c.clone(), l.clone()), b);
-                }
-                Err(e) => {
-                    tracing::warn!(collection = %c, location = %l, error = %e, "CIDR blocks unknown; keeping the last ones")
-                }
-            }
-        }
-        report.fetch = started.elapsed();
-        let converting = Instant::now();
-        let mut st = self.state.lock().await;
-        st.health.extend(health);
-        st.cidr.extend(cidr);
+        self.sweep_zones(started, discovered, Lister::Api).await
+    }
+
+    /// A sweep over `zones` whose record sets come from `records` instead of the API (no
+    /// health checks or CIDR blocks either): the same conversion and publication as
+    /// [`Syncer::sweep`], for benchmarks of accounts too large for an emulator.
+    #[doc(hidden)]
+    pub async fn sweep_listed(
+        &self,
+        zones: Vec<HostedZone>,
+        records: &(dyn Fn(&str) -> Vec<RecordSet> + Sync),
+    ) -> Result<SweepReport, String> {
+        let discovered = zones.into_iter().filter(|z| self.wanted(z)).map(|z| (0, z)).collect();
+        self.sweep_zones(Instant::now(), discovered, Lister::Fixed(records)).await
+    }
+
+    async fn sweep_zones(
+        &self,
+        started: Instant,
+        discovered: Vec<(usize, HostedZone)>,
+        lister: Lister<'_>,
+    ) -> Result<SweepReport, String> {
+        let mut report = SweepReport { zones: discovered.len(), ..SweepReport::default() };
+        let total = discovered.len();
         let ids: BTreeSet<String> = discovered.iter().map(|(_, z)| z.id.clone()).collect();
         // Zones gone from a complete listing are gone (unless an event brought them in
         // after it started).
-        st.zones.retain(|id, z| ids.contains(id) || z.added > started);
-        for (_, hz) in discovered {
+        let mut dirty = {
+            let mut st = self.state.lock().await;
+            let before = st.zones.len();
+            st.zones.retain(|id, z| ids.contains(id) || z.added > started);
+            st.zones.len() != before
+        };
+        let api = self.clients.first().filter(|_| matches!(lister, Lister::Api));
+        // Health checks and CIDR locations read in this sweep (each once), and those whose
+        // value changed: zones referring to them are converted again even if their own
+        // records did not change.
+        let mut health_read: BTreeSet<String> = BTreeSet::new();
+        let mut cidr_read: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut moved = Refs::default();
+        // Zones whose records changed (zones with aliases into them are converted again at
+        // the end).
+        let mut renewed: BTreeSet<String> = BTreeSet::new();
+        let mut sets = 0usize;
+        let mut last_progress = Instant::now();
+        let mut last_served = Instant::now();
+        for (done, (i, hz)) in discovered.into_iter().enumerate() {
+            let fetching = Instant::now();
+            let fetched = match &lister {
+                Lister::Api => self.clients[i].list_records(&hz.id).await.map_err(|e| e.to_string()),
+                Lister::Fixed(f) => Ok(f(&hz.id)),
+            };
+            // What the records refer to and this sweep has not read yet.
+            let mut health = HashMap::new();
+            let mut cidr = HashMap::new();
+            if let (Some(api), Ok(recs)) = (api, &fetched) {
+                for r in recs {
+                    if let Some(h) = r.health_check_id.as_ref().filter(|h| !health_read.contains(*h)) {
+                        health_read.insert(h.clone());
+                        match api.health(h).await {
+                            Ok(v) => {
+                                health.insert(h.clone(), v);
+                            }
+                            Err(e) => {
+                                tracing::warn!(health_check = %h, error = %e, "health status unknown; keeping the last one")
+                            }
+                        }
+                    }
+                    if let Some(k) = r
+                        .cidr_routing_config
+                        .as_ref()
+                        .filter(|c| c.location_name != "*")
+                        .map(|c| (c.collection_id.clone(), c.location_name.clone()))
+                        .filter(|k| !cidr_read.contains(k))
+                    {
+                        cidr_read.insert(k.clone());
+                        match api.cidr_blocks(&k.0, &k.1).await {
+                            Ok(b) => {
+                                cidr.insert(k, b);
+                            }
+                            Err(e) => {
+                                tracing::warn!(collection = %k.0, location = %k.1, error = %e, "CIDR blocks unknown; keeping the last ones")
+                            }
+                        }
+                    }
+                }
+            }
+            let converting = Instant::now();
+            let mut st = self.state.lock().await;
+            for (h, v) in health {
+                if st.health.insert(h.clone(), v) != Some(v) {
+                    moved.health.insert(h);
+                }
+            }
+            for (k, v) in cidr {
+                if st.cidr.get(&k) != Some(&v) {
+                    st.cidr.insert(k.clone(), v);
+                    moved.cidr.insert(k);
+                }
+            }
             let id = hz.id.clone();
             // An event found it gone after this listing started.
             if st.gone.get(&id).is_some_and(|t| *t > started) {
                 continue;
             }
             let entry = st.zones.entry(id.clone()).or_insert_with(|| ZoneEntry::new(hz.clone()));
-            entry.hz = hz;
-            match fetched.remove(&id) {
-                // An UPDATE landed while this sweep was fetching: its local copy is newer.
-                Some(Ok(_)) if entry.updated.is_some_and(|t| t > started) => {
+            if entry.hz != hz {
+                entry.hz = hz;
+                dirty = true;
+            }
+            let mut convert = false;
+            match fetched {
+                // An UPDATE or an event landed while this zone was being fetched: its local
+                // copy is newer.
+                Ok(_) if entry.updated.is_some_and(|t| t > fetching) => {
                     tracing::debug!(zone = %entry.hz.name, "keeping records changed by an UPDATE during the sweep");
                 }
-                Some(Ok(records)) => {
-                    entry.records = records;
-                    entry.listed = Some(started);
+                Ok(records) => {
+                    sets += records.len();
+                    entry.listed = Some(fetching);
                     entry.last_ok = Some(SystemTime::now());
                     entry.last_error = None;
+                    // An unchanged listing costs the comparison and nothing more.
+                    if entry.built.is_none() || entry.records != records {
+                        entry.records = records;
+                        renewed.insert(id.clone());
+                        convert = true;
+                    }
                 }
-                Some(Err(e)) => {
+                Err(e) => {
                     tracing::error!(zone = %entry.hz.name, error = %e, "fetch failed; the previous version stays");
                     entry.last_error = Some(e);
                     report.failed.push(entry.hz.name.clone());
@@ -834,20 +1002,73 @@ impl Syncer {
                         entry.hz.name.clone()
                     });
                 }
-                None => {}
             }
+            convert |= !moved.is_empty() && moved.referred_to(&entry.records);
+            if convert {
+                dirty |= self.convert_changed(&mut st, &[id], &mut report.changed);
+            }
+            report.convert += converting.elapsed();
+            // Zones are served as they complete, each whole, a few at a time (with S3
+            // writing on, only what S3 holds is served: at the end).
+            if dirty && self.s3.is_none() && last_served.elapsed() >= SERVE_EVERY && done + 1 < total {
+                self.serve(&st).await;
+                last_served = Instant::now();
+            }
+            drop(st);
+            if last_progress.elapsed() >= PROGRESS_EVERY {
+                last_progress = Instant::now();
+                tracing::info!(
+                    zones_done = done + 1,
+                    zones_total = total,
+                    record_sets = sets,
+                    elapsed_s = started.elapsed().as_secs(),
+                    "route53 sweep in progress"
+                );
+            }
+        }
+        report.fetch = started.elapsed().saturating_sub(report.convert);
+        let converting = Instant::now();
+        let mut st = self.state.lock().await;
+        // Zones whose aliases reach a zone that changed, or whose health checks or CIDR
+        // blocks changed after they were converted.
+        let mut reach = renewed.clone();
+        loop {
+            let more: Vec<String> = st
+                .zones
+                .iter()
+                .filter(|(id, z)| {
+                    !reach.contains(*id)
+                        && z.records.iter().any(|r| {
+                            r.alias_target
+                                .as_ref()
+                                .is_some_and(|a| reach.contains(r53dns_route53::model::bare_zone_id(&a.hosted_zone_id)))
+                        })
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            reach.extend(more);
+        }
+        let again: Vec<String> = st
+            .zones
+            .iter()
+            .filter(|(id, z)| {
+                reach.contains(*id) && !renewed.contains(*id) || (!moved.is_empty() && moved.referred_to(&z.records))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !again.is_empty() {
+            dirty |= self.convert_changed(&mut st, &again, &mut report.changed);
         }
         if report.failed.is_empty() {
             // Every zone listed completely: the data is as Route53 has it now.
             self.status.confirm(unix_now());
         }
-        let all: Vec<String> = st.zones.keys().cloned().collect();
-        let mut changed = Vec::new();
-        self.convert_all(&mut st, &all, &mut changed);
-        report.changed = changed;
-        report.convert = converting.elapsed();
+        report.convert += converting.elapsed();
         let publishing = Instant::now();
-        let published = self.publish(&mut st).await;
+        let published = self.publish_if(&mut st, dirty).await;
         report.publish = publishing.elapsed();
         let complete = st.zones.values().all(|z| z.built.is_some());
         drop(st);
