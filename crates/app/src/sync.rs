@@ -1534,3 +1534,72 @@ impl Syncer {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use arc_swap::ArcSwap;
+    use r53dns_zone::{RoutingContext, Snapshot};
+
+    use super::*;
+    use crate::zones::FileZones;
+
+    fn cfg() -> Route53Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r53dns.toml");
+        std::fs::write(&path, "[route53]\nenabled = true\n").unwrap();
+        crate::Spec::from_file(&path).and_then(|s| s.validate()).unwrap().route53.unwrap()
+    }
+
+    fn listing(id: &str, addr: u32) -> Vec<RecordSet> {
+        let name = format!("{}.example.", id.to_lowercase());
+        vec![
+            RecordSet::plain(name.clone(), "SOA".into(), 900, vec!["ns.example. h.example. 1 2 3 4 5".into()]),
+            RecordSet::plain(name.clone(), "NS".into(), 900, vec!["ns.example.".into()]),
+            RecordSet::plain(format!("www.{name}"), "A".into(), 60, vec![format!("192.0.2.{addr}")]),
+        ]
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_sweep_publishes_nothing_and_a_change_journals_one_node() {
+        let store: r53dns_server::Store = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+        let cfg = cfg();
+        let publisher = Arc::new(Publisher::new(
+            store.clone(),
+            FileZones::default(),
+            cfg.conflict,
+            Vec::new(),
+            RoutingContext::default(),
+        ));
+        let syncer = Syncer::without_api(cfg, publisher);
+        let zones: Vec<HostedZone> = ["za", "zb"]
+            .iter()
+            .map(|id| HostedZone {
+                id: (*id).into(),
+                name: format!("{id}.example."),
+                private: false,
+                vpcs: vec![],
+                account: String::new(),
+            })
+            .collect();
+        let addr = AtomicU32::new(1);
+        let list = |id: &str| listing(id, if id == "za" { addr.load(Ordering::Relaxed) } else { 1 });
+        syncer.sweep_listed(zones.clone(), &list).await.unwrap();
+        let first = store.load_full();
+        assert_eq!(first.internal().zones().count(), 2);
+        let r = syncer.sweep_listed(zones.clone(), &list).await.unwrap();
+        assert!(r.changed.is_empty());
+        assert!(Arc::ptr_eq(&first, &store.load_full()), "an unchanged sweep must not publish");
+        addr.store(2, Ordering::Relaxed);
+        let r = syncer.sweep_listed(zones.clone(), &list).await.unwrap();
+        assert_eq!(r.changed.len(), 1, "{:?}", r.changed);
+        let second = store.load_full();
+        let apex = |n: &str| n.parse::<r53dns_zone::Name>().unwrap();
+        // The unchanged zone is the same zone object; the changed one carries one step.
+        let zb = |s: &Snapshot| s.internal().get(&apex("zb.example.")).unwrap().clone();
+        assert!(Arc::ptr_eq(&zb(&first), &zb(&second)));
+        let j = second.internal().journal(&apex("za.example.")).unwrap();
+        assert_eq!(j.len(), 1);
+    }
+}
