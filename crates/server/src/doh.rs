@@ -79,10 +79,10 @@ pub(crate) async fn connection(
                     Ok(Some(Ok((request, respond)))) if request.method() == Method::POST => {
                         match post_body(request, cfg) {
                             Posted::Now(msg) => reply(msg, respond, &shared),
-                            Posted::Later(body, msg) => {
+                            Posted::Later(body, msg, refused) => {
                                 slot.busy();
                                 let deadline = tokio::time::Instant::now() + cfg.tcp_message_timeout;
-                                pending.push(Pending { body, msg, respond, deadline });
+                                pending.push(Pending { body, msg, refused, respond, deadline });
                             }
                         }
                     }
@@ -151,19 +151,23 @@ fn read_get(request: &Request<RecvStream>, cfg: &ServerConfig) -> Result<Vec<u8>
 /// A POST's message: complete now, or the body still to be read and what came so far.
 enum Posted {
     Now(Result<Vec<u8>, StatusCode>),
-    Later(RecvStream, Vec<u8>),
+    Later(RecvStream, Vec<u8>, Option<StatusCode>),
 }
 
 /// The DNS message of a POST request (its body), or the HTTP status that refuses it, as far
 /// as it has arrived: usually whole, in the same read as the request's headers.
 fn post_body(request: Request<RecvStream>, cfg: &ServerConfig) -> Posted {
-    if request.uri().path() != cfg.encrypted.doh_path {
-        return Posted::Now(Err(StatusCode::NOT_FOUND));
-    }
+    // A refused request's body is still read (and dropped) before the answer: a response
+    // before the end of the request makes h2 reset the stream, which clients take for an
+    // error rather than the status.
     let media = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    if media.map(|m| m.split(';').next().unwrap_or("").trim()) != Some(DNS_MESSAGE) {
-        return Posted::Now(Err(StatusCode::UNSUPPORTED_MEDIA_TYPE));
-    }
+    let refused = if request.uri().path() != cfg.encrypted.doh_path {
+        Some(StatusCode::NOT_FOUND)
+    } else if media.map(|m| m.split(';').next().unwrap_or("").trim()) != Some(DNS_MESSAGE) {
+        Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+    } else {
+        None
+    };
     let mut body = request.into_body();
     let mut msg = Vec::new();
     // Take what is buffered without waiting (a no-op waker: a pending body is polled again,
@@ -171,24 +175,35 @@ fn post_body(request: Request<RecvStream>, cfg: &ServerConfig) -> Posted {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     loop {
         if body.is_end_stream() {
-            return Posted::Now(Ok(msg));
+            return Posted::Now(settle(refused, msg));
         }
         match body.poll_data(&mut cx) {
             std::task::Poll::Ready(Some(Ok(chunk))) => {
-                if let Err(status) = take(&mut body, &mut msg, &chunk) {
+                if let Err(status) = take(&mut body, &mut msg, &chunk, refused.is_some()) {
                     return Posted::Now(Err(status));
                 }
             }
             std::task::Poll::Ready(Some(Err(_))) => return Posted::Now(Err(StatusCode::BAD_REQUEST)),
-            std::task::Poll::Ready(None) => return Posted::Now(Ok(msg)),
-            std::task::Poll::Pending => return Posted::Later(body, msg),
+            std::task::Poll::Ready(None) => return Posted::Now(settle(refused, msg)),
+            std::task::Poll::Pending => return Posted::Later(body, msg, refused),
         }
     }
 }
 
-/// Appends a body chunk to `msg` and gives its flow-control window back.
-fn take(body: &mut RecvStream, msg: &mut Vec<u8>, chunk: &[u8]) -> Result<(), StatusCode> {
+/// A whole body's outcome: its message, or the status decided from the headers.
+fn settle(refused: Option<StatusCode>, msg: Vec<u8>) -> Result<Vec<u8>, StatusCode> {
+    match refused {
+        Some(status) => Err(status),
+        None => Ok(msg),
+    }
+}
+
+/// Appends a body chunk to `msg` (unless `discard`) and gives its flow-control window back.
+fn take(body: &mut RecvStream, msg: &mut Vec<u8>, chunk: &[u8], discard: bool) -> Result<(), StatusCode> {
     let _ = body.flow_control().release_capacity(chunk.len());
+    if discard {
+        return Ok(());
+    }
     if msg.len() + chunk.len() > MAX_MESSAGE {
         return Err(StatusCode::PAYLOAD_TOO_LARGE);
     }
@@ -200,6 +215,8 @@ fn take(body: &mut RecvStream, msg: &mut Vec<u8>, chunk: &[u8]) -> Result<(), St
 struct Pending {
     body: RecvStream,
     msg: Vec<u8>,
+    /// The status to answer once the body is in, when the headers refused the request.
+    refused: Option<StatusCode>,
     respond: SendResponse<Bytes>,
     /// Slow senders get REQUEST_TIMEOUT after the TCP message timeout.
     deadline: tokio::time::Instant,
@@ -215,16 +232,16 @@ fn poll_pending(
     for (i, p) in pending.iter_mut().enumerate() {
         loop {
             if p.body.is_end_stream() {
-                return Poll::Ready((i, Ok(std::mem::take(&mut p.msg))));
+                return Poll::Ready((i, settle(p.refused, std::mem::take(&mut p.msg))));
             }
             match p.body.poll_data(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
-                    if let Err(status) = take(&mut p.body, &mut p.msg, &chunk) {
+                    if let Err(status) = take(&mut p.body, &mut p.msg, &chunk, p.refused.is_some()) {
                         return Poll::Ready((i, Err(status)));
                     }
                 }
                 Poll::Ready(Some(Err(_))) => return Poll::Ready((i, Err(StatusCode::BAD_REQUEST))),
-                Poll::Ready(None) => return Poll::Ready((i, Ok(std::mem::take(&mut p.msg)))),
+                Poll::Ready(None) => return Poll::Ready((i, settle(p.refused, std::mem::take(&mut p.msg)))),
                 Poll::Pending => break,
             }
         }

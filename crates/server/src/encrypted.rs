@@ -57,9 +57,10 @@ pub struct EncryptedConfig {
     pub cert: PathBuf,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
-    /// A connection that completes no TLS handshake within this long is closed; so is a
-    /// DNS over HTTPS connection that sends no request for this long (DNS over TLS
-    /// connections are then held to the TCP idle and message timeouts).
+    /// A connection that completes no TLS handshake (and for DNS over HTTPS no HTTP/2
+    /// handshake) within this long is closed; so is a DNS over QUIC connection that sends no
+    /// request for this long. DNS over TLS and HTTPS connections are then held to the TCP
+    /// idle and message timeouts.
     pub timeout: Duration,
 }
 
