@@ -363,14 +363,13 @@ impl Route53 {
         name: &str,
         rtype: Option<RrType>,
     ) -> Result<Vec<RecordSet>, FetchError> {
-        let want = crate::convert::parse_route53_name(name)
-            .map_err(|message| FetchError {
-                op: "ListResourceRecordSets",
-                zone: zone_id.to_owned(),
-                message,
-                throttled: false,
-            })?
-            .to_lowercase();
+        let fail = |message: String| FetchError {
+            op: "ListResourceRecordSets",
+            zone: zone_id.to_owned(),
+            message,
+            throttled: false,
+        };
+        let want = crate::convert::parse_route53_name(name).map_err(fail)?.to_lowercase();
         let mut sets: Vec<RecordSet> = Vec::new();
         let mut seen: HashSet<(String, Option<String>)> = HashSet::new();
         let mut start = Some((name.to_owned(), rtype.clone(), None::<String>));
@@ -399,18 +398,25 @@ impl Route53 {
                     sets.push(RecordSet::from(r));
                 }
             }
-            if out.is_truncated()
-                && progress
-                && let Some(next) = out.next_record_name()
-            {
-                start = Some((
-                    next.to_owned(),
-                    out.next_record_type().cloned().or_else(|| rtype.clone()),
-                    out.next_record_identifier().map(str::to_owned),
-                ));
+            // As the zone listing: the end, a page adding nothing, or a malformed page.
+            if !out.is_truncated() {
+                return Ok(sets);
             }
+            if !progress {
+                tracing::debug!(zone_id, name, "a record-set page added nothing new; listing complete");
+                return Ok(sets);
+            }
+            let Some(next) = out.next_record_name() else {
+                return Err(fail("truncated page without NextRecordName".into()));
+            };
+            start = Some((
+                next.to_owned(),
+                out.next_record_type().cloned().or_else(|| rtype.clone()),
+                out.next_record_identifier().map(str::to_owned),
+            ));
         }
-        Ok(sets)
+        // Never a partial set: the caller would take it for the whole.
+        Err(fail("too many pages".into()))
     }
 
     /// Whether a health check is healthy: Route53 counts an endpoint healthy when more than
