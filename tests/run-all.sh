@@ -2,7 +2,8 @@
 # Runs every check and test of the project, installing what they need first:
 # NSD (reference server for the differential tests), Knot and BIND (primaries and secondaries
 # in the zone-transfer tests), dig, kdig and nsupdate (real clients), Kea's DHCP-DDNS daemon
-# (an UPDATE sender), Unbound and curl (DNS over TLS and HTTPS clients), and the moto Route53
+# (an UPDATE sender), Unbound and curl (DNS over TLS and HTTPS clients), podman (the container
+# image test, via tests/container.sh), and the moto Route53
 # emulator.
 # Usage: tests/run-all.sh            (as root, or with sudo available)
 set -euo pipefail
@@ -67,6 +68,17 @@ echo "== package"; tests/package.sh
 # Fifteen seconds of steady load while the snapshot is swapped every second: no query lost,
 # no memory growth (the full soak is benches/load/soak.sh without --smoke).
 echo "== soak smoke"; benches/load/soak.sh --smoke
+# The container image, built from a Debian base and run with podman (mostly downloading and
+# waiting: it runs beside the fuzz smoke, its output printed when both are done).
+container_log=$(mktemp)
+tests/container.sh >"$container_log" 2>&1 &
+container=$!
 # Every fuzz target: the kept crash inputs replayed, then 20 s of fuzzing each (longer runs:
 # fuzz/run.sh SECONDS).
 echo "== fuzz smoke"; fuzz/run.sh 20
+echo "== container"
+container_status=0
+wait "$container" || container_status=$?
+cat "$container_log"
+rm -f "$container_log"
+exit "$container_status"
