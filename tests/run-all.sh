@@ -2,9 +2,8 @@
 # Runs every check and test of the project, installing what they need first:
 # NSD (reference server for the differential tests), Knot and BIND (primaries and secondaries
 # in the zone-transfer tests), dig, kdig and nsupdate (real clients), Kea's DHCP-DDNS daemon
-# (an UPDATE sender), Unbound and curl (DNS over TLS and HTTPS clients), podman (the container
-# image test, via tests/container.sh), and the moto Route53
-# emulator.
+# (an UPDATE sender), Unbound and curl (DNS over TLS and HTTPS clients), and the moto Route53
+# emulator; tests/package.sh and tests/container.sh install lintian, podman and debootstrap.
 # Usage: tests/run-all.sh            (as root, or with sudo available)
 set -euo pipefail
 cd "$(dirname "$0")/.."
