@@ -1,61 +1,172 @@
-//! Configuration: a strict TOML [`Spec`] (unknown keys are errors) validated into a plain
-//! [`Config`]. Precedence is file < environment (`R53DNS_*`) < command-line flags; the binary
-//! applies the last two on top of the spec with [`Spec::merge`].
+//! Configuration, each option defined once.
+//!
+//! A section of the TOML file is one struct (`ServerSpec` for `[server]`, …) that is at once
+//! the file's schema (serde: kebab-case keys, unknown keys are errors) and, for the options
+//! that have one, the command line (clap: `#[arg(long, env)]` on the field, the field's doc
+//! being its help). Every value is optional, so the three layers — the file, the environment
+//! (`R53DNS_*`), the flags — are each a [`Spec`] and [`Spec::merge`] lays one over another
+//! without knowing the fields: a value set in a later layer replaces the earlier one, and a
+//! list is one value (a list given in the environment or by flags replaces the file's, it is
+//! not added to). [`Spec::validate`] then checks the values and gives the typed [`Config`]
+//! the process runs with, errors naming the key (`section.key`).
+//!
+//! Adding an option: a field on its section's struct with its doc comment — `#[arg(skip)]`
+//! for a file-only key, or `#[arg(long, env = "R53DNS_…", value_name = "…")]` for one with a
+//! flag — its use in `validate`, and its row in `docs/config.md`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use r53dns_server::{AnswerConfig, ServerConfig};
 
-/// The configuration file as written. Every key is optional; defaults are documented in
-/// `docs/config.md`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+/// The configuration: one layer of it (the file, the environment, the flags), or all of them
+/// merged. Every key is optional; defaults are documented in `docs/config.md`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Args)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Spec {
     /// `[server]`: listeners and answering.
     #[serde(default)]
+    #[command(flatten)]
     pub server: ServerSpec,
     /// `[zones]`: zone files.
     #[serde(default)]
+    #[command(flatten)]
     pub zones: ZonesSpec,
     /// `[log]`: logging.
     #[serde(default)]
+    #[command(flatten)]
     pub log: LogSpec,
     /// `[route53]`: Route53 as a zone source.
     #[serde(default)]
+    #[command(flatten)]
     pub route53: Route53Spec,
     /// `[http]`: metrics, health and admin endpoint.
     #[serde(default)]
+    #[command(flatten)]
     pub http: HttpSpec,
     /// `[tsig]`: shared keys for signed UPDATEs (and transfers).
     #[serde(default)]
+    #[command(flatten)]
     pub tsig: TsigSpec,
     /// `[update]`: who may change which Route53 zones by DNS UPDATE.
     #[serde(default)]
+    #[arg(skip)]
     pub update: UpdateSpec,
-    /// `[[secondary]]`: zones pulled from a primary by zone transfer.
-    #[serde(default)]
+    /// `[[secondary]]`: zones pulled from a primary by zone transfer (on the command line,
+    /// one primary: [`PrimaryFlags`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(skip)]
     pub secondary: Vec<SecondarySpec>,
     /// `[rrl]`: response rate limiting.
     #[serde(default)]
+    #[command(flatten)]
     pub rrl: RrlSpec,
     /// `[replication]`: offering this server's Route53 data to replicas.
     #[serde(default)]
+    #[command(flatten)]
     pub replication: ReplicationSpec,
     /// `[follow]`: serving what another r53dns serves (a replica).
     #[serde(default)]
+    #[command(flatten)]
     pub follow: FollowSpec,
     /// `[tls]`: DNS over TLS and over HTTPS.
     #[serde(default)]
+    #[command(flatten)]
     pub tls: TlsSpec,
     /// `[[transfer]]`: who may transfer particular zones (in place of `server.allow-transfer`
     /// and `server.transfer-keys` for them).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(skip)]
     pub transfer: Vec<TransferSpec>,
+}
+
+/// The command line of `serve`, `check` and `export`: the configuration file, and every
+/// option that has a flag (each also read from its `R53DNS_*` variable).
+#[derive(Debug, Clone, Default, Args)]
+pub struct Opts {
+    /// TOML configuration file (see docs/config.md).
+    #[arg(long, short = 'c', value_name = "FILE", env = "R53DNS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The options given by flags and environment.
+    #[command(flatten)]
+    pub spec: Spec,
+    /// `--primary` and its companions.
+    #[command(flatten)]
+    pub primary: PrimaryFlags,
+}
+
+impl Opts {
+    /// The configuration file (if any) with the environment and flags laid over it.
+    pub fn load(&self) -> anyhow::Result<Spec> {
+        let file = match &self.config {
+            Some(path) => Spec::from_file(path)?,
+            None => Spec::default(),
+        };
+        let mut flags = self.spec.clone();
+        flags.secondary.extend(self.primary.to_spec());
+        file.merge(flags)
+    }
+}
+
+/// One `[[secondary]]` from the command line: zones followed from `--primary`. Given, it
+/// replaces the file's `[[secondary]]` list, as any list given later does.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PrimaryFlags {
+    /// Primary to pull the `--secondary-zone` and `--secondary-catalog` zones from by zone
+    /// transfer: ADDR or ADDR:PORT (secondary.primary).
+    #[arg(long, value_name = "ADDR[:PORT]", env = "R53DNS_PRIMARY")]
+    pub primary: Option<String>,
+    /// Zone to follow from `--primary` (repeatable; secondary.zones).
+    #[arg(
+        long = "secondary-zone",
+        value_name = "NAME",
+        env = "R53DNS_SECONDARY_ZONES",
+        value_delimiter = ',',
+        requires = "primary"
+    )]
+    pub secondary_zones: Vec<String>,
+    /// Catalog zone (RFC 9432) to follow from `--primary`: every zone it lists is followed
+    /// too (repeatable; secondary.catalogs).
+    #[arg(
+        long = "secondary-catalog",
+        value_name = "NAME",
+        env = "R53DNS_SECONDARY_CATALOGS",
+        value_delimiter = ',',
+        requires = "primary"
+    )]
+    pub secondary_catalogs: Vec<String>,
+    /// TSIG key (by name, from the key files) signing the transfers from `--primary`
+    /// (secondary.key).
+    #[arg(long, value_name = "NAME", env = "R53DNS_PRIMARY_KEY", requires = "primary")]
+    pub primary_key: Option<String>,
+    /// Check `--primary` at least this often, whatever the SOA refresh says, e.g. 10s
+    /// (secondary.refresh).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = humantime::parse_duration,
+        env = "R53DNS_PRIMARY_REFRESH",
+        requires = "primary"
+    )]
+    pub primary_refresh: Option<Duration>,
+}
+
+impl PrimaryFlags {
+    fn to_spec(&self) -> Option<SecondarySpec> {
+        Some(SecondarySpec {
+            primary: self.primary.clone()?,
+            zones: self.secondary_zones.clone(),
+            catalogs: self.secondary_catalogs.clone(),
+            key: self.primary_key.clone(),
+            refresh: self.primary_refresh,
+            ..Default::default()
+        })
+    }
 }
 
 /// `[[transfer]]`: the zones listed may be transferred by clients of `allow` or with a
@@ -66,35 +177,49 @@ pub struct TransferSpec {
     /// The zones.
     pub zones: Vec<String>,
     /// Client networks (`0.0.0.0/0` and `::/0` for everyone).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<String>,
     /// TSIG keys (from `[tsig]`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<String>,
 }
 
 /// `[tls]`: DNS over TLS (RFC 7858) and over HTTPS (RFC 8484), off unless addresses are
 /// given; both need `cert` and `key`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Args)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TlsSpec {
-    /// PEM certificate chain, leaf first.
+    /// PEM certificate chain, leaf first, for DNS over TLS, HTTPS and QUIC.
+    #[arg(long = "tls-cert", value_name = "FILE", env = "R53DNS_TLS_CERT")]
     pub cert: Option<PathBuf>,
-    /// PEM private key.
+    /// PEM private key for DNS over TLS, HTTPS and QUIC.
+    #[arg(id = "tls-key", long = "tls-key", value_name = "FILE", env = "R53DNS_TLS_KEY")]
     pub key: Option<PathBuf>,
-    /// Addresses for DNS over TLS (`["0.0.0.0:853"]`).
-    #[serde(default)]
+    /// Address for DNS over TLS, e.g. 0.0.0.0:853 (repeatable; needs --tls-cert and --tls-key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(
+        id = "tls-listen",
+        long = "tls-listen",
+        value_name = "ADDR:PORT",
+        env = "R53DNS_TLS_LISTEN",
+        value_delimiter = ','
+    )]
     pub listen: Vec<SocketAddr>,
-    /// Addresses for DNS over HTTPS (`["0.0.0.0:443"]`).
-    #[serde(default)]
+    /// Address for DNS over HTTPS, e.g. 0.0.0.0:443 (repeatable; needs --tls-cert and --tls-key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_HTTPS_LISTEN", value_delimiter = ',')]
     pub https_listen: Vec<SocketAddr>,
-    /// UDP addresses for DNS over QUIC (`["0.0.0.0:853"]`).
-    #[serde(default)]
+    /// UDP address for DNS over QUIC, e.g. 0.0.0.0:853 (repeatable; needs --tls-cert and --tls-
+    /// key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_QUIC_LISTEN", value_delimiter = ',')]
     pub quic_listen: Vec<SocketAddr>,
     /// HTTP path of DNS over HTTPS (default `/dns-query`).
+    #[arg(skip)]
     pub https_path: Option<String>,
     /// Close a connection with no TLS handshake or request for this long (`"10s"`).
     #[serde(default, with = "humantime_serde")]
+    #[arg(skip)]
     pub timeout: Option<Duration>,
 }
 
@@ -124,38 +249,59 @@ impl TlsSpec {
 
 /// `[replication]`: `GET /snapshot` on the HTTP endpoint, for replicas (`[follow]`). Off by
 /// default: the snapshot holds private zones.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Args)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ReplicationSpec {
-    /// Offer snapshots to replicas.
+    /// Offer this server's Route53 data to replicas at GET /snapshot on the HTTP endpoint.
+    #[arg(id = "replication", long = "replication", value_name = "BOOL", env = "R53DNS_REPLICATION", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub enabled: Option<bool>,
-    /// Client networks allowed to fetch snapshots (empty: any network, then a token is
+    /// Client network allowed to fetch snapshots (repeatable; none: any network, then a token is
     /// required).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long = "replication-allow", value_name = "CIDR", env = "R53DNS_REPLICATION_ALLOW", value_delimiter = ',')]
     pub allow: Vec<String>,
     /// File holding the bearer token replicas must send (one line).
+    #[arg(
+        id = "replication-token-file",
+        long = "replication-token-file",
+        value_name = "FILE",
+        env = "R53DNS_REPLICATION_TOKEN_FILE"
+    )]
     pub token_file: Option<PathBuf>,
     /// `s3://BUCKET/PREFIX`: also write every version there, for replicas that follow S3
     /// (and for other syncers: writes are conditional, so two syncers may run at once).
+    #[arg(long = "replication-s3", value_name = "URL", env = "R53DNS_REPLICATION_S3")]
     pub s3: Option<String>,
 }
 
 /// `[follow]`: a replica of another r53dns. It serves exactly what its source serves (both
 /// views, routed names evaluated per query, the source's serials) with no Route53 access.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Args)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FollowSpec {
-    /// `http://HOST:PORT` of the source's HTTP endpoint.
+    /// Be a replica: serve exactly what this source serves (http://HOST:PORT of its HTTP endpoint,
+    /// or s3://BUCKET/PREFIX).
+    #[arg(long = "follow", value_name = "URL", env = "R53DNS_FOLLOW")]
     pub source: Option<String>,
-    /// File holding the bearer token to send (one line).
+    /// File holding the bearer token to send to --follow (one line).
+    #[arg(
+        id = "follow-token-file",
+        long = "follow-token-file",
+        value_name = "FILE",
+        env = "R53DNS_FOLLOW_TOKEN_FILE",
+        requires = "source"
+    )]
     pub token_file: Option<PathBuf>,
     /// Largest manifest or zone object accepted (bytes; default 1 GiB).
+    #[arg(skip)]
     pub max_object_size: Option<u64>,
     /// How long the source may hold a poll open when nothing changed (default 30s).
     #[serde(default, with = "humantime_serde")]
+    #[arg(skip)]
     pub wait: Option<Duration>,
     /// Time between two polls of an S3 source (default 5s).
     #[serde(default, with = "humantime_serde")]
+    #[arg(skip)]
     pub poll_interval: Option<Duration>,
 }
 
@@ -276,27 +422,35 @@ impl FollowSpec {
 }
 
 /// `[rrl]`: response rate limiting of UDP answers (off unless `responses-per-second` is set).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Args)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RrlSpec {
-    /// Positive answers, referrals and NODATA per second, per client network and name
-    /// (0: off).
+    /// Response rate limiting: positive answers, referrals and NODATA per second, per client
+    /// network and name (0: off).
+    #[arg(long = "rrl", value_name = "N", env = "R53DNS_RRL")]
     pub responses_per_second: Option<u32>,
     /// NXDOMAIN answers per second per client network and zone (default: as responses).
+    #[arg(skip)]
     pub nxdomains_per_second: Option<u32>,
     /// Error answers per second per client network (default: as responses).
+    #[arg(skip)]
     pub errors_per_second: Option<u32>,
     /// Every n-th limited response is sent truncated instead of dropped (default 2; 0 drops
     /// all, 1 truncates all).
+    #[arg(long = "rrl-slip", value_name = "N", env = "R53DNS_RRL_SLIP")]
     pub slip: Option<u32>,
     /// IPv4 client network size (default 24).
+    #[arg(skip)]
     pub ipv4_prefix_length: Option<u8>,
     /// IPv6 client network size (default 56).
+    #[arg(skip)]
     pub ipv6_prefix_length: Option<u8>,
-    /// Client networks never limited.
-    #[serde(default)]
+    /// Client network never rate limited (repeatable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long = "rrl-exempt", value_name = "CIDR", env = "R53DNS_RRL_EXEMPT", value_delimiter = ',')]
     pub exempt: Vec<String>,
     /// Accounts tracked at once (default 65536; fixed memory, 8 octets each).
+    #[arg(skip)]
     pub table_size: Option<usize>,
 }
 
@@ -340,11 +494,11 @@ pub struct SecondarySpec {
     /// The primary, `ADDR` or `ADDR:PORT` (port 53 by default).
     pub primary: String,
     /// Zones to pull from it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zones: Vec<String>,
     /// Catalog zones (RFC 9432) to pull from it: every zone a catalog lists is followed
     /// too, as members come and go.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub catalogs: Vec<String>,
     /// TSIG key (from `[tsig]`) signing the requests; the primary's answers and NOTIFYs must
     /// then be signed with it too.
@@ -399,15 +553,17 @@ pub fn parse_server_addr(s: &str) -> anyhow::Result<SocketAddr> {
 }
 
 /// `[tsig]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Args)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TsigSpec {
     /// `[[tsig.key]]`: keys written in the config.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(skip)]
     pub key: Vec<KeySpec>,
     /// Files in BIND `key "name" { algorithm ...; secret "..."; };` syntax (`tsig-keygen`
     /// output), each with one or more keys.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long = "tsig-key-file", value_name = "FILE", env = "R53DNS_TSIG_KEY_FILES", value_delimiter = ',')]
     pub key_files: Vec<PathBuf>,
 }
 
@@ -429,7 +585,7 @@ pub struct KeySpec {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct UpdateSpec {
     /// `[[update.grant]]`: each allows some changes; a zone named by no grant takes none.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant: Vec<GrantSpec>,
     /// UPDATEs per second per TSIG key (default 10); beyond, REFUSED.
     pub rate_per_key: Option<f64>,
@@ -452,29 +608,33 @@ pub struct GrantSpec {
     /// `networks` are allowed (then `networks` is required).
     pub key: Option<String>,
     /// Client networks the UPDATE must come from (empty: any, when a key is set).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<String>,
     /// Zones (names or hosted-zone IDs) this grant covers.
     pub zones: Vec<String>,
     /// Owner names allowed: `host.example.com` exactly, or `*.dhcp.example.com` for any name
     /// below (empty: any name in the zone).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
     /// Record types allowed (empty: any type Route53 stores, except SOA and apex NS).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub types: Vec<String>,
 }
 
 /// `[http]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Args)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct HttpSpec {
-    /// `ADDR:PORT` for `/metrics`, `/healthz`, `/readyz` and admin, or `off`.
+    /// Address for /metrics, /healthz, /readyz and admin, or `off` (default 127.0.0.1:9153).
+    #[arg(id = "http-listen", long = "http-listen", value_name = "ADDR:PORT|off", env = "R53DNS_HTTP_LISTEN")]
     pub listen: Option<String>,
-    /// Enable `POST /sync` and `GET /zones` (default: only when `listen` is a loopback address).
+    /// Enable the admin routes (POST /sync, GET /zones, /ctl/) even on a non-loopback address
+    /// (default: only on a loopback `listen`).
+    #[arg(long, value_name = "BOOL", env = "R53DNS_ADMIN", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub admin: Option<bool>,
     /// Label metrics with the names of private hosted zones too (default: they are left out
     /// of per-zone metrics, whose scrapes often leave the network).
+    #[arg(skip)]
     pub private_zone_metrics: Option<bool>,
 }
 
@@ -482,61 +642,81 @@ pub struct HttpSpec {
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:9153";
 
 /// `[route53]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Args)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Route53Spec {
-    /// Serve the hosted zones of the account(s).
+    /// Serve the account's Route53 hosted zones (credentials from the standard AWS chain).
+    #[arg(id = "route53", long = "route53", value_name = "BOOL", env = "R53DNS_ROUTE53", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub enabled: Option<bool>,
-    /// Time between sweeps (`"60s"`; `"15m"` with `events`).
+    /// Time between Route53 sweeps, e.g. 2s, 1m (default 60s; 15m with `events`).
     #[serde(default, with = "humantime_serde")]
+    #[arg(long, env = "R53DNS_REFRESH", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub refresh: Option<Duration>,
     /// SQS queue receiving Route53's change events from EventBridge: changes are read as
     /// they happen, and sweeps become the safety net.
+    #[arg(skip)]
     pub events: Option<crate::events::QueueUrl>,
     /// Time between sweeps while the event queue cannot be read (`"60s"`).
     #[serde(default, with = "humantime_serde")]
+    #[arg(skip)]
     pub fallback_refresh: Option<Duration>,
-    /// API requests per second, all calls of the process together.
+    /// Route53 API requests per second for the whole process (default 5).
+    #[arg(long, value_name = "N", env = "R53DNS_RATE_LIMIT")]
     pub rate_limit: Option<f64>,
     /// Zone names or IDs to serve (empty: all).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(skip)]
     pub include: Vec<String>,
     /// Zone names or IDs never to serve.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(skip)]
     pub exclude: Vec<String>,
     /// `all`, `public` or `private`.
+    #[arg(skip)]
     pub kind: Option<ZoneKind>,
     /// Serve only private zones associated with one of these VPC IDs (public zones unaffected).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(skip)]
     pub vpcs: Vec<String>,
-    /// Clients that see private zones; others see public zones only. Empty: everyone.
-    #[serde(default)]
+    /// Clients that see private zones (repeatable); others see public zones only. None: everyone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long = "internal-network", value_name = "CIDR", env = "R53DNS_INTERNAL_NETWORKS", value_delimiter = ',')]
     pub internal_networks: Vec<String>,
     /// Region latency routing treats as closest (`eu-west-1`).
+    #[arg(long, value_name = "REGION", env = "R53DNS_HOME_REGION")]
     pub home_region: Option<String>,
     /// Location geolocation routing treats as the client's: `EU`, `EU-DE`, `NA-US-CA`.
+    #[arg(skip)]
     pub home_location: Option<String>,
     /// Resolver for alias targets that are AWS endpoints (default: first `nameserver` of
     /// /etc/resolv.conf).
+    #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_ENDPOINT_RESOLVER")]
     pub endpoint_resolver: Option<SocketAddr>,
     /// How often AWS endpoints are re-resolved.
     #[serde(default, with = "humantime_serde")]
+    #[arg(skip)]
     pub endpoint_refresh: Option<Duration>,
     /// Not ready (`/readyz`) when the last good sweep is older than this.
     #[serde(default, with = "humantime_serde")]
+    #[arg(skip)]
     pub max_staleness: Option<Duration>,
     /// Which wins when a zone file and Route53 define the same zone: `error`, `files`,
     /// `route53`.
+    #[arg(skip)]
     pub conflict: Option<Conflict>,
-    /// Directory for the last good snapshot.
+    /// Keep the last good Route53 snapshot here and serve it at once on start.
+    #[arg(long, value_name = "DIR", env = "R53DNS_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
     /// Accounts reached by assuming a role, in addition to the default credentials' own.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(skip)]
     pub account: Vec<AccountSpec>,
     /// Skip the default credentials' own account (use only `[[route53.account]]` roles).
+    #[arg(skip)]
     pub only_assumed_roles: Option<bool>,
     /// Answer private zones to every client even on a non-loopback listener without
     /// `internal-networks` (refused at start otherwise).
+    #[arg(skip)]
     pub private_zones_to_everyone: Option<bool>,
 }
 
@@ -655,59 +835,80 @@ fn parse_location(s: &str) -> anyhow::Result<r53dns_zone::GeoLocation> {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Args)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServerSpec {
-    /// Addresses for UDP and TCP (`["127.0.0.1:53", "[::1]:53"]`).
+    /// Address for DNS over UDP and TCP (repeatable; default 127.0.0.1:5353).
+    #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_LISTEN", value_delimiter = ',')]
     pub listen: Option<Vec<SocketAddr>>,
-    /// UDP worker threads per address.
+    /// UDP worker threads per address (default: number of CPUs).
+    #[arg(long, value_name = "N", env = "R53DNS_WORKERS")]
     pub workers: Option<usize>,
-    /// Largest UDP response sent and advertised (512–4096).
+    /// Largest UDP response, also advertised in EDNS (512–4096; default 1232).
+    #[arg(long, value_name = "N", env = "R53DNS_MAX_UDP_PAYLOAD")]
     pub max_udp_payload: Option<u16>,
     /// Leave the zone's NS and their addresses out of positive answers.
+    #[arg(long, value_name = "BOOL", env = "R53DNS_MINIMAL_RESPONSES", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub minimal_responses: Option<bool>,
     /// Answer to CHAOS `id.server`/`hostname.bind` (default: the host name; `""` hides it).
+    #[arg(long, value_name = "TEXT", env = "R53DNS_IDENTITY")]
     pub identity: Option<String>,
     /// Answer to CHAOS `version.bind`/`version.server` (default: `r53dns VERSION`; `""`
     /// hides it).
+    #[arg(long = "server-version", value_name = "TEXT", env = "R53DNS_SERVER_VERSION")]
     pub version: Option<String>,
     /// NSID (RFC 5001) sent to clients that ask: text, or `hex:` and hex digits (default:
     /// none).
+    #[arg(long, value_name = "TEXT", env = "R53DNS_NSID")]
     pub nsid: Option<String>,
-    /// Close TCP connections idle this long (`"10s"`).
+    /// Close TCP connections idle this long (default 10s).
     #[serde(default, with = "humantime_serde")]
+    #[arg(long, env = "R53DNS_TCP_IDLE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub tcp_idle_timeout: Option<Duration>,
     /// Most concurrent TCP connections.
+    #[arg(skip)]
     pub tcp_max_connections: Option<usize>,
-    /// Client networks allowed to transfer zones (AXFR/IXFR over TCP); default nobody.
-    #[serde(default)]
+    /// Client network allowed to transfer zones by AXFR/IXFR (repeatable; default nobody).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long, value_name = "CIDR", env = "R53DNS_ALLOW_TRANSFER", value_delimiter = ',')]
     pub allow_transfer: Vec<String>,
-    /// TSIG keys (from `[tsig]`) whose signed transfer requests are allowed from any network.
-    #[serde(default)]
+    /// TSIG key (from `[tsig]` or the key files) whose signed AXFR/IXFR requests are allowed from
+    /// any network (repeatable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long = "transfer-key", value_name = "NAME", env = "R53DNS_TRANSFER_KEYS", value_delimiter = ',')]
     pub transfer_keys: Vec<String>,
-    /// Secondaries to send NOTIFY to when a zone's serial changes (`ADDR:PORT`).
-    #[serde(default)]
+    /// Secondary to NOTIFY when a zone's serial changes (repeatable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long, value_name = "ADDR:PORT", env = "R53DNS_NOTIFY", value_delimiter = ',')]
     pub notify: Vec<SocketAddr>,
     /// TSIG key (from `[tsig]`) signing the NOTIFYs (secondaries that follow with a key
     /// usually accept only signed NOTIFYs).
+    #[arg(long, value_name = "NAME", env = "R53DNS_NOTIFY_KEY")]
     pub notify_key: Option<String>,
-    /// Client networks allowed to query (default: everyone); others get REFUSED.
+    /// Client network allowed to query (repeatable; default everyone; others get REFUSED).
+    #[arg(long, value_name = "CIDR", env = "R53DNS_ALLOW_QUERY", value_delimiter = ',')]
     pub allow_query: Option<Vec<String>>,
     /// Most TCP connections from one client network (/24 IPv4, /56 IPv6). The former name
     /// `tcp-max-connections-per-client` is still read.
     #[serde(alias = "tcp-max-connections-per-client")]
+    #[arg(skip)]
     pub tcp_max_connections_per_network: Option<usize>,
     /// Time to receive the rest of a TCP message once its length arrived (`"2s"`).
     #[serde(default, with = "humantime_serde")]
+    #[arg(skip)]
     pub tcp_message_timeout: Option<Duration>,
-    /// On SIGTERM, keep answering this long with `/readyz` failing, so load balancers stop
-    /// sending first (`"5s"`; `"0s"` stops at once).
+    /// On SIGTERM, keep answering this long while /readyz fails, so load balancers stop sending
+    /// first (default 5s; 0s: stop at once).
     #[serde(default, with = "humantime_serde")]
+    #[arg(long, env = "R53DNS_DRAIN", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub drain: Option<Duration>,
     /// Publish a catalog zone (RFC 9432) of this name listing every served zone, for
     /// secondaries that follow whatever is served (`"catalog.invalid"`).
+    #[arg(long, value_name = "NAME", env = "R53DNS_CATALOG_ZONE")]
     pub catalog_zone: Option<String>,
-    /// UNIX socket for `r53dns ctl` (mode 0660: the owner and group may use it).
+    /// UNIX socket for `r53dns ctl`, mode 0660 (the packaged service uses
+    /// /run/r53dns/control.sock).
+    #[arg(long, value_name = "PATH", env = "R53DNS_CONTROL_SOCKET")]
     pub control_socket: Option<PathBuf>,
 }
 
@@ -716,29 +917,36 @@ pub struct ServerSpec {
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
 
 /// `[zones]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Args)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ZonesSpec {
-    /// Directories whose zone files are served (`*.zone`, `db.*`, `*.db`).
-    #[serde(default)]
+    /// Serve every zone file in DIR: *.zone, db.* and *.db (origin from $ORIGIN, else the file
+    /// name: example.com.zone, db.example.com, example.com.db; repeatable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long = "zone-dir", value_name = "DIR", env = "R53DNS_ZONE_DIR", value_delimiter = ',')]
     pub dirs: Vec<PathBuf>,
-    /// Single zone files.
-    #[serde(default)]
+    /// Serve one zone file (repeatable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(long = "zone", value_name = "FILE", env = "R53DNS_ZONE", value_delimiter = ',')]
     pub files: Vec<PathBuf>,
-    /// A BIND `named.conf`: its zones, keys, transfer and NOTIFY lists, UPDATE permissions
-    /// and views are taken over (docs/migrating-from-bind.md).
+    /// Take zones, keys, transfer and NOTIFY lists, UPDATE permissions and views from a BIND
+    /// named.conf (see docs/migrating-from-bind.md; `check` lists what is not taken over).
+    #[arg(long, value_name = "FILE", env = "R53DNS_BIND_CONFIG")]
     pub bind_config: Option<PathBuf>,
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Args)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LogSpec {
-    /// `tracing` filter (`"info"`, `"r53dns=debug"`).
+    /// Log filter, e.g. `info` or `r53dns=debug` (default info).
+    #[arg(long = "log-level", value_name = "FILTER", env = "R53DNS_LOG")]
     pub level: Option<String>,
-    /// `human` or `json`.
+    /// Log format: human (default) or json.
+    #[arg(long = "log-format", value_name = "FORMAT", env = "R53DNS_LOG_FORMAT")]
     pub format: Option<LogFormat>,
     /// Share of queries to log (0.0–1.0; default 0: no per-query logs).
+    #[arg(long, value_name = "SHARE", env = "R53DNS_QUERY_LOG")]
     pub query_log: Option<f64>,
 }
 
@@ -819,12 +1027,9 @@ pub struct Config {
     pub follow: Option<crate::replicate::FollowConfig>,
     /// `[route53]` as given, for a replica (routing, views and state directory apply).
     pub replica_route53: Option<Route53Config>,
-    follow_spec: FollowSpec,
-    /// The `[tsig]` and `[update]` sections as given (printed back with secrets hidden).
-    tsig_spec: TsigSpec,
-    secondary_spec: Vec<SecondarySpec>,
-    update_spec: UpdateSpec,
-    transfer_spec: Vec<TransferSpec>,
+    /// The configuration as given (all layers merged), printed back over the values in
+    /// effect (secrets hidden).
+    given: Spec,
 }
 
 /// Default DNS listener: loopback on an unprivileged port, safe on a laptop.
@@ -837,127 +1042,18 @@ impl Spec {
         toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
     }
 
-    /// Overlays `other`'s set values on `self` (later sources win; lists replace).
-    pub fn merge(mut self, other: Spec) -> Self {
-        let s = &mut self.server;
-        let o = other.server;
-        s.listen = o.listen.or(s.listen.take());
-        s.workers = o.workers.or(s.workers);
-        s.max_udp_payload = o.max_udp_payload.or(s.max_udp_payload);
-        s.minimal_responses = o.minimal_responses.or(s.minimal_responses);
-        s.identity = o.identity.or(s.identity.take());
-        s.version = o.version.or(s.version.take());
-        s.nsid = o.nsid.or(s.nsid.take());
-        s.tcp_idle_timeout = o.tcp_idle_timeout.or(s.tcp_idle_timeout);
-        s.tcp_max_connections = o.tcp_max_connections.or(s.tcp_max_connections);
-        if !o.allow_transfer.is_empty() {
-            s.allow_transfer = o.allow_transfer;
-        }
-        if !o.transfer_keys.is_empty() {
-            s.transfer_keys = o.transfer_keys;
-        }
-        if !o.notify.is_empty() {
-            s.notify = o.notify;
-        }
-        s.notify_key = o.notify_key.or(s.notify_key.take());
-        s.tcp_max_connections_per_network = o.tcp_max_connections_per_network.or(s.tcp_max_connections_per_network);
-        s.allow_query = o.allow_query.or(s.allow_query.take());
-        s.tcp_message_timeout = o.tcp_message_timeout.or(s.tcp_message_timeout);
-        s.drain = o.drain.or(s.drain);
-        s.catalog_zone = o.catalog_zone.or(s.catalog_zone.take());
-        s.control_socket = o.control_socket.or(s.control_socket.take());
-        let (rp, ro) = (&mut self.replication, other.replication);
-        rp.enabled = ro.enabled.or(rp.enabled);
-        rp.token_file = ro.token_file.or(rp.token_file.take());
-        if !ro.allow.is_empty() {
-            rp.allow = ro.allow;
-        }
-        let (f, fo) = (&mut self.follow, other.follow);
-        f.source = fo.source.or(f.source.take());
-        f.token_file = fo.token_file.or(f.token_file.take());
-        f.max_object_size = fo.max_object_size.or(f.max_object_size);
-        f.wait = fo.wait.or(f.wait);
-        f.poll_interval = fo.poll_interval.or(f.poll_interval);
-        rp.s3 = ro.s3.or(rp.s3.take());
-        if !other.zones.dirs.is_empty() {
-            self.zones.dirs = other.zones.dirs;
-        }
-        if !other.zones.files.is_empty() {
-            self.zones.files = other.zones.files;
-        }
-        self.zones.bind_config = other.zones.bind_config.or(self.zones.bind_config.take());
-        if !other.transfer.is_empty() {
-            self.transfer = other.transfer;
-        }
-        self.log.level = other.log.level.or(self.log.level.take());
-        self.log.format = other.log.format.or(self.log.format);
-        self.log.query_log = other.log.query_log.or(self.log.query_log);
-        let r = &mut self.route53;
-        let o = other.route53;
-        r.enabled = o.enabled.or(r.enabled);
-        r.refresh = o.refresh.or(r.refresh);
-        r.events = o.events.or(r.events.take());
-        r.fallback_refresh = o.fallback_refresh.or(r.fallback_refresh);
-        r.rate_limit = o.rate_limit.or(r.rate_limit);
-        r.state_dir = o.state_dir.or(r.state_dir.take());
-        r.home_region = o.home_region.or(r.home_region.take());
-        r.home_location = o.home_location.or(r.home_location.take());
-        r.endpoint_resolver = o.endpoint_resolver.or(r.endpoint_resolver);
-        r.max_staleness = o.max_staleness.or(r.max_staleness);
-        r.conflict = o.conflict.or(r.conflict);
-        r.private_zones_to_everyone = o.private_zones_to_everyone.or(r.private_zones_to_everyone);
-        self.http.listen = other.http.listen.or(self.http.listen.take());
-        self.http.admin = other.http.admin.or(self.http.admin);
-        self.http.private_zone_metrics = other.http.private_zone_metrics.or(self.http.private_zone_metrics);
-        self.tsig.key.extend(other.tsig.key);
-        self.tsig.key_files.extend(other.tsig.key_files);
-        let (u, uo) = (&mut self.update, other.update);
-        u.grant.extend(uo.grant);
-        u.rate_per_key = uo.rate_per_key.or(u.rate_per_key);
-        u.burst_per_key = uo.burst_per_key.or(u.burst_per_key);
-        u.rate_per_network = uo.rate_per_network.or(u.rate_per_network);
-        u.burst_per_network = uo.burst_per_network.or(u.burst_per_network);
-        u.route53_share = uo.route53_share.or(u.route53_share);
-        self.secondary.extend(other.secondary);
-        if !o.include.is_empty() {
-            r.include = o.include;
-        }
-        if !o.internal_networks.is_empty() {
-            r.internal_networks = o.internal_networks;
-        }
-        let (t, to) = (&mut self.tls, other.tls);
-        t.cert = to.cert.or(t.cert.take());
-        t.key = to.key.or(t.key.take());
-        t.https_path = to.https_path.or(t.https_path.take());
-        t.timeout = to.timeout.or(t.timeout);
-        if !to.listen.is_empty() {
-            t.listen = to.listen;
-        }
-        if !to.https_listen.is_empty() {
-            t.https_listen = to.https_listen;
-        }
-        if !to.quic_listen.is_empty() {
-            t.quic_listen = to.quic_listen;
-        }
-        let (rr, ro) = (&mut self.rrl, other.rrl);
-        rr.responses_per_second = ro.responses_per_second.or(rr.responses_per_second);
-        rr.nxdomains_per_second = ro.nxdomains_per_second.or(rr.nxdomains_per_second);
-        rr.errors_per_second = ro.errors_per_second.or(rr.errors_per_second);
-        rr.slip = ro.slip.or(rr.slip);
-        rr.ipv4_prefix_length = ro.ipv4_prefix_length.or(rr.ipv4_prefix_length);
-        rr.ipv6_prefix_length = ro.ipv6_prefix_length.or(rr.ipv6_prefix_length);
-        rr.table_size = ro.table_size.or(rr.table_size);
-        if !ro.exempt.is_empty() {
-            rr.exempt = ro.exempt;
-        }
-        self
+    /// `other` laid over `self`: every value `other` sets replaces `self`'s, whatever the
+    /// section or key; a list is one value, replaced whole (lists of tables too).
+    pub fn merge(self, other: Spec) -> anyhow::Result<Spec> {
+        let mut base = toml::Table::try_from(&self).context("configuration")?;
+        overlay(&mut base, toml::Table::try_from(&other).context("configuration")?);
+        toml::Value::Table(base).try_into().context("configuration")
     }
 
     /// Checks values and fills defaults.
     pub fn validate(mut self) -> anyhow::Result<Config> {
         // Printed back as given; what a named.conf adds is read from it again.
-        let (tsig_spec, update_spec, secondary_spec, transfer_spec) =
-            (self.tsig.clone(), self.update.clone(), self.secondary.clone(), self.transfer.clone());
+        let given = self.clone();
         let mut bind_ignored = Vec::new();
         let mut bind_warnings = Vec::new();
         let mut view_networks = Vec::new();
@@ -1262,11 +1358,7 @@ impl Spec {
             replication,
             follow,
             replica_route53,
-            follow_spec: self.follow,
-            tsig_spec,
-            update_spec,
-            secondary_spec,
-            transfer_spec,
+            given,
         })
     }
 }
@@ -1363,9 +1455,11 @@ impl Route53Spec {
 }
 
 impl Config {
-    /// The configuration as a TOML document (what `r53dns check` prints).
+    /// The configuration as a TOML document (what `r53dns check` prints): every value given,
+    /// over the values in effect where this knows them (defaults filled in); secrets hidden.
+    /// Read back, it gives the same configuration.
     pub fn to_toml(&self) -> String {
-        let spec = Spec {
+        let effective = Spec {
             server: ServerSpec {
                 listen: Some(self.server.listen.clone()),
                 workers: Some(self.server.udp_workers),
@@ -1399,7 +1493,6 @@ impl Config {
                 files: self.zone_files.clone(),
                 bind_config: self.bind_config.clone(),
             },
-            transfer: self.transfer_spec.clone(),
             log: LogSpec {
                 level: Some(self.log_level.clone()),
                 format: Some(self.log_format),
@@ -1415,12 +1508,6 @@ impl Config {
                 admin: Some(self.http_admin),
                 private_zone_metrics: Some(self.private_zone_metrics),
             },
-            tsig: TsigSpec {
-                key: self.tsig_spec.key.iter().map(|k| KeySpec { secret: "(hidden)".into(), ..k.clone() }).collect(),
-                key_files: self.tsig_spec.key_files.clone(),
-            },
-            update: self.update_spec.clone(),
-            secondary: self.secondary_spec.clone(),
             rrl: RrlSpec {
                 responses_per_second: Some(self.server.rrl.responses_per_second),
                 nxdomains_per_second: Some(self.server.rrl.nxdomains_per_second),
@@ -1432,7 +1519,6 @@ impl Config {
                 table_size: Some(self.server.rrl.table_size),
             },
             replication: self.replication.as_ref().map(|r| r.spec.clone()).unwrap_or_default(),
-            follow: self.follow_spec.clone(),
             tls: {
                 let e = &self.server.encrypted;
                 TlsSpec {
@@ -1445,8 +1531,26 @@ impl Config {
                     timeout: Some(e.timeout),
                 }
             },
+            ..Default::default()
         };
+        let mut spec = effective.clone().merge(self.given.clone()).unwrap_or(effective);
+        for k in &mut spec.tsig.key {
+            k.secret = "(hidden)".into();
+        }
         toml::to_string_pretty(&spec).unwrap_or_default()
+    }
+}
+
+/// Lays `top` over `base`: tables are merged key by key, any other value (lists included)
+/// replaces what `base` had.
+fn overlay(base: &mut toml::Table, top: toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => overlay(b, t),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
     }
 }
 
@@ -1481,7 +1585,7 @@ mod tests {
         let file: Spec =
             toml::from_str("[server]\nworkers = 3\nlisten = [\"127.0.0.1:53\"]\n[zones]\ndirs = [\"a\"]\n").unwrap();
         let flags = Spec { server: ServerSpec { workers: Some(1), ..Default::default() }, ..Default::default() };
-        let cfg = file.merge(flags).validate().unwrap();
+        let cfg = file.merge(flags).unwrap().validate().unwrap();
         assert_eq!(cfg.server.udp_workers, 1);
         assert_eq!(cfg.server.listen, vec!["127.0.0.1:53".parse().unwrap()]);
         assert_eq!(cfg.zone_dirs, vec![PathBuf::from("a")]);
@@ -1512,6 +1616,163 @@ mod tests {
             toml::from_str("[[secondary]]\nprimary = \"10.0.0.1\"\nzones = [\"a.example\"]\nkey = \"nokey\"\n")
                 .unwrap();
         assert!(spec.validate().unwrap_err().to_string().contains("nokey"));
+    }
+
+    /// The command line of `serve` and `check`, as the binary flattens it.
+    #[derive(Debug, clap::Parser)]
+    #[command(name = "r53dns")]
+    struct Cli {
+        #[command(flatten)]
+        opts: Opts,
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+
+    /// Every option with a flag: its flag, its environment variable, its value's name and
+    /// whether it is a list.
+    fn flagged() -> Vec<(String, String, String, bool)> {
+        use clap::CommandFactory as _;
+        let cmd = Cli::command();
+        cmd.get_arguments()
+            .filter(|a| !["config", "help"].contains(&a.get_id().as_str()))
+            .map(|a| {
+                let long = a.get_long().expect("every option has a long flag");
+                let env = a.get_env().unwrap_or_else(|| panic!("--{long} has no R53DNS_* variable"));
+                let name = a.get_value_names().and_then(|n| n.first()).map(ToString::to_string);
+                let name = name.unwrap_or_else(|| panic!("--{long} has no value_name"));
+                let list = matches!(a.get_action(), clap::ArgAction::Append);
+                (long.to_owned(), env.to_string_lossy().into_owned(), name, list)
+            })
+            .collect()
+    }
+
+    /// A value for an option of this value name, different for each `layer` (1, 2, 3) and,
+    /// in lists, each `item`. A new value name needs a line here.
+    fn sample(value_name: &str, layer: u8, item: u8) -> String {
+        let n = layer * 10 + item;
+        match value_name {
+            "ADDR:PORT" | "ADDR:PORT|off" => format!("127.0.0.{n}:53"),
+            "ADDR[:PORT]" => format!("10.0.0.{n}"),
+            "CIDR" => format!("10.{n}.0.0/16"),
+            "FILE" | "DIR" | "PATH" => format!("/layer/{n}"),
+            "NAME" => format!("n{n}.example"),
+            "TEXT" | "FILTER" | "REGION" => format!("t{n}"),
+            "URL" => format!("http://h{n}.example:80"),
+            "DURATION" => format!("{n}s"),
+            "N" | "SHARE" => n.to_string(),
+            "BOOL" => (layer == 2).to_string(),
+            "FORMAT" => if layer == 2 { "json" } else { "human" }.to_owned(),
+            other => panic!("no sample value for value_name {other}: add one to config::tests::sample"),
+        }
+    }
+
+    /// Runs `layered_child` in a process of its own (the environment is a process's), with
+    /// `argv` and exactly the variables `env`; the merged configuration it printed.
+    fn layered(argv: &[String], env: &[(String, String)]) -> toml::Table {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["config::tests::layered_child", "--exact", "--nocapture", "--test-threads=1"])
+            .env_clear()
+            .env("R53DNS_TEST_LAYERED_ARGV", serde_json::to_string(argv).unwrap())
+            .envs(env.iter().cloned())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let spec = stdout
+            .split_once("--- spec\n")
+            .and_then(|(_, rest)| rest.split_once("--- end\n"))
+            .map(|(spec, _)| spec)
+            .unwrap_or_else(|| panic!("{argv:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+        toml::from_str(spec).unwrap()
+    }
+
+    /// Not a test on its own: `layered` runs it with the command line in
+    /// `R53DNS_TEST_LAYERED_ARGV`, and it prints the configuration the layers give.
+    #[test]
+    fn layered_child() {
+        use clap::Parser as _;
+        let Ok(argv) = std::env::var("R53DNS_TEST_LAYERED_ARGV") else { return };
+        let argv: Vec<String> = serde_json::from_str(&argv).unwrap();
+        let cli = Cli::try_parse_from(std::iter::once("r53dns".to_owned()).chain(argv)).unwrap();
+        let spec = cli.opts.load().unwrap();
+        println!("--- spec\n{}--- end", toml::to_string(&spec).unwrap());
+    }
+
+    /// Every leaf of a configuration (`section.key`, lists of tables by index) and its value.
+    fn leaves(table: &toml::Table, prefix: &str, out: &mut Vec<(String, toml::Value)>) {
+        for (k, v) in table {
+            let path = format!("{prefix}{k}");
+            match v {
+                toml::Value::Table(t) => leaves(t, &format!("{path}."), out),
+                toml::Value::Array(a) if a.iter().all(toml::Value::is_table) && !a.is_empty() => {
+                    for (i, t) in a.iter().enumerate() {
+                        leaves(t.as_table().unwrap(), &format!("{path}.{i}."), out);
+                    }
+                }
+                v => out.push((path, v.clone())),
+            }
+        }
+    }
+
+    #[test]
+    fn every_option_layers_file_then_environment_then_flags() {
+        let options = flagged();
+        let flags = |layer: u8| -> Vec<String> {
+            let mut argv = Vec::new();
+            for (long, _, name, list) in &options {
+                for item in 1..=if *list { 2 } else { 1 } {
+                    argv.push(format!("--{long}={}", sample(name, layer, item)));
+                }
+            }
+            argv
+        };
+        let env = |layer: u8| -> Vec<(String, String)> {
+            let value = |name: &str, list: bool| match list {
+                true => format!("{},{}", sample(name, layer, 1), sample(name, layer, 2)),
+                false => sample(name, layer, 1),
+            };
+            options.iter().map(|(_, env, name, list)| (env.clone(), value(name, *list))).collect()
+        };
+        // What each layer alone gives, every option set.
+        let [a, b, c] = [1, 2, 3].map(|layer| layered(&flags(layer), &[]));
+        let mut set = [&a, &b, &c].map(|t| {
+            let mut out = Vec::new();
+            leaves(t, "", &mut out);
+            out
+        });
+        assert_eq!(set[0].len(), options.len(), "every option sets one key of its own: {:?}", set[0]);
+        for (x, y) in set[0].iter().zip(&set[1]).chain(set[1].iter().zip(&set[2])) {
+            assert_eq!(x.0, y.0);
+            assert_ne!(x.1, y.1, "{}: the layers' values must differ for the test to mean anything", x.0);
+        }
+        set.iter_mut().for_each(Vec::clear);
+        assert_eq!(b, layered(&[], &env(2)), "the environment alone");
+
+        let dir = std::env::temp_dir().join(format!("r53dns-layers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("file.toml");
+        std::fs::write(&file, toml::to_string(&a).unwrap()).unwrap();
+        let config = vec![format!("--config={}", file.display())];
+        let file_only = layered(&config, &[]);
+        let over_file = layered(&config, &env(2));
+        let over_env = layered(&[config.clone(), flags(3)].concat(), &env(2));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(file_only, a, "every option read back from the file");
+        // Lists too: each layer's list replaces the one before, never adds to it.
+        assert_eq!(over_file, b, "every option of the environment over the file");
+        assert_eq!(over_env, c, "every flag over the environment and the file");
+    }
+
+    #[test]
+    fn every_flag_is_documented() {
+        let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md")).unwrap();
+        for (long, env, _, _) in flagged() {
+            assert!(docs.contains(&format!("`--{long}")), "docs/config.md does not name --{long}");
+            assert!(docs.contains(&env), "docs/config.md does not name {env}");
+        }
     }
 
     #[test]
