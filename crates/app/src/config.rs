@@ -1776,6 +1776,99 @@ mod tests {
     }
 
     #[test]
+    fn a_full_printed_config_reads_back_to_itself() {
+        let dir = std::env::temp_dir().join(format!("r53dns-printed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let keys = dir.join("keys.conf");
+        std::fs::write(&keys, "key \"k\" { algorithm hmac-sha256; secret \"c2VjcmV0LWZvci10ZXN0cy1vbmx5\"; };\n")
+            .unwrap();
+        let text = format!(
+            r#"
+[server]
+listen = ["127.0.0.1:5300", "[::1]:5300"]
+workers = 3
+max-udp-payload = 1400
+minimal-responses = true
+identity = "ns1"
+version = ""
+nsid = "hex:6e73"
+tcp-idle-timeout = "7s"
+tcp-max-connections = 99
+tcp-max-connections-per-client = 9
+tcp-message-timeout = "3s"
+allow-transfer = ["10.0.0.0/8"]
+transfer-keys = ["k"]
+notify = ["127.0.0.1:5301"]
+notify-key = "k"
+allow-query = []
+drain = "1s"
+catalog-zone = "catalog.invalid"
+control-socket = "/run/x.sock"
+[zones]
+files = ["a.zone"]
+dirs = ["zones"]
+[log]
+level = "debug"
+format = "json"
+query-log = 0.5
+[route53]
+enabled = true
+refresh = "30s"
+rate-limit = 2.0
+include = ["a.example"]
+exclude = ["b.example"]
+kind = "private"
+vpcs = ["vpc-1"]
+internal-networks = ["10.0.0.0/8"]
+home-region = "eu-west-1"
+home-location = "EU-DE"
+endpoint-refresh = "2m"
+conflict = "files"
+state-dir = "/var/lib/r53dns"
+[http]
+listen = "127.0.0.1:9999"
+admin = false
+private-zone-metrics = true
+[tsig]
+key-files = ["{}"]
+[rrl]
+responses-per-second = 5
+errors-per-second = 2
+slip = 3
+exempt = ["192.0.2.0/24"]
+table-size = 1024
+[replication]
+enabled = true
+allow = ["10.0.0.0/8"]
+[tls]
+cert = "c.pem"
+key = "k.pem"
+listen = ["127.0.0.1:853"]
+https-path = "/q"
+timeout = "4s"
+[[secondary]]
+primary = "10.0.0.1"
+zones = ["s.example"]
+max-records = 10
+[[transfer]]
+zones = ["a.example"]
+allow = ["10.1.0.0/16"]
+"#,
+            keys.display()
+        );
+        let cfg = toml::from_str::<Spec>(&text).unwrap().validate().unwrap();
+        let printed = cfg.to_toml();
+        let again = toml::from_str::<Spec>(&printed).unwrap().validate().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(again.to_toml(), printed);
+        assert_eq!(again.server.tcp_max_connections_per_network, 9);
+        assert_eq!(again.server.query_acl, Some(vec![]), "an empty allow-query is nobody, not everyone");
+        assert_eq!(again.server.rrl.nxdomains_per_second, 5);
+        assert_eq!(again.route53.as_ref().map(|r| r.kind), Some(ZoneKind::Private));
+        assert_eq!(again.secondaries.len(), 1);
+    }
+
+    #[test]
     fn printed_config_reads_back() {
         let spec: Spec =
             toml::from_str("[zones]\nfiles = [\"x.zone\"]\n[server]\ntcp-idle-timeout = \"3s\"\n").unwrap();
