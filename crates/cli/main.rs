@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 /// resident.
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-use r53dns_app::config::{LogFormat, Opts, Spec};
+use r53dns_app::config::{LogFormat, Opts};
 use r53dns_app::{StartupError, check, run_with_reread};
 
 /// Authoritative DNS server for Route53 hosted zones and RFC 1035 zone files.
@@ -461,7 +461,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config = match opts.load().and_then(Spec::validate) {
+    let config = match opts.config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("r53dns: {e:#}");
@@ -507,7 +507,7 @@ fn main() -> ExitCode {
     };
     // A reload reads the configuration file again (the command line and environment as given).
     let again = opts.clone();
-    let reread: r53dns_app::Reread = Box::new(move || again.load().and_then(Spec::validate));
+    let reread: r53dns_app::Reread = Box::new(move || again.config());
     match runtime.block_on(run_with_reread(config, Some(reread))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<StartupError>() => {

@@ -103,13 +103,47 @@ pub struct Opts {
 impl Opts {
     /// The configuration file (if any) with the environment and flags laid over it.
     pub fn load(&self) -> anyhow::Result<Spec> {
-        let file = match &self.config {
-            Some(path) => Spec::from_file(path)?,
-            None => Spec::default(),
-        };
+        self.file()?.merge(self.flags())
+    }
+
+    /// The configuration the process runs with. An error about a key says where its value
+    /// came from: the file (named), or the command line or environment.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let (file, flags) = (self.file()?, self.flags());
+        file.clone().merge(flags.clone())?.validate().map_err(|e| {
+            let message = e.to_string();
+            let key = message.split_once(':').map_or(message.as_str(), |(k, _)| k);
+            let known = |spec: &Spec| {
+                key.split_once('.').is_some_and(|(section, name)| {
+                    let table = toml::Table::try_from(spec).unwrap_or_default();
+                    match table.get(section) {
+                        Some(toml::Value::Table(t)) => t.contains_key(name),
+                        Some(toml::Value::Array(a)) => {
+                            a.iter().any(|t| t.as_table().is_some_and(|t| t.contains_key(name)))
+                        }
+                        _ => false,
+                    }
+                })
+            };
+            match &self.config {
+                _ if known(&flags) => e.context("command line or environment"),
+                Some(path) if known(&file) => e.context(path.display().to_string()),
+                _ => e,
+            }
+        })
+    }
+
+    fn file(&self) -> anyhow::Result<Spec> {
+        match &self.config {
+            Some(path) => Spec::from_file(path),
+            None => Ok(Spec::default()),
+        }
+    }
+
+    fn flags(&self) -> Spec {
         let mut flags = self.spec.clone();
         flags.secondary.extend(self.primary.to_spec());
-        file.merge(flags)
+        flags
     }
 }
 
@@ -1764,6 +1798,23 @@ mod tests {
         // Lists too: each layer's list replaces the one before, never adds to it.
         assert_eq!(over_file, b, "every option of the environment over the file");
         assert_eq!(over_env, c, "every flag over the environment and the file");
+    }
+
+    #[test]
+    fn a_bad_value_is_named_with_where_it_came_from() {
+        let dir = std::env::temp_dir().join(format!("r53dns-origin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("r53dns.toml");
+        std::fs::write(&file, "[server]\nworkers = 0\n[zones]\nfiles = [\"a.zone\"]\n").unwrap();
+        let mut opts = Opts { config: Some(file.clone()), ..Default::default() };
+        let e = format!("{:#}", opts.config().unwrap_err());
+        assert_eq!(e, format!("{}: server.workers: 0 is out of range (1–256)", file.display()));
+        opts.spec.server.workers = Some(300);
+        let e = format!("{:#}", opts.config().unwrap_err());
+        assert_eq!(e, "command line or environment: server.workers: 300 is out of range (1–256)");
+        opts.spec.server.workers = Some(2);
+        assert_eq!(opts.config().unwrap().server.udp_workers, 2);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
