@@ -31,27 +31,27 @@ use r53dns_server::{AnswerConfig, ServerConfig};
 pub struct Spec {
     /// `[server]`: listeners and answering.
     #[serde(default)]
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Server ([server])")]
     pub server: ServerSpec,
     /// `[zones]`: zone files.
     #[serde(default)]
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Zones ([zones])")]
     pub zones: ZonesSpec,
     /// `[log]`: logging.
     #[serde(default)]
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Logging ([log])")]
     pub log: LogSpec,
     /// `[route53]`: Route53 as a zone source.
     #[serde(default)]
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Route53 ([route53])")]
     pub route53: Route53Spec,
     /// `[http]`: metrics, health and admin endpoint.
     #[serde(default)]
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "HTTP endpoint ([http])")]
     pub http: HttpSpec,
     /// `[tsig]`: shared keys for signed UPDATEs (and transfers).
     #[serde(default)]
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "TSIG ([tsig])")]
     pub tsig: TsigSpec,
     /// `[update]`: who may change which Route53 zones by DNS UPDATE.
     #[serde(default)]
@@ -64,19 +64,19 @@ pub struct Spec {
     pub secondary: Vec<SecondarySpec>,
     /// `[rrl]`: response rate limiting.
     #[serde(default)]
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Response rate limiting ([rrl])")]
     pub rrl: RrlSpec,
     /// `[replication]`: offering this server's Route53 data to replicas.
     #[serde(default)]
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Replication ([replication])")]
     pub replication: ReplicationSpec,
     /// `[follow]`: serving what another r53dns serves (a replica).
     #[serde(default)]
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Replica ([follow])")]
     pub follow: FollowSpec,
     /// `[tls]`: DNS over TLS and over HTTPS.
     #[serde(default)]
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "DNS over TLS, HTTPS and QUIC ([tls])")]
     pub tls: TlsSpec,
     /// `[[transfer]]`: who may transfer particular zones (in place of `server.allow-transfer`
     /// and `server.transfer-keys` for them).
@@ -96,7 +96,7 @@ pub struct Opts {
     #[command(flatten)]
     pub spec: Spec,
     /// `--primary` and its companions.
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Secondary zones ([[secondary]])")]
     pub primary: PrimaryFlags,
 }
 
