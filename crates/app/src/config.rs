@@ -1907,7 +1907,11 @@ allow = ["10.1.0.0/16"]
 "#,
             keys.display()
         );
-        let cfg = toml::from_str::<Spec>(&text).unwrap().validate().unwrap();
+        let spec = toml::from_str::<Spec>(&text).unwrap();
+        // Merging knows every key: nothing is lost over or under an empty layer.
+        assert_eq!(Spec::default().merge(spec.clone()).unwrap(), spec);
+        assert_eq!(spec.clone().merge(Spec::default()).unwrap(), spec);
+        let cfg = spec.validate().unwrap();
         let printed = cfg.to_toml();
         let again = toml::from_str::<Spec>(&printed).unwrap().validate().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
