@@ -10,9 +10,14 @@
 //! not added to). [`Spec::validate`] then checks the values and gives the typed [`Config`]
 //! the process runs with, errors naming the key (`section.key`).
 //!
-//! Adding an option: a field on its section's struct with its doc comment — `#[arg(skip)]`
-//! for a file-only key, or `#[arg(long, env = "R53DNS_…", value_name = "…")]` for one with a
-//! flag — its use in `validate`, and its row in `docs/config.md`.
+//! Adding an option: a field on its section's struct, `Option<T>` (or `Vec<T>` with
+//! `#[serde(default, skip_serializing_if = "Vec::is_empty")]`), with its doc comment and
+//! either `#[arg(skip)]` (a file-only key) or `#[arg(long, env = "R53DNS_…", value_name =
+//! "…")]` (a key with a flag; add `id = "flag-name"` when another section has a field of the
+//! same name, `value_delimiter = ','` for a list); its use in `validate`; its row in
+//! `docs/config.md`. Merging, printing (`Config::to_toml`) and reading back need nothing
+//! more, and the tests run the new flag through file, environment and command line by
+//! themselves (a value name they have no sample for is one line in `tests::sample`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -1398,6 +1403,8 @@ impl Spec {
 }
 
 impl Route53Config {
+    /// The values in effect, for `Config::to_toml`.
+    #[allow(clippy::needless_update)]
     fn to_spec(&self) -> Route53Spec {
         let g = &self.routing.home_location;
         let location: Vec<&str> =
@@ -1423,6 +1430,7 @@ impl Route53Config {
             account: self.accounts.clone(),
             only_assumed_roles: Some(!self.own_account),
             private_zones_to_everyone: Some(self.private_zones_to_everyone),
+            ..Default::default()
         }
     }
 }
@@ -1491,7 +1499,9 @@ impl Route53Spec {
 impl Config {
     /// The configuration as a TOML document (what `r53dns check` prints): every value given,
     /// over the values in effect where this knows them (defaults filled in); secrets hidden.
-    /// Read back, it gives the same configuration.
+    /// Read back, it gives the same configuration. A key missing here is printed as given
+    /// (hence `..Default::default()` everywhere: a new key needs no line here).
+    #[allow(clippy::needless_update)]
     pub fn to_toml(&self) -> String {
         let effective = Spec {
             server: ServerSpec {
@@ -1521,16 +1531,19 @@ impl Config {
                 drain: Some(self.drain),
                 catalog_zone: self.catalog_zone.as_ref().map(|n| n.to_text()),
                 control_socket: self.control_socket.clone(),
+                ..Default::default()
             },
             zones: ZonesSpec {
                 dirs: self.zone_dirs.clone(),
                 files: self.zone_files.clone(),
                 bind_config: self.bind_config.clone(),
+                ..Default::default()
             },
             log: LogSpec {
                 level: Some(self.log_level.clone()),
                 format: Some(self.log_format),
                 query_log: Some(self.server.query_log),
+                ..Default::default()
             },
             route53: match (&self.route53, &self.replica_route53) {
                 (Some(r), _) => r.to_spec(),
@@ -1541,6 +1554,7 @@ impl Config {
                 listen: Some(self.http_listen.map_or_else(|| "off".to_owned(), |a| a.to_string())),
                 admin: Some(self.http_admin),
                 private_zone_metrics: Some(self.private_zone_metrics),
+                ..Default::default()
             },
             rrl: RrlSpec {
                 responses_per_second: Some(self.server.rrl.responses_per_second),
@@ -1551,6 +1565,7 @@ impl Config {
                 ipv6_prefix_length: Some(self.server.rrl.ipv6_prefix),
                 exempt: self.server.rrl.exempt.iter().map(|(a, l)| format!("{a}/{l}")).collect(),
                 table_size: Some(self.server.rrl.table_size),
+                ..Default::default()
             },
             replication: self.replication.as_ref().map(|r| r.spec.clone()).unwrap_or_default(),
             tls: {
@@ -1563,6 +1578,7 @@ impl Config {
                     quic_listen: e.doq.clone(),
                     https_path: Some(e.doh_path.clone()),
                     timeout: Some(e.timeout),
+                    ..Default::default()
                 }
             },
             ..Default::default()
