@@ -1371,6 +1371,8 @@ impl Spec {
                 zone_transfer,
                 rrl: self.rrl.validate()?,
                 encrypted: self.tls.validate()?,
+                dnstap: Default::default(),
+                zone_queries: 0,
             },
             zone_dirs: self.zones.dirs,
             zone_files: self.zones.files,

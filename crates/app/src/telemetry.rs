@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use r53dns_metrics::{Metrics, Probes, QuerySource, TransportCounts};
+use r53dns_metrics::{DnstapCounts, Metrics, Probes, QuerySource, SizeHistogram, TransportCounts, ZoneCount};
 use r53dns_server::Store;
-use r53dns_server::stats::{LATENCY_BUCKETS, Listener, Stats};
+use r53dns_server::stats::{LATENCY_BUCKETS, Listener, SIZE_BUCKETS, Stats};
 use r53dns_zone::Source;
 
 use crate::sync::{SyncStatus, Syncer};
@@ -19,7 +19,12 @@ impl QuerySource for StatsSource {
             .map(|t| {
                 let name = t.label();
                 let (bucket_counts, latency_sum) = self.0.latency(t);
+                let ((rq, rq_sum), (rs, rs_sum)) = self.0.sizes(t);
+                let sizes = |counts, sum| SizeHistogram { bounds: SIZE_BUCKETS.to_vec(), counts, sum };
                 TransportCounts {
+                    request_sizes: sizes(rq, rq_sum),
+                    response_sizes: sizes(rs, rs_sum),
+                    dnssec_ok: self.0.dnssec_ok(t),
                     transport: name,
                     queries: self.0.queries(t),
                     truncated: self.0.truncated(t),
@@ -42,6 +47,28 @@ impl QuerySource for StatsSource {
 
     fn refusals(&self) -> Vec<(&'static str, u64)> {
         r53dns_server::logs::refusals().into_iter().map(|(r, n)| (r.label(), n)).collect()
+    }
+
+    fn zone_queries(&self) -> Vec<ZoneCount> {
+        let view = |external| if external { "external" } else { "internal" };
+        self.0
+            .zone_queries()
+            .into_iter()
+            .map(|z| ZoneCount {
+                zone: z.zone.unwrap_or_else(|| "other".to_owned()),
+                view: view(z.external),
+                queries: z.queries,
+            })
+            .collect()
+    }
+
+    fn dnstap(&self) -> Option<DnstapCounts> {
+        use r53dns_server::dnstap::Dropped;
+        self.0.dnstap().map(|d| DnstapCounts {
+            sent: d.sent,
+            dropped: Dropped::ALL.iter().zip(d.dropped).map(|(r, n)| (r.label(), n)).collect(),
+            connected: d.connected,
+        })
     }
 }
 

@@ -53,6 +53,45 @@ pub struct TransportCounts {
     pub bucket_counts: Vec<u64>,
     /// Sum of latencies in seconds.
     pub latency_sum: f64,
+    /// Request sizes (octets) of answered queries.
+    pub request_sizes: SizeHistogram,
+    /// Response sizes (octets).
+    pub response_sizes: SizeHistogram,
+    /// Queries that set the DO bit.
+    pub dnssec_ok: u64,
+}
+
+/// A size histogram at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct SizeHistogram {
+    /// Bucket upper bounds (octets).
+    pub bounds: Vec<f64>,
+    /// Per-bucket counts, not cumulative; one more than the bounds (+Inf).
+    pub counts: Vec<u64>,
+    /// Sum of sizes.
+    pub sum: f64,
+}
+
+/// Queries answered from one zone.
+#[derive(Debug, Clone, Default)]
+pub struct ZoneCount {
+    /// The zone (`other`: zones beyond the counted ones).
+    pub zone: String,
+    /// `internal` or `external`.
+    pub view: &'static str,
+    /// Queries.
+    pub queries: u64,
+}
+
+/// The dnstap capture's counters at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct DnstapCounts {
+    /// Frames written to the receiver.
+    pub sent: u64,
+    /// Frames dropped, by reason.
+    pub dropped: Vec<(&'static str, u64)>,
+    /// Whether the receiver is connected.
+    pub connected: bool,
 }
 
 /// Where query counters come from (the DNS server).
@@ -74,6 +113,16 @@ pub trait QuerySource: Send + Sync {
     fn refusals(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+
+    /// Queries per zone, when counted (empty otherwise: no series).
+    fn zone_queries(&self) -> Vec<ZoneCount> {
+        Vec::new()
+    }
+
+    /// The dnstap capture's counters (`None`: no capture, no series).
+    fn dnstap(&self) -> Option<DnstapCounts> {
+        None
+    }
 }
 
 const TCP_OPEN: (&str, &str) = ("r53dns_tcp_connections", "TCP connections open now.");
@@ -85,6 +134,49 @@ const REFUSED: (&str, &str) = (
     "r53dns_requests_refused_total",
     "Requests refused by reason: failed TSIG, a network or key not allowed, a limit reached (one log line a second per reason).",
 );
+
+const REQUEST_SIZE: (&str, &str) =
+    ("r53dns_request_size_bytes", "Size of the DNS messages of answered queries (without TCP's length prefix).");
+const RESPONSE_SIZE: (&str, &str) = ("r53dns_response_size_bytes", "Size of the DNS responses sent.");
+const DNSSEC_OK: (&str, &str) = ("r53dns_queries_dnssec_ok_total", "Answered queries that set the DO bit.");
+const ZONE_QUERIES: (&str, &str) = (
+    "r53dns_zone_queries_total",
+    "Queries answered from each zone, by view (only with zone-query-metrics; zone=\"other\": zones beyond the limit).",
+);
+const DNSTAP_SENT: (&str, &str) = ("r53dns_dnstap_frames_sent_total", "dnstap frames written to the receiver.");
+const DNSTAP_DROPPED: (&str, &str) = (
+    "r53dns_dnstap_frames_dropped_total",
+    "dnstap frames dropped: the buffer was full (the writer or receiver is behind), the receiver was down, or the message too large.",
+);
+const DNSTAP_CONNECTED: (&str, &str) = ("r53dns_dnstap_connected", "1 while the dnstap receiver is connected.");
+
+fn histogram(pairs: &[(&str, &str)], bounds: &[f64], counts: &[u64], sum: f64) -> prometheus::proto::Metric {
+    let mut h = prometheus::proto::Histogram::default();
+    let mut cumulative = 0;
+    let mut buckets = Vec::new();
+    for (i, ub) in bounds.iter().enumerate() {
+        cumulative += counts.get(i).copied().unwrap_or(0);
+        let mut b = prometheus::proto::Bucket::default();
+        b.set_upper_bound(*ub);
+        b.set_cumulative_count(cumulative);
+        buckets.push(b);
+    }
+    h.set_bucket(buckets);
+    h.set_sample_count(counts.iter().sum());
+    h.set_sample_sum(sum);
+    let mut m = prometheus::proto::Metric::default();
+    m.set_label(labels(pairs));
+    m.set_histogram(h);
+    m
+}
+
+fn gauge(v: f64) -> prometheus::proto::Metric {
+    let mut g = prometheus::proto::Metric::default();
+    let mut x = prometheus::proto::Gauge::default();
+    x.set_value(v);
+    g.set_gauge(x);
+    g
+}
 
 struct QueryCollector {
     source: Arc<dyn QuerySource>,
@@ -117,6 +209,13 @@ impl QueryCollector {
             mk(TCP_OPEN.0, TCP_OPEN.1, &[]),
             mk(TCP_EVICTED.0, TCP_EVICTED.1, &[]),
             mk(REFUSED.0, REFUSED.1, &["reason"]),
+            mk(REQUEST_SIZE.0, REQUEST_SIZE.1, &["transport"]),
+            mk(RESPONSE_SIZE.0, RESPONSE_SIZE.1, &["transport"]),
+            mk(DNSSEC_OK.0, DNSSEC_OK.1, &["transport"]),
+            mk(ZONE_QUERIES.0, ZONE_QUERIES.1, &["zone", "view"]),
+            mk(DNSTAP_SENT.0, DNSTAP_SENT.1, &[]),
+            mk(DNSTAP_DROPPED.0, DNSTAP_DROPPED.1, &["reason"]),
+            mk(DNSTAP_CONNECTED.0, DNSTAP_CONNECTED.1, &[]),
         ]
         .into_iter()
         .filter_map(Result::ok)
@@ -175,7 +274,13 @@ impl Collector for QueryCollector {
         let mut truncated = Vec::new();
         let mut dropped = Vec::new();
         let mut latency = Vec::new();
+        let (mut request_sizes, mut response_sizes, mut dnssec_ok) = (Vec::new(), Vec::new(), Vec::new());
         for t in &counts {
+            let tl = [("transport", t.transport)];
+            let (rq, rs) = (&t.request_sizes, &t.response_sizes);
+            request_sizes.push(histogram(&tl, &rq.bounds, &rq.counts, rq.sum));
+            response_sizes.push(histogram(&tl, &rs.bounds, &rs.counts, rs.sum));
+            dnssec_ok.push(counter(&tl, t.dnssec_ok));
             for (q, r, n) in &t.queries {
                 queries.push(counter(&[("transport", t.transport), ("qtype", q), ("rcode", r)], *n));
             }
@@ -238,6 +343,9 @@ impl Collector for QueryCollector {
                 family(TCP_OPEN.0, TCP_OPEN.1, MetricType::GAUGE, vec![g])
             },
             family(TCP_EVICTED.0, TCP_EVICTED.1, MetricType::COUNTER, vec![counter(&[], self.source.tcp().1)]),
+            family(REQUEST_SIZE.0, REQUEST_SIZE.1, MetricType::HISTOGRAM, request_sizes),
+            family(RESPONSE_SIZE.0, RESPONSE_SIZE.1, MetricType::HISTOGRAM, response_sizes),
+            family(DNSSEC_OK.0, DNSSEC_OK.1, MetricType::COUNTER, dnssec_ok),
         ]
         .into_iter()
         .chain({
@@ -246,6 +354,28 @@ impl Collector for QueryCollector {
                 self.source.refusals().into_iter().map(|(reason, n)| counter(&[("reason", reason)], n)).collect();
             (!refused.is_empty()).then(|| family(REFUSED.0, REFUSED.1, MetricType::COUNTER, refused))
         })
+        .chain({
+            let zones: Vec<_> = self
+                .source
+                .zone_queries()
+                .iter()
+                .map(|z| counter(&[("zone", &z.zone), ("view", z.view)], z.queries))
+                .collect();
+            (!zones.is_empty()).then(|| family(ZONE_QUERIES.0, ZONE_QUERIES.1, MetricType::COUNTER, zones))
+        })
+        .chain(self.source.dnstap().into_iter().flat_map(|d| {
+            let dropped = d.dropped.iter().map(|(reason, n)| counter(&[("reason", reason)], *n)).collect();
+            [
+                family(DNSTAP_SENT.0, DNSTAP_SENT.1, MetricType::COUNTER, vec![counter(&[], d.sent)]),
+                family(DNSTAP_DROPPED.0, DNSTAP_DROPPED.1, MetricType::COUNTER, dropped),
+                family(
+                    DNSTAP_CONNECTED.0,
+                    DNSTAP_CONNECTED.1,
+                    MetricType::GAUGE,
+                    vec![gauge(f64::from(u8::from(d.connected)))],
+                ),
+            ]
+        }))
         .collect()
     }
 }

@@ -20,6 +20,7 @@ use h2::server::SendResponse;
 use http::{Method, Request, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::dnstap::Proto;
 use crate::handler::{Note, Outcome, Transport, answer_noting};
 use crate::stats::{Listener, Stats, inspect};
 use crate::{ServerConfig, Store};
@@ -37,13 +38,14 @@ struct Shared {
     cfg: ServerConfig,
     stats: Arc<Stats>,
     peer: SocketAddr,
+    local: SocketAddr,
 }
 
 /// Serves one DNS over HTTPS connection (TLS already done) until the client closes it, it
 /// stays idle for the TCP idle timeout, or `slot` is told to close.
 pub(crate) async fn connection(
     io: impl AsyncRead + AsyncWrite + Unpin,
-    peer: SocketAddr,
+    (peer, local): (SocketAddr, SocketAddr),
     store: &Store,
     cfg: &ServerConfig,
     slot: &crate::slots::Slot,
@@ -58,7 +60,7 @@ pub(crate) async fn connection(
         Ok(Err(e)) => return Err(std::io::Error::other(e)),
         Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "HTTP/2 handshake")),
     };
-    let shared = Shared { store: store.clone(), cfg: cfg.clone(), stats: stats.clone(), peer };
+    let shared = Shared { store: store.clone(), cfg: cfg.clone(), stats: stats.clone(), peer, local };
     // POSTs whose body is still on its way. Everything happens in this one task, so a
     // response's HEADERS and DATA go out together (the `h2` connection writes when polled).
     let mut pending: Vec<Pending> = Vec::new();
@@ -255,7 +257,12 @@ fn poll_pending(
 /// Our answer to `msg`, as TCP would give it (`None`: no answer is due).
 fn answer(msg: &[u8], shared: &Shared) -> Option<Vec<u8>> {
     let started = std::time::Instant::now();
+    let received = std::time::SystemTime::now();
     let (cfg, peer) = (&shared.cfg, shared.peer.ip());
+    let tap = shared.stats.tap.as_deref().filter(|t| t.sampled());
+    if let Some(tap) = tap {
+        tap.query(Proto::Doh, shared.peer, shared.local, received, msg);
+    }
     let mut out = Vec::with_capacity(1024);
     let mut note = Note::default();
     let outcome = if !crate::net::query_allowed(cfg, peer) {
@@ -264,11 +271,23 @@ fn answer(msg: &[u8], shared: &Shared) -> Option<Vec<u8>> {
         let snapshot = shared.store.load();
         let zones = snapshot.zones_for(Some(peer));
         let o = answer_noting(zones, msg, Transport::Tcp, &cfg.answer, Some(peer), &mut out, &mut note);
-        if note.tsig { crate::signed::answer(zones, msg, Transport::Tcp, cfg, peer, &mut out, &mut note) } else { o }
+        let o = if note.tsig {
+            crate::signed::answer(zones, msg, Transport::Tcp, cfg, peer, &mut out, &mut note)
+        } else {
+            o
+        };
+        if o == Outcome::Respond {
+            shared.stats.zone_query(&snapshot, zones, msg);
+        }
+        o
     };
     if outcome == Outcome::Drop {
         shared.stats.dropped(Listener::Doh);
         return None;
+    }
+    shared.stats.sized(Listener::Doh, msg.len(), out.len(), note.dnssec_ok);
+    if let Some(tap) = tap {
+        tap.response(Proto::Doh, shared.peer, shared.local, received, std::time::SystemTime::now(), &out);
     }
     shared.stats.answered(Listener::Doh, inspect(&out, note.qtype, note.ext_rcode), started.elapsed());
     Some(out)

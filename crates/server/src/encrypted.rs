@@ -38,6 +38,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_util::sync::CancellationToken;
 
+use crate::dnstap::Proto;
 use crate::handler::{Note, Outcome, Transport, answer_noting};
 use crate::stats::{Listener, Stats, inspect};
 use crate::{ServerConfig, Store};
@@ -210,7 +211,8 @@ pub(crate) async fn serve_quic(
     if doq.is_empty() {
         return;
     }
-    let mut hickory = hickory_server::Server::new(Handler { store, cfg: server, stats });
+    let local = doq.first().and_then(|s| s.local_addr().ok()).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut hickory = hickory_server::Server::new(Handler { store, cfg: server, stats, local });
     for s in doq {
         // RFC 9250 §4.1.1: ALPN "doq"; QUIC itself requires TLS 1.3.
         let registered = certs.tls_config(b"doq", true).and_then(|tls| {
@@ -242,6 +244,8 @@ struct Handler {
     store: Store,
     cfg: ServerConfig,
     stats: Arc<Stats>,
+    /// The (first) QUIC address, as dnstap's response address.
+    local: SocketAddr,
 }
 
 impl Handler {
@@ -249,6 +253,11 @@ impl Handler {
     fn answer(&self, msg: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
         let via = Listener::Doq;
         let started = std::time::Instant::now();
+        let received = std::time::SystemTime::now();
+        let tap = self.stats.tap.as_deref().filter(|t| t.sampled());
+        if let Some(tap) = tap {
+            tap.query(Proto::Doq, peer, self.local, received, msg);
+        }
         let mut out = Vec::with_capacity(1024);
         let mut note = Note::default();
         let outcome = if !crate::net::query_allowed(&self.cfg, peer.ip()) {
@@ -257,16 +266,25 @@ impl Handler {
             let snapshot = self.store.load();
             let zones = snapshot.zones_for(Some(peer.ip()));
             let o = answer_noting(zones, msg, Transport::Tcp, &self.cfg.answer, Some(peer.ip()), &mut out, &mut note);
-            if note.tsig {
+            let o = if note.tsig {
                 // See the module documentation: a signature would not survive re-encoding.
                 crate::handler::refuse(msg, &self.cfg.answer, &mut out, &mut note)
             } else {
                 o
+            };
+            if o == Outcome::Respond {
+                self.stats.zone_query(&snapshot, zones, msg);
             }
+            o
         };
         if outcome == Outcome::Drop {
             self.stats.dropped(via);
             return None;
+        }
+        self.stats.sized(via, msg.len(), out.len(), note.dnssec_ok);
+        if let Some(tap) = tap {
+            // Our answer's octets; hickory re-encodes them (same content) for the wire.
+            tap.response(Proto::Doq, peer, self.local, received, std::time::SystemTime::now(), &out);
         }
         self.stats.answered(via, inspect(&out, note.qtype, note.ext_rcode), started.elapsed());
         Some(out)

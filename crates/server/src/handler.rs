@@ -102,6 +102,8 @@ pub(crate) struct Note {
     pub(crate) want_rrl: bool,
     /// The response's rate-limiting account (`None`: an error answered before any lookup).
     pub(crate) rrl: Option<crate::rrl::Account>,
+    /// The query set the DO bit (RFC 3225).
+    pub(crate) dnssec_ok: bool,
 }
 
 /// [`answer`], also noting the question type and extended rcode.
@@ -127,6 +129,7 @@ pub(crate) fn answer_noting(
     }
     note.qtype = req.qtype;
     note.tsig = req.tsig;
+    note.dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
     if req.opcode() != opcode::QUERY {
         error(out, &req, cfg, rcode::NOTIMP, true);
         return Outcome::Respond;

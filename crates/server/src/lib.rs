@@ -33,6 +33,7 @@ use arc_swap::ArcSwap;
 pub use r53dns_zone::Snapshot;
 pub use r53dns_zone::ZoneSet;
 
+pub mod dnstap;
 mod doh;
 mod encode;
 pub mod encrypted;
@@ -48,6 +49,7 @@ pub mod tsig;
 mod wire;
 mod xfr;
 
+pub use dnstap::{DnstapConfig, DnstapTarget};
 pub use handler::{AnswerConfig, Outcome, Transport, answer};
 pub use net::{Bound, RequestHandler, ServerConfig, TransferRule, bind};
 pub use rrl::RrlConfig;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Store;
+use crate::dnstap::Proto;
 use crate::handler::{AnswerConfig, Note, Outcome, Transport, answer_noting};
 use crate::logs::Refusal;
 use crate::stats::{Listener, Stats, inspect};
@@ -61,6 +62,10 @@ pub struct ServerConfig {
     pub rrl: crate::rrl::RrlConfig,
     /// DNS over TLS and HTTPS (off unless addresses are given).
     pub encrypted: crate::encrypted::EncryptedConfig,
+    /// Query capture in the dnstap format (off unless a target is given).
+    pub dnstap: crate::dnstap::DnstapConfig,
+    /// Count queries per zone for up to this many zones (0: not per zone).
+    pub zone_queries: usize,
 }
 
 /// Who may transfer one zone: clients of these networks, or requests signed with these keys.
@@ -90,6 +95,8 @@ impl Default for ServerConfig {
             zone_transfer: std::collections::HashMap::new(),
             rrl: crate::rrl::RrlConfig::default(),
             encrypted: crate::encrypted::EncryptedConfig::default(),
+            dnstap: crate::dnstap::DnstapConfig::default(),
+            zone_queries: 0,
         }
     }
 }
@@ -224,7 +231,15 @@ pub fn bind(cfg: ServerConfig) -> io::Result<Bound> {
     }
     let encrypted =
         if cfg.encrypted.enabled() { Some(crate::encrypted::EncryptedListeners::bind(&cfg.encrypted)?) } else { None };
-    Ok(Bound { cfg, stats: Arc::new(Stats::default()), udp, tcp, addrs, updates: None, encrypted })
+    let tap = cfg.dnstap.target.is_some().then(|| {
+        Arc::new(crate::dnstap::Tap::new(
+            cfg.dnstap.clone(),
+            cfg.answer.identity.as_bytes(),
+            cfg.answer.version.as_bytes(),
+        ))
+    });
+    let stats = Arc::new(Stats::new(cfg.zone_queries, tap));
+    Ok(Bound { cfg, stats, udp, tcp, addrs, updates: None, encrypted })
 }
 
 impl Bound {
@@ -288,6 +303,9 @@ impl Bound {
             }
         }
         let tracker = TaskTracker::new();
+        // The dnstap writer outlives the listeners' drain: it stops after them.
+        let tap_stop = CancellationToken::new();
+        let tap_writer = self.stats.tap.clone().map(|tap| tokio::spawn(crate::dnstap::writer(tap, tap_stop.clone())));
         let mut tcp: Vec<(TcpListener, Kind)> = self.tcp.into_iter().map(|l| (l, Kind::Tcp)).collect();
         if let Some(listeners) = self.encrypted {
             let (dot, doh, doq, certs) = crate::encrypted::split(listeners);
@@ -332,6 +350,10 @@ impl Bound {
             }
         })
         .await;
+        tap_stop.cancel();
+        if let Some(w) = tap_writer {
+            let _ = w.await;
+        }
     }
 }
 
@@ -389,6 +411,8 @@ struct Shared<'a> {
 fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Updates>) {
     let Shared { store, cfg, stop, stats, rrl } = *shared;
     let fd = sock.as_raw_fd();
+    let tap = stats.tap.as_deref();
+    let local = sock.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut bufs = vec![[0u8; MAX_REQUEST]; BATCH];
     let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(4096)).collect();
     let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
@@ -408,8 +432,9 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
             }
         }
         let started = std::time::Instant::now();
+        let received = if tap.is_some() { std::time::SystemTime::now() } else { std::time::UNIX_EPOCH };
         let snapshot = store.load();
-        let mut replies: Vec<(usize, SockaddrStorage, crate::stats::Answered)> = Vec::with_capacity(meta.len());
+        let mut replies: Vec<(usize, SockaddrStorage, crate::stats::Answered, bool)> = Vec::with_capacity(meta.len());
         for (i, (n, addr)) in meta.iter().enumerate() {
             let (Some(addr), Some(peer)) = (addr, addr.as_ref().and_then(to_std)) else { continue };
             let zones = snapshot.zones_for(Some(peer.ip()));
@@ -434,6 +459,9 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
                 stats.dropped(Transport::Udp);
                 continue;
             }
+            stats.sized(Transport::Udp, msg.len(), outs[i].len(), note.dnssec_ok);
+            stats.zone_query(&snapshot, zones, msg);
+            let tapped = tap.filter(|t| t.sampled()).inspect(|t| t.query(Proto::Udp, peer, local, received, msg));
             if let Some(rrl) = rrl {
                 match rrl.check(peer.ip(), note.rrl.unwrap_or(crate::rrl::ERROR)) {
                     crate::rrl::Verdict::Send => {}
@@ -449,15 +477,23 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
             }
             let answered = inspect(&outs[i], note.qtype, note.ext_rcode);
             log_query(cfg.query_log, Transport::Udp, peer, &outs[i], answered);
-            replies.push((i, *addr, answered));
+            replies.push((i, *addr, answered, tapped.is_some()));
         }
         drop(snapshot);
         if replies.is_empty() {
             continue;
         }
+        if let Some(tap) = tap.filter(|t| t.responses()) {
+            let at = std::time::SystemTime::now();
+            for (i, addr, _, tapped) in &replies {
+                if let (true, Some(peer)) = (*tapped, to_std(addr)) {
+                    tap.response(Proto::Udp, peer, local, received, at, &outs[*i]);
+                }
+            }
+        }
         let sent = {
-            let slices: Vec<[IoSlice<'_>; 1]> = replies.iter().map(|(i, _, _)| [IoSlice::new(&outs[*i])]).collect();
-            let addrs: Vec<Option<SockaddrStorage>> = replies.iter().map(|(_, a, _)| Some(*a)).collect();
+            let slices: Vec<[IoSlice<'_>; 1]> = replies.iter().map(|(i, _, _, _)| [IoSlice::new(&outs[*i])]).collect();
+            let addrs: Vec<Option<SockaddrStorage>> = replies.iter().map(|(_, a, _, _)| Some(*a)).collect();
             match sendmmsg(fd, &mut send_headers, slices.iter(), &addrs, [], MsgFlags::empty()) {
                 Ok(r) => r.count(),
                 Err(e) => {
@@ -467,13 +503,13 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
             }
         };
         // Whatever the batch call did not send goes one by one.
-        for (i, addr, _) in &replies[sent.min(replies.len())..] {
+        for (i, addr, _, _) in &replies[sent.min(replies.len())..] {
             if let Some(peer) = to_std(addr) {
                 let _ = sock.send_to(&outs[*i], peer);
             }
         }
         let took = started.elapsed();
-        for (_, _, answered) in &replies {
+        for (_, _, answered, _) in &replies {
             stats.answered(Transport::Udp, *answered, took);
         }
     }
@@ -569,10 +605,12 @@ async fn accept_loop(
         let updates = updates.clone();
         let slots = slots.clone();
         let kind = kind.clone();
+        let local = stream.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         tracker.spawn(async move {
             let _ = stream.set_nodelay(true);
+            let ends = (peer, local);
             let ended = match kind {
-                Kind::Tcp => connection(stream, peer, Listener::Tcp, &store, &cfg, &slot, &stats, updates.as_ref()).await,
+                Kind::Tcp => connection(stream, ends, Listener::Tcp, &store, &cfg, &slot, &stats, updates.as_ref()).await,
                 Kind::Dot(ref acceptor) | Kind::Doh(ref acceptor) => {
                     // The handshake counts as idle time: a client that never finishes it
                     // may be closed to make room, and is closed after the TLS timeout.
@@ -582,9 +620,9 @@ async fn accept_loop(
                         () = slot.close.cancelled() => Err(io::Error::new(io::ErrorKind::Interrupted, "TLS handshake")),
                     };
                     match (tls, &kind) {
-                        (Ok(s), Kind::Doh(_)) => crate::doh::connection(s, peer, &store, &cfg, &slot, &stats).await,
+                        (Ok(s), Kind::Doh(_)) => crate::doh::connection(s, ends, &store, &cfg, &slot, &stats).await,
                         (Ok(s), _) => {
-                            connection(s, peer, Listener::Dot, &store, &cfg, &slot, &stats, updates.as_ref()).await
+                            connection(s, ends, Listener::Dot, &store, &cfg, &slot, &stats, updates.as_ref()).await
                         }
                         (Err(e), _) => Err(e),
                     }
@@ -621,7 +659,7 @@ async fn send(stream: &mut (impl AsyncWrite + Unpin), parts: &[&[u8]], limit: Du
 #[allow(clippy::too_many_arguments)] // each is a separate shared handle; a struct would only rename them
 async fn connection(
     stream: impl AsyncRead + AsyncWrite + Unpin,
-    peer_addr: SocketAddr,
+    (peer_addr, local): (SocketAddr, SocketAddr),
     via: Listener,
     store: &Store,
     cfg: &ServerConfig,
@@ -653,6 +691,11 @@ async fn connection(
             Err(_) => return Ok(()),
         }
         let started = std::time::Instant::now();
+        let received = std::time::SystemTime::now();
+        let tap = stats.tap.as_deref().filter(|t| t.sampled());
+        if let Some(tap) = tap {
+            tap.query(via.into(), peer_addr, local, received, &msg);
+        }
         if let Some(u) = updates.filter(|_| leaves_fast_path(&msg)) {
             let reply = u.handler.clone().handle(msg.clone(), peer_addr, Transport::Tcp).await;
             if let Some(reply) = reply {
@@ -664,6 +707,10 @@ async fn connection(
         if !query_allowed(cfg, peer) {
             let mut note = Note::default();
             if crate::handler::refuse(&msg, &cfg.answer, &mut out, &mut note) == Outcome::Respond {
+                stats.sized(via, msg.len(), out.len(), note.dnssec_ok);
+                if let Some(tap) = tap {
+                    tap.response(via.into(), peer_addr, local, received, std::time::SystemTime::now(), &out);
+                }
                 let n = u16::try_from(out.len()).unwrap_or(u16::MAX);
                 out.splice(0..0, n.to_be_bytes());
                 send(&mut stream, &[&out], cfg.tcp_idle_timeout).await?;
@@ -687,15 +734,23 @@ async fn connection(
             let snapshot = store.load();
             let zones = snapshot.zones_for(Some(peer));
             let o = answer_noting(zones, &msg, Transport::Tcp, &cfg.answer, Some(peer), &mut out, &mut note);
-            if note.tsig {
+            let o = if note.tsig {
                 crate::signed::answer(zones, &msg, Transport::Tcp, cfg, peer, &mut out, &mut note)
             } else {
                 o
+            };
+            if o == Outcome::Respond {
+                stats.zone_query(&snapshot, zones, &msg);
             }
+            o
         };
         if outcome == Outcome::Drop {
             stats.dropped(via);
             continue;
+        }
+        stats.sized(via, msg.len(), out.len(), note.dnssec_ok);
+        if let Some(tap) = tap {
+            tap.response(via.into(), peer_addr, local, received, std::time::SystemTime::now(), &out);
         }
         let answered = inspect(&out, note.qtype, note.ext_rcode);
         let n = u16::try_from(out.len()).unwrap_or(u16::MAX);

@@ -1,7 +1,8 @@
 //! Query counters kept as plain atomics on the serving path; exported elsewhere (the app
 //! turns them into Prometheus metrics at scrape time), so serving never touches a registry.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::handler::Transport;
@@ -38,6 +39,12 @@ pub const RCODES: [&str; 13] = [
 /// Upper bounds (seconds) of the latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 12] =
     [0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05, 0.25];
+
+/// Upper bounds (octets) of the request and response size histogram buckets: the classic
+/// 512, the DNS Flag Day 1232, an Ethernet datagram's 1472, and powers of two up to TCP's
+/// largest message.
+pub const SIZE_BUCKETS: [f64; 12] =
+    [64.0, 128.0, 256.0, 512.0, 1024.0, 1232.0, 1472.0, 2048.0, 4096.0, 8192.0, 16384.0, 65535.0];
 
 const NQ: usize = QTYPES.len() + 1;
 const NR: usize = RCODES.len();
@@ -90,6 +97,28 @@ pub struct TransportStats {
     dropped: AtomicU64,
     buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_ns: AtomicU64,
+    request_sizes: Sizes,
+    response_sizes: Sizes,
+    dnssec_ok: AtomicU64,
+}
+
+/// A size histogram.
+#[derive(Debug, Default)]
+struct Sizes {
+    buckets: [AtomicU64; SIZE_BUCKETS.len() + 1],
+    sum: AtomicU64,
+}
+
+impl Sizes {
+    fn observe(&self, n: usize) {
+        let b = SIZE_BUCKETS.iter().position(|&ub| n as f64 <= ub).unwrap_or(SIZE_BUCKETS.len());
+        self.buckets[b].fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> (Vec<u64>, f64) {
+        (self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect(), self.sum.load(Ordering::Relaxed) as f64)
+    }
 }
 
 impl Default for TransportStats {
@@ -100,11 +129,14 @@ impl Default for TransportStats {
             dropped: AtomicU64::new(0),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_sum_ns: AtomicU64::new(0),
+            request_sizes: Sizes::default(),
+            response_sizes: Sizes::default(),
+            dnssec_ok: AtomicU64::new(0),
         }
     }
 }
 
-/// All query counters of a server.
+/// All query counters of a server, and the query capture every listener feeds.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Indexed like [`Listener::ALL`].
@@ -113,6 +145,134 @@ pub struct Stats {
     rrl_slipped: AtomicU64,
     tcp_open: AtomicU64,
     tcp_evicted: AtomicU64,
+    /// Queries per zone, when asked for.
+    zones: Option<ZoneCounters>,
+    /// dnstap capture, when configured.
+    pub(crate) tap: Option<Arc<crate::dnstap::Tap>>,
+}
+
+/// Queries per zone: a fixed open-addressing table of atomics, claimed by compare-and-swap
+/// on a zone's first query (its apex copied in then), so counting takes no lock and
+/// allocates nothing. At most `max` zones are counted; queries to others go to `overflow`.
+#[derive(Debug)]
+struct ZoneCounters {
+    slots: Box<[ZoneSlot]>,
+    max: usize,
+    claimed: AtomicUsize,
+    overflow: AtomicU64,
+}
+
+#[derive(Debug)]
+struct ZoneSlot {
+    /// Hash of the lower-case apex and the view; 0: free.
+    key: AtomicU64,
+    /// The apex (wire form, lower case) is written and may be read.
+    ready: AtomicBool,
+    apex: [AtomicU64; 32],
+    external: AtomicBool,
+    count: AtomicU64,
+}
+
+/// Probes before a zone is counted as overflow.
+const ZONE_PROBES: usize = 16;
+
+impl ZoneCounters {
+    fn new(max: usize) -> Self {
+        let n = (max.saturating_mul(2)).next_power_of_two().max(16);
+        let slots = (0..n)
+            .map(|_| ZoneSlot {
+                key: AtomicU64::new(0),
+                ready: AtomicBool::new(false),
+                apex: std::array::from_fn(|_| AtomicU64::new(0)),
+                external: AtomicBool::new(false),
+                count: AtomicU64::new(0),
+            })
+            .collect();
+        Self { slots, max, claimed: AtomicUsize::new(0), overflow: AtomicU64::new(0) }
+    }
+
+    fn count(&self, apex: &[u8], external: bool) {
+        use std::hash::Hasher;
+        let mut h = rustc_hash::FxHasher::default();
+        for b in apex {
+            h.write_u8(b.to_ascii_lowercase());
+        }
+        h.write_u8(u8::from(external));
+        let key = h.finish() | 1;
+        let mask = self.slots.len() - 1;
+        for i in 0..ZONE_PROBES {
+            let slot = &self.slots[(key as usize).wrapping_add(i) & mask];
+            let k = slot.key.load(Ordering::Acquire);
+            if k == key {
+                slot.count.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            if k != 0 {
+                continue;
+            }
+            if self.claimed.load(Ordering::Relaxed) >= self.max {
+                break;
+            }
+            match slot.key.compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    self.claimed.fetch_add(1, Ordering::Relaxed);
+                    let mut words = [0u64; 32];
+                    for (j, chunk) in apex.chunks(8).take(32).enumerate() {
+                        let mut w = [0u8; 8];
+                        w[..chunk.len()].copy_from_slice(chunk);
+                        w.make_ascii_lowercase();
+                        words[j] = u64::from_le_bytes(w);
+                    }
+                    for (a, w) in slot.apex.iter().zip(words) {
+                        a.store(w, Ordering::Relaxed);
+                    }
+                    slot.external.store(external, Ordering::Relaxed);
+                    slot.ready.store(true, Ordering::Release);
+                    slot.count.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(k) if k == key => {
+                    slot.count.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(_) => {}
+            }
+        }
+        self.overflow.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> Vec<ZoneQueries> {
+        let mut out = Vec::new();
+        for slot in self.slots.iter().filter(|s| s.ready.load(Ordering::Acquire)) {
+            let mut wire = Vec::with_capacity(256);
+            for w in &slot.apex {
+                wire.extend_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+            }
+            let Some(len) = r53dns_zone::name::wire_len(&wire) else { continue };
+            out.push(ZoneQueries {
+                zone: Some(r53dns_zone::name::wire_to_text(&wire[..len])),
+                external: slot.external.load(Ordering::Relaxed),
+                queries: slot.count.load(Ordering::Relaxed),
+            });
+        }
+        out.sort_by(|a, b| (&a.zone, a.external).cmp(&(&b.zone, b.external)));
+        let overflow = self.overflow.load(Ordering::Relaxed);
+        if overflow > 0 {
+            out.push(ZoneQueries { zone: None, external: false, queries: overflow });
+        }
+        out
+    }
+}
+
+/// Queries answered from one zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneQueries {
+    /// The zone's apex (`None`: zones beyond the counted ones).
+    pub zone: Option<String>,
+    /// Answered from the view external clients see (`false`: the internal one).
+    pub external: bool,
+    /// Queries.
+    pub queries: u64,
 }
 
 /// What one answer was, for counting.
@@ -139,6 +299,55 @@ fn rcode_index(r: u16) -> usize {
 }
 
 impl Stats {
+    /// Counters that also count queries per zone, for up to `zones` zones (0: not per zone),
+    /// and feed `tap`.
+    pub(crate) fn new(zones: usize, tap: Option<Arc<crate::dnstap::Tap>>) -> Self {
+        Self { zones: (zones > 0).then(|| ZoneCounters::new(zones)), tap, ..Self::default() }
+    }
+
+    /// Counts an answered query's sizes (octets, without TCP's length prefix) and whether
+    /// it set the DO bit.
+    pub(crate) fn sized(&self, t: impl Into<Listener>, request: usize, response: usize, dnssec_ok: bool) {
+        let s = self.of(t);
+        s.request_sizes.observe(request);
+        s.response_sizes.observe(response);
+        if dnssec_ok {
+            s.dnssec_ok.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a query answered from `zones` (one of `snapshot`'s views), by the zone holding
+    /// its question name, when queries are counted per zone.
+    pub(crate) fn zone_query(&self, snapshot: &crate::Snapshot, zones: &crate::ZoneSet, request: &[u8]) {
+        let Some(table) = &self.zones else { return };
+        let Some(zone) = request.get(12..).and_then(|q| zones.zone_of(q)) else { return };
+        let external = !std::ptr::eq(zones, snapshot.internal());
+        table.count(zone.apex().wire(), external);
+    }
+
+    /// Queries per zone (empty unless counted).
+    pub fn zone_queries(&self) -> Vec<ZoneQueries> {
+        self.zones.as_ref().map(ZoneCounters::read).unwrap_or_default()
+    }
+
+    /// The dnstap capture's counters (`None` without one).
+    pub fn dnstap(&self) -> Option<crate::dnstap::DnstapCounts> {
+        self.tap.as_ref().map(|t| t.counts())
+    }
+
+    /// Request and response size histograms: per-bucket counts (not cumulative; the last is
+    /// +Inf) and the sum in octets.
+    #[allow(clippy::type_complexity)] // two histograms
+    pub fn sizes(&self, t: impl Into<Listener>) -> ((Vec<u64>, f64), (Vec<u64>, f64)) {
+        let s = self.of(t);
+        (s.request_sizes.read(), s.response_sizes.read())
+    }
+
+    /// Queries that set the DO bit.
+    pub fn dnssec_ok(&self, t: impl Into<Listener>) -> u64 {
+        self.of(t).dnssec_ok.load(Ordering::Relaxed)
+    }
+
     fn of(&self, t: impl Into<Listener>) -> &TransportStats {
         &self.by[t.into() as usize]
     }

@@ -53,9 +53,44 @@ fn answering_does_not_allocate() {
     assert_eq!(stats.reallocations, 0, "{stats:?}");
 }
 
+/// With dnstap on, the serving path's capture (sampling, copying each query and response
+/// into a preallocated frame, queueing it for the writer) allocates nothing either, and a
+/// full buffer drops and counts instead.
+fn capturing_does_not_allocate() {
+    use r53dns_server::dnstap::{DnstapConfig, DnstapTarget, Dropped, Proto, Tap};
+    let (zone, _) = load_zone_str(ZONE, Path::new("t"), None).unwrap();
+    let mut set = ZoneSet::new();
+    set.insert(zone);
+    let q = query("www.example.com.", 1, true);
+    let cfg = AnswerConfig::default();
+    let target = Some(DnstapTarget::Unix("/nonexistent".into()));
+    let tap = Tap::new(DnstapConfig { target, buffer: 1024, ..DnstapConfig::default() }, b"ns1", b"r53dns");
+    tap.assume_connected();
+    let client = std::net::SocketAddr::from(([192, 0, 2, 7], 40000));
+    let server = std::net::SocketAddr::from(([127, 0, 0, 1], 53));
+    let mut out = Vec::with_capacity(65535);
+    let region = Region::new(GLOBAL);
+    for _ in 0..1000 {
+        let at = std::time::SystemTime::now();
+        if tap.sampled() {
+            tap.query(Proto::Udp, client, server, at, &q);
+        }
+        assert_eq!(answer(&set, &q, Transport::Udp, &cfg, None, &mut out), Outcome::Respond);
+        tap.response(Proto::Udp, client, server, at, std::time::SystemTime::now(), &out);
+    }
+    let stats = region.change();
+    assert_eq!(stats.allocations, 0, "{stats:?}");
+    assert_eq!(stats.reallocations, 0, "{stats:?}");
+    // 1024 small frames and 16 large ones; the other 960 were dropped and counted.
+    assert_eq!(tap.queued(), 1040);
+    assert_eq!(tap.counts().dropped[Dropped::Full as usize], 960);
+}
+
 /// Run without the test harness: its main thread allocates while a test runs, which a
 /// process-wide allocation count would blame on the code under test.
 fn main() {
     answering_does_not_allocate();
     println!("test answering_does_not_allocate ... ok");
+    capturing_does_not_allocate();
+    println!("test capturing_does_not_allocate ... ok");
 }

@@ -129,6 +129,14 @@ impl ZoneSet {
         self.zones.is_empty()
     }
 
+    /// The served zone holding `wire` (a name in wire form): the deepest enclosing apex.
+    /// Allocates nothing.
+    pub fn zone_of(&self, wire: &[u8]) -> Option<&Arc<Zone>> {
+        let name = LowerName::new(wire)?;
+        let top = name.labels.min(self.max_apex_labels);
+        (0..=top).rev().find_map(|n| self.zones.get(name.suffix(n)))
+    }
+
     /// The deepest zone whose apex is `name` or an ancestor of it, with the apex's label count.
     pub(crate) fn find_zone(&self, name: &LowerName) -> Option<(&Zone, usize)> {
         let top = name.labels.min(self.max_apex_labels);
