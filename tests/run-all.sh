@@ -2,8 +2,10 @@
 # Runs every check and test of the project, installing what they need first:
 # NSD (reference server for the differential tests), Knot and BIND (primaries and secondaries
 # in the zone-transfer tests), dig, kdig and nsupdate (real clients), Kea's DHCP-DDNS daemon
-# (an UPDATE sender), Unbound and curl (DNS over TLS and HTTPS clients), and the moto Route53
-# emulator; tests/package.sh and tests/container.sh install lintian, podman and debootstrap.
+# (an UPDATE sender), Unbound and curl (DNS over TLS and HTTPS clients), fstrm_capture,
+# BIND's dnstap-read and the dnstap tool (a dnstap receiver and two decoders), and the moto
+# Route53 emulator; tests/package.sh and tests/container.sh install lintian, podman and
+# debootstrap.
 # Usage: tests/run-all.sh            (as root, or with sudo available)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,9 @@ command -v kea-dhcp-ddns >/dev/null || missing+=(kea-dhcp-ddns-server)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
 command -v unbound >/dev/null || missing+=(unbound)
+command -v fstrm_capture >/dev/null || missing+=(fstrm-bin)
+command -v dnstap-read >/dev/null || missing+=(bind9-dnsutils)
+command -v dnstap >/dev/null || missing+=(golang-github-dnstap-golang-dnstap-cli)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
