@@ -11,6 +11,7 @@ mod compare;
 mod control;
 mod deploy;
 mod differential;
+mod dnstap;
 mod ecs;
 mod encrypted;
 mod events;
