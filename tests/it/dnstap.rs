@@ -140,6 +140,10 @@ fn read_frames(file: &Path) -> Vec<Frame> {
         .collect()
 }
 
+/// A question asked: (socket_protocol as `dnstap` names it, server, client tool, options,
+/// name, type).
+type Ask<'a> = (&'a str, SocketAddr, &'a str, Vec<String>, &'a str, &'a str);
+
 /// (socket_protocol, response_port) of every frame, as the dnstap project's `dnstap` tool
 /// decodes them. BIND 9.18's `dnstap-read` tells TCP from the rest only (it prints UDP for
 /// DoT, DoH and DoQ); this one names DOT and DOH, and DoQ by its number (7), which its
@@ -202,7 +206,7 @@ fn queries_and_responses_over_every_transport_are_read_back_by_dnstap_read() {
     );
     let tls = [format!("+tls-ca={cert}"), "+tls-hostname=dns.test".to_owned()];
     // (socket_protocol as `dnstap` names it, server port, client, options, name, type)
-    let asks: [(&str, SocketAddr, &str, Vec<String>, &str, &str); 5] = [
+    let asks: [Ask; 5] = [
         ("UDP", udp, "dig", vec![], "www.example.com.", "A"),
         ("TCP", udp, "dig", vec!["+tcp".into()], "example.com.", "SOA"),
         ("DOT", dot, "kdig", [vec!["+tls".into()], tls.to_vec()].concat(), "example.com.", "MX"),

@@ -235,7 +235,7 @@ impl Tap {
 
     /// Whether to capture the next query (one in `sample`); its response goes with it.
     pub fn sampled(&self) -> bool {
-        self.cfg.sample <= 1 || crate::handler::next_random() % u64::from(self.cfg.sample) == 0
+        self.cfg.sample <= 1 || crate::handler::next_random().is_multiple_of(u64::from(self.cfg.sample))
     }
 
     /// Takes frames as if the receiver were connected (a test of the capturing side

@@ -459,8 +459,6 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
                 stats.dropped(Transport::Udp);
                 continue;
             }
-            stats.sized(Transport::Udp, msg.len(), outs[i].len(), note.dnssec_ok);
-            stats.zone_query(&snapshot, zones, msg);
             let tapped = tap.filter(|t| t.sampled()).inspect(|t| t.query(Proto::Udp, peer, local, received, msg));
             if let Some(rrl) = rrl {
                 match rrl.check(peer.ip(), note.rrl.unwrap_or(crate::rrl::ERROR)) {
@@ -475,6 +473,8 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
                     }
                 }
             }
+            stats.sized(Transport::Udp, msg.len(), outs[i].len(), note.dnssec_ok);
+            stats.zone_query(&snapshot, zones, msg);
             let answered = inspect(&outs[i], note.qtype, note.ext_rcode);
             log_query(cfg.query_log, Transport::Udp, peer, &outs[i], answered);
             replies.push((i, *addr, answered, tapped.is_some()));
