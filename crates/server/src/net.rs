@@ -444,7 +444,8 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
                 udp_update(u, &sock, msg, peer);
                 continue;
             }
-            let outcome = if query_allowed(cfg, peer.ip()) {
+            let allowed = query_allowed(cfg, peer.ip());
+            let outcome = if allowed {
                 let o =
                     answer_noting(zones, msg, Transport::Udp, &cfg.answer, Some(peer.ip()), &mut outs[i], &mut note);
                 if note.tsig {
@@ -474,7 +475,9 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
                 }
             }
             stats.sized(Transport::Udp, msg.len(), outs[i].len(), note.dnssec_ok);
-            stats.zone_query(&snapshot, zones, msg);
+            if allowed {
+                stats.zone_query(&snapshot, zones, msg);
+            }
             let answered = inspect(&outs[i], note.qtype, note.ext_rcode);
             log_query(cfg.query_log, Transport::Udp, peer, &outs[i], answered);
             replies.push((i, *addr, answered, tapped.is_some()));
