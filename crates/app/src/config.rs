@@ -88,6 +88,57 @@ pub struct Spec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[arg(skip)]
     pub transfer: Vec<TransferSpec>,
+    /// `[dnstap]`: query capture.
+    #[serde(default)]
+    #[command(flatten, next_help_heading = "Query capture ([dnstap])")]
+    pub dnstap: DnstapSpec,
+}
+
+/// `[dnstap]`: queries and responses captured in the dnstap format and sent over Frame
+/// Streams to a UNIX socket or TCP address (off unless `target` is set).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Args)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DnstapSpec {
+    /// Send dnstap captures to this Frame Streams receiver: unix:PATH or tcp:ADDRESS:PORT.
+    #[arg(id = "dnstap", long = "dnstap", value_name = "TARGET", env = "R53DNS_DNSTAP")]
+    pub target: Option<String>,
+    /// Capture one query in N with dnstap (default 1: every query).
+    #[arg(long = "dnstap-sample", value_name = "N", env = "R53DNS_DNSTAP_SAMPLE")]
+    pub sample: Option<u32>,
+    /// Capture queries (default true).
+    #[arg(skip)]
+    pub queries: Option<bool>,
+    /// Capture responses (default true).
+    #[arg(skip)]
+    pub responses: Option<bool>,
+    /// Frames waiting for the writer at most (default 4096).
+    #[arg(skip)]
+    pub buffer: Option<usize>,
+}
+
+impl DnstapSpec {
+    fn validate(&self) -> anyhow::Result<r53dns_server::DnstapConfig> {
+        let d = r53dns_server::DnstapConfig::default();
+        let target = match self.target.as_deref() {
+            None | Some("" | "off") => None,
+            Some(t) => Some(t.parse().map_err(|e: String| anyhow::anyhow!("dnstap.target: {e}"))?),
+        };
+        let sample = self.sample.unwrap_or(d.sample);
+        if sample == 0 {
+            bail!("dnstap.sample: at least 1 (one query in N)");
+        }
+        let buffer = self.buffer.unwrap_or(d.buffer);
+        if !(64..=1 << 20).contains(&buffer) {
+            bail!("dnstap.buffer: between 64 and 1048576 frames");
+        }
+        Ok(r53dns_server::DnstapConfig {
+            target,
+            sample,
+            queries: self.queries.unwrap_or(d.queries),
+            responses: self.responses.unwrap_or(d.responses),
+            buffer,
+        })
+    }
 }
 
 /// The command line of `serve`, `check` and `export`: the configuration file, and every
@@ -675,6 +726,9 @@ pub struct HttpSpec {
     /// of per-zone metrics, whose scrapes often leave the network).
     #[arg(skip)]
     pub private_zone_metrics: Option<bool>,
+    /// Count queries per zone in the metrics, for up to N zones (default 0: off).
+    #[arg(long, value_name = "N", env = "R53DNS_ZONE_QUERY_METRICS")]
+    pub zone_query_metrics: Option<usize>,
 }
 
 /// Default HTTP listener: loopback only, the CoreDNS metrics port.
@@ -1371,8 +1425,8 @@ impl Spec {
                 zone_transfer,
                 rrl: self.rrl.validate()?,
                 encrypted: self.tls.validate()?,
-                dnstap: Default::default(),
-                zone_queries: 0,
+                dnstap: self.dnstap.validate()?,
+                zone_queries: self.http.zone_query_metrics.unwrap_or(0),
             },
             zone_dirs: self.zones.dirs,
             zone_files: self.zones.files,
@@ -1714,6 +1768,7 @@ mod tests {
             "NAME" => format!("n{n}.example"),
             "TEXT" | "FILTER" | "REGION" => format!("t{n}"),
             "URL" => format!("http://h{n}.example:80"),
+            "TARGET" => format!("unix:/layer/{n}"),
             "DURATION" => format!("{n}s"),
             "N" | "SHARE" => n.to_string(),
             "BOOL" => (layer == 2).to_string(),
