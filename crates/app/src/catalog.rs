@@ -34,7 +34,7 @@ pub struct Catalog {
 /// The label that names `member` in the catalog (RFC 9432 §4.1: unique, stable).
 pub fn member_label(member: &Name) -> String {
     let d = Sha256::digest(member.to_lowercase().to_text().as_bytes());
-    d[..8].iter().map(|b| format!("{b:02x}")).collect()
+    data_encoding::HEXLOWER.encode(&d[..8])
 }
 
 impl Catalog {

@@ -60,16 +60,34 @@ fn prev_path(dir: &Path) -> PathBuf {
 
 /// Lower-case hex of `b` (checksums and content hashes on disk).
 pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    data_encoding::HEXLOWER.encode(b)
 }
 
-/// The 32-byte hash a [`hex`] string stands for (zeros where it is not hex).
-pub(crate) fn unhex(s: &str) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    for (i, chunk) in s.as_bytes().chunks(2).take(32).enumerate() {
-        out[i] = std::str::from_utf8(chunk).ok().and_then(|c| u8::from_str_radix(c, 16).ok()).unwrap_or(0);
+/// A content hash on disk that is not 64 hex digits.
+#[derive(Debug, thiserror::Error)]
+#[error("content hash '{text}' is not a SHA-256 in hex: {reason}")]
+pub struct BadHash {
+    text: String,
+    reason: String,
+}
+
+/// The 32-byte hash a [`hex`] string stands for.
+pub(crate) fn unhex(s: &str) -> Result<[u8; 32], BadHash> {
+    let bad = |reason: String| BadHash { text: s.chars().take(80).collect(), reason };
+    let bytes = data_encoding::HEXLOWER_PERMISSIVE.decode(s.as_bytes()).map_err(|e| bad(e.to_string()))?;
+    <[u8; 32]>::try_from(bytes).map_err(|b| bad(format!("{} octets, not 32", b.len())))
+}
+
+impl SavedZone {
+    /// The zone's content hash; a saved hash that is not one is logged and taken as unknown
+    /// (all zeros), so the next listing of the zone gives it a new serial rather than
+    /// keeping one that may belong to other content.
+    pub(crate) fn content_hash(&self) -> [u8; 32] {
+        unhex(&self.hash).unwrap_or_else(|e| {
+            tracing::warn!(zone = %self.zone.name, "saved snapshot: {e}; the zone's serial moves at its next change");
+            [0; 32]
+        })
     }
-    out
 }
 
 /// The file format: a header line with the SHA-256 of the body, then the body (JSON).
@@ -192,6 +210,18 @@ mod tests {
             health: vec![("hc".into(), false)],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn hashes_in_hex_round_trip_and_bad_ones_are_errors() {
+        let h = [0xa5u8; 32];
+        assert_eq!(unhex(&hex(&h)).unwrap(), h);
+        assert_eq!(unhex(&hex(&h).to_uppercase()).unwrap(), h);
+        let short = unhex("ab").unwrap_err().to_string();
+        assert!(short.contains("1 octets, not 32"), "{short}");
+        let not_hex = unhex(&"zz".repeat(32)).unwrap_err().to_string();
+        assert!(not_hex.contains("invalid symbol"), "{not_hex}");
+        assert!(unhex("abc").is_err(), "an odd number of digits");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use r53dns_zone::{Prefix, Zone};
 use tokio::sync::{Mutex, Notify};
 
 use crate::config::{Route53Config, ZoneKind};
-use crate::persist::{self, Saved, SavedZone, hex, unhex};
+use crate::persist::{self, Saved, SavedZone, hex};
 use crate::publish::{Publisher, R53Zone};
 
 /// What operators and probes can see of the sync.
@@ -531,8 +531,8 @@ impl Syncer {
             st.zones.insert(
                 z.zone.id.clone(),
                 ZoneEntry {
+                    hash: z.content_hash(),
                     records: z.records,
-                    hash: unhex(&z.hash),
                     serial: z.serial,
                     last_ok: z.confirmed.map(|t| UNIX_EPOCH + Duration::from_secs(t)),
                     ..ZoneEntry::new(z.zone)

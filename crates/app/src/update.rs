@@ -30,7 +30,6 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use base64::Engine as _;
 use r53dns_route53::convert::{parse_route53_name, parse_value, route53_name, route53_value};
 use r53dns_route53::model::RecordSet;
 use r53dns_route53::write::{Action, Change, ChangeFailure};
@@ -373,8 +372,8 @@ pub(crate) fn load_keys(spec: &TsigSpec) -> anyhow::Result<KeyRing> {
             Some(a) => Algorithm::from_name(a).with_context(|| format!("{}: unknown algorithm '{a}'", ctx()))?,
             None => Algorithm::HmacSha256,
         };
-        let secret = base64::engine::general_purpose::STANDARD
-            .decode(k.secret.trim())
+        let secret = data_encoding::BASE64
+            .decode(k.secret.trim().as_bytes())
             .with_context(|| format!("{}: the secret is not base64", ctx()))?;
         if secret.is_empty() {
             bail!("{}: empty secret", ctx());

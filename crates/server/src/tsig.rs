@@ -542,7 +542,7 @@ mod tests {
     #[test]
     fn rfc4231_test_case_2_hmac_sha256() {
         let mac = Algorithm::HmacSha256.mac(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
-        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = data_encoding::HEXLOWER.encode(&mac);
         assert_eq!(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     }
 

@@ -78,8 +78,7 @@ pub fn map(c: &BindConfig, route53: bool) -> Result<Mapped, Vec<BindConfError>> 
             fail(&k.place, format!("key {}: algorithm {} is not one r53dns knows", k.name, k.algorithm));
             continue;
         }
-        use base64::Engine as _;
-        if base64::engine::general_purpose::STANDARD.decode(k.secret.trim()).map_or(true, |s| s.is_empty()) {
+        if data_encoding::BASE64.decode(k.secret.trim().as_bytes()).map_or(true, |s| s.is_empty()) {
             fail(&k.place, format!("key {}: the secret is not base64", k.name));
             continue;
         }
