@@ -9,11 +9,12 @@ use std::time::Duration;
 use r53dns_server::tsig::{self, Key, Signer};
 
 use r53dns_zone::Name;
+use r53dns_zone::proto::{Overflow, put_rdata};
 
 /// Attempts per NOTIFY before giving up (RFC 1996 §3.6 leaves it to the implementation).
 const ATTEMPTS: u32 = 5;
 
-fn message(id: u16, apex: &Name, soa: Option<&Soa>) -> Vec<u8> {
+fn message(id: u16, apex: &Name, soa: Option<&Soa>) -> Result<Vec<u8>, Overflow> {
     // Opcode NOTIFY (4), AA; one question: <apex> SOA IN; the new SOA as answer (RFC 1996
     // §3.7: a hint that spares the secondary a query when it is already current).
     let mut m = Vec::with_capacity(128);
@@ -24,10 +25,9 @@ fn message(id: u16, apex: &Name, soa: Option<&Soa>) -> Vec<u8> {
     if let Some(soa) = soa {
         m.extend_from_slice(&[0xc0, 12, 0, 6, 0, 1]);
         m.extend_from_slice(&soa.ttl.to_be_bytes());
-        m.extend_from_slice(&u16::try_from(soa.rdata.len()).unwrap_or(0).to_be_bytes());
-        m.extend_from_slice(&soa.rdata);
+        put_rdata(&mut m, &soa.rdata)?;
     }
-    m
+    Ok(m)
 }
 
 /// A zone's SOA record, sent along with its NOTIFY.
@@ -46,12 +46,24 @@ pub async fn notify(target: SocketAddr, apex: &Name, soa: Option<&Soa>, key: Opt
     let mut wait = Duration::from_millis(500);
     for attempt in 1..=ATTEMPTS {
         // Signed afresh each time: the signature carries the time.
-        let mut msg = message(id, apex, soa);
-        let mut signer = key.map(|k| {
-            let mut s = Signer::request(k);
-            s.sign(&mut msg, tsig::now(), 0, &[]);
-            s
+        let built = message(id, apex, soa).and_then(|mut msg| {
+            let signer = match key {
+                Some(k) => {
+                    let mut s = Signer::request(k);
+                    s.sign(&mut msg, tsig::now())?;
+                    Some(s)
+                }
+                None => None,
+            };
+            Ok((msg, signer))
         });
+        let (msg, mut signer) = match built {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(%target, zone = %apex, "NOTIFY not sent: {e}");
+                return false;
+            }
+        };
         if sock.send(&msg).await.is_ok() {
             let mut buf = [0u8; 1024];
             if let Ok(Ok(n)) = tokio::time::timeout(wait, sock.recv(&mut buf)).await {

@@ -22,7 +22,7 @@ use r53dns_server::CancellationToken;
 use r53dns_server::logs::{Refusal, refused};
 use r53dns_server::message::{self, Message, Record};
 use r53dns_server::tsig::{self, Key, KeyRing, Signer, Verified};
-use r53dns_zone::proto::{rcode, serial};
+use r53dns_zone::proto::{Overflow, len16, put_rdata, rcode, serial};
 use r53dns_zone::{Name, Source, Zone, ZoneBuilder, rtype};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -711,7 +711,9 @@ impl Secondaries {
                     tracing::warn!(%peer, key = %f.key_label(), skipped, "NOTIFY refused: TSIG check failed");
                 });
                 let mut out = crate::update::response(msg, Some(&parsed), rcode::NOTAUTH);
-                f.append_to(&mut out, now);
+                if let Err(e) = f.append_to(&mut out, now) {
+                    tracing::error!("NOTIFY: TSIG: {e}; the reply goes out unsigned");
+                }
                 return Some(out);
             }
         };
@@ -721,7 +723,9 @@ impl Secondaries {
                 out[2] |= 0x04; // AA
             }
             if let Some(s) = signer.as_mut() {
-                s.sign(&mut out, now, 0, &[]);
+                if let Err(e) = s.sign(&mut out, now) {
+                    tracing::error!("NOTIFY: TSIG: {e}; the reply goes out unsigned");
+                }
             }
             Some(out)
         };
@@ -853,7 +857,12 @@ fn build(cfg: &SecondaryZone, records: &Records) -> Result<Zone, String> {
 
 /// A query for `apex` (`qtype`), with `soa` in the authority section for IXFR, signed with
 /// the zone's key if it has one.
-fn request<'k>(cfg: &'k SecondaryZone, id: u16, qtype: u16, soa: Option<&Record>) -> (Vec<u8>, Option<Signer<'k>>) {
+fn request<'k>(
+    cfg: &'k SecondaryZone,
+    id: u16,
+    qtype: u16,
+    soa: Option<&Record>,
+) -> Result<(Vec<u8>, Option<Signer<'k>>), Overflow> {
     let mut m = Vec::with_capacity(128);
     m.extend_from_slice(&id.to_be_bytes());
     m.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, u8::from(soa.is_some()), 0, 0]);
@@ -865,15 +874,17 @@ fn request<'k>(cfg: &'k SecondaryZone, id: u16, qtype: u16, soa: Option<&Record>
         m.extend_from_slice(&rtype::SOA.to_be_bytes());
         m.extend_from_slice(&1u16.to_be_bytes());
         m.extend_from_slice(&soa.ttl.to_be_bytes());
-        m.extend_from_slice(&u16::try_from(soa.rdata.len()).unwrap_or(0).to_be_bytes());
-        m.extend_from_slice(&soa.rdata);
+        put_rdata(&mut m, &soa.rdata)?;
     }
-    let signer = cfg.key.as_ref().map(|k| {
-        let mut s = Signer::request(k);
-        s.sign(&mut m, tsig::now(), 0, &[]);
-        s
-    });
-    (m, signer)
+    let signer = match cfg.key.as_ref() {
+        Some(k) => {
+            let mut s = Signer::request(k);
+            s.sign(&mut m, tsig::now())?;
+            Some(s)
+        }
+        None => None,
+    };
+    Ok((m, signer))
 }
 
 /// Checks one response message's header against the request.
@@ -907,7 +918,7 @@ async fn soa_query(cfg: &SecondaryZone, primary: SocketAddr) -> Result<u32, Stri
     let mut last = format!("{primary} did not answer the SOA query");
     for _ in 0..3 {
         let id: u16 = rand::random();
-        let (q, mut signer) = request(cfg, id, rtype::SOA, None);
+        let (q, mut signer) = request(cfg, id, rtype::SOA, None).map_err(|e| format!("SOA query: {e}"))?;
         sock.send(&q).await.map_err(|e| format!("{primary}: {e}"))?;
         let mut buf = vec![0u8; 65_535];
         let deadline = tokio::time::Instant::now() + SOA_TIMEOUT;
@@ -967,12 +978,12 @@ async fn transfer_within(cfg: &SecondaryZone, primary: SocketAddr, soa: Option<&
     let held = soa.and_then(soa_serial);
     let id: u16 = rand::random();
     let qtype = if soa.is_some() { rtype::IXFR } else { rtype::AXFR };
-    let (q, mut signer) = request(cfg, id, qtype, soa);
+    let (q, mut signer) = request(cfg, id, qtype, soa).map_err(|e| format!("transfer request: {e}"))?;
     let mut stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(primary))
         .await
         .map_err(|_| format!("{primary}: connection timed out"))?
         .map_err(|e| format!("{primary}: {e}"))?;
-    let mut framed = u16::try_from(q.len()).unwrap_or(0).to_be_bytes().to_vec();
+    let mut framed = len16("transfer request", q.len()).map_err(|e| e.to_string())?.to_be_bytes().to_vec();
     framed.extend_from_slice(&q);
     stream.write_all(&framed).await.map_err(|e| format!("{primary}: {e}"))?;
     let mut records = Stream::new(cfg.apex.clone(), soa.is_some(), cfg.limits);

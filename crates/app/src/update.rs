@@ -793,7 +793,9 @@ impl Updater {
                 });
                 self.count("notauth");
                 let mut out = response(msg, Some(&parsed), rcode::NOTAUTH);
-                f.append_to(&mut out, now);
+                if let Err(e) = f.append_to(&mut out, now) {
+                    tracing::error!("UPDATE: TSIG: {e}; the reply goes out unsigned");
+                }
                 return Some(out);
             }
         };
@@ -825,7 +827,9 @@ impl Updater {
         self.count(outcome);
         let mut out = response(msg, Some(&parsed), rc);
         if let Some(s) = signer.as_mut() {
-            s.sign(&mut out, now, 0, &[]);
+            if let Err(e) = s.sign(&mut out, now) {
+                tracing::error!("UPDATE: TSIG: {e}; the reply goes out unsigned");
+            }
         }
         Some(out)
     }

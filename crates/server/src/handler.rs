@@ -36,7 +36,8 @@ pub struct AnswerConfig {
     pub identity: &'static str,
     /// Answer to CHAOS `version.bind` and `version.server` (empty: REFUSED).
     pub version: &'static str,
-    /// Sent in an NSID option (RFC 5001) to clients that ask for one (empty: none).
+    /// Sent in an NSID option (RFC 5001) to clients that ask for one (empty: none; at
+    /// most 512 octets, longer is not sent).
     pub nsid: &'static [u8],
 }
 
@@ -290,18 +291,27 @@ fn opt(out: &mut Vec<u8>, req: &Request, cfg: &AnswerConfig, ext_rcode: u16, sco
     }
     if nsid_len(req, cfg) > 0 {
         out.extend_from_slice(&3u16.to_be_bytes());
-        out.extend_from_slice(&u16::try_from(cfg.nsid.len()).unwrap_or(0).to_be_bytes());
+        // Lossless: nsid_len is 0 for an NSID over MAX_NSID octets.
+        out.extend_from_slice(&(cfg.nsid.len() as u16).to_be_bytes());
         out.extend_from_slice(cfg.nsid);
     }
-    let rdlen = u16::try_from(out.len() - len_at - 2).unwrap_or(0);
+    // Lossless: a client subnet option (at most 24 octets) and an NSID (MAX_NSID + 4).
+    let rdlen = (out.len() - len_at - 2) as u16;
     out[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
 }
 
 /// Octets the NSID option takes in this response: the client asked (RFC 5001 §2.1) and
 /// the server has one.
 fn nsid_len(req: &Request, cfg: &AnswerConfig) -> usize {
-    if req.edns.is_some_and(|e| e.nsid) && !cfg.nsid.is_empty() { 4 + cfg.nsid.len() } else { 0 }
+    let sent = !cfg.nsid.is_empty() && cfg.nsid.len() <= MAX_NSID;
+    if req.edns.is_some_and(|e| e.nsid) && sent { 4 + cfg.nsid.len() } else { 0 }
 }
+
+/// The longest NSID sent (the configuration refuses longer).
+pub(crate) const MAX_NSID: usize = 512;
+
+/// The longest CHAOS identity or version answered (the configuration refuses longer).
+pub(crate) const MAX_CHAOS_TEXT: usize = 1024;
 
 /// Class CHAOS (3).
 const CHAOS: u16 = 3;
@@ -321,7 +331,7 @@ fn chaos(out: &mut Vec<u8>, req: &Request, cfg: &AnswerConfig) {
     } else {
         ""
     };
-    if text.is_empty() || !matches!(req.qtype, rtype::TXT | rtype::ANY) {
+    if text.is_empty() || text.len() > MAX_CHAOS_TEXT || !matches!(req.qtype, rtype::TXT | rtype::ANY) {
         error(out, req, cfg, rcode::REFUSED, true);
         return;
     }
@@ -333,9 +343,10 @@ fn chaos(out: &mut Vec<u8>, req: &Request, cfg: &AnswerConfig) {
     out.extend_from_slice(&0u32.to_be_bytes());
     let chunks = text.as_bytes().chunks(255);
     let rdlen = chunks.clone().map(|c| c.len() + 1).sum::<usize>();
-    out.extend_from_slice(&u16::try_from(rdlen).unwrap_or(0).to_be_bytes());
+    // Lossless: at most MAX_CHAOS_TEXT octets in chunks of at most 255.
+    out.extend_from_slice(&(rdlen as u16).to_be_bytes());
     for c in chunks {
-        out.push(u8::try_from(c.len()).unwrap_or(255));
+        out.push(c.len() as u8);
         out.extend_from_slice(c);
     }
     let ar = if req.edns.is_some() {

@@ -42,7 +42,9 @@ pub(crate) fn answer(
                 tracing::info!(%client, key = %f.key_label(), error = f.error, skipped, "signed query refused: TSIG check failed");
             });
             *out = xfr::start(&req, true, crate::wire::rcode::NOTAUTH);
-            f.append_to(out, now);
+            if let Err(e) = f.append_to(out, now) {
+                tracing::error!("TSIG: {e}; the message goes out unsigned");
+            }
             Outcome::Respond
         }
         Verified::Signed(mut signer) => {
@@ -60,7 +62,9 @@ pub(crate) fn answer(
             let outcome = answer_noting(zones, &unsigned, transport, &acfg, Some(client), out, note);
             note.tsig = true;
             if outcome == Outcome::Respond {
-                signer.sign(out, now, 0, &[]);
+                if let Err(e) = signer.sign(out, now) {
+                    tracing::error!("TSIG: {e}; the message goes out unsigned");
+                }
             }
             outcome
         }

@@ -8,6 +8,7 @@
 
 use hmac::{Hmac, Mac};
 use r53dns_zone::Name;
+use r53dns_zone::proto::{Overflow, bump_count, len16};
 
 use crate::message::{self, Record};
 
@@ -235,7 +236,14 @@ fn time48(t: u64) -> [u8; 6] {
 }
 
 /// The TSIG variables digested with a whole signature (§4.3.3).
-fn variables(key_name: &[u8], alg: &[u8], time: u64, fudge: u16, error: u16, other: &[u8]) -> Vec<u8> {
+fn variables(
+    key_name: &[u8],
+    alg: &[u8],
+    time: u64,
+    fudge: u16,
+    error: u16,
+    other: &[u8],
+) -> Result<Vec<u8>, Overflow> {
     let mut v = Vec::with_capacity(key_name.len() + alg.len() + 20 + other.len());
     v.extend_from_slice(&key_name.to_ascii_lowercase());
     v.extend_from_slice(&255u16.to_be_bytes()); // class ANY
@@ -244,9 +252,9 @@ fn variables(key_name: &[u8], alg: &[u8], time: u64, fudge: u16, error: u16, oth
     v.extend_from_slice(&time48(time));
     v.extend_from_slice(&fudge.to_be_bytes());
     v.extend_from_slice(&error.to_be_bytes());
-    v.extend_from_slice(&u16::try_from(other.len()).unwrap_or(0).to_be_bytes());
+    v.extend_from_slice(&len16("TSIG other data", other.len())?.to_be_bytes());
     v.extend_from_slice(other);
-    v
+    Ok(v)
 }
 
 /// The message as it was before the TSIG RR was added: original ID, ARCOUNT one less.
@@ -307,13 +315,19 @@ impl<'k> Signer<'k> {
             + other_len
     }
 
-    /// Appends a TSIG RR signing `msg` (whose ARCOUNT is bumped), with `error` and `other`
-    /// data, at time `now` (Unix seconds). Later calls chain to this one's MAC.
-    pub fn sign(&mut self, msg: &mut Vec<u8>, now: u64, error: u16, other: &[u8]) {
+    /// Appends a TSIG RR signing `msg` (whose ARCOUNT is bumped) at time `now` (Unix
+    /// seconds). Later calls chain to this one's MAC. A message whose additional section
+    /// is full cannot be signed (and is left as it was).
+    pub fn sign(&mut self, msg: &mut Vec<u8>, now: u64) -> Result<(), Overflow> {
+        self.sign_with(msg, now, 0, &[])
+    }
+
+    /// [`Signer::sign`] with a TSIG `error` and `other` data (BADTIME's time).
+    fn sign_with(&mut self, msg: &mut Vec<u8>, now: u64, error: u16, other: &[u8]) -> Result<(), Overflow> {
         let alg = self.key.algorithm.wire_name();
         let key_name = self.key.name.wire().to_ascii_lowercase();
         let mut parts: Vec<&[u8]> = Vec::with_capacity(4);
-        let prior_len = u16::try_from(self.prior.len()).unwrap_or(0).to_be_bytes();
+        let prior_len = len16("TSIG prior MAC", self.prior.len())?.to_be_bytes();
         if !self.prior.is_empty() {
             parts.push(&prior_len);
             parts.push(&self.prior);
@@ -322,7 +336,7 @@ impl<'k> Signer<'k> {
         let vars;
         let mut timers = [0u8; 8];
         if self.first {
-            vars = variables(&key_name, &alg, now, FUDGE, error, other);
+            vars = variables(&key_name, &alg, now, FUDGE, error, other)?;
             parts.push(&vars);
         } else {
             timers[..6].copy_from_slice(&time48(now));
@@ -330,10 +344,11 @@ impl<'k> Signer<'k> {
             parts.push(&timers);
         }
         let mac = self.key.algorithm.mac(&self.key.secret, &parts);
-        let id = u16::from_be_bytes([msg[0], msg[1]]);
-        append(msg, &key_name, &alg, now, &mac, id, error, other);
+        let id = u16::from_be_bytes([msg.first().copied().unwrap_or(0), msg.get(1).copied().unwrap_or(0)]);
+        append(msg, &key_name, &alg, now, &mac, id, error, other)?;
         self.prior = mac;
         self.first = false;
+        Ok(())
     }
 
     /// Checks one response to our request (client side: NOTIFY replies, SOA queries, zone
@@ -356,9 +371,9 @@ impl<'k> Signer<'k> {
             return Err(f.error);
         }
         let body = unsigned_part(msg, tsig.offset, f.original_id).ok_or(BADSIG)?;
-        let prior_len = u16::try_from(self.prior.len()).unwrap_or(0).to_be_bytes();
+        let prior_len = len16("TSIG prior MAC", self.prior.len()).map_err(|_| BADSIG)?.to_be_bytes();
         let vars = if self.verified == 0 {
-            variables(tsig.name.wire(), &f.algorithm, f.time_signed, f.fudge, f.error, &f.other)
+            variables(tsig.name.wire(), &f.algorithm, f.time_signed, f.fudge, f.error, &f.other).map_err(|_| BADSIG)?
         } else {
             let mut t = time48(f.time_signed).to_vec();
             t.extend_from_slice(&f.fudge.to_be_bytes());
@@ -382,27 +397,38 @@ impl<'k> Signer<'k> {
     }
 }
 
+/// Appends the TSIG RR to `msg` and counts it in ARCOUNT; nothing is written when a field
+/// would overflow.
 #[allow(clippy::too_many_arguments)]
-fn append(msg: &mut Vec<u8>, key_name: &[u8], alg: &[u8], time: u64, mac: &[u8], id: u16, error: u16, other: &[u8]) {
+fn append(
+    msg: &mut Vec<u8>,
+    key_name: &[u8],
+    alg: &[u8],
+    time: u64,
+    mac: &[u8],
+    id: u16,
+    error: u16,
+    other: &[u8],
+) -> Result<(), Overflow> {
+    let rdlen = len16("TSIG RDATA", alg.len() + 6 + 2 + 2 + mac.len() + 2 + 2 + 2 + other.len())?;
+    let mac_len = len16("TSIG MAC", mac.len())?;
+    let other_len = len16("TSIG other data", other.len())?;
+    bump_count(msg, 10)?;
     msg.extend_from_slice(key_name);
     msg.extend_from_slice(&TSIG.to_be_bytes());
     msg.extend_from_slice(&255u16.to_be_bytes());
     msg.extend_from_slice(&0u32.to_be_bytes());
-    let rdlen = alg.len() + 6 + 2 + 2 + mac.len() + 2 + 2 + 2 + other.len();
-    msg.extend_from_slice(&u16::try_from(rdlen).unwrap_or(0).to_be_bytes());
+    msg.extend_from_slice(&rdlen.to_be_bytes());
     msg.extend_from_slice(alg);
     msg.extend_from_slice(&time48(time));
     msg.extend_from_slice(&FUDGE.to_be_bytes());
-    msg.extend_from_slice(&u16::try_from(mac.len()).unwrap_or(0).to_be_bytes());
+    msg.extend_from_slice(&mac_len.to_be_bytes());
     msg.extend_from_slice(mac);
     msg.extend_from_slice(&id.to_be_bytes());
     msg.extend_from_slice(&error.to_be_bytes());
-    msg.extend_from_slice(&u16::try_from(other.len()).unwrap_or(0).to_be_bytes());
+    msg.extend_from_slice(&other_len.to_be_bytes());
     msg.extend_from_slice(other);
-    if msg.len() >= 12 {
-        let ar = u16::from_be_bytes([msg[10], msg[11]]).wrapping_add(1);
-        msg[10..12].copy_from_slice(&ar.to_be_bytes());
-    }
+    Ok(())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -442,12 +468,12 @@ impl Failure<'_> {
     }
 
     /// Appends the TSIG RR of the error response to `msg`.
-    pub fn append_to(&mut self, msg: &mut Vec<u8>, now: u64) {
+    pub fn append_to(&mut self, msg: &mut Vec<u8>, now: u64) -> Result<(), Overflow> {
         match &mut self.signer {
-            Some(s) => s.sign(msg, self.time_signed, self.error, &time48(now)),
+            Some(s) => s.sign_with(msg, self.time_signed, self.error, &time48(now)),
             None => {
-                let id = u16::from_be_bytes([msg[0], msg[1]]);
-                append(msg, &self.key_name, &self.algorithm, self.time_signed, &[], id, self.error, &[]);
+                let id = u16::from_be_bytes([msg.first().copied().unwrap_or(0), msg.get(1).copied().unwrap_or(0)]);
+                append(msg, &self.key_name, &self.algorithm, self.time_signed, &[], id, self.error, &[])
             }
         }
     }
@@ -496,7 +522,10 @@ pub fn verify<'k>(keys: &'k KeyRing, msg: &[u8], parsed: &message::Message, now:
     let Some(body) = unsigned_part(msg, rr.offset, f.original_id) else {
         return Verified::Malformed;
     };
-    let vars = variables(rr.name.wire(), &f.algorithm, f.time_signed, f.fudge, f.error, &f.other);
+    // The other data was read behind a 16-bit length, so it fits one again.
+    let Ok(vars) = variables(rr.name.wire(), &f.algorithm, f.time_signed, f.fudge, f.error, &f.other) else {
+        return Verified::Malformed;
+    };
     let full = key.algorithm.mac(&key.secret, &[&body, &vars]);
     // §5.2.2.1: a MAC longer than the algorithm's, or truncated below half of it or below
     // 10 octets, is a format error.
@@ -553,7 +582,7 @@ mod tests {
             let ring = KeyRing::new(vec![k.clone()]);
             let mut msg = query();
             let mut s = Signer::request(&k);
-            s.sign(&mut msg, 1_000_000, 0, &[]);
+            s.sign(&mut msg, 1_000_000).unwrap();
             assert_eq!(msg.len() - query().len(), s.len(0), "{alg:?}: the room kept is the record's size");
             let parsed = message::parse(&msg).unwrap();
             let Verified::Signed(mut signer) = verify(&ring, &msg, &parsed, 1_000_010) else {
@@ -565,7 +594,7 @@ mod tests {
             resp.truncate(tsig_at);
             resp[10..12].copy_from_slice(&0u16.to_be_bytes());
             resp[2] |= 0x80;
-            signer.sign(&mut resp, 1_000_011, 0, &[]);
+            signer.sign(&mut resp, 1_000_011).unwrap();
             let mut client = Signer::request(&k);
             client.prior = fields(&parsed.additional[0].rdata).unwrap().mac;
             assert_eq!(client.verify_response(&resp), Ok(true));
@@ -583,7 +612,7 @@ mod tests {
         let k = key(Algorithm::HmacSha256);
         let mut req = query();
         let mut client = Signer::request(&k);
-        client.sign(&mut req, 1_000_000, 0, &[]);
+        client.sign(&mut req, 1_000_000).unwrap();
         let ring = KeyRing::new(vec![k.clone()]);
         let parsed = message::parse(&req).unwrap();
         let Verified::Signed(mut server) = verify(&ring, &req, &parsed, 1_000_000) else { panic!() };
@@ -592,7 +621,7 @@ mod tests {
                 let mut m = query();
                 m[2] |= 0x80;
                 m[3] = i;
-                server.sign(&mut m, 1_000_001, 0, &[]);
+                server.sign(&mut m, 1_000_001).unwrap();
                 m
             })
             .collect();
@@ -622,7 +651,7 @@ mod tests {
         let mut msg = query();
         let alg = k.algorithm.wire_name();
         let name = k.name.wire().to_ascii_lowercase();
-        let vars = variables(&name, &alg, time, fudge, 0, &[]);
+        let vars = variables(&name, &alg, time, fudge, 0, &[]).unwrap();
         let mac = k.algorithm.mac(&k.secret, &[&msg, &vars]);
         let mac = &mac[..mac_len.min(mac.len())];
         let mut rdata = alg.to_vec();
@@ -673,18 +702,18 @@ mod tests {
         let ring = KeyRing::new(vec![k.clone()]);
         let other = Key { name: Name::parse("other.", None).unwrap(), ..k.clone() };
         let mut msg = query();
-        Signer::request(&other).sign(&mut msg, 1_000_000, 0, &[]);
+        Signer::request(&other).sign(&mut msg, 1_000_000).unwrap();
         let parsed = message::parse(&msg).unwrap();
         assert!(matches!(verify(&ring, &msg, &parsed, 1_000_000), Verified::Failed(Failure { error: BADKEY, .. })));
 
         let mut msg = query();
-        Signer::request(&k).sign(&mut msg, 1_000_000, 0, &[]);
+        Signer::request(&k).sign(&mut msg, 1_000_000).unwrap();
         let parsed = message::parse(&msg).unwrap();
         let Verified::Failed(mut f) = verify(&ring, &msg, &parsed, 1_000_000 + 301) else { panic!() };
         assert_eq!(f.error, BADTIME);
         let mut resp = query();
         resp[2] |= 0x80;
-        f.append_to(&mut resp, 1_000_301);
+        f.append_to(&mut resp, 1_000_301).unwrap();
         let last = message::parse(&resp).unwrap().additional.pop().unwrap();
         let got = fields(&last.rdata).unwrap();
         assert_eq!((got.error, got.other.len(), got.mac.len()), (BADTIME, 6, 32));
@@ -692,9 +721,19 @@ mod tests {
         let mut unsigned = query();
         assert!(matches!(verify(&ring, &unsigned, &message::parse(&unsigned).unwrap(), 0), Verified::Unsigned));
         // A TSIG followed by another additional record is malformed.
-        Signer::request(&k).sign(&mut unsigned, 1, 0, &[]);
+        Signer::request(&k).sign(&mut unsigned, 1).unwrap();
         unsigned.extend_from_slice(&[0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]);
         unsigned[11] += 1;
         assert!(matches!(verify(&ring, &unsigned, &message::parse(&unsigned).unwrap(), 1), Verified::Malformed));
+    }
+
+    #[test]
+    fn a_message_whose_additional_section_is_full_is_not_signed() {
+        let k = key(Algorithm::HmacSha256);
+        let mut msg = query();
+        msg[10..12].copy_from_slice(&u16::MAX.to_be_bytes());
+        let before = msg.clone();
+        assert_eq!(Signer::request(&k).sign(&mut msg, 1), Err(Overflow::Count));
+        assert_eq!(msg, before, "nothing is appended");
     }
 }

@@ -67,7 +67,9 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::Se
                 tracing::warn!(%peer, key = %f.key_label(), error = f.error, skipped, "zone transfer refused: TSIG check failed");
             });
             let mut m = start(&req, true, wire::rcode::NOTAUTH);
-            f.append_to(&mut m, now);
+            if let Err(e) = f.append_to(&mut m, now) {
+                tracing::error!("TSIG: {e}; the message goes out unsigned");
+            }
             return Some(vec![m]);
         }
     };
@@ -90,7 +92,9 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::Se
         // one), as NSD does. Signed: refused here, signed.
         let s = signer.as_mut()?;
         let mut m = start(&req, true, wire::rcode::REFUSED);
-        s.sign(&mut m, now, 0, &[]);
+        if let Err(e) = s.sign(&mut m, now) {
+            tracing::error!("TSIG: {e}; the message goes out unsigned");
+        }
         return Some(vec![m]);
     }
     let zone = zone?;
@@ -104,7 +108,13 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::Se
     };
     if let Some(s) = signer.as_mut() {
         for m in &mut messages {
-            s.sign(m, now, 0, &[]);
+            // Transfer messages are packed under 16 KiB (a lone large record under 65 535
+            // less room for TSIG), so the signature always fits; a failure fails the whole
+            // transfer rather than leaving a message unsigned.
+            if let Err(e) = s.sign(m, now) {
+                tracing::error!(%peer, zone = %apex, "zone transfer failed: TSIG: {e}");
+                return Some(vec![start(&req, true, wire::rcode::SERVFAIL)]);
+            }
         }
     }
     Some(messages)

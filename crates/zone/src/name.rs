@@ -195,6 +195,7 @@ fn close_label(out: &mut [u8], label_start: usize) -> Result<(), NameError> {
     if len == 0 {
         return Err(NameError::EmptyLabel);
     }
+    // Lossless: the parser refuses a label over MAX_LABEL_LEN (63) before closing it.
     out[label_start] = len as u8;
     Ok(())
 }

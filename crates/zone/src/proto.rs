@@ -1,6 +1,6 @@
 //! The DNS vocabulary every part of r53dns speaks — the server, the client side (transfers,
 //! NOTIFY, UPDATE, the comparison tool): response codes, opcodes and serial-number
-//! arithmetic, each written once here.
+//! arithmetic, the 16-bit fields a message cannot overflow, each written once here.
 
 /// Response codes (RFC 6895 §2.3), as the header's four bits carry them; extended codes
 /// (the OPT record's upper eight bits, or TSIG's error field) are `u16`.
@@ -78,6 +78,46 @@ pub mod serial {
     }
 }
 
+/// A value too large for the 16-bit field of a DNS message that must carry it. Written
+/// where a length or count could otherwise be truncated silently; the message is not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Overflow {
+    /// A length field (RDATA, an option, a TCP frame, a TSIG field) would be exceeded.
+    #[error("{what} of {len} octets does not fit a 16-bit length")]
+    Length {
+        /// What was measured.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+    },
+    /// A section count would pass 65 535 records.
+    #[error("a message section cannot hold more than 65535 records")]
+    Count,
+}
+
+/// The 16-bit length field for `len` octets of `what`.
+pub fn len16(what: &'static str, len: usize) -> Result<u16, Overflow> {
+    u16::try_from(len).map_err(|_| Overflow::Length { what, len })
+}
+
+/// Appends `rdata` behind its 16-bit RDLENGTH.
+pub fn put_rdata(out: &mut Vec<u8>, rdata: &[u8]) -> Result<(), Overflow> {
+    out.extend_from_slice(&len16("RDATA", rdata.len())?.to_be_bytes());
+    out.extend_from_slice(rdata);
+    Ok(())
+}
+
+/// Adds one to the 16-bit record count at `at` (6: answers, 8: authority, 10: additional)
+/// of the message `msg`.
+pub fn bump_count(msg: &mut [u8], at: usize) -> Result<(), Overflow> {
+    let Some(field) = msg.get_mut(at..at + 2) else {
+        return Err(Overflow::Length { what: "message header", len: at });
+    };
+    let n = u16::from_be_bytes([field[0], field[1]]).checked_add(1).ok_or(Overflow::Count)?;
+    field.copy_from_slice(&n.to_be_bytes());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +131,23 @@ mod tests {
         assert!(serial::is_after(0x7fff_ffff, 0));
         // Exactly half the space apart: undefined, so neither.
         assert!(!serial::is_after(0x8000_0000, 0) && !serial::is_after(0, 0x8000_0000));
+    }
+
+    #[test]
+    fn sixteen_bit_fields_refuse_what_does_not_fit() {
+        assert_eq!(len16("x", 65_535), Ok(65_535));
+        assert_eq!(len16("x", 65_536), Err(Overflow::Length { what: "x", len: 65_536 }));
+        let mut out = Vec::new();
+        assert!(put_rdata(&mut out, &vec![0; 65_536]).is_err());
+        assert!(out.is_empty(), "nothing is written when the length does not fit");
+        put_rdata(&mut out, &[1, 2]).unwrap();
+        assert_eq!(out, [0, 2, 1, 2]);
+        let mut msg = [0u8; 12];
+        msg[10..12].copy_from_slice(&u16::MAX.to_be_bytes());
+        assert_eq!(bump_count(&mut msg, 10), Err(Overflow::Count));
+        assert_eq!(bump_count(&mut msg, 6), Ok(()));
+        assert_eq!(msg[6..8], [0, 1]);
+        assert!(bump_count(&mut msg[..4], 6).is_err());
     }
 
     #[test]

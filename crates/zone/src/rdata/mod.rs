@@ -687,6 +687,7 @@ fn encode_bitmap(types: &mut Vec<u16>) -> Vec<u8> {
             last = low / 8;
             i += 1;
         }
+        // Lossless: `window` is a type's upper octet, `last` a position in 32 octets.
         out.push(window as u8);
         out.push(last as u8 + 1);
         out.extend_from_slice(&bits[..=last]);
