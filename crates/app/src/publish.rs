@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use r53dns_server::Store;
 use r53dns_zone::journal::{self, Journal};
+use r53dns_zone::proto::serial;
 use r53dns_zone::{Prefix, RoutingContext, Snapshot, Zone, ZoneSet};
 
 use crate::config::Conflict;
@@ -239,7 +240,7 @@ impl Publisher {
             let key = (view, zone.apex().to_lowercase());
             let journal = match journals.get(&key) {
                 Some((prev, j)) if Arc::ptr_eq(prev, &zone) || prev.serial() == zone.serial() => j.clone(),
-                Some((prev, j)) if (zone.serial().wrapping_sub(prev.serial()) as i32) > 0 => {
+                Some((prev, j)) if serial::is_after(zone.serial(), prev.serial()) => {
                     match journal::diff(prev, &zone, set.routing()) {
                         Some(d) => Arc::new(j.push(d, zone.record_count().max(1_000))),
                         None => Arc::new(Journal::default()),

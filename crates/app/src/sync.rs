@@ -790,7 +790,7 @@ impl Syncer {
                     let Some(theirs) = b.manifest.zones.iter().find(|z| &z.id == id) else { continue };
                     let serial = if theirs.hash == hex(&entry.hash) {
                         theirs.serial
-                    } else if (entry.serial.wrapping_sub(theirs.serial) as i32) > 0 {
+                    } else if r53dns_zone::proto::serial::is_after(entry.serial, theirs.serial) {
                         entry.serial
                     } else {
                         theirs.serial.wrapping_add(1)

@@ -37,7 +37,7 @@ use r53dns_route53::{CallClass, Route53};
 use r53dns_server::logs::{Refusal, refused};
 use r53dns_server::message::{self, Message};
 use r53dns_server::tsig::{self, Algorithm, Key, KeyRing, Signer, Verified};
-use r53dns_zone::rdata::{type_from_str, type_to_string};
+use r53dns_zone::rdata::{canonical, type_from_str, type_to_string};
 use r53dns_zone::{Name, Prefix, rtype};
 
 use crate::config::{GrantSpec, KeySpec, TsigSpec, UpdateSpec, parse_network};
@@ -382,25 +382,6 @@ pub(crate) fn load_keys(spec: &TsigSpec) -> anyhow::Result<KeyRing> {
         keys.push(Key { name, algorithm, secret });
     }
     Ok(KeyRing::new(keys))
-}
-
-/// Names inside RDATA compared case-insensitively (RFC 4034 §6.2 lists the types).
-fn canonical(code: u16, rdata: &[u8]) -> Vec<u8> {
-    let (first, count) = match code {
-        rtype::NS | rtype::CNAME | rtype::PTR | rtype::DNAME => (0, 1),
-        rtype::MX => (2, 1),
-        rtype::SRV => (6, 1),
-        rtype::SOA => (0, 2),
-        _ => (0, 0),
-    };
-    let mut out = rdata.to_vec();
-    let mut at = first;
-    for _ in 0..count {
-        let Some(len) = rdata.get(at..).and_then(r53dns_zone::name::wire_len) else { break };
-        out[at..at + len].make_ascii_lowercase();
-        at += len;
-    }
-    out
 }
 
 /// One (name, type) as Route53 has it, and as the update leaves it.

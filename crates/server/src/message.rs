@@ -4,7 +4,7 @@
 
 use r53dns_zone::Name;
 use r53dns_zone::name::MAX_NAME_LEN;
-use r53dns_zone::rtype;
+use r53dns_zone::rdata::{Piece, layout};
 
 use crate::wire::{read_name, u16_at};
 
@@ -59,38 +59,36 @@ fn name_at(msg: &[u8], at: usize) -> Option<(Name, usize)> {
     Some((Name::from_wire(&buf[..len])?, used))
 }
 
-/// Offsets of names inside RDATA that senders may compress (RFC 3597 §4 lists the RFC 1035
-/// types; SRV and DNAME targets turn up compressed from some senders too).
-fn rdata_names(code: u16) -> (usize, usize) {
-    match code {
-        rtype::NS | rtype::CNAME | rtype::PTR | rtype::DNAME => (0, 1),
-        rtype::MX => (2, 1),
-        rtype::SRV => (6, 1),
-        rtype::SOA => (0, 2),
-        _ => (0, 0),
-    }
-}
-
-/// The RDATA at `msg[at..at + len]` with its names expanded.
+/// The RDATA at `msg[at..at + len]` with its names expanded: every name the zone crate's
+/// type table places (RFC 3597 §4 lets senders compress only the RFC 1035 types' names, but
+/// SRV and DNAME targets turn up compressed from some senders too).
 fn rdata_at(msg: &[u8], code: u16, at: usize, len: usize) -> Option<Vec<u8>> {
     let end = at.checked_add(len)?;
     let raw = msg.get(at..end)?;
-    let (first, count) = rdata_names(code);
     // Empty RDATA is how UPDATE says "any value" (RFC 2136 §2.5.2), whatever the type.
-    if count == 0 || len == 0 {
+    if len == 0 {
         return Some(raw.to_vec());
     }
     let mut out = Vec::with_capacity(len + 16);
-    out.extend_from_slice(raw.get(..first)?);
-    let mut pos = at + first;
+    let mut pos = at;
     let mut buf = [0u8; MAX_NAME_LEN];
-    for _ in 0..count {
-        if pos >= end {
-            return None;
-        }
-        let (n, used) = read_name(msg, pos, &mut buf)?;
-        out.extend_from_slice(&buf[..n]);
-        pos += used;
+    for piece in layout(code) {
+        let next = match piece {
+            Piece::Fixed(n) => pos.checked_add(n)?,
+            Piece::Counted => pos.checked_add(1 + usize::from(*raw.get(pos - at)?))?,
+            Piece::Name { .. } => {
+                if pos >= end {
+                    return None;
+                }
+                let (n, used) = read_name(msg, pos, &mut buf)?;
+                out.extend_from_slice(&buf[..n]);
+                pos += used;
+                continue;
+            }
+            Piece::Rest => break,
+        };
+        out.extend_from_slice(msg.get(pos..next)?);
+        pos = next;
     }
     if pos > end {
         return None;
@@ -138,6 +136,7 @@ pub fn parse(msg: &[u8]) -> Option<Message> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use r53dns_zone::rtype;
 
     #[test]
     fn compressed_names_in_owner_and_rdata_are_expanded() {

@@ -12,16 +12,9 @@ use r53dns_zone::proto::{Overflow, bump_count, len16};
 
 use crate::message::{self, Record};
 
-/// TSIG error: bad signature.
-pub const BADSIG: u16 = 16;
-/// TSIG error: unknown key or algorithm.
-pub const BADKEY: u16 = 17;
-/// TSIG error: time outside the fudge window.
-pub const BADTIME: u16 = 18;
-/// TSIG error: MAC truncated too far.
-pub const BADTRUNC: u16 = 22;
-/// The TSIG RR type.
-pub const TSIG: u16 = r53dns_zone::rtype::TSIG;
+pub use r53dns_zone::proto::rcode::{BADKEY, BADSIG, BADTIME, BADTRUNC};
+use r53dns_zone::rtype::TSIG;
+
 /// Fudge we put in our signatures (seconds either way).
 pub const FUDGE: u16 = 300;
 
@@ -662,7 +655,8 @@ mod tests {
         rdata.extend_from_slice(&msg[0..2]);
         rdata.extend_from_slice(&[0, 0, 0, 0]);
         msg.extend_from_slice(&name);
-        msg.extend_from_slice(&[0, 250, 0, 255, 0, 0, 0, 0]);
+        msg.extend_from_slice(&TSIG.to_be_bytes());
+        msg.extend_from_slice(&[0, 255, 0, 0, 0, 0]);
         msg.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
         msg.extend_from_slice(&rdata);
         msg[11] = 1;

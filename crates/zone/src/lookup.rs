@@ -15,36 +15,7 @@ use crate::zone::{Node, Rrset, Zone};
 /// Longest CNAME/DNAME chain followed before answering with what was found.
 pub const MAX_CHAIN: usize = 12;
 
-/// Response codes the lookup can produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rcode {
-    /// Data, NODATA, referral or partial chain.
-    NoError,
-    /// The name (or the end of the chain) does not exist.
-    NxDomain,
-    /// No served zone encloses the name.
-    Refused,
-    /// DNAME substitution overflowed the name length (RFC 6672 §2.2).
-    YxDomain,
-    /// The question name is not a valid name.
-    FormErr,
-    /// The data chosen cannot be served now (an alias whose target could not be resolved).
-    ServFail,
-}
-
-impl Rcode {
-    /// The 4-bit header value.
-    pub fn to_u8(self) -> u8 {
-        match self {
-            Rcode::NoError => 0,
-            Rcode::FormErr => 1,
-            Rcode::ServFail => 2,
-            Rcode::NxDomain => 3,
-            Rcode::Refused => 5,
-            Rcode::YxDomain => 6,
-        }
-    }
-}
+pub use crate::proto::Rcode;
 
 /// The owner name to write for an answer item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

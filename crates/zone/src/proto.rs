@@ -2,54 +2,126 @@
 //! NOTIFY, UPDATE, the comparison tool): response codes, opcodes and serial-number
 //! arithmetic, the 16-bit fields a message cannot overflow, each written once here.
 
-/// Response codes (RFC 6895 §2.3), as the header's four bits carry them; extended codes
-/// (the OPT record's upper eight bits, or TSIG's error field) are `u16`.
-pub mod rcode {
-    /// No error.
-    pub const NOERROR: u8 = 0;
-    /// The request could not be interpreted.
-    pub const FORMERR: u8 = 1;
-    /// The server failed.
-    pub const SERVFAIL: u8 = 2;
-    /// The name does not exist.
-    pub const NXDOMAIN: u8 = 3;
+/// A response code (RFC 6895 §2.3) that fits the header's four bits: what the lookup
+/// decides, what UPDATE and NOTIFY answer, what a client reads back. The one list of them;
+/// the [`rcode`] constants are its numbers, for code that writes headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Rcode {
+    /// No error: data, NODATA, a referral or a partial chain.
+    NoError = 0,
+    /// The request could not be interpreted (also: the question name is not a valid name).
+    FormErr = 1,
+    /// The server failed (also: an alias whose target could not be resolved).
+    ServFail = 2,
+    /// The name (or the end of the chain) does not exist.
+    NxDomain = 3,
     /// The opcode is not implemented.
-    pub const NOTIMP: u8 = 4;
-    /// Refused by policy.
-    pub const REFUSED: u8 = 5;
-    /// UPDATE: a name exists that should not (RFC 2136).
-    pub const YXDOMAIN: u8 = 6;
+    NotImp = 4,
+    /// Refused by policy (also: no served zone encloses the name).
+    Refused = 5,
+    /// A name exists that should not (RFC 2136), or DNAME substitution overflowed the
+    /// name length (RFC 6672 §2.2).
+    YxDomain = 6,
     /// UPDATE: an RRset exists that should not.
-    pub const YXRRSET: u8 = 7;
+    YxRrset = 7,
     /// UPDATE: an RRset does not exist that should.
-    pub const NXRRSET: u8 = 8;
+    NxRrset = 8,
     /// Not authoritative for the zone (RFC 2136), or TSIG failed (RFC 8945).
-    pub const NOTAUTH: u8 = 9;
+    NotAuth = 9,
     /// A name is outside the zone (RFC 2136).
-    pub const NOTZONE: u8 = 10;
+    NotZone = 10,
+}
+
+impl Rcode {
+    const ALL: [(Rcode, &'static str); 11] = [
+        (Rcode::NoError, "NOERROR"),
+        (Rcode::FormErr, "FORMERR"),
+        (Rcode::ServFail, "SERVFAIL"),
+        (Rcode::NxDomain, "NXDOMAIN"),
+        (Rcode::NotImp, "NOTIMP"),
+        (Rcode::Refused, "REFUSED"),
+        (Rcode::YxDomain, "YXDOMAIN"),
+        (Rcode::YxRrset, "YXRRSET"),
+        (Rcode::NxRrset, "NXRRSET"),
+        (Rcode::NotAuth, "NOTAUTH"),
+        (Rcode::NotZone, "NOTZONE"),
+    ];
+
+    /// The 4-bit header value.
+    pub const fn to_u8(self) -> u8 {
+        self as u8
+    }
+
+    /// The code a header carries (`None` for the unassigned 11 to 15).
+    pub fn from_u8(code: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(code)).map(|(r, _)| *r)
+    }
+
+    /// The mnemonic, as dig prints it.
+    pub fn name(self) -> &'static str {
+        Self::ALL[usize::from(self.to_u8())].1
+    }
+}
+
+impl std::fmt::Display for Rcode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Response codes as numbers: the header's four bits ([`Rcode`]'s values) and the extended
+/// codes (the OPT record's upper eight bits, or TSIG's error field), which are `u16`.
+pub mod rcode {
+    use super::Rcode;
+
+    /// No error.
+    pub const NOERROR: u8 = Rcode::NoError.to_u8();
+    /// The request could not be interpreted.
+    pub const FORMERR: u8 = Rcode::FormErr.to_u8();
+    /// The server failed.
+    pub const SERVFAIL: u8 = Rcode::ServFail.to_u8();
+    /// The name does not exist.
+    pub const NXDOMAIN: u8 = Rcode::NxDomain.to_u8();
+    /// The opcode is not implemented.
+    pub const NOTIMP: u8 = Rcode::NotImp.to_u8();
+    /// Refused by policy.
+    pub const REFUSED: u8 = Rcode::Refused.to_u8();
+    /// UPDATE: a name exists that should not (RFC 2136).
+    pub const YXDOMAIN: u8 = Rcode::YxDomain.to_u8();
+    /// UPDATE: an RRset exists that should not.
+    pub const YXRRSET: u8 = Rcode::YxRrset.to_u8();
+    /// UPDATE: an RRset does not exist that should.
+    pub const NXRRSET: u8 = Rcode::NxRrset.to_u8();
+    /// Not authoritative for the zone (RFC 2136), or TSIG failed (RFC 8945).
+    pub const NOTAUTH: u8 = Rcode::NotAuth.to_u8();
+    /// A name is outside the zone (RFC 2136).
+    pub const NOTZONE: u8 = Rcode::NotZone.to_u8();
     /// EDNS version not supported (RFC 6891); extended, 1 in the OPT TTL's upper octet.
     pub const BADVERS: u16 = 16;
+    /// TSIG: bad signature (RFC 8945 §5.2.2).
+    pub const BADSIG: u16 = 16;
+    /// TSIG: unknown key or algorithm.
+    pub const BADKEY: u16 = 17;
+    /// TSIG: time outside the fudge window.
+    pub const BADTIME: u16 = 18;
+    /// TSIG: MAC truncated too far.
+    pub const BADTRUNC: u16 = 22;
     /// Bad or missing server cookie (RFC 7873).
     pub const BADCOOKIE: u16 = 23;
 
     /// The mnemonic of a response code, as dig prints it (`None` for codes without one).
+    /// 16 is BADVERS here; in a TSIG error field it is BADSIG.
     pub fn name(code: u16) -> Option<&'static str> {
-        Some(match code {
-            0 => "NOERROR",
-            1 => "FORMERR",
-            2 => "SERVFAIL",
-            3 => "NXDOMAIN",
-            4 => "NOTIMP",
-            5 => "REFUSED",
-            6 => "YXDOMAIN",
-            7 => "YXRRSET",
-            8 => "NXRRSET",
-            9 => "NOTAUTH",
-            10 => "NOTZONE",
-            16 => "BADVERS",
-            23 => "BADCOOKIE",
-            _ => return None,
-        })
+        match code {
+            0..=15 => u8::try_from(code).ok().and_then(Rcode::from_u8).map(Rcode::name),
+            BADVERS => Some("BADVERS"),
+            BADKEY => Some("BADKEY"),
+            BADTIME => Some("BADTIME"),
+            BADTRUNC => Some("BADTRUNC"),
+            BADCOOKIE => Some("BADCOOKIE"),
+            _ => None,
+        }
     }
 }
 
@@ -64,7 +136,8 @@ pub mod opcode {
 }
 
 /// Serial-number arithmetic (RFC 1982) on SOA serials, which wrap around: `a` is after `b`
-/// when it is less than 2³¹ ahead of it.
+/// when it is less than 2³¹ ahead of it. Every serial comparison in the workspace is one
+/// of these two.
 pub mod serial {
     /// Whether `a` is strictly after `b`. A serial exactly 2³¹ away is neither before nor
     /// after (undefined by RFC 1982 §3.2): false.
@@ -157,5 +230,13 @@ mod tests {
         }
         assert_eq!(rcode::name(rcode::BADVERS), Some("BADVERS"));
         assert_eq!(rcode::name(12), None);
+        for code in 0..=10u8 {
+            let r = Rcode::from_u8(code).unwrap();
+            assert_eq!(r.to_u8(), code);
+            assert_eq!(rcode::name(code.into()), Some(r.name()));
+        }
+        assert_eq!(Rcode::from_u8(11), None);
+        assert_eq!(Rcode::NotAuth.to_string(), "NOTAUTH");
+        assert_eq!(rcode::name(rcode::BADKEY), Some("BADKEY"));
     }
 }

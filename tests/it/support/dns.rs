@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use r53dns_zone::Name;
 use r53dns_zone::name::wire_len;
-use r53dns_zone::rdata::{rdata_to_text, type_from_str, type_to_string};
+use r53dns_zone::rdata::{Piece, canonical, layout, rdata_to_text, type_from_str, type_to_string};
 
 /// A question and how to ask it.
 #[derive(Debug, Clone)]
@@ -94,29 +94,9 @@ pub struct Rr {
 impl Rr {
     /// `owner ttl IN TYPE rdata`, names lower-cased so that case differences do not count.
     pub fn canonical(&self) -> String {
-        let mut rdata = self.rdata.clone();
-        lowercase_rdata_names(self.rtype, &mut rdata);
+        let rdata = canonical(self.rtype, &self.rdata);
         let owner = Name::from_wire(&self.owner).map(|n| n.to_lowercase().to_text()).unwrap_or_default();
         format!("{owner} {} IN {} {}", self.ttl, type_to_string(self.rtype), rdata_to_text(self.rtype, &rdata))
-    }
-}
-
-fn lowercase_rdata_names(rtype: u16, rdata: &mut [u8]) {
-    let positions: &[usize] = match rtype {
-        2 | 5 | 12 | 39 => &[0],
-        15 | 18 | 36 => &[2],
-        33 => &[6],
-        6 => &[0, usize::MAX],
-        _ => &[],
-    };
-    let mut prev_end = 0;
-    for &p in positions {
-        let at = if p == usize::MAX { prev_end } else { p };
-        let Some(len) = rdata.get(at..).and_then(wire_len) else {
-            return;
-        };
-        rdata[at..at + len].make_ascii_lowercase();
-        prev_end = at + len;
     }
 }
 
@@ -274,20 +254,31 @@ pub fn parse(msg: &[u8]) -> Result<Response, String> {
     Ok(Response { id, flags, rcode, question, answer, authority, additional, opt, size: msg.len() })
 }
 
-/// Expands compressed names inside the RDATA of RFC 1035 types (RFC 3597 §4).
+/// Expands compressed names inside RDATA where RFC 3597 §4 allows them (the RFC 1035
+/// types); any other name is taken as it stands, so a compressed one shows.
 fn decompress_rdata(msg: &[u8], at: usize, rtype: u16, raw: &[u8]) -> Result<Vec<u8>, String> {
-    let (prefix, names) = match rtype {
-        2 | 5 | 12 => (0, 1),
-        15 => (2, 1),
-        6 => (0, 2),
-        _ => return Ok(raw.to_vec()),
-    };
-    let mut out = raw[..prefix.min(raw.len())].to_vec();
-    let mut pos = at + prefix;
-    for _ in 0..names {
-        let (n, used) = read_name(msg, pos)?;
-        out.extend_from_slice(&n);
-        pos += used;
+    let mut out = Vec::with_capacity(raw.len());
+    let mut pos = at;
+    for piece in layout(rtype) {
+        match piece {
+            Piece::Name { compressible: true } => {
+                let (n, used) = read_name(msg, pos)?;
+                out.extend_from_slice(&n);
+                pos += used;
+                continue;
+            }
+            Piece::Rest => break,
+            Piece::Fixed(_) | Piece::Counted | Piece::Name { compressible: false } => {}
+        }
+        // A piece copied as it stands: its width in the original RDATA.
+        let rest = msg.get(pos..at + raw.len()).ok_or("bad RDATA")?;
+        let n = match piece {
+            Piece::Fixed(n) => n,
+            Piece::Counted => 1 + usize::from(*rest.first().ok_or("bad RDATA")?),
+            _ => wire_len(rest).ok_or("bad name in RDATA")?,
+        };
+        out.extend_from_slice(rest.get(..n).ok_or("bad RDATA")?);
+        pos += n;
     }
     out.extend_from_slice(msg.get(pos..at + raw.len()).ok_or("bad RDATA")?);
     Ok(out)

@@ -259,17 +259,127 @@ pub fn is_meta_type(code: u16) -> bool {
     matches!(code, rtype::OPT | 128..=255)
 }
 
-/// The offsets of names inside an RDATA that may be compressed when sent (RFC 3597 §4: NS,
-/// CNAME, SOA, PTR, MX only). Names are returned as `(offset, len)`.
-pub fn compressible_names(code: u16, rdata: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
-    let (first, count) = match code {
-        // NS, MD, MF, CNAME, MB, MG, MR, PTR.
-        rtype::NS | 3 | 4 | rtype::CNAME | 7..=9 | rtype::PTR => (0, 1),
-        rtype::MX => (2, 1),
-        rtype::SOA | 14 => (0, 2), // SOA, MINFO
-        _ => (0, 0),
+/// One piece of an RDATA as the `types!` table lays it out: enough to find the domain names
+/// in it without parsing the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece {
+    /// Octets of a fixed width.
+    Fixed(usize),
+    /// A length octet and that many octets (a `<character-string>`).
+    Counted,
+    /// A domain name; `compressible` for the RFC 1035 types whose names senders may
+    /// compress (RFC 3597 §4).
+    Name {
+        /// Whether it may be compressed on the wire.
+        compressible: bool,
+    },
+    /// The rest of the RDATA, holding no name this table places (a name behind a field
+    /// of variable form, as IPSECKEY's gateway or A6's prefix name, is not placed).
+    Rest,
+}
+
+impl Field {
+    const fn piece(self) -> Piece {
+        match self {
+            F::U8 | F::Algorithm | F::DsyncScheme => Piece::Fixed(1),
+            F::U16 | F::Type | F::CertType => Piece::Fixed(2),
+            F::U32 | F::Ttl | F::Time | F::Ipv4 => Piece::Fixed(4),
+            F::Ipv6 => Piece::Fixed(16),
+            F::CharString => Piece::Counted,
+            F::CName => Piece::Name { compressible: true },
+            F::Name => Piece::Name { compressible: false },
+            _ => Piece::Rest,
+        }
+    }
+}
+
+/// The pieces of an RDATA of type `code` up to its last placed name (nothing for types
+/// without names, or unknown to the table).
+pub fn layout(code: u16) -> impl Iterator<Item = Piece> {
+    let fields = info(code).and_then(|t| t.fields).unwrap_or(&[]);
+    let last_name = fields.iter().rposition(|f| matches!(f.piece(), Piece::Name { .. }));
+    let upto = match last_name {
+        // Up to the first piece of unknown width before it: names behind one are not placed.
+        Some(n) => fields[..=n].iter().position(|f| f.piece() == Piece::Rest).unwrap_or(n + 1),
+        None => 0,
     };
-    let mut at = first;
+    fields[..upto].iter().map(|f| f.piece())
+}
+
+/// The domain names in the uncompressed RDATA `rdata` of type `code`, as `(offset, length)`
+/// in order, as [`layout`] places them; stops at the first that does not parse.
+pub fn names(code: u16, rdata: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut at = 0usize;
+    layout(code)
+        .map_while(move |p| {
+            let here = at;
+            match p {
+                Piece::Fixed(n) => at = at.checked_add(n)?,
+                Piece::Counted => at = at.checked_add(1 + usize::from(*rdata.get(at)?))?,
+                Piece::Name { .. } => {
+                    let len = wire_len(rdata.get(at..)?)?;
+                    at += len;
+                    return Some(Some((here, len)));
+                }
+                Piece::Rest => return None,
+            }
+            (at <= rdata.len()).then_some(None)
+        })
+        .flatten()
+}
+
+/// RDATA `rdata` of type `code` with every name it holds lower-cased: the canonical form
+/// of RFC 4034 §6.2, for comparing records.
+pub fn canonical(code: u16, rdata: &[u8]) -> Vec<u8> {
+    let mut out = rdata.to_vec();
+    for (at, len) in names(code, rdata) {
+        out[at..at + len].make_ascii_lowercase();
+    }
+    out
+}
+
+/// Per type code below 16 (the RFC 1035 types, the only ones with compressible names):
+/// the offset of the first compressible name and how many follow it back to back, from
+/// the `types!` table at compile time — the answer path finds them with one index.
+const COMPRESSIBLE: [(u8, u8); 16] = {
+    let mut table = [(0u8, 0u8); 16];
+    let mut i = 0;
+    while i < TYPES.len() {
+        let t = &TYPES[i];
+        i += 1;
+        let Some(fields) = t.fields else { continue };
+        // Offset of the next field while every field so far has a fixed width.
+        let (mut at, mut fixed) = (0usize, true);
+        let (mut first, mut count, mut j) = (0usize, 0usize, 0usize);
+        while j < fields.len() {
+            match fields[j].piece() {
+                Piece::Name { compressible: true } => {
+                    assert!(fixed, "a compressible name must be at a fixed offset");
+                    assert!(count == 0 || matches!(fields[j - 1], F::CName), "compressible names must be adjacent");
+                    if count == 0 {
+                        first = at;
+                    }
+                    count += 1;
+                }
+                Piece::Fixed(n) => at += n,
+                _ => fixed = false,
+            }
+            j += 1;
+        }
+        if count > 0 {
+            assert!(t.code < 16, "only RFC 1035 types have compressible names");
+            table[t.code as usize] = (first as u8, count as u8);
+        }
+    }
+    table
+};
+
+/// The offsets of names inside an RDATA that may be compressed when sent (RFC 3597 §4: NS,
+/// CNAME, SOA, PTR, MX and the other RFC 1035 types with names). Names are returned as
+/// `(offset, len)`.
+pub fn compressible_names(code: u16, rdata: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let (first, count) = COMPRESSIBLE.get(usize::from(code)).copied().unwrap_or((0, 0));
+    let mut at = usize::from(first);
     (0..count).map_while(move |_| {
         let len = wire_len(rdata.get(at..)?)?;
         let item = (at, len);
@@ -1199,5 +1309,50 @@ mod tests {
         assert!(parse_ttl("1x").is_err());
         assert_eq!(type_from_str("type99"), Some(99));
         assert_eq!(type_to_string(65280), "TYPE65280");
+    }
+
+    fn names_of(code: u16, text: &str) -> Vec<String> {
+        let rdata = parse_rdata(code, &toks(text), None).unwrap();
+        names(code, &rdata).map(|(at, len)| crate::name::wire_to_text(&rdata[at..at + len])).collect()
+    }
+
+    #[test]
+    fn the_type_table_places_every_name_of_the_common_types() {
+        assert_eq!(names_of(rtype::MX, "10 Mail.Example."), ["Mail.Example."]);
+        assert_eq!(names_of(rtype::SOA, "ns. h. 1 2 3 4 5"), ["ns.", "h."]);
+        assert_eq!(names_of(rtype::SRV, "1 2 3 t.example."), ["t.example."]);
+        assert_eq!(names_of(rtype::NAPTR, "1 2 u E2U+sip X Rep.Example."), ["Rep.Example."]);
+        assert_eq!(names_of(rtype::RRSIG, "A 8 2 300 20300101000000 20200101000000 1 Signer. AAAA"), ["Signer."]);
+        assert_eq!(names_of(rtype::NSEC, "Next. A"), ["Next."]);
+        assert_eq!(names_of(26, "1 a. b."), ["a.", "b."], "PX");
+        assert!(names_of(rtype::A, "192.0.2.1").is_empty());
+        assert!(names_of(rtype::TXT, "\"x.\"").is_empty());
+        // IPSECKEY's gateway name sits behind a field of variable form: not placed.
+        assert!(names_of(45, "1 3 2 gw.example. AQID").is_empty());
+        // Truncated RDATA yields the names before the cut, never a panic.
+        assert_eq!(names(rtype::SOA, b"\x02ns\x00\x01").count(), 1);
+        assert_eq!(names(rtype::NAPTR, &[0, 1, 0, 2, 9]).count(), 0);
+    }
+
+    #[test]
+    fn canonical_rdata_lower_cases_names_only() {
+        let rdata = parse_rdata(rtype::NAPTR, &toks("1 2 U E2U+sip X Rep.Example."), None).unwrap();
+        let c = canonical(rtype::NAPTR, &rdata);
+        assert_eq!(rdata_to_text(rtype::NAPTR, &c), r#"1 2 "U" "E2U+sip" "X" rep.example."#);
+    }
+
+    #[test]
+    fn compressible_names_are_those_of_the_rfc_1035_types() {
+        let table: Vec<(u16, (u8, u8))> = (0..16u16)
+            .filter(|&c| COMPRESSIBLE[usize::from(c)].1 > 0)
+            .map(|c| (c, COMPRESSIBLE[usize::from(c)]))
+            .collect();
+        // NS, MD, MF, CNAME, SOA, MB, MG, MR, PTR, MINFO, MX.
+        let want = [(2, (0, 1)), (3, (0, 1)), (4, (0, 1)), (5, (0, 1)), (6, (0, 2)), (7, (0, 1)), (8, (0, 1))];
+        let want2 = [(9, (0, 1)), (12, (0, 1)), (14, (0, 2)), (15, (2, 1))];
+        assert_eq!(table, [&want[..], &want2[..]].concat());
+        let mx = parse_rdata(rtype::MX, &toks("10 mx.example."), None).unwrap();
+        assert_eq!(compressible_names(rtype::MX, &mx).collect::<Vec<_>>(), [(2, 12)]);
+        assert_eq!(compressible_names(rtype::SRV, &mx).count(), 0, "SRV names are never compressed");
     }
 }
