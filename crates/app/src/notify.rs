@@ -71,7 +71,8 @@ pub async fn notify(target: SocketAddr, apex: &Name, soa: Option<&Soa>, key: Opt
                 let reply = &buf[..n];
                 if n >= 12 && reply[..2] == id.to_be_bytes() && reply[2] & 0x80 != 0 && (reply[2] >> 3) & 0xf == 4 {
                     let rcode = reply[3] & 0x0f;
-                    let signed_ok = signer.as_mut().is_none_or(|s| s.verify_response(reply) == Ok(true));
+                    let signed_ok =
+                        signer.as_mut().is_none_or(|s| s.verify_response(reply) == Ok(tsig::Checked::Signed));
                     if rcode == 0 && signed_ok {
                         tracing::debug!(%target, zone = %apex, attempt, "NOTIFY acknowledged");
                         return true;

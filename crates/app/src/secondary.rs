@@ -907,7 +907,7 @@ fn rcode_name(rc: u8) -> String {
 
 fn verify(signer: &mut Option<Signer<'_>>, msg: &[u8], primary: SocketAddr) -> Result<(), String> {
     if let Some(s) = signer.as_mut() {
-        s.verify_response(msg).map_err(|e| format!("{primary}: TSIG check of the answer failed (error {e})"))?;
+        s.verify_response(msg).map_err(|e| format!("{primary}: TSIG check of the answer failed: {e}"))?;
     }
     Ok(())
 }

@@ -262,6 +262,38 @@ fn unsigned_part(msg: &[u8], tsig_at: usize, original_id: u16) -> Option<Vec<u8>
     Some(m)
 }
 
+/// A response that passed [`Signer::verify_response`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// Signed, and the signature (covering any held messages) verified.
+    Signed,
+    /// An unsigned message of a multi-message response, held for the next signature.
+    Held,
+}
+
+/// Why a response to a signed request failed its TSIG check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseError {
+    /// The message or its TSIG record cannot be read.
+    #[error("the message or its TSIG record is malformed")]
+    Malformed,
+    /// The first response carries no signature.
+    #[error("the response is not signed")]
+    Unsigned,
+    /// More than 99 unsigned messages in a row (RFC 8945 §5.3.1 allows 99).
+    #[error("more than 99 unsigned messages in a row")]
+    TooManyUnsigned,
+    /// The server answered with a TSIG error (BADKEY, BADSIG, BADTIME, BADTRUNC).
+    #[error("the server reports TSIG error {}", r53dns_zone::proto::rcode::name(*.0).unwrap_or("unknown"))]
+    Refused(u16),
+    /// The MAC does not verify.
+    #[error("the signature does not verify")]
+    BadSignature,
+    /// A field cannot be encoded for the digest.
+    #[error(transparent)]
+    Overflow(#[from] Overflow),
+}
+
 /// Signs a message or a run of messages with one key.
 #[derive(Debug, Clone)]
 pub struct Signer<'k> {
@@ -347,26 +379,30 @@ impl<'k> Signer<'k> {
     /// Checks one response to our request (client side: NOTIFY replies, SOA queries, zone
     /// transfers in). The first response must be signed; later messages of a multi-message
     /// response may come unsigned (at most 99 in a row) and are then digested with the next
-    /// signed one. `Ok(true)`: signed and good; `Ok(false)`: unsigned and held. After the last
-    /// message, [`Signer::settled`] must hold.
-    pub fn verify_response(&mut self, msg: &[u8]) -> Result<bool, u16> {
-        let parsed = message::parse(msg).ok_or(BADSIG)?;
+    /// signed one. After the last message, [`Signer::settled`] must hold.
+    pub fn verify_response(&mut self, msg: &[u8]) -> Result<Checked, ResponseError> {
+        let parsed = message::parse(msg).ok_or(ResponseError::Malformed)?;
         let Some(tsig) = parsed.additional.last().filter(|r| r.rtype == TSIG) else {
-            if self.verified == 0 || self.pending_count >= 99 {
-                return Err(BADSIG);
+            if self.verified == 0 {
+                return Err(ResponseError::Unsigned);
+            }
+            if self.pending_count >= 99 {
+                return Err(ResponseError::TooManyUnsigned);
             }
             self.pending.extend_from_slice(msg);
             self.pending_count += 1;
-            return Ok(false);
+            return Ok(Checked::Held);
         };
-        let f = fields(&tsig.rdata).ok_or(BADSIG)?;
+        let f = fields(&tsig.rdata).ok_or(ResponseError::Malformed)?;
         if f.error != 0 {
-            return Err(f.error);
+            return Err(ResponseError::Refused(f.error));
         }
-        let body = unsigned_part(msg, tsig.offset, f.original_id).ok_or(BADSIG)?;
-        let prior_len = len16("TSIG prior MAC", self.prior.len()).map_err(|_| BADSIG)?.to_be_bytes();
+        let body = unsigned_part(msg, tsig.offset, f.original_id).ok_or(ResponseError::Malformed)?;
+        // The prior MAC is one this algorithm made (at most 64 octets), and the other data
+        // was read behind a 16-bit length: neither can overflow.
+        let prior_len = len16("TSIG prior MAC", self.prior.len())?.to_be_bytes();
         let vars = if self.verified == 0 {
-            variables(tsig.name.wire(), &f.algorithm, f.time_signed, f.fudge, f.error, &f.other).map_err(|_| BADSIG)?
+            variables(tsig.name.wire(), &f.algorithm, f.time_signed, f.fudge, f.error, &f.other)?
         } else {
             let mut t = time48(f.time_signed).to_vec();
             t.extend_from_slice(&f.fudge.to_be_bytes());
@@ -375,13 +411,13 @@ impl<'k> Signer<'k> {
         let parts: [&[u8]; 5] = [&prior_len, &self.prior, &self.pending, &body, &vars];
         let want = self.key.algorithm.mac(&self.key.secret, &parts);
         if !constant_time_eq(&want, &f.mac) {
-            return Err(BADSIG);
+            return Err(ResponseError::BadSignature);
         }
         self.prior = f.mac;
         self.pending.clear();
         self.pending_count = 0;
         self.verified += 1;
-        Ok(true)
+        Ok(Checked::Signed)
     }
 
     /// Whether every response received so far is covered by a verified signature.
@@ -590,7 +626,7 @@ mod tests {
             signer.sign(&mut resp, 1_000_011).unwrap();
             let mut client = Signer::request(&k);
             client.prior = fields(&parsed.additional[0].rdata).unwrap().mac;
-            assert_eq!(client.verify_response(&resp), Ok(true));
+            assert_eq!(client.verify_response(&resp), Ok(Checked::Signed));
             assert!(client.settled());
             // One flipped bit in the signed part fails.
             let mut bad = msg.clone();
@@ -620,23 +656,23 @@ mod tests {
             .collect();
         let mut c = client.clone();
         for b in &bodies {
-            assert_eq!(c.verify_response(b), Ok(true));
+            assert_eq!(c.verify_response(b), Ok(Checked::Signed));
         }
         assert!(c.settled());
         // Out of order: the chain breaks.
         let mut c = client.clone();
-        assert_eq!(c.verify_response(&bodies[0]), Ok(true));
-        assert_eq!(c.verify_response(&bodies[2]), Err(BADSIG));
+        assert_eq!(c.verify_response(&bodies[0]), Ok(Checked::Signed));
+        assert_eq!(c.verify_response(&bodies[2]), Err(ResponseError::BadSignature));
         // An unsigned first response is refused; an unsigned later one is held until the next
         // signed one, and then must have been part of its digest.
         let mut c = client.clone();
-        assert_eq!(c.verify_response(&query()), Err(BADSIG));
-        assert_eq!(c.verify_response(&bodies[0]), Ok(true));
+        assert_eq!(c.verify_response(&query()), Err(ResponseError::Unsigned));
+        assert_eq!(c.verify_response(&bodies[0]), Ok(Checked::Signed));
         let mut plain = query();
         plain[2] |= 0x80;
-        assert_eq!(c.verify_response(&plain), Ok(false));
+        assert_eq!(c.verify_response(&plain), Ok(Checked::Held));
         assert!(!c.settled());
-        assert_eq!(c.verify_response(&bodies[1]), Err(BADSIG));
+        assert_eq!(c.verify_response(&bodies[1]), Err(ResponseError::BadSignature));
     }
 
     /// `query()` signed with `k` at `time`, asking for `fudge`, its MAC cut to `mac_len`.
