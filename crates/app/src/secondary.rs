@@ -722,10 +722,10 @@ impl Secondaries {
             if rc == rcode::NOERROR {
                 out[2] |= 0x04; // AA
             }
-            if let Some(s) = signer.as_mut() {
-                if let Err(e) = s.sign(&mut out, now) {
-                    tracing::error!("NOTIFY: TSIG: {e}; the reply goes out unsigned");
-                }
+            if let Some(s) = signer.as_mut()
+                && let Err(e) = s.sign(&mut out, now)
+            {
+                tracing::error!("NOTIFY: TSIG: {e}; the reply goes out unsigned");
             }
             Some(out)
         };

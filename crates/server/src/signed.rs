@@ -61,10 +61,10 @@ pub(crate) fn answer(
             acfg.reserve = u16::try_from(signer.len(0)).unwrap_or(u16::MAX);
             let outcome = answer_noting(zones, &unsigned, transport, &acfg, Some(client), out, note);
             note.tsig = true;
-            if outcome == Outcome::Respond {
-                if let Err(e) = signer.sign(out, now) {
-                    tracing::error!("TSIG: {e}; the message goes out unsigned");
-                }
+            if outcome == Outcome::Respond
+                && let Err(e) = signer.sign(out, now)
+            {
+                tracing::error!("TSIG: {e}; the message goes out unsigned");
             }
             outcome
         }
