@@ -35,7 +35,6 @@ use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use r53dns_zone::rdata::{type_from_str, type_to_string};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -568,16 +567,9 @@ async fn tcp(addr: SocketAddr, id: u16, wire: &[u8], timeout: Duration) -> Resul
 }
 
 async fn tcp_once(addr: SocketAddr, wire: &[u8]) -> std::io::Result<Vec<u8>> {
-    let len = u16::try_from(wire.len()).map_err(|_| std::io::Error::other("question too long"))?;
     let mut s = TcpStream::connect(addr).await?;
-    let mut framed = len.to_be_bytes().to_vec();
-    framed.extend_from_slice(wire);
-    s.write_all(&framed).await?;
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len).await?;
-    let mut raw = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    s.read_exact(&mut raw).await?;
-    Ok(raw)
+    r53dns_server::frame::write(&mut s, wire).await?;
+    r53dns_server::frame::read(&mut s).await
 }
 
 /// What differs between two servers' outcomes for `q`; empty when they are alike.

@@ -18,13 +18,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
-use r53dns_server::CancellationToken;
 use r53dns_server::logs::{Refusal, refused};
-use r53dns_server::message::{self, Message, Record};
-use r53dns_server::tsig::{self, Key, KeyRing, Signer, Verified};
-use r53dns_zone::proto::{Overflow, len16, put_rdata, rcode, serial};
+use r53dns_server::message::{self, Message, Record, Reply};
+use r53dns_server::tsig::{self, Key, KeyRing, Opened, Signer, Transaction};
+use r53dns_server::{CancellationToken, frame};
+use r53dns_zone::proto::{Overflow, put_rdata, rcode, serial};
 use r53dns_zone::{Name, Source, Zone, ZoneBuilder, rtype};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -701,39 +700,27 @@ impl Secondaries {
     /// key, when it has one), and starts a refresh at once.
     pub fn notify(&self, msg: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
         let parsed = message::parse(msg)?;
-        let now = tsig::now();
-        let mut signer = match tsig::verify(&self.keys, msg, &parsed, now) {
-            Verified::Unsigned => None,
-            Verified::Signed(s) => Some(s),
-            Verified::Malformed => return Some(crate::update::response(msg, Some(&parsed), rcode::FORMERR)),
-            Verified::Failed(mut f) => {
+        let reply_to = Reply::to(msg, Some(&parsed));
+        let mut tx = match Transaction::open(&self.keys, msg, &parsed, tsig::now(), |rc| reply_to.with(rc, false)) {
+            Opened::Go(tx) => tx,
+            Opened::Malformed(reply) => return Some(reply),
+            Opened::Failed { reply, key, error: _ } => {
                 refused(Refusal::NotifyTsig, |skipped| {
-                    tracing::warn!(%peer, key = %f.key_label(), skipped, "NOTIFY refused: TSIG check failed");
+                    tracing::warn!(%peer, %key, skipped, "NOTIFY refused: TSIG check failed");
                 });
-                let mut out = crate::update::response(msg, Some(&parsed), rcode::NOTAUTH);
-                if let Err(e) = f.append_to(&mut out, now) {
-                    tracing::error!("NOTIFY: TSIG: {e}; the reply goes out unsigned");
-                }
-                return Some(out);
+                return Some(reply);
             }
         };
-        let reply = |rc: u8, signer: &mut Option<Signer<'_>>| {
-            let mut out = crate::update::response(msg, Some(&parsed), rc);
-            if rc == rcode::NOERROR {
-                out[2] |= 0x04; // AA
-            }
-            if let Some(s) = signer.as_mut()
-                && let Err(e) = s.sign(&mut out, now)
-            {
-                tracing::error!("NOTIFY: TSIG: {e}; the reply goes out unsigned");
-            }
+        let reply = |rc: u8, tx: &mut Transaction<'_>| {
+            let mut out = reply_to.with(rc, rc == rcode::NOERROR);
+            tx.seal(&mut out, || reply_to.with(rcode::SERVFAIL, false));
             Some(out)
         };
         let Some((apex, qtype, _)) = parsed.questions.first().filter(|_| parsed.questions.len() == 1) else {
-            return reply(rcode::FORMERR, &mut signer);
+            return reply(rcode::FORMERR, &mut tx);
         };
         if *qtype != rtype::SOA {
-            return reply(rcode::FORMERR, &mut signer);
+            return reply(rcode::FORMERR, &mut tx);
         }
         let apex = apex.to_lowercase();
         let zones = self.list();
@@ -741,10 +728,10 @@ impl Secondaries {
             refused(Refusal::NotifyNotAllowed, |skipped| {
                 tracing::info!(%peer, zone = %apex, skipped, "NOTIFY for a zone not followed here");
             });
-            return reply(rcode::NOTAUTH, &mut signer);
+            return reply(rcode::NOTAUTH, &mut tx);
         };
-        let key_ok = match (&z.cfg.key, &signer) {
-            (Some(k), Some(s)) => s.key().name.to_lowercase() == k.name.to_lowercase(),
+        let key_ok = match (&z.cfg.key, tx.key()) {
+            (Some(k), Some(signed)) => signed.name.to_lowercase() == k.name.to_lowercase(),
             (Some(_), None) => false,
             (None, _) => true,
         };
@@ -756,11 +743,11 @@ impl Secondaries {
             refused(Refusal::NotifyNotAllowed, |skipped| {
                 tracing::warn!(%peer, zone = %apex, skipped, "NOTIFY refused: not from the zone's primary (or not signed with its key)");
             });
-            return reply(rcode::REFUSED, &mut signer);
+            return reply(rcode::REFUSED, &mut tx);
         }
         tracing::debug!(%peer, zone = %apex, "NOTIFY: checking the primary");
         z.poke.notify_one();
-        reply(rcode::NOERROR, &mut signer)
+        reply(rcode::NOERROR, &mut tx)
     }
 }
 
@@ -950,18 +937,10 @@ fn soa_in(m: &Message, apex: &Name) -> Option<u32> {
 }
 
 async fn read_message(stream: &mut TcpStream, primary: SocketAddr) -> Result<Vec<u8>, String> {
-    let io = |e: std::io::Error| format!("{primary}: {e}");
-    let mut len = [0u8; 2];
-    tokio::time::timeout(IO_TIMEOUT, stream.read_exact(&mut len))
+    tokio::time::timeout(IO_TIMEOUT, frame::read(stream))
         .await
         .map_err(|_| format!("{primary}: no data for {}s", IO_TIMEOUT.as_secs()))?
-        .map_err(io)?;
-    let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    tokio::time::timeout(IO_TIMEOUT, stream.read_exact(&mut msg))
-        .await
-        .map_err(|_| format!("{primary}: no data for {}s", IO_TIMEOUT.as_secs()))?
-        .map_err(io)?;
-    Ok(msg)
+        .map_err(|e| format!("{primary}: {e}"))
 }
 
 /// Pulls the zone over TCP: IXFR from `soa`'s serial when given, AXFR otherwise.
@@ -983,9 +962,7 @@ async fn transfer_within(cfg: &SecondaryZone, primary: SocketAddr, soa: Option<&
         .await
         .map_err(|_| format!("{primary}: connection timed out"))?
         .map_err(|e| format!("{primary}: {e}"))?;
-    let mut framed = len16("transfer request", q.len()).map_err(|e| e.to_string())?.to_be_bytes().to_vec();
-    framed.extend_from_slice(&q);
-    stream.write_all(&framed).await.map_err(|e| format!("{primary}: {e}"))?;
+    frame::write(&mut stream, &q).await.map_err(|e| format!("{primary}: {e}"))?;
     let mut records = Stream::new(cfg.apex.clone(), soa.is_some(), cfg.limits);
     loop {
         let msg = read_message(&mut stream, primary).await?;

@@ -37,6 +37,7 @@ pub mod dnstap;
 mod doh;
 mod encode;
 pub mod encrypted;
+pub mod frame;
 mod handler;
 pub mod logs;
 pub mod message;

@@ -133,6 +133,54 @@ pub fn parse(msg: &[u8]) -> Option<Message> {
     Some(Message { id, flags, questions, answers, authority, additional })
 }
 
+/// The start of every reply built off the answer path (transfers, signed queries, UPDATE,
+/// NOTIFY): the request's ID and opcode, QR, AA when authoritative, the rcode, and the
+/// question (UPDATE: the zone section) echoed when the request had one.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply<'a> {
+    id: u16,
+    opcode: u8,
+    question: Option<(&'a [u8], u16, u16)>,
+}
+
+impl<'a> Reply<'a> {
+    /// A reply with these fields; `question` is the name in wire form, type and class.
+    pub fn new(id: u16, opcode: u8, question: Option<(&'a [u8], u16, u16)>) -> Self {
+        Self { id, opcode: opcode & 0xf, question }
+    }
+
+    /// A reply to the raw request `msg`, with the first question of `parsed` when it could be
+    /// parsed. A request too short for its opcode is taken as an UPDATE's.
+    pub fn to(msg: &[u8], parsed: Option<&'a Message>) -> Self {
+        let id = u16::from_be_bytes([msg.first().copied().unwrap_or(0), msg.get(1).copied().unwrap_or(0)]);
+        let opcode = msg.get(2).map_or(r53dns_zone::proto::opcode::UPDATE, |b| (b >> 3) & 0xf);
+        let question = parsed.and_then(|p| p.questions.first()).map(|(n, t, c)| (n.wire(), *t, *c));
+        Self::new(id, opcode, question)
+    }
+
+    /// Writes the header and question of the reply with `rcode` to `out` (emptied first).
+    pub fn write(&self, out: &mut Vec<u8>, rcode: u8, authoritative: bool) {
+        let aa: u16 = if authoritative { 0x0400 } else { 0 };
+        let flags = 0x8000 | u16::from(self.opcode) << 11 | aa | u16::from(rcode & 0xf);
+        out.clear();
+        out.extend_from_slice(&self.id.to_be_bytes());
+        out.extend_from_slice(&flags.to_be_bytes());
+        out.extend_from_slice(&[0, u8::from(self.question.is_some()), 0, 0, 0, 0, 0, 0]);
+        if let Some((name, t, c)) = self.question {
+            out.extend_from_slice(name);
+            out.extend_from_slice(&t.to_be_bytes());
+            out.extend_from_slice(&c.to_be_bytes());
+        }
+    }
+
+    /// The reply with `rcode`, as a new message.
+    pub fn with(&self, rcode: u8, authoritative: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        self.write(&mut out, rcode, authoritative);
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +214,17 @@ mod tests {
         let mut m = vec![0, 1, 0x28, 0, 0, 0, 0, 0, 0, 1, 0, 0];
         m.extend_from_slice(&[0, 0, 6, 0, 255, 0, 0, 0, 0, 0, 0]);
         assert_eq!(parse(&m).unwrap().authority[0].rdata, b"");
+    }
+
+    #[test]
+    fn replies_echo_id_opcode_and_question() {
+        let mut q = vec![0xab, 0xcd, 0x28, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(b"\x07example\x00\x00\x06\x00\x01");
+        let parsed = parse(&q).unwrap();
+        let r = Reply::to(&q, Some(&parsed)).with(9, false);
+        assert_eq!(&r[..12], [0xab, 0xcd, 0xa8, 9, 0, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&r[12..], &q[12..]);
+        let r = Reply::to(&q[..2], None).with(1, true);
+        assert_eq!(r, [0xab, 0xcd, 0xac, 1, 0, 0, 0, 0, 0, 0, 0, 0], "too short: an UPDATE's, no question");
     }
 }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use r53dns_zone::ZoneSet;
 
 use crate::handler::{Note, Outcome, Transport, answer_noting};
-use crate::tsig::{self, Verified};
+use crate::tsig::{self, Opened, Transaction};
 use crate::wire::{self, Request};
 use crate::{ServerConfig, message, xfr};
 
@@ -30,43 +30,36 @@ pub(crate) fn answer(
         *out = xfr::start(&req, true, wire::rcode::FORMERR);
         return Outcome::Respond;
     };
-    let now = tsig::now();
-    match tsig::verify(&cfg.tsig_keys, msg, &parsed, now) {
-        Verified::Unsigned => answer_noting(zones, msg, transport, &cfg.answer, Some(client), out, note),
-        Verified::Malformed => {
-            *out = xfr::start(&req, true, wire::rcode::FORMERR);
-            Outcome::Respond
+    let mut tx = match Transaction::open(&cfg.tsig_keys, msg, &parsed, tsig::now(), |rc| xfr::start(&req, true, rc)) {
+        Opened::Go(tx) if tx.is_signed() => tx,
+        Opened::Go(_) => return answer_noting(zones, msg, transport, &cfg.answer, Some(client), out, note),
+        Opened::Malformed(reply) => {
+            *out = reply;
+            return Outcome::Respond;
         }
-        Verified::Failed(mut f) => {
+        Opened::Failed { reply, key, error } => {
             crate::logs::refused(crate::logs::Refusal::QueryTsig, |skipped| {
-                tracing::info!(%client, key = %f.key_label(), error = f.error, skipped, "signed query refused: TSIG check failed");
+                tracing::info!(%client, %key, error, skipped, "signed query refused: TSIG check failed");
             });
-            *out = xfr::start(&req, true, crate::wire::rcode::NOTAUTH);
-            if let Err(e) = f.append_to(out, now) {
-                tracing::error!("TSIG: {e}; the message goes out unsigned");
-            }
-            Outcome::Respond
+            *out = reply;
+            return Outcome::Respond;
         }
-        Verified::Signed(mut signer) => {
-            let Some(tsig_at) = parsed.additional.last().map(|r| r.offset) else { return Outcome::Drop };
-            let mut unsigned = msg[..tsig_at.min(msg.len())].to_vec();
-            if unsigned.len() < 12 {
-                return Outcome::Drop;
-            }
-            let ar = u16::from_be_bytes([unsigned[10], unsigned[11]]).saturating_sub(1);
-            unsigned[10..12].copy_from_slice(&ar.to_be_bytes());
-            // The signature must fit under the same limit as the answer: 512 without EDNS,
-            // the client's size, 65 535 on TCP.
-            let mut acfg = cfg.answer;
-            acfg.reserve = u16::try_from(signer.len(0)).unwrap_or(u16::MAX);
-            let outcome = answer_noting(zones, &unsigned, transport, &acfg, Some(client), out, note);
-            note.tsig = true;
-            if outcome == Outcome::Respond
-                && let Err(e) = signer.sign(out, now)
-            {
-                tracing::error!("TSIG: {e}; the message goes out unsigned");
-            }
-            outcome
-        }
+    };
+    let Some(tsig_at) = parsed.additional.last().map(|r| r.offset) else { return Outcome::Drop };
+    let mut unsigned = msg[..tsig_at.min(msg.len())].to_vec();
+    if unsigned.len() < 12 {
+        return Outcome::Drop;
     }
+    let ar = u16::from_be_bytes([unsigned[10], unsigned[11]]).saturating_sub(1);
+    unsigned[10..12].copy_from_slice(&ar.to_be_bytes());
+    // The signature must fit under the same limit as the answer: 512 without EDNS, the
+    // client's size, 65 535 on TCP. (A TSIG record is a few hundred octets at most.)
+    let mut acfg = cfg.answer;
+    acfg.reserve = u16::try_from(tx.reserve()).unwrap_or(u16::MAX);
+    let outcome = answer_noting(zones, &unsigned, transport, &acfg, Some(client), out, note);
+    note.tsig = true;
+    if outcome == Outcome::Respond {
+        tx.seal(out, || xfr::start(&req, true, wire::rcode::SERVFAIL));
+    }
+    outcome
 }

@@ -578,6 +578,110 @@ pub fn verify<'k>(keys: &'k KeyRing, msg: &[u8], parsed: &message::Message, now:
     Verified::Signed(signer)
 }
 
+/// What a TSIG error code means, for logs.
+pub fn describe(error: u16) -> &'static str {
+    match error {
+        BADKEY => "unknown key or algorithm (BADKEY)",
+        BADTIME => "clock outside the fudge (BADTIME)",
+        BADTRUNC => "MAC truncated too far (BADTRUNC)",
+        BADSIG => "bad signature (BADSIG)",
+        _ => "TSIG error",
+    }
+}
+
+/// The server's side of one exchange (RFC 8945 §5), signed or not: the request checked by
+/// [`Transaction::open`], then every reply passed to [`Transaction::sign`] — signed with
+/// the request's key and chained to the request (or to the reply before, in a
+/// multi-message answer) when the request was signed, left alone when it was not. Queries,
+/// zone transfers, UPDATE and NOTIFY all go through it.
+#[derive(Debug)]
+pub struct Transaction<'k> {
+    signer: Option<Signer<'k>>,
+    now: u64,
+}
+
+/// What [`Transaction::open`] found.
+#[derive(Debug)]
+pub enum Opened<'k> {
+    /// Unsigned, or signed and verified: answer, signing each reply.
+    Go(Transaction<'k>),
+    /// The TSIG record is misplaced or cannot be read: this FORMERR goes out as it is.
+    Malformed(Vec<u8>),
+    /// The check failed: this NOTAUTH, carrying the TSIG error (signed for BADTIME, RFC 8945
+    /// §5.2.3), goes out as it is.
+    Failed {
+        /// The reply.
+        reply: Vec<u8>,
+        /// The key name as sent (for logs).
+        key: String,
+        /// BADKEY, BADSIG, BADTIME or BADTRUNC.
+        error: u16,
+    },
+}
+
+impl<'k> Transaction<'k> {
+    /// Checks the TSIG of the request `msg` (parsed as `parsed`) against `keys` at `now`
+    /// (Unix seconds). `reply` makes the bare reply with a given rcode, for a failed check.
+    pub fn open(
+        keys: &'k KeyRing,
+        msg: &[u8],
+        parsed: &message::Message,
+        now: u64,
+        reply: impl FnOnce(u8) -> Vec<u8>,
+    ) -> Opened<'k> {
+        match verify(keys, msg, parsed, now) {
+            Verified::Unsigned => Opened::Go(Transaction { signer: None, now }),
+            Verified::Signed(s) => Opened::Go(Transaction { signer: Some(s), now }),
+            Verified::Malformed => Opened::Malformed(reply(r53dns_zone::proto::rcode::FORMERR)),
+            Verified::Failed(mut f) => {
+                let mut out = reply(r53dns_zone::proto::rcode::NOTAUTH);
+                // The reply is a bare header and question: the TSIG record always fits.
+                if let Err(e) = f.append_to(&mut out, now) {
+                    tracing::error!("TSIG: the error cannot be added to the reply: {e}");
+                }
+                Opened::Failed { reply: out, key: f.key_label(), error: f.error }
+            }
+        }
+    }
+
+    /// The transaction of a request known to carry no signature.
+    pub fn unsigned() -> Self {
+        Transaction { signer: None, now: now() }
+    }
+
+    /// The key the request was signed with (`None`: unsigned).
+    pub fn key(&self) -> Option<&'k Key> {
+        self.signer.as_ref().map(Signer::key)
+    }
+
+    /// Whether the request was signed (and verified).
+    pub fn is_signed(&self) -> bool {
+        self.signer.is_some()
+    }
+
+    /// Octets each reply must keep free for its signature (0 when unsigned).
+    pub fn reserve(&self) -> usize {
+        self.signer.as_ref().map_or(0, |s| s.len(0))
+    }
+
+    /// Signs `reply` when the request was signed, chained to what was signed before.
+    pub fn sign(&mut self, reply: &mut Vec<u8>) -> Result<(), Overflow> {
+        match self.signer.as_mut() {
+            Some(s) => s.sign(reply, self.now),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Transaction::sign`] for a single reply: one that cannot be signed is replaced by
+    /// `servfail()` (unsigned, and logged) rather than sent without its signature.
+    pub fn seal(&mut self, reply: &mut Vec<u8>, servfail: impl FnOnce() -> Vec<u8>) {
+        if let Err(e) = self.sign(reply) {
+            tracing::error!(key = %self.key().map(Key::label).unwrap_or_default(), "TSIG: the reply cannot be signed ({e}); SERVFAIL instead");
+            *reply = servfail();
+        }
+    }
+}
+
 /// The current time in Unix seconds.
 pub fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())

@@ -9,9 +9,9 @@ use std::net::IpAddr;
 use r53dns_zone::{Answer, Client, Item, Owner, Prefix, RoutingContext, Zone, ZoneSet, rtype};
 
 use crate::encode::Encoder;
-use crate::message;
-use crate::tsig::{self, Verified};
-use crate::wire::{self, AA, OPCODE_MASK, QR, ReadError, Request};
+use crate::message::{self, Reply};
+use crate::tsig::{self, Opened, Transaction};
+use crate::wire::{self, ReadError, Request};
 
 /// Largest transfer message we build (room to spare under 65535).
 const MESSAGE_LIMIT: usize = 16 * 1024;
@@ -24,17 +24,12 @@ pub(crate) fn allowed(acl: &[Prefix], ip: IpAddr) -> bool {
     acl.iter().any(|&(net, len)| r53dns_zone::routing::in_prefix(net, len, ip))
 }
 
+/// A transfer reply's first octets: header (QR, AA, the request's ID and opcode, `rcode`)
+/// and, `with_question`, the question; room for a whole message.
 pub(crate) fn start(req: &Request, with_question: bool, rcode: u8) -> Vec<u8> {
     let mut m = Vec::with_capacity(MESSAGE_LIMIT);
-    let flags = QR | AA | (req.flags & OPCODE_MASK) | u16::from(rcode);
-    m.extend_from_slice(&req.id.to_be_bytes());
-    m.extend_from_slice(&flags.to_be_bytes());
-    m.extend_from_slice(&[0, u8::from(with_question), 0, 0, 0, 0, 0, 0]);
-    if with_question {
-        m.extend_from_slice(req.qname());
-        m.extend_from_slice(&req.qtype.to_be_bytes());
-        m.extend_from_slice(&req.qclass.to_be_bytes());
-    }
+    let question = with_question.then(|| (req.qname(), req.qtype, req.qclass));
+    Reply::new(req.id, req.opcode(), question).write(&mut m, rcode, true);
     m
 }
 
@@ -57,20 +52,19 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::Se
     if req.opcode() != 0 || !matches!(req.qtype, rtype::AXFR | rtype::IXFR) || req.qclass != 1 {
         return None;
     }
-    let now = tsig::now();
-    let mut signer = match message::parse(msg).map(|p| tsig::verify(&cfg.tsig_keys, msg, &p, now)) {
-        None | Some(Verified::Unsigned) => None,
-        Some(Verified::Signed(s)) => Some(s),
-        Some(Verified::Malformed) => return Some(vec![start(&req, true, wire::rcode::FORMERR)]),
-        Some(Verified::Failed(mut f)) => {
+    let opened = match message::parse(msg) {
+        Some(parsed) => Transaction::open(&cfg.tsig_keys, msg, &parsed, tsig::now(), |rc| start(&req, true, rc)),
+        // Beyond the question there is nothing to read a signature from: unsigned.
+        None => Opened::Go(Transaction::unsigned()),
+    };
+    let mut tx = match opened {
+        Opened::Go(tx) => tx,
+        Opened::Malformed(reply) => return Some(vec![reply]),
+        Opened::Failed { reply, key, error } => {
             crate::logs::refused(crate::logs::Refusal::TransferTsig, |skipped| {
-                tracing::warn!(%peer, key = %f.key_label(), error = f.error, skipped, "zone transfer refused: TSIG check failed");
+                tracing::warn!(%peer, %key, error, skipped, "zone transfer refused: TSIG check failed");
             });
-            let mut m = start(&req, true, wire::rcode::NOTAUTH);
-            if let Err(e) = f.append_to(&mut m, now) {
-                tracing::error!("TSIG: {e}; the message goes out unsigned");
-            }
-            return Some(vec![m]);
+            return Some(vec![reply]);
         }
     };
     let apex = r53dns_zone::Name::from_wire(req.qname())?;
@@ -80,7 +74,7 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::Se
         Some(rule) => (&rule.acl, &rule.keys),
         None => (&cfg.transfer_acl, &cfg.transfer_keys),
     };
-    let by_key = signer.as_ref().is_some_and(|s| keys.contains(&s.key().label().to_ascii_lowercase()));
+    let by_key = tx.key().is_some_and(|k| keys.contains(&k.label().to_ascii_lowercase()));
     let by_network = allowed(acl, peer);
     if !(by_key || by_network) || zone.is_none() {
         if !by_key && !by_network {
@@ -90,11 +84,11 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::Se
         }
         // Unsigned: the ordinary answer path refuses it (with OPT when the client sent
         // one), as NSD does. Signed: refused here, signed.
-        let s = signer.as_mut()?;
-        let mut m = start(&req, true, wire::rcode::REFUSED);
-        if let Err(e) = s.sign(&mut m, now) {
-            tracing::error!("TSIG: {e}; the message goes out unsigned");
+        if !tx.is_signed() {
+            return None;
         }
+        let mut m = start(&req, true, wire::rcode::REFUSED);
+        tx.seal(&mut m, || start(&req, true, wire::rcode::SERVFAIL));
         return Some(vec![m]);
     }
     let zone = zone?;
@@ -106,15 +100,13 @@ pub(crate) fn respond(zones: &ZoneSet, msg: &[u8], peer: IpAddr, cfg: &crate::Se
             vec![start(&req, true, wire::rcode::SERVFAIL)]
         }
     };
-    if let Some(s) = signer.as_mut() {
-        for m in &mut messages {
-            // Transfer messages are packed under 16 KiB (a lone large record under 65 535
-            // less room for TSIG), so the signature always fits; a failure fails the whole
-            // transfer rather than leaving a message unsigned.
-            if let Err(e) = s.sign(m, now) {
-                tracing::error!(%peer, zone = %apex, "zone transfer failed: TSIG: {e}");
-                return Some(vec![start(&req, true, wire::rcode::SERVFAIL)]);
-            }
+    for m in &mut messages {
+        // Transfer messages are packed under 16 KiB (a lone large record under 65 535 less
+        // room for TSIG), so the signature always fits; a failure fails the whole transfer
+        // rather than leaving a message unsigned.
+        if let Err(e) = tx.sign(m) {
+            tracing::error!(%peer, zone = %apex, "zone transfer failed: TSIG: {e}");
+            return Some(vec![start(&req, true, wire::rcode::SERVFAIL)]);
         }
     }
     Some(messages)

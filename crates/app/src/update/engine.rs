@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use r53dns_route53::convert::{parse_route53_name, parse_value, route53_name, route53_value};
 use r53dns_route53::model::RecordSet;
 use r53dns_route53::write::{Action, Change, ChangeFailure};
-use r53dns_server::message::Message;
+use r53dns_server::message::{Message, Reply};
 use r53dns_zone::rdata::{canonical, type_from_str, type_to_string};
 use r53dns_zone::{Name, rtype};
 
@@ -390,17 +390,5 @@ pub(super) fn after_failure(failure: &ChangeFailure, before: &Sets, after: &Sets
 
 /// The response: the request's ID and opcode, the zone section echoed.
 pub(crate) fn response(msg: &[u8], parsed: Option<&Message>, rc: u8) -> Vec<u8> {
-    let id = [msg.first().copied().unwrap_or(0), msg.get(1).copied().unwrap_or(0)];
-    let flags = 0x8000 | (u16::from(msg.get(2).copied().unwrap_or(0x28)) << 8 & 0x7800) | u16::from(rc);
-    let mut out = Vec::with_capacity(128);
-    out.extend_from_slice(&id);
-    out.extend_from_slice(&flags.to_be_bytes());
-    let zone = parsed.and_then(|p| p.questions.first());
-    out.extend_from_slice(&[0, u8::from(zone.is_some()), 0, 0, 0, 0, 0, 0]);
-    if let Some((name, t, c)) = zone {
-        out.extend_from_slice(name.wire());
-        out.extend_from_slice(&t.to_be_bytes());
-        out.extend_from_slice(&c.to_be_bytes());
-    }
-    out
+    Reply::to(msg, parsed).with(rc, false)
 }

@@ -10,7 +10,7 @@ use r53dns_route53::convert::route53_name;
 use r53dns_route53::{CallClass, Route53};
 use r53dns_server::logs::{Refusal, refused};
 use r53dns_server::message::{self, Message};
-use r53dns_server::tsig::{self, KeyRing, Signer, Verified};
+use r53dns_server::tsig::{self, KeyRing, Opened, Transaction};
 use r53dns_zone::{Name, rtype};
 
 use crate::sync::Syncer;
@@ -75,33 +75,22 @@ impl Updater {
             tracing::debug!(%peer, "UPDATE: malformed message");
             return Some(response(msg, None, rcode::FORMERR));
         };
-        let now = tsig::now();
-        let mut signer: Option<Signer<'_>> = match tsig::verify(&self.keys, msg, &parsed, now) {
-            Verified::Unsigned => None,
-            Verified::Signed(s) => Some(s),
-            Verified::Malformed => {
-                self.count(Outcome::FormErr);
-                return Some(response(msg, Some(&parsed), rcode::FORMERR));
-            }
-            Verified::Failed(mut f) => {
-                let error = match f.error {
-                    tsig::BADKEY => "unknown key or algorithm (BADKEY)",
-                    tsig::BADTIME => "clock outside the fudge (BADTIME)",
-                    tsig::BADTRUNC => "MAC truncated too far (BADTRUNC)",
-                    _ => "bad signature (BADSIG)",
-                };
-                refused(Refusal::UpdateTsig, |skipped| {
-                    tracing::warn!(%peer, key = %f.key_label(), skipped, "UPDATE refused: TSIG {error}");
-                });
-                self.count(Outcome::NotAuth);
-                let mut out = response(msg, Some(&parsed), rcode::NOTAUTH);
-                if let Err(e) = f.append_to(&mut out, now) {
-                    tracing::error!("UPDATE: TSIG: {e}; the reply goes out unsigned");
+        let mut tx =
+            match Transaction::open(&self.keys, msg, &parsed, tsig::now(), |rc| response(msg, Some(&parsed), rc)) {
+                Opened::Go(tx) => tx,
+                Opened::Malformed(reply) => {
+                    self.count(Outcome::FormErr);
+                    return Some(reply);
                 }
-                return Some(out);
-            }
-        };
-        let key = signer.as_ref().map(|s| s.key().label().to_ascii_lowercase());
+                Opened::Failed { reply, key, error } => {
+                    refused(Refusal::UpdateTsig, |skipped| {
+                        tracing::warn!(%peer, %key, skipped, "UPDATE refused: TSIG {}", tsig::describe(error));
+                    });
+                    self.count(Outcome::NotAuth);
+                    return Some(reply);
+                }
+            };
+        let key = tx.key().map(|k| k.label().to_ascii_lowercase());
         let (rc, outcome) = match self.decide(&parsed, peer, key.as_deref(), transport).await {
             Ok(Done::Applied) => (Rcode::NoError, Outcome::Applied),
             Ok(Done::AppliedDespiteError) => (Rcode::NoError, Outcome::AppliedAfterError),
@@ -126,11 +115,7 @@ impl Updater {
         };
         self.count(outcome);
         let mut out = response(msg, Some(&parsed), rc.to_u8());
-        if let Some(s) = signer.as_mut()
-            && let Err(e) = s.sign(&mut out, now)
-        {
-            tracing::error!("UPDATE: TSIG: {e}; the reply goes out unsigned");
-        }
+        tx.seal(&mut out, || response(msg, Some(&parsed), rcode::SERVFAIL));
         Some(out)
     }
 
