@@ -5,10 +5,17 @@
 //! can be wrong with data is checked when a [`Zone`] is built ([`ZoneBuilder::finish`]). A
 //! [`ZoneSet`] is never mutated once published; the server swaps in a new one.
 //!
-//! Storage: each zone maps the lower-cased wire form of every owner name (empty non-terminals
-//! included) to a [`Node`] holding its RRsets, with RDATA kept in uncompressed wire form. The
-//! lookup walks the query name's suffixes from the apex down, one hash probe per label, and
-//! returns an [`Answer`] that borrows RRsets from the snapshot.
+//! Storage: a zone keeps every owner (empty non-terminals included) once, case preserved, as
+//! a [`Node`] in one vector, found through a hash table of `u32` positions hashed over the
+//! ASCII-folded wire name (RFC 4343), so no lower-cased copy is stored. A node holds its
+//! RRsets; an [`Rrset`] keeps all its RDATA in one buffer, uncompressed wire form, each
+//! record behind its length, with the RRSIGs covering it attached. The lookup walks the
+//! query name's suffixes from the apex down, one hash probe per label, and returns an
+//! [`Answer`] that borrows RRsets from the snapshot.
+//!
+//! [`proto`] is the DNS vocabulary the other crates share: [`Rcode`], opcodes, RFC 1982
+//! serials and the 16-bit fields a message cannot overflow; [`rdata`] places the domain
+//! names inside every type's RDATA from its one type table.
 //!
 //! ```
 //! use std::path::Path;
