@@ -47,14 +47,7 @@ pub async fn notify(target: SocketAddr, apex: &Name, soa: Option<&Soa>, key: Opt
     for attempt in 1..=ATTEMPTS {
         // Signed afresh each time: the signature carries the time.
         let built = message(id, apex, soa).and_then(|mut msg| {
-            let signer = match key {
-                Some(k) => {
-                    let mut s = Signer::request(k);
-                    s.sign(&mut msg, tsig::now())?;
-                    Some(s)
-                }
-                None => None,
-            };
+            let signer = Signer::sign_request(key, &mut msg, tsig::now())?;
             Ok((msg, signer))
         });
         let (msg, mut signer) = match built {

@@ -863,14 +863,7 @@ fn request<'k>(
         m.extend_from_slice(&soa.ttl.to_be_bytes());
         put_rdata(&mut m, &soa.rdata)?;
     }
-    let signer = match cfg.key.as_ref() {
-        Some(k) => {
-            let mut s = Signer::request(k);
-            s.sign(&mut m, tsig::now())?;
-            Some(s)
-        }
-        None => None,
-    };
+    let signer = Signer::sign_request(cfg.key.as_ref(), &mut m, tsig::now())?;
     Ok((m, signer))
 }
 

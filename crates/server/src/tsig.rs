@@ -318,6 +318,15 @@ impl<'k> Signer<'k> {
         Self { key, prior: Vec::new(), first: true, verified: 0, pending: Vec::new(), pending_count: 0 }
     }
 
+    /// Client side: signs the request `msg` with `key` when there is one, and returns the
+    /// signer that checks the responses ([`Signer::verify_response`]).
+    pub fn sign_request(key: Option<&'k Key>, msg: &mut Vec<u8>, now: u64) -> Result<Option<Self>, Overflow> {
+        let Some(key) = key else { return Ok(None) };
+        let mut s = Self::request(key);
+        s.sign(msg, now)?;
+        Ok(Some(s))
+    }
+
     /// The key in use.
     pub fn key(&self) -> &'k Key {
         self.key
