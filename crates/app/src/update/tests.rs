@@ -350,3 +350,22 @@ fn bind_key_files_are_read_with_line_numbers_in_errors() {
             .to_string();
     assert!(e.starts_with("k.conf:3:"), "{e}");
 }
+
+/// NAPTR's replacement name is compared without case, as every name the type table places.
+#[test]
+fn naptr_replacements_are_compared_without_case() {
+    let mut s = Sets::new();
+    read_sets(&[set("sip.example.com", rtype::NAPTR, 300, &[r#"10 20 "U" "E2U+sip" "" Proxy.Example.com."#])], &mut s);
+    let mut rdata = vec![0, 10, 0, 20, 1, b'U', 7];
+    rdata.extend_from_slice(b"E2U+sip");
+    rdata.push(0);
+    rdata.extend_from_slice(b"\x05PROXY\x07EXAMPLE\x03com\x00");
+    let exact = vec![rr("sip.example.com", 1, rtype::NAPTR, 0, &rdata)];
+    assert!(check_prerequisites(&msg(exact, vec![]), &s).is_ok());
+    // A deletion of that record by its upper-case spelling empties the set.
+    let mut after = s.clone();
+    apply(&msg(vec![], vec![rr("sip.example.com", 254, rtype::NAPTR, 0, &rdata)]), &zone(), &mut after).unwrap();
+    let changes = diff(&s, &after);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].action, Action::Delete);
+}
