@@ -17,34 +17,64 @@ pub(crate) trait Named {
     fn wire(&self) -> &[u8];
 }
 
+/// Named things by position: a slice, or a zone's chunked nodes.
+pub(crate) trait Items {
+    /// The wire name of the item at `i`, if there is one.
+    fn wire_at(&self, i: usize) -> Option<&[u8]>;
+}
+
+impl<T: Named> Items for [T] {
+    fn wire_at(&self, i: usize) -> Option<&[u8]> {
+        self.get(i).map(Named::wire)
+    }
+}
+
+impl<T: Named> Items for Vec<T> {
+    fn wire_at(&self, i: usize) -> Option<&[u8]> {
+        self.get(i).map(Named::wire)
+    }
+}
+
 /// Indices of items in a vector, found by their names' wire form, case-insensitively.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NameIndex(HashTable<u32>);
 
 impl NameIndex {
     /// The position in `items` of the one named `wire` (any case), if any.
-    pub(crate) fn find<T: Named>(&self, items: &[T], wire: &[u8]) -> Option<usize> {
-        let i = self
-            .0
-            .find(folded_hash(wire), |&i| items.get(i as usize).is_some_and(|item| same_name(item.wire(), wire)))?;
+    pub(crate) fn find<I: Items + ?Sized>(&self, items: &I, wire: &[u8]) -> Option<usize> {
+        let i = self.0.find(folded_hash(wire), |&i| items.wire_at(i as usize).is_some_and(|w| same_name(w, wire)))?;
         Some(*i as usize)
     }
 
     /// Records that `items[i]` is named `wire`; the caller has checked it is not there yet.
     /// `i` must fit in 32 bits (four billion names would need far more memory than exists).
-    pub(crate) fn insert<T: Named>(&mut self, items: &[T], wire: &[u8], i: usize) {
-        let rehash = |&j: &u32| items.get(j as usize).map_or(0, |item| folded_hash(item.wire()));
+    pub(crate) fn insert<I: Items + ?Sized>(&mut self, items: &I, wire: &[u8], i: usize) {
+        let rehash = |&j: &u32| items.wire_at(j as usize).map_or(0, folded_hash);
         self.0.insert_unique(folded_hash(wire), i as u32, rehash);
     }
 
+    /// Forgets the item at position `i`, named `wire`.
+    pub(crate) fn remove(&mut self, wire: &[u8], i: usize) {
+        if let Ok(e) = self.0.find_entry(folded_hash(wire), |&j| j as usize == i) {
+            e.remove();
+        }
+    }
+
+    /// Records that the item named `wire` moved from position `from` to `to`.
+    pub(crate) fn moved(&mut self, wire: &[u8], from: usize, to: usize) {
+        if let Some(j) = self.0.find_mut(folded_hash(wire), |&j| j as usize == from) {
+            *j = to as u32;
+        }
+    }
+
     /// Makes room for `n` more names.
-    pub(crate) fn reserve<T: Named>(&mut self, items: &[T], n: usize) {
-        self.0.reserve(n, |&j| items.get(j as usize).map_or(0, |item| folded_hash(item.wire())));
+    pub(crate) fn reserve<I: Items + ?Sized>(&mut self, items: &I, n: usize) {
+        self.0.reserve(n, |&j| items.wire_at(j as usize).map_or(0, folded_hash));
     }
 
     /// Gives back spare room after the last insertion.
-    pub(crate) fn shrink<T: Named>(&mut self, items: &[T]) {
-        self.0.shrink_to_fit(|&j| items.get(j as usize).map_or(0, |item| folded_hash(item.wire())));
+    pub(crate) fn shrink<I: Items + ?Sized>(&mut self, items: &I) {
+        self.0.shrink_to_fit(|&j| items.wire_at(j as usize).map_or(0, folded_hash));
     }
 }
 

@@ -1,9 +1,11 @@
 //! Zones: RRsets grouped by owner, built once, validated, then never changed.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 use thiserror::Error;
 
-use crate::index::{NameIndex, Named};
+use crate::index::{Items, NameIndex, Named};
 use crate::name::Name;
 use crate::rdata::{rtype, type_to_string};
 use crate::routing::{Client, Routed, RoutingContext, Selection};
@@ -141,6 +143,9 @@ pub struct Node {
     rrsets: Box<[Rrset]>,
     routed: Box<[Routed]>,
     cut: bool,
+    /// Nodes one label below this one (empty non-terminals included): a node that has
+    /// none and no data of its own does not exist.
+    children: u32,
 }
 
 impl Node {
@@ -207,6 +212,96 @@ impl Named for Node {
     }
 }
 
+/// Records a node holds, as the builder counts them (RRSIGs included, each routed member at
+/// least one).
+fn node_records(node: &Node) -> usize {
+    let plain: usize = node.rrsets.iter().map(|r| r.rdatas().len() + r.sigs().map_or(0, |s| s.rdatas().len())).sum();
+    plain + node.routed.iter().flat_map(|g| g.members.iter()).map(|m| m.rrset.rdatas().len().max(1)).sum::<usize>()
+}
+
+/// Nodes per chunk of a zone's node storage.
+const CHUNK_BITS: usize = 10;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+/// A zone's nodes by position, in chunks of [`CHUNK`] shared between versions of a zone: a
+/// patched version copies the chunks it changes and shares the others.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Nodes {
+    chunks: Vec<Arc<[Node]>>,
+    len: usize,
+}
+
+impl Nodes {
+    fn from_vec(nodes: Vec<Node>) -> Self {
+        let len = nodes.len();
+        let mut chunks = Vec::with_capacity(len.div_ceil(CHUNK));
+        let mut it = nodes.into_iter();
+        loop {
+            let chunk: Arc<[Node]> = it.by_ref().take(CHUNK).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            chunks.push(chunk);
+        }
+        Self { chunks, len }
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<&Node> {
+        self.chunks.get(i >> CHUNK_BITS)?.get(i & (CHUNK - 1))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Node> {
+        self.chunks.iter().flat_map(|c| c.iter())
+    }
+
+    /// The chunk holding position `i`, copied first if another version shares it.
+    fn chunk_mut(&mut self, i: usize) -> Option<&mut [Node]> {
+        let c = self.chunks.get_mut(i >> CHUNK_BITS)?;
+        if Arc::get_mut(c).is_none() {
+            *c = c.iter().cloned().collect();
+        }
+        Arc::get_mut(c)
+    }
+
+    fn set(&mut self, i: usize, node: Node) {
+        if let Some(slot) = self.chunk_mut(i).and_then(|c| c.get_mut(i & (CHUNK - 1))) {
+            *slot = node;
+        }
+    }
+
+    fn node_mut(&mut self, i: usize) -> Option<&mut Node> {
+        self.chunk_mut(i)?.get_mut(i & (CHUNK - 1))
+    }
+
+    fn push(&mut self, node: Node) {
+        match self.chunks.last_mut().filter(|c| c.len() < CHUNK) {
+            Some(last) => *last = last.iter().cloned().chain([node]).collect(),
+            None => self.chunks.push(Arc::from([node])),
+        }
+        self.len += 1;
+    }
+
+    /// Takes the last node off.
+    fn pop(&mut self) -> Option<Node> {
+        let last = self.chunks.pop()?;
+        let mut v: Vec<Node> = last.iter().cloned().collect();
+        let node = v.pop();
+        if !v.is_empty() {
+            self.chunks.push(v.into());
+        }
+        self.len -= 1;
+        node
+    }
+}
+
+impl Items for Nodes {
+    #[inline]
+    fn wire_at(&self, i: usize) -> Option<&[u8]> {
+        self.get(i).map(|n| n.name.wire())
+    }
+}
+
 impl Named for (Name, Vec<PendingSet>) {
     fn wire(&self) -> &[u8] {
         self.0.wire()
@@ -227,10 +322,13 @@ pub enum Source {
 pub struct Zone {
     apex: Name,
     /// Every node once, in the order owners first appeared in the source, empty
-    /// non-terminals last; found by name through `index`.
-    nodes: Box<[Node]>,
+    /// non-terminals last (a patched version keeps the positions of the nodes it shares);
+    /// found by name through `index`.
+    nodes: Nodes,
     index: NameIndex,
     apex_at: usize,
+    /// The apex node (a copy of the one at `apex_at`), always at hand.
+    apex_node: Node,
     serial: u32,
     negative_ttl: u32,
     /// The apex SOA with the negative-answer TTL, ready for authority sections.
@@ -308,7 +406,7 @@ impl Zone {
     /// The apex node (holds SOA and NS; checked in [`ZoneBuilder::finish`]).
     pub fn apex_node(&self) -> &Node {
         // `finish` only builds a zone whose apex node exists.
-        &self.nodes[self.apex_at]
+        &self.apex_node
     }
 
     /// The node with this wire name (compared ASCII case-insensitively).
@@ -320,6 +418,12 @@ impl Zone {
     /// Every node: owners in the order they first appeared, then empty non-terminals.
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
         self.nodes.iter()
+    }
+
+    /// The nodes in their chunks: a chunk two versions of a zone share holds the same nodes
+    /// at the same positions in both.
+    pub(crate) fn node_chunks(&self) -> &[Arc<[Node]>] {
+        &self.nodes.chunks
     }
 
     /// Nodes sorted in canonical order (RFC 4034 §6.1), apex first.
@@ -706,7 +810,7 @@ impl ZoneBuilder {
             let cut = !is_apex && sets.iter().any(|s| s.rtype == rtype::NS);
             let mut rrsets: Vec<Rrset> = sets.iter().map(|s| Rrset::packed(s.rtype, s.ttl, &s.rdatas)).collect();
             attach_sigs(&mut rrsets);
-            nodes.push(Node { name, rrsets: rrsets.into(), routed: routed.into(), cut });
+            nodes.push(Node { name, rrsets: rrsets.into(), routed: routed.into(), cut, children: 0 });
         }
         // The builder's index holds the same positions: nodes kept their order.
         let mut index = self.index;
@@ -719,18 +823,30 @@ impl ZoneBuilder {
         if apex.get(rtype::NS).is_none() {
             return Err(ZoneError::NoApexNs(apex_text));
         }
-        // Empty non-terminals (RFC 4592 §2.2.2): every ancestor up to the apex exists.
-        for o in 0..nodes.len() {
-            let mut cur = nodes[o].name.parent();
-            while let Some(p) = cur {
-                if !p.is_subdomain_of(&self.apex) || index.find(&nodes, p.wire()).is_some() {
-                    break;
+        // Empty non-terminals (RFC 4592 §2.2.2): every ancestor up to the apex exists. Each
+        // node below the apex counts as a child of its parent, added ones included.
+        let mut o = 0;
+        while o < nodes.len() {
+            if o != apex_at {
+                let parent = parent_wire(nodes[o].name.wire());
+                match index.find(&nodes, parent) {
+                    Some(p) => nodes[p].children += 1,
+                    None => {
+                        if let Some(p) = nodes[o].name.parent() {
+                            let at = nodes.len();
+                            index.insert(&nodes, p.wire(), at);
+                            nodes.push(Node {
+                                name: p,
+                                rrsets: Box::new([]),
+                                routed: Box::new([]),
+                                cut: false,
+                                children: 1,
+                            });
+                        }
+                    }
                 }
-                cur = p.parent();
-                nodes.push(Node { name: p, rrsets: Box::new([]), routed: Box::new([]), cut: false });
-                let last = nodes.len() - 1;
-                index.insert(&nodes, nodes[last].name.wire(), last);
             }
+            o += 1;
         }
         index.shrink(&nodes);
         let mut nsec_chain: Vec<NsecOwner> = nodes
@@ -741,11 +857,13 @@ impl ZoneBuilder {
             .collect();
         nsec_chain.sort();
         let nsec3 = crate::nsec3::Chain::build(&nodes[apex_at], &nodes);
+        let apex_node = nodes[apex_at].clone();
         let zone = Zone {
             apex: self.apex,
-            nodes: nodes.into(),
+            nodes: Nodes::from_vec(nodes),
             index,
             apex_at,
+            apex_node,
             serial,
             negative_ttl,
             negative_soa,
@@ -755,6 +873,155 @@ impl ZoneBuilder {
             source: self.source,
         };
         Ok((zone, self.warnings))
+    }
+}
+
+/// The wire form of a name's parent (the root's is empty).
+fn parent_wire(wire: &[u8]) -> &[u8] {
+    wire.first().and_then(|&l| wire.get(1 + usize::from(l)..)).unwrap_or_default()
+}
+
+/// Whether a node holds DNSSEC data whose chains a patch would have to rebuild.
+fn signed(node: &Node) -> bool {
+    node.rrsets.iter().any(|r| matches!(r.rtype, rtype::NSEC | rtype::NSEC3 | rtype::NSEC3PARAM | rtype::RRSIG))
+}
+
+/// Nodes and index of a zone being patched.
+struct Patch {
+    nodes: Nodes,
+    index: NameIndex,
+    apex_at: usize,
+}
+
+impl Patch {
+    /// Adds a node that is not there, and the empty non-terminals above it that are not.
+    fn add(&mut self, node: Node) {
+        let mut node = node;
+        loop {
+            let at = self.nodes.len;
+            let wire: Box<[u8]> = node.name.wire().into();
+            let parent = node.name.parent();
+            self.nodes.push(node);
+            self.index.insert(&self.nodes, &wire, at);
+            let Some(parent) = parent else { return };
+            match self.index.find(&self.nodes, parent.wire()) {
+                Some(p) => {
+                    if let Some(n) = self.nodes.node_mut(p) {
+                        n.children += 1;
+                    }
+                    return;
+                }
+                None => {
+                    node = Node { name: parent, rrsets: Box::new([]), routed: Box::new([]), cut: false, children: 1 };
+                }
+            }
+        }
+    }
+
+    /// Removes the node at `i` (it has no children), and the empty non-terminals above it
+    /// left without any.
+    fn remove(&mut self, i: usize) {
+        let mut i = i;
+        loop {
+            let Some(node) = self.nodes.get(i) else { return };
+            let wire: Box<[u8]> = node.name.wire().into();
+            self.index.remove(&wire, i);
+            let last = self.nodes.len - 1;
+            if let Some(moved) = self.nodes.pop().filter(|_| i != last) {
+                self.index.moved(moved.name.wire(), last, i);
+                self.nodes.set(i, moved);
+                if self.apex_at == last {
+                    self.apex_at = i;
+                }
+            }
+            let Some(p) = self.index.find(&self.nodes, parent_wire(&wire)) else { return };
+            let Some(parent) = self.nodes.node_mut(p) else { return };
+            parent.children = parent.children.saturating_sub(1);
+            if parent.children > 0 || !parent.is_empty() || p == self.apex_at {
+                return;
+            }
+            i = p;
+        }
+    }
+}
+
+impl Zone {
+    /// This zone with every owner in `names` holding what it holds in `from` (nothing, if
+    /// it has no data there), and the apex taken from `from` too (its SOA carries the new
+    /// serial): what building the zone again from all its records with those owners'
+    /// records replaced gives, answer for answer. `from` is a zone of the same apex built
+    /// from the apex's and those owners' records alone, so it has passed the same checks.
+    ///
+    /// Nodes are stored in shared chunks: the new version copies the chunks it changes, a
+    /// few for a few names, and shares every other with this one; the name index is copied
+    /// (five bytes a name). `None` when the zone or the change involves DNSSEC chains
+    /// (NSEC, NSEC3, RRSIG), which only a full build puts together.
+    pub fn patched(&self, from: &Zone, names: &[Name]) -> Option<Zone> {
+        if !self.apex.wire().eq_ignore_ascii_case(from.apex.wire())
+            || self.has_nsec()
+            || self.nsec3.is_some()
+            || from.has_nsec()
+            || from.nsec3.is_some()
+            || signed(self.apex_node())
+        {
+            return None;
+        }
+        let mut p = Patch { nodes: self.nodes.clone(), index: self.index.clone(), apex_at: self.apex_at };
+        let mut records = self.records;
+        for name in names.iter().chain([&self.apex]) {
+            if !name.is_subdomain_of(&self.apex) {
+                return None;
+            }
+            let new = from.node(name.wire()).filter(|n| !n.is_empty());
+            if new.is_some_and(signed) {
+                return None;
+            }
+            match p.index.find(&p.nodes, name.wire()) {
+                Some(i) => {
+                    let old = p.nodes.get(i)?;
+                    if signed(old) {
+                        return None;
+                    }
+                    records = records.saturating_sub(node_records(old));
+                    let children = old.children;
+                    match new {
+                        Some(n) => {
+                            records += node_records(n);
+                            p.nodes.set(i, Node { children, ..n.clone() });
+                        }
+                        None if children > 0 || i == p.apex_at => {
+                            let name = old.name.clone();
+                            p.nodes.set(
+                                i,
+                                Node { name, rrsets: Box::new([]), routed: Box::new([]), cut: false, children },
+                            );
+                        }
+                        None => p.remove(i),
+                    }
+                }
+                None => {
+                    if let Some(n) = new {
+                        records += node_records(n);
+                        p.add(Node { children: 0, ..n.clone() });
+                    }
+                }
+            }
+        }
+        let apex_node = p.nodes.get(p.apex_at)?.clone();
+        Some(Zone {
+            apex: self.apex.clone(),
+            nodes: p.nodes,
+            index: p.index,
+            apex_at: p.apex_at,
+            apex_node,
+            serial: from.serial,
+            negative_ttl: from.negative_ttl,
+            negative_soa: from.negative_soa.clone(),
+            nsec_chain: Box::new([]),
+            nsec3: None,
+            records,
+            source: self.source.clone(),
+        })
     }
 }
 
