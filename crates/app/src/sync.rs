@@ -19,7 +19,7 @@ use r53dns_route53::fetch::{client_config, http_client, parse_prefix};
 use r53dns_route53::model::{HostedZone, RecordSet};
 use r53dns_route53::{RateBudget, RetryPolicy, Route53};
 use r53dns_server::CancellationToken;
-use r53dns_zone::{Prefix, Zone};
+use r53dns_zone::{Name, Prefix, Zone};
 use tokio::sync::{Mutex, Notify};
 
 use crate::config::{Route53Config, ZoneKind};
@@ -299,6 +299,70 @@ pub(crate) fn next_serial(prev: Option<(&[u8; 32], u32)>, hash: &[u8; 32]) -> u3
     }
 }
 
+/// Returns the records lent by [`Syncer::lend`].
+fn give_back(st: &mut State, inputs: Inputs) {
+    for (id, (_, records)) in inputs.zones {
+        if let Some(z) = st.zones.get_mut(&id) {
+            z.records = records;
+        }
+    }
+}
+
+/// Whether a Route53 owner name (as listed, or as an event or UPDATE wrote it) is one of
+/// `owners` (lower case): compared as text, ASCII case ignored, and parsed only when it has
+/// escapes, so that looking through a zone's records costs no allocation per record.
+fn owner_in(name: &str, owners: &[Name], texts: &[String]) -> bool {
+    let t = name.strip_suffix('.').unwrap_or(name);
+    if t.contains('\\') {
+        return r53dns_route53::convert::parse_route53_name(name).is_ok_and(|n| owners.contains(&n.to_lowercase()));
+    }
+    texts.iter().any(|w| w.len() == t.len() && w.eq_ignore_ascii_case(t))
+}
+
+/// The owners as plain text without the final dot (names with escapes are compared parsed).
+fn owner_texts(owners: &[Name]) -> Vec<String> {
+    owners.iter().map(|n| n.to_text().trim_end_matches('.').to_owned()).collect()
+}
+
+/// The record sets of `records` owned by one of `owners` (lower case), in their order.
+fn records_at<'a>(records: &'a [RecordSet], owners: &[Name]) -> Vec<&'a RecordSet> {
+    let texts = owner_texts(owners);
+    records.iter().filter(|r| owner_in(&r.name, owners, &texts)).collect()
+}
+
+/// `names` (zone ID → changed owners, lower case) with every owner added whose alias
+/// targets one of them, in any zone, transitively: their converted data follows the target's.
+fn alias_dependents(st: &State, names: BTreeMap<String, BTreeSet<Name>>) -> BTreeMap<String, BTreeSet<Name>> {
+    use r53dns_route53::convert::parse_route53_name;
+    let mut names = names;
+    loop {
+        let mut more: Vec<(String, Name)> = Vec::new();
+        for (id, z) in &st.zones {
+            for r in &z.records {
+                let Some(a) = &r.alias_target else { continue };
+                let Some(targets) = names.get(r53dns_route53::model::bare_zone_id(&a.hosted_zone_id)) else {
+                    continue;
+                };
+                let hit = parse_route53_name(&a.dns_name).is_ok_and(|t| targets.contains(&t.to_lowercase()));
+                if !hit {
+                    continue;
+                }
+                if let Ok(owner) = parse_route53_name(&r.name).map(|n| n.to_lowercase())
+                    && !names.get(id).is_some_and(|o| o.contains(&owner))
+                {
+                    more.push((id.clone(), owner));
+                }
+            }
+        }
+        if more.is_empty() {
+            return names;
+        }
+        for (id, owner) in more {
+            names.entry(id).or_default().insert(owner);
+        }
+    }
+}
+
 fn name_matches(pattern: &str, hz: &HostedZone) -> bool {
     let p = pattern.trim_end_matches('.');
     p.eq_ignore_ascii_case(hz.name.trim_end_matches('.')) || p == hz.id
@@ -548,12 +612,12 @@ impl Syncer {
         n
     }
 
-    /// Converts `ids` from the stored records; a failure keeps the zone's last good version.
-    fn convert_all(&self, st: &mut State, ids: &[String], changed: &mut Vec<String>) {
-        // Only the zones these need: themselves and, through their aliases, the zones of the
-        // account they point into (transitively). A zone missing here would make its aliases
-        // look like AWS endpoints; a zone more costs a copy of its records, which for an
-        // event's one-zone change would be a copy of the whole account.
+    /// The inputs to convert `ids`: the zones these need, themselves and, through their
+    /// aliases, the zones of the account they point into (transitively). A zone missing
+    /// here would make its aliases look like AWS endpoints; a zone more costs a copy of its
+    /// records, which for an event's one-zone change would be a copy of the whole account.
+    /// The records are lent, not copied: [`give_back`] returns them.
+    fn lend(st: &mut State, ids: &[String]) -> Inputs {
         let mut needed: BTreeSet<String> = BTreeSet::new();
         let mut todo: Vec<String> = ids.to_vec();
         while let Some(id) = todo.pop() {
@@ -570,8 +634,7 @@ impl Syncer {
                 }
             }
         }
-        // The records are lent to the conversion, not copied, and given back below.
-        let inputs = Inputs {
+        Inputs {
             zones: needed
                 .iter()
                 .filter_map(|id| {
@@ -582,7 +645,12 @@ impl Syncer {
             health: st.health.clone(),
             cidr_blocks: st.cidr.clone(),
             endpoints: st.endpoints.clone(),
-        };
+        }
+    }
+
+    /// Converts `ids` from the stored records; a failure keeps the zone's last good version.
+    fn convert_all(&self, st: &mut State, ids: &[String], changed: &mut Vec<String>) {
+        let inputs = Self::lend(st, ids);
         for id in ids {
             let Some(entry) = st.zones.get_mut(id) else {
                 continue;
@@ -620,11 +688,79 @@ impl Syncer {
                 }
             }
         }
-        for (id, (_, records)) in inputs.zones {
-            if let Some(z) = st.zones.get_mut(&id) {
-                z.records = records;
+        give_back(st, inputs);
+    }
+
+    /// Brings the zones whose owners in `names` (per zone ID, lower case) changed up to
+    /// date with their records, and every owner whose alias reaches one of them: each zone
+    /// patched for those owners alone ([`Syncer::patch`]), or converted whole when it
+    /// cannot be. Returns the zones patched.
+    fn convert_names(&self, st: &mut State, names: BTreeMap<String, BTreeSet<Name>>) -> usize {
+        let names = alias_dependents(st, names);
+        let mut patched = 0;
+        for (id, owners) in names {
+            if self.patch(st, &id, &owners) {
+                patched += 1;
+            } else {
+                self.convert_all(st, std::slice::from_ref(&id), &mut Vec::new());
             }
         }
+        patched
+    }
+
+    /// Makes zone `id`'s next version from its current one and the records of `owners`
+    /// (lower case) alone: they and the apex are converted as a zone of their own, with
+    /// aliases resolved against the whole account as a full conversion does, and
+    /// [`Zone::patched`] puts them in place of what those owners held. The content hash
+    /// moves by those owners' shares ([`r53dns_route53::convert::node_digest`]), so hash
+    /// and serial are the ones a full conversion gives. `false` when the zone has no
+    /// version to patch, is a replica's (serials are its source's), or holds DNSSEC chains.
+    fn patch(&self, st: &mut State, id: &str, owners: &BTreeSet<Name>) -> bool {
+        use r53dns_route53::convert::{digest_add, digest_sub, node_digest};
+        let Some(entry) = st.zones.get(id) else { return false };
+        let Some(old) = entry.built.clone().filter(|_| !self.replica) else { return false };
+        let apex = old.apex().to_lowercase();
+        let mut all: Vec<Name> = owners.iter().cloned().collect();
+        if !owners.contains(&apex) {
+            all.push(apex);
+        }
+        let picked: Vec<RecordSet> = records_at(&entry.records, &all).into_iter().cloned().collect();
+        // The hash without the owners' old shares; their new ones come from the conversion.
+        let mut base = entry.hash;
+        for n in &all {
+            if let Some(node) = old.node(n.wire()) {
+                digest_sub(&mut base, &node_digest(node));
+            }
+        }
+        let prev = (entry.serial != 0).then_some((entry.hash, entry.serial));
+        let hz = entry.hz.clone();
+        let key = format!("{id} (patch)");
+        let mut inputs = Self::lend(st, &[id.to_owned()]);
+        inputs.zones.insert(key.clone(), (hz.clone(), picked));
+        let mut hash = base;
+        let result = convert(&key, &inputs, |h| {
+            digest_add(&mut hash, h);
+            next_serial(prev.as_ref().map(|(ph, s)| (ph, *s)), &hash)
+        });
+        inputs.zones.remove(&key);
+        give_back(st, inputs);
+        let Ok(c) = result else { return false };
+        let Some(zone) = old.patched(&c.zone, &all) else { return false };
+        let Some(entry) = st.zones.get_mut(id) else { return false };
+        for w in &c.warnings {
+            tracing::warn!(zone = %hz.name, "{w}");
+        }
+        for e in c.endpoints {
+            if !entry.endpoints.contains(&e) {
+                entry.endpoints.push(e);
+            }
+        }
+        if hash != entry.hash || zone.serial() != old.serial() {
+            entry.hash = hash;
+            entry.serial = zone.serial();
+            entry.built = Some(Arc::new(zone));
+        }
+        true
     }
 
     /// Converts `ids` like [`Syncer::convert_all`]; returns whether any of them now holds
@@ -905,7 +1041,7 @@ impl Syncer {
         let mut moved = Refs::default();
         // Zones whose records changed (zones with aliases into them are converted again at
         // the end).
-        let mut renewed: BTreeSet<String> = BTreeSet::new();
+        let mut renewed: Vec<String> = Vec::new();
         let mut sets = 0usize;
         let mut last_progress = Instant::now();
         let mut last_served = Instant::now();
@@ -988,7 +1124,7 @@ impl Syncer {
                     // An unchanged listing costs the comparison and nothing more.
                     if entry.built.is_none() || entry.records != records {
                         entry.records = records;
-                        renewed.insert(id.clone());
+                        renewed.push(id.clone());
                         convert = true;
                     }
                 }
@@ -1029,33 +1165,39 @@ impl Syncer {
         report.fetch = started.elapsed().saturating_sub(report.convert);
         let converting = Instant::now();
         let mut st = self.state.lock().await;
-        // Zones whose aliases reach a zone that changed, or whose health checks or CIDR
-        // blocks changed after they were converted.
-        let mut reach = renewed.clone();
-        loop {
-            let more: Vec<String> = st
-                .zones
-                .iter()
-                .filter(|(id, z)| {
-                    !reach.contains(*id)
-                        && z.records.iter().any(|r| {
-                            r.alias_target
-                                .as_ref()
-                                .is_some_and(|a| reach.contains(r53dns_route53::model::bare_zone_id(&a.hosted_zone_id)))
-                        })
-                })
-                .map(|(id, _)| id.clone())
-                .collect();
-            if more.is_empty() {
-                break;
-            }
-            reach.extend(more);
-        }
+        // Zones whose aliases reach (transitively) a zone whose records changed after they
+        // were converted — a zone converted early in the sweep resolved its aliases against
+        // what it found then — or whose health checks or CIDR blocks changed.
+        let targets: HashMap<&str, BTreeSet<&str>> = st
+            .zones
+            .iter()
+            .map(|(id, z)| {
+                let t = z
+                    .records
+                    .iter()
+                    .filter_map(|r| r.alias_target.as_ref())
+                    .map(|a| r53dns_route53::model::bare_zone_id(&a.hosted_zone_id))
+                    .filter(|t| st.zones.contains_key(*t))
+                    .collect();
+                (id.as_str(), t)
+            })
+            .collect();
         let again: Vec<String> = st
             .zones
             .iter()
             .filter(|(id, z)| {
-                reach.contains(*id) && !renewed.contains(*id) || (!moved.is_empty() && moved.referred_to(&z.records))
+                let converted = renewed.iter().position(|r| r == *id);
+                let mut seen: BTreeSet<&str> = BTreeSet::new();
+                let mut todo: Vec<&str> = targets.get(id.as_str()).into_iter().flatten().copied().collect();
+                let mut later = false;
+                while let Some(t) = todo.pop() {
+                    if !seen.insert(t) {
+                        continue;
+                    }
+                    later |= t != id.as_str() && renewed.iter().position(|r| r == t) > converted;
+                    todo.extend(targets.get(t).into_iter().flatten().copied());
+                }
+                later || (!moved.is_empty() && moved.referred_to(&z.records))
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -1104,16 +1246,23 @@ impl Syncer {
     /// it at once (read-your-writes); a re-fetch of the zone follows shortly.
     pub async fn apply_local(self: &Arc<Self>, zone_id: &str, changes: &[r53dns_route53::write::Change]) {
         use r53dns_route53::convert::parse_route53_name;
-        let key = |name: &str, rtype: &str| {
-            (parse_route53_name(name).map(|n| n.to_lowercase()).ok(), rtype.to_ascii_uppercase())
-        };
         let mut st = self.state.lock().await;
         let Some(entry) = st.zones.get_mut(zone_id) else {
             return;
         };
+        let mut owners = BTreeSet::new();
         for c in changes {
-            let k = key(&c.set.name, &c.set.rtype);
-            entry.records.retain(|r| r.set_identifier.is_some() || key(&r.name, &r.rtype) != k);
+            let Ok(owner) = parse_route53_name(&c.set.name).map(|n| n.to_lowercase()) else {
+                continue;
+            };
+            let one = [owner];
+            let texts = owner_texts(&one);
+            entry.records.retain(|r| {
+                r.set_identifier.is_some()
+                    || !(r.rtype.eq_ignore_ascii_case(&c.set.rtype) && owner_in(&r.name, &one, &texts))
+            });
+            let [owner] = one;
+            owners.insert(owner);
             if c.action != r53dns_route53::write::Action::Delete {
                 let mut set = c.set.clone();
                 if !set.name.ends_with('.') {
@@ -1123,7 +1272,7 @@ impl Syncer {
             }
         }
         entry.updated = Some(Instant::now());
-        self.convert_all(&mut st, &[zone_id.to_owned()], &mut Vec::new());
+        self.convert_names(&mut st, BTreeMap::from([(zone_id.to_owned(), owners)]));
         let _ = self.publish(&mut st).await;
         drop(st);
         self.resync_soon(zone_id);
@@ -1283,6 +1432,8 @@ impl Syncer {
         st.cidr.extend(cidr);
         let mut touched = Vec::new();
         let mut before = HashMap::new();
+        let mut whole: Vec<String> = Vec::new();
+        let mut by_name: BTreeMap<String, BTreeSet<Name>> = BTreeMap::new();
         for (id, fresh) in reads {
             let fresh = match fresh {
                 Ok(f) => f,
@@ -1302,17 +1453,36 @@ impl Syncer {
             }
             match fresh {
                 Fresh::Whole(records) => {
+                    whole.push(id.clone());
                     entry.records = records;
                     entry.listed = Some(started);
                     entry.last_ok = Some(SystemTime::now());
                     entry.last_error = None;
                 }
                 Fresh::Sets(sets) => {
+                    // Only the sets read are replaced; each read's name is parsed once and
+                    // the records are compared with it as text.
+                    let mut owners = BTreeSet::new();
                     for ((name, t), read) in sets {
-                        let k = key(&name, &t);
-                        entry.records.retain(|r| key(&r.name, &r.rtype) != k);
+                        match parse_route53_name(&name).map(|n| n.to_lowercase()) {
+                            Ok(owner) => {
+                                let one = [owner];
+                                let texts = owner_texts(&one);
+                                entry
+                                    .records
+                                    .retain(|r| !(r.rtype.eq_ignore_ascii_case(&t) && owner_in(&r.name, &one, &texts)));
+                                let [owner] = one;
+                                owners.insert(owner);
+                            }
+                            Err(_) => {
+                                let k = key(&name, &t);
+                                entry.records.retain(|r| key(&r.name, &r.rtype) != k);
+                                whole.push(id.clone());
+                            }
+                        }
                         entry.records.extend(read);
                     }
+                    by_name.insert(id.clone(), owners);
                 }
             }
             entry.updated = Some(Instant::now());
@@ -1322,19 +1492,25 @@ impl Syncer {
         if touched.is_empty() {
             return out;
         }
-        // Zones whose aliases point into a changed zone are converted again too.
-        let mut ids = touched.clone();
+        // Zones read whole are converted whole, and so are zones whose aliases point into
+        // them; zones read by name are patched for those names and the aliases reaching them.
+        let mut ids = whole.clone();
         for (id, z) in &st.zones {
-            let aliases_in = z.records.iter().any(|r| {
-                r.alias_target.as_ref().is_some_and(|a| {
-                    touched.iter().any(|t| r53dns_route53::model::bare_zone_id(&a.hosted_zone_id) == t)
-                })
-            });
+            let aliases_in = !whole.is_empty()
+                && z.records.iter().any(|r| {
+                    r.alias_target.as_ref().is_some_and(|a| {
+                        whole.iter().any(|t| r53dns_route53::model::bare_zone_id(&a.hosted_zone_id) == t)
+                    })
+                });
             if aliases_in && !ids.contains(id) {
                 ids.push(id.clone());
             }
         }
-        self.convert_all(&mut st, &ids, &mut Vec::new());
+        by_name.retain(|id, _| !ids.contains(id));
+        if !ids.is_empty() {
+            self.convert_all(&mut st, &ids, &mut Vec::new());
+        }
+        self.convert_names(&mut st, by_name);
         let changed: Vec<String> = touched
             .into_iter()
             .filter(|id| st.zones.get(id).is_some_and(|z| before.get(id) != Some(&z.hash)))
@@ -1601,5 +1777,240 @@ mod tests {
         assert!(Arc::ptr_eq(&zb(&first), &zb(&second)));
         let j = second.internal().journal(&apex("za.example.")).unwrap();
         assert_eq!(j.len(), 1);
+    }
+
+    /// A small deterministic generator for the randomized test below.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const ZONES: [&str; 2] = ["za", "zb"];
+
+    /// Owner names of zone `z`: the apex and names up to two labels below it, wildcards
+    /// (`\052`, as Route53 lists them) included.
+    fn owners(z: &str) -> Vec<String> {
+        let apex = format!("{z}.example.");
+        let labels = ["a", "b", "\\052", "ns", "x"];
+        let mut out = vec![apex.clone()];
+        for l in labels {
+            out.push(format!("{l}.{apex}"));
+            for m in labels {
+                out.push(format!("{m}.{l}.{apex}"));
+            }
+        }
+        out
+    }
+
+    /// The record sets of one owner, template `t`: plain data, a delegation with glue
+    /// below it, aliases within the zone and into the other one, routed groups of every
+    /// kind, or nothing.
+    fn sets_of(owner: &str, t: usize, v: usize) -> Vec<RecordSet> {
+        let apex = owner.split('.').rev().nth(2).map(|z| z == "example").unwrap_or(false);
+        let plain = |t: &str, ttl: i64, vals: Vec<String>| RecordSet::plain(owner.into(), t.into(), ttl, vals);
+        let routed = |id: &str, val: String, f: &dyn Fn(&mut RecordSet)| {
+            let mut r = plain("A", 60, vec![val]);
+            r.set_identifier = Some(id.into());
+            f(&mut r);
+            r
+        };
+        let alias = |zone: &str, target: String| {
+            let mut r = plain("A", 0, vec![]);
+            r.ttl = None;
+            r.alias_target = Some(r53dns_route53::model::AliasTarget {
+                hosted_zone_id: format!("/hostedzone/{zone}"),
+                dns_name: target,
+                evaluate_target_health: false,
+            });
+            r
+        };
+        match t {
+            0 => vec![plain("A", 300, vec![format!("192.0.2.{}", v % 250), format!("192.0.2.{}", 1 + v % 7)])],
+            1 => vec![plain("TXT", 60, vec![format!("\"v{v}\"")]), plain("AAAA", 60, vec![format!("2001:db8::{v}")])],
+            2 if !apex => vec![plain(
+                "CNAME",
+                300,
+                vec![if v % 2 == 0 { "a.za.example.".into() } else { "elsewhere.test.".into() }],
+            )],
+            3 if !apex => vec![plain("NS", 3600, vec![format!("ns.{owner}"), "ns.a.zb.example.".into()])],
+            4 => vec![plain("MX", 300, vec![format!("{} a.za.example.", v % 20)])],
+            5 => {
+                let z = ZONES[v % 2];
+                let names = owners(z);
+                vec![alias(z, names[v % names.len()].clone())]
+            }
+            6 => vec![
+                routed("one", "192.0.2.10".into(), &|r| r.weight = Some((v % 3) as i64)),
+                routed("two", "192.0.2.11".into(), &|r| r.weight = Some(2)),
+            ],
+            7 => vec![
+                routed("p", "192.0.2.20".into(), &|r| {
+                    r.failover = Some("PRIMARY".into());
+                    r.health_check_id = Some(if v % 2 == 0 { "up".into() } else { "down".into() });
+                }),
+                routed("s", "192.0.2.21".into(), &|r| r.failover = Some("SECONDARY".into())),
+            ],
+            8 => vec![
+                routed("eu", "192.0.2.30".into(), &|r| r.region = Some("eu-west-1".into())),
+                routed("us", format!("192.0.2.{}", 31 + v % 3), &|r| r.region = Some("us-east-1".into())),
+            ],
+            9 => vec![
+                routed("de", "192.0.2.40".into(), &|r| {
+                    r.geo_location = Some(r53dns_route53::model::GeoLocation {
+                        continent_code: None,
+                        country_code: Some("DE".into()),
+                        subdivision_code: None,
+                    })
+                }),
+                routed("any", "192.0.2.41".into(), &|r| {
+                    r.geo_location = Some(r53dns_route53::model::GeoLocation {
+                        continent_code: None,
+                        country_code: Some("*".into()),
+                        subdivision_code: None,
+                    })
+                }),
+            ],
+            _ => vec![],
+        }
+    }
+
+    fn zone_listing(z: &str, content: &BTreeMap<String, (usize, usize)>) -> Vec<RecordSet> {
+        let apex = format!("{z}.example.");
+        let mut out = vec![
+            RecordSet::plain(apex.clone(), "SOA".into(), 900, vec!["ns.example. h.example. 1 2 3 4 5".into()]),
+            RecordSet::plain(apex.clone(), "NS".into(), 900, vec!["ns.example.".into()]),
+        ];
+        for (owner, &(t, v)) in content.iter().filter(|(o, _)| o.ends_with(&apex)) {
+            out.extend(sets_of(owner, t, v));
+        }
+        out
+    }
+
+    fn answers(set: &r53dns_zone::ZoneSet, names: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for n in names {
+            for q in [n.clone(), format!("q.{n}")] {
+                let Ok(name) = r53dns_route53::convert::parse_route53_name(&q) else { continue };
+                for t in [1, 28, 16, 2, 5, 15, 6, 255] {
+                    out.push(format!("{:?}", set.lookup(name.wire(), t, r53dns_zone::LookupOptions::default())));
+                }
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_zone_patched_by_name_is_the_zone_a_full_conversion_builds() {
+        let mut rng = Rng(17);
+        let all: Vec<String> = ZONES.iter().flat_map(|z| owners(z)).collect();
+        let hz: Vec<HostedZone> = ZONES
+            .iter()
+            .map(|id| HostedZone {
+                id: (*id).into(),
+                name: format!("{id}.example."),
+                private: false,
+                vpcs: vec![],
+                account: String::new(),
+            })
+            .collect();
+        let mut patched_any = 0;
+        for _ in 0..150 {
+            let store: r53dns_server::Store = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+            let cfg = cfg();
+            let publisher = Arc::new(Publisher::new(
+                store,
+                FileZones::default(),
+                cfg.conflict,
+                Vec::new(),
+                RoutingContext::default(),
+            ));
+            let syncer = Syncer::without_api(cfg, publisher);
+            let mut content: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+            for _ in 0..rng.below(30) {
+                content.insert(all[rng.below(all.len())].clone(), (rng.below(11), rng.below(1000)));
+            }
+            let list = |id: &str| zone_listing(id, &content);
+            syncer.state.lock().await.health = HashMap::from([("up".into(), true), ("down".into(), false)]);
+            syncer.sweep_listed(hz.clone(), &list).await.unwrap();
+            {
+                let st = syncer.state.lock().await;
+                let inputs = Inputs {
+                    zones: st.zones.iter().map(|(id, z)| (id.clone(), (z.hz.clone(), z.records.clone()))).collect(),
+                    health: st.health.clone(),
+                    ..Inputs::default()
+                };
+                for z in ZONES {
+                    let full = convert(z, &inputs, |_| st.zones[z].serial).unwrap();
+                    assert_eq!(
+                        st.zones[z].built.as_ref().unwrap().to_text(),
+                        full.zone.to_text(),
+                        "{z} before {:?}",
+                        st.health
+                    );
+                    assert_eq!(st.zones[z].hash, full.content_hash, "{z} before");
+                }
+            }
+            // Some owners change: new data, other data, or none.
+            let mut next = content.clone();
+            let mut changed: BTreeMap<String, BTreeSet<Name>> = BTreeMap::new();
+            for _ in 0..1 + rng.below(4) {
+                let owner = all[rng.below(all.len())].clone();
+                if owner.starts_with("za.") || owner.starts_with("zb.") || rng.below(3) == 0 {
+                    next.remove(&owner);
+                } else {
+                    next.insert(owner.clone(), (rng.below(11), rng.below(1000)));
+                }
+                let z = if owner.ends_with("za.example.") { "za" } else { "zb" };
+                let name = r53dns_route53::convert::parse_route53_name(&owner).unwrap().to_lowercase();
+                changed.entry(z.into()).or_default().insert(name);
+            }
+            let mut st = syncer.state.lock().await;
+            for z in ZONES {
+                st.zones.get_mut(z).unwrap().records = zone_listing(z, &next);
+            }
+            patched_any += syncer.convert_names(&mut st, changed);
+            // The same records converted whole, with the serial the patch chose.
+            let inputs = Inputs {
+                zones: st.zones.iter().map(|(id, z)| (id.clone(), (z.hz.clone(), z.records.clone()))).collect(),
+                health: st.health.clone(),
+                ..Inputs::default()
+            };
+            let mut got = r53dns_zone::ZoneSet::new();
+            let mut want = r53dns_zone::ZoneSet::new();
+            for z in ZONES {
+                let entry = &st.zones[z];
+                let built = entry.built.clone().unwrap();
+                let full = convert(z, &inputs, |_| built.serial()).unwrap();
+                let mut sum = [0u8; 32];
+                for n in full.zone.nodes() {
+                    r53dns_route53::convert::digest_add(&mut sum, &r53dns_route53::convert::node_digest(n));
+                }
+                assert_eq!(sum, full.content_hash, "{z}: node digests add up to the hash\n{}", full.zone.to_text());
+                assert_eq!(entry.hash, full.content_hash, "{z}: the patched hash is the full one");
+                assert_eq!(built.to_text(), full.zone.to_text(), "{z}");
+                assert_eq!(built.record_count(), full.zone.record_count(), "{z}");
+                let names = |zone: &Zone| {
+                    let mut v: Vec<String> = zone.nodes().map(|n| n.name().to_lowercase().to_text()).collect();
+                    v.sort();
+                    v
+                };
+                assert_eq!(names(&built), names(&full.zone), "{z}: names, empty non-terminals included");
+                got.insert(built);
+                want.insert(full.zone);
+            }
+            assert_eq!(answers(&got, &all), answers(&want, &all));
+        }
+        assert!(patched_any > 100, "the patch path was taken ({patched_any} zones)");
     }
 }

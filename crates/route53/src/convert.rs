@@ -468,25 +468,69 @@ fn with_serial(rd: &[u8], serial: u32) -> Box<[u8]> {
     v.into()
 }
 
-/// SHA-256 over the zone's content in a canonical order, the SOA serial left out.
+/// The zone's content hash, the SOA serial left out: the sum (four 64-bit lanes, wrapping) of
+/// one SHA-256 per record set and per routed group, so that it does not depend on order and
+/// a change to a few owners moves it by their shares alone ([`node_digest`]).
 fn hash(plain: &BTreeMap<(Vec<u8>, u16), (Name, Rrset)>, routed: &[(Name, Routed)]) -> [u8; 32] {
-    let mut h = Sha256::new();
+    let mut h = [0; 32];
     for ((owner, code), (_, rr)) in plain {
-        let mut rdatas: Vec<Box<[u8]>> =
-            rr.rdatas().map(|rd| if *code == rtype::SOA { with_serial(rd, 0) } else { rd.into() }).collect();
-        rdatas.sort();
-        h.update(owner);
-        h.update(code.to_be_bytes());
-        h.update(rr.ttl().to_be_bytes());
-        for rd in rdatas {
-            h.update((rd.len() as u32).to_be_bytes());
-            h.update(&rd);
-        }
+        digest_add(&mut h, &set_digest(owner, *code, rr));
     }
-    let mut groups: Vec<String> = routed.iter().map(|(o, g)| format!("{}|{g:?}", o.to_lowercase())).collect();
-    groups.sort();
-    for g in groups {
-        h.update(g.as_bytes());
+    for (o, g) in routed {
+        digest_add(&mut h, &group_digest(o, g));
+    }
+    h
+}
+
+fn set_digest(lower_owner: &[u8], code: u16, rr: &Rrset) -> [u8; 32] {
+    let mut rdatas: Vec<Box<[u8]>> =
+        rr.rdatas().map(|rd| if code == rtype::SOA { with_serial(rd, 0) } else { rd.into() }).collect();
+    rdatas.sort();
+    let mut h = Sha256::new();
+    h.update(lower_owner);
+    h.update(code.to_be_bytes());
+    h.update(rr.ttl().to_be_bytes());
+    for rd in rdatas {
+        h.update((rd.len() as u32).to_be_bytes());
+        h.update(&rd);
     }
     h.finalize().into()
+}
+
+fn group_digest(owner: &Name, g: &Routed) -> [u8; 32] {
+    Sha256::digest(format!("{}|{g:?}", owner.to_lowercase()).as_bytes()).into()
+}
+
+/// One owner's share of the content hash of the zone it belongs to, from the converted node:
+/// a zone's hash less the old shares of some owners plus their new ones is the hash of the
+/// zone with those owners changed.
+pub fn node_digest(node: &r53dns_zone::Node) -> [u8; 32] {
+    let mut h = [0; 32];
+    let lower = node.name().to_lowercase();
+    for rr in node.rrsets() {
+        digest_add(&mut h, &set_digest(lower.wire(), rr.rtype(), rr));
+    }
+    for g in node.routed() {
+        digest_add(&mut h, &group_digest(node.name(), g));
+    }
+    h
+}
+
+/// `a += b`, lane by lane.
+pub fn digest_add(a: &mut [u8; 32], b: &[u8; 32]) {
+    lanes(a, b, u64::wrapping_add);
+}
+
+/// `a -= b`, lane by lane.
+pub fn digest_sub(a: &mut [u8; 32], b: &[u8; 32]) {
+    lanes(a, b, u64::wrapping_sub);
+}
+
+fn lanes(a: &mut [u8; 32], b: &[u8; 32], op: fn(u64, u64) -> u64) {
+    for (x, y) in a.chunks_exact_mut(8).zip(b.chunks_exact(8)) {
+        let (mut l, mut r) = ([0; 8], [0; 8]);
+        l.copy_from_slice(x);
+        r.copy_from_slice(y);
+        x.copy_from_slice(&op(u64::from_le_bytes(l), u64::from_le_bytes(r)).to_le_bytes());
+    }
 }
