@@ -1,6 +1,7 @@
 //! What a Route53 sweep costs the syncer for a large account: time and peak memory of the
 //! first sweep, CPU of a sweep that finds nothing changed, and what a one-record change
-//! costs (listing, conversion, publication with its IXFR journal).
+//! costs (listing, conversion, publication with its IXFR journal), against the same change
+//! known by name, as an event or an UPDATE knows it (the zone patched for that name).
 //!
 //! The account is synthetic and its listing is generated in process and handed to
 //! `Syncer::sweep_listed`, which runs the same conversion and publication as a sweep of the
@@ -17,10 +18,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use r53dns_app::persist::{Saved, SavedZone};
 use r53dns_app::publish::Publisher;
 use r53dns_app::sync::Syncer;
 use r53dns_app::zones::FileZones;
 use r53dns_route53::model::{HostedZone, RecordSet};
+use r53dns_route53::write::{Action, Change};
 use r53dns_zone::{RoutingContext, Snapshot};
 
 #[global_allocator]
@@ -118,9 +121,10 @@ fn main() {
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     println!(
-        "| account | first sweep (peak memory) | unchanged sweep: CPU | one-record change: sweep (convert / publish+journal) | held after |"
+        "| account | first sweep (peak memory) | unchanged sweep: CPU | one-record change: sweep (convert / publish+journal; peak memory) | one-record change by name: patch+publish+journal (peak memory) | held after |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
+    let mut saves = Vec::new();
     for &(label, zones, per_zone) in accounts {
         let (syncer, store) = syncer();
         let hz: Vec<HostedZone> = (0..zones).map(hosted).collect();
@@ -142,13 +146,32 @@ fn main() {
         let (unchanged_cpu, unchanged_wall) = (cpu() - c, t.elapsed());
         assert!(unchanged.changed.is_empty());
         change.store(1, Ordering::Relaxed);
+        let before = status_kib("VmRSS:");
+        reset_peak();
         let t = Instant::now();
         let changed = rt.block_on(syncer.sweep_listed(hz.clone(), &list)).expect("sweep");
         let change_time = t.elapsed();
+        let change_peak = status_kib("VmHWM:").saturating_sub(before);
         assert_eq!(changed.changed.len(), 1, "{:?}", changed.changed);
+        // The same one-record change known by name (an event's read, UPDATE's write): the
+        // zone is patched, not converted again.
+        let set = RecordSet::plain("host1.zone0.example.".into(), "A".into(), 300, vec!["10.0.0.99".into()]);
+        let upsert = Change { action: Action::Upsert, set };
+        let before = status_kib("VmRSS:");
+        reset_peak();
+        let t = Instant::now();
+        rt.block_on(syncer.apply_local("Z00000000", &[upsert]));
+        let patch_time = t.elapsed();
+        let patch_peak = status_kib("VmHWM:").saturating_sub(before);
+        let apex: r53dns_zone::Name = "zone0.example.".parse().expect("name");
+        let host: r53dns_zone::Name = "host1.zone0.example.".parse().expect("name");
+        let served = store.load_full();
+        let node = served.internal().get(&apex).and_then(|z| z.node(host.wire()).cloned()).expect("served");
+        assert_eq!(node.get(r53dns_zone::rtype::A).and_then(|a| a.rdatas().first()), Some(&[10, 0, 0, 99][..]));
+        assert_eq!(served.internal().journal(&apex).map(|j| j.len()), Some(2), "the patch is journalled");
         let held = status_kib("VmRSS:").saturating_sub(base);
         println!(
-            "| {label} | {} ({} MiB) | {} ({} wall) | {} ({} / {}) | {} MiB |",
+            "| {label} | {} ({} MiB) | {} ({} wall) | {} ({} / {}; +{} MiB) | {} (+{} MiB) | {} MiB |",
             ms(first_time),
             peak / 1024,
             ms(unchanged_cpu),
@@ -156,8 +179,60 @@ fn main() {
             ms(change_time),
             ms(changed.convert),
             ms(changed.publish),
+            change_peak / 1024,
+            ms(patch_time),
+            patch_peak / 1024,
             held / 1024,
         );
         drop(syncer);
+        // What saving the snapshot to the state directory costs on a changed publication:
+        // the account's record sets copied out of the syncer's state, then written as one
+        // JSON document (`persist::save`).
+        let listings: Vec<Vec<RecordSet>> = hz.iter().map(|h| list(&h.id)).collect();
+        let before = status_kib("VmRSS:");
+        reset_peak();
+        let t = Instant::now();
+        let saved = Saved {
+            zones: hz
+                .iter()
+                .zip(&listings)
+                .map(|(h, r)| SavedZone {
+                    zone: h.clone(),
+                    records: r.clone(),
+                    serial: 1,
+                    hash: "00".repeat(32),
+                    confirmed: None,
+                })
+                .collect(),
+            health: vec![],
+            cidr: vec![],
+            endpoints: vec![],
+            confirmed: None,
+            internal_networks: None,
+        };
+        let copy = t.elapsed();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let t = Instant::now();
+        r53dns_app::persist::save(dir.path(), &saved).expect("save");
+        let write = t.elapsed();
+        let save_peak = status_kib("VmHWM:").saturating_sub(before);
+        let size: u64 = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        saves.push(format!(
+            "| {label} | {} | {} | {} MiB | {} MiB |",
+            ms(copy),
+            ms(write),
+            save_peak / 1024,
+            size >> 20
+        ));
+    }
+    println!();
+    println!("| account | saved snapshot: copy of the records | encode and write | peak memory | file |");
+    println!("|---|---|---|---|---|");
+    for line in saves {
+        println!("{line}");
     }
 }

@@ -178,6 +178,19 @@ pub struct Syncer {
     /// A replica: data comes from another r53dns ([`Syncer::apply_replica`]), never from
     /// the API, and serials are the source's.
     replica: bool,
+    /// Told after each zone a sweep lists (`export` shows it).
+    progress: Option<Box<dyn Fn(SweepProgress) + Send + Sync>>,
+}
+
+/// How far a sweep got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepProgress {
+    /// Zones listed so far (failed ones included).
+    pub zones_done: usize,
+    /// Zones the sweep lists.
+    pub zones_total: usize,
+    /// Record sets read so far.
+    pub record_sets: usize,
 }
 
 /// Where an UPDATE for a zone goes.
@@ -462,7 +475,16 @@ impl Syncer {
             s3: None,
             private_zone_metrics: false,
             replica,
+            progress: None,
         }
+    }
+
+    /// Calls `f` after each zone a sweep lists.
+    pub fn with_progress(mut self: Arc<Self>, f: impl Fn(SweepProgress) + Send + Sync + 'static) -> Arc<Self> {
+        if let Some(me) = Arc::get_mut(&mut self) {
+            me.progress = Some(Box::new(f));
+        }
+        self
     }
 
     /// Lets private zone names label metrics.
@@ -1151,6 +1173,9 @@ impl Syncer {
                 last_served = Instant::now();
             }
             drop(st);
+            if let Some(f) = &self.progress {
+                f(SweepProgress { zones_done: done + 1, zones_total: total, record_sets: sets });
+            }
             if last_progress.elapsed() >= PROGRESS_EVERY {
                 last_progress = Instant::now();
                 tracing::info!(
