@@ -1866,7 +1866,7 @@ mod tests {
             2 if !apex => vec![plain(
                 "CNAME",
                 300,
-                vec![if v % 2 == 0 { "a.za.example.".into() } else { "elsewhere.test.".into() }],
+                vec![if v.is_multiple_of(2) { "a.za.example.".into() } else { "elsewhere.test.".into() }],
             )],
             3 if !apex => vec![plain("NS", 3600, vec![format!("ns.{owner}"), "ns.a.zb.example.".into()])],
             4 => vec![plain("MX", 300, vec![format!("{} a.za.example.", v % 20)])],
@@ -1882,7 +1882,7 @@ mod tests {
             7 => vec![
                 routed("p", "192.0.2.20".into(), &|r| {
                     r.failover = Some("PRIMARY".into());
-                    r.health_check_id = Some(if v % 2 == 0 { "up".into() } else { "down".into() });
+                    r.health_check_id = Some(if v.is_multiple_of(2) { "up".into() } else { "down".into() });
                 }),
                 routed("s", "192.0.2.21".into(), &|r| r.failover = Some("SECONDARY".into())),
             ],

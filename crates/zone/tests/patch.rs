@@ -54,7 +54,7 @@ fn add_owner(b: &mut ZoneBuilder, owner: &str, t: u8, v: u8) {
     match t {
         0 => {
             b.add(&o, rtype::A, 300, a(v).into(), "").unwrap();
-            if v % 2 == 0 {
+            if v.is_multiple_of(2) {
                 b.add(&o, rtype::A, 300, a(v + 1).into(), "").unwrap();
             }
         }
@@ -63,20 +63,20 @@ fn add_owner(b: &mut ZoneBuilder, owner: &str, t: u8, v: u8) {
             b.add(&o, rtype::TXT, 60, txt(&format!("v{v}")).into(), "").unwrap();
         }
         2 if !apex => {
-            let target = if v % 2 == 0 { "a.example." } else { "elsewhere.test." };
+            let target = if v.is_multiple_of(2) { "a.example." } else { "elsewhere.test." };
             b.add(&o, rtype::CNAME, 300, wire_of(target).into(), "").unwrap();
         }
         3 if !apex => {
             // A delegation, with its name server below it (glue, if that owner has an address).
-            let ns = if v % 2 == 0 { format!("ns.{owner}") } else { "ns.a.example.".into() };
+            let ns = if v.is_multiple_of(2) { format!("ns.{owner}") } else { "ns.a.example.".into() };
             b.add(&o, rtype::NS, 3600, wire_of(&ns).into(), "").unwrap();
-            if v % 3 == 0 {
+            if v.is_multiple_of(3) {
                 b.add(&o, rtype::DS, 3600, vec![0, 1, 8, 2, v].into(), "").unwrap();
             }
         }
         4 => {
             let mut mx = vec![0, 10];
-            mx.extend(wire_of(if v % 2 == 0 { "a.example." } else { "ns.x.example." }));
+            mx.extend(wire_of(if v.is_multiple_of(2) { "a.example." } else { "ns.x.example." }));
             b.add(&o, rtype::MX, 300, mx.into(), "").unwrap();
         }
         5 => {
@@ -85,7 +85,7 @@ fn add_owner(b: &mut ZoneBuilder, owner: &str, t: u8, v: u8) {
                 policy: Policy::Weighted,
                 members: vec![
                     member("one", Rule::Weight(u32::from(v % 4)), true, rtype::A, a(10)),
-                    member("two", Rule::Weight(3), v % 3 != 0, rtype::A, a(11)),
+                    member("two", Rule::Weight(3), !v.is_multiple_of(3), rtype::A, a(11)),
                 ]
                 .into(),
             };
@@ -96,7 +96,7 @@ fn add_owner(b: &mut ZoneBuilder, owner: &str, t: u8, v: u8) {
                 rtype: rtype::A,
                 policy: Policy::Failover,
                 members: vec![
-                    member("primary", Rule::Primary, v % 2 == 0, rtype::A, a(20)),
+                    member("primary", Rule::Primary, v.is_multiple_of(2), rtype::A, a(20)),
                     member("secondary", Rule::Secondary, true, rtype::A, a(21)),
                 ]
                 .into(),
@@ -151,7 +151,7 @@ fn add_owner(b: &mut ZoneBuilder, owner: &str, t: u8, v: u8) {
             b.add(&o, rtype::TXT, 300, txt("nine").into(), "").unwrap();
         }
         10 if !apex => {
-            b.add(&o, rtype::DNAME, 300, wire_of(if v % 2 == 0 { "other.test." } else { "b.example." }).into(), "")
+            b.add(&o, rtype::DNAME, 300, wire_of(if v.is_multiple_of(2) { "other.test." } else { "b.example." }).into(), "")
                 .unwrap();
         }
         11 => {
