@@ -216,11 +216,8 @@ fn main() {
         r53dns_app::persist::save(dir.path(), &saved).expect("save");
         let write = t.elapsed();
         let save_peak = status_kib("VmHWM:").saturating_sub(before);
-        let size: u64 = std::fs::read_dir(dir.path())
-            .expect("dir")
-            .filter_map(|e| e.ok()?.metadata().ok())
-            .map(|m| m.len())
-            .sum();
+        let size: u64 =
+            std::fs::read_dir(dir.path()).expect("dir").filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
         saves.push(format!(
             "| {label} | {} | {} | {} MiB | {} MiB |",
             ms(copy),

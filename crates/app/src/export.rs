@@ -78,10 +78,7 @@ fn sweep_progress() -> impl Fn(SweepProgress) + Send + Sync + 'static {
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
 fn plain_line(p: SweepProgress) -> String {
-    format!(
-        "r53dns: Route53 sweep: {}/{} zones listed, {} record sets",
-        p.zones_done, p.zones_total, p.record_sets
-    )
+    format!("r53dns: Route53 sweep: {}/{} zones listed, {} record sets", p.zones_done, p.zones_total, p.record_sets)
 }
 
 /// Writes every zone of `config` (zone files and, when enabled, one Route53 sweep) into
