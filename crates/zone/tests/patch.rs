@@ -151,8 +151,14 @@ fn add_owner(b: &mut ZoneBuilder, owner: &str, t: u8, v: u8) {
             b.add(&o, rtype::TXT, 300, txt("nine").into(), "").unwrap();
         }
         10 if !apex => {
-            b.add(&o, rtype::DNAME, 300, wire_of(if v.is_multiple_of(2) { "other.test." } else { "b.example." }).into(), "")
-                .unwrap();
+            b.add(
+                &o,
+                rtype::DNAME,
+                300,
+                wire_of(if v.is_multiple_of(2) { "other.test." } else { "b.example." }).into(),
+                "",
+            )
+            .unwrap();
         }
         11 => {
             // An alias whose target is not resolved yet.
