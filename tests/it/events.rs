@@ -629,3 +629,24 @@ fn event_to_answer_in_a_larger_account() {
         assert!(took < Duration::from_secs(1), "{took:?}");
     }
 }
+
+#[test]
+fn the_events_flag_and_environment_set_the_queue() {
+    let url = "https://sqs.us-east-1.amazonaws.com/123456789012/r53dns-events";
+    let check = |args: &[&str], env: Option<&str>| {
+        let mut cmd = Binary::command();
+        cmd.args(["check", "--route53"]).args(args).env_remove("R53DNS_EVENTS");
+        if let Some(v) = env {
+            cmd.env("R53DNS_EVENTS", v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = check(&["--events", url], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("events = \"{url}\"")));
+    let out = check(&[], Some(url));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("events = \"{url}\"")), "from the environment");
+    let out = check(&["--events", "sqs-queue"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an SQS queue URL"));
+}

@@ -747,7 +747,7 @@ pub struct Route53Spec {
     pub refresh: Option<Duration>,
     /// SQS queue receiving Route53's change events from EventBridge: changes are read as
     /// they happen, and sweeps become the safety net.
-    #[arg(skip)]
+    #[arg(long, value_name = "QUEUE-URL", env = "R53DNS_EVENTS")]
     pub events: Option<crate::events::QueueUrl>,
     /// Time between sweeps while the event queue cannot be read (`"60s"`).
     #[serde(default, with = "humantime_serde")]
@@ -1769,6 +1769,7 @@ mod tests {
             "TEXT" | "FILTER" | "REGION" => format!("t{n}"),
             "URL" => format!("http://h{n}.example:80"),
             "TARGET" => format!("unix:/layer/{n}"),
+            "QUEUE-URL" => format!("https://sqs.us-east-1.amazonaws.com/{n}/q"),
             "DURATION" => format!("{n}s"),
             "N" | "SHARE" => n.to_string(),
             "BOOL" => (layer == 2).to_string(),
