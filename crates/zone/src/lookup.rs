@@ -97,6 +97,9 @@ pub struct Answer<'a> {
     /// The answer was chosen by the client's address (Route53 IP-based routing), so it
     /// holds for the client's subnet only (RFC 7871 §7.2.1: a non-zero ECS scope).
     pub by_client: bool,
+    /// A routing policy chose among records for this query (weights, health, location,
+    /// the client's address, chance): another query may get another answer.
+    pub per_query: bool,
 }
 
 impl Answer<'_> {
@@ -115,6 +118,7 @@ impl Answer<'_> {
             synth: Vec::new(),
             source: None,
             by_client: false,
+            per_query: false,
         }
     }
 }
@@ -129,6 +133,12 @@ pub struct LookupOptions {
     pub dnssec_ok: bool,
     /// Who asks, for routing policies.
     pub client: Client,
+}
+
+/// Whether the data of `rtype` at `node` is chosen per query by a routing policy (what
+/// `Node::select` evaluates: a routed group and no plain RRset).
+fn routed(node: &Node, rtype: u16) -> bool {
+    node.get(rtype).is_none() && node.routed().iter().any(|r| r.rtype == rtype)
 }
 
 enum Found<'a> {
@@ -214,6 +224,7 @@ impl ZoneSet {
                         // RFC 8482 §4.1: one RRset is enough; NODATA for an empty node.
                         let first = node.rrsets().iter().find(|r| r.rtype() != rtype::RRSIG).or_else(|| {
                             let group = node.routed().first()?;
+                            ans.per_query = true;
                             ans.by_client |= group.policy == crate::routing::Policy::IpBased;
                             group.select(self.routing(), opts.client).into_iter().find(|r| !r.rdatas().is_empty())
                         });
@@ -239,6 +250,7 @@ impl ZoneSet {
                         return ans;
                     }
                     ans.by_client |= node.routes_by_client(qtype);
+                    ans.per_query |= routed(node, qtype);
                     let chosen = node.select(qtype, self.routing(), opts.client);
                     if !chosen.is_empty() {
                         if chosen.iter().any(|rr| rr.rdatas().is_empty()) {
@@ -260,6 +272,7 @@ impl ZoneSet {
                         rtype::CNAME => None,
                         _ => {
                             ans.by_client |= node.routes_by_client(rtype::CNAME);
+                            ans.per_query |= routed(node, rtype::CNAME);
                             node.select(rtype::CNAME, self.routing(), opts.client).first().copied()
                         }
                     };

@@ -20,7 +20,13 @@ pub struct ZoneSet {
     routing: RoutingContext,
     /// Recent differences per zone (lower-case apex), for incremental transfers.
     journals: FxHashMap<Box<[u8]>, Arc<Journal>>,
+    /// Names this content: every change takes a number no set in the process had before, a
+    /// clone keeps it (same content). Caches of answers key on it.
+    id: u64,
 }
+
+/// The next [`ZoneSet::id`] (0 is the empty default set's).
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// A query name lower-cased into a fixed buffer, with its label offsets: the lookup's scratch
 /// space, so it needs no heap.
@@ -76,7 +82,18 @@ impl ZoneSet {
 
     /// Sets where this server stands for latency and geolocation routing.
     pub fn set_routing(&mut self, routing: RoutingContext) {
+        self.changed();
         self.routing = routing;
+    }
+
+    /// A number that names this set's content within the process: two sets with the same
+    /// id answer every question alike (a clone keeps the id; every change takes a new one).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn changed(&mut self) {
+        self.id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Where this server stands for latency and geolocation routing.
@@ -86,6 +103,7 @@ impl ZoneSet {
 
     /// Adds or replaces a zone.
     pub fn insert(&mut self, zone: impl Into<Arc<Zone>>) {
+        self.changed();
         let zone = zone.into();
         let key: Box<[u8]> = zone.apex().to_lowercase().wire().into();
         self.max_apex_labels = self.max_apex_labels.max(zone.apex().label_count());
@@ -94,6 +112,7 @@ impl ZoneSet {
 
     /// Removes the zone with this apex, returning it.
     pub fn remove(&mut self, apex: &crate::Name) -> Option<Arc<Zone>> {
+        self.changed();
         let z = self.zones.remove(apex.to_lowercase().wire());
         self.max_apex_labels = self.zones.values().map(|z| z.apex().label_count()).max().unwrap_or(0);
         z
@@ -101,6 +120,7 @@ impl ZoneSet {
 
     /// Attaches the recent differences of the zone `apex` (see [`Journal::since`]).
     pub fn set_journal(&mut self, apex: &crate::Name, journal: Arc<Journal>) {
+        self.changed();
         self.journals.insert(apex.to_lowercase().wire().into(), journal);
     }
 
