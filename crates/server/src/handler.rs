@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use r53dns_zone::{Client, LookupOptions, Rcode, ZoneSet, rtype};
 
+use crate::cache::{Entry, Key, ResponseCache};
 use crate::encode::{Encoder, Full, OPT_LEN};
 use crate::wire::{self, AA, CD, OPCODE_MASK, QR, RD, ReadError, Request, TC, opcode, rcode};
 
@@ -70,6 +71,21 @@ pub fn answer(
     answer_noting(zones, msg, transport, cfg, client, out, &mut Note::default())
 }
 
+/// [`answer`] through `cache`: the same octets, copied from the cache when it holds the
+/// answer and stored there when it does not (see [`crate::cache`]). Allocates nothing once
+/// `out` has room for the answer.
+pub fn answer_with_cache(
+    cache: &ResponseCache,
+    zones: &ZoneSet,
+    msg: &[u8],
+    transport: Transport,
+    cfg: &AnswerConfig,
+    client: Option<IpAddr>,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    answer_cached(Some(cache), zones, msg, transport, cfg, client, out, &mut Note::default())
+}
+
 /// REFUSED for a client the query ACL does not allow (question and OPT echoed); responses
 /// and runts are still dropped.
 pub(crate) fn refuse(msg: &[u8], cfg: &AnswerConfig, out: &mut Vec<u8>, note: &mut Note) -> Outcome {
@@ -109,6 +125,22 @@ pub(crate) struct Note {
 
 /// [`answer`], also noting the question type and extended rcode.
 pub(crate) fn answer_noting(
+    zones: &ZoneSet,
+    msg: &[u8],
+    transport: Transport,
+    cfg: &AnswerConfig,
+    client: Option<IpAddr>,
+    out: &mut Vec<u8>,
+    note: &mut Note,
+) -> Outcome {
+    answer_cached(None, zones, msg, transport, cfg, client, out, note)
+}
+
+/// [`answer_noting`] through a response cache (`None`: none). The octets are the same
+/// either way (see the `cache` module for why).
+#[allow(clippy::too_many_arguments)] // answer_noting's arguments and the cache
+pub(crate) fn answer_cached(
+    cache: Option<&ResponseCache>,
     zones: &ZoneSet,
     msg: &[u8],
     transport: Transport,
@@ -170,6 +202,40 @@ pub(crate) fn answer_noting(
     let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
     // RFC 7871: the EDNS client subnet, when given, stands for the client.
     let ecs = req.edns.and_then(|e| e.client_subnet);
+    header(out, &req, 0);
+    question(out, &req);
+    let question_end = out.len();
+    // Signed requests are answered again by the caller, and an answer for a client
+    // subnet holds for that subnet only: neither is cached.
+    let cache = cache.filter(|c| c.serves(cfg));
+    let key = match cache {
+        Some(_) if req.tsig || ecs.is_some() => {
+            crate::cache::count_bypass();
+            None
+        }
+        Some(c) => {
+            let bits = req.edns.map_or(0, |e| {
+                crate::cache::EDNS
+                    | if e.dnssec_ok { crate::cache::DO } else { 0 }
+                    | if e.nsid { crate::cache::NSID } else { 0 }
+            });
+            Some((c, Key::new(c, zones.id(), req.qname(), req.qtype, limit, bits)))
+        }
+        None => None,
+    };
+    if let Some((c, key)) = &key {
+        if let Some(hit) = c.get(key, out) {
+            crate::cache::count_hit();
+            let f = u16::from_be_bytes([out[2], out[3]]) | hit.flags;
+            out[2..4].copy_from_slice(&f.to_be_bytes());
+            set_counts(out, 1, hit.counts[0], hit.counts[1], hit.counts[2]);
+            if note.want_rrl {
+                note.rrl = Some(hit.account);
+            }
+            return Outcome::Respond;
+        }
+        crate::cache::count_miss();
+    }
     let ip = ecs.map(|c| c.ip()).or(client);
     let opts = LookupOptions {
         minimal_responses: cfg.minimal_responses,
@@ -184,12 +250,12 @@ pub(crate) fn answer_noting(
         error(out, &req, cfg, rcode::FORMERR, false);
         return Outcome::Respond;
     }
-    let mut flags = 0;
+    let mut flags = u16::from(ans.rcode.to_u8());
     if ans.authoritative {
         flags |= AA;
     }
-    header(out, &req, flags | u16::from(ans.rcode.to_u8()));
-    question(out, &req);
+    let f = u16::from_be_bytes([out[2], out[3]]) | flags;
+    out[2..4].copy_from_slice(&f.to_be_bytes());
     let opt_room =
         if req.edns.is_some() { OPT_LEN + ecs.map_or(0, |c| c.option(0).1) + nsid_len(&req, cfg) } else { 0 };
     let mut enc = Encoder::new(out, limit.saturating_sub(opt_room));
@@ -234,6 +300,21 @@ pub(crate) fn answer_noting(
     set_counts(out, 1, counts[0], counts[1], counts[2]);
     if truncated {
         out[2] |= (TC >> 8) as u8;
+    }
+    if let Some((c, key)) = &key {
+        // Routed answers are chosen per query, and a REFUSED for a name we do not serve
+        // is cheap and would let anyone fill the table.
+        if ans.per_query || ans.by_client || ans.rcode == Rcode::Refused {
+            crate::cache::count_bypass();
+        } else {
+            let header = u16::from_be_bytes([out[2], out[3]]) & !(QR | OPCODE_MASK | RD | CD);
+            let entry = Entry {
+                flags: header,
+                counts: [counts[0], counts[1], counts[2]],
+                account: crate::rrl::account(req.qname(), req.qtype, &ans),
+            };
+            c.put(key, entry, &out[question_end..], next_random());
+        }
     }
     Outcome::Respond
 }

@@ -33,6 +33,7 @@ use arc_swap::ArcSwap;
 pub use r53dns_zone::Snapshot;
 pub use r53dns_zone::ZoneSet;
 
+pub mod cache;
 pub mod dnstap;
 mod doh;
 mod encode;
@@ -50,8 +51,9 @@ pub mod tsig;
 mod wire;
 mod xfr;
 
+pub use cache::{CacheConfig, ResponseCache};
 pub use dnstap::{DnstapConfig, DnstapTarget};
-pub use handler::{AnswerConfig, Outcome, Transport, answer};
+pub use handler::{AnswerConfig, Outcome, Transport, answer, answer_with_cache};
 pub use net::{Bound, RequestHandler, ServerConfig, TransferRule, bind};
 pub use rrl::RrlConfig;
 pub use stats::Stats;

@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::Store;
 use crate::dnstap::Proto;
-use crate::handler::{AnswerConfig, Note, Outcome, Transport, answer_noting};
+use crate::handler::{AnswerConfig, Note, Outcome, Transport, answer_cached};
 use crate::logs::Refusal;
 use crate::stats::{Listener, Stats, inspect};
 
@@ -166,6 +166,8 @@ pub struct Bound {
     addrs: Vec<SocketAddr>,
     updates: Option<Arc<dyn RequestHandler>>,
     encrypted: Option<crate::encrypted::EncryptedListeners>,
+    /// Answers of UDP, TCP and DNS over TLS (`None`: caching is off).
+    cache: Option<Arc<crate::cache::ResponseCache>>,
 }
 
 impl std::fmt::Debug for Bound {
@@ -239,7 +241,9 @@ pub fn bind(cfg: ServerConfig) -> io::Result<Bound> {
         ))
     });
     let stats = Arc::new(Stats::new(cfg.zone_queries, tap));
-    Ok(Bound { cfg, stats, udp, tcp, addrs, updates: None, encrypted })
+    let settings = crate::cache::CacheConfig::default();
+    let cache = settings.enabled.then(|| Arc::new(crate::cache::ResponseCache::new(settings.budget, cfg.answer)));
+    Ok(Bound { cfg, stats, udp, tcp, addrs, updates: None, encrypted, cache })
 }
 
 impl Bound {
@@ -288,13 +292,16 @@ impl Bound {
         let rrl = self.cfg.rrl.enabled().then(|| Arc::new(crate::rrl::Rrl::new(self.cfg.rrl.clone())));
         for (i, sock) in self.udp.into_iter().enumerate() {
             let rrl = rrl.clone();
+            let cache = self.cache.clone();
             let store = store.clone();
             let stop = stop.clone();
             let cfg = self.cfg.clone();
             let stats = self.stats.clone();
             let updates = updates.clone();
             let t = std::thread::Builder::new().name(format!("r53dns-udp-{i}")).spawn(move || {
-                let shared = Shared { store: &store, cfg: &cfg, stop: &stop, stats: &stats, rrl: rrl.as_deref() };
+                let cache = cache.as_deref();
+                let shared =
+                    Shared { store: &store, cfg: &cfg, stop: &stop, stats: &stats, rrl: rrl.as_deref(), cache };
                 udp_worker(Arc::new(sock), &shared, updates.as_ref())
             });
             match t {
@@ -335,6 +342,7 @@ impl Bound {
                 tracker.clone(),
                 self.stats.clone(),
                 updates.clone(),
+                self.cache.clone(),
             ));
         }
         shutdown.cancelled().await;
@@ -404,12 +412,13 @@ struct Shared<'a> {
     stop: &'a AtomicBool,
     stats: &'a Stats,
     rrl: Option<&'a crate::rrl::Rrl>,
+    cache: Option<&'a crate::cache::ResponseCache>,
 }
 
 /// The UDP loop: up to [`BATCH`] datagrams per system call each way, one snapshot load per
 /// batch, reused buffers. Each answer still comes from exactly one snapshot.
 fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Updates>) {
-    let Shared { store, cfg, stop, stats, rrl } = *shared;
+    let Shared { store, cfg, stop, stats, rrl, cache } = *shared;
     let fd = sock.as_raw_fd();
     let tap = stats.tap.as_deref();
     let local = sock.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -446,8 +455,8 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
             }
             let allowed = query_allowed(cfg, peer.ip());
             let outcome = if allowed {
-                let o =
-                    answer_noting(zones, msg, Transport::Udp, &cfg.answer, Some(peer.ip()), &mut outs[i], &mut note);
+                let (o, ip) = (&mut outs[i], Some(peer.ip()));
+                let o = answer_cached(cache, zones, msg, Transport::Udp, &cfg.answer, ip, o, &mut note);
                 if note.tsig {
                     crate::signed::answer(zones, msg, Transport::Udp, cfg, peer.ip(), &mut outs[i], &mut note)
                 } else {
@@ -567,6 +576,7 @@ async fn accept_loop(
     tracker: TaskTracker,
     stats: Arc<Stats>,
     updates: Option<Updates>,
+    cache: Option<Arc<crate::cache::ResponseCache>>,
 ) {
     loop {
         // Accept at once, whatever the load: a new client is better served by closing an
@@ -609,11 +619,15 @@ async fn accept_loop(
         let slots = slots.clone();
         let kind = kind.clone();
         let local = stream.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let cache = cache.clone();
         tracker.spawn(async move {
             let _ = stream.set_nodelay(true);
             let ends = (peer, local);
             let ended = match kind {
-                Kind::Tcp => connection(stream, ends, Listener::Tcp, &store, &cfg, &slot, &stats, updates.as_ref()).await,
+                Kind::Tcp => {
+                    let u = updates.as_ref();
+                    connection(stream, ends, Listener::Tcp, &store, &cfg, &slot, &stats, u, cache.as_deref()).await
+                }
                 Kind::Dot(ref acceptor) | Kind::Doh(ref acceptor) => {
                     // The handshake counts as idle time: a client that never finishes it
                     // may be closed to make room, and is closed after the TLS timeout.
@@ -625,7 +639,8 @@ async fn accept_loop(
                     match (tls, &kind) {
                         (Ok(s), Kind::Doh(_)) => crate::doh::connection(s, ends, &store, &cfg, &slot, &stats).await,
                         (Ok(s), _) => {
-                            connection(s, ends, Listener::Dot, &store, &cfg, &slot, &stats, updates.as_ref()).await
+                            let u = updates.as_ref();
+                            connection(s, ends, Listener::Dot, &store, &cfg, &slot, &stats, u, cache.as_deref()).await
                         }
                         (Err(e), _) => Err(e),
                     }
@@ -669,6 +684,7 @@ async fn connection(
     slot: &crate::slots::Slot,
     stats: &Stats,
     updates: Option<&Updates>,
+    cache: Option<&crate::cache::ResponseCache>,
 ) -> io::Result<()> {
     let peer = peer_addr.ip();
     let mut stream = tokio::io::BufReader::with_capacity(4096, stream);
@@ -736,7 +752,7 @@ async fn connection(
         let outcome = {
             let snapshot = store.load();
             let zones = snapshot.zones_for(Some(peer));
-            let o = answer_noting(zones, &msg, Transport::Tcp, &cfg.answer, Some(peer), &mut out, &mut note);
+            let o = answer_cached(cache, zones, &msg, Transport::Tcp, &cfg.answer, Some(peer), &mut out, &mut note);
             let o = if note.tsig {
                 crate::signed::answer(zones, &msg, Transport::Tcp, cfg, peer, &mut out, &mut note)
             } else {

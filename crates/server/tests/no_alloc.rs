@@ -4,7 +4,7 @@
 use std::alloc::System;
 use std::path::Path;
 
-use r53dns_server::{AnswerConfig, Outcome, Transport, answer};
+use r53dns_server::{AnswerConfig, Outcome, ResponseCache, Transport, answer, answer_with_cache};
 use r53dns_zone::{Name, ZoneSet, load_zone_str};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -51,6 +51,23 @@ fn answering_does_not_allocate() {
     let stats = region.change();
     assert_eq!(stats.allocations, 0, "{stats:?}");
     assert_eq!(stats.reallocations, 0, "{stats:?}");
+
+    // Through the response cache: filling it (the first round) and answering from it.
+    let cache = ResponseCache::new(1 << 20, cfg);
+    let before = r53dns_server::cache::counts();
+    let region = Region::new(GLOBAL);
+    for _ in 0..200 {
+        for q in &queries {
+            assert_eq!(answer_with_cache(&cache, &set, q, Transport::Udp, &cfg, None, &mut out), Outcome::Respond);
+        }
+    }
+    let stats = region.change();
+    assert_eq!(stats.allocations, 0, "{stats:?}");
+    assert_eq!(stats.reallocations, 0, "{stats:?}");
+    let after = r53dns_server::cache::counts();
+    // Six of the seven are stored (the REFUSED is not) and then found.
+    assert_eq!(after.inserts - before.inserts, 6, "{after:?}");
+    assert_eq!(after.hits - before.hits, 6 * 199, "{after:?}");
 }
 
 /// With dnstap on, the serving path's capture (sampling, copying each query and response
