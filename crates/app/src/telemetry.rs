@@ -70,6 +70,21 @@ impl QuerySource for StatsSource {
             connected: d.connected,
         })
     }
+
+    fn response_cache(&self) -> Option<r53dns_metrics::ResponseCacheCounts> {
+        let c = r53dns_server::cache::counts();
+        let (hits, misses, inserts, evictions, too_large, bypassed) =
+            (c.hits, c.misses, c.inserts, c.evictions, c.too_large, c.bypassed);
+        Some(r53dns_metrics::ResponseCacheCounts {
+            hits,
+            misses,
+            inserts,
+            evictions,
+            too_large,
+            bypassed,
+            bytes: c.bytes,
+        })
+    }
 }
 
 /// Readiness, admin actions and per-zone gauges.

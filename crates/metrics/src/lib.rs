@@ -123,6 +123,11 @@ pub trait QuerySource: Send + Sync {
     fn dnstap(&self) -> Option<DnstapCounts> {
         None
     }
+
+    /// The response cache's counters (`None`: no cache).
+    fn response_cache(&self) -> Option<ResponseCacheCounts> {
+        None
+    }
 }
 
 const TCP_OPEN: (&str, &str) = ("r53dns_tcp_connections", "TCP connections open now.");
@@ -218,6 +223,7 @@ impl QueryCollector {
             mk(DNSTAP_CONNECTED.0, DNSTAP_CONNECTED.1, &[]),
         ]
         .into_iter()
+        .chain(RESPONSE_CACHE.iter().map(|(name, help, labels)| mk(name, help, labels)))
         .filter_map(Result::ok)
         .collect();
         Self { source, descs }
@@ -376,8 +382,75 @@ impl Collector for QueryCollector {
                 ),
             ]
         }))
+        .chain(self.source.response_cache().map(response_cache_families).into_iter().flatten())
         .collect()
     }
+}
+
+/// The response cache's counters at scrape time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResponseCacheCounts {
+    /// Answers copied from the cache.
+    pub hits: u64,
+    /// Cacheable questions not found there.
+    pub misses: u64,
+    /// Answers stored.
+    pub inserts: u64,
+    /// Stored answers given up for new ones (the table was full where they hash).
+    pub evictions: u64,
+    /// Answers too large for a slot, not stored.
+    pub too_large: u64,
+    /// Questions and answers that bypass the cache (routed per query, client subnet,
+    /// signed, refused).
+    pub bypassed: u64,
+    /// Octets of table allocated (the budget).
+    pub bytes: u64,
+}
+
+const RESPONSE_CACHE: [(&str, &str, &[&str]); 5] = [
+    (
+        "r53dns_response_cache_lookups_total",
+        "Cacheable questions looked up in the response cache, by result (hit, miss).",
+        &["result"],
+    ),
+    ("r53dns_response_cache_inserts_total", "Answers stored in the response cache.", &[]),
+    (
+        "r53dns_response_cache_evictions_total",
+        "Answers the response cache gave up to store others (its budget is full where they hash).",
+        &[],
+    ),
+    (
+        "r53dns_response_cache_skipped_total",
+        "Answers not cached, by reason: too_large for a slot, bypassed (routed per query, client subnet, signed, refused).",
+        &["reason"],
+    ),
+    ("r53dns_response_cache_bytes", "Memory of the response cache's table (its budget).", &[]),
+];
+
+fn response_cache_families(c: ResponseCacheCounts) -> Vec<MetricFamily> {
+    use prometheus::proto::MetricType;
+    let [lookups, inserts, evictions, skipped, bytes] = RESPONSE_CACHE;
+    let mut g = prometheus::proto::Metric::default();
+    let mut v = prometheus::proto::Gauge::default();
+    v.set_value(c.bytes as f64);
+    g.set_gauge(v);
+    vec![
+        family(
+            lookups.0,
+            lookups.1,
+            MetricType::COUNTER,
+            vec![counter(&[("result", "hit")], c.hits), counter(&[("result", "miss")], c.misses)],
+        ),
+        family(inserts.0, inserts.1, MetricType::COUNTER, vec![counter(&[], c.inserts)]),
+        family(evictions.0, evictions.1, MetricType::COUNTER, vec![counter(&[], c.evictions)]),
+        family(
+            skipped.0,
+            skipped.1,
+            MetricType::COUNTER,
+            vec![counter(&[("reason", "too_large")], c.too_large), counter(&[("reason", "bypassed")], c.bypassed)],
+        ),
+        family(bytes.0, bytes.1, MetricType::GAUGE, vec![g]),
+    ]
 }
 
 /// The metrics of one process.
@@ -807,5 +880,48 @@ pub async fn serve(
         axum::serve(listener, service).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
     {
         tracing::error!(error = %e, "HTTP endpoint stopped");
+    }
+}
+
+#[cfg(test)]
+mod response_cache_tests {
+    use super::*;
+
+    struct Source;
+
+    impl QuerySource for Source {
+        fn counts(&self) -> Vec<TransportCounts> {
+            Vec::new()
+        }
+
+        fn response_cache(&self) -> Option<ResponseCacheCounts> {
+            Some(ResponseCacheCounts {
+                hits: 7,
+                misses: 3,
+                inserts: 3,
+                evictions: 1,
+                too_large: 2,
+                bypassed: 4,
+                bytes: 1 << 20,
+            })
+        }
+    }
+
+    #[test]
+    fn the_response_cache_is_rendered() {
+        let m = Metrics::new("1");
+        m.add_queries(Arc::new(Source));
+        let text = m.render();
+        for line in [
+            "r53dns_response_cache_lookups_total{result=\"hit\"} 7",
+            "r53dns_response_cache_lookups_total{result=\"miss\"} 3",
+            "r53dns_response_cache_inserts_total 3",
+            "r53dns_response_cache_evictions_total 1",
+            "r53dns_response_cache_skipped_total{reason=\"too_large\"} 2",
+            "r53dns_response_cache_skipped_total{reason=\"bypassed\"} 4",
+            "r53dns_response_cache_bytes 1048576",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+        }
     }
 }
