@@ -1,13 +1,14 @@
 //! Lookup and whole-handler micro-benchmarks on a generated 10,000-record zone.
 //!
 //! `cargo bench --bench lookup` — figures per question kind: hit, CNAME, NXDOMAIN, wildcard,
-//! referral; then the same through `answer()` (request bytes to response bytes).
+//! referral; then the same through `answer()` (request bytes to response bytes), uncached
+//! (`answer`) and from the response cache (`answer_cached`: every question found there).
 
 use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use r53dns_server::{AnswerConfig, Transport, answer};
+use r53dns_server::{AnswerConfig, ResponseCache, Transport, answer, answer_with_cache};
 use r53dns_zone::{LookupOptions, Name, ZoneSet, load_zone_str, rtype};
 
 /// A zone of about 10,000 records: hosts, CNAMEs, delegations with glue, a wildcard.
@@ -62,6 +63,15 @@ fn benches(c: &mut Criterion) {
     for (label, name, t) in cases {
         let q = query(name, t);
         g.bench_function(label, |b| b.iter(|| answer(&set, black_box(&q), Transport::Udp, &cfg, None, &mut out)));
+    }
+    g.finish();
+    let mut g = c.benchmark_group("answer_cached");
+    let cache = ResponseCache::new(16 << 20, cfg);
+    for (label, name, t) in cases {
+        let q = query(name, t);
+        g.bench_function(label, |b| {
+            b.iter(|| answer_with_cache(&cache, &set, black_box(&q), Transport::Udp, &cfg, None, &mut out))
+        });
     }
     g.finish();
 }
