@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Load comparison: r53dns against NSD and Knot (and a do-nothing echo responder) on the same
+# Load comparison: r53dns (response cache on and off) against NSD and Knot (and two
+# do-nothing echo responders: one recvfrom/sendto per packet, and batched) on the same
 # zone and query corpus, one at a time on loopback, the server pinned to CPU 0 and the load
 # generator to CPU 1. Prints, per server:
 #   - UDP q/s with dnsperf (Debian) and with blast (benches/blast, one thread polling eight
@@ -9,7 +10,8 @@
 #     fixed 20 000 q/s (8 connections);
 #   - memory (PSS of the server's process tree) after a run of load, and load time (start to
 #     first answer);
-# then r53dns with --workers 2 on both cores, and the ratios r53dns/peer.
+# then r53dns with --workers 2 on both cores, and the ratios r53dns/peer. "nocache" is
+# r53dns with --response-cache-size 0. Binaries come from $CARGO_TARGET_DIR (or target/).
 #
 #   benches/load/compare.sh                 # full run: 20 s per measurement
 #   benches/load/compare.sh --smoke         # 3 s per measurement (CI)
@@ -30,6 +32,7 @@ if ((${#missing[@]})); then
 fi
 cargo build --release --locked --bin r53dns >/dev/null
 cargo build --release --locked -p r53dns-blast >/dev/null
+bin="${CARGO_TARGET_DIR:-target}/release"
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 python3 benches/load/gen.py "$work" "$records"
@@ -56,7 +59,7 @@ run_dnsperf() { # prints: qps lost avg-latency-ms
 # blast MODE [options]: prints qps lost p50_us p99_us
 run_blast() {
     local mode=$1; shift
-    taskset -c "${blast_cpus:-1}" ./target/release/blast "$mode" "127.0.0.1:$port" "$work/queries.txt" \
+    taskset -c "${blast_cpus:-1}" "$bin"/blast "$mode" "127.0.0.1:$port" "$work/queries.txt" \
         --duration "$duration" "$@" |
         sed -E 's/.*lost=([0-9]+) qps=([0-9]+) p50_us=([0-9]+) p99_us=([0-9]+).*/\2 \1 \3 \4/'
 }
@@ -80,8 +83,11 @@ launch() {
     load_time=$(echo "$(date +%s.%N) - $t0" | bc)
 }
 start_r53dns() {
-    launch ./target/release/r53dns serve --zone "$work/bench.example.zone" --listen "127.0.0.1:$port" \
-        --workers "${workers:-1}" --http-listen off --log-level warn
+    launch "$bin"/r53dns serve --zone "$work/bench.example.zone" --listen "127.0.0.1:$port" \
+        --workers "${workers:-1}" --http-listen off --log-level warn "$@"
+}
+start_nocache() {
+    start_r53dns --response-cache-size 0
 }
 start_nsd() {
     mkdir -p "$work/nsd"
@@ -150,16 +156,24 @@ median_round() { # server
 # The ceiling first: a responder that only echoes, through the same kernel path. A
 # throw-away run before it warms the machine up (the first seconds of load on an idle box
 # are slower, which would penalise whichever server came first).
-taskset -c 0 ./target/release/blast echo "127.0.0.1:$port" &
+taskset -c 0 "$bin"/blast echo "127.0.0.1:$port" &
 pid=$!
 sleep 0.3
 duration=3 run_blast udp --sockets 8 --window 16 >/dev/null
 udp_round echo
+# dnsperf against the per-packet echo too: which generator outruns the ceiling.
+read -r dq[echo] dlost[echo] dlat[echo] < <(run_dnsperf)
+kill "$pid"; wait "$pid" 2>/dev/null || true
+taskset -c 0 "$bin"/blast echo-batch "127.0.0.1:$port" &
+pid=$!
+sleep 0.3
+udp_round echobatch
+read -r dq[echobatch] dlost[echobatch] dlat[echobatch] < <(run_dnsperf)
 kill "$pid"; wait "$pid" 2>/dev/null || true
 # Three rounds, servers in turn: UDP rates move by several per cent between runs on this
 # machine, so each server's UDP figure is the median of three, taken in alternation.
 for round in 1 2 3; do
-    for server in r53dns nsd knot; do
+    for server in r53dns nocache nsd knot; do
         "start_$server"
         if [ "$round" = 1 ]; then
             load[$server]=$load_time
@@ -171,7 +185,7 @@ for round in 1 2 3; do
         sleep 0.5
     done
 done
-for s in echo r53dns nsd knot; do
+for s in echo echobatch r53dns nocache nsd knot; do
     IFS=: read -r bq[$s] blost[$s] bp50[$s] <<<"$(median_round "$s")"
 done
 # Two workers, both cores (the load generator shares them: a floor, not the scaling).
@@ -183,13 +197,16 @@ kill "$pid"; wait "$pid" 2>/dev/null || true
 printf '\n%d records, %ss per measurement, server on CPU 0, load generator on CPU 1\n' "$records" "$duration"
 printf '%-8s %10s %6s %8s | %10s %6s %7s | %10s %8s %8s | %10s %7s\n' server "dnsperf" lost "avg ms" \
     "blast UDP" lost "p50 us" "TCP q/s" "p50 us" "p99 us" "PSS KiB" "load s"
-for s in r53dns nsd knot; do
+for s in r53dns nocache nsd knot; do
     printf '%-8s %10s %6s %8s | %10s %6s %7s | %10s %8s %8s | %10s %7.2f\n' "$s" "${dq[$s]}" "${dlost[$s]}" \
         "${dlat[$s]}" "${bq[$s]}" "${blost[$s]}" "${bp50[$s]}" "${tq[$s]}" "${tp50[$s]}" "${tp99[$s]}" "${rss[$s]}" "${load[$s]}"
 done
-printf '%-8s %10s %6s %8s | %10s %6s %7s |  (UDP echo, no DNS work)\n' echo - - - "${bq[echo]}" "${blost[echo]}" "${bp50[echo]}"
+printf '%-8s %10s %6s %8s | %10s %6s %7s |  (UDP echo, one recvfrom/sendto per packet)\n' echo "${dq[echo]}" \
+    "${dlost[echo]}" "${dlat[echo]}" "${bq[echo]}" "${blost[echo]}" "${bp50[echo]}"
+printf '%-8s %10s %6s %8s | %10s %6s %7s |  (UDP echo, recvmmsg/sendmmsg batches of 32)\n' echobat "${dq[echobatch]}" \
+    "${dlost[echobatch]}" "${dlat[echobatch]}" "${bq[echobatch]}" "${blost[echobatch]}" "${bp50[echobatch]}"
 printf '\nblast UDP rounds (q/s:lost:p50 us):\n'
-for s in r53dns nsd knot; do printf '  %-7s%s\n' "$s" "${runs[$s]}"; done
+for s in r53dns nocache nsd knot; do printf '  %-7s%s\n' "$s" "${runs[$s]}"; done
 printf '\nr53dns UDP q/s (blast): 1 worker %s, 2 workers %s (2 workers and the generator share both cores)\n' \
     "${bq[r53dns]}" "${bq[r53dns2]}"
 printf '\nratios r53dns/peer (q/s: higher is better; latency, memory, load time: lower is better):\n'
@@ -200,4 +217,9 @@ for s in nsd knot; do
         "$(ratio "${tq[r53dns]}" "${tq[$s]}")" "$(ratio "${tp50[r53dns]}" "${tp50[$s]}")" \
         "$(ratio "${rss[r53dns]}" "${rss[$s]}")" "$(ratio "${load[r53dns]}" "${load[$s]}")"
 done
-printf '  vs echo  UDP q/s blast %s\n' "$(ratio "${bq[r53dns]}" "${bq[echo]}")"
+printf '  vs echo  UDP q/s blast %s (cache off %s), dnsperf %s | vs batched echo: blast %s, dnsperf %s\n' \
+    "$(ratio "${bq[r53dns]}" "${bq[echo]}")" "$(ratio "${bq[nocache]}" "${bq[echo]}")" \
+    "$(ratio "${dq[r53dns]}" "${dq[echo]}")" "$(ratio "${bq[r53dns]}" "${bq[echobatch]}")" \
+    "$(ratio "${dq[r53dns]}" "${dq[echobatch]}")"
+printf '  cache on/off: UDP q/s blast %s, dnsperf %s | TCP q/s %s\n' "$(ratio "${bq[r53dns]}" "${bq[nocache]}")" \
+    "$(ratio "${dq[r53dns]}" "${dq[nocache]}")" "$(ratio "${tq[r53dns]}" "${tq[nocache]}")"
