@@ -7,7 +7,7 @@
 //! stored once, and a reply is the client's own header bits and question (ID, RD, CD,
 //! opcode, the name's case and 0x20 bits as sent) followed by the stored octets.
 //!
-//! The key holds everything else the octets depend on (see [`Key::new`]): the `ZoneSet`'s
+//! The key holds everything else the octets depend on: the `ZoneSet`'s
 //! id (which names its content, so the view a client is answered from and the snapshot
 //! are both in it: answers of a replaced snapshot are never found again), the question
 //! name lower-cased, the type, the size limit the answer was encoded under (transport and
