@@ -954,6 +954,9 @@ pub struct ServerSpec {
     /// none).
     #[arg(long, value_name = "TEXT", env = "R53DNS_NSID")]
     pub nsid: Option<String>,
+    /// Octets of memory for the response cache (default 16 MiB; 0 turns it off).
+    #[arg(long, value_name = "N", env = "R53DNS_RESPONSE_CACHE_SIZE")]
+    pub response_cache_size: Option<usize>,
     /// Close TCP connections idle this long (default 10s).
     #[serde(default, with = "humantime_serde")]
     #[arg(long, env = "R53DNS_TCP_IDLE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -1424,6 +1427,9 @@ impl Spec {
                 transfer_keys,
                 zone_transfer,
                 rrl: self.rrl.validate()?,
+                cache: s
+                    .response_cache_size
+                    .map_or(defaults.cache, |budget| r53dns_server::CacheConfig { enabled: budget > 0, budget }),
                 encrypted: self.tls.validate()?,
                 dnstap: self.dnstap.validate()?,
                 zone_queries: self.http.zone_query_metrics.unwrap_or(0),
@@ -1571,6 +1577,7 @@ impl Config {
                     let hex: String = self.server.answer.nsid.iter().map(|b| format!("{b:02x}")).collect();
                     format!("hex:{hex}")
                 }),
+                response_cache_size: Some(if self.server.cache.enabled { self.server.cache.budget } else { 0 }),
                 tcp_idle_timeout: Some(self.server.tcp_idle_timeout),
                 tcp_max_connections: Some(self.server.tcp_max_connections),
                 allow_transfer: self.server.transfer_acl.iter().map(|(a, l)| format!("{a}/{l}")).collect(),

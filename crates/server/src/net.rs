@@ -66,6 +66,8 @@ pub struct ServerConfig {
     pub dnstap: crate::dnstap::DnstapConfig,
     /// Count queries per zone for up to this many zones (0: not per zone).
     pub zone_queries: usize,
+    /// The response cache (on, 16 MiB, by default).
+    pub cache: crate::cache::CacheConfig,
 }
 
 /// Who may transfer one zone: clients of these networks, or requests signed with these keys.
@@ -97,6 +99,7 @@ impl Default for ServerConfig {
             encrypted: crate::encrypted::EncryptedConfig::default(),
             dnstap: crate::dnstap::DnstapConfig::default(),
             zone_queries: 0,
+            cache: crate::cache::CacheConfig::default(),
         }
     }
 }
@@ -241,7 +244,7 @@ pub fn bind(cfg: ServerConfig) -> io::Result<Bound> {
         ))
     });
     let stats = Arc::new(Stats::new(cfg.zone_queries, tap));
-    let settings = crate::cache::CacheConfig::default();
+    let settings = cfg.cache;
     let cache = settings.enabled.then(|| Arc::new(crate::cache::ResponseCache::new(settings.budget, cfg.answer)));
     Ok(Bound { cfg, stats, udp, tcp, addrs, updates: None, encrypted, cache })
 }
