@@ -2,6 +2,11 @@
 //! questions, and the rcode, flags and all three sections must match.
 //!
 //! Deliberate differences are listed in `DIFFERENCES` with the reason; none are needed today.
+//!
+//! Every question is also put to a second server of ours with the response cache off: the
+//! octets must be the same, from the cache's first answer (a miss, stored) and from its
+//! second (a hit, asked with the name's case changed, so only the cache can answer it and
+//! the case must come from the question).
 //! ANY is compared by rcode, flags and answer count only: RFC 8482 lets a server pick which
 //! RRset to return.
 
@@ -11,7 +16,7 @@ use std::path::PathBuf;
 use r53dns_zone::load_zone_file;
 use r53dns_zone::name::Name;
 
-use crate::support::dns::{Query, Response, ask, ask_tcp};
+use crate::support::dns::{Query, Response, ask, ask_tcp, tcp_exchange, udp_exchange};
 use crate::support::nsd::Nsd;
 use crate::support::server::{TestServer, data_dir};
 
@@ -99,6 +104,42 @@ fn compare(q: &Query, ours: &Response, theirs: &Response) -> Option<String> {
     })
 }
 
+/// One of our servers on `dir` with a response cache of `size` octets (0: none).
+fn ours(dir: &std::path::Path, size: usize) -> TestServer {
+    TestServer::with_spec(r53dns_app::config::Spec {
+        server: r53dns_app::config::ServerSpec { response_cache_size: Some(size), ..Default::default() },
+        zones: r53dns_app::config::ZonesSpec { dirs: vec![dir.to_owned()], files: vec![], ..Default::default() },
+        ..Default::default()
+    })
+}
+
+/// `q` with the case of every letter of its name swapped.
+fn swapped(q: &Query) -> Query {
+    let mut q = q.clone();
+    for b in &mut q.name {
+        if b.is_ascii_alphabetic() {
+            *b ^= 0x20;
+        }
+    }
+    q
+}
+
+/// The octets of the cached server `c` and the uncached `u` for `q` and for `q` with the
+/// case swapped (the second time from the cache), or what differs.
+fn same_octets(c: &TestServer, u: &TestServer, q: &Query, tcp: bool) -> Option<String> {
+    let exchange = |addr, q: &Query| {
+        let raw = if tcp { tcp_exchange(addr, &q.to_wire()) } else { udp_exchange(addr, &q.to_wire()) };
+        raw.unwrap_or_else(|| panic!("no answer from {addr} for {q:?}"))
+    };
+    for q in [q.clone(), swapped(q)] {
+        let (cached, uncached) = (exchange(c.addr, &q), exchange(u.addr, &q));
+        if cached != uncached {
+            return Some(format!("cache on and off differ for {q:?} (tcp {tcp}):\n{cached:?}\n{uncached:?}"));
+        }
+    }
+    None
+}
+
 fn run_group(zone_files: &[&str], outside: &[&str]) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
@@ -113,7 +154,10 @@ fn run_group(zone_files: &[&str], outside: &[&str]) -> usize {
     let nsd_args: Vec<(String, &std::path::Path)> =
         nsd_zones.iter().cloned().zip(files.iter().map(PathBuf::as_path)).collect();
     let nsd = Nsd::start(&nsd_args);
-    let ours = TestServer::start_dir(dir.path());
+    let ours_cached = ours(dir.path(), 1 << 20);
+    let uncached = ours(dir.path(), 0);
+    let ours = &ours_cached;
+    let hits = r53dns_server::cache::counts().hits;
     let names = corpus_names(&files, outside);
     let mut failures = Vec::new();
     let mut asked = 0;
@@ -131,6 +175,9 @@ fn run_group(zone_files: &[&str], outside: &[&str]) -> usize {
                 variants.push(Query::new(name, t).dnssec_ok());
             }
             for q in variants {
+                if let Some(d) = same_octets(ours, &uncached, &q, false) {
+                    failures.push(d);
+                }
                 let a = ask(ours.addr, &q);
                 let b = ask(nsd.addr, &q);
                 asked += 1;
@@ -145,10 +192,15 @@ fn run_group(zone_files: &[&str], outside: &[&str]) -> usize {
             if let Some(d) = compare(&q, &ask_tcp(ours.addr, &q), &ask_tcp(nsd.addr, &q)) {
                 failures.push(format!("TCP {d}"));
             }
+            if let Some(d) = same_octets(ours, &uncached, &q, true) {
+                failures.push(format!("TCP {d}"));
+            }
             asked += 1;
         }
     }
     assert!(failures.is_empty(), "{} of {asked} answers differ from NSD:\n{}", failures.len(), failures.join("\n"));
+    // The cache answered (every question was asked again in another case).
+    assert!(r53dns_server::cache::counts().hits - hits >= asked as u64 / 2, "the response cache was not used");
     asked
 }
 

@@ -21,8 +21,8 @@ use std::path::Path;
 use r53dns_zone::Name;
 use r53dns_zone::zonefile::read_str;
 
-use crate::support::dns::{Query, Response, Rr, ask, ask_tcp};
-use crate::support::server::{TestServer, data_dir};
+use crate::support::dns::{Query, Response, Rr, parse, tcp_exchange, udp_exchange};
+use crate::support::server::{Binary, TestServer, data_dir};
 
 struct Case {
     /// Comment lines just above the query, kept when expectations are rewritten.
@@ -141,12 +141,33 @@ fn run_file(path: &Path) -> usize {
     for z in &zones {
         std::fs::copy(data_dir().join("zones").join(z), tmp.path().join(z)).unwrap();
     }
-    let server = TestServer::start_dir(tmp.path());
+    // Answered with the response cache on (the case's answer is the cache's second, a
+    // hit) and off: the octets must be the same.
+    let with_cache = |size: usize| {
+        TestServer::with_spec(r53dns_app::config::Spec {
+            server: r53dns_app::config::ServerSpec { response_cache_size: Some(size), ..Default::default() },
+            zones: r53dns_app::config::ZonesSpec {
+                dirs: vec![tmp.path().to_owned()],
+                files: vec![],
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+    };
+    let (server, uncached) = (with_cache(1 << 20), with_cache(0));
     let update = std::env::var_os("UPDATE_EXPECT").is_some();
     let mut rewritten = header_lines.join("\n").trim_end().to_owned();
     let mut failures = Vec::new();
     for case in &cases {
-        let r = if case.tcp { ask_tcp(server.addr, &case.query) } else { ask(server.addr, &case.query) };
+        let exchange = |addr| {
+            let wire = case.query.to_wire();
+            let raw = if case.tcp { tcp_exchange(addr, &wire) } else { udp_exchange(addr, &wire) };
+            raw.unwrap_or_else(|| panic!("no answer from {addr} to {}", case.query_line))
+        };
+        let (first, off, second) = (exchange(server.addr), exchange(uncached.addr), exchange(server.addr));
+        assert_eq!(first, off, "cache on and off differ: {}", case.query_line);
+        assert_eq!(second, off, "a cached answer differs: {}", case.query_line);
+        let r = parse(&second).unwrap_or_else(|e| panic!("unparsable answer to {}: {e}", case.query_line));
         assert_eq!(r.id, case.query.id);
         // The question comes back byte for byte, case included (0x20).
         if r.rcode != 1 {
@@ -215,4 +236,44 @@ fn scenario_files() {
         total += run_file(f);
     }
     assert!(total > 50, "only {total} scenario cases");
+}
+
+#[test]
+fn the_response_cache_keeps_to_its_budget_and_is_counted() {
+    // 16 KiB: eight buckets of four 512-octet slots.
+    let zones = data_dir().join("zones").display().to_string();
+    let b = Binary::serve(&["--zone-dir", &zones, "--response-cache-size", "16384"]);
+    let addr = b.addr.unwrap();
+    assert_eq!(b.metric("r53dns_response_cache_bytes"), 16384);
+    let www = Query::new("www.example.com.", "A");
+    let want = udp_exchange(addr, &www.to_wire()).unwrap();
+    for _ in 0..10 {
+        assert_eq!(udp_exchange(addr, &www.to_wire()).unwrap(), want);
+    }
+    assert!(b.metric("r53dns_response_cache_lookups_total{result=\"hit\"}") >= 10);
+    // 200 other questions: far more than 32 slots hold, so stored answers are given up,
+    // and the table does not grow.
+    for i in 0..200 {
+        // Under the zone's wildcard (TXT only): a NODATA each.
+        let q = Query::new(&format!("n{i}.example.com."), "A");
+        let r = parse(&udp_exchange(addr, &q.to_wire()).unwrap()).unwrap();
+        assert_eq!((r.rcode, r.answer.len(), r.authority.len()), (0, 0, 1));
+    }
+    assert!(b.metric("r53dns_response_cache_lookups_total{result=\"miss\"}") >= 201);
+    assert!(b.metric("r53dns_response_cache_inserts_total") >= 201);
+    assert!(b.metric("r53dns_response_cache_evictions_total") >= 201 - 32);
+    assert_eq!(b.metric("r53dns_response_cache_bytes"), 16384);
+    // An EDNS client subnet bypasses the cache.
+    let mut ecs = Query::new("www.example.com.", "A").no_edns().to_wire();
+    ecs[11] = 1;
+    ecs.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 11, 0, 8, 0, 7, 0, 1, 24, 0, 192, 0, 2]);
+    let r = parse(&udp_exchange(addr, &ecs).unwrap()).unwrap();
+    assert_eq!((r.rcode, r.answer.len()), (0, 1));
+    assert!(b.metric("r53dns_response_cache_skipped_total{reason=\"bypassed\"}") >= 1);
+    // Off: no table, nothing counted.
+    let off = Binary::serve(&["--zone-dir", &zones, "--response-cache-size", "0"]);
+    udp_exchange(off.addr.unwrap(), &www.to_wire()).unwrap();
+    udp_exchange(off.addr.unwrap(), &www.to_wire()).unwrap();
+    assert_eq!(off.metric("r53dns_response_cache_bytes"), 0);
+    assert_eq!(off.metric("r53dns_response_cache_lookups_total{result=\"hit\"}"), 0);
 }
