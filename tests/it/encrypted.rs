@@ -469,3 +469,76 @@ fn unbound_forwards_to_r53dns_over_tls() {
     let n = b.metric("r53dns_queries_total{qtype=\"A\",rcode=\"NOERROR\",transport=\"dot\"}");
     assert!(n >= 1, "{n} DoT queries");
 }
+
+/// RFC 9103 §9: zone transfers over TLS need TLS 1.3. A client held to TLS 1.2 (Python's
+/// `ssl`, that is OpenSSL, with dnspython) is answered its queries but refused AXFR and IXFR,
+/// signed when it signed; over TLS 1.3 the same client, and kdig, transfer the zone.
+#[test]
+fn zone_transfers_over_tls_need_tls_1_3_but_queries_do_not() {
+    const SECRET: &str = "c2VjcmV0LWZvci10cmFuc2ZlcnMtb25seS0xMjM0NTY=";
+    let dir = tempfile::tempdir().unwrap();
+    let keys = crate::support::key_file(dir.path(), "xfr-key", SECRET);
+    let (b, cert) = serve_tls(
+        dir.path(),
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--allow-transfer",
+            "127.0.0.0/8",
+            "--tsig-key-file",
+            keys.to_str().unwrap(),
+            "--transfer-key",
+            "xfr-key",
+        ],
+    );
+    let dot = addr_of(&b, "serving DNS over TLS");
+    // Prints, for each request on its own connection: the TLS version, the rcode, whether
+    // the response was signed (dnspython checks the signature) and the answer records.
+    let script = r#"
+import socket, ssl, sys, dns.message, dns.rrset, dns.query, dns.rcode, dns.tsigkeyring
+ctx = ssl.create_default_context(cafile=sys.argv[3])
+if sys.argv[4] == "1.2":
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+keyring = dns.tsigkeyring.from_text({"xfr-key": ("hmac-sha256", sys.argv[5])})
+for qtype, signed in (("SOA", False), ("AXFR", False), ("IXFR", False), ("AXFR", True)):
+    q = dns.message.make_query("example.com.", qtype)
+    if qtype == "IXFR":
+        q.authority.append(dns.rrset.from_text("example.com.", 0, "IN", "SOA", ". . 1 0 0 0 0"))
+    if signed:
+        q.use_tsig(keyring, keyname="xfr-key", algorithm="hmac-sha256")
+    raw = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+    s = ctx.wrap_socket(raw, server_hostname="dns.test")
+    r = dns.query.tls(q, sys.argv[1], port=int(sys.argv[2]), timeout=10, sock=s)
+    print(s.version(), qtype, "signed" if signed else "plain", dns.rcode.to_text(r.rcode()), r.had_tsig, sum(len(x) for x in r.answer))
+    s.close()
+"#;
+    let run = |version: &str| -> String {
+        let out = Command::new(venv_python())
+            .args(["-c", script, &dot.ip().to_string(), &dot.port().to_string(), &cert, version, SECRET])
+            .output()
+            .expect("dnspython must be installed in the test venv (tests/run-all.sh)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let old = run("1.2");
+    let lines: Vec<&str> = old.lines().collect();
+    assert_eq!(lines.len(), 4, "{old}");
+    assert!(lines[0].starts_with("TLSv1.2 SOA plain NOERROR False 1"), "{old}");
+    assert!(lines[1].starts_with("TLSv1.2 AXFR plain REFUSED False 0"), "{old}");
+    assert!(lines[2].starts_with("TLSv1.2 IXFR plain REFUSED False 0"), "{old}");
+    assert!(lines[3].starts_with("TLSv1.2 AXFR signed REFUSED True 0"), "{old}");
+    assert_eq!(b.metric("r53dns_requests_refused_total{reason=\"transfer_tls_version\"}"), 3);
+    let new = run("1.3");
+    let lines: Vec<&str> = new.lines().collect();
+    assert!(lines[0].starts_with("TLSv1.3 SOA plain NOERROR False 1"), "{new}");
+    for l in &lines[1..] {
+        let n: usize = l.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(l.contains(" NOERROR ") && n > 2, "{new}");
+    }
+    // kdig (GnuTLS, TLS 1.3) transfers the whole zone.
+    let ca = vec![format!("+tls-ca={cert}"), "+tls-hostname=dns.test".to_owned()];
+    let (records, _, text) = kdig_xfr(dot, &ca, &[], "example.com.", "AXFR");
+    let file = r53dns_zone::load_zone_file(&data_dir().join("zones/example.com.zone"), None).unwrap().0;
+    assert_eq!(records, file.record_count(), "{text}");
+    assert_eq!(b.metric("r53dns_requests_refused_total{reason=\"transfer_tls_version\"}"), 3);
+}

@@ -147,6 +147,46 @@ fn read_certified_key(cert: &std::path::Path, key: &std::path::Path) -> io::Resu
     Ok(certified)
 }
 
+/// Whether a DNS over TLS connection negotiated TLS 1.3, the least RFC 9103 §9 allows for
+/// zone transfers (ordinary queries are answered over TLS 1.2 as well).
+pub(crate) fn transfers_allowed<S>(tls: &tokio_rustls::server::TlsStream<S>) -> bool {
+    tls.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
+}
+
+/// On a connection below TLS 1.3: the REFUSED answer to `msg` if it asks for a zone transfer
+/// (AXFR, IXFR), logged and counted; `None` for anything else. A signed request is refused
+/// signed, as `xfr` refuses one from a network not allowed.
+pub(crate) fn refuse_transfer(msg: &[u8], peer: std::net::IpAddr, cfg: &ServerConfig) -> Option<Vec<u8>> {
+    use crate::tsig::{self, Verified};
+    use crate::wire::{self, Request};
+    use r53dns_zone::rtype;
+    if !matches!(wire::question_type(msg), Some(rtype::AXFR | rtype::IXFR)) {
+        return None;
+    }
+    let mut req = Request::empty();
+    wire::read_request(msg, &mut req).ok()?;
+    if req.opcode() != 0 {
+        return None;
+    }
+    crate::logs::refused(crate::logs::Refusal::TransferTlsVersion, |skipped| {
+        tracing::info!(%peer, skipped, "zone transfer refused: the TLS connection is older than TLS 1.3 (RFC 9103)");
+    });
+    let now = tsig::now();
+    if let Some(Verified::Signed(mut signer)) =
+        crate::message::parse(msg).map(|p| tsig::verify(&cfg.tsig_keys, msg, &p, now))
+    {
+        let mut m = crate::xfr::start(&req, true, wire::rcode::REFUSED);
+        // A header and a question: the signature always fits.
+        if signer.sign(&mut m, now).is_ok() {
+            return Some(m);
+        }
+    }
+    let mut out = Vec::new();
+    let mut note = Note::default();
+    crate::handler::refuse(msg, &cfg.answer, &mut out, &mut note);
+    Some(out)
+}
+
 /// Listeners bound at startup (so a taken port is a startup error), then served with the
 /// rest of the server.
 pub struct EncryptedListeners {

@@ -19,6 +19,8 @@ pub enum Refusal {
     TransferTsig,
     /// A transfer request from a network no ACL or key allows.
     TransferNotAllowed,
+    /// A transfer request over TLS older than 1.3 (RFC 9103 §9).
+    TransferTlsVersion,
     /// An UPDATE failed its TSIG check.
     UpdateTsig,
     /// An UPDATE no grant allows (key, network, transport or names).
@@ -39,10 +41,11 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every reason, in `repr` order.
-    pub const ALL: [Refusal; 11] = [
+    pub const ALL: [Refusal; 12] = [
         Refusal::QueryTsig,
         Refusal::TransferTsig,
         Refusal::TransferNotAllowed,
+        Refusal::TransferTlsVersion,
         Refusal::UpdateTsig,
         Refusal::UpdateNotAllowed,
         Refusal::UpdateRateLimited,
@@ -59,6 +62,7 @@ impl Refusal {
             Refusal::QueryTsig => "query_tsig",
             Refusal::TransferTsig => "transfer_tsig",
             Refusal::TransferNotAllowed => "transfer_not_allowed",
+            Refusal::TransferTlsVersion => "transfer_tls_version",
             Refusal::UpdateTsig => "update_tsig",
             Refusal::UpdateNotAllowed => "update_not_allowed",
             Refusal::UpdateRateLimited => "update_rate_limited",

@@ -628,8 +628,9 @@ async fn accept_loop(
             let ends = (peer, local);
             let ended = match kind {
                 Kind::Tcp => {
-                    let u = updates.as_ref();
-                    connection(stream, ends, Listener::Tcp, &store, &cfg, &slot, &stats, u, cache.as_deref()).await
+                    let up = updates.as_ref();
+                    let via = (Listener::Tcp, true);
+                    connection(stream, ends, via, &store, &cfg, &slot, &stats, up, cache.as_deref()).await
                 }
                 Kind::Dot(ref acceptor) | Kind::Doh(ref acceptor) => {
                     // The handshake counts as idle time: a client that never finishes it
@@ -642,8 +643,8 @@ async fn accept_loop(
                     match (tls, &kind) {
                         (Ok(s), Kind::Doh(_)) => crate::doh::connection(s, ends, &store, &cfg, &slot, &stats).await,
                         (Ok(s), _) => {
-                            let u = updates.as_ref();
-                            connection(s, ends, Listener::Dot, &store, &cfg, &slot, &stats, u, cache.as_deref()).await
+                            let via = (Listener::Dot, crate::encrypted::transfers_allowed(&s));
+                            connection(s, ends, via, &store, &cfg, &slot, &stats, updates.as_ref(), cache.as_deref()).await
                         }
                         (Err(e), _) => Err(e),
                     }
@@ -677,11 +678,13 @@ async fn send(stream: &mut (impl AsyncWrite + Unpin), parts: &[&[u8]], limit: Du
 /// many queries at once (pipelining), but only one is in flight per connection, so a
 /// connection can never hold more than one answer's work; the rest wait in the socket (and
 /// in a small read buffer: one read takes the length and the message, or several queries).
+/// `via` names the listener and says whether zone transfers may be asked (not over TLS
+/// below 1.3).
 #[allow(clippy::too_many_arguments)] // each is a separate shared handle; a struct would only rename them
 async fn connection(
     stream: impl AsyncRead + AsyncWrite + Unpin,
     (peer_addr, local): (SocketAddr, SocketAddr),
-    via: Listener,
+    (via, transfers): (Listener, bool),
     store: &Store,
     cfg: &ServerConfig,
     slot: &crate::slots::Slot,
@@ -738,6 +741,11 @@ async fn connection(
                 send(&mut stream, &[&out], cfg.tcp_idle_timeout).await?;
                 stats.answered(via, inspect(&out[2..], note.qtype, 0), started.elapsed());
             }
+            continue;
+        }
+        if !transfers && let Some(m) = crate::encrypted::refuse_transfer(&msg, peer, cfg) {
+            let n = u16::try_from(m.len()).unwrap_or(u16::MAX);
+            send(&mut stream, &[&n.to_be_bytes(), &m], cfg.tcp_idle_timeout).await?;
             continue;
         }
         let transfer = {
