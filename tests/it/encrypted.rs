@@ -542,3 +542,100 @@ for qtype, signed in (("SOA", False), ("AXFR", False), ("IXFR", False), ("AXFR",
     assert_eq!(records, file.record_count(), "{text}");
     assert_eq!(b.metric("r53dns_requests_refused_total{reason=\"transfer_tls_version\"}"), 3);
 }
+
+/// RFC 8484 §5.1: a DoH response may be cached for the smallest TTL of its answer; a
+/// negative answer for its SOA's negative TTL (the lesser of the SOA's TTL and MINIMUM, RFC
+/// 2308); an error not at all. Asked by curl over HTTP/2, GET and POST alike.
+#[test]
+fn doh_responses_carry_cache_control_from_the_answer_ttls() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = dir.path().join("ttl.test.zone");
+    std::fs::write(
+        &zone,
+        "$ORIGIN ttl.test.\n@ 3600 SOA ns h 1 7200 900 1209600 120\n@ 3600 NS ns\nns 600 A 192.0.2.1\n\
+         www 300 A 192.0.2.3\nwww 300 A 192.0.2.4\nalias 60 CNAME www\nsub 900 NS ns.elsewhere.test.\n",
+    )
+    .unwrap();
+    // A SOA whose TTL (45) is below its MINIMUM (900).
+    let short = dir.path().join("short.test.zone");
+    std::fs::write(
+        &short,
+        "$ORIGIN short.test.\n@ 45 SOA ns h 1 7200 900 1209600 900\n@ 3600 NS ns\nns 600 A 192.0.2.1\n",
+    )
+    .unwrap();
+    let (cert, key) = certificate(dir.path(), "server");
+    let (zone, short) = (zone.display().to_string(), short.display().to_string());
+    let b = Binary::serve(&[
+        "--zone",
+        &zone,
+        "--zone",
+        &short,
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--https-listen",
+        "127.0.0.1:0",
+    ]);
+    let doh = addr_of(&b, "serving DNS over HTTPS");
+    // The query (dnspython): base64url for GET, and the wire form for POST's body.
+    let script = "import base64, sys, dns.message\n\
+                  q = dns.message.make_query(sys.argv[1], sys.argv[2]); q.id = 0; w = q.to_wire()\n\
+                  print(base64.urlsafe_b64encode(w).decode().rstrip('='), w.hex())";
+    let wire = |name: &str, t: &str| -> (String, Vec<u8>) {
+        let out = Command::new(venv_python())
+            .args(["-c", script, name, t])
+            .output()
+            .expect("dnspython must be installed in the test venv (tests/run-all.sh)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (b64, hex) = text.trim().split_once(' ').unwrap();
+        let raw = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        (b64.to_owned(), raw)
+    };
+    // curl's view: (HTTP status, the Cache-Control header if any).
+    let curl = |(b64, raw): &(String, Vec<u8>), post: bool| -> (String, Option<String>) {
+        let mut c = Command::new("curl");
+        c.args(["-s", "--http2", "--max-time", "10", "-o", "/dev/null", "-D", "-", "--cacert", &cert])
+            .args(["--resolve", &format!("dns.test:{}:127.0.0.1", doh.port())]);
+        let url = format!("https://dns.test:{}/dns-query", doh.port());
+        if post {
+            let body = dir.path().join("body");
+            std::fs::write(&body, raw).unwrap();
+            c.args(["-H", "content-type: application/dns-message", "--data-binary"])
+                .arg(format!("@{}", body.display()))
+                .arg(url);
+        } else {
+            c.arg(format!("{url}?dns={b64}"));
+        }
+        let out = c.output().expect("curl must be installed (apt-get install curl)");
+        let head = String::from_utf8_lossy(&out.stdout).into_owned();
+        let status = head.lines().next().unwrap_or("").split_whitespace().nth(1).unwrap_or("").to_owned();
+        let cache = head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("cache-control").then(|| v.trim().to_owned())
+        });
+        (status, cache)
+    };
+    for (name, t, expect) in [
+        ("www.ttl.test.", "A", Some("max-age=300")),
+        // CNAME 60, then A 300: the least.
+        ("alias.ttl.test.", "A", Some("max-age=60")),
+        ("ns.ttl.test.", "A", Some("max-age=600")),
+        // NXDOMAIN and NODATA: the SOA's MINIMUM (120) below its TTL (3600).
+        ("nothere.ttl.test.", "A", Some("max-age=120")),
+        ("www.ttl.test.", "TXT", Some("max-age=120")),
+        ("nothere.short.test.", "A", Some("max-age=45")),
+        // A referral: the delegation's NS TTL.
+        ("host.sub.ttl.test.", "A", Some("max-age=900")),
+        // Not a zone served here: REFUSED, not to be cached.
+        ("www.example.org.", "A", None),
+    ] {
+        let q = wire(name, t);
+        for post in [false, true] {
+            let (status, cache) = curl(&q, post);
+            assert_eq!(status, "200", "{name} {t} post={post}");
+            assert_eq!(cache.as_deref(), expect, "{name} {t} post={post}");
+        }
+    }
+}

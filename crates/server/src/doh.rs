@@ -5,7 +5,8 @@
 //! Both request forms are taken: `GET <path>?dns=<base64url>` and `POST <path>` with an
 //! `application/dns-message` body. Each message is answered by [`answer`](crate::answer)
 //! like a TCP query (TSIG-signed queries answered signed), and the response is sent as
-//! those very octets. hickory-server's DoH listener is not used: hickory 0.26 refuses GET
+//! those very octets, with `Cache-Control: max-age` from the answer's TTLs (RFC 8484 §5.1;
+//! none on errors). hickory-server's DoH listener is not used: hickory 0.26 refuses GET
 //! (`hickory_net::h2::message_from` answers "GET unimplemented", and its request check
 //! demands a `Content-Type` that a GET does not carry), and its listener owns the socket,
 //! so nothing can be put in front of it.
@@ -120,6 +121,9 @@ fn reply(msg: Result<Vec<u8>, StatusCode>, mut respond: SendResponse<Bytes>, sha
     if let Some(b) = &body {
         response =
             response.header(http::header::CONTENT_TYPE, DNS_MESSAGE).header(http::header::CONTENT_LENGTH, b.len());
+        if let Some(ttl) = freshness(b) {
+            response = response.header(http::header::CACHE_CONTROL, CacheControl(ttl));
+        }
     }
     let Ok(response) = response.body(()) else { return };
     match respond.send_response(response, body.is_none()) {
@@ -129,6 +133,88 @@ fn reply(msg: Result<Vec<u8>, StatusCode>, mut respond: SendResponse<Bytes>, sha
             }
         }
         Err(e) => tracing::debug!(peer = %shared.peer, error = %e, "cannot send a DNS over HTTPS response"),
+    }
+}
+
+/// `max-age=N`, written without allocating a string first.
+struct CacheControl(u32);
+
+impl TryFrom<CacheControl> for http::HeaderValue {
+    type Error = http::header::InvalidHeaderValue;
+    fn try_from(c: CacheControl) -> Result<Self, Self::Error> {
+        let mut buf = [0u8; 24];
+        let mut n = buf.len();
+        let mut v = c.0;
+        loop {
+            n -= 1;
+            buf[n] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        let prefix = b"max-age=";
+        n -= prefix.len();
+        buf[n..n + prefix.len()].copy_from_slice(prefix);
+        http::HeaderValue::from_bytes(&buf[n..])
+    }
+}
+
+/// How long an HTTP cache may keep `response` (RFC 8484 §5.1): the smallest TTL of its
+/// answer section; with no answer (a negative answer, RFC 2308 §5), the SOA's in the
+/// authority section, the lesser of its TTL and its MINIMUM field; a referral's, the
+/// smallest TTL of its authority section. `None` (no `Cache-Control`) for an error (SERVFAIL,
+/// REFUSED, FORMERR, NOTIMP, ...), which must not be kept, and for anything that does not parse.
+fn freshness(response: &[u8]) -> Option<u32> {
+    const SOA: u16 = 6;
+    let header = response.get(..12)?;
+    let rcode = header[3] & 0x0f;
+    // NOERROR and NXDOMAIN only (RFC 2308 §7: a server failure is not cached for long, and
+    // these answers carry no TTL to say how long).
+    if rcode != 0 && rcode != 3 {
+        return None;
+    }
+    let count = |i: usize| usize::from(u16::from_be_bytes([header[i], header[i + 1]]));
+    let (questions, answers, authority) = (count(4), count(6), count(8));
+    let mut at = 12;
+    for _ in 0..questions {
+        at = skip_name(response, at)? + 4;
+    }
+    let mut least: Option<u32> = None;
+    for i in 0..answers + authority {
+        at = skip_name(response, at)?;
+        let fixed = response.get(at..at + 10)?;
+        let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let mut ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
+        let len = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        let rdata = response.get(at + 10..at + 10 + len)?;
+        at += 10 + len;
+        if i >= answers {
+            if answers > 0 {
+                break;
+            }
+            if rtype == SOA {
+                // MINIMUM is the last field, after two names and four other numbers.
+                let end = skip_name(rdata, skip_name(rdata, 0)?)?;
+                let min = rdata.get(end + 16..end + 20)?;
+                ttl = ttl.min(u32::from_be_bytes([min[0], min[1], min[2], min[3]]));
+            }
+        }
+        least = Some(least.map_or(ttl, |l| l.min(ttl)));
+    }
+    least
+}
+
+/// The offset just past the (possibly compressed) name at `at`.
+fn skip_name(msg: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *msg.get(at)?;
+        match len {
+            0 => return Some(at + 1),
+            l if l & 0xc0 == 0xc0 => return Some(at + 2).filter(|&e| e <= msg.len()),
+            l if l & 0xc0 == 0 => at += 1 + usize::from(l),
+            _ => return None,
+        }
     }
 }
 
