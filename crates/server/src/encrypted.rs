@@ -18,7 +18,7 @@
 //! [`answer`](crate::answer) from the same snapshot, views and ACL, and our response is read
 //! back into hickory's message type for it to encode: the same records, sections and
 //! flags, names possibly compressed differently. A TSIG-signed answer would not survive
-//! that (the MAC covers our octets), so signed requests are answered REFUSED there.
+//! that (the MAC covers our octets), so it is signed again over hickory's encoding of it.
 //!
 //! Every listener presents the certificate held by [`Certificates`], which
 //! [`Certificates::reload`] replaces for new connections without a restart.
@@ -32,6 +32,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Message, ResponseCode};
+use hickory_server::proto::rr::Record;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -307,8 +308,8 @@ impl Handler {
             let zones = snapshot.zones_for(Some(peer.ip()));
             let o = answer_noting(zones, msg, Transport::Tcp, &self.cfg.answer, Some(peer.ip()), &mut out, &mut note);
             let o = if note.tsig {
-                // See the module documentation: a signature would not survive re-encoding.
-                crate::handler::refuse(msg, &self.cfg.answer, &mut out, &mut note)
+                // Signed here; signed again over hickory's encoding when sent (`resign`).
+                crate::signed::answer(zones, msg, Transport::Tcp, &self.cfg, peer.ip(), &mut out, &mut note)
             } else {
                 o
             };
@@ -331,23 +332,97 @@ impl Handler {
     }
 }
 
+impl Handler {
+    /// The TSIG record signing `response` as hickory will encode it, when `request` carries
+    /// a good signature (RFC 8945 §5.3: the MAC covers the response's octets, and hickory's
+    /// encoding of our answer may compress names differently from ours). `None` when the
+    /// request's signature is not good: the TSIG error record we wrote carries no MAC over the
+    /// message and goes out as it is.
+    fn resign<'a>(
+        &self,
+        request: &[u8],
+        response: hickory_server::zone_handler::MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Option<Record> {
+        let now = crate::tsig::now();
+        let parsed = crate::message::parse(request)?;
+        let crate::tsig::Verified::Signed(mut signer) = crate::tsig::verify(&self.cfg.tsig_keys, request, &parsed, now)
+        else {
+            return None;
+        };
+        let mut octets = Vec::with_capacity(1024);
+        let mut encoder = hickory_server::proto::serialize::binary::BinEncoder::new(&mut octets);
+        response.destructive_emit(&mut encoder).ok()?;
+        signer.sign(&mut octets, now).ok()?;
+        additional_records(&Message::from_vec(&octets).ok()?).1
+    }
+}
+
+/// Our answer `m` to `request` for hickory to encode, `extra` as its additional section and
+/// `tsig` (if any) last.
+fn response_to<'q, 'a>(
+    request: &'q Request,
+    m: &'a Message,
+    extra: &'a [Record],
+    tsig: Option<&'a Record>,
+) -> hickory_server::zone_handler::MessageResponse<
+    'q,
+    'a,
+    impl Iterator<Item = &'a Record> + Send + 'a,
+    impl Iterator<Item = &'a Record> + Send + 'a,
+    impl Iterator<Item = &'a Record> + Send + 'a,
+    impl Iterator<Item = &'a Record> + Send + 'a,
+> {
+    let mut metadata = m.metadata;
+    // RFC 9250 §4.2.1, as hickory's QUIC handler sets it.
+    metadata.id = 0;
+    MessageResponseBuilder::from_message_request(request).build(
+        metadata,
+        m.answers.iter(),
+        m.authorities.iter(),
+        std::iter::empty(),
+        extra.iter().chain(tsig),
+    )
+}
+
+/// The additional records of `m` to encode, OPT included, and its TSIG record apart.
+fn additional_records(m: &Message) -> (Vec<Record>, Option<Record>) {
+    use hickory_server::proto::rr::{RData, RecordType};
+    let mut tsig = m.signature.as_deref().cloned().and_then(|s| s.map(|t| Some(RData::TSIG(t))));
+    let mut extra = Vec::with_capacity(m.additionals.len() + 1);
+    for r in &m.additionals {
+        if r.record_type() == RecordType::TSIG {
+            tsig = Some(r.clone());
+        } else {
+            extra.push(r.clone());
+        }
+    }
+    if let Some(e) = &m.edns {
+        extra.push(Record::from(e));
+    }
+    (extra, tsig)
+}
+
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
     async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response: R) -> ResponseInfo {
         let ours = self.answer(request.as_slice(), request.src()).and_then(|o| Message::from_vec(&o).ok());
         let sent = match &ours {
             Some(m) => {
-                let mut b = MessageResponseBuilder::from_message_request(request);
-                if let Some(e) = &m.edns {
-                    b.edns(e);
-                }
-                let r = b.build(
-                    m.metadata,
-                    m.answers.iter(),
-                    m.authorities.iter(),
-                    std::iter::empty(),
-                    m.additionals.iter(),
-                );
+                // hickory encodes the OPT record after the additional section it is given, and
+                // a TSIG record must come last (RFC 8945 §5.1): so OPT goes in as a record, and
+                // the TSIG after it, made anew over hickory's octets (`resign`).
+                let (extra, tsig) = additional_records(m);
+                let build = |tsig| response_to(request, m, &extra, tsig);
+                let fresh = tsig.as_ref().and_then(|_| self.resign(request.as_slice(), build(None)));
+                // A TSIG error (no MAC over the message) goes out as we wrote it.
+                let r = build(fresh.as_ref().or(tsig.as_ref()));
                 response.send_response(r).await
             }
             None => {
