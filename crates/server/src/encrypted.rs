@@ -365,12 +365,13 @@ impl Handler {
 }
 
 /// Our answer `m` to `request` for hickory to encode, `extra` as its additional section and
-/// `tsig` (if any) last.
+/// `tsig` (if any) last, `edns` written by hickory after `extra`.
 fn response_to<'q, 'a>(
     request: &'q Request,
     m: &'a Message,
     extra: &'a [Record],
     tsig: Option<&'a Record>,
+    edns: Option<&'q hickory_server::proto::op::Edns>,
 ) -> hickory_server::zone_handler::MessageResponse<
     'q,
     'a,
@@ -382,16 +383,14 @@ fn response_to<'q, 'a>(
     let mut metadata = m.metadata;
     // RFC 9250 §4.2.1, as hickory's QUIC handler sets it.
     metadata.id = 0;
-    MessageResponseBuilder::from_message_request(request).build(
-        metadata,
-        m.answers.iter(),
-        m.authorities.iter(),
-        std::iter::empty(),
-        extra.iter().chain(tsig),
-    )
+    let mut b = MessageResponseBuilder::from_message_request(request);
+    if let Some(e) = edns {
+        b.edns(e);
+    }
+    b.build(metadata, m.answers.iter(), m.authorities.iter(), std::iter::empty(), extra.iter().chain(tsig))
 }
 
-/// The additional records of `m` to encode, OPT included, and its TSIG record apart.
+/// The additional records of `m` but OPT and TSIG, and its TSIG record.
 fn additional_records(m: &Message) -> (Vec<Record>, Option<Record>) {
     use hickory_server::proto::rr::{RData, RecordType};
     let mut tsig = m.signature.as_deref().cloned().and_then(|s| s.map(|t| Some(RData::TSIG(t))));
@@ -403,9 +402,6 @@ fn additional_records(m: &Message) -> (Vec<Record>, Option<Record>) {
             extra.push(r.clone());
         }
     }
-    if let Some(e) = &m.edns {
-        extra.push(Record::from(e));
-    }
     (extra, tsig)
 }
 
@@ -415,15 +411,20 @@ impl RequestHandler for Handler {
         let ours = self.answer(request.as_slice(), request.src()).and_then(|o| Message::from_vec(&o).ok());
         let sent = match &ours {
             Some(m) => {
-                // hickory encodes the OPT record after the additional section it is given, and
-                // a TSIG record must come last (RFC 8945 §5.1): so OPT goes in as a record, and
-                // the TSIG after it, made anew over hickory's octets (`resign`).
                 let (extra, tsig) = additional_records(m);
-                let build = |tsig| response_to(request, m, &extra, tsig);
-                let fresh = tsig.as_ref().and_then(|_| self.resign(request.as_slice(), build(None)));
-                // A TSIG error (no MAC over the message) goes out as we wrote it.
-                let r = build(fresh.as_ref().or(tsig.as_ref()));
-                response.send_response(r).await
+                match tsig {
+                    None => response.send_response(response_to(request, m, &extra, None, m.edns.as_ref())).await,
+                    Some(tsig) => {
+                        // hickory encodes OPT after the additional records it is given, and a
+                        // TSIG record must come last (RFC 8945 §5.1): so OPT goes in as a
+                        // record, and the TSIG after it, made anew over hickory's octets.
+                        let extra: Vec<Record> = extra.into_iter().chain(m.edns.as_ref().map(Record::from)).collect();
+                        let build = |tsig| response_to(request, m, &extra, tsig, None);
+                        let fresh = self.resign(request.as_slice(), build(None));
+                        // A TSIG error (no MAC over the message) goes out as we wrote it.
+                        response.send_response(build(Some(fresh.as_ref().unwrap_or(&tsig)))).await
+                    }
+                }
             }
             None => {
                 let r = MessageResponseBuilder::from_message_request(request)
