@@ -685,3 +685,28 @@ print(ask("www.example.com.", "A", sys.argv[7], "quic"))
     }
     assert_eq!(lines[8], "PeerBadSignature", "{text}");
 }
+
+/// Zone transfers over QUIC (XoQ, RFC 9250 §4.2) are not served: hickory-server's QUIC
+/// listener ends a stream after one response. An allowed client is refused over QUIC, and
+/// transfers the zone over TLS from the same server.
+#[test]
+fn zone_transfers_over_quic_are_refused_and_served_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, cert) = serve_tls(
+        dir.path(),
+        &["--quic-listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--allow-transfer", "127.0.0.0/8"],
+    );
+    let (doq, dot) = (addr_of(&b, "serving DNS over QUIC"), addr_of(&b, "serving DNS over TLS"));
+    let ca = vec![format!("+tls-ca={cert}"), "+tls-hostname=dns.test".to_owned()];
+    let out = Command::new("kdig")
+        .arg(format!("@{}", doq.ip()))
+        .args(["-p", &doq.port().to_string()])
+        .args(&ca)
+        .args(["+quic", "example.com.", "AXFR"])
+        .output()
+        .expect("kdig must be installed (apt-get install knot-dnsutils)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("REFUSED"), "{text}");
+    let (records, _, text) = kdig_xfr(dot, &ca, &[], "example.com.", "AXFR");
+    assert!(records > 50, "{text}");
+}
