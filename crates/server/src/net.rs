@@ -419,21 +419,26 @@ struct Shared<'a> {
 }
 
 /// The UDP loop: up to [`BATCH`] datagrams per system call each way, one snapshot load per
-/// batch, reused buffers. Each answer still comes from exactly one snapshot.
+/// batch, reused buffers. Each answer still comes from exactly one snapshot. Nothing is
+/// allocated per batch either: the I/O vectors and addresses handed to the kernel are
+/// arrays on the stack, the reply list is reused.
 fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Updates>) {
     let Shared { store, cfg, stop, stats, rrl, cache } = *shared;
     let fd = sock.as_raw_fd();
     let tap = stats.tap.as_deref();
     let local = sock.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut bufs = vec![[0u8; MAX_REQUEST]; BATCH];
+    // On the heap (128 KiB), fixed length so each batch can borrow all of it as an array.
+    let mut bufs: Box<[[u8; MAX_REQUEST]; BATCH]> = Box::new([[0u8; MAX_REQUEST]; BATCH]);
     let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(4096)).collect();
     let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut meta: Vec<(usize, Option<SockaddrStorage>)> = Vec::with_capacity(BATCH);
+    let mut replies: Vec<(usize, SockaddrStorage, crate::stats::Answered, bool)> = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
         meta.clear();
+        replies.clear();
         {
-            let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs.iter_mut().map(|b| [IoSliceMut::new(&mut b[..])]).collect();
+            let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] = bufs.each_mut().map(|b| [IoSliceMut::new(&mut b[..])]);
             match recvmmsg(fd, &mut recv_headers, iovs.iter_mut(), MsgFlags::MSG_WAITFORONE, None) {
                 Ok(results) => meta.extend(results.map(|r| (r.bytes, r.address))),
                 Err(Errno::EAGAIN | Errno::EINTR) => continue,
@@ -446,7 +451,6 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
         let started = std::time::Instant::now();
         let received = if tap.is_some() { std::time::SystemTime::now() } else { std::time::UNIX_EPOCH };
         let snapshot = store.load();
-        let mut replies: Vec<(usize, SockaddrStorage, crate::stats::Answered, bool)> = Vec::with_capacity(meta.len());
         for (i, (n, addr)) in meta.iter().enumerate() {
             let (Some(addr), Some(peer)) = (addr, addr.as_ref().and_then(to_std)) else { continue };
             let zones = snapshot.zones_for(Some(peer.ip()));
@@ -507,9 +511,11 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
             }
         }
         let sent = {
-            let slices: Vec<[IoSlice<'_>; 1]> = replies.iter().map(|(i, _, _, _)| [IoSlice::new(&outs[*i])]).collect();
-            let addrs: Vec<Option<SockaddrStorage>> = replies.iter().map(|(_, a, _, _)| Some(*a)).collect();
-            match sendmmsg(fd, &mut send_headers, slices.iter(), &addrs, [], MsgFlags::empty()) {
+            let n = replies.len();
+            let slices: [[IoSlice<'_>; 1]; BATCH] =
+                std::array::from_fn(|k| [IoSlice::new(replies.get(k).map_or(&[][..], |r| &outs[r.0][..]))]);
+            let addrs: [Option<SockaddrStorage>; BATCH] = std::array::from_fn(|k| replies.get(k).map(|r| r.1));
+            match sendmmsg(fd, &mut send_headers, slices[..n].iter(), &addrs[..n], [], MsgFlags::empty()) {
                 Ok(r) => r.count(),
                 Err(e) => {
                     tracing::debug!(error = %e, "UDP send failed");
