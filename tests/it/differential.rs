@@ -20,7 +20,8 @@ use crate::support::dns::{Query, Response, ask, ask_tcp, tcp_exchange, udp_excha
 use crate::support::nsd::Nsd;
 use crate::support::server::{TestServer, data_dir};
 
-const TYPES: &[&str] = &[
+/// The types every name of the corpus is asked about.
+pub(crate) const TYPES: &[&str] = &[
     "A",
     "AAAA",
     "NS",
@@ -48,9 +49,21 @@ fn flip_case(name: &str, seed: usize) -> String {
         .collect()
 }
 
+/// The groups of zone files (in `tests/data/zones`) served together, each with the names
+/// outside them that are asked about too; a test per group below.
+pub(crate) const GROUPS: &[(&[&str], &[&str])] = &[
+    (
+        &["example.com.zone", "example.net.zone", "sub.example.com.zone"],
+        &["example.org.", "com.", "net.", "org.", "nx.example.org.", "."],
+    ),
+    (&["rfc1034-root.zone"], &[]),
+    (&["signed.example.zone"], &[]),
+    (&["nsec3.example.zone", "optout.example.zone"], &[]),
+];
+
 /// Names worth asking about: every owner, a child and a grandchild of each (NXDOMAIN or
 /// wildcard), case-flipped spellings, and some names outside every zone.
-fn corpus_names(files: &[PathBuf], outside: &[&str]) -> Vec<String> {
+pub(crate) fn corpus_names(files: &[PathBuf], outside: &[&str]) -> Vec<String> {
     let mut names = BTreeSet::new();
     for f in files {
         let (zone, _) = load_zone_file(f, None).unwrap();
@@ -65,6 +78,39 @@ fn corpus_names(files: &[PathBuf], outside: &[&str]) -> Vec<String> {
     }
     names.extend(outside.iter().map(|s| s.to_string()));
     names.into_iter().collect()
+}
+
+/// The questions of the corpus about the `i`-th name of [`corpus_names`]: every type of
+/// [`TYPES`]; every fourth name also without EDNS (512-octet limit) and with a small buffer;
+/// with DO for every fourth name (offset by one) and every name of the signed zone (RRSIGs
+/// with the data, NSEC proofs in negative and wildcard answers, nothing more elsewhere).
+pub(crate) fn questions(i: usize, name: &str) -> Vec<Query> {
+    let mut all = Vec::new();
+    for t in TYPES {
+        all.push(Query::new(name, t));
+        if i.is_multiple_of(4) {
+            all.push(Query::new(name, t).no_edns());
+            all.push(Query::new(name, t).bufsize(512));
+        }
+        if i % 4 == 1 || name.to_ascii_lowercase().contains("signed.example") {
+            all.push(Query::new(name, t).dnssec_ok());
+        }
+    }
+    all
+}
+
+/// Copies `zone_files` from `tests/data/zones` into `dir`: the copies and their apexes.
+pub(crate) fn copy_zones(dir: &std::path::Path, zone_files: &[&str]) -> (Vec<PathBuf>, Vec<String>) {
+    let mut files = Vec::new();
+    let mut apexes = Vec::new();
+    for f in zone_files {
+        let dst = dir.join(f);
+        std::fs::copy(data_dir().join("zones").join(f), &dst).unwrap();
+        let (zone, _) = load_zone_file(&dst, None).unwrap();
+        apexes.push(zone.apex().to_text());
+        files.push(dst);
+    }
+    (files, apexes)
 }
 
 fn compare(q: &Query, ours: &Response, theirs: &Response) -> Option<String> {
@@ -140,17 +186,9 @@ fn same_octets(c: &TestServer, u: &TestServer, q: &Query, tcp: bool) -> Option<S
     None
 }
 
-fn run_group(zone_files: &[&str], outside: &[&str]) -> usize {
+fn run_group((zone_files, outside): (&[&str], &[&str])) -> usize {
     let dir = tempfile::tempdir().unwrap();
-    let mut files = Vec::new();
-    let mut nsd_zones = Vec::new();
-    for f in zone_files {
-        let dst = dir.path().join(f);
-        std::fs::copy(data_dir().join("zones").join(f), &dst).unwrap();
-        let (zone, _) = load_zone_file(&dst, None).unwrap();
-        nsd_zones.push(zone.apex().to_text());
-        files.push(dst);
-    }
+    let (files, nsd_zones) = copy_zones(dir.path(), zone_files);
     let nsd_args: Vec<(String, &std::path::Path)> =
         nsd_zones.iter().cloned().zip(files.iter().map(PathBuf::as_path)).collect();
     let nsd = Nsd::start(&nsd_args);
@@ -162,28 +200,15 @@ fn run_group(zone_files: &[&str], outside: &[&str]) -> usize {
     let mut failures = Vec::new();
     let mut asked = 0;
     for (i, name) in names.iter().enumerate() {
-        for t in TYPES {
-            let mut variants = vec![Query::new(name, t)];
-            // Every fourth name also without EDNS (512-octet limit) and with a small buffer.
-            if i % 4 == 0 {
-                variants.push(Query::new(name, t).no_edns());
-                variants.push(Query::new(name, t).bufsize(512));
+        for q in questions(i, name) {
+            if let Some(d) = same_octets(ours, &uncached, &q, false) {
+                failures.push(d);
             }
-            // DO: RRSIGs with the data, NSEC proofs in negative and wildcard answers of the
-            // signed zone, nothing more anywhere else.
-            if i % 4 == 1 || name.to_ascii_lowercase().contains("signed.example") {
-                variants.push(Query::new(name, t).dnssec_ok());
-            }
-            for q in variants {
-                if let Some(d) = same_octets(ours, &uncached, &q, false) {
-                    failures.push(d);
-                }
-                let a = ask(ours.addr, &q);
-                let b = ask(nsd.addr, &q);
-                asked += 1;
-                if let Some(d) = compare(&q, &a, &b) {
-                    failures.push(d);
-                }
+            let a = ask(ours.addr, &q);
+            let b = ask(nsd.addr, &q);
+            asked += 1;
+            if let Some(d) = compare(&q, &a, &b) {
+                failures.push(d);
             }
         }
         // TCP for a sample: the same answers without a size limit.
@@ -206,16 +231,13 @@ fn run_group(zone_files: &[&str], outside: &[&str]) -> usize {
 
 #[test]
 fn same_answers_as_nsd_for_example_zones() {
-    let n = run_group(
-        &["example.com.zone", "example.net.zone", "sub.example.com.zone"],
-        &["example.org.", "com.", "net.", "org.", "nx.example.org.", "."],
-    );
+    let n = run_group(GROUPS[0]);
     assert!(n > 1000, "only {n} questions asked");
 }
 
 #[test]
 fn same_answers_as_nsd_for_rfc1034_root() {
-    let n = run_group(&["rfc1034-root.zone"], &[]);
+    let n = run_group(GROUPS[1]);
     assert!(n > 300, "only {n} questions asked");
 }
 
@@ -223,7 +245,7 @@ fn same_answers_as_nsd_for_rfc1034_root() {
 fn same_answers_as_nsd_for_a_presigned_zone() {
     // With DO: RRSIGs with their TTL lowered with the SOA's in negative answers (RFC 4034
     // §3), NSEC proofs, DS at delegations.
-    let n = run_group(&["signed.example.zone"], &[]);
+    let n = run_group(GROUPS[2]);
     assert!(n > 100, "only {n} questions asked");
 }
 
@@ -232,6 +254,6 @@ fn same_answers_as_nsd_for_nsec3_zones_with_and_without_opt_out() {
     // RFC 5155 §7.2 proofs with DO: closest encloser, next closer and wildcard for
     // NXDOMAIN; the name's own NSEC3 for NODATA; the cut's (or, with opt-out, the closest
     // provable encloser's) at an insecure delegation; the next closer for a wildcard answer.
-    let n = run_group(&["nsec3.example.zone", "optout.example.zone"], &[]);
+    let n = run_group(GROUPS[3]);
     assert!(n > 100, "only {n} questions asked");
 }
