@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::support::server::{Binary, data_dir};
 
 /// A self-signed certificate for `dns.test` and 127.0.0.1 (cert, key) in `dir`.
-fn certificate(dir: &Path, name: &str) -> (String, String) {
+pub(crate) fn certificate(dir: &Path, name: &str) -> (String, String) {
     let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
     let ok = Command::new("openssl")
         .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
@@ -22,7 +22,7 @@ fn certificate(dir: &Path, name: &str) -> (String, String) {
     (cert.display().to_string(), key.display().to_string())
 }
 
-fn addr_of(b: &Binary, what: &str) -> std::net::SocketAddr {
+pub(crate) fn addr_of(b: &Binary, what: &str) -> std::net::SocketAddr {
     b.startup
         .iter()
         .find(|l| l.contains(what))
@@ -273,7 +273,7 @@ fn signed_queries_and_transfers_over_tls_are_answered_signed() {
 }
 
 /// The Python of the venv the tests install (tests/run-all.sh), with dnspython and aioquic.
-fn venv_python() -> std::path::PathBuf {
+pub(crate) fn venv_python() -> std::path::PathBuf {
     let venv = std::env::var_os("R53DNS_MOTO_VENV").map(std::path::PathBuf::from).unwrap_or_else(|| {
         let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_else(|| "/root".into());
         home.join(".cache/r53dns/moto-venv")
@@ -640,8 +640,8 @@ fn doh_responses_carry_cache_control_from_the_answer_ttls() {
     }
 }
 
-/// A TSIG-signed query over QUIC is answered signed: hickory-server encodes the response
-/// anew, and the signature is made over its octets, which dnspython (aioquic) checks. A
+/// A TSIG-signed query over QUIC is answered signed: our octets with the Message ID 0, the
+/// signature over the query's ID (its Original ID), which dnspython (aioquic) checks. A
 /// query signed with a wrong secret gets the TSIG error.
 #[test]
 fn signed_queries_over_quic_are_answered_signed() {
@@ -686,9 +686,8 @@ print(ask("www.example.com.", "A", sys.argv[7], "quic"))
     assert_eq!(lines[8], "PeerBadSignature", "{text}");
 }
 
-/// Zone transfers over QUIC (XoQ, RFC 9250 §4.2) are not served: hickory-server's QUIC
-/// listener ends a stream after one response. An allowed client is refused over QUIC, and
-/// transfers the zone over TLS from the same server.
+/// Zone transfers over QUIC (XoQ, RFC 9250 §4.2) are not served: an allowed client is
+/// refused over QUIC, and transfers the zone over TLS from the same server.
 #[test]
 fn zone_transfers_over_quic_are_refused_and_served_over_tls() {
     let dir = tempfile::tempdir().unwrap();

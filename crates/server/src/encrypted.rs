@@ -13,12 +13,12 @@
 //! **DNS over HTTPS** also runs on that accept loop and connection table: after the TLS
 //! handshake, HTTP/2 from the `h2` crate, GET and POST (`doh.rs`).
 //!
-//! **DNS over QUIC** runs on hickory-server's listener (QUIC, stream framing and their
-//! timeouts are its own): each request arrives as raw octets, is answered by the same
-//! [`answer`](crate::answer) from the same snapshot, views and ACL, and our response is read
-//! back into hickory's message type for it to encode: the same records, sections and
-//! flags, names possibly compressed differently. A TSIG-signed answer would not survive
-//! that (the MAC covers our octets), so it is signed again over hickory's encoding of it.
+//! **DNS over QUIC** takes QUIC connections and their streams from hickory's `QuicServer`
+//! (quinn), and answers each stream's request with the same [`answer`](crate::answer) from
+//! the same snapshot, views and ACL, sending those very octets with the Message ID set to 0
+//! (RFC 9250 §4.2.1): the same octets as TCP and DNS over TLS, TSIG signatures included.
+//! hickory-server's request handler is not used for it: it takes responses only as hickory
+//! records to encode itself, which compresses names differently from us.
 //!
 //! Every listener presents the certificate held by [`Certificates`], which
 //! [`Certificates::reload`] replaces for new connections without a restart.
@@ -30,11 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hickory_server::net::runtime::Time;
-use hickory_server::proto::op::{Message, ResponseCode};
-use hickory_server::proto::rr::Record;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_util::sync::CancellationToken;
@@ -238,8 +233,9 @@ impl EncryptedListeners {
     }
 }
 
-/// Serves DNS over QUIC on hickory-server until `shutdown` (DNS over TLS and HTTPS are
-/// served by `net`'s accept loop).
+/// Serves DNS over QUIC until `shutdown` (DNS over TLS and HTTPS are served by `net`'s
+/// accept loop): QUIC and its TLS from hickory's `QuicServer`, and on every stream of a
+/// connection, one after the other, our answer's octets as they are (RFC 9250 §4.2).
 pub(crate) async fn serve_quic(
     doq: Vec<tokio::net::UdpSocket>,
     certs: Arc<Certificates>,
@@ -249,31 +245,97 @@ pub(crate) async fn serve_quic(
     stats: Arc<Stats>,
     shutdown: CancellationToken,
 ) {
-    if doq.is_empty() {
-        return;
-    }
-    let local = doq.first().and_then(|s| s.local_addr().ok()).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut hickory = hickory_server::Server::new(Handler { store, cfg: server, stats, local });
+    let mut listeners = tokio::task::JoinSet::new();
     for s in doq {
+        let local = s.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         // RFC 9250 §4.1.1: ALPN "doq"; QUIC itself requires TLS 1.3.
-        let registered = certs.tls_config(b"doq", true).and_then(|tls| {
-            hickory.register_quic_listener_and_tls_config(s, cfg.timeout, tls).map_err(io::Error::other)
+        let quic = certs.tls_config(b"doq", true).and_then(|tls| {
+            hickory_server::net::quic::QuicServer::with_socket_and_tls_config(s, tls).map_err(io::Error::other)
         });
-        if let Err(e) = registered {
-            tracing::error!(error = %e, "cannot serve DNS over QUIC");
-        }
+        let quic = match quic {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::error!(%local, error = %e, "cannot serve DNS over QUIC");
+                continue;
+            }
+        };
+        let handler = Arc::new(Handler { store: store.clone(), cfg: server.clone(), stats: stats.clone(), local });
+        listeners.spawn(accept_quic(quic, handler, cfg.timeout, shutdown.clone()));
     }
-    let stop = hickory.shutdown_token().clone();
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        stop.cancel();
-    });
-    if let Err(e) = hickory.block_until_done().await {
-        tracing::debug!(error = %e, "encrypted listeners ended");
+    while listeners.join_next().await.is_some() {}
+}
+
+/// Takes QUIC connections on one socket until `shutdown`, each served by its own task.
+async fn accept_quic(
+    mut quic: hickory_server::net::quic::QuicServer,
+    handler: Arc<Handler>,
+    timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = quic.next() => next,
+        };
+        match next {
+            Ok(Some((streams, peer))) => {
+                connections.spawn(quic_connection(streams, peer, handler.clone(), timeout, shutdown.clone()));
+            }
+            Ok(None) => break,
+            Err(e) => tracing::debug!(error = %e, "a DNS over QUIC connection failed its handshake"),
+        }
+        // Reap the connections that ended.
+        while connections.try_join_next().is_some() {}
+    }
+    connections.shutdown().await;
+}
+
+/// Answers the streams of one QUIC connection, one at a time, until the client closes it,
+/// opens no stream (or sends no query on one) for `timeout`, or `shutdown`.
+async fn quic_connection(
+    mut streams: hickory_server::net::quic::QuicStreams,
+    peer: SocketAddr,
+    handler: Arc<Handler>,
+    timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    use hickory_server::net::quic::DoqErrorCode;
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => return,
+            next = tokio::time::timeout(timeout, streams.next()) => next,
+        };
+        let mut stream = match next {
+            Ok(Some(Ok(stream))) => stream,
+            // Idle, closed by the client, or broken.
+            Ok(Some(Err(_)) | None) | Err(_) => return,
+        };
+        let msg = match tokio::time::timeout(timeout, stream.receive_bytes()).await {
+            Ok(Ok(msg)) => msg,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "cannot read a DNS over QUIC request");
+                return;
+            }
+            Err(_) => return,
+        };
+        let Some(out) = handler.answer(&msg, peer) else {
+            // Not a query we answer (a response, a runt): the stream is reset (RFC 9250 §4.3.3).
+            let _ = stream.reset(DoqErrorCode::ProtocolError);
+            continue;
+        };
+        let sent = match stream.send_bytes(bytes::Bytes::from(out)).await {
+            Ok(()) => stream.finish().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::debug!(%peer, error = %e, "cannot send a DNS over QUIC response");
+        }
     }
 }
 
-/// Takes the encrypted listeners apart: DNS over TLS and HTTPS for `net`, QUIC for hickory.
+/// Takes the encrypted listeners apart: DNS over TLS and HTTPS for `net`, QUIC for
+/// [`serve_quic`].
 #[allow(clippy::type_complexity)] // a tuple of the fields, taken apart at once
 pub(crate) fn split(
     l: EncryptedListeners,
@@ -290,7 +352,7 @@ struct Handler {
 }
 
 impl Handler {
-    /// Our answer to `msg` from `peer`, or `None` to say SERVFAIL.
+    /// Our answer to `msg` from `peer`, or `None` when there is none to send.
     fn answer(&self, msg: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
         let via = Listener::Doq;
         let started = std::time::Instant::now();
@@ -308,7 +370,7 @@ impl Handler {
             let zones = snapshot.zones_for(Some(peer.ip()));
             let o = answer_noting(zones, msg, Transport::Tcp, &self.cfg.answer, Some(peer.ip()), &mut out, &mut note);
             let o = if note.tsig {
-                // Signed here; signed again over hickory's encoding when sent (`resign`).
+                // A signed query: the answer signed (sent as it is, but for the ID).
                 crate::signed::answer(zones, msg, Transport::Tcp, &self.cfg, peer.ip(), &mut out, &mut note)
             } else {
                 o
@@ -322,125 +384,17 @@ impl Handler {
             self.stats.dropped(via);
             return None;
         }
+        // RFC 9250 §4.2.1: the Message ID is 0. A TSIG signature holds: it is made over the
+        // query's ID, which it carries as its Original ID (RFC 8945 §4.3.1).
+        if let Some(id) = out.get_mut(..2) {
+            id.copy_from_slice(&[0, 0]);
+        }
         self.stats.sized(via, msg.len(), out.len(), note.dnssec_ok);
         if let Some(tap) = tap {
-            // Our answer's octets; hickory re-encodes them (same content) for the wire.
+            // Our answer's octets, as sent.
             tap.response(Proto::Doq, peer, self.local, received, std::time::SystemTime::now(), &out);
         }
         self.stats.answered(via, inspect(&out, note.qtype, note.ext_rcode), started.elapsed());
         Some(out)
-    }
-}
-
-impl Handler {
-    /// The TSIG record signing `response` as hickory will encode it, when `request` carries
-    /// a good signature (RFC 8945 §5.3: the MAC covers the response's octets, and hickory's
-    /// encoding of our answer may compress names differently from ours). `None` when the
-    /// request's signature is not good: the TSIG error record we wrote carries no MAC over the
-    /// message and goes out as it is.
-    fn resign<'a>(
-        &self,
-        request: &[u8],
-        response: hickory_server::zone_handler::MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Option<Record> {
-        let now = crate::tsig::now();
-        let parsed = crate::message::parse(request)?;
-        let crate::tsig::Verified::Signed(mut signer) = crate::tsig::verify(&self.cfg.tsig_keys, request, &parsed, now)
-        else {
-            return None;
-        };
-        let mut octets = Vec::with_capacity(1024);
-        let mut encoder = hickory_server::proto::serialize::binary::BinEncoder::new(&mut octets);
-        response.destructive_emit(&mut encoder).ok()?;
-        signer.sign(&mut octets, now).ok()?;
-        additional_records(&Message::from_vec(&octets).ok()?).1
-    }
-}
-
-/// Our answer `m` to `request` for hickory to encode, `extra` as its additional section and
-/// `tsig` (if any) last, `edns` written by hickory after `extra`.
-fn response_to<'q, 'a>(
-    request: &'q Request,
-    m: &'a Message,
-    extra: &'a [Record],
-    tsig: Option<&'a Record>,
-    edns: Option<&'q hickory_server::proto::op::Edns>,
-) -> hickory_server::zone_handler::MessageResponse<
-    'q,
-    'a,
-    impl Iterator<Item = &'a Record> + Send + 'a,
-    impl Iterator<Item = &'a Record> + Send + 'a,
-    impl Iterator<Item = &'a Record> + Send + 'a,
-    impl Iterator<Item = &'a Record> + Send + 'a,
-> {
-    let mut metadata = m.metadata;
-    // RFC 9250 §4.2.1, as hickory's QUIC handler sets it.
-    metadata.id = 0;
-    let mut b = MessageResponseBuilder::from_message_request(request);
-    if let Some(e) = edns {
-        b.edns(e);
-    }
-    b.build(metadata, m.answers.iter(), m.authorities.iter(), std::iter::empty(), extra.iter().chain(tsig))
-}
-
-/// The additional records of `m` but OPT and TSIG, and its TSIG record.
-fn additional_records(m: &Message) -> (Vec<Record>, Option<Record>) {
-    use hickory_server::proto::rr::{RData, RecordType};
-    let mut tsig = m.signature.as_deref().cloned().and_then(|s| s.map(|t| Some(RData::TSIG(t))));
-    let mut extra = Vec::with_capacity(m.additionals.len() + 1);
-    for r in &m.additionals {
-        if r.record_type() == RecordType::TSIG {
-            tsig = Some(r.clone());
-        } else {
-            extra.push(r.clone());
-        }
-    }
-    (extra, tsig)
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response: R) -> ResponseInfo {
-        let ours = self.answer(request.as_slice(), request.src()).and_then(|o| Message::from_vec(&o).ok());
-        let sent = match &ours {
-            Some(m) => {
-                let (extra, tsig) = additional_records(m);
-                match tsig {
-                    None => response.send_response(response_to(request, m, &extra, None, m.edns.as_ref())).await,
-                    Some(tsig) => {
-                        // hickory encodes OPT after the additional records it is given, and a
-                        // TSIG record must come last (RFC 8945 §5.1): so OPT goes in as a
-                        // record, and the TSIG after it, made anew over hickory's octets.
-                        let extra: Vec<Record> = extra.into_iter().chain(m.edns.as_ref().map(Record::from)).collect();
-                        let build = |tsig| response_to(request, m, &extra, tsig, None);
-                        let fresh = self.resign(request.as_slice(), build(None));
-                        // A TSIG error (no MAC over the message) goes out as we wrote it.
-                        response.send_response(build(Some(fresh.as_ref().unwrap_or(&tsig)))).await
-                    }
-                }
-            }
-            None => {
-                let r = MessageResponseBuilder::from_message_request(request)
-                    .error_msg(&request.metadata, ResponseCode::ServFail);
-                response.send_response(r).await
-            }
-        };
-        match sent {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::debug!(peer = %request.src(), error = %e, "cannot send an encrypted response");
-                use hickory_server::proto::op::{Header, HeaderCounts, MessageType, Metadata};
-                let mut metadata = Metadata::new(request.metadata.id, MessageType::Response, request.metadata.op_code);
-                metadata.response_code = ResponseCode::ServFail;
-                Header { metadata, counts: HeaderCounts::default() }.into()
-            }
-        }
     }
 }
