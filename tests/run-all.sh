@@ -51,11 +51,11 @@ export R53DNS_MOTO_VENV="$venv"
 # themselves; make sure nothing from this shell leaks in.
 unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
 export AWS_EC2_METADATA_DISABLED=true
-# A DNS over QUIC client for the encrypted-transport tests (dnspython with aioquic), in the
-# same venv.
-if ! "$venv/bin/python" -c 'import dns.quic, aioquic' 2>/dev/null; then
-    echo "installing dnspython and aioquic into $venv"
-    "$venv/bin/pip" install -q dnspython aioquic
+# A DNS over QUIC and over HTTPS client for the encrypted-transport tests (dnspython with
+# aioquic, and with httpx2 and h2 for HTTP/2), in the same venv.
+if ! "$venv/bin/python" -c 'import dns.quic, aioquic, httpx2, h2' 2>/dev/null; then
+    echo "installing dnspython with aioquic, httpx2 and h2 into $venv"
+    "$venv/bin/pip" install -q 'dnspython[doh,doq]'
 fi
 
 echo "== rustfmt";  cargo fmt --all --check

@@ -30,5 +30,6 @@ mod serving;
 mod systemd;
 mod tcp;
 mod transfer;
+mod transports;
 mod types;
 mod update;
