@@ -5,8 +5,8 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use r53dns_server::message;
-use r53dns_server::tsig::{self, Algorithm, Key, KeyRing, Verified};
+use r53dns_proto::message;
+use r53dns_proto::tsig::{self, Algorithm, Key, KeyRing, Verified};
 
 fn keys() -> &'static KeyRing {
     static KEYS: OnceLock<KeyRing> = OnceLock::new();

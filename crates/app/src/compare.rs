@@ -568,8 +568,8 @@ async fn tcp(addr: SocketAddr, id: u16, wire: &[u8], timeout: Duration) -> Resul
 
 async fn tcp_once(addr: SocketAddr, wire: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut s = TcpStream::connect(addr).await?;
-    r53dns_server::frame::write(&mut s, wire).await?;
-    r53dns_server::frame::read(&mut s).await
+    r53dns_proto::frame::write(&mut s, wire).await?;
+    r53dns_proto::frame::read(&mut s).await
 }
 
 /// What differs between two servers' outcomes for `q`; empty when they are alike.

@@ -1096,13 +1096,13 @@ pub struct Config {
     /// Secondaries to NOTIFY.
     pub notify: Vec<SocketAddr>,
     /// The key signing NOTIFYs.
-    pub notify_key: Option<r53dns_server::tsig::Key>,
+    pub notify_key: Option<r53dns_proto::tsig::Key>,
     /// Admin routes enabled.
     pub http_admin: bool,
     /// Private zone names may label metrics.
     pub private_zone_metrics: bool,
     /// TSIG keys.
-    pub tsig_keys: r53dns_server::tsig::KeyRing,
+    pub tsig_keys: r53dns_proto::tsig::KeyRing,
     /// UPDATE grants (empty: UPDATE is not accepted).
     pub update_grants: Vec<crate::update::Grant>,
     /// UPDATE rate limits.

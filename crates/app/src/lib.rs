@@ -85,7 +85,7 @@ impl r53dns_server::RequestHandler for Requests {
                 (Some(UPDATE), Some(u), _) => u.handle(&msg, peer, transport).await,
                 (Some(NOTIFY), _, Some(s)) => s.notify(&msg, peer),
                 _ => {
-                    let parsed = r53dns_server::message::parse(&msg);
+                    let parsed = r53dns_proto::message::parse(&msg);
                     Some(update::response(&msg, parsed.as_ref(), r53dns_zone::proto::rcode::NOTIMP))
                 }
             }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use r53dns_server::tsig::{self, Key, Signer};
+use r53dns_proto::tsig::{self, Key, Signer};
 
 use r53dns_zone::Name;
 use r53dns_zone::proto::{Overflow, put_rdata};

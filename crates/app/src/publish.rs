@@ -44,7 +44,7 @@ pub struct Publisher {
     internal_networks: std::sync::Mutex<Vec<Prefix>>,
     routing: RoutingContext,
     notify: Vec<std::net::SocketAddr>,
-    notify_key: Option<Arc<r53dns_server::tsig::Key>>,
+    notify_key: Option<Arc<r53dns_proto::tsig::Key>>,
     serials: std::sync::Mutex<std::collections::HashMap<r53dns_zone::Name, u32>>,
     /// Per view (0 internal, 1 external) and lower-case apex: the zone last published and
     /// the differences that led to it.
@@ -68,7 +68,7 @@ impl Publisher {
     }
 
     /// Secondaries to NOTIFY when a zone's serial changes, signed with `key` if given.
-    pub fn with_notify(mut self, targets: Vec<std::net::SocketAddr>, key: Option<r53dns_server::tsig::Key>) -> Self {
+    pub fn with_notify(mut self, targets: Vec<std::net::SocketAddr>, key: Option<r53dns_proto::tsig::Key>) -> Self {
         self.notify = targets;
         self.notify_key = key.map(Arc::new);
         self

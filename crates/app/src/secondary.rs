@@ -18,10 +18,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
+use r53dns_proto::frame;
+use r53dns_proto::message::{self, Message, Record, Reply};
+use r53dns_proto::tsig::{self, Key, KeyRing, Opened, Signer, Transaction};
+use r53dns_server::CancellationToken;
 use r53dns_server::logs::{Refusal, refused};
-use r53dns_server::message::{self, Message, Record, Reply};
-use r53dns_server::tsig::{self, Key, KeyRing, Opened, Signer, Transaction};
-use r53dns_server::{CancellationToken, frame};
 use r53dns_zone::proto::{Overflow, put_rdata, rcode, serial};
 use r53dns_zone::{Name, Source, Zone, ZoneBuilder, rtype};
 use tokio::net::TcpStream;

@@ -153,8 +153,8 @@ pub(crate) fn transfers_allowed<S>(tls: &tokio_rustls::server::TlsStream<S>) -> 
 /// (AXFR, IXFR), logged and counted; `None` for anything else. A signed request is refused
 /// signed, as `xfr` refuses one from a network not allowed.
 pub(crate) fn refuse_transfer(msg: &[u8], peer: std::net::IpAddr, cfg: &ServerConfig) -> Option<Vec<u8>> {
-    use crate::tsig::{self, Verified};
-    use crate::wire::{self, Request};
+    use r53dns_proto::tsig::{self, Verified};
+    use r53dns_proto::wire::{self, Request};
     use r53dns_zone::rtype;
     if !matches!(wire::question_type(msg), Some(rtype::AXFR | rtype::IXFR)) {
         return None;
@@ -169,7 +169,7 @@ pub(crate) fn refuse_transfer(msg: &[u8], peer: std::net::IpAddr, cfg: &ServerCo
     });
     let now = tsig::now();
     if let Some(Verified::Signed(mut signer)) =
-        crate::message::parse(msg).map(|p| tsig::verify(&cfg.tsig_keys, msg, &p, now))
+        r53dns_proto::message::parse(msg).map(|p| tsig::verify(&cfg.tsig_keys, msg, &p, now))
     {
         let mut m = crate::xfr::start(&req, true, wire::rcode::REFUSED);
         // A header and a question: the signature always fits.

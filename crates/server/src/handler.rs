@@ -9,7 +9,7 @@ use r53dns_zone::{Client, LookupOptions, Rcode, ZoneSet, rtype};
 
 use crate::cache::{Entry, Key, ResponseCache};
 use crate::encode::{Encoder, Full, OPT_LEN};
-use crate::wire::{self, AA, CD, OPCODE_MASK, QR, RD, ReadError, Request, TC, opcode, rcode};
+use r53dns_proto::wire::{self, AA, CD, OPCODE_MASK, QR, RD, ReadError, Request, TC, opcode, rcode};
 
 /// How the request arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,17 +38,13 @@ pub mod dnstap;
 mod doh;
 mod encode;
 pub mod encrypted;
-pub mod frame;
 mod handler;
 pub mod logs;
-pub mod message;
 mod net;
 mod rrl;
 mod signed;
 mod slots;
 pub mod stats;
-pub mod tsig;
-mod wire;
 mod xfr;
 
 pub use cache::{CacheConfig, ResponseCache};

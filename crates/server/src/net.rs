@@ -52,7 +52,7 @@ pub struct ServerConfig {
     /// Time allowed to receive the rest of a message once its length arrived (slow senders).
     pub tcp_message_timeout: Duration,
     /// TSIG keys the server knows.
-    pub tsig_keys: crate::tsig::KeyRing,
+    pub tsig_keys: r53dns_proto::tsig::KeyRing,
     /// Keys (labels, lowercase) whose signed transfer requests are allowed from anywhere.
     pub transfer_keys: Vec<String>,
     /// Per zone (lower-case apex): who may transfer it, in place of `transfer_acl` and
@@ -92,7 +92,7 @@ impl Default for ServerConfig {
             query_acl: None,
             tcp_max_connections_per_network: 64,
             tcp_message_timeout: Duration::from_secs(2),
-            tsig_keys: crate::tsig::KeyRing::default(),
+            tsig_keys: r53dns_proto::tsig::KeyRing::default(),
             transfer_keys: Vec::new(),
             zone_transfer: std::collections::HashMap::new(),
             rrl: crate::rrl::RrlConfig::default(),
@@ -375,8 +375,8 @@ fn log_query(share: f64, t: impl Into<Listener>, peer: SocketAddr, response: &[u
         return;
     }
     let mut name = [0u8; r53dns_zone::name::MAX_NAME_LEN];
-    let qname =
-        crate::wire::read_name(response, 12, &mut name).map(|(len, _)| r53dns_zone::name::wire_to_text(&name[..len]));
+    let qname = r53dns_proto::wire::read_name(response, 12, &mut name)
+        .map(|(len, _)| r53dns_zone::name::wire_to_text(&name[..len]));
     tracing::info!(
         target: "r53dns::query",
         client = %peer.ip(),

@@ -8,9 +8,10 @@ use std::net::IpAddr;
 use r53dns_zone::ZoneSet;
 
 use crate::handler::{Note, Outcome, Transport, answer_noting};
-use crate::tsig::{self, Opened, Transaction};
-use crate::wire::{self, Request};
-use crate::{ServerConfig, message, xfr};
+use crate::{ServerConfig, xfr};
+use r53dns_proto::message;
+use r53dns_proto::tsig::{self, Opened, Transaction};
+use r53dns_proto::wire::{self, Request};
 
 /// Answers the signed request `msg` into `out` (see the module documentation).
 pub(crate) fn answer(

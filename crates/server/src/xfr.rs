@@ -9,9 +9,9 @@ use std::net::IpAddr;
 use r53dns_zone::{Answer, Client, Item, Owner, Prefix, RoutingContext, Zone, ZoneSet, rtype};
 
 use crate::encode::Encoder;
-use crate::message::{self, Reply};
-use crate::tsig::{self, Opened, Transaction};
-use crate::wire::{self, ReadError, Request};
+use r53dns_proto::message::{self, Reply};
+use r53dns_proto::tsig::{self, Opened, Transaction};
+use r53dns_proto::wire::{self, ReadError, Request};
 
 /// Largest transfer message we build (room to spare under 65535).
 const MESSAGE_LIMIT: usize = 16 * 1024;

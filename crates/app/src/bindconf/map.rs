@@ -74,7 +74,7 @@ pub fn map(c: &BindConfig, route53: bool) -> Result<Mapped, Vec<BindConfError>> 
     let mut fail = |place: &Place, message: String| errors.push(BindConfError { place: place.clone(), message });
 
     for k in &c.keys {
-        if r53dns_server::tsig::Algorithm::from_name(&k.algorithm).is_none() {
+        if r53dns_proto::tsig::Algorithm::from_name(&k.algorithm).is_none() {
             fail(&k.place, format!("key {}: algorithm {} is not one r53dns knows", k.name, k.algorithm));
             continue;
         }

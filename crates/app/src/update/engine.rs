@@ -5,10 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use r53dns_proto::message::{Message, Reply};
 use r53dns_route53::convert::{parse_route53_name, parse_value, route53_name, route53_value};
 use r53dns_route53::model::RecordSet;
 use r53dns_route53::write::{Action, Change, ChangeFailure};
-use r53dns_server::message::{Message, Reply};
 use r53dns_zone::rdata::{canonical, type_from_str, type_to_string};
 use r53dns_zone::{Name, rtype};
 

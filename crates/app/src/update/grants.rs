@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use anyhow::{Context as _, bail};
-use r53dns_server::tsig::KeyRing;
+use r53dns_proto::tsig::KeyRing;
 use r53dns_zone::rdata::type_from_str;
 use r53dns_zone::{Name, Prefix, rtype};
 

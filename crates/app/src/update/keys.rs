@@ -1,7 +1,7 @@
 //! TSIG keys: `[[tsig.key]]` and BIND key files read into a [`KeyRing`].
 
 use anyhow::{Context as _, bail};
-use r53dns_server::tsig::{Algorithm, Key, KeyRing};
+use r53dns_proto::tsig::{Algorithm, Key, KeyRing};
 
 use crate::config::{KeySpec, TsigSpec};
 

@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Instant;
 
+use r53dns_proto::message::{self, Message};
+use r53dns_proto::tsig::{self, KeyRing, Opened, Transaction};
 use r53dns_route53::convert::route53_name;
 use r53dns_route53::{CallClass, Route53};
 use r53dns_server::logs::{Refusal, refused};
-use r53dns_server::message::{self, Message};
-use r53dns_server::tsig::{self, KeyRing, Opened, Transaction};
 use r53dns_zone::{Name, rtype};
 
 use crate::sync::Syncer;

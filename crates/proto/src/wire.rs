@@ -3,65 +3,85 @@
 use r53dns_zone::name::{MAX_LABEL_LEN, MAX_NAME_LEN};
 use r53dns_zone::rtype;
 
-pub(crate) use r53dns_zone::proto::{opcode, rcode};
+pub use r53dns_zone::proto::{opcode, rcode};
 
 /// The EDNS(0) view of a request (RFC 6891 §6.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Edns {
-    pub(crate) udp_size: u16,
-    pub(crate) version: u8,
-    pub(crate) dnssec_ok: bool,
+pub struct Edns {
+    /// The requestor's UDP payload size, as sent (RFC 6891 §6.2.5: below 512 means 512).
+    pub udp_size: u16,
+    /// EDNS version (only 0 is answered; others get BADVERS).
+    pub version: u8,
+    /// The DO bit (RFC 3225).
+    pub dnssec_ok: bool,
     /// EDNS Client Subnet (RFC 7871), if the client sent one.
-    pub(crate) client_subnet: Option<ClientSubnet>,
+    pub client_subnet: Option<ClientSubnet>,
     /// The client asked for the server's NSID (RFC 5001).
-    pub(crate) nsid: bool,
+    pub nsid: bool,
 }
 
 /// What went wrong while reading a request, and so how to answer it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ReadError {
+pub enum ReadError {
     /// Not even a header, or a response: say nothing.
     Drop,
     /// Answer FORMERR; `question` says whether the question was read (it is echoed then).
-    FormErr { question: bool },
+    FormErr {
+        /// The question was read and is echoed.
+        question: bool,
+    },
 }
 
 /// A parsed request. The name is decompressed into `qname`, case preserved.
 #[derive(Debug, Clone)]
-pub(crate) struct Request {
-    pub(crate) id: u16,
+pub struct Request {
+    /// Message ID.
+    pub id: u16,
     /// Second header octet pair: opcode, RD, CD and so on, as received.
-    pub(crate) flags: u16,
-    pub(crate) qname: [u8; MAX_NAME_LEN],
-    pub(crate) qname_len: usize,
-    pub(crate) qtype: u16,
-    pub(crate) qclass: u16,
-    pub(crate) edns: Option<Edns>,
+    pub flags: u16,
+    /// The question's name in wire form, decompressed; valid up to `qname_len`.
+    pub qname: [u8; MAX_NAME_LEN],
+    /// Octets of `qname` in use.
+    pub qname_len: usize,
+    /// QTYPE.
+    pub qtype: u16,
+    /// QCLASS.
+    pub qclass: u16,
+    /// The OPT record, if there is one.
+    pub edns: Option<Edns>,
     /// IXFR: the serial of the SOA in the authority section (the client's version).
-    pub(crate) ixfr_serial: Option<u32>,
+    pub ixfr_serial: Option<u32>,
     /// The additional section carries a TSIG record (RFC 8945).
-    pub(crate) tsig: bool,
+    pub tsig: bool,
 }
 
 impl Request {
-    pub(crate) fn opcode(&self) -> u8 {
+    /// The opcode (RFC 1035 §4.1.1).
+    pub fn opcode(&self) -> u8 {
         ((self.flags >> 11) & 0xf) as u8
     }
 
-    pub(crate) fn qname(&self) -> &[u8] {
+    /// The question's name in wire form.
+    pub fn qname(&self) -> &[u8] {
         &self.qname[..self.qname_len]
     }
 }
 
-/// Header bits.
-pub(crate) const QR: u16 = 0x8000;
-pub(crate) const AA: u16 = 0x0400;
-pub(crate) const TC: u16 = 0x0200;
-pub(crate) const RD: u16 = 0x0100;
-pub(crate) const CD: u16 = 0x0010;
-pub(crate) const OPCODE_MASK: u16 = 0x7800;
+/// Header bit: a response.
+pub const QR: u16 = 0x8000;
+/// Header bit: authoritative answer.
+pub const AA: u16 = 0x0400;
+/// Header bit: truncated.
+pub const TC: u16 = 0x0200;
+/// Header bit: recursion desired.
+pub const RD: u16 = 0x0100;
+/// Header bit: checking disabled.
+pub const CD: u16 = 0x0010;
+/// The opcode's bits in the flags word.
+pub const OPCODE_MASK: u16 = 0x7800;
 
-pub(crate) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+/// The big-endian `u16` at `at`, if `b` is long enough.
+pub fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
@@ -72,7 +92,7 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 /// Reads a possibly compressed name at `at` into `out`; returns (name length, bytes consumed
 /// at `at`). Pointers must point backwards, and at most 127 labels are followed, so a hostile
 /// packet costs bounded time.
-pub(crate) fn read_name(msg: &[u8], at: usize, out: &mut [u8; MAX_NAME_LEN]) -> Option<(usize, usize)> {
+pub fn read_name(msg: &[u8], at: usize, out: &mut [u8; MAX_NAME_LEN]) -> Option<(usize, usize)> {
     let mut pos = at;
     let mut len = 0;
     let mut consumed = None;
@@ -109,7 +129,7 @@ pub(crate) fn read_name(msg: &[u8], at: usize, out: &mut [u8; MAX_NAME_LEN]) -> 
 }
 
 /// The question type of a request, read without parsing the rest (cheap pre-checks).
-pub(crate) fn question_type(msg: &[u8]) -> Option<u16> {
+pub fn question_type(msg: &[u8]) -> Option<u16> {
     let used = skip_name(msg, 12)?;
     u16_at(msg, 12 + used)
 }
@@ -133,7 +153,7 @@ fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
 
 impl Request {
     /// A request with nothing read yet.
-    pub(crate) fn empty() -> Self {
+    pub fn empty() -> Self {
         Self {
             id: 0,
             flags: 0,
@@ -151,11 +171,11 @@ impl Request {
 /// An EDNS Client Subnet option (RFC 7871 §6) as the client sent it, to route by and to
 /// echo with a scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ClientSubnet {
+pub struct ClientSubnet {
     /// 1 (IPv4), 2 (IPv6) or 0 (no address: the client opted out).
-    pub(crate) family: u16,
+    pub family: u16,
     /// SOURCE PREFIX-LENGTH.
-    pub(crate) source: u8,
+    pub source: u8,
     /// The address octets sent (`(source + 7) / 8` of them), zero-padded.
     addr: [u8; 16],
 }
@@ -163,7 +183,7 @@ pub(crate) struct ClientSubnet {
 impl ClientSubnet {
     /// The address routing sees: the subnet's first address (0.0.0.0 for family 0, which
     /// tells the server not to route by the resolver's address either).
-    pub(crate) fn ip(&self) -> std::net::IpAddr {
+    pub fn ip(&self) -> std::net::IpAddr {
         if self.family == 2 {
             std::net::IpAddr::from(self.addr)
         } else {
@@ -172,7 +192,7 @@ impl ClientSubnet {
     }
 
     /// The option's wire form with `scope` (code, length, data).
-    pub(crate) fn option(&self, scope: u8) -> ([u8; 24], usize) {
+    pub fn option(&self, scope: u8) -> ([u8; 24], usize) {
         let n = usize::from(self.source).div_ceil(8);
         let mut o = [0u8; 24];
         o[..2].copy_from_slice(&8u16.to_be_bytes());
@@ -238,7 +258,7 @@ fn has_option(mut opts: &[u8], want: u16) -> bool {
 
 /// Parses a request into `req`. Every index is checked; hostile input yields an error, never
 /// a panic. On a FORMERR, `req` holds what was read (ID and flags at least) for the reply.
-pub(crate) fn read_request(msg: &[u8], req: &mut Request) -> Result<(), ReadError> {
+pub fn read_request(msg: &[u8], req: &mut Request) -> Result<(), ReadError> {
     let (Some(id), Some(flags)) = (u16_at(msg, 0), u16_at(msg, 2)) else {
         return Err(ReadError::Drop);
     };
