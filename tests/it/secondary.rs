@@ -474,3 +474,176 @@ fn a_primary_streaming_millions_of_records_is_cut_off_and_the_zone_held_stays() 
     assert_eq!(www(dns), vec!["www.small.example. 60 IN A 192.0.2.80"]);
     assert_eq!(serial(dns).unwrap_or(0), 1);
 }
+
+/// A test CA and a certificate it signs for `dns.test` and 127.0.0.1, made by openssl in
+/// `dir` under `prefix`: (CA certificate, server certificate, server key).
+fn signed_certificate(dir: &Path, prefix: &str) -> (String, String, String) {
+    let path = |f: &str| dir.join(format!("{prefix}-{f}")).display().to_string();
+    let (ca, ca_key, cert, key, csr, ext) =
+        (path("ca.crt"), path("ca.key"), path("server.crt"), path("server.key"), path("server.csr"), path("ext"));
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:dns.test,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let subject = format!("/CN={prefix} test CA");
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let steps: [Vec<&str>; 3] = [
+        [&["req", "-x509"][..], &ec, &["-days", "2", "-subj", &subject]].concat(),
+        [&["req"][..], &ec, &["-subj", "/CN=dns.test", "-keyout", &key, "-out", &csr]].concat(),
+        vec!["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial", "-days", "2"],
+    ];
+    let ca_args =
+        ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign", "-keyout"];
+    for (i, step) in steps.iter().enumerate() {
+        let mut cmd = Command::new("openssl");
+        cmd.args(step);
+        match i {
+            0 => cmd.args(ca_args).args([&ca_key, "-out", &ca]),
+            2 => cmd.args(["-extfile", &ext, "-out", &cert]),
+            _ => &mut cmd,
+        };
+        let out = cmd.output().expect("openssl must be installed (apt-get install openssl)");
+        assert!(out.status.success(), "openssl {step:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (ca, cert, key)
+}
+
+fn tls_follower(primary: SocketAddr, port: u16, ca: &str, extra: &[&str]) -> Binary {
+    follower(primary, port, &[&["--primary-tls", "--primary-tls-ca", ca][..], extra].concat())
+}
+
+/// XoT (RFC 9103) between two r53dns, with TSIG: the follower reaches the primary only on
+/// its DNS-over-TLS port (SOA checks and IXFR alike), and a change there arrives as a
+/// difference after the primary's NOTIFY.
+#[test]
+fn follows_r53dns_over_tls_incrementally_with_tsig() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = zone_copy(dir.path());
+    let (ca, cert, key) = signed_certificate(dir.path(), "good");
+    let keys = crate::support::key_file(dir.path(), "xfr-key", SECRET);
+    let (k, f) = (keys.display().to_string(), file.display().to_string());
+    let port = free_port();
+    let notify = format!("127.0.0.1:{port}");
+    let primary = Binary::serve(&[
+        "--zone",
+        &f,
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tsig-key-file",
+        &k,
+        "--transfer-key",
+        "xfr-key",
+        "--notify",
+        &notify,
+        "--notify-key",
+        "xfr-key",
+    ]);
+    let dot = crate::encrypted::addr_of(&primary, "serving DNS over TLS");
+    let mut b = tls_follower(
+        dot,
+        port,
+        &ca,
+        &["--primary-tls-name", "dns.test", "--tsig-key-file", &k, "--primary-key", "xfr-key"],
+    );
+    wait_loaded(&b);
+    let loaded = b.wait_for("secondary: zone loaded", Duration::from_secs(5)).expect("no load logged");
+    assert!(loaded.contains("transport=\"tls\"") || loaded.contains("transport=tls"), "{loaded}");
+    let key_arg = format!("hmac-sha256:xfr-key:{SECRET}");
+    assert_eq!(axfr(primary.addr.unwrap(), Some(&key_arg)), axfr(b.addr.unwrap(), None));
+    same_answers(primary.addr.unwrap(), b.addr.unwrap());
+    edit(&file, 2024010102, "192.0.2.39", "n2 300 IN A 198.51.100.9\n");
+    primary.signal("HUP");
+    eventually(Duration::from_secs(15), || www(b.addr.unwrap()).first().is_some_and(|a| a.ends_with(".39")))
+        .expect("the change did not reach the follower over TLS");
+    assert_eq!(ixfr_count_at_least(&b, 1), 1, "the change came as a difference");
+    assert_eq!(axfr(primary.addr.unwrap(), Some(&key_arg)), axfr(b.addr.unwrap(), None));
+    assert_eq!(b.metric("r53dns_secondary_refreshes_total{outcome=\"failed\",zone=\"example.com.\"}"), 0);
+}
+
+fn ixfr_count_at_least(b: &Binary, n: u64) -> u64 {
+    let metric = || b.metric("r53dns_secondary_refreshes_total{outcome=\"ixfr\",zone=\"example.com.\"}");
+    let _ = eventually(Duration::from_secs(5), || metric() >= n);
+    metric()
+}
+
+/// XoT from BIND 9.18, which allows transfers only on its TLS port: the follower gets the
+/// zone there (the certificate checked for the primary's address, the default), where a
+/// transfer over plain TCP is refused; a change reaches it at its next check.
+#[test]
+fn follows_bind_over_tls_where_plain_transfers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = zone_copy(dir.path());
+    let (ca, cert, key) = signed_certificate(dir.path(), "bind");
+    let (bind, tls_port) = crate::support::bind::Bind::primary_xot("example.com.", &file, &cert, &key);
+    assert!(axfr(bind.addr, None).is_empty(), "BIND must refuse transfers over plain TCP");
+    let xot: SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
+    let b = tls_follower(xot, free_port(), &ca, &["--primary-refresh", "1s"]);
+    eventually(Duration::from_secs(20), || b.http_status("/readyz") == 200)
+        .unwrap_or_else(|| panic!("the follower never got the zone:\n{}", bind.log()));
+    same_answers(bind.addr, b.addr.unwrap());
+    // The same follower over plain TCP (port 53 semantics on BIND's plain port): refused.
+    let plain = follower(bind.addr, free_port(), &[]);
+    eventually(Duration::from_secs(10), || {
+        plain.metric("r53dns_secondary_refreshes_total{outcome=\"failed\",zone=\"example.com.\"}") >= 1
+    })
+    .expect("the plain transfer was not refused");
+    assert_eq!(plain.http_status("/readyz"), 503);
+    edit(&file, 2024010102, "192.0.2.40", "");
+    bind.reload();
+    eventually(Duration::from_secs(15), || www(b.addr.unwrap()).first().is_some_and(|a| a.ends_with(".40")))
+        .unwrap_or_else(|| panic!("the change did not reach the follower:\n{}", bind.log()));
+    same_answers(bind.addr, b.addr.unwrap());
+}
+
+/// A certificate for another name, and one not signed by the trusted CA, are refused: the
+/// zone is not served, the reason logged and the failure counted. An unreadable CA file
+/// is a startup error naming it.
+#[test]
+fn a_tls_primary_with_the_wrong_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = signed_certificate(dir.path(), "good");
+    let (other_ca, _, _) = signed_certificate(dir.path(), "other");
+    let zone = data_dir().join("zones/example.com.zone").display().to_string();
+    let primary = Binary::serve(&[
+        "--zone",
+        &zone,
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--allow-transfer",
+        "127.0.0.0/8",
+    ]);
+    let dot = crate::encrypted::addr_of(&primary, "serving DNS over TLS");
+    for (ca, name, reason) in [(&ca, "other.test", "not valid for name"), (&other_ca, "dns.test", "UnknownIssuer")] {
+        let mut b = tls_follower(dot, free_port(), ca, &["--primary-tls-name", name]);
+        let line = b.wait_for("secondary: refresh failed", Duration::from_secs(10)).expect("no failure logged");
+        assert!(line.contains("TLS handshake failed") && line.contains(reason), "{line}");
+        assert!(line.contains(&dot.to_string()), "the primary is named: {line}");
+        eventually(Duration::from_secs(5), || {
+            b.metric("r53dns_secondary_refreshes_total{outcome=\"failed\",zone=\"example.com.\"}") >= 1
+        })
+        .expect("the failure was not counted");
+        assert_eq!(b.http_status("/readyz"), 503);
+        assert_eq!(ask(b.addr.unwrap(), &Query::new("www.example.com.", "A")).rcode, 5, "not served: REFUSED");
+    }
+    // The right name and CA: served (the refusals above were the certificate's).
+    let good = tls_follower(dot, free_port(), &ca, &["--primary-tls-name", "dns.test"]);
+    wait_loaded(&good);
+    same_answers(primary.addr.unwrap(), good.addr.unwrap());
+    let out = Binary::command()
+        .args(["check", "--zone", &zone, "--primary", "127.0.0.1", "--secondary-zone", "example.com"])
+        .args(["--primary-tls", "--primary-tls-ca", "/nonexistent/ca.pem"])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("/nonexistent/ca.pem") && err.contains("No such file"), "{err}");
+}

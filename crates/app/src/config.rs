@@ -244,6 +244,25 @@ pub struct PrimaryFlags {
         requires = "primary"
     )]
     pub primary_refresh: Option<Duration>,
+    /// Transfer from `--primary` over TLS (XoT, RFC 9103; port 853 by default)
+    /// (secondary.tls).
+    #[arg(
+        long = "primary-tls",
+        value_name = "BOOL",
+        env = "R53DNS_PRIMARY_TLS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        requires = "primary"
+    )]
+    pub primary_tls: Option<bool>,
+    /// Name (or address) `--primary`'s certificate must carry (secondary.tls-name).
+    #[arg(long, value_name = "NAME", env = "R53DNS_PRIMARY_TLS_NAME", requires = "primary")]
+    pub primary_tls_name: Option<String>,
+    /// PEM file of the trust anchors for `--primary`'s certificate (secondary.tls-ca;
+    /// default: the system's).
+    #[arg(long, value_name = "FILE", env = "R53DNS_PRIMARY_TLS_CA", requires = "primary")]
+    pub primary_tls_ca: Option<PathBuf>,
 }
 
 impl PrimaryFlags {
@@ -254,6 +273,9 @@ impl PrimaryFlags {
             catalogs: self.secondary_catalogs.clone(),
             key: self.primary_key.clone(),
             refresh: self.primary_refresh,
+            tls: self.primary_tls,
+            tls_name: self.primary_tls_name.clone(),
+            tls_ca: self.primary_tls_ca.clone(),
             ..Default::default()
         })
     }
@@ -581,7 +603,7 @@ impl RrlSpec {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SecondarySpec {
-    /// The primary, `ADDR` or `ADDR:PORT` (port 53 by default).
+    /// The primary, `ADDR` or `ADDR:PORT` (port 53 by default, 853 with `tls`).
     pub primary: String,
     /// Zones to pull from it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -606,17 +628,27 @@ pub struct SecondarySpec {
     /// Longest one transfer may take (default 10m).
     #[serde(default, with = "humantime_serde")]
     pub transfer_timeout: Option<Duration>,
+    /// SOA checks and transfers over TLS 1.3 (XoT, RFC 9103), the primary's certificate
+    /// checked (default false).
+    pub tls: Option<bool>,
+    /// The name the primary's certificate must carry (default: the primary's host name, or
+    /// its address, then checked against the certificate's IP addresses).
+    pub tls_name: Option<String>,
+    /// PEM file of the trust anchors the primary's certificate must chain to (default: the
+    /// system's).
+    pub tls_ca: Option<PathBuf>,
 }
 
-/// A primary as `ADDR:PORT` or `HOST:PORT` (port 53 by default); host names are resolved
-/// when used.
-fn primary_addr(s: &str) -> anyhow::Result<String> {
+/// A primary as `ADDR:PORT` or `HOST:PORT` (port `default_port` when none is given); host
+/// names are resolved when used.
+fn primary_addr(s: &str, default_port: u16) -> anyhow::Result<String> {
     if let Ok(a) = parse_server_addr(s) {
-        return Ok(a.to_string());
+        let port = if s.parse::<SocketAddr>().is_ok() { a.port() } else { default_port };
+        return Ok(SocketAddr::new(a.ip(), port).to_string());
     }
     let (host, port) = match s.rsplit_once(':') {
         Some((h, p)) => (h, p.parse::<u16>().with_context(|| format!("secondary.primary: bad port in '{s}'"))?),
-        None => (s, 53),
+        None => (s, default_port),
     };
     let name_ok = !host.is_empty()
         && host.len() <= 253
@@ -1314,7 +1346,31 @@ impl Spec {
         };
         let mut secondaries: Vec<crate::secondary::SecondaryZone> = Vec::new();
         for sec in &self.secondary {
-            let primary = primary_addr(&sec.primary)?;
+            let tls = sec.tls.unwrap_or(false);
+            let primary = primary_addr(&sec.primary, if tls { 853 } else { 53 })?;
+            if !tls && (sec.tls_name.is_some() || sec.tls_ca.is_some()) {
+                bail!("secondary.tls: tls-name and tls-ca are for a primary followed over TLS; set tls = true");
+            }
+            let xot = if tls {
+                // The primary's host name, or its address (checked against the certificate's
+                // IP addresses).
+                let host = match primary.parse::<SocketAddr>() {
+                    Ok(a) => a.ip().to_string(),
+                    Err(_) => primary.rsplit_once(':').map_or(primary.as_str(), |(h, _)| h).to_owned(),
+                };
+                let (key, name) = match &sec.tls_name {
+                    Some(n) => ("secondary.tls-name", n.as_str()),
+                    None => ("secondary.tls", host.as_str()),
+                };
+                let xot = crate::secondary::Xot::new(name, sec.tls_ca.as_deref()).map_err(|e| match e {
+                    crate::secondary::XotError::BadName(_) => anyhow::anyhow!("{key}: {e}"),
+                    _ if sec.tls_ca.is_some() => anyhow::anyhow!("secondary.tls-ca: {e}"),
+                    _ => anyhow::anyhow!("secondary.tls: {e}"),
+                })?;
+                Some(xot)
+            } else {
+                None
+            };
             let key = match &sec.key {
                 Some(k) => Some(
                     tsig_keys
@@ -1361,6 +1417,7 @@ impl Spec {
                     max_refresh: sec.refresh,
                     catalog,
                     limits,
+                    tls: xot.clone(),
                 });
             }
         }
@@ -1715,12 +1772,15 @@ mod tests {
 
     #[test]
     fn primaries_are_addresses_or_host_names() {
-        assert_eq!(primary_addr("10.0.0.1").unwrap(), "10.0.0.1:53");
-        assert_eq!(primary_addr("[::1]:5300").unwrap(), "[::1]:5300");
-        assert_eq!(primary_addr("syncer.dns.svc.cluster.local").unwrap(), "syncer.dns.svc.cluster.local:53");
-        assert_eq!(primary_addr("syncer:5353").unwrap(), "syncer:5353");
-        assert!(primary_addr("bad host").is_err());
-        assert!(primary_addr("syncer:99999").is_err());
+        assert_eq!(primary_addr("10.0.0.1", 53).unwrap(), "10.0.0.1:53");
+        assert_eq!(primary_addr("10.0.0.1", 853).unwrap(), "10.0.0.1:853");
+        assert_eq!(primary_addr("[::1]:5300", 853).unwrap(), "[::1]:5300");
+        assert_eq!(primary_addr("::1", 853).unwrap(), "[::1]:853");
+        assert_eq!(primary_addr("syncer.dns.svc.cluster.local", 53).unwrap(), "syncer.dns.svc.cluster.local:53");
+        assert_eq!(primary_addr("syncer", 853).unwrap(), "syncer:853");
+        assert_eq!(primary_addr("syncer:5353", 853).unwrap(), "syncer:5353");
+        assert!(primary_addr("bad host", 53).is_err());
+        assert!(primary_addr("syncer:99999", 53).is_err());
         let spec: Spec =
             toml::from_str("[[secondary]]\nprimary = \"10.0.0.1\"\nzones = [\"example.com\", \"Example.COM.\"]\n")
                 .unwrap();
@@ -1729,6 +1789,27 @@ mod tests {
             toml::from_str("[[secondary]]\nprimary = \"10.0.0.1\"\nzones = [\"a.example\"]\nkey = \"nokey\"\n")
                 .unwrap();
         assert!(spec.validate().unwrap_err().to_string().contains("nokey"));
+    }
+
+    #[test]
+    fn tls_primaries_are_checked_at_startup() {
+        let spec = |extra: &str| -> Spec {
+            toml::from_str(&format!("[[secondary]]\nprimary = \"10.0.0.1\"\nzones = [\"a.example\"]\n{extra}")).unwrap()
+        };
+        let e = spec("tls = true\ntls-ca = \"/nonexistent/ca.pem\"\n").validate().unwrap_err().to_string();
+        assert!(
+            e.contains("secondary.tls-ca") && e.contains("/nonexistent/ca.pem") && e.contains("No such file"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = spec(&format!("tls = true\ntls-ca = \"{}\"\n", empty.display())).validate().unwrap_err().to_string();
+        assert!(e.contains("no PEM certificate"), "{e}");
+        let e = spec("tls-name = \"p.example\"\n").validate().unwrap_err().to_string();
+        assert!(e.contains("set tls = true"), "{e}");
+        let e = spec("tls = true\ntls-name = \"not a name!\"\n").validate().unwrap_err().to_string();
+        assert!(e.contains("secondary.tls-name"), "{e}");
     }
 
     /// The command line of `serve` and `check`, as the binary flattens it.

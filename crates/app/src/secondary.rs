@@ -8,6 +8,10 @@
 //! after *retry*; a zone not confirmed for *expire* is withdrawn (answers REFUSED like any
 //! zone not served) until the primary answers again.
 //!
+//! With `tls` the SOA checks and transfers go over TLS 1.3 to the primary's DNS-over-TLS
+//! port (XoT, RFC 9103), its certificate checked against the configured trust anchors for
+//! the configured name; the length-prefixed messages inside are the same as over TCP.
+//!
 //! Nothing half-received is served: a transfer is applied only when it ended with the
 //! closing SOA, every record was valid and, with a TSIG key, every message was covered by a
 //! good signature; the zone is then rebuilt and validated like a zone file before it is
@@ -25,6 +29,7 @@ use r53dns_server::CancellationToken;
 use r53dns_server::logs::{Refusal, refused};
 use r53dns_zone::proto::{Overflow, put_rdata, rcode, serial};
 use r53dns_zone::{Name, Source, Zone, ZoneBuilder, rtype};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -47,6 +52,146 @@ pub struct SecondaryZone {
     pub catalog: bool,
     /// What one transfer may bring.
     pub limits: TransferLimits,
+    /// Over TLS (XoT, RFC 9103): how to reach the primary and check its certificate.
+    pub tls: Option<Xot>,
+}
+
+/// The TLS side of a primary followed over TLS (XoT, RFC 9103): TLS 1.3 only (§9.3), ALPN
+/// `dot` (§7.1), the certificate checked against trust anchors for one name or address.
+#[derive(Clone)]
+pub struct Xot {
+    connector: tokio_rustls::TlsConnector,
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for Xot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Xot").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// Why the TLS side of a secondary cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum XotError {
+    /// The CA file cannot be read or is not PEM.
+    #[error("cannot read {path}: {reason}")]
+    CaUnreadable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A certificate of the CA file is not a usable trust anchor.
+    #[error("{path}: certificate {index} is not a usable trust anchor: {reason}")]
+    BadAnchor {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its place in the file, from 1.
+        index: usize,
+        /// Why.
+        reason: rustls::Error,
+    },
+    /// The CA file holds no certificate.
+    #[error("{0}: no PEM certificate in it")]
+    NoCertificate(std::path::PathBuf),
+    /// No trust anchor could be loaded from the system's store.
+    #[error("no trust anchor in the system's certificate store ({0}); give a CA file")]
+    NoSystemAnchors(String),
+    /// The name to check is neither a DNS name nor an IP address.
+    #[error("'{0}' is not a DNS name or an IP address")]
+    BadName(String),
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+impl Xot {
+    /// A client checking the primary's certificate for `name` (a DNS name, or an IP address
+    /// checked against the certificate's IP addresses) against the certificates of `ca`, a
+    /// PEM file, or the system's trust anchors without one.
+    pub fn new(name: &str, ca: Option<&std::path::Path>) -> Result<Self, XotError> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, ServerName};
+        let name = ServerName::try_from(name.trim_end_matches('.').to_owned())
+            .map_err(|_| XotError::BadName(name.to_owned()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        match ca {
+            Some(path) => {
+                let unreadable = |e: &dyn std::fmt::Display| XotError::CaUnreadable {
+                    path: path.to_owned(),
+                    reason: match std::fs::metadata(path) {
+                        Err(io) => io.to_string(),
+                        Ok(_) => e.to_string(),
+                    },
+                };
+                for (i, cert) in CertificateDer::pem_file_iter(path).map_err(|e| unreadable(&e))?.enumerate() {
+                    let cert = cert.map_err(|e| unreadable(&e))?;
+                    roots.add(cert).map_err(|reason| XotError::BadAnchor {
+                        path: path.to_owned(),
+                        index: i + 1,
+                        reason,
+                    })?;
+                }
+                if roots.is_empty() {
+                    return Err(XotError::NoCertificate(path.to_owned()));
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(found.certs);
+                if roots.is_empty() {
+                    let why: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
+                    return Err(XotError::NoSystemAnchors(if why.is_empty() {
+                        "empty".to_owned()
+                    } else {
+                        why.join("; ")
+                    }));
+                }
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"dot".to_vec()];
+        Ok(Self { connector: tokio_rustls::TlsConnector::from(Arc::new(config)), name })
+    }
+
+    /// The name or address the primary's certificate must carry.
+    pub fn name(&self) -> String {
+        self.name.to_str().into_owned()
+    }
+}
+
+/// A connection to the primary: TCP, or TLS over TCP.
+enum Conn {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// Connects to `primary` (and makes the TLS handshake, for a zone followed over TLS),
+/// within [`IO_TIMEOUT`].
+async fn connect(cfg: &SecondaryZone, primary: SocketAddr) -> Result<Conn, String> {
+    let within = async {
+        let tcp = TcpStream::connect(primary).await.map_err(|e| format!("{primary}: {e}"))?;
+        let Some(xot) = &cfg.tls else { return Ok(Conn::Tcp(tcp)) };
+        let tls = xot.connector.connect(xot.name.clone(), tcp).await.map_err(|e| {
+            format!("{primary}: TLS handshake failed (certificate checked for {}): {e}", xot.name.to_str())
+        })?;
+        // The configuration offers nothing else; checked all the same (RFC 9103 §9.3).
+        if tls.get_ref().1.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+            return Err(format!("{primary}: TLS below 1.3, which zone transfers require"));
+        }
+        Ok(Conn::Tls(Box::new(tls)))
+    };
+    tokio::time::timeout(IO_TIMEOUT, within).await.map_err(|_| format!("{primary}: connection timed out"))?
+}
+
+/// Ends a connection once its exchange is over: TLS says `close_notify`, so the primary
+/// sees a clean end. Best effort, briefly.
+async fn close<S: AsyncWrite + Unpin>(stream: &mut S) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
 }
 
 /// What a transfer may bring before it is refused (as Knot's `zone-max-size` and BIND's
@@ -528,6 +673,7 @@ impl Secondaries {
                         max_refresh: catalog.cfg.max_refresh,
                         catalog: false,
                         limits: catalog.cfg.limits,
+                        tls: catalog.cfg.tls.clone(),
                     },
                     Some(apex.clone()),
                 );
@@ -680,6 +826,7 @@ impl Secondaries {
         self.count(&z.cfg.apex, kind);
         tracing::info!(
             zone = %z.cfg.apex, primary = %z.cfg.primary, serial, records = count, transfer = kind,
+            transport = if z.cfg.tls.is_some() { "tls" } else { "tcp" },
             ms = started.elapsed().as_millis() as u64, "secondary: zone loaded"
         );
         Ok(())
@@ -893,8 +1040,12 @@ fn verify(signer: &mut Option<Signer<'_>>, msg: &[u8], primary: SocketAddr) -> R
     Ok(())
 }
 
-/// The primary's SOA serial (UDP, three tries; TCP if the answer is truncated).
+/// The primary's SOA serial: over UDP (three tries), or over TLS for a zone followed over
+/// TLS.
 async fn soa_query(cfg: &SecondaryZone, primary: SocketAddr) -> Result<u32, String> {
+    if cfg.tls.is_some() {
+        return soa_query_stream(cfg, primary).await;
+    }
     let sock = crate::resolve::udp_client(primary).await.map_err(|e| format!("{primary}: {e}"))?;
     let mut last = format!("{primary} did not answer the SOA query");
     for _ in 0..3 {
@@ -925,19 +1076,46 @@ async fn soa_query(cfg: &SecondaryZone, primary: SocketAddr) -> Result<u32, Stri
     Err(last)
 }
 
+/// The primary's SOA serial over a connection (TLS): one query, its answer within
+/// [`IO_TIMEOUT`], as any message of a transfer.
+async fn soa_query_stream(cfg: &SecondaryZone, primary: SocketAddr) -> Result<u32, String> {
+    async fn over<S: AsyncRead + AsyncWrite + Unpin>(
+        stream: &mut S,
+        cfg: &SecondaryZone,
+        primary: SocketAddr,
+    ) -> Result<u32, String> {
+        let id: u16 = rand::random();
+        let (q, mut signer) = request(cfg, id, rtype::SOA, None).map_err(|e| format!("SOA query: {e}"))?;
+        tokio::time::timeout(IO_TIMEOUT, frame::write(stream, &q))
+            .await
+            .map_err(|_| format!("{primary}: the query could not be sent for {}s", IO_TIMEOUT.as_secs()))?
+            .map_err(|e| format!("{primary}: {e}"))?;
+        let msg = read_message(stream, primary).await?;
+        close(stream).await;
+        check_header(&msg, id, primary)?;
+        verify(&mut signer, &msg, primary)?;
+        let parsed = message::parse(&msg).ok_or_else(|| format!("{primary} sent a malformed answer"))?;
+        soa_in(&parsed, &cfg.apex).ok_or_else(|| format!("{primary} sent no SOA for {}", cfg.apex))
+    }
+    match connect(cfg, primary).await? {
+        Conn::Tcp(mut s) => over(&mut s, cfg, primary).await,
+        Conn::Tls(mut s) => over(&mut *s, cfg, primary).await,
+    }
+}
+
 fn soa_in(m: &Message, apex: &Name) -> Option<u32> {
     let apex = apex.to_lowercase();
     m.answers.iter().find(|r| r.name.to_lowercase() == apex).and_then(soa_serial)
 }
 
-async fn read_message(stream: &mut TcpStream, primary: SocketAddr) -> Result<Vec<u8>, String> {
+async fn read_message<S: AsyncRead + Unpin>(stream: &mut S, primary: SocketAddr) -> Result<Vec<u8>, String> {
     tokio::time::timeout(IO_TIMEOUT, frame::read(stream))
         .await
         .map_err(|_| format!("{primary}: no data for {}s", IO_TIMEOUT.as_secs()))?
         .map_err(|e| format!("{primary}: {e}"))
 }
 
-/// Pulls the zone over TCP: IXFR from `soa`'s serial when given, AXFR otherwise.
+/// Pulls the zone over TCP (or TLS): IXFR from `soa`'s serial when given, AXFR otherwise.
 async fn transfer(cfg: &SecondaryZone, primary: SocketAddr, soa: Option<&Record>) -> Result<Pulled, XferError> {
     let deadline = cfg.limits.deadline;
     tokio::time::timeout(deadline, transfer_within(cfg, primary, soa)).await.map_err(|_| {
@@ -951,15 +1129,29 @@ async fn transfer_within(cfg: &SecondaryZone, primary: SocketAddr, soa: Option<&
     let held = soa.and_then(soa_serial);
     let id: u16 = rand::random();
     let qtype = if soa.is_some() { rtype::IXFR } else { rtype::AXFR };
-    let (q, mut signer) = request(cfg, id, qtype, soa).map_err(|e| format!("transfer request: {e}"))?;
-    let mut stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(primary))
-        .await
-        .map_err(|_| format!("{primary}: connection timed out"))?
-        .map_err(|e| format!("{primary}: {e}"))?;
-    frame::write(&mut stream, &q).await.map_err(|e| format!("{primary}: {e}"))?;
-    let mut records = Stream::new(cfg.apex.clone(), soa.is_some(), cfg.limits);
+    let (q, signer) = request(cfg, id, qtype, soa).map_err(|e| format!("transfer request: {e}"))?;
+    let records = Stream::new(cfg.apex.clone(), soa.is_some(), cfg.limits);
+    let pulled = match connect(cfg, primary).await? {
+        Conn::Tcp(mut s) => pull(&mut s, primary, &q, id, signer, records, held).await,
+        Conn::Tls(mut s) => pull(&mut *s, primary, &q, id, signer, records, held).await,
+    }?;
+    Ok(pulled)
+}
+
+/// Sends the transfer request `q` over `stream` and reads the response until it is
+/// complete, each message within [`IO_TIMEOUT`].
+async fn pull<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    primary: SocketAddr,
+    q: &[u8],
+    id: u16,
+    mut signer: Option<Signer<'_>>,
+    mut records: Stream,
+    held: Option<u32>,
+) -> Result<Pulled, XferError> {
+    frame::write(stream, q).await.map_err(|e| format!("{primary}: {e}"))?;
     loop {
-        let msg = read_message(&mut stream, primary).await?;
+        let msg = read_message(stream, primary).await?;
         check_header(&msg, id, primary)?;
         verify(&mut signer, &msg, primary)?;
         let parsed = message::parse(&msg).ok_or_else(|| format!("{primary} sent a malformed message"))?;
@@ -973,6 +1165,7 @@ async fn transfer_within(cfg: &SecondaryZone, primary: SocketAddr, soa: Option<&
             if signer.as_ref().is_some_and(|s| !s.settled()) {
                 return Err(format!("{primary}: the last message of the transfer is not signed").into());
             }
+            close(stream).await;
             return Ok(done);
         }
     }
@@ -1086,6 +1279,7 @@ mod tests {
             max_refresh: None,
             catalog: false,
             limits: TransferLimits::default(),
+            tls: None,
         };
         records.insert(
             key_of(&rr("example.", rtype::NS, b"\x02ns\x07example\x00")),

@@ -42,15 +42,43 @@ impl Bind {
         Self::run(tempfile::tempdir().unwrap(), free_port(), apex, &zones)
     }
 
+    /// Serves `apex` from `file` as its primary with zone transfers over TLS only (XoT, RFC
+    /// 9103): DNS over TLS with `cert` and `key` (TLS 1.3) on a second port, and
+    /// `allow-transfer` for that port and transport alone, so a transfer over plain TCP is
+    /// refused. The TLS port is returned beside.
+    pub fn primary_xot(apex: &str, file: &std::path::Path, cert: &str, key: &str) -> (Self, u16) {
+        let zone = apex.trim_end_matches('.');
+        let tls_port = free_port();
+        let zones = format!(
+            "tls xot {{ cert-file \"{cert}\"; key-file \"{key}\"; protocols {{ TLSv1.3; }}; }};\n\
+             zone \"{zone}\" {{\n  type primary;\n  file \"{}\";\n  \
+             allow-transfer port {tls_port} transport tls {{ 127.0.0.1; }};\n}};\n",
+            file.display()
+        );
+        let listen = format!("  listen-on port {tls_port} tls xot {{ 127.0.0.1; }};\n");
+        (Self::run_with(tempfile::tempdir().unwrap(), free_port(), apex, &zones, &listen), tls_port)
+    }
+
+    /// Re-reads the zone files (SIGHUP).
+    pub fn reload(&self) {
+        let ok = Command::new("kill").args(["-HUP", &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+    }
+
     /// Starts named with `zones` on `port` and waits until it answers for `apex`.
     fn run(dir: tempfile::TempDir, port: u16, apex: &str, zones: &str) -> Self {
+        Self::run_with(dir, port, apex, zones, "")
+    }
+
+    /// Like [`Bind::run`] with `options` added to the `options` block.
+    fn run_with(dir: tempfile::TempDir, port: u16, apex: &str, zones: &str, options: &str) -> Self {
         let d = dir.path().display();
         std::fs::write(
             dir.path().join("named.conf"),
             format!(
                 "options {{\n  directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  \
                  pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  recursion no;\n  notify no;\n  \
-                 dnssec-validation no;\n  minimal-responses no;\n  max-records-per-type 0;\n}};\ncontrols {{ }};\n{zones}"
+                 dnssec-validation no;\n  minimal-responses no;\n  max-records-per-type 0;\n{options}}};\ncontrols {{ }};\n{zones}"
             ),
         )
         .unwrap();
