@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use r53dns_app::persist::{Saved, SavedZone};
 use r53dns_app::publish::Publisher;
 use r53dns_app::sync::Syncer;
 use r53dns_app::zones::FileZones;
@@ -94,9 +93,14 @@ fn cpu() -> Duration {
 }
 
 fn syncer() -> (Arc<Syncer>, r53dns_app::Store) {
+    syncer_with("")
+}
+
+/// A syncer; `extra` adds lines to its `[route53]` section.
+fn syncer_with(extra: &str) -> (Arc<Syncer>, r53dns_app::Store) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("r53dns.toml");
-    std::fs::write(&path, "[route53]\nenabled = true\n").expect("config");
+    std::fs::write(&path, format!("[route53]\nenabled = true\n{extra}")).expect("config");
     let cfg = r53dns_app::Spec::from_file(&path).and_then(|s| s.validate()).expect("config");
     let cfg = cfg.route53.expect("route53");
     let store: r53dns_app::Store = Arc::new(arc_swap::ArcSwap::from_pointee(Snapshot::default()));
@@ -105,6 +109,40 @@ fn syncer() -> (Arc<Syncer>, r53dns_app::Store) {
             .with_journals(true),
     );
     (Syncer::without_api(cfg, publisher), store)
+}
+
+/// Bytes the process has passed to `write` so far (`/proc/self/io`).
+fn written() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    s.lines().find_map(|l| l.strip_prefix("wchar:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+/// With a state directory: what a one-record change known by name (an event's read) costs
+/// the sync loop, the memory it takes and the bytes written for it.
+fn state_dir_case(
+    rt: &tokio::runtime::Runtime,
+    label: &str,
+    hz: &[HostedZone],
+    list: &(dyn Fn(&str) -> Vec<RecordSet> + Sync),
+    change: &AtomicU32,
+) -> String {
+    let state = tempfile::tempdir().expect("temp dir");
+    let (syncer, _store) = syncer_with(&format!("state-dir = \"{}\"\n", state.path().display()));
+    change.store(0, Ordering::Relaxed);
+    rt.block_on(syncer.sweep_listed(hz.to_vec(), list)).expect("sweep");
+    rt.block_on(syncer.flush_save(Duration::from_secs(600)));
+    let set = RecordSet::plain("host1.zone0.example.".into(), "A".into(), 300, vec!["10.0.0.98".into()]);
+    let upsert = Change { action: Action::Upsert, set };
+    let before = status_kib("VmRSS:");
+    let w = written();
+    reset_peak();
+    let t = Instant::now();
+    rt.block_on(syncer.apply_local("Z00000000", &[upsert]));
+    let held = t.elapsed();
+    rt.block_on(syncer.flush_save(Duration::from_secs(600)));
+    let peak = status_kib("VmHWM:").saturating_sub(before);
+    let bytes = written() - w;
+    format!("| {label} | {} | +{} MiB | {:.1} MiB |", ms(held), peak / 1024, bytes as f64 / 1048576.0)
 }
 
 fn ms(d: Duration) -> String {
@@ -185,50 +223,14 @@ fn main() {
             held / 1024,
         );
         drop(syncer);
-        // What saving the snapshot to the state directory costs on a changed publication:
-        // the account's record sets copied out of the syncer's state, then written as one
-        // JSON document (`persist::save`).
-        let listings: Vec<Vec<RecordSet>> = hz.iter().map(|h| list(&h.id)).collect();
-        let before = status_kib("VmRSS:");
-        reset_peak();
-        let t = Instant::now();
-        let saved = Saved {
-            zones: hz
-                .iter()
-                .zip(&listings)
-                .map(|(h, r)| SavedZone {
-                    zone: h.clone(),
-                    records: r.clone(),
-                    serial: 1,
-                    hash: "00".repeat(32),
-                    confirmed: None,
-                })
-                .collect(),
-            health: vec![],
-            cidr: vec![],
-            endpoints: vec![],
-            confirmed: None,
-            internal_networks: None,
-        };
-        let copy = t.elapsed();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let t = Instant::now();
-        r53dns_app::persist::save(dir.path(), &saved).expect("save");
-        let write = t.elapsed();
-        let save_peak = status_kib("VmHWM:").saturating_sub(before);
-        let size: u64 =
-            std::fs::read_dir(dir.path()).expect("dir").filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
-        saves.push(format!(
-            "| {label} | {} | {} | {} MiB | {} MiB |",
-            ms(copy),
-            ms(write),
-            save_peak / 1024,
-            size >> 20
-        ));
+        drop(store);
+        saves.push(state_dir_case(&rt, label, &hz, &list, &change));
     }
     println!();
-    println!("| account | saved snapshot: copy of the records | encode and write | peak memory | file |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| account (state-dir set) | one-record change by name: holds the sync loop | peak memory | written to the state directory |"
+    );
+    println!("|---|---|---|---|");
     for line in saves {
         println!("{line}");
     }

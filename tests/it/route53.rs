@@ -492,7 +492,14 @@ fn sigkill_at_any_moment_leaves_a_snapshot_that_loads() {
         b.wait_exit(Duration::from_secs(5)).expect("did not die");
         kills += 1;
         // A temporary file left behind means the kill landed mid-write.
-        mid_write += usize::from(state.path().join(".route53-snapshot.v1.tmp").exists());
+        let tmp = |d: &std::path::Path| {
+            std::fs::read_dir(d)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        };
+        mid_write += usize::from(tmp(state.path()) || tmp(&state.path().join("zones")));
         let saved = r53dns_app::persist::load(state.path())
             .unwrap_or_else(|| panic!("round {round}: no loadable snapshot after SIGKILL"));
         let records: usize = saved.zones.iter().map(|z| z.records.len()).sum();

@@ -108,7 +108,13 @@ pub struct Running {
     /// Set when shutting down: `/readyz` fails while DNS is still answered.
     draining: Arc<AtomicBool>,
     drain: std::time::Duration,
+    /// The Route53 data's holder (a syncer's or a replica's): its pending save is waited
+    /// for at stop.
+    saver: Option<Arc<Syncer>>,
 }
+
+/// How long stopping waits for the state directory's pending save.
+pub const SAVE_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reads the configuration again (its file, the environment and the command line), for a
 /// reload.
@@ -249,10 +255,14 @@ impl Running {
         self.stop().await;
     }
 
-    /// Asks the server to stop and waits until it has.
+    /// Asks the server to stop and waits until it has, and for the state directory's
+    /// pending save (at most [`SAVE_FLUSH_LIMIT`]).
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.task.await;
+        if let Some(s) = &self.saver {
+            s.flush_save(SAVE_FLUSH_LIMIT).await;
+        }
     }
 
     /// Waits until the server stops (after its shutdown token is cancelled).
@@ -460,6 +470,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         s.spawn(shutdown.clone());
     }
     let drain = config.drain;
+    let saver = syncer.clone();
     // SIGHUP and `POST /sync` sweep Route53; a replica has nothing to sweep.
     let syncer = syncer.filter(|_| config.route53.is_some());
     let certs = bound.certificates();
@@ -475,7 +486,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tokio::spawn(control::serve(listener, path, control, shutdown.clone()));
     }
     let task = tokio::spawn(bound.serve(store.clone(), shutdown.clone()));
-    Ok(Running { dns_addrs, store, http_addr, reloader, shutdown, task, draining, drain })
+    Ok(Running { dns_addrs, store, http_addr, reloader, shutdown, task, draining, drain, saver })
 }
 
 /// Runs until SIGTERM (after the drain time) or SIGINT (at once); SIGHUP reloads zone files

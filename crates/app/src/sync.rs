@@ -109,7 +109,9 @@ fn unix_of(t: SystemTime) -> Option<u64> {
 #[derive(Debug, Clone)]
 struct ZoneEntry {
     hz: HostedZone,
-    records: Vec<RecordSet>,
+    /// Shared with a save in progress ([`Saver`]): a change while it holds them copies
+    /// this zone's record sets ([`Arc::make_mut`]), never the account's.
+    records: Arc<Vec<RecordSet>>,
     built: Option<Arc<Zone>>,
     hash: [u8; 32],
     serial: u32,
@@ -131,7 +133,7 @@ impl ZoneEntry {
     fn new(hz: HostedZone) -> Self {
         Self {
             hz,
-            records: Vec::new(),
+            records: Arc::default(),
             built: None,
             hash: [0; 32],
             serial: 0,
@@ -156,6 +158,81 @@ struct State {
     gone: HashMap<String, Instant>,
 }
 
+/// Writes the state directory in the background: the sync loop hands it the latest
+/// publication ([`Saver::hand_off`], record sets shared, not copied) and goes on; a save
+/// handed over while one is being written replaces the one waiting, so the writer always
+/// takes the latest and never falls further behind than one save.
+struct Saver {
+    /// The save waiting for the writer.
+    slot: Arc<StdMutex<Option<Saved>>>,
+    /// Saves handed over so far (wakes the writer).
+    queued: tokio::sync::watch::Sender<u64>,
+    /// The last of them the writer is done with.
+    done: tokio::sync::watch::Receiver<u64>,
+    /// The last save failed: the next publication saves even if nothing changed.
+    failed: Arc<AtomicBool>,
+}
+
+impl Saver {
+    /// Starts the writer for `dir`; it ends once the syncer is gone and the last save
+    /// handed over is written.
+    fn start(dir: std::path::PathBuf, metrics: Option<Arc<r53dns_metrics::Metrics>>) -> Self {
+        let slot: Arc<StdMutex<Option<Saved>>> = Arc::default();
+        let (queued, mut wake) = tokio::sync::watch::channel(0u64);
+        let (done_tx, done) = tokio::sync::watch::channel(0u64);
+        let failed = Arc::new(AtomicBool::new(false));
+        let (job, flag) = (slot.clone(), failed.clone());
+        tokio::spawn(async move {
+            loop {
+                let closed = wake.changed().await.is_err();
+                let generation = *wake.borrow_and_update();
+                let saved = job.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(saved) = saved {
+                    let dir = dir.clone();
+                    let started = Instant::now();
+                    let result = tokio::task::spawn_blocking(move || persist::save(&dir, &saved)).await;
+                    let outcome = match result.map_err(std::io::Error::other).and_then(|r| r) {
+                        Ok(w) => {
+                            tracing::debug!(
+                                zone_files = w.zone_files,
+                                bytes = w.bytes,
+                                ms = started.elapsed().as_millis() as u64,
+                                "saved the Route53 snapshot"
+                            );
+                            "written"
+                        }
+                        Err(e) => {
+                            flag.store(true, Ordering::Relaxed);
+                            tracing::warn!(error = %e, "cannot save the Route53 snapshot; trying again with the next publication");
+                            "failed"
+                        }
+                    };
+                    if let Some(m) = &metrics {
+                        m.state_saves.with_label_values(&[outcome]).inc();
+                    }
+                }
+                let _ = done_tx.send(generation);
+                if closed {
+                    return;
+                }
+            }
+        });
+        Self { slot, queued, done, failed }
+    }
+
+    /// Hands `saved` to the writer; one still waiting is superseded (counted).
+    fn hand_off(&self, saved: Saved, metrics: &Option<Arc<r53dns_metrics::Metrics>>) {
+        let superseded = self.slot.lock().unwrap_or_else(|p| p.into_inner()).replace(saved).is_some();
+        if superseded {
+            tracing::debug!("a save of the Route53 snapshot was still waiting; the latest replaces it");
+            if let Some(m) = metrics {
+                m.state_saves.with_label_values(&["superseded"]).inc();
+            }
+        }
+        self.queued.send_modify(|g| *g += 1);
+    }
+}
+
 /// The Route53 source.
 pub struct Syncer {
     cfg: Route53Config,
@@ -165,8 +242,10 @@ pub struct Syncer {
     publisher: Arc<Publisher>,
     status: Arc<SyncStatus>,
     trigger: Notify,
-    /// When the state directory was last written.
+    /// When a save to the state directory was last handed to its writer.
     saved_at: StdMutex<Option<Instant>>,
+    /// The writer of the state directory, started with the first save.
+    saver: std::sync::OnceLock<Saver>,
     /// Zones with a re-fetch scheduled after an UPDATE.
     resync_pending: StdMutex<BTreeSet<String>>,
     /// Where published data is offered to replicas, if anywhere.
@@ -316,7 +395,7 @@ pub(crate) fn next_serial(prev: Option<(&[u8; 32], u32)>, hash: &[u8; 32]) -> u3
 fn give_back(st: &mut State, inputs: Inputs) {
     for (id, (_, records)) in inputs.zones {
         if let Some(z) = st.zones.get_mut(&id) {
-            z.records = records;
+            z.records = Arc::new(records);
         }
     }
 }
@@ -351,7 +430,7 @@ fn alias_dependents(st: &State, names: BTreeMap<String, BTreeSet<Name>>) -> BTre
     loop {
         let mut more: Vec<(String, Name)> = Vec::new();
         for (id, z) in &st.zones {
-            for r in &z.records {
+            for r in z.records.iter() {
                 let Some(a) = &r.alias_target else { continue };
                 let Some(targets) = names.get(r53dns_route53::model::bare_zone_id(&a.hosted_zone_id)) else {
                     continue;
@@ -471,6 +550,7 @@ impl Syncer {
             trigger: Notify::new(),
             resync_pending: StdMutex::default(),
             saved_at: StdMutex::default(),
+            saver: std::sync::OnceLock::new(),
             hub: None,
             s3: None,
             private_zone_metrics: false,
@@ -554,15 +634,34 @@ impl Syncer {
         kind && included && !excluded && vpc
     }
 
+    /// Waits, at most `limit`, until the state directory holds the last publication handed
+    /// to its writer (at shutdown; a save still running after `limit` is logged).
+    pub async fn flush_save(&self, limit: Duration) {
+        let Some(saver) = self.saver.get() else { return };
+        let target = *saver.queued.borrow();
+        let mut done = saver.done.clone();
+        match tokio::time::timeout(limit, done.wait_for(|&g| g >= target)).await {
+            Ok(_) => {}
+            Err(_) => tracing::warn!(
+                limit = ?limit,
+                "the Route53 snapshot is still being saved; stopping without waiting longer (the state directory keeps the previous save)"
+            ),
+        }
+    }
+
     /// Serves the persisted snapshot, if there is a good one. Returns whether it did.
     pub async fn restore(&self) -> bool {
         let Some(dir) = &self.cfg.state_dir else {
             return false;
         };
-        let Some(saved) = persist::load(dir) else {
+        let Some(loaded) = persist::load_counted(dir) else {
             return false;
         };
-        let n = self.replace(saved).await;
+        if let Some(m) = &self.metrics {
+            m.state_damaged_zones.with_label_values(&["previous"]).inc_by(loaded.previous as u64);
+            m.state_damaged_zones.with_label_values(&["skipped"]).inc_by(loaded.skipped as u64);
+        }
+        let n = self.replace(loaded.saved).await;
         tracing::info!(zones = n, dir = %dir.display(), "serving the saved Route53 snapshot while the first sweep runs");
         true
     }
@@ -647,7 +746,7 @@ impl Syncer {
             if !needed.insert(id) {
                 continue;
             }
-            for r in &z.records {
+            for r in z.records.iter() {
                 if let Some(a) = &r.alias_target {
                     let target = r53dns_route53::model::bare_zone_id(&a.hosted_zone_id);
                     if st.zones.contains_key(target) && !needed.contains(target) {
@@ -661,7 +760,7 @@ impl Syncer {
                 .iter()
                 .filter_map(|id| {
                     let z = st.zones.get_mut(id).filter(|z| !z.records.is_empty())?;
-                    Some((id.clone(), (z.hz.clone(), std::mem::take(&mut z.records))))
+                    Some((id.clone(), (z.hz.clone(), Arc::unwrap_or_clone(std::mem::take(&mut z.records)))))
                 })
                 .collect(),
             health: st.health.clone(),
@@ -886,7 +985,8 @@ impl Syncer {
         }
         let save = {
             let mut at = self.saved_at.lock().unwrap_or_else(|p| p.into_inner());
-            let due = changed || at.is_none_or(|t| t.elapsed() >= SAVE_UNCHANGED_EVERY);
+            let retry = self.saver.get().is_some_and(|s| s.failed.swap(false, Ordering::Relaxed));
+            let due = changed || retry || at.is_none_or(|t| t.elapsed() >= SAVE_UNCHANGED_EVERY);
             if due {
                 *at = Some(Instant::now());
             }
@@ -901,7 +1001,7 @@ impl Syncer {
                     .filter(|z| z.built.is_some())
                     .map(|z| SavedZone {
                         zone: z.hz.clone(),
-                        records: z.records.clone(),
+                        records: Arc::clone(&z.records),
                         serial: z.serial,
                         hash: hex(&z.hash),
                         confirmed: z.last_ok.and_then(unix_of),
@@ -913,11 +1013,7 @@ impl Syncer {
                 confirmed: self.status.confirmed_at(),
                 internal_networks: self.replica.then_some(shared.internal_networks),
             };
-            let dir = dir.clone();
-            let result = tokio::task::spawn_blocking(move || persist::save(&dir, &saved)).await;
-            if let Ok(Err(e)) | Err(e) = result.map_err(std::io::Error::other) {
-                tracing::warn!(error = %e, "cannot save the Route53 snapshot");
-            }
+            self.saver.get_or_init(|| Saver::start(dir.clone(), self.metrics.clone())).hand_off(saved, &self.metrics);
         }
         true
     }
@@ -1144,8 +1240,8 @@ impl Syncer {
                     entry.last_ok = Some(SystemTime::now());
                     entry.last_error = None;
                     // An unchanged listing costs the comparison and nothing more.
-                    if entry.built.is_none() || entry.records != records {
-                        entry.records = records;
+                    if entry.built.is_none() || *entry.records != records {
+                        entry.records = Arc::new(records);
                         renewed.push(id.clone());
                         convert = true;
                     }
@@ -1282,7 +1378,7 @@ impl Syncer {
             };
             let one = [owner];
             let texts = owner_texts(&one);
-            entry.records.retain(|r| {
+            Arc::make_mut(&mut entry.records).retain(|r| {
                 r.set_identifier.is_some()
                     || !(r.rtype.eq_ignore_ascii_case(&c.set.rtype) && owner_in(&r.name, &one, &texts))
             });
@@ -1293,7 +1389,7 @@ impl Syncer {
                 if !set.name.ends_with('.') {
                     set.name.push('.');
                 }
-                entry.records.push(set);
+                Arc::make_mut(&mut entry.records).push(set);
             }
         }
         entry.updated = Some(Instant::now());
@@ -1342,7 +1438,7 @@ impl Syncer {
         if entry.updated.is_some_and(|t| t > started) {
             return; // another UPDATE landed meanwhile; its own re-fetch follows
         }
-        entry.records = records;
+        entry.records = Arc::new(records);
         entry.listed = Some(started);
         entry.last_ok = Some(SystemTime::now());
         entry.last_error = None;
@@ -1479,7 +1575,7 @@ impl Syncer {
             match fresh {
                 Fresh::Whole(records) => {
                     whole.push(id.clone());
-                    entry.records = records;
+                    entry.records = Arc::new(records);
                     entry.listed = Some(started);
                     entry.last_ok = Some(SystemTime::now());
                     entry.last_error = None;
@@ -1493,19 +1589,18 @@ impl Syncer {
                             Ok(owner) => {
                                 let one = [owner];
                                 let texts = owner_texts(&one);
-                                entry
-                                    .records
+                                Arc::make_mut(&mut entry.records)
                                     .retain(|r| !(r.rtype.eq_ignore_ascii_case(&t) && owner_in(&r.name, &one, &texts)));
                                 let [owner] = one;
                                 owners.insert(owner);
                             }
                             Err(_) => {
                                 let k = key(&name, &t);
-                                entry.records.retain(|r| key(&r.name, &r.rtype) != k);
+                                Arc::make_mut(&mut entry.records).retain(|r| key(&r.name, &r.rtype) != k);
                                 whole.push(id.clone());
                             }
                         }
-                        entry.records.extend(read);
+                        Arc::make_mut(&mut entry.records).extend(read);
                     }
                     by_name.insert(id.clone(), owners);
                 }
@@ -1598,7 +1693,7 @@ impl Syncer {
             }
             match fetched.remove(&id) {
                 Some(Ok(records)) if entry.updated.is_none_or(|t| t <= started) => {
-                    entry.records = records;
+                    entry.records = Arc::new(records);
                     entry.listed = Some(started);
                     entry.last_ok = Some(SystemTime::now());
                     entry.last_error = None;
@@ -1804,6 +1899,116 @@ mod tests {
         assert_eq!(j.len(), 1);
     }
 
+    fn hosted(id: &str) -> HostedZone {
+        HostedZone {
+            id: id.into(),
+            name: format!("{id}.example."),
+            private: false,
+            vpcs: vec![],
+            account: String::new(),
+        }
+    }
+
+    fn syncer_in(state: &std::path::Path) -> (Arc<Syncer>, r53dns_server::Store) {
+        let store: r53dns_server::Store = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+        let mut cfg = cfg();
+        cfg.state_dir = Some(state.to_owned());
+        let publisher = Arc::new(Publisher::new(
+            store.clone(),
+            FileZones::default(),
+            cfg.conflict,
+            Vec::new(),
+            RoutingContext::default(),
+        ));
+        (Syncer::without_api(cfg, publisher), store)
+    }
+
+    /// The zone files in the state directory with their modification times.
+    fn zone_files(state: &std::path::Path) -> BTreeMap<String, SystemTime> {
+        std::fs::read_dir(state.join("zones"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().modified().unwrap())
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_one_zone_change_saves_that_zone_alone_and_a_restart_serves_it() {
+        let state = tempfile::tempdir().unwrap();
+        let (syncer, _store) = syncer_in(state.path());
+        let zones: Vec<HostedZone> = ["za", "zb", "zc"].iter().map(|id| hosted(id)).collect();
+        let addr = AtomicU32::new(1);
+        let list = |id: &str| listing(id, if id == "za" { addr.load(Ordering::Relaxed) } else { 1 });
+        syncer.sweep_listed(zones.clone(), &list).await.unwrap();
+        syncer.flush_save(Duration::from_secs(10)).await;
+        let first = zone_files(state.path());
+        assert_eq!(first.len(), 3, "{first:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        addr.store(2, Ordering::Relaxed);
+        let r = syncer.sweep_listed(zones.clone(), &list).await.unwrap();
+        assert_eq!(r.changed.len(), 1, "{:?}", r.changed);
+        syncer.flush_save(Duration::from_secs(10)).await;
+        let second = zone_files(state.path());
+        // One new file (za's new version); the others untouched; za's old version kept for
+        // the previous manifest.
+        let new: Vec<&String> = second.keys().filter(|n| !first.contains_key(*n)).collect();
+        assert_eq!(new.len(), 1, "{second:?}");
+        assert!(new[0].starts_with("za-"), "{new:?}");
+        for (name, at) in &first {
+            assert_eq!(second.get(name), Some(at), "{name} rewritten or removed");
+        }
+        let saved = persist::load(state.path()).unwrap();
+        let za = saved.zones.iter().find(|z| z.zone.id == "za").unwrap();
+        assert_eq!(*za.records, list("za"));
+        // A restart serves what was saved.
+        drop(syncer);
+        let (again, store) = syncer_in(state.path());
+        assert!(again.restore().await);
+        let apex: r53dns_zone::Name = "za.example.".parse().unwrap();
+        let www: r53dns_zone::Name = "www.za.example.".parse().unwrap();
+        let served = store.load_full();
+        assert_eq!(served.internal().zones().count(), 3);
+        let node = served.internal().get(&apex).and_then(|z| z.node(www.wire()).cloned()).unwrap();
+        assert_eq!(node.get(r53dns_zone::rtype::A).and_then(|a| a.rdatas().first()), Some(&[192, 0, 2, 2][..]));
+    }
+
+    #[tokio::test]
+    async fn saves_handed_over_faster_than_written_coalesce_to_the_latest() {
+        let state = tempfile::tempdir().unwrap();
+        let saver = Saver::start(state.path().to_owned(), None);
+        let saved = |serial| Saved {
+            zones: vec![SavedZone {
+                zone: hosted("za"),
+                records: Arc::new(listing("za", serial)),
+                serial,
+                hash: hex(&[serial as u8; 32]),
+                confirmed: None,
+            }],
+            ..Saved::default()
+        };
+        // The writer runs only once this task waits: three saves handed over meanwhile.
+        for serial in 1..=3 {
+            saver.hand_off(saved(serial), &None);
+        }
+        let target = *saver.queued.borrow();
+        assert_eq!(target, 3);
+        let mut done = saver.done.clone();
+        tokio::time::timeout(Duration::from_secs(10), done.wait_for(|&g| g >= target)).await.unwrap().unwrap();
+        assert_eq!(persist::load(state.path()).unwrap(), saved(3));
+        // One save was written: there is no previous manifest.
+        assert!(!state.path().join("route53-state.v2.prev").exists());
+        // A save that fails (the directory is a file) is flagged for the next publication.
+        let blocked = state.path().join("blocked");
+        std::fs::write(&blocked, "not a directory").unwrap();
+        let failing = Saver::start(blocked, None);
+        failing.hand_off(saved(4), &None);
+        let mut done = failing.done.clone();
+        tokio::time::timeout(Duration::from_secs(10), done.wait_for(|&g| g >= 1)).await.unwrap().unwrap();
+        assert!(failing.failed.load(Ordering::Relaxed));
+    }
+
     /// A small deterministic generator for the randomized test below.
     struct Rng(u64);
 
@@ -1971,7 +2176,7 @@ mod tests {
             {
                 let st = syncer.state.lock().await;
                 let inputs = Inputs {
-                    zones: st.zones.iter().map(|(id, z)| (id.clone(), (z.hz.clone(), z.records.clone()))).collect(),
+                    zones: st.zones.iter().map(|(id, z)| (id.clone(), (z.hz.clone(), z.records.to_vec()))).collect(),
                     health: st.health.clone(),
                     ..Inputs::default()
                 };
@@ -2002,12 +2207,12 @@ mod tests {
             }
             let mut st = syncer.state.lock().await;
             for z in ZONES {
-                st.zones.get_mut(z).unwrap().records = zone_listing(z, &next);
+                st.zones.get_mut(z).unwrap().records = Arc::new(zone_listing(z, &next));
             }
             patched_any += syncer.convert_names(&mut st, changed);
             // The same records converted whole, with the serial the patch chose.
             let inputs = Inputs {
-                zones: st.zones.iter().map(|(id, z)| (id.clone(), (z.hz.clone(), z.records.clone()))).collect(),
+                zones: st.zones.iter().map(|(id, z)| (id.clone(), (z.hz.clone(), z.records.to_vec()))).collect(),
                 health: st.health.clone(),
                 ..Inputs::default()
             };

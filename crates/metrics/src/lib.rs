@@ -477,6 +477,12 @@ pub struct Metrics {
     pub api_retries: IntCounter,
     /// Seconds since the served data was last confirmed by its origin.
     pub snapshot_age: Gauge,
+    /// Saves of the Route53 snapshot to the state directory by outcome (`written`, `failed`,
+    /// `superseded`: replaced by a later one before the writer took it).
+    pub state_saves: IntCounterVec,
+    /// Zones whose file in the state directory was damaged at start, by outcome
+    /// (`previous`: served from the previous save, `skipped`: left out).
+    pub state_damaged_zones: IntCounterVec,
     /// Alias targets (AWS endpoints) that could not be resolved.
     pub alias_failures: IntCounter,
     /// 1 while ready.
@@ -568,6 +574,20 @@ impl Metrics {
         ));
         let api_throttles = make!(IntCounter::new("r53dns_route53_throttles_total", "Route53 throttling responses."));
         let api_retries = make!(IntCounter::new("r53dns_route53_retries_total", "Route53 API calls retried."));
+        let state_saves = make!(IntCounterVec::new(
+            Opts::new(
+                "r53dns_state_saves_total",
+                "Saves of the Route53 snapshot to the state directory, by outcome (written, failed, superseded: replaced by a later one before it was written)."
+            ),
+            &["outcome"]
+        ));
+        let state_damaged_zones = make!(IntCounterVec::new(
+            Opts::new(
+                "r53dns_state_damaged_zones_total",
+                "Zones whose file in the state directory was damaged at start, by outcome (previous: served from the previous save, skipped: left out until listed again)."
+            ),
+            &["outcome"]
+        ));
         let snapshot_age = make!(Gauge::new(
             "r53dns_snapshot_age_seconds",
             "Seconds since the served data was last confirmed by its origin: a Route53 sweep that listed every zone (on a replica, its source's), or the least recently confirmed secondary zone."
@@ -683,6 +703,8 @@ impl Metrics {
             api_throttles,
             api_retries,
             snapshot_age,
+            state_saves,
+            state_damaged_zones,
             alias_failures,
             ready,
             updates,

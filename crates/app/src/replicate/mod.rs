@@ -611,7 +611,7 @@ pub fn join_parts(entry: &ManifestZone, parts: Vec<&ZonePart>, confirmed: Option
     }
     SavedZone {
         zone: entry.hosted_zone(),
-        records,
+        records: std::sync::Arc::new(records),
         serial: entry.serial,
         hash: entry.hash.clone(),
         confirmed: entry.stale_since.or(confirmed),
