@@ -27,6 +27,6 @@ fuzz_target!(|body: &[u8]| {
     let Ok(part) = replicate::decode_part(&bytes, &entry, 0) else { return };
     let saved = replicate::join_parts(&entry, vec![&part], None);
     let mut inputs = Inputs::default();
-    inputs.zones.insert(saved.zone.id.clone(), (saved.zone.clone(), saved.records.clone()));
+    inputs.zones.insert(saved.zone.id.clone(), (saved.zone.clone(), saved.records.to_vec()));
     let _ = convert("Z1", &inputs, |_| 7);
 });

@@ -202,6 +202,12 @@ pub(crate) fn unframe<'a>(magic: &str, bytes: &'a [u8]) -> Result<&'a [u8], Stri
     Ok(body)
 }
 
+/// `body` framed as a file of the single-file format of earlier versions, with its checksum:
+/// what [`decode_v1`] reads (the fuzz target reaches the decoder through it).
+pub fn frame_v1(body: &[u8]) -> Vec<u8> {
+    frame_as(LEGACY_MAGIC, body)
+}
+
 /// Reads the single-file format of earlier versions (`route53-snapshot.v1`); any damage
 /// (header, checksum, body) is an error saying which.
 pub fn decode_v1(bytes: &[u8]) -> Result<Saved, String> {
