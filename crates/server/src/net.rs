@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -665,16 +665,24 @@ async fn accept_loop(
     }
 }
 
-/// Writes `parts`; a client that does not read its answers within `limit` loses the
-/// connection (it would otherwise hold a connection slot forever).
-async fn send(stream: &mut (impl AsyncWrite + Unpin), parts: &[&[u8]], limit: Duration) -> io::Result<()> {
-    let write = async {
-        for p in parts {
-            stream.write_all(p).await?;
+/// Writes `msg` behind its length, in one vectored write without copying it; a client
+/// that does not read its answers within `limit` loses the connection (it would otherwise
+/// hold a connection slot forever). A message too long for a stream (over 65 535 octets:
+/// nothing here builds one, but that is the builders' bound, not the type's) is not sent:
+/// logged, counted as dropped, and the connection goes on.
+async fn send(
+    stream: &mut (impl AsyncWrite + Unpin),
+    msg: &[u8],
+    limit: Duration,
+    stats: &Stats,
+    via: Listener,
+) -> io::Result<()> {
+    match tokio::time::timeout(limit, r53dns_proto::frame::send(stream, msg)).await {
+        Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidInput => {
+            tracing::warn!(transport = via.label(), octets = msg.len(), "a reply too long for a stream was not sent");
+            stats.dropped(via);
+            Ok(())
         }
-        Ok::<(), io::Error>(())
-    };
-    match tokio::time::timeout(limit, write).await {
         Ok(r) => r,
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "client does not read its answers")),
     }
@@ -730,8 +738,7 @@ async fn connection(
         if let Some(u) = updates.filter(|_| leaves_fast_path(&msg)) {
             let reply = u.handler.clone().handle(msg.clone(), peer_addr, Transport::Tcp).await;
             if let Some(reply) = reply {
-                let n = u16::try_from(reply.len()).unwrap_or(u16::MAX);
-                send(&mut stream, &[&n.to_be_bytes(), &reply], cfg.tcp_idle_timeout).await?;
+                send(&mut stream, &reply, cfg.tcp_idle_timeout, stats, via).await?;
             }
             continue;
         }
@@ -742,16 +749,13 @@ async fn connection(
                 if let Some(tap) = tap {
                     tap.response(via.into(), peer_addr, local, received, std::time::SystemTime::now(), &out);
                 }
-                let n = u16::try_from(out.len()).unwrap_or(u16::MAX);
-                out.splice(0..0, n.to_be_bytes());
-                send(&mut stream, &[&out], cfg.tcp_idle_timeout).await?;
-                stats.answered(via, inspect(&out[2..], note.qtype, 0), started.elapsed());
+                send(&mut stream, &out, cfg.tcp_idle_timeout, stats, via).await?;
+                stats.answered(via, inspect(&out, note.qtype, 0), started.elapsed());
             }
             continue;
         }
         if !transfers && let Some(m) = crate::encrypted::refuse_transfer(&msg, peer, cfg) {
-            let n = u16::try_from(m.len()).unwrap_or(u16::MAX);
-            send(&mut stream, &[&n.to_be_bytes(), &m], cfg.tcp_idle_timeout).await?;
+            send(&mut stream, &m, cfg.tcp_idle_timeout, stats, via).await?;
             continue;
         }
         let transfer = {
@@ -760,8 +764,7 @@ async fn connection(
         };
         if let Some(messages) = transfer {
             for m in messages {
-                let n = u16::try_from(m.len()).unwrap_or(u16::MAX);
-                send(&mut stream, &[&n.to_be_bytes(), &m], cfg.tcp_idle_timeout).await?;
+                send(&mut stream, &m, cfg.tcp_idle_timeout, stats, via).await?;
             }
             continue;
         }
@@ -789,10 +792,8 @@ async fn connection(
             tap.response(via.into(), peer_addr, local, received, std::time::SystemTime::now(), &out);
         }
         let answered = inspect(&out, note.qtype, note.ext_rcode);
-        let n = u16::try_from(out.len()).unwrap_or(u16::MAX);
-        out.splice(0..0, n.to_be_bytes());
-        send(&mut stream, &[&out], cfg.tcp_idle_timeout).await?;
+        send(&mut stream, &out, cfg.tcp_idle_timeout, stats, via).await?;
         stats.answered(via, answered, started.elapsed());
-        log_query(cfg.query_log, via, SocketAddr::new(peer, 0), &out[2..], answered);
+        log_query(cfg.query_log, via, SocketAddr::new(peer, 0), &out, answered);
     }
 }
