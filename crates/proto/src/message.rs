@@ -133,20 +133,31 @@ pub fn parse(msg: &[u8]) -> Option<Message> {
     Some(Message { id, flags, questions, answers, authority, additional })
 }
 
-/// The start of every reply built off the answer path (transfers, signed queries, UPDATE,
-/// NOTIFY): the request's ID and opcode, QR, AA when authoritative, the rcode, and the
-/// question (UPDATE: the zone section) echoed when the request had one.
+/// The start of every reply that is not an answer from the zone data (error answers to
+/// queries, transfers, signed queries, UPDATE, NOTIFY): the request's ID, opcode, RD and CD
+/// (RFC 1035 §4.1.1, RFC 6840 §5.9), QR, AA when authoritative, the rcode, and the question
+/// (UPDATE: the zone section) echoed when the request had one. Writing one allocates
+/// nothing when `out` has room: the answer path uses it for its error answers.
 #[derive(Debug, Clone, Copy)]
 pub struct Reply<'a> {
     id: u16,
     opcode: u8,
+    /// The request's RD and CD bits, in place.
+    echoed: u16,
     question: Option<(&'a [u8], u16, u16)>,
 }
 
 impl<'a> Reply<'a> {
     /// A reply with these fields; `question` is the name in wire form, type and class.
     pub fn new(id: u16, opcode: u8, question: Option<(&'a [u8], u16, u16)>) -> Self {
-        Self { id, opcode: opcode & 0xf, question }
+        Self { id, opcode: opcode & 0xf, echoed: 0, question }
+    }
+
+    /// A reply to a request read by [`crate::wire::read_request`], with its question when
+    /// `with_question` and one was read.
+    pub fn to_request(req: &'a crate::wire::Request, with_question: bool) -> Self {
+        let question = (with_question && req.qname_len > 0).then(|| (req.qname(), req.qtype, req.qclass));
+        Self { echoed: req.flags & (crate::wire::RD | crate::wire::CD), ..Self::new(req.id, req.opcode(), question) }
     }
 
     /// A reply to the raw request `msg`, with the first question of `parsed` when it could be
@@ -155,13 +166,14 @@ impl<'a> Reply<'a> {
         let id = u16::from_be_bytes([msg.first().copied().unwrap_or(0), msg.get(1).copied().unwrap_or(0)]);
         let opcode = msg.get(2).map_or(r53dns_zone::proto::opcode::UPDATE, |b| (b >> 3) & 0xf);
         let question = parsed.and_then(|p| p.questions.first()).map(|(n, t, c)| (n.wire(), *t, *c));
-        Self::new(id, opcode, question)
+        let flags = u16::from_be_bytes([msg.get(2).copied().unwrap_or(0), msg.get(3).copied().unwrap_or(0)]);
+        Self { echoed: flags & (crate::wire::RD | crate::wire::CD), ..Self::new(id, opcode, question) }
     }
 
     /// Writes the header and question of the reply with `rcode` to `out` (emptied first).
     pub fn write(&self, out: &mut Vec<u8>, rcode: u8, authoritative: bool) {
         let aa: u16 = if authoritative { 0x0400 } else { 0 };
-        let flags = 0x8000 | u16::from(self.opcode) << 11 | aa | u16::from(rcode & 0xf);
+        let flags = 0x8000 | u16::from(self.opcode) << 11 | aa | self.echoed | u16::from(rcode & 0xf);
         out.clear();
         out.extend_from_slice(&self.id.to_be_bytes());
         out.extend_from_slice(&flags.to_be_bytes());

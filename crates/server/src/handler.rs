@@ -441,19 +441,10 @@ fn chaos(out: &mut Vec<u8>, req: &Request, cfg: &AnswerConfig) {
 
 /// An error response: header, the question if it was read, OPT if the client sent one.
 fn error(out: &mut Vec<u8>, req: &Request, cfg: &AnswerConfig, rcode: u8, with_question: bool) {
-    out.clear();
-    header(out, req, u16::from(rcode));
-    let qd = if with_question && req.qname_len > 0 {
-        question(out, req);
-        1
-    } else {
-        0
-    };
-    let ar = if with_question && req.edns.is_some() {
+    let reply = r53dns_proto::message::Reply::to_request(req, with_question);
+    reply.write(out, rcode, false);
+    if with_question && req.edns.is_some() {
         opt(out, req, cfg, 0, 0);
-        1
-    } else {
-        0
-    };
-    set_counts(out, qd, 0, 0, ar);
+        out[11] = 1;
+    }
 }

@@ -28,8 +28,7 @@ pub(crate) fn allowed(acl: &[Prefix], ip: IpAddr) -> bool {
 /// and, `with_question`, the question; room for a whole message.
 pub(crate) fn start(req: &Request, with_question: bool, rcode: u8) -> Vec<u8> {
     let mut m = Vec::with_capacity(MESSAGE_LIMIT);
-    let question = with_question.then(|| (req.qname(), req.qtype, req.qclass));
-    Reply::new(req.id, req.opcode(), question).write(&mut m, rcode, true);
+    Reply::to_request(req, with_question).write(&mut m, rcode, true);
     m
 }
 
