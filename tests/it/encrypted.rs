@@ -709,3 +709,69 @@ fn zone_transfers_over_quic_are_refused_and_served_over_tls() {
     let (records, _, text) = kdig_xfr(dot, &ca, &[], "example.com.", "AXFR");
     assert!(records > 50, "{text}");
 }
+
+/// RFC 9250 §4.2.1: over QUIC the Message ID is 0, and a request with another ID is a
+/// protocol error (§4.3.3): no answer, the stream reset with DOQ_PROTOCOL_ERROR (2), the
+/// connection closed, the refusal counted. aioquic, driven directly, shows the events as
+/// they arrive; a query with ID 0 on the same connection is answered first.
+#[test]
+fn a_quic_request_with_a_message_id_is_a_protocol_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, cert) = serve_tls(dir.path(), &["--quic-listen", "127.0.0.1:0"]);
+    let doq = addr_of(&b, "serving DNS over QUIC");
+    let script = r#"
+import asyncio, sys, dns.message
+from aioquic.asyncio import connect
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import StreamDataReceived, StreamReset, ConnectionTerminated
+
+class P(QuicConnectionProtocol):
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.events = []
+        self.changed = asyncio.Event()
+    def quic_event_received(self, e):
+        if isinstance(e, StreamDataReceived) and e.end_stream:
+            self.events.append("stream %d answered" % e.stream_id)
+        elif isinstance(e, StreamReset):
+            self.events.append("stream %d reset %d" % (e.stream_id, e.error_code))
+        elif isinstance(e, ConnectionTerminated):
+            self.events.append("connection closed %d" % e.error_code)
+        self.changed.set()
+
+async def main():
+    cfg = QuicConfiguration(is_client=True, alpn_protocols=["doq"], server_name="dns.test")
+    cfg.load_verify_locations(sys.argv[3])
+    async with connect(sys.argv[1], int(sys.argv[2]), configuration=cfg, create_protocol=P, wait_connected=True) as p:
+        for qid in (0, 4660):
+            q = dns.message.make_query("www.example.com.", "A")
+            q.id = qid
+            w = q.to_wire()
+            sid = p._quic.get_next_available_stream_id()
+            p._quic.send_stream_data(sid, len(w).to_bytes(2, "big") + w, end_stream=True)
+            p.transmit()
+            n = len(p.events)
+            try:
+                while len(p.events) == n:
+                    p.changed.clear()
+                    await asyncio.wait_for(p.changed.wait(), 5)
+            except asyncio.TimeoutError:
+                p.events.append("nothing for 5 s")
+        await asyncio.sleep(0.5)
+        print("\n".join(p.events))
+asyncio.run(main())
+"#;
+    let out = Command::new(venv_python())
+        .args(["-c", script, &doq.ip().to_string(), &doq.port().to_string(), &cert])
+        .output()
+        .expect("dnspython and aioquic must be installed in the test venv (tests/run-all.sh)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["stream 0 answered", "stream 4 reset 2", "connection closed 0"],
+        "{text}"
+    );
+    assert_eq!(b.metric("r53dns_requests_refused_total{reason=\"doq_message_id\"}"), 1);
+}

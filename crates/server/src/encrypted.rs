@@ -292,7 +292,8 @@ async fn accept_quic(
 }
 
 /// Answers the streams of one QUIC connection, one at a time, until the client closes it,
-/// opens no stream (or sends no query on one) for `timeout`, or `shutdown`.
+/// opens no stream (or sends no query on one) for `timeout`, sends a request with a
+/// Message ID other than 0, or `shutdown`.
 async fn quic_connection(
     mut streams: hickory_server::net::quic::QuicStreams,
     peer: SocketAddr,
@@ -319,6 +320,22 @@ async fn quic_connection(
             }
             Err(_) => return,
         };
+        if msg.get(..2).is_some_and(|id| id != [0, 0]) {
+            // RFC 9250 §4.2.1: a DoQ Message ID is 0; anything else is a protocol error
+            // (§4.3.3) that ends the connection: the stream is reset with
+            // DOQ_PROTOCOL_ERROR, and the connection closed once the reset has had time to
+            // leave (hickory's QuicStreams does not hand out the connection, so its close
+            // cannot carry the error code itself).
+            crate::logs::refused(crate::logs::Refusal::DoqMessageId, |skipped| {
+                tracing::info!(%peer, skipped, "DNS over QUIC request with a Message ID other than 0: connection closed (RFC 9250)");
+            });
+            let _ = stream.reset(DoqErrorCode::ProtocolError);
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+            return;
+        }
         let Some(out) = handler.answer(&msg, peer) else {
             // Not a query we answer (a response, a runt): the stream is reset (RFC 9250 §4.3.3).
             let _ = stream.reset(DoqErrorCode::ProtocolError);

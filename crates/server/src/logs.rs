@@ -37,11 +37,13 @@ pub enum Refusal {
     TcpNetworkLimit,
     /// A TCP connection while every slot was busy.
     TcpFull,
+    /// A DNS over QUIC request with a Message ID other than 0 (RFC 9250 §4.2.1, §4.3.3).
+    DoqMessageId,
 }
 
 impl Refusal {
     /// Every reason, in `repr` order.
-    pub const ALL: [Refusal; 12] = [
+    pub const ALL: [Refusal; 13] = [
         Refusal::QueryTsig,
         Refusal::TransferTsig,
         Refusal::TransferNotAllowed,
@@ -54,6 +56,7 @@ impl Refusal {
         Refusal::QueueFull,
         Refusal::TcpNetworkLimit,
         Refusal::TcpFull,
+        Refusal::DoqMessageId,
     ];
 
     /// The metric label.
@@ -71,6 +74,7 @@ impl Refusal {
             Refusal::QueueFull => "queue_full",
             Refusal::TcpNetworkLimit => "tcp_network_limit",
             Refusal::TcpFull => "tcp_full",
+            Refusal::DoqMessageId => "doq_message_id",
         }
     }
 }
