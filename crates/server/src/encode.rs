@@ -37,6 +37,7 @@ impl<'b> Encoder<'b> {
                 return;
             }
             if self.names.len() < self.names.inline_size() {
+                // Lossless: `at` is at most 0x3fff (checked above).
                 self.names.push(at as u16);
             }
             at += 1 + usize::from(len);
@@ -95,6 +96,7 @@ impl<'b> Encoder<'b> {
             let l = usize::from(suffix[0]);
             self.buf.extend_from_slice(&suffix[..1 + l]);
             if start <= 0x3fff && self.names.len() < self.names.inline_size() {
+                // Lossless: `start` is at most 0x3fff.
                 self.names.push(start as u16);
             }
             at += 1 + l;
@@ -103,6 +105,7 @@ impl<'b> Encoder<'b> {
 
     fn owner(&mut self, owner: Owner<'_>, ans: &Answer<'_>) {
         match owner {
+            // Lossless: QNAME_AT is 12, the question's place after the header.
             Owner::Query => self.buf.extend_from_slice(&(0xc000 | QNAME_AT as u16).to_be_bytes()),
             Owner::Name(n) => self.name(n),
             Owner::Synth(i) => match ans.synth.get(i) {
@@ -127,6 +130,8 @@ impl<'b> Encoder<'b> {
             copied = at + len;
         }
         self.buf.extend_from_slice(&rdata[copied..]);
+        // Lossless: stored RDATA is at most 65 535 octets (the zone refuses longer) and
+        // compressing its names only shortens it.
         let rdlen = (self.buf.len() - len_at - 2) as u16;
         self.buf[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
     }
@@ -135,6 +140,7 @@ impl<'b> Encoder<'b> {
         for rd in set.rdatas() {
             self.rr(owner, ans, set.rtype(), set.ttl(), rd);
         }
+        // Lossless: an RRset holds at most MAX_RRSET_RECORDS (65 535, capped when the zone is built).
         set.rdatas().len() as u16
     }
 
