@@ -775,3 +775,56 @@ asyncio.run(main())
     );
     assert_eq!(b.metric("r53dns_requests_refused_total{reason=\"doq_message_id\"}"), 1);
 }
+
+/// RFC 7830 / RFC 8467: a padded query over TLS, HTTPS or QUIC gets an answer padded to a
+/// multiple of 468 octets (kdig pads its queries over these by default and reports the
+/// padding it receives); a query without padding, and a padded query over plain TCP (where
+/// padding hides nothing), get none. The records are the same either way.
+#[test]
+fn padded_queries_over_encrypted_transports_get_padded_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, cert) = serve_tls(
+        dir.path(),
+        &["--tls-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0", "--quic-listen", "127.0.0.1:0"],
+    );
+    let (tcp, dot, doh, doq) = (
+        b.addr.unwrap(),
+        addr_of(&b, "serving DNS over TLS"),
+        addr_of(&b, "serving DNS over HTTPS"),
+        addr_of(&b, "serving DNS over QUIC"),
+    );
+    let received = |server: std::net::SocketAddr, opts: &[&str], name: &str| -> (usize, bool, String) {
+        // kdig takes +tls-ca as +tls: only with an encrypted transport.
+        let tls = [format!("+tls-ca={cert}"), "+tls-hostname=dns.test".to_owned()];
+        let out = Command::new("kdig")
+            .arg(format!("@{}", server.ip()))
+            .args(["-p", &server.port().to_string()])
+            .args(if opts.contains(&"+tcp") { &[][..] } else { &tls[..] })
+            .args(opts)
+            .args(["+norec", name, "A"])
+            .output()
+            .expect("kdig");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let size = text
+            .lines()
+            .find_map(|l| l.strip_prefix(";; Received ")?.strip_suffix(" B")?.parse().ok())
+            .unwrap_or_else(|| panic!("no answer: {text}"));
+        let answer: Vec<&str> = text.lines().filter(|l| l.contains("\tIN\t") && !l.starts_with(';')).collect();
+        (size, text.contains(";; PADDING:"), answer.join("\n"))
+    };
+    for name in ["www.example.com.", "nothere.example.com.", "big.example.com."] {
+        let (_, plain_padded, plain) = received(tcp, &["+tcp", "+padding"], name);
+        assert!(!plain_padded, "{name}: padded over plain TCP");
+        for (what, server, opts) in
+            [("dot", dot, &["+tls"][..]), ("doh", doh, &["+https"][..]), ("doq", doq, &["+quic"][..])]
+        {
+            let (size, padded, records) = received(server, opts, name);
+            assert!(padded && size % 468 == 0, "{what} {name}: {size} octets, padding {padded}");
+            assert_eq!(records, plain, "{what} {name}");
+            let unpadded: Vec<&str> = opts.iter().copied().chain(["+nopadding"]).collect();
+            let (size, padded, records) = received(server, &unpadded, name);
+            assert!(!padded && size % 468 != 0, "{what} {name} +nopadding: {size} octets");
+            assert_eq!(records, plain, "{what} {name} +nopadding");
+        }
+    }
+}

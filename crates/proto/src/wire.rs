@@ -18,6 +18,9 @@ pub struct Edns {
     pub client_subnet: Option<ClientSubnet>,
     /// The client asked for the server's NSID (RFC 5001).
     pub nsid: bool,
+    /// The client padded its request (RFC 7830): its answer is padded on an encrypted
+    /// transport.
+    pub padding: bool,
 }
 
 /// What went wrong while reading a request, and so how to answer it.
@@ -135,7 +138,7 @@ pub fn question_type(msg: &[u8]) -> Option<u16> {
 }
 
 /// Skips a name without copying it; returns bytes consumed.
-fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
+pub fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
     let mut pos = at;
     loop {
         let b = *msg.get(pos)?;
@@ -243,6 +246,9 @@ fn client_subnet(mut opts: &[u8]) -> Result<Option<ClientSubnet>, ()> {
 }
 
 /// Whether the OPT options carry one with this code.
+/// The EDNS Padding option's code (RFC 7830).
+pub const PADDING: u16 = 12;
+
 fn has_option(mut opts: &[u8], want: u16) -> bool {
     while opts.len() >= 4 {
         let code = u16::from_be_bytes([opts[0], opts[1]]);
@@ -334,7 +340,9 @@ pub fn read_request(msg: &[u8], req: &mut Request) -> Result<(), ReadError> {
             let ecs = client_subnet(rdata);
             let client_subnet = ecs.unwrap_or(None);
             let nsid = has_option(rdata, 3);
-            req.edns = Some(Edns { udp_size: class, version, dnssec_ok: ttl & 0x8000 != 0, client_subnet, nsid });
+            let padding = has_option(rdata, PADDING);
+            req.edns =
+                Some(Edns { udp_size: class, version, dnssec_ok: ttl & 0x8000 != 0, client_subnet, nsid, padding });
             if ecs.is_err() && version == 0 {
                 return Err(formerr(true));
             }

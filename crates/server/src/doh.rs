@@ -21,9 +21,7 @@ use h2::server::SendResponse;
 use http::{Method, Request, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::dnstap::Proto;
-use crate::handler::{Note, Outcome, Transport, answer_noting};
-use crate::stats::{Listener, Stats, inspect};
+use crate::stats::{Listener, Stats};
 use crate::{ServerConfig, Store};
 
 /// The media type of DNS messages (RFC 8484 §6).
@@ -342,39 +340,5 @@ fn poll_pending(
 
 /// Our answer to `msg`, as TCP would give it (`None`: no answer is due).
 fn answer(msg: &[u8], shared: &Shared) -> Option<Vec<u8>> {
-    let started = std::time::Instant::now();
-    let received = std::time::SystemTime::now();
-    let (cfg, peer) = (&shared.cfg, shared.peer.ip());
-    let tap = shared.stats.tap.as_deref().filter(|t| t.sampled());
-    if let Some(tap) = tap {
-        tap.query(Proto::Doh, shared.peer, shared.local, received, msg);
-    }
-    let mut out = Vec::with_capacity(1024);
-    let mut note = Note::default();
-    let outcome = if !crate::net::query_allowed(cfg, peer) {
-        crate::handler::refuse(msg, &cfg.answer, &mut out, &mut note)
-    } else {
-        let snapshot = shared.store.load();
-        let zones = snapshot.zones_for(Some(peer));
-        let o = answer_noting(zones, msg, Transport::Tcp, &cfg.answer, Some(peer), &mut out, &mut note);
-        let o = if note.tsig {
-            crate::signed::answer(zones, msg, Transport::Tcp, cfg, peer, &mut out, &mut note)
-        } else {
-            o
-        };
-        if o == Outcome::Respond {
-            shared.stats.zone_query(&snapshot, zones, msg);
-        }
-        o
-    };
-    if outcome == Outcome::Drop {
-        shared.stats.dropped(Listener::Doh);
-        return None;
-    }
-    shared.stats.sized(Listener::Doh, msg.len(), out.len(), note.dnssec_ok);
-    if let Some(tap) = tap {
-        tap.response(Proto::Doh, shared.peer, shared.local, received, std::time::SystemTime::now(), &out);
-    }
-    shared.stats.answered(Listener::Doh, inspect(&out, note.qtype, note.ext_rcode), started.elapsed());
-    Some(out)
+    crate::encrypted::answer(Listener::Doh, msg, (shared.peer, shared.local), &shared.store, &shared.cfg, &shared.stats)
 }

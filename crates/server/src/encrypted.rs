@@ -34,7 +34,6 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_util::sync::CancellationToken;
 
-use crate::dnstap::Proto;
 use crate::handler::{Note, Outcome, Transport, answer_noting};
 use crate::stats::{Listener, Stats, inspect};
 use crate::{ServerConfig, Store};
@@ -371,47 +370,66 @@ struct Handler {
 impl Handler {
     /// Our answer to `msg` from `peer`, or `None` when there is none to send.
     fn answer(&self, msg: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
-        let via = Listener::Doq;
-        let started = std::time::Instant::now();
-        let received = std::time::SystemTime::now();
-        let tap = self.stats.tap.as_deref().filter(|t| t.sampled());
-        if let Some(tap) = tap {
-            tap.query(Proto::Doq, peer, self.local, received, msg);
-        }
-        let mut out = Vec::with_capacity(1024);
-        let mut note = Note::default();
-        let outcome = if !crate::net::query_allowed(&self.cfg, peer.ip()) {
-            crate::handler::refuse(msg, &self.cfg.answer, &mut out, &mut note)
+        answer(Listener::Doq, msg, (peer, self.local), &self.store, &self.cfg, &self.stats)
+    }
+}
+
+/// The answer to `msg` over DoH or DoQ, `via` (`None`: no answer is due): the octets TCP
+/// would send (ACL refusals, signed queries answered signed), padded when the query was
+/// (RFC 8467), with the Message ID 0 over QUIC (RFC 9250 §4.2.1); counted, sized and
+/// sent to dnstap as sent. DoT answers on the TCP connection loop, which pads the same way.
+pub(crate) fn answer(
+    via: Listener,
+    msg: &[u8],
+    (peer, local): (SocketAddr, SocketAddr),
+    store: &Store,
+    cfg: &ServerConfig,
+    stats: &Stats,
+) -> Option<Vec<u8>> {
+    let started = std::time::Instant::now();
+    let received = std::time::SystemTime::now();
+    let tap = stats.tap.as_deref().filter(|t| t.sampled());
+    if let Some(tap) = tap {
+        tap.query(via.into(), peer, local, received, msg);
+    }
+    let mut out = Vec::with_capacity(1024);
+    let mut note = Note::default();
+    let outcome = if !crate::net::query_allowed(cfg, peer.ip()) {
+        crate::handler::refuse(msg, &cfg.answer, &mut out, &mut note)
+    } else {
+        let snapshot = store.load();
+        let zones = snapshot.zones_for(Some(peer.ip()));
+        let o = answer_noting(zones, msg, Transport::Tcp, &cfg.answer, Some(peer.ip()), &mut out, &mut note);
+        let o = if note.tsig {
+            // A signed query: the answer signed (sent as it is, but for a DoQ ID).
+            crate::signed::answer(zones, msg, Transport::Tcp, cfg, peer.ip(), &mut out, &mut note)
         } else {
-            let snapshot = self.store.load();
-            let zones = snapshot.zones_for(Some(peer.ip()));
-            let o = answer_noting(zones, msg, Transport::Tcp, &self.cfg.answer, Some(peer.ip()), &mut out, &mut note);
-            let o = if note.tsig {
-                // A signed query: the answer signed (sent as it is, but for the ID).
-                crate::signed::answer(zones, msg, Transport::Tcp, &self.cfg, peer.ip(), &mut out, &mut note)
-            } else {
-                o
-            };
-            if o == Outcome::Respond {
-                self.stats.zone_query(&snapshot, zones, msg);
-            }
             o
         };
-        if outcome == Outcome::Drop {
-            self.stats.dropped(via);
-            return None;
+        if o == Outcome::Respond {
+            stats.zone_query(&snapshot, zones, msg);
         }
-        // RFC 9250 §4.2.1: the Message ID is 0. A TSIG signature holds: it is made over the
-        // query's ID, which it carries as its Original ID (RFC 8945 §4.3.1).
-        if let Some(id) = out.get_mut(..2) {
-            id.copy_from_slice(&[0, 0]);
-        }
-        self.stats.sized(via, msg.len(), out.len(), note.dnssec_ok);
-        if let Some(tap) = tap {
-            // Our answer's octets, as sent.
-            tap.response(Proto::Doq, peer, self.local, received, std::time::SystemTime::now(), &out);
-        }
-        self.stats.answered(via, inspect(&out, note.qtype, note.ext_rcode), started.elapsed());
-        Some(out)
+        o
+    };
+    if outcome == Outcome::Drop {
+        stats.dropped(via);
+        return None;
     }
+    if note.padding {
+        crate::handler::pad(&mut out);
+    }
+    // RFC 9250 §4.2.1: the Message ID is 0. A TSIG signature holds: it is made over the
+    // query's ID, which it carries as its Original ID (RFC 8945 §4.3.1).
+    if via == Listener::Doq
+        && let Some(id) = out.get_mut(..2)
+    {
+        id.copy_from_slice(&[0, 0]);
+    }
+    stats.sized(via, msg.len(), out.len(), note.dnssec_ok);
+    if let Some(tap) = tap {
+        // Our answer's octets, as sent.
+        tap.response(via.into(), peer, local, received, std::time::SystemTime::now(), &out);
+    }
+    stats.answered(via, inspect(&out, note.qtype, note.ext_rcode), started.elapsed());
+    Some(out)
 }

@@ -121,6 +121,9 @@ pub(crate) struct Note {
     pub(crate) rrl: Option<crate::rrl::Account>,
     /// The query set the DO bit (RFC 3225).
     pub(crate) dnssec_ok: bool,
+    /// The query carried an EDNS Padding option (RFC 7830): on an encrypted transport the
+    /// caller pads the answer ([`pad`]).
+    pub(crate) padding: bool,
 }
 
 /// [`answer`], also noting the question type and extended rcode.
@@ -163,6 +166,7 @@ pub(crate) fn answer_cached(
     note.qtype = req.qtype;
     note.tsig = req.tsig;
     note.dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+    note.padding = req.edns.is_some_and(|e| e.padding);
     if req.opcode() != opcode::QUERY {
         error(out, &req, cfg, rcode::NOTIMP, true);
         return Outcome::Respond;
@@ -439,6 +443,57 @@ fn chaos(out: &mut Vec<u8>, req: &Request, cfg: &AnswerConfig) {
     set_counts(out, 1, 1, 0, ar);
 }
 
+/// The block size responses are padded to (RFC 8467 §4.1, the recommended block-length
+/// policy for responses).
+pub(crate) const PADDING_BLOCK: usize = 468;
+
+/// Pads `out`, a response whose last record is its OPT, with an EDNS Padding option
+/// (RFC 7830) to the next multiple of [`PADDING_BLOCK`] octets. For answers over encrypted
+/// transports to padded queries only: padding in clear text hides nothing (and over UDP
+/// would only amplify). A response without an OPT last (none was asked for, or it is
+/// signed: TSIG follows OPT and covers it), or one the padding would take past 65 535
+/// octets, is left as it is. Allocates only if `out` has no room.
+pub(crate) fn pad(out: &mut Vec<u8>) {
+    let Some(opt_at) = last_record(out) else { return };
+    // OPT: the root name (one octet), type 41, class, TTL, then RDLENGTH.
+    if out.get(opt_at) != Some(&0) || wire::u16_at(out, opt_at + 1) != Some(rtype::OPT) {
+        return;
+    }
+    let rdlen_at = opt_at + 9;
+    let Some(rdlen) = wire::u16_at(out, rdlen_at) else { return };
+    if rdlen_at + 2 + usize::from(rdlen) != out.len() {
+        return;
+    }
+    let target = (out.len() + 4).div_ceil(PADDING_BLOCK) * PADDING_BLOCK;
+    let fill = target - out.len() - 4;
+    let (Ok(fill16), Ok(rdlen)) = (u16::try_from(fill), u16::try_from(usize::from(rdlen) + 4 + fill)) else { return };
+    if target > usize::from(u16::MAX) {
+        return;
+    }
+    out.extend_from_slice(&wire::PADDING.to_be_bytes());
+    out.extend_from_slice(&fill16.to_be_bytes());
+    out.resize(target, 0);
+    out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+}
+
+/// Where the last record of `msg` starts, walking every section; `None` if it has none or
+/// does not parse.
+fn last_record(msg: &[u8]) -> Option<usize> {
+    let count = |i: usize| wire::u16_at(msg, i).map(usize::from);
+    let (qd, records) = (count(4)?, count(6)? + count(8)? + count(10)?);
+    let mut at = 12;
+    for _ in 0..qd {
+        at += wire::skip_name(msg, at)? + 4;
+    }
+    let mut last = None;
+    for _ in 0..records {
+        last = Some(at);
+        at += wire::skip_name(msg, at)?;
+        at += 10 + usize::from(wire::u16_at(msg, at + 8)?);
+    }
+    (at == msg.len()).then_some(last).flatten()
+}
+
 /// An error response: header, the question if it was read, OPT if the client sent one.
 fn error(out: &mut Vec<u8>, req: &Request, cfg: &AnswerConfig, rcode: u8, with_question: bool) {
     let reply = r53dns_proto::message::Reply::to_request(req, with_question);
@@ -446,5 +501,64 @@ fn error(out: &mut Vec<u8>, req: &Request, cfg: &AnswerConfig, rcode: u8, with_q
     if with_question && req.edns.is_some() {
         opt(out, req, cfg, 0, 0);
         out[11] = 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A response with one question and `extra` as its only additional record.
+    fn response(extra: &[u8]) -> Vec<u8> {
+        let mut m = vec![0, 1, 0x84, 0, 0, 1, 0, 0, 0, 0, 0, 1];
+        m.extend_from_slice(b"\x03www\x07example\x00\x00\x01\x00\x01");
+        m.extend_from_slice(extra);
+        m
+    }
+
+    /// An OPT record with `options` as its RDATA.
+    fn opt_with(options: &[u8]) -> Vec<u8> {
+        let mut o = vec![0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0];
+        o.extend_from_slice(&u16::try_from(options.len()).unwrap().to_be_bytes());
+        o.extend_from_slice(options);
+        o
+    }
+
+    #[test]
+    fn padding_fills_the_opt_to_the_next_block_and_leaves_other_responses_alone() {
+        let mut m = response(&opt_with(&[0, 3, 0, 2, b'n', b's']));
+        let before = m.clone();
+        pad(&mut m);
+        assert_eq!(m.len(), PADDING_BLOCK);
+        // The NSID option stays; the Padding option follows it, filled with zeros.
+        let rd = before.len() - 6;
+        assert_eq!(m[rd..rd + 6], before[rd..]);
+        assert_eq!(m[rd + 6..rd + 8], [0, 12]);
+        let fill = usize::from(u16::from_be_bytes([m[rd + 8], m[rd + 9]]));
+        assert_eq!(rd + 10 + fill, PADDING_BLOCK);
+        assert!(m[rd + 10..].iter().all(|&b| b == 0));
+        assert_eq!(u16::from_be_bytes([m[rd - 2], m[rd - 1]]), u16::try_from(6 + 4 + fill).unwrap());
+        // Exactly one block already: nothing to add but the option itself, so the next block.
+        let mut full = response(&opt_with(&vec![0; PADDING_BLOCK - 4 - response(&opt_with(&[])).len()]));
+        assert_eq!(full.len() + 4, PADDING_BLOCK);
+        pad(&mut full);
+        assert_eq!(full.len(), PADDING_BLOCK);
+        // Not an OPT last (a signed response ends with its TSIG), no OPT, a message that
+        // does not parse: unchanged.
+        let mut tsig = response(b"\x03key\x00\x00\xfa\x00\xff\x00\x00\x00\x00\x00\x00");
+        let mut none = response(&[]);
+        none[11] = 0;
+        let mut cut = response(&opt_with(&[]));
+        cut.pop();
+        for m in [&mut tsig, &mut none, &mut cut] {
+            let before = m.clone();
+            pad(m);
+            assert_eq!(*m, before);
+        }
+        // Padding that would take the message past 65 535 octets is left out.
+        let mut big = response(&opt_with(&vec![0; 65_480]));
+        let before = big.clone();
+        pad(&mut big);
+        assert_eq!(big, before);
     }
 }

@@ -787,6 +787,9 @@ async fn connection(
             stats.dropped(via);
             continue;
         }
+        if note.padding && via == Listener::Dot {
+            crate::handler::pad(&mut out);
+        }
         stats.sized(via, msg.len(), out.len(), note.dnssec_ok);
         if let Some(tap) = tap {
             tap.response(via.into(), peer_addr, local, received, std::time::SystemTime::now(), &out);
