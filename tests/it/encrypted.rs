@@ -828,3 +828,72 @@ fn padded_queries_over_encrypted_transports_get_padded_answers() {
         }
     }
 }
+
+/// DNS over QUIC connections hold slots in the connection table TCP, DoT and DoH use: with
+/// one connection allowed per client network, a second QUIC connection from the same
+/// network is closed unanswered (counted as `tcp_network_limit`, logged) while the first
+/// is still answered, and a new one is taken once the first has closed.
+#[test]
+fn quic_connections_count_against_the_connection_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("r53dns.toml");
+    std::fs::write(&config, "[server]\ntcp-max-connections-per-network = 1\n").unwrap();
+    let (b, cert) = serve_tls(dir.path(), &["--config", config.to_str().unwrap(), "--quic-listen", "127.0.0.1:0"]);
+    let doq = addr_of(&b, "serving DNS over QUIC");
+    let script = r#"
+import asyncio, sys, dns.message
+from aioquic.asyncio import connect
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import StreamDataReceived, ConnectionTerminated
+
+class P(QuicConnectionProtocol):
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.events = []
+        self.changed = asyncio.Event()
+    def quic_event_received(self, e):
+        if isinstance(e, StreamDataReceived) and e.end_stream:
+            self.events.append("answered")
+        elif isinstance(e, ConnectionTerminated):
+            self.events.append("closed")
+        self.changed.set()
+
+async def ask(p):
+    w = dns.message.make_query("www.example.com.", "A", id=0).to_wire()
+    p._quic.send_stream_data(p._quic.get_next_available_stream_id(), len(w).to_bytes(2, "big") + w, end_stream=True)
+    p.transmit()
+    n = len(p.events)
+    try:
+        while len(p.events) == n:
+            p.changed.clear()
+            await asyncio.wait_for(p.changed.wait(), 5)
+        return p.events[n]
+    except asyncio.TimeoutError:
+        return "nothing for 5 s"
+
+async def main():
+    cfg = lambda: QuicConfiguration(is_client=True, alpn_protocols=["doq"], server_name="dns.test", cafile=sys.argv[3])
+    host, port = sys.argv[1], int(sys.argv[2])
+    async with connect(host, port, configuration=cfg(), create_protocol=P) as a:
+        print("first", await ask(a))
+        async with connect(host, port, configuration=cfg(), create_protocol=P) as b:
+            print("second", await ask(b))
+        print("first again", await ask(a))
+    async with connect(host, port, configuration=cfg(), create_protocol=P) as c:
+        print("after the first closed", await ask(c))
+asyncio.run(main())
+"#;
+    let out = Command::new(venv_python())
+        .args(["-c", script, &doq.ip().to_string(), &doq.port().to_string(), &cert])
+        .output()
+        .expect("dnspython and aioquic must be installed in the test venv (tests/run-all.sh)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["first answered", "second closed", "first again answered", "after the first closed answered"],
+        "{text}"
+    );
+    assert_eq!(b.metric("r53dns_requests_refused_total{reason=\"tcp_network_limit\"}"), 1);
+}

@@ -238,10 +238,10 @@ impl EncryptedListeners {
 pub(crate) async fn serve_quic(
     doq: Vec<tokio::net::UdpSocket>,
     certs: Arc<Certificates>,
-    cfg: &EncryptedConfig,
     store: Store,
     server: ServerConfig,
     stats: Arc<Stats>,
+    slots: Arc<crate::slots::Slots>,
     shutdown: CancellationToken,
 ) {
     let mut listeners = tokio::task::JoinSet::new();
@@ -259,18 +259,22 @@ pub(crate) async fn serve_quic(
             }
         };
         let handler = Arc::new(Handler { store: store.clone(), cfg: server.clone(), stats: stats.clone(), local });
-        listeners.spawn(accept_quic(quic, handler, cfg.timeout, shutdown.clone()));
+        listeners.spawn(accept_quic(quic, handler, server.encrypted.timeout, slots.clone(), shutdown.clone()));
     }
     while listeners.join_next().await.is_some() {}
 }
 
-/// Takes QUIC connections on one socket until `shutdown`, each served by its own task.
+/// Takes QUIC connections on one socket until `shutdown`, each served by its own task
+/// while it holds a slot in the connection table TCP, DoT and DoH use (the same caps, per
+/// client network and overall, and the same eviction of the longest-idle connection).
 async fn accept_quic(
     mut quic: hickory_server::net::quic::QuicServer,
     handler: Arc<Handler>,
     timeout: Duration,
+    slots: Arc<crate::slots::Slots>,
     shutdown: CancellationToken,
 ) {
+    use crate::logs::{Refusal, refused};
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let next = tokio::select! {
@@ -278,9 +282,30 @@ async fn accept_quic(
             next = quic.next() => next,
         };
         match next {
-            Ok(Some((streams, peer))) => {
-                connections.spawn(quic_connection(streams, peer, handler.clone(), timeout, shutdown.clone()));
-            }
+            Ok(Some((streams, peer))) => match slots.admit(peer.ip(), &shutdown) {
+                Ok((slot, evicted)) => {
+                    if evicted {
+                        handler.stats.tcp_evicted();
+                    }
+                    handler.stats.tcp_open(slots.open());
+                    let (handler, slots) = (handler.clone(), slots.clone());
+                    connections.spawn(async move {
+                        quic_connection(streams, peer, &handler, timeout, &slot).await;
+                        drop(slot);
+                        handler.stats.tcp_open(slots.open());
+                    });
+                }
+                Err(why) => {
+                    let (why, what) = match why {
+                        crate::slots::Refused::Network => {
+                            (Refusal::TcpNetworkLimit, "its network (/24, /56) holds its share of connections")
+                        }
+                        crate::slots::Refused::Full => (Refusal::TcpFull, "every connection is busy"),
+                    };
+                    refused(why, |skipped| tracing::warn!(%peer, skipped, "DNS over QUIC connection closed: {what}"));
+                    drop(streams);
+                }
+            },
             Ok(None) => break,
             Err(e) => tracing::debug!(error = %e, "a DNS over QUIC connection failed its handshake"),
         }
@@ -292,20 +317,22 @@ async fn accept_quic(
 
 /// Answers the streams of one QUIC connection, one at a time, until the client closes it,
 /// opens no stream (or sends no query on one) for `timeout`, sends a request with a
-/// Message ID other than 0, or `shutdown`.
+/// Message ID other than 0, or `slot` is told to close (evicted, or the server stops).
 async fn quic_connection(
     mut streams: hickory_server::net::quic::QuicStreams,
     peer: SocketAddr,
-    handler: Arc<Handler>,
+    handler: &Handler,
     timeout: Duration,
-    shutdown: CancellationToken,
+    slot: &crate::slots::Slot,
 ) {
     use hickory_server::net::quic::DoqErrorCode;
     loop {
+        slot.idle();
         let next = tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = slot.close.cancelled() => return,
             next = tokio::time::timeout(timeout, streams.next()) => next,
         };
+        slot.busy();
         let mut stream = match next {
             Ok(Some(Ok(stream))) => stream,
             // Idle, closed by the client, or broken.
@@ -330,7 +357,7 @@ async fn quic_connection(
             });
             let _ = stream.reset(DoqErrorCode::ProtocolError);
             tokio::select! {
-                () = shutdown.cancelled() => {}
+                () = slot.close.cancelled() => {}
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
             return;

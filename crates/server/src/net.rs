@@ -317,6 +317,8 @@ impl Bound {
         let tap_stop = CancellationToken::new();
         let tap_writer = self.stats.tap.clone().map(|tap| tokio::spawn(crate::dnstap::writer(tap, tap_stop.clone())));
         let mut tcp: Vec<(TcpListener, Kind)> = self.tcp.into_iter().map(|l| (l, Kind::Tcp)).collect();
+        // One connection table for TCP, DNS over TLS, HTTPS and QUIC alike.
+        let slots = crate::slots::Slots::new(self.cfg.tcp_max_connections, self.cfg.tcp_max_connections_per_network);
         if let Some(listeners) = self.encrypted {
             let (dot, doh, doq, certs) = crate::encrypted::split(listeners);
             match certs.acceptor(b"dot") {
@@ -328,12 +330,11 @@ impl Bound {
                 Err(e) => tracing::error!(error = %e, "cannot serve DNS over HTTPS"),
             }
             let (cfg, store, stats, shutdown) = (self.cfg.clone(), store.clone(), self.stats.clone(), shutdown.clone());
+            let slots = slots.clone();
             tracker.spawn(async move {
-                crate::encrypted::serve_quic(doq, certs, &cfg.encrypted.clone(), store, cfg, stats, shutdown).await;
+                crate::encrypted::serve_quic(doq, certs, store, cfg, stats, slots, shutdown).await;
             });
         }
-        // One connection table for TCP, DNS over TLS and DNS over HTTPS alike.
-        let slots = crate::slots::Slots::new(self.cfg.tcp_max_connections, self.cfg.tcp_max_connections_per_network);
         for (listener, kind) in tcp {
             tracker.spawn(accept_loop(
                 listener,
