@@ -947,3 +947,27 @@ mod response_cache_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod docs_tests {
+    /// Every metric this crate defines has a row in docs/metrics.md, so an operator can look
+    /// up any name a scrape shows.
+    #[test]
+    fn every_metric_is_documented() {
+        let source = include_str!("lib.rs");
+        let docs = include_str!("../../../docs/metrics.md");
+        let mut names: Vec<&str> = source
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| {
+                s.starts_with("r53dns_") && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert!(names.len() > 40, "{names:?}");
+        let missing: Vec<&&str> = names.iter().filter(|n| !docs.contains(&format!("| `{n}` |"))).collect();
+        assert!(missing.is_empty(), "metrics with no row in docs/metrics.md: {missing:?}");
+    }
+}
