@@ -13,12 +13,14 @@
 //! **DNS over HTTPS** also runs on that accept loop and connection table: after the TLS
 //! handshake, HTTP/2 from the `h2` crate, GET and POST (`doh.rs`).
 //!
-//! **DNS over QUIC** takes QUIC connections and their streams from hickory's `QuicServer`
-//! (quinn), and answers each stream's request with the same [`answer`](crate::answer) from
-//! the same snapshot, views and ACL, sending those very octets with the Message ID set to 0
-//! (RFC 9250 §4.2.1): the same octets as TCP and DNS over TLS, TSIG signatures included.
-//! hickory-server's request handler is not used for it: it takes responses only as hickory
-//! records to encode itself, which compresses names differently from us.
+//! **DNS over QUIC** runs on quinn (the QUIC implementation hickory's `QuicServer` wraps)
+//! with hickory's RFC 9250 error codes, and answers each stream's request with the same
+//! [`answer`](crate::answer) from the same snapshot, views and ACL, sending those very octets
+//! with the Message ID set to 0 (RFC 9250 §4.2.1): the same octets as TCP and DNS over TLS,
+//! TSIG signatures included. hickory-server's `QuicServer` is not used: it completes one
+//! handshake before it takes the next connection (one silent client stalls all the others,
+//! see `quic_endpoint`), and its request handler takes responses only as hickory records
+//! to encode itself, which compresses names differently from us.
 //!
 //! Every listener presents the certificate held by [`Certificates`], which
 //! [`Certificates::reload`] replaces for new connections without a restart.
@@ -30,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use hickory_server::net::quic::DoqErrorCode;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_util::sync::CancellationToken;
@@ -233,8 +236,9 @@ impl EncryptedListeners {
 }
 
 /// Serves DNS over QUIC until `shutdown` (DNS over TLS and HTTPS are served by `net`'s
-/// accept loop): QUIC and its TLS from hickory's `QuicServer`, and on every stream of a
-/// connection, one after the other, our answer's octets as they are (RFC 9250 §4.2).
+/// accept loop): a quinn endpoint per socket, a task per connection from its first packet
+/// (so handshakes run side by side), and on every stream of a connection, one after the
+/// other, our answer's octets as they are (RFC 9250 §4.2).
 pub(crate) async fn serve_quic(
     doq: Vec<tokio::net::UdpSocket>,
     certs: Arc<Certificates>,
@@ -248,27 +252,49 @@ pub(crate) async fn serve_quic(
     for s in doq {
         let local = s.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         // RFC 9250 §4.1.1: ALPN "doq"; QUIC itself requires TLS 1.3.
-        let quic = certs.tls_config(b"doq", true).and_then(|tls| {
-            hickory_server::net::quic::QuicServer::with_socket_and_tls_config(s, tls).map_err(io::Error::other)
-        });
-        let quic = match quic {
-            Ok(q) => q,
+        let endpoint = certs.tls_config(b"doq", true).and_then(|tls| quic_endpoint(s, tls));
+        let endpoint = match endpoint {
+            Ok(e) => e,
             Err(e) => {
                 tracing::error!(%local, error = %e, "cannot serve DNS over QUIC");
                 continue;
             }
         };
         let handler = Arc::new(Handler { store: store.clone(), cfg: server.clone(), stats: stats.clone(), local });
-        listeners.spawn(accept_quic(quic, handler, server.encrypted.timeout, slots.clone(), shutdown.clone()));
+        listeners.spawn(accept_quic(endpoint, handler, server.encrypted.timeout, slots.clone(), shutdown.clone()));
     }
     while listeners.join_next().await.is_some() {}
 }
 
-/// Takes QUIC connections on one socket until `shutdown`, each served by its own task
-/// while it holds a slot in the connection table TCP, DoT and DoH use (the same caps, per
-/// client network and overall, and the same eviction of the longest-idle connection).
+/// A QUIC endpoint on `socket` for DNS over QUIC. quinn, the QUIC implementation
+/// hickory's `QuicServer` wraps, used directly: hickory 0.26's `QuicServer::next` completes
+/// one handshake before it takes the next connection, so a client that sends one Initial
+/// packet and falls silent held every other DoQ client up (measured: 16 s for the next
+/// client's first answer with one such packet ahead of it, 28 s with three).
+fn quic_endpoint(socket: tokio::net::UdpSocket, tls: Arc<rustls::ServerConfig>) -> io::Result<quinn::Endpoint> {
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(io::Error::other)?;
+    let mut transport = quinn::TransportConfig::default();
+    // RFC 9250 §4.2: a query and its answer on a client-initiated bidirectional stream;
+    // no unidirectional streams and no datagrams.
+    transport.max_concurrent_uni_streams(0u32.into());
+    transport.datagram_receive_buffer_size(None);
+    transport.datagram_send_buffer_size(0);
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server.transport_config(Arc::new(transport));
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server),
+        socket.into_std()?,
+        Arc::new(quinn::TokioRuntime),
+    )
+}
+
+/// Takes QUIC connections on one endpoint until `shutdown`. A connection holds a slot in
+/// the connection table TCP, DoT and DoH use from its first packet (the same caps per
+/// client network and overall, the same eviction of the longest-idle connection), and is
+/// served by its own task: handshake (within `timeout`), then its streams.
 async fn accept_quic(
-    mut quic: hickory_server::net::quic::QuicServer,
+    endpoint: quinn::Endpoint,
     handler: Arc<Handler>,
     timeout: Duration,
     slots: Arc<crate::slots::Slots>,
@@ -277,102 +303,115 @@ async fn accept_quic(
     use crate::logs::{Refusal, refused};
     let mut connections = tokio::task::JoinSet::new();
     loop {
-        let next = tokio::select! {
+        let incoming = tokio::select! {
             () = shutdown.cancelled() => break,
-            next = quic.next() => next,
-        };
-        match next {
-            Ok(Some((streams, peer))) => match slots.admit(peer.ip(), &shutdown) {
-                Ok((slot, evicted)) => {
-                    if evicted {
-                        handler.stats.tcp_evicted();
-                    }
-                    handler.stats.tcp_open(slots.open());
-                    let (handler, slots) = (handler.clone(), slots.clone());
-                    connections.spawn(async move {
-                        quic_connection(streams, peer, &handler, timeout, &slot).await;
-                        drop(slot);
-                        handler.stats.tcp_open(slots.open());
-                    });
-                }
-                Err(why) => {
-                    let (why, what) = match why {
-                        crate::slots::Refused::Network => {
-                            (Refusal::TcpNetworkLimit, "its network (/24, /56) holds its share of connections")
-                        }
-                        crate::slots::Refused::Full => (Refusal::TcpFull, "every connection is busy"),
-                    };
-                    refused(why, |skipped| tracing::warn!(%peer, skipped, "DNS over QUIC connection closed: {what}"));
-                    drop(streams);
-                }
+            incoming = endpoint.accept() => match incoming {
+                Some(i) => i,
+                None => break,
             },
-            Ok(None) => break,
-            Err(e) => tracing::debug!(error = %e, "a DNS over QUIC connection failed its handshake"),
+        };
+        let peer = incoming.remote_address();
+        match slots.admit(peer.ip(), &shutdown) {
+            Ok((slot, evicted)) => {
+                if evicted {
+                    handler.stats.tcp_evicted();
+                }
+                handler.stats.tcp_open(slots.open());
+                let (handler, slots) = (handler.clone(), slots.clone());
+                connections.spawn(async move {
+                    let connection = tokio::select! {
+                        () = slot.close.cancelled() => None,
+                        c = tokio::time::timeout(timeout, incoming) => match c {
+                            Ok(Ok(c)) => Some(c),
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "a DNS over QUIC handshake failed");
+                                None
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "a DNS over QUIC handshake did not finish in time");
+                                None
+                            }
+                        },
+                    };
+                    if let Some(c) = connection {
+                        quic_connection(&c, peer, &handler, timeout, &slot).await;
+                    }
+                    drop(slot);
+                    handler.stats.tcp_open(slots.open());
+                });
+            }
+            Err(why) => {
+                let (why, what) = match why {
+                    crate::slots::Refused::Network => {
+                        (Refusal::TcpNetworkLimit, "its network (/24, /56) holds its share of connections")
+                    }
+                    crate::slots::Refused::Full => (Refusal::TcpFull, "every connection is busy"),
+                };
+                refused(why, |skipped| tracing::warn!(%peer, skipped, "DNS over QUIC connection refused: {what}"));
+                incoming.refuse();
+            }
         }
         // Reap the connections that ended.
         while connections.try_join_next().is_some() {}
     }
     connections.shutdown().await;
+    endpoint.close(DoqErrorCode::NoError.into(), b"");
 }
 
 /// Answers the streams of one QUIC connection, one at a time, until the client closes it,
 /// opens no stream (or sends no query on one) for `timeout`, sends a request with a
 /// Message ID other than 0, or `slot` is told to close (evicted, or the server stops).
 async fn quic_connection(
-    mut streams: hickory_server::net::quic::QuicStreams,
+    connection: &quinn::Connection,
     peer: SocketAddr,
     handler: &Handler,
     timeout: Duration,
     slot: &crate::slots::Slot,
 ) {
-    use hickory_server::net::quic::DoqErrorCode;
+    let close = |code: DoqErrorCode| connection.close(code.into(), b"");
     loop {
         slot.idle();
         let next = tokio::select! {
-            () = slot.close.cancelled() => return,
-            next = tokio::time::timeout(timeout, streams.next()) => next,
+            () = slot.close.cancelled() => return close(DoqErrorCode::NoError),
+            next = tokio::time::timeout(timeout, connection.accept_bi()) => next,
+        };
+        let (mut send, mut recv) = match next {
+            Ok(Ok(stream)) => stream,
+            // Closed by the client, or broken.
+            Ok(Err(_)) => return,
+            Err(_) => return close(DoqErrorCode::NoError),
         };
         slot.busy();
-        let mut stream = match next {
-            Ok(Some(Ok(stream))) => stream,
-            // Idle, closed by the client, or broken.
-            Ok(Some(Err(_)) | None) | Err(_) => return,
-        };
-        let msg = match tokio::time::timeout(timeout, stream.receive_bytes()).await {
+        let msg = match tokio::time::timeout(timeout, r53dns_proto::frame::read(&mut recv)).await {
             Ok(Ok(msg)) => msg,
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "cannot read a DNS over QUIC request");
-                return;
+                let _ = send.reset(DoqErrorCode::ProtocolError.into());
+                continue;
             }
-            Err(_) => return,
+            Err(_) => return close(DoqErrorCode::NoError),
         };
         if msg.get(..2).is_some_and(|id| id != [0, 0]) {
             // RFC 9250 §4.2.1: a DoQ Message ID is 0; anything else is a protocol error
-            // (§4.3.3) that ends the connection: the stream is reset with
-            // DOQ_PROTOCOL_ERROR, and the connection closed once the reset has had time to
-            // leave (hickory's QuicStreams does not hand out the connection, so its close
-            // cannot carry the error code itself).
+            // that ends the connection (§4.3.3).
             crate::logs::refused(crate::logs::Refusal::DoqMessageId, |skipped| {
                 tracing::info!(%peer, skipped, "DNS over QUIC request with a Message ID other than 0: connection closed (RFC 9250)");
             });
-            let _ = stream.reset(DoqErrorCode::ProtocolError);
-            tokio::select! {
-                () = slot.close.cancelled() => {}
-                () = tokio::time::sleep(Duration::from_millis(200)) => {}
-            }
-            return;
+            return close(DoqErrorCode::ProtocolError);
         }
         let Some(out) = handler.answer(&msg, peer) else {
             // Not a query we answer (a response, a runt): the stream is reset (RFC 9250 §4.3.3).
-            let _ = stream.reset(DoqErrorCode::ProtocolError);
+            let _ = send.reset(DoqErrorCode::ProtocolError.into());
             continue;
         };
-        let sent = match stream.send_bytes(bytes::Bytes::from(out)).await {
-            Ok(()) => stream.finish().await,
-            Err(e) => Err(e),
+        let sent = async {
+            r53dns_proto::frame::send(&mut send, &out).await?;
+            send.finish().map_err(io::Error::other)
         };
-        if let Err(e) = sent {
-            tracing::debug!(%peer, error = %e, "cannot send a DNS over QUIC response");
+        match tokio::time::timeout(timeout, sent).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "cannot send a DNS over QUIC response"),
+            Err(_) => return close(DoqErrorCode::NoError),
         }
     }
 }
