@@ -22,7 +22,7 @@ use std::sync::Arc;
 pub const REVISION: &str = env!("R53DNS_GIT_REVISION");
 
 /// What the build serves and reads, for `r53dns_build_info{features}`.
-pub const FEATURES: &str = "udp,tcp,dot,doh,doq,xot,route53,sqs-events,s3-replication";
+pub const FEATURES: &str = "udp,tcp,dot,doh,doq,xot,xoq,route53,sqs-events,s3-replication";
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};

@@ -399,6 +399,34 @@ async fn quic_connection(
             });
             return close(DoqErrorCode::ProtocolError);
         }
+        // Zone transfers (XoQ, RFC 9250 §4.2): every message of the transfer on the
+        // request's stream, each behind its length, then the end of the stream. QUIC is TLS
+        // 1.3, so RFC 9103 §9 holds; who may transfer is decided as over TCP (xfr.rs).
+        let transfer = {
+            let snapshot = handler.store.load();
+            crate::xfr::respond(snapshot.zones_for(Some(peer.ip())), &msg, peer.ip(), &handler.cfg)
+        };
+        if let Some(messages) = transfer {
+            // Each message within the TCP idle timeout, as over TCP: a client that does not
+            // read its transfer loses the connection.
+            let limit = handler.cfg.tcp_idle_timeout;
+            for mut m in messages {
+                // The Message ID is 0 (§4.2.1); a TSIG signature holds (Original ID).
+                if let Some(id) = m.get_mut(..2) {
+                    id.copy_from_slice(&[0, 0]);
+                }
+                match tokio::time::timeout(limit, r53dns_proto::frame::send(&mut send, &m)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "cannot send a zone transfer over QUIC");
+                        break;
+                    }
+                    Err(_) => return close(DoqErrorCode::NoError),
+                }
+            }
+            let _ = send.finish();
+            continue;
+        }
         let Some(out) = handler.answer(&msg, peer) else {
             // Not a query we answer (a response, a runt): the stream is reset (RFC 9250 §4.3.3).
             let _ = send.reset(DoqErrorCode::ProtocolError.into());
