@@ -483,6 +483,9 @@ fn main() -> ExitCode {
                 for i in &config.bind_ignored {
                     eprintln!("ignored: {i}");
                 }
+                for s in config.bind_mapped.iter().flat_map(|m| &m.secondaries) {
+                    eprintln!("secondary: {}", s.describe());
+                }
                 for (file, apex, serial, records, audience) in &report.loaded {
                     let to = match audience {
                         r53dns_app::zones::Audience::All => "",

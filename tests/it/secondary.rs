@@ -647,3 +647,47 @@ fn a_tls_primary_with_the_wrong_certificate_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("/nonexistent/ca.pem") && err.contains("No such file"), "{err}");
 }
+
+/// A BIND administrator's named.conf for a secondary zone over XoT — a `tls` statement
+/// with `ca-file` and `remote-hostname`, named by the zone's `primaries` — is valid for
+/// BIND 9.18 (`named-checkconf`), `r53dns check` says it is followed over TLS with that
+/// name and CA, and r53dns serving from it follows BIND over TLS where plain transfers are
+/// refused.
+#[test]
+fn a_named_conf_secondary_over_tls_follows_bind_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = zone_copy(dir.path());
+    let (ca, cert, key) = signed_certificate(dir.path(), "bind");
+    let (bind, tls_port) = crate::support::bind::Bind::primary_xot("example.com.", &file, &cert, &key);
+    let conf = dir.path().join("named.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "tls to-primary {{\n  ca-file \"{ca}\";\n  remote-hostname \"dns.test\";\n}};\n\
+             zone \"example.com\" {{\n  type secondary;\n  primaries {{ 127.0.0.1 port {tls_port} tls to-primary; }};\n  \
+             file \"example.com.db\";\n}};\n"
+        ),
+    )
+    .unwrap();
+    let checked = Command::new("named-checkconf").arg(&conf).output().expect("named-checkconf (bind9-utils)");
+    assert!(checked.status.success(), "BIND refuses it: {}", String::from_utf8_lossy(&checked.stdout));
+    let out = Binary::command()
+        .args(["check", "--bind-config"])
+        .arg(&conf)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let want = format!(
+        "secondary: example.com. from 127.0.0.1:{tls_port} over TLS, the certificate checked for dns.test against {ca}"
+    );
+    assert!(err.lines().any(|l| l == want), "want {want:?} in:\n{err}");
+    let c = conf.display().to_string();
+    let mut b = Binary::serve(&["--bind-config", &c, "--allow-transfer", "127.0.0.0/8"]);
+    eventually(Duration::from_secs(20), || b.http_status("/readyz") == 200)
+        .unwrap_or_else(|| panic!("the follower never got the zone:\n{}", bind.log()));
+    let loaded = b.wait_for("secondary: zone loaded", Duration::from_secs(5)).expect("no load logged");
+    assert!(loaded.contains("transport=\"tls\"") || loaded.contains("transport=tls"), "{loaded}");
+    same_answers(bind.addr, b.addr.unwrap());
+}

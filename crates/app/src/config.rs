@@ -639,6 +639,28 @@ pub struct SecondarySpec {
     pub tls_ca: Option<PathBuf>,
 }
 
+impl SecondarySpec {
+    /// One line saying what is followed, from where and how (as `check` prints the
+    /// secondaries a `named.conf` gives).
+    pub fn describe(&self) -> String {
+        let mut zones = self.zones.clone();
+        zones.extend(self.catalogs.iter().map(|c| format!("{c} (catalog)")));
+        let how = if self.tls.unwrap_or(false) {
+            format!(
+                "over TLS, the certificate checked for {} against {}",
+                self.tls_name.as_deref().unwrap_or("the primary's host name or address"),
+                self.tls_ca
+                    .as_ref()
+                    .map_or_else(|| "the system's trust anchors".to_owned(), |p| p.display().to_string())
+            )
+        } else {
+            "over TCP".to_owned()
+        };
+        let key = self.key.as_ref().map(|k| format!(", TSIG key {k}")).unwrap_or_default();
+        format!("{} from {} {how}{key}", zones.join(", "), self.primary)
+    }
+}
+
 /// A primary as `ADDR:PORT` or `HOST:PORT` (port `default_port` when none is given); host
 /// names are resolved when used.
 fn primary_addr(s: &str, default_port: u16) -> anyhow::Result<String> {

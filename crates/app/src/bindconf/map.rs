@@ -163,6 +163,7 @@ pub fn map(c: &BindConfig, route53: bool) -> Result<Mapped, Vec<BindConfError>> 
         entries.push((z, aud));
     }
     let mut transfer_of: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
+    let mut used_tls: Vec<String> = Vec::new();
     for (z, aud) in entries {
         let origin = match Name::parse(&z.name, None) {
             Ok(n) => n,
@@ -252,14 +253,29 @@ pub fn map(c: &BindConfig, route53: bool) -> Result<Mapped, Vec<BindConfError>> 
                         ),
                     );
                 }
-                let (primary, key) = &primaries[0];
+                let super::BindPrimary { addr: primary, key, tls } = &primaries[0];
                 if let Some(k) = key
                     && !key_known(k)
                 {
                     fail(&z.place, format!("zone {}: primaries: key {k} is not defined", z.name));
                 }
+                let tls = match tls.as_deref().map(|t| xot(t, c)) {
+                    None => None,
+                    Some(Ok(t)) => {
+                        used_tls.push(t.name.clone());
+                        Some(t)
+                    }
+                    Some(Err((place, e))) => {
+                        fail(place.unwrap_or(&z.place), format!("zone {}: primaries: {e}", z.name));
+                        continue;
+                    }
+                };
+                let (tls_on, tls_name, tls_ca) = match tls {
+                    Some(t) => (Some(true), t.remote_hostname.clone(), t.ca_file.clone()),
+                    None => (None, None, None),
+                };
                 if primaries.len() > 1 {
-                    let rest: Vec<&str> = primaries[1..].iter().map(|(a, _)| a.as_str()).collect();
+                    let rest: Vec<&str> = primaries[1..].iter().map(|p| p.addr.as_str()).collect();
                     m.not_carried.push(format!(
                         "{}: zone {}: transferred from {primary} only; the other primaries ({}) are not used",
                         z.place,
@@ -267,12 +283,20 @@ pub fn map(c: &BindConfig, route53: bool) -> Result<Mapped, Vec<BindConfError>> 
                         rest.join(", ")
                     ));
                 }
-                match secondaries.iter_mut().find(|s| s.primary == *primary && s.key == *key) {
+                let same = |s: &SecondarySpec| {
+                    s.primary == *primary
+                        && s.key == *key
+                        && (s.tls, &s.tls_name, &s.tls_ca) == (tls_on, &tls_name, &tls_ca)
+                };
+                match secondaries.iter_mut().find(|s| same(s)) {
                     Some(s) => s.zones.push(z.name.clone()),
                     None => secondaries.push(SecondarySpec {
                         primary: primary.clone(),
                         zones: vec![z.name.clone()],
                         key: key.clone(),
+                        tls: tls_on,
+                        tls_name,
+                        tls_ca,
                         ..Default::default()
                     }),
                 }
@@ -280,6 +304,16 @@ pub fn map(c: &BindConfig, route53: bool) -> Result<Mapped, Vec<BindConfError>> 
         }
     }
     m.secondaries = secondaries;
+    for t in &c.tls {
+        if used_tls.contains(&t.name) {
+            for (field, place) in &t.other {
+                m.ignored
+                    .push(format!("{place}: tls {}: {field} (r53dns speaks TLS 1.3 with its own ciphers)", t.name));
+            }
+        } else {
+            m.ignored.push(format!("{}: tls {} (BIND's own: not named by a zone's primaries)", t.place, t.name));
+        }
+    }
     m.transfers = transfers;
     match notify_keys.as_slice() {
         [] => {}
@@ -364,6 +398,42 @@ fn network(w: &str) -> Option<String> {
         None => addr,
     };
     r53dns_zone::routing::parse_prefix(&text).map(|_| text)
+}
+
+/// The `tls` statement a primary names, if r53dns can follow it: it must check the
+/// primary's certificate (`ca-file`, `remote-hostname`, or both) and present none of its
+/// own. Else why not, with the place of the statement when there is one.
+fn xot<'c>(name: &str, c: &'c BindConfig) -> Result<&'c super::BindTls, (Option<&'c Place>, String)> {
+    if name.eq_ignore_ascii_case("ephemeral") {
+        return Err((
+            None,
+            "tls ephemeral: BIND would encrypt without checking the primary's certificate; r53dns checks it: \
+             name a tls statement with ca-file (and remote-hostname, else the primary's address is checked)"
+                .to_owned(),
+        ));
+    }
+    let Some(t) = c.tls.iter().find(|t| t.name == name) else {
+        return Err((None, format!("tls {name} is not defined")));
+    };
+    if t.ca_file.is_none() && t.remote_hostname.is_none() {
+        return Err((
+            Some(&t.place),
+            format!(
+                "tls {name} has neither ca-file nor remote-hostname: BIND would not check the primary's certificate; \
+                 r53dns checks it: add ca-file (the primary's CA) or remote-hostname (its name, checked against the \
+                 system's trust anchors)"
+            ),
+        ));
+    }
+    if t.own_certificate {
+        return Err((
+            Some(&t.place),
+            format!(
+                "tls {name}: cert-file/key-file: r53dns presents no certificate of its own to a primary (mutual TLS)"
+            ),
+        ));
+    }
+    Ok(t)
 }
 
 /// `ADDR [port P] [key K]` of an `also-notify` list.
@@ -485,6 +555,92 @@ mod tests {
                 "zone \"a.example\" { type master; file \"f\"; };\nzone \"A.example.\" { type master; file \"g\"; };\n",
                 2,
                 "twice",
+            ),
+        ] {
+            let (_d, c) = conf(text);
+            let e = map(&c, false).unwrap_err();
+            assert!(e.iter().any(|e| e.place.line == line && e.message.contains(needle)), "{text}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn primaries_over_tls_follow_over_tls_and_never_silently_in_the_clear() {
+        let (d, c) = conf(&format!(
+            "{KEY}options {{ directory \"/var/cache/bind\"; }};\n\
+             tls to-primary {{ ca-file \"ca.pem\"; remote-hostname \"dns.example\"; protocols {{ TLSv1.3; }}; }};\n\
+             tls by-name {{ remote-hostname \"ns1.example\"; }};\n\
+             tls listener {{ cert-file \"c.pem\"; key-file \"k.pem\"; }};\n\
+             zone \"a.example\" {{ type secondary; primaries {{ 192.0.2.1 port 8853 key ddns tls to-primary; }}; }};\n\
+             zone \"b.example\" {{ type secondary; primaries {{ 192.0.2.1 port 8853 key ddns tls to-primary; }}; }};\n\
+             zone \"c.example\" {{ type slave; masters {{ 192.0.2.2 tls by-name; }}; }};\n\
+             zone \"d.example\" {{ type slave; masters port 5353 {{ 192.0.2.2 tls by-name; }}; }};\n\
+             zone \"e.example\" {{ type secondary; primaries {{ 192.0.2.1 port 8853 key ddns; }}; }};\n"
+        ));
+        let m = map(&c, false).unwrap();
+        let got: Vec<_> = m
+            .secondaries
+            .iter()
+            .map(|s| {
+                (
+                    s.primary.as_str(),
+                    s.zones.join(","),
+                    s.key.as_deref(),
+                    s.tls,
+                    s.tls_name.as_deref(),
+                    s.tls_ca.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "192.0.2.1:8853",
+                    "a.example.,b.example.".to_owned(),
+                    Some("ddns"),
+                    Some(true),
+                    Some("dns.example"),
+                    Some(PathBuf::from("/var/cache/bind/ca.pem"))
+                ),
+                // Port 853 by default over TLS; the system's trust anchors without ca-file.
+                ("192.0.2.2:853", "c.example.".to_owned(), None, Some(true), Some("ns1.example"), None),
+                ("192.0.2.2:5353", "d.example.".to_owned(), None, Some(true), Some("ns1.example"), None),
+                ("192.0.2.1:8853", "e.example.".to_owned(), Some("ddns"), None, None, None),
+            ]
+        );
+        let file = d.path().join("named.conf").display().to_string();
+        assert!(
+            m.ignored.iter().any(|i| i.starts_with(&format!("{file}:5: tls listener")) && i.contains("BIND's own")),
+            "{:?}",
+            m.ignored
+        );
+        assert!(
+            m.ignored.iter().any(|i| i.starts_with(&format!("{file}:3: tls to-primary: protocols"))),
+            "{:?}",
+            m.ignored
+        );
+        // What would go unchecked, or cannot be presented, is an error at its line.
+        for (text, line, needle) in [
+            ("zone \"a.example\" { type secondary; primaries { 192.0.2.1 tls ephemeral; }; };\n", 1, "tls ephemeral"),
+            (
+                "tls t { };\nzone \"a.example\" { type secondary; primaries { 192.0.2.1 tls t; }; };\n",
+                1,
+                "neither ca-file",
+            ),
+            (
+                "tls t { protocols { TLSv1.3; }; };\nzone \"a.example\" {\n type secondary; primaries { 192.0.2.1 tls t; }; };\n",
+                1,
+                "neither ca-file",
+            ),
+            (
+                "tls t { ca-file \"ca\"; cert-file \"c\"; key-file \"k\"; };\nzone \"a.example\" { type secondary; primaries { 192.0.2.1 tls t; }; };\n",
+                1,
+                "mutual TLS",
+            ),
+            (
+                "\nzone \"a.example\" { type secondary; primaries { 192.0.2.1 tls nowhere; }; };\n",
+                2,
+                "tls nowhere is not defined",
             ),
         ] {
             let (_d, c) = conf(text);

@@ -1,7 +1,8 @@
 //! BIND's `named.conf`, read as a zone source: the `zone` statements (primary zones with
 //! their files, secondary zones with their primaries), `key` statements, `acl`s, the
-//! `options` that carry over (`directory`, `allow-transfer`, `also-notify`, `allow-query`)
-//! and `view`s with `match-clients`. `include` files are followed.
+//! `options` that carry over (`directory`, `allow-transfer`, `also-notify`, `allow-query`),
+//! `view`s with `match-clients` and the `tls` statements a secondary zone's primaries name
+//! (XoT, RFC 9103). `include` files are followed.
 //!
 //! Everything the file says that r53dns cannot do is listed with file and line
 //! ([`BindConfig::unsupported`]), never dropped silently; statements that only tune BIND
@@ -72,9 +73,40 @@ pub enum ZoneKind {
     },
     /// `type secondary` (or `slave`), transferred from `primaries` (or `masters`).
     Secondary {
-        /// `ADDR[:PORT]` and the TSIG key named for it, if any.
-        primaries: Vec<(String, Option<String>)>,
+        /// The primaries, in the order written.
+        primaries: Vec<BindPrimary>,
     },
+}
+
+/// One element of a zone's `primaries` (or `masters`) list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindPrimary {
+    /// `ADDR:PORT`: the element's port, else the list's, else 853 with `tls` and 53
+    /// without (BIND's `tls-port` and `port` defaults).
+    pub addr: String,
+    /// The TSIG key named for it (`key NAME`).
+    pub key: Option<String>,
+    /// The `tls` statement named for it (`tls NAME`; `ephemeral` is BIND's built-in one).
+    pub tls: Option<String>,
+}
+
+/// A `tls NAME { … }` statement: how BIND connects to a primary over TLS (or, named by
+/// `listen-on … tls`, how it serves TLS itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindTls {
+    /// The statement's name.
+    pub name: String,
+    /// `ca-file`: the trust anchors the peer's certificate must chain to, resolved against
+    /// `directory`.
+    pub ca_file: Option<PathBuf>,
+    /// `remote-hostname`: the name the primary's certificate must carry.
+    pub remote_hostname: Option<String>,
+    /// `cert-file`/`key-file` given: a certificate of BIND's own to present.
+    pub own_certificate: bool,
+    /// The other fields (`protocols`, `ciphers`…), with their place.
+    pub other: Vec<(String, Place)>,
+    /// Where.
+    pub place: Place,
 }
 
 /// A zone statement as r53dns can use it.
@@ -133,6 +165,8 @@ pub struct BindConfig {
     pub views: Vec<BindView>,
     /// `acl name { … }` definitions, by name.
     pub acls: Vec<(String, Vec<String>)>,
+    /// `tls` statements.
+    pub tls: Vec<BindTls>,
     /// `options { allow-query { … }; }`.
     pub allow_query: Vec<String>,
     /// What cannot be carried over, one line each with its place.
@@ -150,7 +184,6 @@ const BIND_ONLY: &[&str] = &[
     "managed-keys",
     "trusted-keys",
     "dnssec-policy",
-    "tls",
     "http",
 ];
 
@@ -451,11 +484,12 @@ fn interpret(stmts: &[Stmt], path: &Path) -> BindConfig {
                     .map(|e| {
                         let words: Vec<&str> = e.split_whitespace().collect();
                         let addr = words.first().copied().unwrap_or_default();
-                        let p = words.windows(2).find(|w| w[0] == "port").map(|w| w[1].to_owned()).or(port.clone());
-                        let key = words.windows(2).find(|w| w[0] == "key").map(|w| w[1].to_owned());
-                        let p = p.unwrap_or_else(|| "53".to_owned());
+                        let after = |what: &str| words.windows(2).find(|w| w[0] == what).map(|w| w[1].to_owned());
+                        let (key, tls) = (after("key"), after("tls"));
+                        let default_port = if tls.is_some() { "853" } else { "53" };
+                        let p = after("port").or(port.clone()).unwrap_or_else(|| default_port.to_owned());
                         let addr = if addr.contains(':') { format!("[{addr}]:{p}") } else { format!("{addr}:{p}") };
-                        (addr, key)
+                        BindPrimary { addr, key, tls }
                     })
                     .collect::<Vec<_>>();
                 if primaries.is_empty() {
@@ -523,6 +557,29 @@ fn interpret(stmts: &[Stmt], path: &Path) -> BindConfig {
                     secret: secret.clone(),
                     place: s.place.clone(),
                 });
+            }
+            "tls" => {
+                let Some(name) = s.args.first() else {
+                    c.unsupported.push(format!("{}: tls without a name", s.place));
+                    continue;
+                };
+                let mut t = BindTls {
+                    name: name.clone(),
+                    ca_file: None,
+                    remote_hostname: None,
+                    own_certificate: false,
+                    other: Vec::new(),
+                    place: s.place.clone(),
+                };
+                for f in s.block.iter().flatten() {
+                    match (f.name.as_str(), f.args.first()) {
+                        ("ca-file", Some(v)) => t.ca_file = Some(directory.join(v)),
+                        ("remote-hostname", Some(v)) => t.remote_hostname = Some(v.clone()),
+                        ("cert-file" | "key-file", _) => t.own_certificate = true,
+                        (other, _) => t.other.push((other.to_owned(), f.place.clone())),
+                    }
+                }
+                c.tls.push(t);
             }
             "acl" => match s.args.first() {
                 Some(n) => c.acls.push((n.clone(), s.list())),
@@ -606,7 +663,10 @@ logging { channel x { file "/var/log/named.log"; }; };
         assert_eq!(
             c.zones[2].kind,
             ZoneKind::Secondary {
-                primaries: vec![("192.0.2.1:5353".into(), None), ("192.0.2.2:53".into(), Some("xfr".into()))]
+                primaries: vec![
+                    BindPrimary { addr: "192.0.2.1:5353".into(), key: None, tls: None },
+                    BindPrimary { addr: "192.0.2.2:53".into(), key: Some("xfr".into()), tls: None }
+                ]
             }
         );
         assert_eq!(c.zones[0].allow_transfer, ["10.0.0.2", "key xfr"], "options apply to zones that say nothing");
