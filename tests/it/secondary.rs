@@ -318,6 +318,8 @@ fn syncer_calls(b: &Binary) -> u64 {
 struct HostilePrimary {
     addr: SocketAddr,
     serial: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// Answers over UDP truncated (TC, no records), counting them.
+    truncate_udp: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
 fn hostile_message(question: &[u8], id: [u8; 2], records: &[Vec<u8>]) -> Vec<u8> {
@@ -368,11 +370,18 @@ impl HostilePrimary {
             m.get(12..end).map(<[u8]>::to_vec)
         };
         let s = serial.clone();
+        let truncate_udp = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let truncating = truncate_udp.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 512];
             while let Ok((n, peer)) = udp.recv_from(&mut buf) {
                 let Some(q) = question_of(&buf[..n]) else { continue };
-                let reply = hostile_message(&q, [buf[0], buf[1]], &[hostile_soa(s.load(Ordering::Relaxed))]);
+                let mut reply = hostile_message(&q, [buf[0], buf[1]], &[hostile_soa(s.load(Ordering::Relaxed))]);
+                if truncating.load(Ordering::Relaxed) > 0 {
+                    reply = hostile_message(&q, [buf[0], buf[1]], &[]);
+                    reply[2] |= 0x02;
+                    truncating.fetch_add(1, Ordering::Relaxed);
+                }
                 let _ = udp.send_to(&reply, peer);
             }
         });
@@ -422,8 +431,33 @@ impl HostilePrimary {
                 });
             }
         });
-        Self { addr: format!("127.0.0.1:{port}").parse().unwrap(), serial }
+        Self { addr: format!("127.0.0.1:{port}").parse().unwrap(), serial, truncate_udp }
     }
+}
+
+/// A SOA answer truncated over UDP (TC) is asked again over TCP (RFC 1035 §4.2.1), not
+/// taken for a failure: the checks keep finding the zone current.
+#[test]
+fn a_truncated_soa_answer_is_asked_again_over_tcp() {
+    let primary = HostilePrimary::start(0);
+    let follower = Binary::serve(&["--primary", &primary.addr.to_string(), "--secondary-zone", "small.example"]);
+    let metric = |o: &str| {
+        follower.metric(&format!("r53dns_secondary_refreshes_total{{outcome=\"{o}\",zone=\"small.example.\"}}"))
+    };
+    eventually(Duration::from_secs(10), || metric("axfr") == 1).expect("the small zone never loaded");
+    primary.truncate_udp.store(1, std::sync::atomic::Ordering::Relaxed);
+    for round in 1..=2 {
+        let out = Binary::command()
+            .args(["ctl", "--http", &follower.http.unwrap().to_string(), "refresh", "small.example"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        eventually(Duration::from_secs(10), || metric("current") == round)
+            .unwrap_or_else(|| panic!("check {round} did not find the zone current (failed: {})", metric("failed")));
+    }
+    assert!(primary.truncate_udp.load(std::sync::atomic::Ordering::Relaxed) > 2, "the UDP answers were truncated");
+    assert_eq!(metric("failed"), 0);
+    assert_eq!(metric("axfr"), 1, "a truncated answer does not start a transfer");
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -563,6 +597,65 @@ fn follows_r53dns_over_tls_incrementally_with_tsig() {
     assert_eq!(ixfr_count_at_least(&b, 1), 1, "the change came as a difference");
     assert_eq!(axfr(primary.addr.unwrap(), Some(&key_arg)), axfr(b.addr.unwrap(), None));
     assert_eq!(b.metric("r53dns_secondary_refreshes_total{outcome=\"failed\",zone=\"example.com.\"}"), 0);
+}
+
+/// XoT makes one TLS connection per refresh (RFC 9103 §5.2): the SOA check and the
+/// transfer that follows go over the same session. Counted by a relay in front of the
+/// primary's DNS-over-TLS port: the first load (AXFR), a change on NOTIFY (SOA check and
+/// IXFR), a check that finds the zone current (`ctl refresh`) and a whole transfer (`ctl
+/// retransfer`) each open exactly one connection.
+#[test]
+fn a_refresh_over_tls_makes_one_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = zone_copy(dir.path());
+    let (ca, cert, key) = signed_certificate(dir.path(), "good");
+    let f = file.display().to_string();
+    let port = free_port();
+    let notify = format!("127.0.0.1:{port}");
+    let primary = Binary::serve(&[
+        "--zone",
+        &f,
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--allow-transfer",
+        "127.0.0.0/8",
+        "--notify",
+        &notify,
+    ]);
+    let relay = crate::support::CountingRelay::start(crate::encrypted::addr_of(&primary, "serving DNS over TLS"));
+    let b = tls_follower(relay.addr, port, &ca, &["--primary-tls-name", "dns.test"]);
+    wait_loaded(&b);
+    let outcome =
+        |o: &str| b.metric(&format!("r53dns_secondary_refreshes_total{{outcome=\"{o}\",zone=\"example.com.\"}}"));
+    // Each step ends once its refresh is counted; then no other connection may come.
+    let settled = |o: &str, n: u64, connections: usize| {
+        eventually(Duration::from_secs(15), || outcome(o) >= n)
+            .unwrap_or_else(|| panic!("no {o} refresh counted (connections: {})", relay.accepted()));
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(relay.accepted(), connections, "connections after the {o} refresh");
+    };
+    settled("axfr", 1, 1);
+    edit(&file, 2024010102, "192.0.2.41", "");
+    primary.signal("HUP");
+    settled("ixfr", 1, 2);
+    assert!(www(b.addr.unwrap()).first().is_some_and(|a| a.ends_with(".41")));
+    let ctl = |verb: &str| {
+        let out = Binary::command()
+            .args(["ctl", "--http", &b.http.unwrap().to_string(), verb, "example.com"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ctl {verb}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    ctl("refresh");
+    settled("current", 1, 3);
+    ctl("retransfer");
+    settled("axfr", 2, 4);
+    assert_eq!(outcome("failed"), 0);
+    assert_eq!((outcome("axfr"), outcome("ixfr"), outcome("current")), (2, 1, 1));
 }
 
 fn ixfr_count_at_least(b: &Binary, n: u64) -> u64 {

@@ -10,7 +10,11 @@
 //!
 //! With `tls` the SOA checks and transfers go over TLS 1.3 to the primary's DNS-over-TLS
 //! port (XoT, RFC 9103), its certificate checked against the configured trust anchors for
-//! the configured name; the length-prefixed messages inside are the same as over TCP.
+//! the configured name; the length-prefixed messages inside are the same as over TCP. A
+//! refresh makes one TLS connection (RFC 9103 §5.2): the SOA query, then the transfer when
+//! the serial moved on, over the same session (a new one only when the primary closed it
+//! after the SOA answer). Over plain TCP the SOA query goes over UDP (over TCP when the
+//! answer is truncated) and the transfer over its own connection.
 //!
 //! Nothing half-received is served: a transfer is applied only when it ended with the
 //! closing SOA, every record was valid and, with a TSIG key, every message was covered by a
@@ -19,7 +23,9 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex as StdMutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use r53dns_proto::frame;
@@ -170,6 +176,42 @@ enum Conn {
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+        }
+    }
+}
+
 /// Connects to `primary` (and makes the TLS handshake, for a zone followed over TLS),
 /// within [`IO_TIMEOUT`].
 async fn connect(cfg: &SecondaryZone, primary: SocketAddr) -> Result<Conn, String> {
@@ -299,6 +341,8 @@ struct Stream {
 enum XferError {
     /// Over one of the [`TransferLimits`].
     OverLimit(String),
+    /// The connection ended before the first answer.
+    Closed(String),
     Failed(String),
 }
 
@@ -734,9 +778,22 @@ impl Secondaries {
             let s = z.lock();
             (s.held.as_ref().map(|h| h.serial), s.force_axfr || s.retransfer, s.retransfer)
         };
+        // Over TLS the SOA check and the transfer share one connection (RFC 9103 §5.2: one
+        // TLS handshake per refresh); over plain TCP the check is a UDP query.
+        let mut conn = None;
         if let Some(ours) = held_serial.filter(|_| !retransfer) {
-            let theirs = soa_query(&z.cfg, addr).await?;
+            let theirs = if z.cfg.tls.is_some() {
+                let mut c = connect(&z.cfg, addr).await?;
+                let theirs = soa_over(&mut c, &z.cfg, addr).await?;
+                conn = Some(c);
+                theirs
+            } else {
+                soa_query(&z.cfg, addr).await?
+            };
             if !serial::is_after(theirs, ours) {
+                if let Some(mut c) = conn.take() {
+                    close(&mut c).await;
+                }
                 let republish = {
                     let mut s = z.lock();
                     s.confirmed = Some(Instant::now());
@@ -757,9 +814,9 @@ impl Secondaries {
             s.held.as_ref().map(|h| (h.serial, h.soa.clone()))
         };
         let started = Instant::now();
-        let pulled = match transfer(&z.cfg, addr, ixfr.as_ref().map(|(_, soa)| soa)).await {
+        let pulled = match transfer(&z.cfg, addr, ixfr.as_ref().map(|(_, soa)| soa), conn).await {
             Ok(p) => p,
-            Err(XferError::Failed(e)) => return Err(e),
+            Err(XferError::Failed(e) | XferError::Closed(e)) => return Err(e),
             Err(XferError::OverLimit(e)) => {
                 z.lock().over_limit = true;
                 return Err(format!("transfer refused: {e}"));
@@ -1040,12 +1097,11 @@ fn verify(signer: &mut Option<Signer<'_>>, msg: &[u8], primary: SocketAddr) -> R
     Ok(())
 }
 
-/// The primary's SOA serial: over UDP (three tries), or over TLS for a zone followed over
-/// TLS.
+/// The primary's SOA serial over UDP (three tries); an answer truncated (TC) is asked
+/// again over TCP, as RFC 1035 §4.2.1 has it (a SOA with a large TSIG, or a primary
+/// answering small UDP sizes). Zones followed over TLS never come here: their check goes
+/// over the connection of the transfer ([`Secondaries::check_at`]).
 async fn soa_query(cfg: &SecondaryZone, primary: SocketAddr) -> Result<u32, String> {
-    if cfg.tls.is_some() {
-        return soa_query_stream(cfg, primary).await;
-    }
     let sock = crate::resolve::udp_client(primary).await.map_err(|e| format!("{primary}: {e}"))?;
     let mut last = format!("{primary} did not answer the SOA query");
     for _ in 0..3 {
@@ -1067,6 +1123,13 @@ async fn soa_query(cfg: &SecondaryZone, primary: SocketAddr) -> Result<u32, Stri
             if n < 2 || msg[..2] != id.to_be_bytes() {
                 continue; // a late answer to an earlier try
             }
+            if n >= 12 && msg[2] & 0x80 != 0 && msg[2] & 0x02 != 0 {
+                tracing::debug!(zone = %cfg.apex, %primary, "secondary: SOA answer truncated; asking over TCP");
+                let mut tcp = connect(cfg, primary).await?;
+                let serial = soa_over(&mut tcp, cfg, primary).await;
+                close(&mut tcp).await;
+                return serial;
+            }
             check_header(msg, id, primary)?;
             verify(&mut signer, msg, primary)?;
             let parsed = message::parse(msg).ok_or_else(|| format!("{primary} sent a malformed answer"))?;
@@ -1076,31 +1139,25 @@ async fn soa_query(cfg: &SecondaryZone, primary: SocketAddr) -> Result<u32, Stri
     Err(last)
 }
 
-/// The primary's SOA serial over a connection (TLS): one query, its answer within
-/// [`IO_TIMEOUT`], as any message of a transfer.
-async fn soa_query_stream(cfg: &SecondaryZone, primary: SocketAddr) -> Result<u32, String> {
-    async fn over<S: AsyncRead + AsyncWrite + Unpin>(
-        stream: &mut S,
-        cfg: &SecondaryZone,
-        primary: SocketAddr,
-    ) -> Result<u32, String> {
-        let id: u16 = rand::random();
-        let (q, mut signer) = request(cfg, id, rtype::SOA, None).map_err(|e| format!("SOA query: {e}"))?;
-        tokio::time::timeout(IO_TIMEOUT, frame::write(stream, &q))
-            .await
-            .map_err(|_| format!("{primary}: the query could not be sent for {}s", IO_TIMEOUT.as_secs()))?
-            .map_err(|e| format!("{primary}: {e}"))?;
-        let msg = read_message(stream, primary).await?;
-        close(stream).await;
-        check_header(&msg, id, primary)?;
-        verify(&mut signer, &msg, primary)?;
-        let parsed = message::parse(&msg).ok_or_else(|| format!("{primary} sent a malformed answer"))?;
-        soa_in(&parsed, &cfg.apex).ok_or_else(|| format!("{primary} sent no SOA for {}", cfg.apex))
-    }
-    match connect(cfg, primary).await? {
-        Conn::Tcp(mut s) => over(&mut s, cfg, primary).await,
-        Conn::Tls(mut s) => over(&mut *s, cfg, primary).await,
-    }
+/// The primary's SOA serial over a connection (TCP, or TLS): one query, its answer within
+/// [`IO_TIMEOUT`], as any message of a transfer. The connection stays open for what
+/// follows.
+async fn soa_over<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    cfg: &SecondaryZone,
+    primary: SocketAddr,
+) -> Result<u32, String> {
+    let id: u16 = rand::random();
+    let (q, mut signer) = request(cfg, id, rtype::SOA, None).map_err(|e| format!("SOA query: {e}"))?;
+    tokio::time::timeout(IO_TIMEOUT, frame::write(stream, &q))
+        .await
+        .map_err(|_| format!("{primary}: the query could not be sent for {}s", IO_TIMEOUT.as_secs()))?
+        .map_err(|e| format!("{primary}: {e}"))?;
+    let msg = read_message(stream, primary).await?;
+    check_header(&msg, id, primary)?;
+    verify(&mut signer, &msg, primary)?;
+    let parsed = message::parse(&msg).ok_or_else(|| format!("{primary} sent a malformed answer"))?;
+    soa_in(&parsed, &cfg.apex).ok_or_else(|| format!("{primary} sent no SOA for {}", cfg.apex))
 }
 
 fn soa_in(m: &Message, apex: &Name) -> Option<u32> {
@@ -1115,27 +1172,59 @@ async fn read_message<S: AsyncRead + Unpin>(stream: &mut S, primary: SocketAddr)
         .map_err(|e| format!("{primary}: {e}"))
 }
 
-/// Pulls the zone over TCP (or TLS): IXFR from `soa`'s serial when given, AXFR otherwise.
-async fn transfer(cfg: &SecondaryZone, primary: SocketAddr, soa: Option<&Record>) -> Result<Pulled, XferError> {
+/// Pulls the zone over TCP (or TLS): IXFR from `soa`'s serial when given, AXFR otherwise;
+/// over `conn` when the SOA check left one open (XoT: one connection per refresh, RFC 9103
+/// §5.2), else over a new connection.
+async fn transfer(
+    cfg: &SecondaryZone,
+    primary: SocketAddr,
+    soa: Option<&Record>,
+    conn: Option<Conn>,
+) -> Result<Pulled, XferError> {
     let deadline = cfg.limits.deadline;
-    tokio::time::timeout(deadline, transfer_within(cfg, primary, soa)).await.map_err(|_| {
+    tokio::time::timeout(deadline, transfer_within(cfg, primary, soa, conn)).await.map_err(|_| {
         XferError::OverLimit(format!(
             "{primary}: transfer not finished within {deadline:?} (secondary transfer-timeout)"
         ))
     })?
 }
 
-async fn transfer_within(cfg: &SecondaryZone, primary: SocketAddr, soa: Option<&Record>) -> Result<Pulled, XferError> {
+async fn transfer_within(
+    cfg: &SecondaryZone,
+    primary: SocketAddr,
+    soa: Option<&Record>,
+    conn: Option<Conn>,
+) -> Result<Pulled, XferError> {
+    let reused = conn.is_some();
+    let mut stream = match conn {
+        Some(c) => c,
+        None => connect(cfg, primary).await?,
+    };
+    match exchange(cfg, primary, soa, &mut stream).await {
+        // A primary may close a connection after one answer: the transfer goes over a new
+        // one (RFC 7766 §6.2.1, RFC 9103 §5.2), once.
+        Err(XferError::Closed(e)) if reused => {
+            tracing::debug!(zone = %cfg.apex, %primary, error = %e, "secondary: the primary closed the connection after the SOA check; transferring over a new one");
+            let mut stream = connect(cfg, primary).await?;
+            exchange(cfg, primary, soa, &mut stream).await
+        }
+        r => r,
+    }
+}
+
+/// Asks for the transfer over `stream` and reads it.
+async fn exchange(
+    cfg: &SecondaryZone,
+    primary: SocketAddr,
+    soa: Option<&Record>,
+    stream: &mut Conn,
+) -> Result<Pulled, XferError> {
     let held = soa.and_then(soa_serial);
     let id: u16 = rand::random();
     let qtype = if soa.is_some() { rtype::IXFR } else { rtype::AXFR };
     let (q, signer) = request(cfg, id, qtype, soa).map_err(|e| format!("transfer request: {e}"))?;
     let records = Stream::new(cfg.apex.clone(), soa.is_some(), cfg.limits);
-    let pulled = match connect(cfg, primary).await? {
-        Conn::Tcp(mut s) => pull(&mut s, primary, &q, id, signer, records, held).await,
-        Conn::Tls(mut s) => pull(&mut *s, primary, &q, id, signer, records, held).await,
-    }?;
-    Ok(pulled)
+    pull(stream, primary, &q, id, signer, records, held).await
 }
 
 /// Sends the transfer request `q` over `stream` and reads the response until it is
@@ -1149,16 +1238,41 @@ async fn pull<S: AsyncRead + AsyncWrite + Unpin>(
     mut records: Stream,
     held: Option<u32>,
 ) -> Result<Pulled, XferError> {
-    frame::write(stream, q).await.map_err(|e| format!("{primary}: {e}"))?;
+    // The connection gone before the first answer (the request not sent, or no answer at
+    // all): `Closed`, which a reused connection may retry on a new one.
+    let gone = |e: std::io::Error| {
+        let closed = matches!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+        );
+        let m = format!("{primary}: {e}");
+        if closed { XferError::Closed(m) } else { XferError::Failed(m) }
+    };
+    tokio::time::timeout(IO_TIMEOUT, frame::write(stream, q))
+        .await
+        .map_err(|_| format!("{primary}: the request could not be sent for {}s", IO_TIMEOUT.as_secs()))?
+        .map_err(gone)?;
+    let mut first = true;
     loop {
-        let msg = read_message(stream, primary).await?;
+        let msg = if first {
+            first = false;
+            tokio::time::timeout(IO_TIMEOUT, frame::read(stream))
+                .await
+                .map_err(|_| format!("{primary}: no data for {}s", IO_TIMEOUT.as_secs()))?
+                .map_err(gone)?
+        } else {
+            read_message(stream, primary).await?
+        };
         check_header(&msg, id, primary)?;
         verify(&mut signer, &msg, primary)?;
         let parsed = message::parse(&msg).ok_or_else(|| format!("{primary} sent a malformed message"))?;
         for r in parsed.answers {
             records.push(r).map_err(|e| match e {
                 XferError::OverLimit(m) => XferError::OverLimit(format!("{primary}: {m}")),
-                XferError::Failed(m) => XferError::Failed(format!("{primary}: {m}")),
+                XferError::Failed(m) | XferError::Closed(m) => XferError::Failed(format!("{primary}: {m}")),
             })?;
         }
         if let Some(done) = records.end_of_message(held) {
