@@ -84,12 +84,24 @@ fn every_verb_against_a_running_server() {
     assert_eq!(st["zones_by_source"]["file"], 1, "{st}");
     assert_eq!(st["zones_by_source"]["secondary"], 1, "{st}");
     assert_eq!(st["version"], env!("CARGO_PKG_VERSION"));
+    // Each secondary zone: how its primary is reached and how the last refresh ended.
+    let followed = &st["secondaries"][0];
+    assert_eq!(
+        (followed["name"].as_str(), followed["transport"].as_str()),
+        (Some("example.com."), Some("tcp")),
+        "{st}"
+    );
+    assert_eq!(followed["tls_name"], serde_json::Value::Null, "{st}");
+    assert_eq!(followed["last_outcome"], "axfr", "{st}");
+    assert!(followed["last_outcome_secs_ago"].as_u64().is_some_and(|s| s < 60), "{st}");
 
     // zone-status
     let zs = ok(&socket, &["zone-status", "example.com"]);
     assert_eq!(zs["views"][0]["serial"], 2024010101u64, "{zs}");
     assert!(zs["views"][0]["source"].as_str().unwrap().starts_with("secondary:"), "{zs}");
     assert_eq!(zs["secondary"]["primary"], p.as_str(), "{zs}");
+    assert_eq!(zs["secondary"]["transport"], "tcp", "{zs}");
+    assert_eq!(zs["views"][0]["transport"], "tcp", "{zs}");
     let missing = ctl(&socket, &["zone-status", "nothing.example"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stdout).contains("not served here"));
@@ -165,6 +177,10 @@ fn every_verb_against_a_running_server() {
     // zones and sync, and the same verbs over the HTTP admin routes.
     let listed = ok(&socket, &["zones"]);
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let entry = |name: &str| listed.as_array().unwrap().iter().find(|z| z["name"] == name).cloned().unwrap();
+    let (secondary, file) = (entry("example.com."), entry("files.example."));
+    assert_eq!((&secondary["transport"], &secondary["last_outcome"]), (&"tcp".into(), &"axfr".into()), "{listed}");
+    assert!(file.get("transport").is_none() && file.get("last_outcome").is_none(), "only secondaries: {listed}");
     assert_eq!(ctl(&socket, &["sync"]).status.code(), Some(1), "no Route53 here");
     let http = server.http.unwrap().to_string();
     let over_http = Binary::command().args(["ctl", "--http", &http, "zone-status", "files.example"]).output().unwrap();

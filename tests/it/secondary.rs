@@ -656,6 +656,23 @@ fn a_refresh_over_tls_makes_one_connection() {
     settled("axfr", 2, 4);
     assert_eq!(outcome("failed"), 0);
     assert_eq!((outcome("axfr"), outcome("ixfr"), outcome("current")), (2, 1, 1));
+    // The transport shows in /zones and in `ctl status`.
+    let http = b.http.unwrap();
+    let mut s = std::net::TcpStream::connect(http).unwrap();
+    let get = format!("GET /zones HTTP/1.0\r\nHost: {http}\r\nx-r53dns-ctl: 1\r\n\r\n");
+    std::io::Write::write_all(&mut s, get.as_bytes()).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let zones: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let z = &zones[0];
+    assert_eq!((z["name"].as_str(), z["transport"].as_str()), (Some("example.com."), Some("tls")), "{zones}");
+    assert_eq!((z["tls_name"].as_str(), z["last_outcome"].as_str()), (Some("dns.test"), Some("axfr")), "{zones}");
+    let out = Binary::command().args(["ctl", "--http", &http.to_string(), "status"]).output().unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = &st["secondaries"][0];
+    assert_eq!((f["transport"].as_str(), f["tls_name"].as_str()), (Some("tls"), Some("dns.test")), "{st}");
+    assert_eq!(f["last_outcome"], "axfr", "{st}");
 }
 
 fn ixfr_count_at_least(b: &Binary, n: u64) -> u64 {

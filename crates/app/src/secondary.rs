@@ -481,6 +481,8 @@ struct State {
     /// The primary's addresses as last resolved (NOTIFYs are accepted from these).
     primary_ips: Vec<std::net::IpAddr>,
     last_error: Option<String>,
+    /// The last refresh's outcome (as counted) and when it ended.
+    last_outcome: Option<(&'static str, Instant)>,
 }
 
 /// One followed zone.
@@ -523,6 +525,16 @@ pub struct SecondaryStatus {
     pub expires_in: Option<u64>,
     /// The last error, if the last check failed.
     pub last_error: Option<String>,
+    /// How the primary is reached: `tcp` (SOA checks over UDP, transfers over TCP) or
+    /// `tls` (both over TLS, XoT).
+    pub transport: &'static str,
+    /// Over TLS: the name (or address) the primary's certificate is checked for.
+    pub tls_name: Option<String>,
+    /// The last refresh's outcome, as `r53dns_secondary_refreshes_total` counts it: `axfr`
+    /// or `ixfr` (a transfer applied), `current` (nothing newer), `failed`, `too_large`.
+    pub last_outcome: Option<&'static str>,
+    /// Seconds since that refresh ended.
+    pub last_outcome_secs_ago: Option<u64>,
 }
 
 /// The secondary zones of this process: those configured, and the members of configured
@@ -597,6 +609,10 @@ impl Secondaries {
                         if s.published { expire.saturating_sub(at.elapsed()).as_secs() } else { 0 }
                     }),
                     last_error: s.last_error.clone(),
+                    transport: if z.cfg.tls.is_some() { "tls" } else { "tcp" },
+                    tls_name: z.cfg.tls.as_ref().map(Xot::name),
+                    last_outcome: s.last_outcome.map(|(o, _)| o),
+                    last_outcome_secs_ago: s.last_outcome.map(|(_, at)| at.elapsed().as_secs()),
                 }
             })
             .collect()
@@ -625,9 +641,11 @@ impl Secondaries {
             .is_some()
     }
 
-    fn count(&self, apex: &Name, outcome: &str) {
+    /// Counts a refresh's outcome and keeps it for the status.
+    fn count(&self, z: &Follow, outcome: &'static str) {
+        z.lock().last_outcome = Some((outcome, Instant::now()));
         if let Some(m) = &self.metrics {
-            m.transfers_in.with_label_values(&[&apex.to_text(), outcome]).inc();
+            m.transfers_in.with_label_values(&[&z.cfg.apex.to_text(), outcome]).inc();
         }
     }
 
@@ -647,7 +665,7 @@ impl Secondaries {
                 }
                 Err(e) => {
                     let over = std::mem::take(&mut z.lock().over_limit);
-                    self.count(&z.cfg.apex, if over { "too_large" } else { "failed" });
+                    self.count(z, if over { "too_large" } else { "failed" });
                     tracing::warn!(zone = %z.cfg.apex, primary = %z.cfg.primary, error = %e, "secondary: refresh failed");
                     z.lock().last_error = Some(e);
                     self.expire(z).await;
@@ -803,7 +821,7 @@ impl Secondaries {
                 if republish {
                     self.republish(z).await;
                 }
-                self.count(&z.cfg.apex, "current");
+                self.count(z, "current");
                 return Ok(());
             }
         }
@@ -825,7 +843,7 @@ impl Secondaries {
         let (records, kind) = match pulled {
             Pulled::Current => {
                 z.lock().confirmed = Some(Instant::now());
-                self.count(&z.cfg.apex, "current");
+                self.count(z, "current");
                 return Ok(());
             }
             Pulled::Full(records) => {
@@ -880,7 +898,7 @@ impl Secondaries {
         } else {
             self.publisher.set_secondary(&z.cfg.apex, Some(zone)).await;
         }
-        self.count(&z.cfg.apex, kind);
+        self.count(z, kind);
         tracing::info!(
             zone = %z.cfg.apex, primary = %z.cfg.primary, serial, records = count, transfer = kind,
             transport = if z.cfg.tls.is_some() { "tls" } else { "tcp" },

@@ -118,6 +118,16 @@ pub(crate) struct ZoneJson {
     pub(crate) records: usize,
     pub(crate) last_sync: Option<u64>,
     pub(crate) last_error: Option<String>,
+    /// Secondary zones: `tcp` or `tls` (XoT).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) transport: Option<&'static str>,
+    /// Secondary zones over TLS: the name the primary's certificate is checked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tls_name: Option<String>,
+    /// Secondary zones: the last refresh's outcome (`axfr`, `ixfr`, `current`, `failed`,
+    /// `too_large`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) last_outcome: Option<&'static str>,
 }
 
 impl AppProbes {
@@ -148,6 +158,9 @@ impl AppProbes {
                     last_error: status
                         .and_then(|s| s.last_error.clone())
                         .or_else(|| followed.and_then(|f| f.last_error.clone())),
+                    transport: followed.map(|f| f.transport),
+                    tls_name: followed.and_then(|f| f.tls_name.clone()),
+                    last_outcome: followed.and_then(|f| f.last_outcome),
                 });
             }
         }
