@@ -319,7 +319,10 @@ impl Follower {
         };
         let manifest = decode_manifest(&bytes)?;
         let held_serials = self.syncer.serials().await;
-        // Behind until this manifest is applied: the largest serial step it brings.
+        // Behind until this manifest is applied: the largest serial step it brings, counted
+        // forward modulo 2^32 (RFC 1982: a serial that wrapped past 0 is a small step). A
+        // serial not after the held one (2^31 or more forward) is no step: left out here;
+        // one before it is refused by `check_serials`.
         let behind = manifest
             .zones
             .iter()
