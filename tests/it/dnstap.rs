@@ -11,29 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::server::{Binary, data_dir};
-
-/// A self-signed certificate for `dns.test` and 127.0.0.1 (cert, key) in `dir`.
-fn certificate(dir: &Path) -> (String, String) {
-    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
-    let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=dns.test", "-addext", "subjectAltName=DNS:dns.test,IP:127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl must be installed (apt-get install openssl)");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    (cert.display().to_string(), key.display().to_string())
-}
-
-fn addr_of(b: &Binary, what: &str) -> SocketAddr {
-    b.startup
-        .iter()
-        .find(|l| l.contains(what))
-        .and_then(|l| l.split("addr=").nth(1)?.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no '{what}' line in {:#?}", b.startup))
-}
+use crate::support::tls::{addr_of, certificate};
 
 /// `fstrm_capture` reading dnstap on `args` (`-u PATH` or `-a ADDR -p PORT`) into `file`.
 struct Capture(Child);
@@ -173,30 +151,20 @@ fn protocols(file: &Path) -> Vec<(String, u16)> {
 #[test]
 fn queries_and_responses_over_every_transport_are_read_back_by_dnstap_read() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = certificate(dir.path());
+    let (cert, key) = certificate(dir.path(), "server");
     let (socket, file) = (dir.path().join("tap.sock"), dir.path().join("out.tap"));
     let capture = Capture::start(&["-u", &socket.display().to_string()], &file);
     wait_for("fstrm_capture's socket", || socket.exists());
     let zone = data_dir().join("zones/example.com.zone").display().to_string();
     let target = format!("unix:{}", socket.display());
-    let mut b = Binary::serve(&[
-        "--zone",
-        &zone,
-        "--identity",
-        "ns1.tap.test",
-        "--dnstap",
-        &target,
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--https-listen",
-        "127.0.0.1:0",
-        "--quic-listen",
-        "127.0.0.1:0",
-    ]);
+    let mut b = Binary::serve(
+        &[
+            &["--zone", &zone, "--identity", "ns1.tap.test", "--dnstap", &target][..],
+            &crate::support::tls::dot(&cert, &key)[..],
+            &["--https-listen", "127.0.0.1:0", "--quic-listen", "127.0.0.1:0"][..],
+        ]
+        .concat(),
+    );
     assert!(connected(&mut b, Duration::from_secs(10)), "the dnstap receiver was never reached");
     let udp = b.addr.unwrap();
     let (dot, doh, doq) = (

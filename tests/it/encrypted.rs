@@ -1,34 +1,12 @@
-//! DNS over TLS (RFC 7858) and over HTTPS (RFC 8484) on hickory-server's listeners, asked by
-//! kdig and dig: the same answers as over UDP, a certificate clients verify, and the query
-//! ACL applied alike.
+//! DNS over TLS (RFC 7858), over HTTPS (RFC 8484) and over QUIC (RFC 9250), asked by
+//! kdig, dig, dnspython and aioquic: the same answers as over UDP, a certificate clients verify, the query
+//! ACL applied alike, zone transfers, padding, and the limits on connections.
 
 use std::path::Path;
 use std::process::Command;
 
 use crate::support::server::{Binary, data_dir};
-
-/// A self-signed certificate for `dns.test` and 127.0.0.1 (cert, key) in `dir`.
-pub(crate) fn certificate(dir: &Path, name: &str) -> (String, String) {
-    let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
-    let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=dns.test", "-addext", "subjectAltName=DNS:dns.test,IP:127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl must be installed (apt-get install openssl)");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    (cert.display().to_string(), key.display().to_string())
-}
-
-pub(crate) fn addr_of(b: &Binary, what: &str) -> std::net::SocketAddr {
-    b.startup
-        .iter()
-        .find(|l| l.contains(what))
-        .and_then(|l| l.split("addr=").nth(1)?.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no '{what}' line in {:#?}", b.startup))
-}
+use crate::support::tls::{addr_of, certificate};
 
 /// A client's view of one answer: status and flags, and the records of every section,
 /// TTLs included (sorted).
@@ -701,19 +679,11 @@ fn zone_transfers_over_quic_reach_clients_whole_signed_and_only_allowed_clients(
     let (cert, key) = certificate(dir.path(), "server");
     let keys = crate::support::key_file(dir.path(), "xfr-key", SECRET);
     let served = [
-        "--zone",
-        &big,
-        "--zone",
-        &small,
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--quic-listen",
-        "127.0.0.1:0",
-    ];
+        &["--zone", &big, "--zone", &small][..],
+        &crate::support::tls::dot(&cert, &key)[..],
+        &["--quic-listen", "127.0.0.1:0"][..],
+    ]
+    .concat();
     let ca = vec![format!("+tls-ca={cert}"), "+tls-hostname=dns.test".to_owned()];
     let b = Binary::serve(&[served.as_slice(), &["--allow-transfer", "127.0.0.0/8"]].concat());
     let (doq, dot) = (addr_of(&b, "serving DNS over QUIC"), addr_of(&b, "serving DNS over TLS"));
@@ -786,16 +756,14 @@ asyncio.run(main())
     assert!(records == 0 && text.contains("REFUSED"), "{text}");
 }
 
-/// RFC 9250 §4.2.1: over QUIC the Message ID is 0, and a request with another ID is a
-/// protocol error (§4.3.3): no answer, the connection closed with DOQ_PROTOCOL_ERROR (2),
-/// the refusal counted. aioquic, driven directly, shows the events as
-/// they arrive; a query with ID 0 on the same connection is answered first.
-#[test]
-fn a_quic_request_with_a_message_id_is_a_protocol_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let (b, cert) = serve_tls(dir.path(), &["--quic-listen", "127.0.0.1:0"]);
-    let doq = addr_of(&b, "serving DNS over QUIC");
-    let script = r#"
+/// aioquic driven directly, for what a QUIC client sees that dnspython hides (stream
+/// resets, connection closes and their codes): runs `main` (Python, an `async def main()`
+/// on argv host, port, CA) after a prelude with a protocol `P` that records, in order,
+/// "stream N answered", "stream N reset CODE" and "connection closed CODE", `cfg()` for a
+/// client configuration, and `ask(p, qid)` that sends a query for www.example.com. A and
+/// returns the event it caused (or "nothing for 5 s"). Returns what the script printed.
+fn aioquic(doq: std::net::SocketAddr, cert: &str, main: &str) -> String {
+    const PRELUDE: &str = r#"
 import asyncio, sys, dns.message
 from aioquic.asyncio import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
@@ -816,34 +784,45 @@ class P(QuicConnectionProtocol):
             self.events.append("connection closed %d" % e.error_code)
         self.changed.set()
 
-async def main():
-    cfg = QuicConfiguration(is_client=True, alpn_protocols=["doq"], server_name="dns.test")
-    cfg.load_verify_locations(sys.argv[3])
-    async with connect(sys.argv[1], int(sys.argv[2]), configuration=cfg, create_protocol=P, wait_connected=True) as p:
-        for qid in (0, 4660):
-            q = dns.message.make_query("www.example.com.", "A")
-            q.id = qid
-            w = q.to_wire()
-            sid = p._quic.get_next_available_stream_id()
-            p._quic.send_stream_data(sid, len(w).to_bytes(2, "big") + w, end_stream=True)
-            p.transmit()
-            n = len(p.events)
-            try:
-                while len(p.events) == n:
-                    p.changed.clear()
-                    await asyncio.wait_for(p.changed.wait(), 5)
-            except asyncio.TimeoutError:
-                p.events.append("nothing for 5 s")
-        await asyncio.sleep(0.5)
-        print("\n".join(p.events))
-asyncio.run(main())
+def cfg():
+    return QuicConfiguration(is_client=True, alpn_protocols=["doq"], server_name="dns.test", cafile=sys.argv[3])
+
+async def ask(p, qid):
+    w = dns.message.make_query("www.example.com.", "A", id=qid).to_wire()
+    p._quic.send_stream_data(p._quic.get_next_available_stream_id(), len(w).to_bytes(2, "big") + w, end_stream=True)
+    p.transmit()
+    n = len(p.events)
+    try:
+        while len(p.events) == n:
+            p.changed.clear()
+            await asyncio.wait_for(p.changed.wait(), 5)
+        return p.events[n]
+    except asyncio.TimeoutError:
+        return "nothing for 5 s"
 "#;
+    let script = format!("{PRELUDE}\n{main}\nasyncio.run(main())\n");
     let out = Command::new(venv_python())
-        .args(["-c", script, &doq.ip().to_string(), &doq.port().to_string(), &cert])
+        .args(["-c", &script, &doq.ip().to_string(), &doq.port().to_string(), cert])
         .output()
         .expect("dnspython and aioquic must be installed in the test venv (tests/run-all.sh)");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// RFC 9250 §4.2.1: over QUIC the Message ID is 0, and a request with another ID is a
+/// protocol error (§4.3.3): no answer, the connection closed with DOQ_PROTOCOL_ERROR (2),
+/// the refusal counted. A query with ID 0 on the same connection is answered first.
+#[test]
+fn a_quic_request_with_a_message_id_is_a_protocol_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, cert) = serve_tls(dir.path(), &["--quic-listen", "127.0.0.1:0"]);
+    let main = r#"
+async def main():
+    async with connect(sys.argv[1], int(sys.argv[2]), configuration=cfg(), create_protocol=P) as p:
+        print(await ask(p, 0))
+        print(await ask(p, 4660))
+"#;
+    let text = aioquic(addr_of(&b, "serving DNS over QUIC"), &cert, main);
     assert_eq!(text.lines().collect::<Vec<_>>(), ["stream 0 answered", "connection closed 2"], "{text}");
     assert_eq!(b.metric("r53dns_requests_refused_total{reason=\"doq_message_id\"}"), 1);
 }
@@ -911,63 +890,29 @@ fn quic_connections_count_against_the_connection_table() {
     let config = dir.path().join("r53dns.toml");
     std::fs::write(&config, "[server]\ntcp-max-connections-per-network = 1\n").unwrap();
     let (b, cert) = serve_tls(dir.path(), &["--config", config.to_str().unwrap(), "--quic-listen", "127.0.0.1:0"]);
-    let doq = addr_of(&b, "serving DNS over QUIC");
-    let script = r#"
-import asyncio, sys, dns.message
-from aioquic.asyncio import connect
-from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import StreamDataReceived, ConnectionTerminated
-
-class P(QuicConnectionProtocol):
-    def __init__(self, *a, **k):
-        super().__init__(*a, **k)
-        self.events = []
-        self.changed = asyncio.Event()
-    def quic_event_received(self, e):
-        if isinstance(e, StreamDataReceived) and e.end_stream:
-            self.events.append("answered")
-        elif isinstance(e, ConnectionTerminated):
-            self.events.append("closed")
-        self.changed.set()
-
-async def ask(p):
-    w = dns.message.make_query("www.example.com.", "A", id=0).to_wire()
-    p._quic.send_stream_data(p._quic.get_next_available_stream_id(), len(w).to_bytes(2, "big") + w, end_stream=True)
-    p.transmit()
-    n = len(p.events)
-    try:
-        while len(p.events) == n:
-            p.changed.clear()
-            await asyncio.wait_for(p.changed.wait(), 5)
-        return p.events[n]
-    except asyncio.TimeoutError:
-        return "nothing for 5 s"
-
+    let main = r#"
 async def main():
-    cfg = lambda: QuicConfiguration(is_client=True, alpn_protocols=["doq"], server_name="dns.test", cafile=sys.argv[3])
     host, port = sys.argv[1], int(sys.argv[2])
     async with connect(host, port, configuration=cfg(), create_protocol=P) as a:
-        print("first", await ask(a))
+        print("first", await ask(a, 0))
         try:
             async with connect(host, port, configuration=cfg(), create_protocol=P) as b:
-                print("second", await ask(b))
+                print("second", await ask(b, 0))
         except ConnectionError:
             print("second refused")
-        print("first again", await ask(a))
+        print("first again", await ask(a, 0))
     async with connect(host, port, configuration=cfg(), create_protocol=P) as c:
-        print("after the first closed", await ask(c))
-asyncio.run(main())
+        print("after the first closed", await ask(c, 0))
 "#;
-    let out = Command::new(venv_python())
-        .args(["-c", script, &doq.ip().to_string(), &doq.port().to_string(), &cert])
-        .output()
-        .expect("dnspython and aioquic must be installed in the test venv (tests/run-all.sh)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = aioquic(addr_of(&b, "serving DNS over QUIC"), &cert, main);
     assert_eq!(
         text.lines().collect::<Vec<_>>(),
-        ["first answered", "second refused", "first again answered", "after the first closed answered"],
+        [
+            "first stream 0 answered",
+            "second refused",
+            "first again stream 4 answered",
+            "after the first closed stream 0 answered"
+        ],
         "{text}"
     );
     assert_eq!(b.metric("r53dns_requests_refused_total{reason=\"tcp_network_limit\"}"), 1);

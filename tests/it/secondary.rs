@@ -559,25 +559,15 @@ fn follows_r53dns_over_tls_incrementally_with_tsig() {
     let (k, f) = (keys.display().to_string(), file.display().to_string());
     let port = free_port();
     let notify = format!("127.0.0.1:{port}");
-    let primary = Binary::serve(&[
-        "--zone",
-        &f,
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--tsig-key-file",
-        &k,
-        "--transfer-key",
-        "xfr-key",
-        "--notify",
-        &notify,
-        "--notify-key",
-        "xfr-key",
-    ]);
-    let dot = crate::encrypted::addr_of(&primary, "serving DNS over TLS");
+    let primary = Binary::serve(
+        &[
+            &["--zone", &f][..],
+            &crate::support::tls::dot(&cert, &key)[..],
+            &["--tsig-key-file", &k, "--transfer-key", "xfr-key", "--notify", &notify, "--notify-key", "xfr-key"][..],
+        ]
+        .concat(),
+    );
+    let dot = crate::support::tls::addr_of(&primary, "serving DNS over TLS");
     let mut b = tls_follower(
         dot,
         port,
@@ -612,21 +602,15 @@ fn a_refresh_over_tls_makes_one_connection() {
     let f = file.display().to_string();
     let port = free_port();
     let notify = format!("127.0.0.1:{port}");
-    let primary = Binary::serve(&[
-        "--zone",
-        &f,
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--allow-transfer",
-        "127.0.0.0/8",
-        "--notify",
-        &notify,
-    ]);
-    let relay = crate::support::CountingRelay::start(crate::encrypted::addr_of(&primary, "serving DNS over TLS"));
+    let primary = Binary::serve(
+        &[
+            &["--zone", &f][..],
+            &crate::support::tls::dot(&cert, &key)[..],
+            &["--allow-transfer", "127.0.0.0/8", "--notify", &notify][..],
+        ]
+        .concat(),
+    );
+    let relay = crate::support::CountingRelay::start(crate::support::tls::addr_of(&primary, "serving DNS over TLS"));
     let b = tls_follower(relay.addr, port, &ca, &["--primary-tls-name", "dns.test"]);
     wait_loaded(&b);
     let outcome =
@@ -719,19 +703,11 @@ fn a_tls_primary_with_the_wrong_certificate_is_refused() {
     let (ca, cert, key) = signed_certificate(dir.path(), "good");
     let (other_ca, _, _) = signed_certificate(dir.path(), "other");
     let zone = data_dir().join("zones/example.com.zone").display().to_string();
-    let primary = Binary::serve(&[
-        "--zone",
-        &zone,
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--allow-transfer",
-        "127.0.0.0/8",
-    ]);
-    let dot = crate::encrypted::addr_of(&primary, "serving DNS over TLS");
+    let primary = Binary::serve(
+        &[&["--zone", &zone][..], &crate::support::tls::dot(&cert, &key)[..], &["--allow-transfer", "127.0.0.0/8"][..]]
+            .concat(),
+    );
+    let dot = crate::support::tls::addr_of(&primary, "serving DNS over TLS");
     for (ca, name, reason) in [(&ca, "other.test", "not valid for name"), (&other_ca, "dns.test", "UnknownIssuer")] {
         let mut b = tls_follower(dot, free_port(), ca, &["--primary-tls-name", name]);
         let line = b.wait_for("secondary: refresh failed", Duration::from_secs(10)).expect("no failure logged");

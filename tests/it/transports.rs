@@ -20,9 +20,10 @@ use r53dns_zone::name::Name;
 use r53dns_zone::rdata::type_to_string;
 
 use crate::differential::{GROUPS, TYPES, copy_zones, corpus_names, questions};
-use crate::encrypted::{addr_of, certificate, venv_python};
+use crate::encrypted::venv_python;
 use crate::support::dns::{Query, Response, Rr, parse};
 use crate::support::server::Binary;
+use crate::support::tls::{addr_of, certificate};
 
 /// The transports dnspython asks over, as `transports.py` names them; TCP first (the
 /// reference).
@@ -288,20 +289,14 @@ fn the_differential_corpus_gets_the_same_octets_over_every_transport() {
     let queries = corpus(&zones);
     let (cert, key) = certificate(dir.path(), "server");
     let zone_dir = zones.display().to_string();
-    let b = Binary::serve(&[
-        "--zone-dir",
-        &zone_dir,
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--https-listen",
-        "127.0.0.1:0",
-        "--quic-listen",
-        "127.0.0.1:0",
-    ]);
+    let b = Binary::serve(
+        &[
+            &["--zone-dir", &zone_dir][..],
+            &crate::support::tls::dot(&cert, &key)[..],
+            &["--https-listen", "127.0.0.1:0", "--quic-listen", "127.0.0.1:0"][..],
+        ]
+        .concat(),
+    );
     let corpus_size = queries.len();
     let queries = sample(queries, b.addr.unwrap());
     let (answers, took) = ask_over(&b, &cert, dir.path(), TRANSPORTS, &queries, started);

@@ -4,6 +4,7 @@ pub mod knot;
 pub mod moto;
 pub mod nsd;
 pub mod server;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
