@@ -1,13 +1,12 @@
 //! Zone files to zones: read, place, validate.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
 use crate::name::Name;
 use crate::zone::{Source, Zone, ZoneBuilder, ZoneError};
-use crate::zonefile::{self, ZoneFileError};
+use crate::zonefile::{self, Stop, ZoneFileError};
 
 /// Why a zone file could not be served.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -99,11 +98,20 @@ pub fn load_zone_file(path: &Path, origin: Option<&Name>) -> Result<(Zone, Vec<S
         line: 0,
         message: format!("cannot read: {e}"),
     })?;
-    load_zone_str(&text, path, origin)
+    let builder = read_into_builder(&text, path, origin)?;
+    // The text is no longer needed while the zone is checked and put together.
+    drop(text);
+    builder.finish().map_err(|source| LoadError::Zone { file: path.to_owned(), source })
 }
 
 /// Like [`load_zone_file`] for text already in memory; `path` names it in errors.
 pub fn load_zone_str(text: &str, path: &Path, origin: Option<&Name>) -> Result<(Zone, Vec<String>), LoadError> {
+    read_into_builder(text, path, origin)?.finish().map_err(|source| LoadError::Zone { file: path.to_owned(), source })
+}
+
+/// Reads the text straight into a zone builder, record by record, so the records are never
+/// held apart from the zone they make. The first error, of the text or of the zone, stops it.
+fn read_into_builder(text: &str, path: &Path, origin: Option<&Name>) -> Result<ZoneBuilder, LoadError> {
     let apex = match origin {
         Some(o) => o.clone(),
         None => match first_origin(text) {
@@ -113,23 +121,12 @@ pub fn load_zone_str(text: &str, path: &Path, origin: Option<&Name>) -> Result<(
             }
         },
     };
-    let records = zonefile::read_str(text, path, Some(&apex))?;
-    let mut b = ZoneBuilder::new(apex, Source::File(path.to_owned()));
-    b.reserve(records.len());
-    // Each file's name is written out once, not once per record.
-    let mut file: Option<(std::sync::Arc<Path>, String)> = None;
-    let mut at = String::new();
-    for r in records {
-        if !file.as_ref().is_some_and(|(f, _)| std::sync::Arc::ptr_eq(f, &r.file)) {
-            file = Some((r.file.clone(), r.file.display().to_string()));
-        }
-        at.clear();
-        let shown = file.as_ref().map_or("", |(_, s)| s.as_str());
-        let _ = write!(at, "{shown}:{}: ", r.line);
-        b.add(&r.owner, r.rtype, r.ttl, r.rdata.into(), &at)
-            .map_err(|source| LoadError::Zone { file: path.to_owned(), source })?;
-    }
-    b.finish().map_err(|source| LoadError::Zone { file: path.to_owned(), source })
+    let mut b = ZoneBuilder::new(apex.clone(), Source::File(path.to_owned()));
+    zonefile::read_str_with(text, path, Some(&apex), |r| b.add_record(&r)).map_err(|e| match e {
+        Stop::File(e) => LoadError::Syntax(e),
+        Stop::Taken(source) => LoadError::Zone { file: path.to_owned(), source },
+    })?;
+    Ok(b)
 }
 
 /// The name in the first `$ORIGIN` line, if it comes before any record.

@@ -9,7 +9,7 @@ use sha1::{Digest, Sha1};
 
 use crate::name::MAX_NAME_LEN;
 use crate::rdata::rtype;
-use crate::zone::{Node, Rrset};
+use crate::zone::{Node, Nodes, Rrset};
 
 /// Hash algorithm 1 (SHA-1) is the only one defined.
 const SHA1: u8 = 1;
@@ -58,7 +58,7 @@ pub(crate) fn only_nsec3(node: &Node) -> bool {
 impl Chain {
     /// The chain of a zone whose apex has an NSEC3PARAM matching an NSEC3 at the apex's
     /// hash; `None` for zones without one (they get NSEC proofs, or none).
-    pub(crate) fn build(apex: &Node, nodes: &[Node]) -> Option<Self> {
+    pub(crate) fn build(apex: &Node, nodes: &Nodes) -> Option<Self> {
         let param = apex.get(rtype::NSEC3PARAM)?;
         for rd in param.rdatas() {
             let Some((alg, iterations, salt)) = params(rd) else { continue };

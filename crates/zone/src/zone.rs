@@ -9,6 +9,7 @@ use crate::index::{Items, NameIndex, Named};
 use crate::name::Name;
 use crate::rdata::{rtype, type_to_string};
 use crate::routing::{Client, Routed, RoutingContext, Selection};
+use crate::zonefile::SourceRecord;
 
 /// RDATA in uncompressed wire form.
 pub type Rdata = Box<[u8]>;
@@ -232,26 +233,12 @@ pub(crate) struct Nodes {
 }
 
 impl Nodes {
-    fn from_vec(nodes: Vec<Node>) -> Self {
-        let len = nodes.len();
-        let mut chunks = Vec::with_capacity(len.div_ceil(CHUNK));
-        let mut it = nodes.into_iter();
-        loop {
-            let chunk: Arc<[Node]> = it.by_ref().take(CHUNK).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            chunks.push(chunk);
-        }
-        Self { chunks, len }
-    }
-
     #[inline]
     fn get(&self, i: usize) -> Option<&Node> {
         self.chunks.get(i >> CHUNK_BITS)?.get(i & (CHUNK - 1))
     }
 
-    fn iter(&self) -> impl Iterator<Item = &Node> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Node> {
         self.chunks.iter().flat_map(|c| c.iter())
     }
 
@@ -299,12 +286,6 @@ impl Items for Nodes {
     #[inline]
     fn wire_at(&self, i: usize) -> Option<&[u8]> {
         self.get(i).map(|n| n.name.wire())
-    }
-}
-
-impl Named for (Name, Vec<PendingSet>) {
-    fn wire(&self) -> &[u8] {
-        self.0.wire()
     }
 }
 
@@ -575,30 +556,192 @@ pub enum ZoneError {
     },
 }
 
-/// An RRset being collected, with where its first record came from.
+/// Where a record came from, for errors: text given by the caller (`"file:line: "` or
+/// empty), or a zone file's name and line, written out only when an error or a warning
+/// needs it.
+#[derive(Debug, Clone, Copy)]
+enum At<'a> {
+    Text(&'a str),
+    Line(&'a Arc<std::path::Path>, usize),
+}
+
+impl At<'_> {
+    fn text(self) -> String {
+        match self {
+            At::Text(t) => t.to_owned(),
+            At::Line(file, line) => format!("{}:{line}: ", file.display()),
+        }
+    }
+
+    /// Kept for a set whose place an error at [`ZoneBuilder::finish`] may name; `None` for
+    /// no place at all.
+    fn keep(self) -> Option<Place> {
+        match self {
+            At::Text("") => None,
+            At::Text(t) => Some(Place::Text(t.into())),
+            At::Line(file, line) => Some(Place::Line(file.clone(), line)),
+        }
+    }
+}
+
+/// An [`At`] kept beyond the call.
 #[derive(Debug)]
-struct PendingSet {
-    rtype: u16,
-    ttl: u32,
-    rdatas: Vec<Rdata>,
-    /// The RDATA seen so far, once the set is big enough for a linear search to hurt.
-    seen: Option<rustc_hash::FxHashSet<Rdata>>,
-    at: String,
+enum Place {
+    Text(Box<str>),
+    Line(Arc<std::path::Path>, usize),
+}
+
+impl Place {
+    fn text(place: Option<&Place>) -> String {
+        match place {
+            None => String::new(),
+            Some(Place::Text(t)) => t.to_string(),
+            Some(Place::Line(file, line)) => At::Line(file, *line).text(),
+        }
+    }
+}
+
+/// A set grown past [`LINEAR_DEDUP`] records: the RDATA it holds, for finding duplicates,
+/// and how much of its buffer is used.
+#[derive(Debug, Default)]
+struct BigSet {
+    seen: rustc_hash::FxHashSet<Rdata>,
+    used: usize,
 }
 
 /// Sets up to this size look for duplicates by comparing; bigger ones through a hash set.
 const LINEAR_DEDUP: usize = 32;
 
+/// Where a set sits while the zone is built: its node's position and its own among the
+/// node's RRsets.
+type SetAt = (u32, u32);
+
+/// The nodes of a zone being built, at the positions they keep in the zone: chunks already
+/// in the zone's shared form and the last one still filling. Records go straight into the
+/// RRsets they are served from, so building a zone holds one copy of its data.
+#[derive(Debug, Default)]
+struct Growing {
+    full: Vec<Arc<[Node]>>,
+    tail: Vec<Node>,
+}
+
+impl Growing {
+    fn len(&self) -> usize {
+        self.full.len() * CHUNK + self.tail.len()
+    }
+
+    fn get(&self, i: usize) -> Option<&Node> {
+        match self.full.get(i >> CHUNK_BITS) {
+            Some(c) => c.get(i & (CHUNK - 1)),
+            None if i >> CHUNK_BITS == self.full.len() => self.tail.get(i & (CHUNK - 1)),
+            None => None,
+        }
+    }
+
+    /// The node at `i`; a chunk is shared with nothing before the zone is finished.
+    fn get_mut(&mut self, i: usize) -> Option<&mut Node> {
+        let full = self.full.len();
+        match self.full.get_mut(i >> CHUNK_BITS) {
+            Some(c) => Arc::get_mut(c)?.get_mut(i & (CHUNK - 1)),
+            None if i >> CHUNK_BITS == full => self.tail.get_mut(i & (CHUNK - 1)),
+            None => None,
+        }
+    }
+
+    fn push(&mut self, node: Node) {
+        // The first chunk grows as a vector does, so a small zone stays small; the others
+        // are sized at once, in the room the previous one just left.
+        if self.tail.capacity() == 0 && !self.full.is_empty() {
+            self.tail.reserve_exact(CHUNK);
+        }
+        self.tail.push(node);
+        if self.tail.len() == CHUNK {
+            let chunk = std::mem::take(&mut self.tail);
+            self.full.push(chunk.into());
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Node> {
+        self.full.iter().flat_map(|c| c.iter()).chain(self.tail.iter())
+    }
+
+    fn into_nodes(self) -> Nodes {
+        let len = self.len();
+        let mut chunks = self.full;
+        if !self.tail.is_empty() {
+            chunks.push(self.tail.into());
+        }
+        Nodes { chunks, len }
+    }
+}
+
+impl Items for Growing {
+    #[inline]
+    fn wire_at(&self, i: usize) -> Option<&[u8]> {
+        self.get(i).map(|n| n.name.wire())
+    }
+}
+
+impl Rrset {
+    /// While building: whether `rd` is among the records, and the octets they take (the
+    /// buffer may have room for more after them).
+    fn scan(&self, rd: &[u8]) -> (bool, usize) {
+        let mut it = self.rdatas();
+        let found = it.by_ref().any(|r| r == rd);
+        // The records after the one found.
+        it.by_ref().for_each(drop);
+        (found, self.packed.len() - it.rest.len())
+    }
+
+    /// While building: appends `rd` after the `used` octets of the records, growing the
+    /// buffer by doubling so a big set is not copied once per record.
+    fn append(&mut self, used: usize, rd: &[u8]) {
+        let rd = &rd[..rd.len().min(usize::from(u16::MAX))];
+        let end = used + 2 + rd.len();
+        if end > self.packed.len() {
+            let mut v = std::mem::take(&mut self.packed).into_vec();
+            let size = end.max(2 * v.len());
+            v.reserve_exact(size - v.len());
+            v.resize(size, 0);
+            self.packed = v.into_boxed_slice();
+        }
+        self.packed[used..used + 2].copy_from_slice(&(rd.len() as u16).to_be_bytes());
+        self.packed[used + 2..end].copy_from_slice(rd);
+        self.count += 1;
+    }
+
+    /// Gives back the room a grown set kept for more records.
+    fn trim(&mut self) {
+        let mut it = self.rdatas();
+        it.by_ref().for_each(drop);
+        let used = self.packed.len() - it.rest.len();
+        if used < self.packed.len() {
+            let mut v = std::mem::take(&mut self.packed).into_vec();
+            v.truncate(used);
+            self.packed = v.into_boxed_slice();
+        }
+    }
+}
+
 /// Collects records and checks the zone's invariants before it can be served.
+///
+/// Records go straight into the nodes and RRsets the zone serves from, at their final
+/// positions; what only the build needs beside them is small: where each CNAME and DNAME
+/// set came from (for conflicts found at [`finish`](Self::finish)), and a hash of the
+/// RDATA of sets past a few dozen records.
 #[derive(Debug)]
 pub struct ZoneBuilder {
     apex: Name,
     source: Source,
-    /// Owners as first given, with their RRsets in first-seen order.
-    nodes: Vec<(Name, Vec<PendingSet>)>,
+    /// Owners as first given, with their RRsets in first-seen order (RRSIGs one set per
+    /// type covered, attached at `finish`).
+    nodes: Growing,
     index: NameIndex,
     /// Routed groups by position in `nodes`.
     routed: FxHashMap<usize, Vec<Routed>>,
+    /// Where each CNAME and DNAME set's first record came from.
+    places: FxHashMap<SetAt, Place>,
+    big: FxHashMap<SetAt, BigSet>,
     records: usize,
     warnings: Vec<String>,
 }
@@ -609,9 +752,11 @@ impl ZoneBuilder {
         Self {
             apex,
             source,
-            nodes: Vec::new(),
+            nodes: Growing::default(),
             index: NameIndex::default(),
             routed: FxHashMap::default(),
+            places: FxHashMap::default(),
+            big: FxHashMap::default(),
             records: 0,
             warnings: Vec::new(),
         }
@@ -624,61 +769,84 @@ impl ZoneBuilder {
 
     /// Adds one record. `at` says where it came from (`"file:line: "` or `""`) for errors.
     pub fn add(&mut self, owner: &Name, rtype: u16, ttl: u32, rdata: Rdata, at: &str) -> Result<(), ZoneError> {
+        self.insert(owner, rtype, ttl, &rdata, At::Text(at))
+    }
+
+    /// Adds one record read from a zone file; errors and warnings name its file and line
+    /// (`file:line: `), as [`add`](Self::add) with that text would.
+    pub fn add_record(&mut self, record: &SourceRecord) -> Result<(), ZoneError> {
+        let at = At::Line(&record.file, record.line);
+        self.insert(&record.owner, record.rtype, record.ttl, &record.rdata, at)
+    }
+
+    fn insert(&mut self, owner: &Name, rtype: u16, ttl: u32, rdata: &[u8], at: At<'_>) -> Result<(), ZoneError> {
         if !owner.is_subdomain_of(&self.apex) {
-            return Err(ZoneError::OutOfZone { at: at.into(), owner: owner.to_text(), apex: self.apex.to_text() });
+            return Err(ZoneError::OutOfZone { at: at.text(), owner: owner.to_text(), apex: self.apex.to_text() });
         }
         if crate::rdata::is_meta_type(rtype) || rtype == 0 {
-            return Err(ZoneError::BadType { at: at.into(), rtype: type_to_string(rtype) });
+            return Err(ZoneError::BadType { at: at.text(), rtype: type_to_string(rtype) });
         }
         if rtype == rtype::SOA && !owner.wire().eq_ignore_ascii_case(self.apex.wire()) {
-            return Err(ZoneError::SoaNotAtApex { at: at.into(), owner: owner.to_text(), apex: self.apex.to_text() });
+            return Err(ZoneError::SoaNotAtApex { at: at.text(), owner: owner.to_text(), apex: self.apex.to_text() });
         }
         let i = self.node_at(owner);
-        let sets = &mut self.nodes[i].1;
+        let Some(node) = self.nodes.get_mut(i) else { return Ok(()) };
         // RRSIGs are grouped by the type they cover: each group has its own TTL (RFC 4034
         // §3: the RRSIG TTL equals the covered RRset's) and travels with that RRset.
-        let same_set = |s: &&mut PendingSet| {
-            s.rtype == rtype && (rtype != rtype::RRSIG || s.rdatas.first().map(|r| covered(r)) == Some(covered(&rdata)))
+        let same_set = |s: &Rrset| {
+            s.rtype == rtype && (rtype != rtype::RRSIG || s.rdatas().first().map(covered) == Some(covered(rdata)))
         };
-        match sets.iter_mut().find(same_set) {
-            Some(set) => {
-                if set.ttl != ttl && rtype != rtype::RRSIG {
-                    // RFC 2181 §5.2: one TTL per RRset; keep the first, as BIND does.
-                    self.warnings.push(format!(
-                        "{at}TTL {ttl} of {} {} differs from the RRset's TTL {}; using {}",
-                        owner,
-                        type_to_string(rtype),
-                        set.ttl,
-                        set.ttl
-                    ));
-                }
-                let duplicate = match &set.seen {
-                    Some(seen) => seen.contains(&rdata),
-                    None => set.rdatas.contains(&rdata),
-                };
-                if !duplicate {
-                    if set.rdatas.len() >= MAX_RRSET_RECORDS {
-                        return Err(ZoneError::TooManyRecords {
-                            at: at.into(),
-                            owner: owner.to_text(),
-                            rtype: type_to_string(rtype),
-                        });
-                    }
-                    if set.seen.is_none() && set.rdatas.len() >= LINEAR_DEDUP {
-                        set.seen = Some(set.rdatas.iter().cloned().collect());
-                    }
-                    if let Some(seen) = &mut set.seen {
-                        seen.insert(rdata.clone());
-                    }
-                    set.rdatas.push(rdata);
-                    self.records += 1;
-                }
+        let Some(k) = node.rrsets.iter().position(same_set) else {
+            let k = node.rrsets.len();
+            let mut sets = std::mem::take(&mut node.rrsets).into_vec();
+            sets.reserve_exact(1);
+            sets.push(Rrset::packed(rtype, ttl, &[rdata]));
+            node.rrsets = sets.into_boxed_slice();
+            if matches!(rtype, rtype::CNAME | rtype::DNAME)
+                && let Some(place) = at.keep()
+            {
+                self.places.insert((i as u32, k as u32), place);
             }
-            None => {
-                sets.push(PendingSet { rtype, ttl, rdatas: vec![rdata], seen: None, at: at.to_owned() });
-                self.records += 1;
-            }
+            self.records += 1;
+            return Ok(());
+        };
+        let set = &mut node.rrsets[k];
+        if set.ttl != ttl && rtype != rtype::RRSIG {
+            // RFC 2181 §5.2: one TTL per RRset; keep the first, as BIND does.
+            self.warnings.push(format!(
+                "{}TTL {ttl} of {} {} differs from the RRset's TTL {}; using {}",
+                at.text(),
+                owner,
+                type_to_string(rtype),
+                set.ttl,
+                set.ttl
+            ));
         }
+        let key = (i as u32, k as u32);
+        let (duplicate, used) = match self.big.get(&key) {
+            Some(big) => (big.seen.contains(rdata), big.used),
+            None => set.scan(rdata),
+        };
+        if duplicate {
+            return Ok(());
+        }
+        if set.rdatas().len() >= MAX_RRSET_RECORDS {
+            return Err(ZoneError::TooManyRecords {
+                at: at.text(),
+                owner: owner.to_text(),
+                rtype: type_to_string(rtype),
+            });
+        }
+        set.append(used, rdata);
+        if set.rdatas().len() > LINEAR_DEDUP || self.big.contains_key(&key) {
+            let big = self
+                .big
+                .entry(key)
+                .or_insert_with(|| BigSet { seen: set.rdatas().map(Rdata::from).collect(), used: 0 });
+            big.seen.insert(rdata.into());
+            big.used = used + 2 + rdata.len().min(usize::from(u16::MAX));
+        }
+        self.records += 1;
         Ok(())
     }
 
@@ -689,9 +857,13 @@ impl ZoneBuilder {
             return Err(ZoneError::OutOfZone { at: String::new(), owner: owner.to_text(), apex: self.apex.to_text() });
         }
         let i = self.node_at(owner);
-        let sets = &mut self.nodes[i].1;
-        if !sets.iter().any(|s| s.rtype == rtype) {
-            sets.push(PendingSet { rtype, ttl, rdatas: Vec::new(), seen: None, at: String::new() });
+        if let Some(node) = self.nodes.get_mut(i)
+            && !node.rrsets.iter().any(|s| s.rtype == rtype)
+        {
+            let mut sets = std::mem::take(&mut node.rrsets).into_vec();
+            sets.reserve_exact(1);
+            sets.push(Rrset::packed(rtype, ttl, &[] as &[&[u8]]));
+            node.rrsets = sets.into_boxed_slice();
         }
         Ok(())
     }
@@ -719,7 +891,6 @@ impl ZoneBuilder {
     /// Makes room for about `records` more records (one name each at most), so the index
     /// does not grow step by step.
     pub fn reserve(&mut self, records: usize) {
-        self.nodes.reserve(records);
         self.index.reserve(&self.nodes, records);
     }
 
@@ -729,7 +900,13 @@ impl ZoneBuilder {
             Some(i) => i,
             None => {
                 let i = self.nodes.len();
-                self.nodes.push((owner.clone(), Vec::new()));
+                self.nodes.push(Node {
+                    name: owner.clone(),
+                    rrsets: Box::new([]),
+                    routed: Box::new([]),
+                    cut: false,
+                    children: 0,
+                });
                 self.index.insert(&self.nodes, owner.wire(), i);
                 i
             }
@@ -744,12 +921,16 @@ impl ZoneBuilder {
     /// Validates and freezes the zone: exactly one SOA at the apex, NS at the apex, no CNAME
     /// beside other data, at most one DNAME per name. Adds empty non-terminals.
     pub fn finish(self) -> Result<(Zone, Vec<String>), ZoneError> {
-        let apex_text = self.apex.to_text();
-        let mut nodes: Vec<Node> = Vec::with_capacity(self.nodes.len());
+        let ZoneBuilder { apex, source, mut nodes, mut index, routed: mut routed_all, places, big, records, warnings } =
+            self;
+        drop(big);
+        let apex_text = apex.to_text();
         let mut serial = 0;
         let mut negative_ttl = 0;
-        let mut routed_all = self.routed;
-        for (i, (name, sets)) in self.nodes.into_iter().enumerate() {
+        for i in 0..nodes.len() {
+            let Some(node) = nodes.get_mut(i) else { continue };
+            let name = &node.name;
+            let sets = &node.rrsets;
             let routed: Vec<Routed> = routed_all.remove(&i).unwrap_or_default();
             for group in &routed {
                 if sets.iter().any(|s| s.rtype == group.rtype) {
@@ -771,34 +952,32 @@ impl ZoneBuilder {
                     });
                 }
             }
-            for set in &sets {
-                let (t, rds, at) = (set.rtype, &set.rdatas, &set.at);
+            for (k, set) in sets.iter().enumerate() {
+                let (t, count) = (set.rtype, set.rdatas().len());
+                let at = || Place::text(places.get(&(i as u32, k as u32)));
                 let mut others = sets.iter().filter(|s| !matches!(s.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
                 if t == rtype::CNAME {
                     if let Some(other) = others.next() {
                         return Err(ZoneError::CnameConflict {
-                            at: at.clone(),
+                            at: at(),
                             owner: name.to_text(),
                             other: type_to_string(other.rtype),
                         });
                     }
-                    if rds.len() > 1 {
+                    if count > 1 {
                         return Err(ZoneError::CnameConflict {
-                            at: at.clone(),
+                            at: at(),
                             owner: name.to_text(),
                             other: "CNAME".into(),
                         });
                     }
                 }
                 let beside_cname = sets.iter().any(|s| s.rtype == rtype::CNAME);
-                if t == rtype::DNAME && (rds.len() > 1 || beside_cname) {
-                    return Err(ZoneError::DnameConflict { at: at.clone(), owner: name.to_text() });
+                if t == rtype::DNAME && (count > 1 || beside_cname) {
+                    return Err(ZoneError::DnameConflict { at: at(), owner: name.to_text() });
                 }
                 if t == rtype::SOA {
-                    let timers = match rds.as_slice() {
-                        [rd] => soa_timers(rd),
-                        _ => None,
-                    };
+                    let timers = if count == 1 { set.rdatas().first().and_then(soa_timers) } else { None };
                     let Some((soa_serial, minimum)) = timers else {
                         return Err(ZoneError::Soa(apex_text.clone()));
                     };
@@ -806,35 +985,47 @@ impl ZoneBuilder {
                     negative_ttl = set.ttl.min(minimum);
                 }
             }
-            let is_apex = name.wire().eq_ignore_ascii_case(self.apex.wire());
-            let cut = !is_apex && sets.iter().any(|s| s.rtype == rtype::NS);
-            let mut rrsets: Vec<Rrset> = sets.iter().map(|s| Rrset::packed(s.rtype, s.ttl, &s.rdatas)).collect();
-            attach_sigs(&mut rrsets);
-            nodes.push(Node { name, rrsets: rrsets.into(), routed: routed.into(), cut, children: 0 });
+            let is_apex = name.wire().eq_ignore_ascii_case(apex.wire());
+            node.cut = !is_apex && sets.iter().any(|s| s.rtype == rtype::NS);
+            node.routed = routed.into();
+            for set in node.rrsets.iter_mut().filter(|s| s.rdatas().len() > 1) {
+                set.trim();
+            }
+            if node.rrsets.iter().any(|s| s.rtype == rtype::RRSIG) {
+                let mut sets = std::mem::take(&mut node.rrsets).into_vec();
+                attach_sigs(&mut sets);
+                node.rrsets = sets.into_boxed_slice();
+            }
         }
-        // The builder's index holds the same positions: nodes kept their order.
-        let mut index = self.index;
-        let apex_at = index.find(&nodes, self.apex.wire()).ok_or_else(|| ZoneError::Soa(apex_text.clone()))?;
-        let apex = &nodes[apex_at];
-        let Some(soa) = apex.get(rtype::SOA) else {
+        drop(places);
+        // The builder's index holds the nodes' positions: they do not move.
+        let apex_at = index.find(&nodes, apex.wire()).ok_or_else(|| ZoneError::Soa(apex_text.clone()))?;
+        let Some(apex_node) = nodes.get(apex_at) else {
+            return Err(ZoneError::Soa(apex_text));
+        };
+        let Some(soa) = apex_node.get(rtype::SOA) else {
             return Err(ZoneError::Soa(apex_text));
         };
         let negative_soa = soa.with_ttl(negative_ttl);
-        if apex.get(rtype::NS).is_none() {
+        if apex_node.get(rtype::NS).is_none() {
             return Err(ZoneError::NoApexNs(apex_text));
         }
         // Empty non-terminals (RFC 4592 §2.2.2): every ancestor up to the apex exists. Each
         // node below the apex counts as a child of its parent, added ones included.
         let mut o = 0;
         while o < nodes.len() {
-            if o != apex_at {
-                let parent = parent_wire(nodes[o].name.wire());
-                match index.find(&nodes, parent) {
-                    Some(p) => nodes[p].children += 1,
+            if o != apex_at
+                && let Some(name) = nodes.get(o).map(|n| n.name.wire())
+            {
+                match index.find(&nodes, parent_wire(name)) {
+                    Some(p) => {
+                        if let Some(parent) = nodes.get_mut(p) {
+                            parent.children += 1;
+                        }
+                    }
                     None => {
-                        if let Some(p) = nodes[o].name.parent() {
+                        if let Some(p) = nodes.get(o).and_then(|n| n.name.parent()) {
                             let at = nodes.len();
-                            index.insert(&nodes, p.wire(), at);
                             nodes.push(Node {
                                 name: p,
                                 rrsets: Box::new([]),
@@ -842,6 +1033,9 @@ impl ZoneBuilder {
                                 cut: false,
                                 children: 1,
                             });
+                            if let Some(wire) = nodes.get(at).map(|n| n.name.wire()) {
+                                index.insert(&nodes, wire, at);
+                            }
                         }
                     }
                 }
@@ -856,11 +1050,14 @@ impl ZoneBuilder {
             .map(|(i, n)| (canonical_key(n.name.wire()), i))
             .collect();
         nsec_chain.sort();
-        let nsec3 = crate::nsec3::Chain::build(&nodes[apex_at], &nodes);
-        let apex_node = nodes[apex_at].clone();
+        let nodes = nodes.into_nodes();
+        let Some(apex_node) = nodes.get(apex_at).cloned() else {
+            return Err(ZoneError::Soa(apex_text));
+        };
+        let nsec3 = crate::nsec3::Chain::build(&apex_node, &nodes);
         let zone = Zone {
-            apex: self.apex,
-            nodes: Nodes::from_vec(nodes),
+            apex,
+            nodes,
             index,
             apex_at,
             apex_node,
@@ -869,10 +1066,10 @@ impl ZoneBuilder {
             negative_soa,
             nsec_chain: nsec_chain.into(),
             nsec3,
-            records: self.records,
-            source: self.source,
+            records,
+            source,
         };
-        Ok((zone, self.warnings))
+        Ok((zone, warnings))
     }
 }
 

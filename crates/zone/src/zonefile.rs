@@ -58,21 +58,47 @@ pub const MAX_GENERATED_PER_FILE: u64 = 1_048_576;
 
 /// Reads a zone file from disk. `origin` is used until a `$ORIGIN` says otherwise.
 pub fn read_file(path: &Path, origin: Option<&Name>) -> Result<Vec<SourceRecord>, ZoneFileError> {
-    let mut out = Vec::new();
     let text = std::fs::read_to_string(path).map_err(|e| ZoneFileError {
         file: path.to_owned(),
         line: 0,
         message: format!("cannot read: {e}"),
     })?;
-    Reader { out: &mut out, last_owner: None, generated: 0 }.read(path, &text, origin.cloned(), None, 0)?;
-    Ok(out)
+    read_str(&text, path, origin)
 }
 
 /// Reads zone-file text. `path` is used in errors and to resolve relative `$INCLUDE`s.
 pub fn read_str(text: &str, path: &Path, origin: Option<&Name>) -> Result<Vec<SourceRecord>, ZoneFileError> {
     let mut out = Vec::new();
-    Reader { out: &mut out, last_owner: None, generated: 0 }.read(path, text, origin.cloned(), None, 0)?;
+    read_str_with(text, path, origin, |r| {
+        out.push(r);
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .map_err(|e| match e {
+        Stop::File(e) => e,
+        Stop::Taken(never) => match never {},
+    })?;
     Ok(out)
+}
+
+/// Why [`read_str_with`] stopped.
+#[derive(Debug)]
+pub enum Stop<E> {
+    /// The text could not be read.
+    File(ZoneFileError),
+    /// What took the records refused one.
+    Taken(E),
+}
+
+/// Reads zone-file text like [`read_str`], handing each record to `take` as soon as it is
+/// read instead of collecting them: loading a zone this way never holds the records twice.
+/// The first error, of the text or of `take`, stops the reading.
+pub fn read_str_with<E>(
+    text: &str,
+    path: &Path,
+    origin: Option<&Name>,
+    mut take: impl FnMut(SourceRecord) -> Result<(), E>,
+) -> Result<(), Stop<E>> {
+    Reader { take: &mut take, last_owner: None, generated: 0 }.read(path, text, origin.cloned(), None, 0)
 }
 
 /// Splits RDATA in presentation form (one record's data, as Route53 and other APIs give it)
@@ -230,14 +256,34 @@ fn looks_like_ttl(s: &str) -> bool {
     s.as_bytes().first().is_some_and(u8::is_ascii_digit)
 }
 
-struct Reader<'o> {
-    out: &'o mut Vec<SourceRecord>,
+/// Why a record could not be read or taken.
+enum Fail<E> {
+    /// What is wrong with the text.
+    Text(String),
+    /// What took the record refused it.
+    Taken(E),
+}
+
+impl<E> From<String> for Fail<E> {
+    fn from(m: String) -> Self {
+        Fail::Text(m)
+    }
+}
+
+impl<E> From<&str> for Fail<E> {
+    fn from(m: &str) -> Self {
+        Fail::Text(m.into())
+    }
+}
+
+struct Reader<'o, E> {
+    take: &'o mut dyn FnMut(SourceRecord) -> Result<(), E>,
     last_owner: Option<Name>,
     /// Records made by `$GENERATE` so far, against [`MAX_GENERATED_PER_FILE`].
     generated: u64,
 }
 
-impl Reader<'_> {
+impl<E> Reader<'_, E> {
     /// Reads one file. `origin` and `default_ttl` are inherited from an including file;
     /// changes to them here do not flow back (RFC 1035 §5.1 for the origin).
     fn read(
@@ -247,8 +293,12 @@ impl Reader<'_> {
         mut origin: Option<Name>,
         mut default_ttl: Option<u32>,
         depth: usize,
-    ) -> Result<(), ZoneFileError> {
-        let err = |line: usize, message: String| ZoneFileError { file: path.to_owned(), line, message };
+    ) -> Result<(), Stop<E>> {
+        let err = |line: usize, message: String| Stop::File(ZoneFileError { file: path.to_owned(), line, message });
+        let fail = |line: usize, f: Fail<E>| match f {
+            Fail::Text(m) => err(line, m),
+            Fail::Taken(e) => Stop::Taken(e),
+        };
         let shared: Arc<Path> = Arc::from(path);
         for entry in lex(text) {
             let entry = entry.map_err(|(line, m)| err(line, m))?;
@@ -298,13 +348,13 @@ impl Reader<'_> {
                         self.read(&inc, &inc_text, inc_origin, default_ttl, depth + 1)?;
                     }
                     "$GENERATE" => {
-                        self.generate(&entry, &shared, origin.as_ref(), default_ttl).map_err(|m| err(line, m))?;
+                        self.generate(&entry, &shared, origin.as_ref(), default_ttl).map_err(|f| fail(line, f))?;
                     }
                     other => return Err(err(line, format!("unsupported directive {other}"))),
                 }
                 continue;
             }
-            self.record(&entry, &shared, origin.as_ref(), default_ttl).map_err(|m| err(line, m))?;
+            self.record(&entry, &shared, origin.as_ref(), default_ttl).map_err(|f| fail(line, f))?;
         }
         Ok(())
     }
@@ -315,7 +365,7 @@ impl Reader<'_> {
         path: &Arc<Path>,
         origin: Option<&Name>,
         default_ttl: Option<u32>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Fail<E>> {
         let mut toks = entry.tokens.as_slice();
         let owner = if entry.blank_owner {
             self.last_owner.clone().ok_or("record has no owner name and no previous owner")?
@@ -329,8 +379,8 @@ impl Reader<'_> {
         let data =
             rdata::parse_rdata(code, toks, origin).map_err(|e| format!("{}: {e}", rdata::type_to_string(code)))?;
         let ttl = ttl_or_default(ttl, default_ttl);
-        self.out.push(SourceRecord { owner, rtype: code, ttl, rdata: data, file: path.clone(), line: entry.line });
-        Ok(())
+        let record = SourceRecord { owner, rtype: code, ttl, rdata: data, file: path.clone(), line: entry.line };
+        (self.take)(record).map_err(Fail::Taken)
     }
 
     /// `$GENERATE range lhs [ttl] [class] type rhs`, as BIND 9.18 reads it: for each value of
@@ -342,7 +392,7 @@ impl Reader<'_> {
         path: &Arc<Path>,
         origin: Option<&Name>,
         default_ttl: Option<u32>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Fail<E>> {
         const USAGE: &str = "$GENERATE needs a range, an owner, a type and RDATA \
                              ($GENERATE 1-254 host$ A 192.0.2.$)";
         let mut toks = entry.tokens.get(1..).unwrap_or_default();
@@ -358,13 +408,15 @@ impl Reader<'_> {
                 "$GENERATE: range '{}' makes {count} records, more than the {MAX_GENERATE_RECORDS} one \
                  $GENERATE may make",
                 range.text
-            ));
+            )
+            .into());
         }
         self.generated += count;
         if self.generated > MAX_GENERATED_PER_FILE {
             return Err(format!(
                 "$GENERATE: this file's $GENERATE directives make more than {MAX_GENERATED_PER_FILE} records"
-            ));
+            )
+            .into());
         }
         let lhs_t = Template::parse(&lhs.text)?;
         if toks.is_empty() {
@@ -378,7 +430,8 @@ impl Reader<'_> {
                 "$GENERATE: extra text '{}' after the RDATA '{}': RDATA with spaces is quoted \
                  (MX \"10 mail$\")",
                 x.text, rhs.text
-            ));
+            )
+            .into());
         }
         // BIND's lexer drops the backslash of `\"` inside a quoted string and keeps every
         // other escape; the expanded text is then read again, so `"\"a $\""` is one string.
@@ -398,7 +451,8 @@ impl Reader<'_> {
             rhs_t.expand(value, &mut data_text).map_err(at)?;
             let tokens = tokenize(&data_text).map_err(|e| at(format!("{type_name}: {e}")))?;
             let data = rdata::parse_rdata(code, &tokens, origin).map_err(|e| at(format!("{type_name}: {e}")))?;
-            self.out.push(SourceRecord { owner, rtype: code, ttl, rdata: data, file: path.clone(), line: entry.line });
+            let record = SourceRecord { owner, rtype: code, ttl, rdata: data, file: path.clone(), line: entry.line };
+            (self.take)(record).map_err(Fail::Taken)?;
             // `stop - value < step` also keeps `value + step` from overflowing.
             if stop - value < step {
                 break;
