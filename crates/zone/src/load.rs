@@ -93,15 +93,52 @@ fn zone_from_file_name(path: &Path) -> Result<Name, String> {
 /// one whose last label is all digits (`db.192.168.1`: a network, whose reverse zone BIND
 /// takes from named.conf).
 pub fn load_zone_file(path: &Path, origin: Option<&Name>) -> Result<(Zone, Vec<String>), LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ZoneFileError {
-        file: path.to_owned(),
-        line: 0,
-        message: format!("cannot read: {e}"),
-    })?;
-    let builder = read_into_builder(&text, path, origin)?;
-    // The text is no longer needed while the zone is checked and put together.
-    drop(text);
-    builder.finish().map_err(|source| LoadError::Zone { file: path.to_owned(), source })
+    let cannot =
+        |e: std::io::Error| ZoneFileError { file: path.to_owned(), line: 0, message: format!("cannot read: {e}") };
+    let apex = match origin {
+        Some(o) => o.clone(),
+        None => match first_origin(&head(path).map_err(cannot)?) {
+            Some(o) => o,
+            None => {
+                zone_from_file_name(path).map_err(|reason| LoadError::NoOrigin { file: path.to_owned(), reason })?
+            }
+        },
+    };
+    // The file is read a block at a time, each record going straight into the zone.
+    let mut b = ZoneBuilder::new(apex.clone(), Source::File(path.to_owned()));
+    zonefile::read_file_with(path, Some(&apex), |r| b.add_record(&r)).map_err(|e| stopped(path, e))?;
+    b.finish().map_err(|source| LoadError::Zone { file: path.to_owned(), source })
+}
+
+/// The first lines of a file, up to the first one that is not empty, a comment or `$TTL`:
+/// all [`first_origin`] looks at.
+fn head(path: &Path) -> std::io::Result<String> {
+    use std::io::BufRead as _;
+    let mut input = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut text = String::new();
+    loop {
+        let start = text.len();
+        if input.read_line(&mut text)? == 0 {
+            return Ok(text);
+        }
+        let line = &text[start..];
+        let t = line.trim_start();
+        let more = t.is_empty()
+            || t.starts_with(';')
+            || (!line.starts_with([' ', '\t'])
+                && t.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case("$TTL")));
+        if !more {
+            return Ok(text);
+        }
+    }
+}
+
+/// A reading stopped by the text or by the zone.
+fn stopped(path: &Path, e: Stop<ZoneError>) -> LoadError {
+    match e {
+        Stop::File(e) => LoadError::Syntax(e),
+        Stop::Taken(source) => LoadError::Zone { file: path.to_owned(), source },
+    }
 }
 
 /// Like [`load_zone_file`] for text already in memory; `path` names it in errors.
@@ -122,10 +159,7 @@ fn read_into_builder(text: &str, path: &Path, origin: Option<&Name>) -> Result<Z
         },
     };
     let mut b = ZoneBuilder::new(apex.clone(), Source::File(path.to_owned()));
-    zonefile::read_str_with(text, path, Some(&apex), |r| b.add_record(&r)).map_err(|e| match e {
-        Stop::File(e) => LoadError::Syntax(e),
-        Stop::Taken(source) => LoadError::Zone { file: path.to_owned(), source },
-    })?;
+    zonefile::read_str_with(text, path, Some(&apex), |r| b.add_record(&r)).map_err(|e| stopped(path, e))?;
     Ok(b)
 }
 

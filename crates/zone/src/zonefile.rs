@@ -58,12 +58,27 @@ pub const MAX_GENERATED_PER_FILE: u64 = 1_048_576;
 
 /// Reads a zone file from disk. `origin` is used until a `$ORIGIN` says otherwise.
 pub fn read_file(path: &Path, origin: Option<&Name>) -> Result<Vec<SourceRecord>, ZoneFileError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ZoneFileError {
-        file: path.to_owned(),
-        line: 0,
-        message: format!("cannot read: {e}"),
+    let mut out = Vec::new();
+    read_file_with(path, origin, |r| {
+        out.push(r);
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .map_err(|e| match e {
+        Stop::File(e) => e,
+        Stop::Taken(never) => match never {},
     })?;
-    read_str(&text, path, origin)
+    Ok(out)
+}
+
+/// Reads a zone file from disk like [`read_file`], handing each record to `take` as soon as
+/// it is read ([`read_str_with`]). The file is read a block of lines at a time: its text is
+/// never held whole.
+pub fn read_file_with<E>(
+    path: &Path,
+    origin: Option<&Name>,
+    mut take: impl FnMut(SourceRecord) -> Result<(), E>,
+) -> Result<(), Stop<E>> {
+    Reader { take: &mut take, last_owner: None, generated: 0 }.read_path(path, origin.cloned())
 }
 
 /// Reads zone-file text. `path` is used in errors and to resolve relative `$INCLUDE`s.
@@ -105,8 +120,8 @@ pub fn read_str_with<E>(
 /// into tokens: quotes removed, escapes kept, comments and parentheses honoured.
 pub fn tokenize(text: &str) -> Result<Vec<Token>, String> {
     let mut tokens = Vec::new();
-    for entry in lex(text) {
-        let entry = entry.map_err(|(_, m)| m)?;
+    for entry in lex(text, 1) {
+        let entry = entry.map_err(|e| e.message)?;
         tokens.extend(entry.tokens);
     }
     Ok(tokens)
@@ -118,12 +133,26 @@ struct Entry {
     /// The entry began with white space: the owner is the previous one.
     blank_owner: bool,
     tokens: Vec<Token>,
+    /// Where the text after the entry starts.
+    end: usize,
 }
 
-fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ {
+/// Text that is no entry.
+struct LexError {
+    line: usize,
+    message: String,
+    /// The text ended inside the entry (an open parenthesis or quote, an escape cut short):
+    /// when it is one block of a longer file, more of the file completes it.
+    cut: bool,
+}
+
+/// The entries of `text`, whose first line is `first_line` of its file.
+fn lex(text: &str, first_line: usize) -> impl Iterator<Item = Result<Entry, LexError>> + '_ {
     let bytes = text.as_bytes();
     let mut i = 0;
-    let mut line = 1;
+    let mut line = first_line;
+    let fail =
+        move |i: usize, line: usize, message: &str| LexError { line, message: message.into(), cut: i >= bytes.len() };
     std::iter::from_fn(move || {
         loop {
             if i >= bytes.len() {
@@ -137,7 +166,7 @@ fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ 
             loop {
                 let Some(&c) = bytes.get(i) else {
                     if depth > 0 {
-                        return Some(Err((paren_line, "unbalanced '(': missing ')'".into())));
+                        return Some(Err(fail(i, paren_line, "unbalanced '(': missing ')'")));
                     }
                     break;
                 };
@@ -164,7 +193,7 @@ fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ 
                     }
                     b')' => {
                         if depth == 0 {
-                            return Some(Err((line, "unbalanced ')'".into())));
+                            return Some(Err(fail(i, line, "unbalanced ')'")));
                         }
                         depth -= 1;
                         i += 1;
@@ -176,7 +205,7 @@ fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ 
                         loop {
                             match bytes.get(i) {
                                 None => {
-                                    return Some(Err((quote_line, "unterminated quoted string".into())));
+                                    return Some(Err(fail(i, quote_line, "unterminated quoted string")));
                                 }
                                 Some(b'\\') => i += 2,
                                 Some(b'"') => break,
@@ -188,7 +217,7 @@ fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ 
                             }
                         }
                         let Some(t) = text.get(start..i) else {
-                            return Some(Err((quote_line, "bad escape at end of string".into())));
+                            return Some(Err(fail(i, quote_line, "bad escape at end of string")));
                         };
                         tokens.push(Token { text: t.to_owned(), quoted: true });
                         i += 1;
@@ -203,7 +232,7 @@ fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ 
                                 Some(b'\\') => i += 2,
                                 Some(b'"') => {
                                     let Some(t) = text.get(start..i) else {
-                                        return Some(Err((line, "bad escape".into())));
+                                        return Some(Err(fail(i, line, "bad escape")));
                                     };
                                     tok.push_str(t);
                                     i += 1;
@@ -216,11 +245,11 @@ fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ 
                                         }
                                     }
                                     let Some(t) = text.get(start..i.min(bytes.len())) else {
-                                        return Some(Err((line, "bad escape".into())));
+                                        return Some(Err(fail(i, line, "bad escape")));
                                     };
                                     tok.push_str(t);
                                     if i >= bytes.len() {
-                                        return Some(Err((line, "unterminated quoted string".into())));
+                                        return Some(Err(fail(i, line, "unterminated quoted string")));
                                     }
                                     i += 1;
                                     start = i;
@@ -233,7 +262,7 @@ fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ 
                         }
                         let end = i.min(bytes.len());
                         let Some(t) = text.get(start..end) else {
-                            return Some(Err((line, "bad escape".into())));
+                            return Some(Err(fail(i, line, "bad escape")));
                         };
                         tok.push_str(t);
                         tokens.push(Token::bare(tok));
@@ -241,7 +270,7 @@ fn lex(text: &str) -> impl Iterator<Item = Result<Entry, (usize, String)>> + '_ 
                 }
             }
             if !tokens.is_empty() {
-                return Some(Ok(Entry { line: start_line, blank_owner, tokens }));
+                return Some(Ok(Entry { line: start_line, blank_owner, tokens, end: i.min(bytes.len()) }));
             }
         }
     })
@@ -276,6 +305,17 @@ impl<E> From<&str> for Fail<E> {
     }
 }
 
+/// Octets of a zone file read at a time (whole lines; more when one entry is longer).
+const READ_BLOCK: usize = 1 << 20;
+
+/// What a file's directives have set so far.
+struct FileState {
+    origin: Option<Name>,
+    default_ttl: Option<u32>,
+    /// The file's name, shared by all its records.
+    shared: Arc<Path>,
+}
+
 struct Reader<'o, E> {
     take: &'o mut dyn FnMut(SourceRecord) -> Result<(), E>,
     last_owner: Option<Name>,
@@ -284,27 +324,80 @@ struct Reader<'o, E> {
 }
 
 impl<E> Reader<'_, E> {
-    /// Reads one file. `origin` and `default_ttl` are inherited from an including file;
-    /// changes to them here do not flow back (RFC 1035 §5.1 for the origin).
+    /// Reads one file's text. `origin` and `default_ttl` are inherited from an including
+    /// file; changes to them here do not flow back (RFC 1035 §5.1 for the origin).
     fn read(
         &mut self,
         path: &Path,
         text: &str,
-        mut origin: Option<Name>,
-        mut default_ttl: Option<u32>,
+        origin: Option<Name>,
+        default_ttl: Option<u32>,
         depth: usize,
     ) -> Result<(), Stop<E>> {
+        let mut file = FileState { origin, default_ttl, shared: Arc::from(path) };
+        self.entries(path, text, 1, &mut file, depth, true).map(drop)
+    }
+
+    /// Reads a file from disk a block at a time, so its text is never held whole.
+    fn read_path(&mut self, path: &Path, origin: Option<Name>) -> Result<(), Stop<E>> {
+        use std::io::BufRead as _;
+        let cannot = |e: std::io::Error| {
+            Stop::File(ZoneFileError { file: path.to_owned(), line: 0, message: format!("cannot read: {e}") })
+        };
+        let mut input = std::io::BufReader::new(std::fs::File::open(path).map_err(cannot)?);
+        let mut file = FileState { origin, default_ttl: None, shared: Arc::from(path) };
+        let mut text = String::new();
+        let mut line = 1;
+        loop {
+            // Whole lines: a block more than what the last block left (an entry that did not
+            // fit, or nothing), or twice that when it is big, so a runaway parenthesis is
+            // not read again and again.
+            let want = text.len() + READ_BLOCK.max(text.len());
+            let mut end = false;
+            while text.len() < want {
+                if input.read_line(&mut text).map_err(cannot)? == 0 {
+                    end = true;
+                    break;
+                }
+            }
+            let done = self.entries(path, &text, line, &mut file, 0, end)?;
+            if end {
+                return Ok(());
+            }
+            line += text.as_bytes()[..done].iter().filter(|&&b| b == b'\n').count();
+            text.drain(..done);
+        }
+    }
+
+    /// Reads the entries of `text`, a file's text from line `first_line` on; returns where
+    /// the last one read ends. When `last` is false the text is one block of a longer file,
+    /// and an entry it cuts short is left for the next block.
+    fn entries(
+        &mut self,
+        path: &Path,
+        text: &str,
+        first_line: usize,
+        file: &mut FileState,
+        depth: usize,
+        last: bool,
+    ) -> Result<usize, Stop<E>> {
         let err = |line: usize, message: String| Stop::File(ZoneFileError { file: path.to_owned(), line, message });
         let fail = |line: usize, f: Fail<E>| match f {
             Fail::Text(m) => err(line, m),
             Fail::Taken(e) => Stop::Taken(e),
         };
-        let shared: Arc<Path> = Arc::from(path);
-        for entry in lex(text) {
-            let entry = entry.map_err(|(line, m)| err(line, m))?;
+        let mut done = 0;
+        for entry in lex(text, first_line) {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if e.cut && !last => return Ok(done),
+                Err(e) => return Err(err(e.line, e.message)),
+            };
             let line = entry.line;
             let toks = &entry.tokens;
             let first = &toks[0];
+            let origin = &mut file.origin;
+            let default_ttl = &mut file.default_ttl;
             if !entry.blank_owner && !first.quoted && first.text.starts_with('$') {
                 let arg = |n: usize| toks.get(n).map(|t| t.text.as_str());
                 match first.text.to_ascii_uppercase().as_str() {
@@ -312,14 +405,14 @@ impl<E> Reader<'_, E> {
                         let o = arg(1).ok_or_else(|| err(line, "$ORIGIN needs a name".into()))?;
                         let name = Name::parse(o, origin.as_ref())
                             .map_err(|e| err(line, format!("bad $ORIGIN '{o}': {e}")))?;
-                        origin = Some(name);
+                        *origin = Some(name);
                         if toks.len() > 2 {
                             return Err(err(line, "extra text after $ORIGIN".into()));
                         }
                     }
                     "$TTL" => {
                         let t = arg(1).ok_or_else(|| err(line, "$TTL needs a value".into()))?;
-                        default_ttl = Some(parse_ttl(t).map_err(|e| err(line, e))?);
+                        *default_ttl = Some(parse_ttl(t).map_err(|e| err(line, e))?);
                         if toks.len() > 2 {
                             return Err(err(line, "extra text after $TTL".into()));
                         }
@@ -345,18 +438,20 @@ impl<E> Reader<'_, E> {
                         let inc_text = std::fs::read_to_string(&inc)
                             .map_err(|e| err(line, format!("cannot read $INCLUDE file {}: {e}", inc.display())))?;
                         // RFC 1035 §5.1: the include never changes the parent's origin.
-                        self.read(&inc, &inc_text, inc_origin, default_ttl, depth + 1)?;
+                        self.read(&inc, &inc_text, inc_origin, *default_ttl, depth + 1)?;
                     }
                     "$GENERATE" => {
-                        self.generate(&entry, &shared, origin.as_ref(), default_ttl).map_err(|f| fail(line, f))?;
+                        self.generate(&entry, &file.shared, file.origin.as_ref(), file.default_ttl)
+                            .map_err(|f| fail(line, f))?;
                     }
                     other => return Err(err(line, format!("unsupported directive {other}"))),
                 }
-                continue;
+            } else {
+                self.record(&entry, &file.shared, file.origin.as_ref(), file.default_ttl).map_err(|f| fail(line, f))?;
             }
-            self.record(&entry, &shared, origin.as_ref(), default_ttl).map_err(|f| fail(line, f))?;
+            done = entry.end;
         }
-        Ok(())
+        Ok(done)
     }
 
     fn record(
@@ -887,6 +982,31 @@ mod tests {
             assert!(e.message.contains(want), "{line}: {e}");
             assert!(e.to_string().starts_with("t.zone:3: "), "{e}");
         }
+    }
+
+    #[test]
+    fn a_file_read_block_by_block_reads_as_its_whole_text() {
+        // Entries spanning lines (parentheses, quoted strings with newlines, comments) in
+        // more than two blocks' worth of text, so blocks end inside entries.
+        let mut text = String::from("$ORIGIN example.com.\n$TTL 60\n@ SOA ns h ( 1 2\n 3 4 5 )\n");
+        let mut i = 0;
+        while text.len() < 2 * READ_BLOCK + 4096 {
+            text.push_str(&format!("h{i} 300 IN TXT ( \"a\" ; one\n  \"b;\n{i}\" )\n  A 192.0.2.{}\n", i % 250));
+            i += 1;
+        }
+        let path = std::env::temp_dir().join(format!("r53dns-blocks-{}.zone", std::process::id()));
+        std::fs::write(&path, &text).unwrap();
+        let whole = read_str(&text, &path, None).unwrap();
+        let streamed = read_file(&path, None);
+        // An error after the first block names the same line either way.
+        std::fs::write(&path, format!("{text}ok A 192.0.2.1\nbad A 192.0.2.300\n")).unwrap();
+        let error = read_file(&path, None).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        let streamed = streamed.unwrap();
+        assert_eq!(streamed.len(), whole.len());
+        assert!(streamed == whole, "the same records, lines and all");
+        assert_eq!(error.line, text.lines().count() + 2, "{error}");
+        assert!(error.message.contains("bad IPv4 address"), "{error}");
     }
 
     #[test]
