@@ -49,7 +49,10 @@ fn zones() -> ZoneSet {
 fn cached_answers_are_the_answers() {
     let set = zones();
     let cfg = AnswerConfig { nsid: b"ns-a", ..AnswerConfig::default() };
-    let c = ResponseCache::new(1 << 20, cfg);
+    // 16 MiB: 8 192 buckets of four slots for the 770 answers, so a bucket that overflows
+    // (the hash is seeded at random) is rare; an overflow evicts, which is allowed for below.
+    let c = ResponseCache::new(16 << 20, cfg);
+    let evictions_before = cache::counts().evictions;
     let names = [
         "www.example.com.",
         "WwW.ExAmPlE.CoM.",
@@ -96,9 +99,11 @@ fn cached_answers_are_the_answers() {
         }
     }
     // Every question but the REFUSED ones is found from the second round on (other tests
-    // in this process may add hits, never remove them).
+    // in this process may add hits, never remove them), but for answers evicted from a full
+    // bucket: each eviction costs at most the two later rounds' hits of one answer.
     let questions = 11 * 7 * 5 * 2;
-    assert!(hits >= 2 * questions, "{hits}");
+    let evictions = cache::counts().evictions - evictions_before;
+    assert!(hits + 2 * evictions >= 2 * questions, "{hits} hits, {evictions} evictions");
 }
 
 #[test]
