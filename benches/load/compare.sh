@@ -6,6 +6,9 @@
 #   - UDP q/s with dnsperf (Debian) and with blast (benches/blast, one thread polling eight
 #     sockets: it reaches higher rates than dnsperf on this core), lost queries, latency;
 #     the blast figure is the median of three rounds taken in turn with the other servers;
+#   - UDP p50/p99 latency at a fixed 20 000 q/s (blast, 8 sockets), every server and both
+#     echo responders, the median of the three rounds and each round's figures: the tail
+#     at a moderate load, where batching does not help and waiting for the CPU shows;
 #   - TCP q/s (blast, 16 connections, one query in flight each) and TCP p50/p99 latency at a
 #     fixed 20 000 q/s (8 connections);
 #   - memory (PSS of the server's process tree) after a run of load, and load time (start to
@@ -137,7 +140,7 @@ CONF
     launch knotd -c "$work/knot/knot.conf"
 }
 
-declare -A dq dlost dlat bq blost bp50 tq tp50 tp99 load rss runs
+declare -A dq dlost dlat bq blost bp50 tq tp50 tp99 load rss runs fixed fp50 fp99
 measure() { # server
     read -r dq[$1] dlost[$1] dlat[$1] < <(run_dnsperf)
     read -r tq[$1] _ _ _ < <(run_blast tcp --sockets 16)
@@ -148,6 +151,16 @@ udp_round() { # server
     local q l p
     read -r q l p _ < <(run_blast udp --sockets 8 --window 16)
     runs[$1]="${runs[$1]:-} $q:$l:$p"
+}
+# UDP at a fixed 20 000 q/s for the server running now; keeps every round's p50:p99 (us).
+fixed_round() { # server
+    local p50 p99
+    read -r _ _ p50 p99 < <(run_blast udp --sockets 8 --window 64 --rate 20000)
+    fixed[$1]="${fixed[$1]:-} $p50:$p99"
+}
+# The median of one field (1: p50, 2: p99) over a server's fixed-rate rounds.
+fixed_median() { # server field
+    tr ' ' '\n' <<<"${fixed[$1]}" | grep . | cut -d: -f"$2" | sort -n | awk '{r[NR]=$0} END {print r[int((NR+1)/2)]}'
 }
 # The round with the median q/s.
 median_round() { # server
@@ -161,6 +174,7 @@ pid=$!
 sleep 0.3
 duration=3 run_blast udp --sockets 8 --window 16 >/dev/null
 udp_round echo
+fixed_round echo
 # dnsperf against the per-packet echo too: which generator outruns the ceiling.
 read -r dq[echo] dlost[echo] dlat[echo] < <(run_dnsperf)
 kill "$pid"; wait "$pid" 2>/dev/null || true
@@ -168,6 +182,7 @@ taskset -c 0 "$bin"/blast echo-batch "127.0.0.1:$port" &
 pid=$!
 sleep 0.3
 udp_round echobatch
+fixed_round echobatch
 read -r dq[echobatch] dlost[echobatch] dlat[echobatch] < <(run_dnsperf)
 kill "$pid"; wait "$pid" 2>/dev/null || true
 # Three rounds, servers in turn: UDP rates move by several per cent between runs on this
@@ -180,6 +195,7 @@ for round in 1 2 3; do
             measure "$server"
         fi
         udp_round "$server"
+        fixed_round "$server"
         [ "$round" = 3 ] && rss[$server]=$(rss_kb "$pid")
         kill "$pid"; wait "$pid" 2>/dev/null || true
         sleep 0.5
@@ -187,6 +203,8 @@ for round in 1 2 3; do
 done
 for s in echo echobatch r53dns nocache nsd knot; do
     IFS=: read -r bq[$s] blost[$s] bp50[$s] <<<"$(median_round "$s")"
+    fp50[$s]=$(fixed_median "$s" 1)
+    fp99[$s]=$(fixed_median "$s" 2)
 done
 # Two workers, both cores (the load generator shares them: a floor, not the scaling).
 server_cpus=0,1 workers=2 start_r53dns
@@ -207,6 +225,10 @@ printf '%-8s %10s %6s %8s | %10s %6s %7s |  (UDP echo, recvmmsg/sendmmsg batches
     "${dlost[echobatch]}" "${dlat[echobatch]}" "${bq[echobatch]}" "${blost[echobatch]}" "${bp50[echobatch]}"
 printf '\nblast UDP rounds (q/s:lost:p50 us):\n'
 for s in r53dns nocache nsd knot; do printf '  %-7s%s\n' "$s" "${runs[$s]}"; done
+printf '\nUDP latency at a fixed 20 000 q/s (blast, us): median of the rounds | each round p50:p99\n'
+for s in r53dns nocache nsd knot echo echobatch; do
+    printf '  %-9s p50 %6s p99 %6s |%s\n' "$s" "${fp50[$s]}" "${fp99[$s]}" "${fixed[$s]}"
+done
 printf '\nr53dns UDP q/s (blast): 1 worker %s, 2 workers %s (2 workers and the generator share both cores)\n' \
     "${bq[r53dns]}" "${bq[r53dns2]}"
 printf '\nratios r53dns/peer (q/s: higher is better; latency, memory, load time: lower is better):\n'
@@ -216,6 +238,8 @@ for s in nsd knot; do
         "$(ratio "${dq[r53dns]}" "${dq[$s]}")" "$(ratio "${bq[r53dns]}" "${bq[$s]}")" \
         "$(ratio "${tq[r53dns]}" "${tq[$s]}")" "$(ratio "${tp50[r53dns]}" "${tp50[$s]}")" \
         "$(ratio "${rss[r53dns]}" "${rss[$s]}")" "$(ratio "${load[r53dns]}" "${load[$s]}")"
+    printf '           UDP at 20k q/s: p50 %s, p99 %s\n' "$(ratio "${fp50[r53dns]}" "${fp50[$s]}")" \
+        "$(ratio "${fp99[r53dns]}" "${fp99[$s]}")"
 done
 printf '  vs echo  UDP q/s blast %s (cache off %s), dnsperf %s | vs batched echo: blast %s, dnsperf %s\n' \
     "$(ratio "${bq[r53dns]}" "${bq[echo]}")" "$(ratio "${bq[nocache]}" "${bq[echo]}")" \
