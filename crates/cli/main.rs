@@ -143,12 +143,16 @@ fn init_logging(level: &str, format: LogFormat) {
     }
 }
 
-/// The tokio runtime of `serve` and `export`: two workers (UDP has threads of its own).
+/// The tokio runtime of `serve` and the other commands: two workers (UDP has threads of its
+/// own; under UDP load these two sleep). Its threads are named `r53dns-rt` (`ps -L`,
+/// `top -H`), beside the `r53dns-udp-N` workers.
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build().map_err(|e| {
-        eprintln!("r53dns: cannot start the runtime: {e}");
-        ExitCode::FAILURE
-    })
+    tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).thread_name("r53dns-rt").build().map_err(
+        |e| {
+            eprintln!("r53dns: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        },
+    )
 }
 
 fn export(config: &r53dns_app::Config, out: &std::path::Path) -> ExitCode {
