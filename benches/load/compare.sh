@@ -13,7 +13,8 @@
 #     fixed 20 000 q/s (8 connections);
 #   - memory (PSS of the server's process tree) after a run of load, and load time (start to
 #     first answer);
-# then r53dns with --workers 2 on both cores, and the ratios r53dns/peer. "nocache" is
+# then r53dns with --workers 2 on both cores, the ratios r53dns/peer, and DNS over TLS and
+# HTTPS against NSD and BIND (encrypted.sh; ENCRYPTED=0 leaves it out). "nocache" is
 # r53dns with --response-cache-size 0. Binaries come from $CARGO_TARGET_DIR (or target/).
 #
 #   benches/load/compare.sh                 # full run: 20 s per measurement
@@ -247,3 +248,11 @@ printf '  vs echo  UDP q/s blast %s (cache off %s), dnsperf %s | vs batched echo
     "$(ratio "${dq[r53dns]}" "${dq[echobatch]}")"
 printf '  cache on/off: UDP q/s blast %s, dnsperf %s | TCP q/s %s\n' "$(ratio "${bq[r53dns]}" "${bq[nocache]}")" \
     "$(ratio "${dq[r53dns]}" "${dq[nocache]}")" "$(ratio "${tq[r53dns]}" "${tq[nocache]}")"
+
+# DNS over TLS and over HTTPS at 16 connections against NSD (DoT) and BIND (DoT, DoH), on
+# the same corpus (benches/load/encrypted.sh; Knot 3.2 serves neither). ENCRYPTED=0 skips it.
+if [ "${ENCRYPTED:-1}" = 1 ]; then
+    smoke=()
+    [ "$duration" = 3 ] && smoke=(--smoke)
+    R53DNS_BIN="$bin/r53dns" RECORDS="$records" benches/load/encrypted.sh "${smoke[@]}"
+fi
