@@ -58,20 +58,26 @@ if ! "$venv/bin/python" -c 'import dns.quic, aioquic, httpx2, h2' 2>/dev/null; t
     "$venv/bin/pip" install -q 'dnspython[doh,doq]'
 fi
 
-echo "== rustfmt";  cargo fmt --all --check
-echo "== clippy";   cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== rustdoc";  RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps --workspace --locked
-echo "== benches build"; cargo bench --workspace --no-run --locked
-echo "== tests";    cargo test --workspace --locked
+# Each stage's heading carries the time since the start and the free disk space.
+start=$SECONDS
+stage() { echo "== $1 (at $(((SECONDS - start) / 60))m$(((SECONDS - start) % 60))s, $(df -h --output=avail . | tail -n 1 | tr -d ' ') free)"; }
+stage rustfmt;  cargo fmt --all --check
+stage clippy;   cargo clippy --workspace --all-targets --locked -- -D warnings
+stage rustdoc;  RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps --workspace --locked
+stage tests;    cargo test --workspace --locked
+# The criterion and timing benchmarks are linked here with the test build's dependencies (clippy
+# has checked them); `cargo bench` would build every dependency a second time in release with
+# the dev-dependencies' features (tokio's test-util), minutes of CI and gigabytes of disk.
+stage "benches build"; cargo test --workspace --benches --no-run --locked
 # A few seconds of load against r53dns, NSD and Knot: proves the comparison runs; speed is
 # judged from a full run (benches/load/compare.sh), not here.
-echo "== load smoke"; benches/load/compare.sh --smoke
+stage "load smoke"; benches/load/compare.sh --smoke
 # The Debian package from the release binary the load smoke built: lintian-clean, installed,
 # started as its unit starts it, answering, purged.
-echo "== package"; tests/package.sh
+stage package; tests/package.sh
 # Fifteen seconds of steady load while the snapshot is swapped every second: no query lost,
 # no memory growth (the full soak is benches/load/soak.sh without --smoke).
-echo "== soak smoke"; benches/load/soak.sh --smoke
+stage "soak smoke"; benches/load/soak.sh --smoke
 # The container image, built from a Debian base and run with podman (mostly downloading and
 # waiting: it runs beside the fuzz smoke, its output printed when both are done).
 container_log=$(mktemp)
@@ -79,8 +85,8 @@ tests/container.sh >"$container_log" 2>&1 &
 container=$!
 # Every fuzz target: the kept crash inputs replayed, then 20 s of fuzzing each (longer runs:
 # fuzz/run.sh SECONDS).
-echo "== fuzz smoke"; fuzz/run.sh 20
-echo "== container"
+stage "fuzz smoke"; fuzz/run.sh 20
+stage container
 container_status=0
 wait "$container" || container_status=$?
 cat "$container_log"
