@@ -965,3 +965,75 @@ except Exception as e:
     // The five half-done handshakes hold connection slots until they time out.
     assert!(b.metric("r53dns_tcp_connections") >= 5);
 }
+
+/// A connection closed in its handshake is counted by transport and reason, and logged:
+/// with a one-second `[tls] timeout`, a TCP client that sends nothing to the DoT and the
+/// DoH port and a QUIC client that sends its first packet and falls silent time out, while
+/// a client that speaks plain text to the DoT port and one that offers QUIC with the wrong
+/// ALPN fail. A client that completes its handshake is not counted.
+#[test]
+fn handshakes_that_stall_or_fail_are_counted_by_transport_and_reason() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("r53dns.toml");
+    std::fs::write(&config, "[tls]\ntimeout = \"1s\"\n").unwrap();
+    let (mut b, cert) = serve_tls(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--https-listen",
+            "127.0.0.1:0",
+            "--quic-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let (dot, doh) = (addr_of(&b, "serving DNS over TLS"), addr_of(&b, "serving DNS over HTTPS"));
+    let doq = addr_of(&b, "serving DNS over QUIC");
+    let silent_dot = std::net::TcpStream::connect(dot).unwrap();
+    let silent_doh = std::net::TcpStream::connect(doh).unwrap();
+    let mut plain = std::net::TcpStream::connect(dot).unwrap();
+    plain.write_all(b"GET / HTTP/1.0\r\nHost: dns.test\r\n\r\n").unwrap();
+    plain.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    // The server answers garbage with a TLS alert or nothing, then closes.
+    let mut rest = Vec::new();
+    let _ = plain.read_to_end(&mut rest);
+    let main = r#"
+import socket, time
+from aioquic.quic.connection import QuicConnection
+
+async def main():
+    host, port = sys.argv[1], int(sys.argv[2])
+    c = QuicConnection(configuration=cfg())
+    c.connect((host, port), now=time.time())
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for data, addr in c.datagrams_to_send(now=time.time()):
+        s.sendto(data, addr)  # never read again: the handshake stays half-done
+    wrong = cfg()
+    wrong.alpn_protocols = ["h3"]
+    try:
+        async with connect(host, port, configuration=wrong, create_protocol=P) as a:
+            print("wrong ALPN connected")
+    except ConnectionError:
+        print("wrong ALPN refused")
+    async with connect(host, port, configuration=cfg(), create_protocol=P) as a:
+        print("right ALPN", await ask(a, 0))
+    await asyncio.sleep(2.5)
+"#;
+    let text = aioquic(doq, &cert, main);
+    assert_eq!(text.lines().collect::<Vec<_>>(), ["wrong ALPN refused", "right ALPN stream 0 answered"], "{text}");
+    let count = |transport: &str, reason: &str| {
+        b.metric(&format!("r53dns_handshakes_failed_total{{reason=\"{reason}\",transport=\"{transport}\"}}"))
+    };
+    // The silent TCP clients have been waiting longer than the QUIC one.
+    assert_eq!(
+        [count("dot", "timeout"), count("dot", "failed"), count("doh", "timeout"), count("doh", "failed")],
+        [1, 1, 1, 0]
+    );
+    assert_eq!([count("doq", "timeout"), count("doq", "failed")], [1, 1]);
+    let logged = b.wait_for("connection closed in its handshake", std::time::Duration::from_secs(1));
+    assert!(logged.is_some_and(|l| l.contains("reason=")), "logged with its reason");
+    drop((silent_dot, silent_doh));
+}

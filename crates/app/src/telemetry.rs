@@ -25,6 +25,12 @@ impl QuerySource for StatsSource {
                     request_sizes: sizes(rq, rq_sum),
                     response_sizes: sizes(rs, rs_sum),
                     dnssec_ok: self.0.dnssec_ok(t),
+                    unsent: self.0.unsent_count(t),
+                    handshakes_failed: if matches!(t, Listener::Dot | Listener::Doh | Listener::Doq) {
+                        self.0.handshakes_failed(t).into_iter().map(|(h, n)| (h.label(), n)).collect()
+                    } else {
+                        Vec::new()
+                    },
                     transport: name,
                     queries: self.0.queries(t),
                     truncated: self.0.truncated(t),

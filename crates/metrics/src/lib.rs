@@ -59,6 +59,11 @@ pub struct TransportCounts {
     pub response_sizes: SizeHistogram,
     /// Queries that set the DO bit.
     pub dnssec_ok: u64,
+    /// Answers the socket would not take.
+    pub unsent: u64,
+    /// Connections closed in their handshake, by reason (`timeout`, `failed`); empty for
+    /// unencrypted transports.
+    pub handshakes_failed: Vec<(&'static str, u64)>,
 }
 
 /// A size histogram at scrape time.
@@ -134,6 +139,12 @@ const TCP_OPEN: (&str, &str) = ("r53dns_tcp_connections", "TCP connections open 
 const TCP_EVICTED: (&str, &str) = (
     "r53dns_tcp_connections_evicted_total",
     "Idle TCP connections closed to make room for a new one at the connection cap.",
+);
+const UNSENT: (&str, &str) =
+    ("r53dns_responses_unsent_total", "Answers the socket would not take (the send failed), by transport.");
+const HANDSHAKES_FAILED: (&str, &str) = (
+    "r53dns_handshakes_failed_total",
+    "Encrypted connections closed in their handshake, by transport and reason (timeout, failed).",
 );
 const REFUSED: (&str, &str) = (
     "r53dns_requests_refused_total",
@@ -214,6 +225,8 @@ impl QueryCollector {
             mk(TCP_OPEN.0, TCP_OPEN.1, &[]),
             mk(TCP_EVICTED.0, TCP_EVICTED.1, &[]),
             mk(REFUSED.0, REFUSED.1, &["reason"]),
+            mk(UNSENT.0, UNSENT.1, &["transport"]),
+            mk(HANDSHAKES_FAILED.0, HANDSHAKES_FAILED.1, &["transport", "reason"]),
             mk(REQUEST_SIZE.0, REQUEST_SIZE.1, &["transport"]),
             mk(RESPONSE_SIZE.0, RESPONSE_SIZE.1, &["transport"]),
             mk(DNSSEC_OK.0, DNSSEC_OK.1, &["transport"]),
@@ -281,7 +294,12 @@ impl Collector for QueryCollector {
         let mut dropped = Vec::new();
         let mut latency = Vec::new();
         let (mut request_sizes, mut response_sizes, mut dnssec_ok) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut unsent, mut handshakes) = (Vec::new(), Vec::new());
         for t in &counts {
+            unsent.push(counter(&[("transport", t.transport)], t.unsent));
+            for (reason, n) in &t.handshakes_failed {
+                handshakes.push(counter(&[("transport", t.transport), ("reason", reason)], *n));
+            }
             let tl = [("transport", t.transport)];
             let (rq, rs) = (&t.request_sizes, &t.response_sizes);
             request_sizes.push(histogram(&tl, &rq.bounds, &rq.counts, rq.sum));
@@ -352,8 +370,14 @@ impl Collector for QueryCollector {
             family(REQUEST_SIZE.0, REQUEST_SIZE.1, MetricType::HISTOGRAM, request_sizes),
             family(RESPONSE_SIZE.0, RESPONSE_SIZE.1, MetricType::HISTOGRAM, response_sizes),
             family(DNSSEC_OK.0, DNSSEC_OK.1, MetricType::COUNTER, dnssec_ok),
+            family(UNSENT.0, UNSENT.1, MetricType::COUNTER, unsent),
         ]
         .into_iter()
+        .chain({
+            // The text encoder refuses a family with no samples.
+            (!handshakes.is_empty())
+                .then(|| family(HANDSHAKES_FAILED.0, HANDSHAKES_FAILED.1, MetricType::COUNTER, handshakes))
+        })
         .chain({
             // The text encoder refuses a family with no samples.
             let refused: Vec<_> =

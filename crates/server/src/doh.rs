@@ -21,7 +21,7 @@ use h2::server::SendResponse;
 use http::{Method, Request, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::stats::{Listener, Stats};
+use crate::stats::{Handshake, Listener, Stats};
 use crate::{ServerConfig, Store};
 
 /// The media type of DNS messages (RFC 8484 §6).
@@ -56,8 +56,15 @@ pub(crate) async fn connection(
         .handshake::<_, Bytes>(io);
     let mut conn = match tokio::time::timeout(cfg.encrypted.timeout, handshake).await {
         Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Err(std::io::Error::other(e)),
-        Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "HTTP/2 handshake")),
+        Ok(Err(e)) => {
+            stats.handshake_failed(Listener::Doh, Handshake::Failed, peer, &e);
+            return Err(std::io::Error::other(e));
+        }
+        Err(_) => {
+            let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "HTTP/2 handshake");
+            stats.handshake_failed(Listener::Doh, Handshake::TimedOut, peer, &e);
+            return Err(e);
+        }
     };
     let shared = Shared { store: store.clone(), cfg: cfg.clone(), stats: stats.clone(), peer, local };
     // POSTs whose body is still on its way. Everything happens in this one task, so a

@@ -38,7 +38,7 @@ use rustls::sign::CertifiedKey;
 use tokio_util::sync::CancellationToken;
 
 use crate::handler::{Note, Outcome, Transport, answer_noting};
-use crate::stats::{Listener, Stats, inspect};
+use crate::stats::{Handshake, Listener, Stats, inspect};
 use crate::{ServerConfig, Store};
 
 /// Where and with which certificate to serve DNS over TLS and HTTPS.
@@ -324,11 +324,12 @@ async fn accept_quic(
                         c = tokio::time::timeout(timeout, incoming) => match c {
                             Ok(Ok(c)) => Some(c),
                             Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "a DNS over QUIC handshake failed");
+                                handler.stats.handshake_failed(Listener::Doq, Handshake::Failed, peer, &e);
                                 None
                             }
                             Err(_) => {
-                                tracing::debug!(%peer, "a DNS over QUIC handshake did not finish in time");
+                                let e = "no QUIC handshake within the TLS timeout";
+                                handler.stats.handshake_failed(Listener::Doq, Handshake::TimedOut, peer, &e);
                                 None
                             }
                         },

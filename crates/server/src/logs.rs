@@ -82,24 +82,43 @@ impl Refusal {
 const N: usize = Refusal::ALL.len();
 
 static COUNT: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
-/// Second (Unix time) of the last line logged per reason.
-static LAST: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
-/// Refusals since the last line logged per reason.
-static SKIPPED: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
+static LINES: [Throttle; N] = [const { Throttle::new() }; N];
+
+/// At most one log line a second, each with the number of events left out since the
+/// previous line.
+#[derive(Debug, Default)]
+pub(crate) struct Throttle {
+    /// Second (Unix time) of the last line logged.
+    last: AtomicU64,
+    /// Events since the last line logged.
+    skipped: AtomicU64,
+}
+
+impl Throttle {
+    pub(crate) const fn new() -> Self {
+        Self { last: AtomicU64::new(0), skipped: AtomicU64::new(0) }
+    }
+
+    /// Calls `log` with the number of events left out since the previous line, unless a line
+    /// was logged this second already (then this event is only counted as left out).
+    pub(crate) fn log(&self, log: impl FnOnce(u64)) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let last = self.last.load(Ordering::Relaxed);
+        // One thread wins the second; the others only count.
+        if last != now && self.last.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            log(self.skipped.swap(0, Ordering::Relaxed));
+        } else {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Counts a refusal and calls `log` with the number of refusals of this reason not logged
 /// since the previous line, unless a line of this reason was logged this second already.
 pub fn refused(why: Refusal, log: impl FnOnce(u64)) {
     let i = why as usize;
     COUNT[i].fetch_add(1, Ordering::Relaxed);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let last = LAST[i].load(Ordering::Relaxed);
-    // One thread wins the second; the others only count.
-    if last != now && LAST[i].compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
-        log(SKIPPED[i].swap(0, Ordering::Relaxed));
-    } else {
-        SKIPPED[i].fetch_add(1, Ordering::Relaxed);
-    }
+    LINES[i].log(log);
 }
 
 /// Refusals so far, by reason.

@@ -24,7 +24,7 @@ use crate::Store;
 use crate::dnstap::Proto;
 use crate::handler::{AnswerConfig, Note, Outcome, Transport, answer_cached};
 use crate::logs::Refusal;
-use crate::stats::{Listener, Stats, inspect};
+use crate::stats::{Handshake, Listener, Stats, inspect};
 
 /// How the listeners behave.
 #[derive(Debug, Clone)]
@@ -127,6 +127,8 @@ struct Updates {
     /// which waits on Route53) nor the reverse.
     notifies: Arc<Semaphore>,
     runtime: tokio::runtime::Handle,
+    /// Counts replies the socket would not take.
+    stats: Arc<Stats>,
 }
 
 /// UPDATEs over UDP handled at once; DHCP servers send a few per lease.
@@ -291,6 +293,7 @@ impl Bound {
             updates: Arc::new(Semaphore::new(MAX_UDP_UPDATES)),
             notifies: Arc::new(Semaphore::new(MAX_UDP_NOTIFIES)),
             runtime: tokio::runtime::Handle::current(),
+            stats: self.stats.clone(),
         });
         let rrl = self.cfg.rrl.enabled().then(|| Arc::new(crate::rrl::Rrl::new(self.cfg.rrl.clone())));
         for (i, sock) in self.udp.into_iter().enumerate() {
@@ -524,10 +527,13 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
                 }
             }
         };
-        // Whatever the batch call did not send goes one by one.
+        // Whatever the batch call did not send goes one by one (the kernel stops a batch at
+        // the first message it refuses); what the socket still refuses is counted.
         for (i, addr, _, _) in &replies[sent.min(replies.len())..] {
-            if let Some(peer) = to_std(addr) {
-                let _ = sock.send_to(&outs[*i], peer);
+            if let Some(peer) = to_std(addr)
+                && let Err(e) = sock.send_to(&outs[*i], peer)
+            {
+                stats.unsent(Transport::Udp, peer, &e);
             }
         }
         let took = started.elapsed();
@@ -550,14 +556,14 @@ fn udp_update(u: &Updates, sock: &Arc<UdpSocket>, msg: &[u8], peer: SocketAddr) 
         });
         return;
     };
-    let handler = u.handler.clone();
+    let (handler, stats) = (u.handler.clone(), u.stats.clone());
     let sock = sock.clone();
     let msg = msg.to_vec();
     u.runtime.spawn(async move {
         if let Some(reply) = handler.handle(msg, peer, Transport::Udp).await {
             let addr = SockaddrStorage::from(peer);
             if let Err(e) = nix::sys::socket::sendto(sock.as_raw_fd(), &reply, &addr, MsgFlags::MSG_DONTWAIT) {
-                tracing::debug!(%peer, error = %e, "cannot send an UPDATE response");
+                stats.unsent(Transport::Udp, peer, &e);
             }
         }
         drop(permit);
@@ -643,15 +649,29 @@ async fn accept_loop(
                     // The handshake counts as idle time: a client that never finishes it
                     // may be closed to make room, and is closed after the TLS timeout.
                     let handshake = tokio::time::timeout(cfg.encrypted.timeout, acceptor.accept(stream));
+                    let listener = if matches!(kind, Kind::Doh(_)) { Listener::Doh } else { Listener::Dot };
                     let tls = tokio::select! {
-                        r = handshake => r.unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake"))),
+                        r = handshake => match r {
+                            Ok(Ok(s)) => Ok(s),
+                            Ok(Err(e)) => {
+                                stats.handshake_failed(listener, Handshake::Failed, peer, &e);
+                                Err(e)
+                            }
+                            Err(_) => {
+                                let e = io::Error::new(io::ErrorKind::TimedOut, "TLS handshake");
+                                stats.handshake_failed(listener, Handshake::TimedOut, peer, &e);
+                                Err(e)
+                            }
+                        },
+                        // Evicted to make room: counted as such by the table.
                         () = slot.close.cancelled() => Err(io::Error::new(io::ErrorKind::Interrupted, "TLS handshake")),
                     };
                     match (tls, &kind) {
                         (Ok(s), Kind::Doh(_)) => crate::doh::connection(s, ends, &store, &cfg, &slot, &stats).await,
                         (Ok(s), _) => {
                             let via = (Listener::Dot, crate::encrypted::transfers_allowed(&s));
-                            connection(s, ends, via, &store, &cfg, &slot, &stats, updates.as_ref(), cache.as_deref()).await
+                            connection(s, ends, via, &store, &cfg, &slot, &stats, updates.as_ref(), cache.as_deref())
+                                .await
                         }
                         (Err(e), _) => Err(e),
                     }

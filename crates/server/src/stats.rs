@@ -1,6 +1,7 @@
 //! Query counters kept as plain atomics on the serving path; exported elsewhere (the app
 //! turns them into Prometheus metrics at scrape time), so serving never touches a registry.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -89,12 +90,43 @@ impl From<Transport> for Listener {
     }
 }
 
+/// Why an encrypted connection ended before its first request could be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Handshake {
+    /// The handshake (TLS, then HTTP/2 for DNS over HTTPS; QUIC's) did not finish within
+    /// the `[tls]` timeout.
+    TimedOut,
+    /// The handshake failed: no common protocol version, cipher or ALPN, a malformed
+    /// message, the peer closed it.
+    Failed,
+}
+
+impl Handshake {
+    /// Every reason, in `repr` order.
+    pub const ALL: [Handshake; 2] = [Handshake::TimedOut, Handshake::Failed];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Handshake::TimedOut => "timeout",
+            Handshake::Failed => "failed",
+        }
+    }
+}
+
 /// Counters per transport.
 #[derive(Debug)]
 pub struct TransportStats {
     queries: [[AtomicU64; NR]; NQ],
     truncated: AtomicU64,
     dropped: AtomicU64,
+    /// Answers the socket did not take (UDP).
+    unsent: AtomicU64,
+    unsent_lines: crate::logs::Throttle,
+    /// Indexed like [`Handshake::ALL`].
+    handshakes_failed: [AtomicU64; 2],
+    handshake_lines: crate::logs::Throttle,
     buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_ns: AtomicU64,
     request_sizes: Sizes,
@@ -127,6 +159,10 @@ impl Default for TransportStats {
             queries: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             truncated: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            unsent: AtomicU64::new(0),
+            unsent_lines: crate::logs::Throttle::new(),
+            handshakes_failed: std::array::from_fn(|_| AtomicU64::new(0)),
+            handshake_lines: crate::logs::Throttle::new(),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_sum_ns: AtomicU64::new(0),
             request_sizes: Sizes::default(),
@@ -368,6 +404,45 @@ impl Stats {
     /// Counts a packet that got no answer (a response, a runt, garbage).
     pub fn dropped(&self, t: impl Into<Listener>) {
         self.of(t).dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an answer the socket would not take (and logs it, at most once a second).
+    pub(crate) fn unsent(&self, t: impl Into<Listener>, peer: SocketAddr, error: &dyn std::fmt::Display) {
+        let t = t.into();
+        let s = self.of(t);
+        s.unsent.fetch_add(1, Ordering::Relaxed);
+        s.unsent_lines.log(|skipped| {
+            tracing::warn!(transport = t.label(), %peer, %error, skipped, "an answer could not be sent");
+        });
+    }
+
+    /// Answers the socket would not take.
+    pub fn unsent_count(&self, t: impl Into<Listener>) -> u64 {
+        self.of(t).unsent.load(Ordering::Relaxed)
+    }
+
+    /// Counts an encrypted connection closed in its handshake (and logs it, at most once a
+    /// second per transport: scanners and misconfigured clients are common on port 853).
+    pub(crate) fn handshake_failed(
+        &self,
+        t: impl Into<Listener>,
+        why: Handshake,
+        peer: SocketAddr,
+        error: &dyn std::fmt::Display,
+    ) {
+        let t = t.into();
+        let s = self.of(t);
+        s.handshakes_failed[why as usize].fetch_add(1, Ordering::Relaxed);
+        s.handshake_lines.log(|skipped| {
+            let reason = why.label();
+            tracing::info!(transport = t.label(), %peer, reason, %error, skipped, "connection closed in its handshake");
+        });
+    }
+
+    /// Handshakes failed, by reason.
+    pub fn handshakes_failed(&self, t: impl Into<Listener>) -> [(Handshake, u64); 2] {
+        let s = self.of(t);
+        Handshake::ALL.map(|h| (h, s.handshakes_failed[h as usize].load(Ordering::Relaxed)))
     }
 
     /// Queries by (qtype label, rcode label) with a non-zero count.
