@@ -25,6 +25,7 @@
 # missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. benches/load/lib.sh
 duration=20
 [ "${1:-}" = "--smoke" ] && duration=3
 records="${RECORDS:-10000}"
@@ -119,25 +120,7 @@ CONF
     launch nsd -d -c "$work/nsd/nsd.conf" 2>/dev/null
 }
 start_knot() {
-    mkdir -p "$work/knot"
-    cat > "$work/knot/knot.conf" <<CONF
-server:
-    listen: 127.0.0.1@$port
-    rundir: "$work/knot"
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: "$work/knot"
-log:
-  - target: stderr
-    any: error
-zone:
-  - domain: bench.example
-    file: "$work/bench.example.zone"
-    journal-content: none
-    zonefile-load: whole
-CONF
+    write_knot_conf "$work" "$port"
     launch knotd -c "$work/knot/knot.conf"
 }
 

@@ -21,6 +21,7 @@
 # processes it starts are its own). r53dns is built into $CARGO_TARGET_DIR (or target/).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. benches/load/lib.sh
 records="${RECORDS:-1000000}"
 steady="${STEADY:-15}"
 missing=()
@@ -88,25 +89,7 @@ start_r53dns() {
         --http-listen off --log-level info 2>"$work/r53dns.log"
 }
 
-mkdir -p "$work/knot"
-cat > "$work/knot/knot.conf" <<CONF
-server:
-    listen: 127.0.0.1@$port
-    rundir: "$work/knot"
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: "$work/knot"
-log:
-  - target: stderr
-    any: error
-zone:
-  - domain: bench.example
-    file: "$work/bench.example.zone"
-    journal-content: none
-    zonefile-load: whole
-CONF
+write_knot_conf "$work" "$port"
 reload_knot() { knotc -c "$work/knot/knot.conf" -b -t 600 zone-reload bench.example >/dev/null; }
 
 run r53dns reload_r53dns start_r53dns

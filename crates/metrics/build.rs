@@ -12,11 +12,17 @@ fn git(args: &[&str]) -> Option<String> {
 fn main() {
     let revision = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=R53DNS_GIT_REVISION={revision}");
-    // Built again when HEAD moves (a commit, a checkout).
-    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
-        println!("cargo:rerun-if-changed={dir}/HEAD");
-        println!("cargo:rerun-if-changed={dir}/refs/heads");
-        println!("cargo:rerun-if-changed={dir}/packed-refs");
+    // Built again when HEAD moves (a commit on the branch checked out, a checkout), not when
+    // another branch or worktree commits. A path that does not exist is not watched (Cargo
+    // would take it as changed on every build).
+    let mut watched = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+    watched.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+    for path in watched {
+        if let Some(file) = git(&["rev-parse", "--path-format=absolute", "--git-path", &path])
+            && std::path::Path::new(&file).exists()
+        {
+            println!("cargo:rerun-if-changed={file}");
+        }
     }
     println!("cargo:rerun-if-changed=build.rs");
 }

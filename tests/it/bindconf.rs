@@ -163,11 +163,7 @@ fn bind_and_r53dns_answer_alike_from_the_same_named_conf() {
 fn debian_named_conf_is_checked_as_installed() {
     // bind9's own /etc/bind/named.conf: the default zones load, the root hints and BIND's
     // options are listed as not needed, each with its file and line.
-    let out = Binary::command()
-        .args(["check", "--bind-config", "/etc/bind/named.conf"])
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
+    let out = Binary::check_bind_config(Path::new("/etc/bind/named.conf"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     for zone in ["localhost.", "127.in-addr.arpa.", "0.in-addr.arpa.", "255.in-addr.arpa."] {
@@ -200,12 +196,7 @@ fn what_cannot_be_taken_over_stops_the_server_with_file_and_line() {
         ),
     ] {
         std::fs::write(&conf, text.replace("DIR", &dir.path().display().to_string())).unwrap();
-        let out = Binary::command()
-            .args(["check", "--bind-config"])
-            .arg(&conf)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .unwrap();
+        let out = Binary::check_bind_config(&conf);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(needle), "want {needle:?} in:\n{err}");

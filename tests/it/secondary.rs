@@ -757,12 +757,7 @@ fn a_named_conf_secondary_over_tls_follows_bind_over_tls() {
     .unwrap();
     let checked = Command::new("named-checkconf").arg(&conf).output().expect("named-checkconf (bind9-utils)");
     assert!(checked.status.success(), "BIND refuses it: {}", String::from_utf8_lossy(&checked.stdout));
-    let out = Binary::command()
-        .args(["check", "--bind-config"])
-        .arg(&conf)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
+    let out = Binary::check_bind_config(&conf);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let want = format!(

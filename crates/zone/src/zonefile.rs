@@ -58,10 +58,19 @@ pub const MAX_GENERATED_PER_FILE: u64 = 1_048_576;
 
 /// Reads a zone file from disk. `origin` is used until a `$ORIGIN` says otherwise.
 pub fn read_file(path: &Path, origin: Option<&Name>) -> Result<Vec<SourceRecord>, ZoneFileError> {
+    collect(|take| read_file_with(path, origin, take))
+}
+
+/// The records a streaming reader hands over, in a vector.
+fn collect(
+    read: impl FnOnce(
+        &mut dyn FnMut(SourceRecord) -> Result<(), std::convert::Infallible>,
+    ) -> Result<(), Stop<std::convert::Infallible>>,
+) -> Result<Vec<SourceRecord>, ZoneFileError> {
     let mut out = Vec::new();
-    read_file_with(path, origin, |r| {
+    read(&mut |r| {
         out.push(r);
-        Ok::<(), std::convert::Infallible>(())
+        Ok(())
     })
     .map_err(|e| match e {
         Stop::File(e) => e,
@@ -83,16 +92,7 @@ pub fn read_file_with<E>(
 
 /// Reads zone-file text. `path` is used in errors and to resolve relative `$INCLUDE`s.
 pub fn read_str(text: &str, path: &Path, origin: Option<&Name>) -> Result<Vec<SourceRecord>, ZoneFileError> {
-    let mut out = Vec::new();
-    read_str_with(text, path, origin, |r| {
-        out.push(r);
-        Ok::<(), std::convert::Infallible>(())
-    })
-    .map_err(|e| match e {
-        Stop::File(e) => e,
-        Stop::Taken(never) => match never {},
-    })?;
-    Ok(out)
+    collect(|take| read_str_with(text, path, origin, take))
 }
 
 /// Why [`read_str_with`] stopped.

@@ -96,6 +96,16 @@ impl Binary {
         Self::command().args(["check", "--config"]).arg(file).env("AWS_EC2_METADATA_DISABLED", "true").output().unwrap()
     }
 
+    /// `r53dns check --bind-config FILE` with no AWS reachable; its output.
+    pub fn check_bind_config(file: &Path) -> std::process::Output {
+        Self::command()
+            .args(["check", "--bind-config"])
+            .arg(file)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap()
+    }
+
     /// Starts `r53dns serve ARGS --listen 127.0.0.1:0` and waits until it listens.
     pub fn serve(args: &[&str]) -> Self {
         Self::serve_with(args, &[])
