@@ -439,8 +439,62 @@ fn expect_semi(toks: &[(Tok, usize)], at: &mut usize, file: &Path) -> Result<(),
     }
 }
 
+/// Statements naming a list of servers a zone's `primaries` and `also-notify` may refer to:
+/// `primaries NAME [port P] { … };` (`masters` before BIND 9.18, `remote-servers` since 9.20).
+const REMOTE_LISTS: &[&str] = &["primaries", "masters", "remote-servers"];
+
+/// The elements of a `primaries` or `also-notify` list with the named lists they refer to
+/// expanded in place, as BIND's `named_config_getipandkeylist` does: lists may refer to
+/// lists; an address keeps its own `port`, else takes its list's, else the port inherited
+/// from the list that named that one; a `key` or `tls` written after a list's name goes to
+/// the addresses of that list that name none (one level, not further down); a list already
+/// being expanded is skipped (a loop adds nothing). Names compare case-insensitively. An
+/// element that is neither an address nor a list defined here is an error: BIND takes no
+/// host names there.
+fn expand_remotes(
+    elements: &[String],
+    (port, key, tls): (Option<&str>, Option<&str>, Option<&str>),
+    lists: &std::collections::HashMap<String, &Stmt>,
+    seen: &mut Vec<String>,
+) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for e in elements {
+        let words: Vec<&str> = e.split_whitespace().collect();
+        let Some(head) = words.first().copied() else { continue };
+        let after = |what: &str| words.windows(2).find(|w| w[0] == what).map(|w| w[1]);
+        if head.parse::<std::net::IpAddr>().is_ok() {
+            let mut element = e.clone();
+            for (what, inherited) in [("port", port), ("key", key), ("tls", tls)] {
+                if let (None, Some(v)) = (after(what), inherited) {
+                    element = format!("{element} {what} {v}");
+                }
+            }
+            out.push(element);
+            continue;
+        }
+        let name = head.trim_matches('"').to_ascii_lowercase();
+        let Some(list) = lists.get(&name) else {
+            return Err(format!("'{head}' is neither an address nor a primaries list defined here"));
+        };
+        if seen.contains(&name) {
+            continue;
+        }
+        let own_port = list.args.windows(2).find(|w| w[0] == "port").map(|w| w[1].as_str());
+        seen.push(name);
+        let members = expand_remotes(&list.list(), (own_port.or(port), after("key"), after("tls")), lists, seen);
+        seen.pop();
+        out.extend(members?);
+    }
+    Ok(out)
+}
+
 fn interpret(stmts: &[Stmt], path: &Path) -> BindConfig {
     let mut c = BindConfig::default();
+    let lists: std::collections::HashMap<String, &Stmt> = stmts
+        .iter()
+        .filter(|s| REMOTE_LISTS.contains(&s.name.as_str()))
+        .filter_map(|s| Some((s.args.first()?.trim_matches('"').to_ascii_lowercase(), s)))
+        .collect();
     let options = stmts.iter().find(|s| s.name == "options");
     let directory = options
         .and_then(|o| o.sub("directory"))
@@ -476,10 +530,16 @@ fn interpret(stmts: &[Stmt], path: &Path) -> BindConfig {
             },
             "secondary" | "slave" => {
                 let list = s.sub("primaries").or_else(|| s.sub("masters"));
-                let port = list.and_then(|l| l.args.windows(2).find(|w| w[0] == "port")).map(|w| w[1].clone());
-                let primaries = list
-                    .map(Stmt::list)
-                    .unwrap_or_default()
+                let port = list.and_then(|l| l.args.windows(2).find(|w| w[0] == "port")).map(|w| w[1].as_str());
+                let elements = list.map(Stmt::list).unwrap_or_default();
+                let elements = match expand_remotes(&elements, (port, None, None), &lists, &mut vec![]) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        c.unsupported.push(format!("{}: zone {name}: primaries: {e}", s.place));
+                        return;
+                    }
+                };
+                let primaries = elements
                     .iter()
                     .map(|e| {
                         let words: Vec<&str> = e.split_whitespace().collect();
@@ -487,7 +547,7 @@ fn interpret(stmts: &[Stmt], path: &Path) -> BindConfig {
                         let after = |what: &str| words.windows(2).find(|w| w[0] == what).map(|w| w[1].to_owned());
                         let (key, tls) = (after("key"), after("tls"));
                         let default_port = if tls.is_some() { "853" } else { "53" };
-                        let p = after("port").or(port.clone()).unwrap_or_else(|| default_port.to_owned());
+                        let p = after("port").unwrap_or_else(|| default_port.to_owned());
                         let addr = if addr.contains(':') { format!("[{addr}]:{p}") } else { format!("{addr}:{p}") };
                         BindPrimary { addr, key, tls }
                     })
@@ -524,12 +584,20 @@ fn interpret(stmts: &[Stmt], path: &Path) -> BindConfig {
                 c.ignored.push(format!("{}: zone {name}: {}", sub.place, sub.name));
             }
         }
+        let also_notify = own("also-notify").unwrap_or_else(|| global("also-notify"));
+        let also_notify = match expand_remotes(&also_notify, (None, None, None), &lists, &mut vec![]) {
+            Ok(a) => a,
+            Err(e) => {
+                c.unsupported.push(format!("{}: zone {name}: also-notify: {e}", s.place));
+                return;
+            }
+        };
         c.zones.push(BindZone {
             name,
             kind,
             view: view.map(str::to_owned),
             allow_transfer: own("allow-transfer").unwrap_or_else(|| global("allow-transfer")),
-            also_notify: own("also-notify").unwrap_or_else(|| global("also-notify")),
+            also_notify,
             allow_update: own("allow-update").unwrap_or_default(),
             update_policy: s
                 .sub("update-policy")
@@ -541,6 +609,8 @@ fn interpret(stmts: &[Stmt], path: &Path) -> BindConfig {
     for s in stmts {
         match s.name.as_str() {
             "options" => {}
+            // Read above, used where a zone names them.
+            n if REMOTE_LISTS.contains(&n) => {}
             "zone" => zone(s, None, &mut c),
             "key" => {
                 let (Some(name), Some(alg), Some(secret)) = (
@@ -686,6 +756,60 @@ logging { channel x { file "/var/log/named.log"; }; };
         assert!(c.ignored.iter().any(|i| i.contains("options recursion")), "{:?}", c.ignored);
         assert!(c.ignored.iter().any(|i| i.contains("logging")), "{:?}", c.ignored);
         assert!(c.ignored.iter().any(|i| i.contains("notify")), "{:?}", c.ignored);
+    }
+
+    /// Named server lists (`primaries NAME { … };`, `masters` in older files) are expanded
+    /// where a zone's `primaries` or `also-notify` names them, lists inside lists too, with
+    /// BIND's port and key inheritance (a key on a list's name reaches that list's addresses,
+    /// not the lists it names); a loop adds nothing; a name that is no list stops with the
+    /// zone's place instead of being taken for a host name.
+    #[test]
+    fn named_primaries_lists_are_expanded_where_zones_name_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = write(
+            dir.path(),
+            "named.conf",
+            r#"primaries hq port 5353 { 192.0.2.1; 192.0.2.2 port 53; };
+masters "All" { hq key xfr; 2001:db8::1; deep key xfr; };
+primaries deep { deeper; };
+primaries deeper { 192.0.2.3; };
+primaries loop { loop2; 192.0.2.4; };
+primaries loop2 { LOOP; };
+zone "a.example" { type secondary; primaries { all; }; also-notify { hq; }; };
+zone "b.example" { type secondary; primaries port 8053 { hq; 192.0.2.9; }; };
+zone "c.example" { type secondary; primaries { ns1.example.net; }; };
+zone "d.example" { type secondary; primaries { loop; }; };
+"#,
+        );
+        let c = read(&conf).unwrap();
+        let p = |addr: &str, key: Option<&str>| BindPrimary { addr: addr.into(), key: key.map(Into::into), tls: None };
+        assert_eq!(
+            c.zones[0].kind,
+            ZoneKind::Secondary {
+                primaries: vec![
+                    p("192.0.2.1:5353", Some("xfr")),
+                    p("192.0.2.2:53", Some("xfr")),
+                    p("[2001:db8::1]:53", None),
+                    p("192.0.2.3:53", None)
+                ]
+            }
+        );
+        assert_eq!(c.zones[0].also_notify, ["192.0.2.1 port 5353", "192.0.2.2 port 53"]);
+        // The list's own port wins over the port of the list that names it.
+        assert_eq!(
+            c.zones[1].kind,
+            ZoneKind::Secondary {
+                primaries: vec![p("192.0.2.1:5353", None), p("192.0.2.2:53", None), p("192.0.2.9:8053", None)]
+            }
+        );
+        assert_eq!(c.zones[2].kind, ZoneKind::Secondary { primaries: vec![p("192.0.2.4:53", None)] });
+        assert_eq!(c.zones.len(), 3, "{:?}", c.zones);
+        assert_eq!(c.unsupported.len(), 1, "{:?}", c.unsupported);
+        assert!(
+            c.unsupported[0].contains("named.conf:9: zone c.example.: primaries: 'ns1.example.net' is neither"),
+            "{:?}",
+            c.unsupported
+        );
     }
 
     #[test]
