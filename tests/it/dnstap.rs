@@ -234,6 +234,75 @@ fn queries_and_responses_over_every_transport_are_read_back_by_dnstap_read() {
     assert!(www.answers.iter().any(|a| a.ends_with("IN A 192.0.2.3")), "{www:?}");
 }
 
+/// Responses that are not answers are captured too: a zone transfer over TCP (each of its
+/// messages), and the responses to UPDATEs over UDP and over TCP: with a secondary zone
+/// configured, UPDATE and NOTIFY leave the answer path for the request handler (which
+/// answers NOTIMP here: no UPDATE grant),
+/// each after its query, read back by BIND's `dnstap-read`.
+#[test]
+fn transfers_and_update_responses_are_captured_with_their_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (socket, file) = (dir.path().join("tap.sock"), dir.path().join("out.tap"));
+    let capture = Capture::start(&["-u", &socket.display().to_string()], &file);
+    wait_for("fstrm_capture's socket", || socket.exists());
+    let zone = data_dir().join("zones/example.com.zone").display().to_string();
+    let target = format!("unix:{}", socket.display());
+    let mut b = Binary::serve(&[
+        "--zone",
+        &zone,
+        "--dnstap",
+        &target,
+        "--allow-transfer",
+        "127.0.0.0/8",
+        // A primary nobody answers on (the discard port): only the handler matters here.
+        "--primary",
+        "127.0.0.1:9",
+        "--secondary-zone",
+        "follow.example.",
+    ]);
+    assert!(connected(&mut b, Duration::from_secs(10)), "the dnstap receiver was never reached");
+    let addr = b.addr.unwrap();
+    let axfr = Command::new("dig")
+        .args([&format!("@{}", addr.ip()), "-p", &addr.port().to_string(), "example.com.", "AXFR"])
+        .output()
+        .unwrap();
+    let axfr = String::from_utf8_lossy(&axfr.stdout).into_owned();
+    assert!(axfr.contains("XFR size:"), "{axfr}");
+    for tcp in [false, true] {
+        let mut child = Command::new("nsupdate")
+            .args(if tcp { &["-v", "-t", "10"][..] } else { &["-t", "10"][..] })
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nsupdate must be installed (apt-get install bind9-dnsutils)");
+        let script = format!(
+            "server {} {}\nzone example.com\nupdate add tap.example.com 60 A 192.0.2.77\nsend\nquit\n",
+            addr.ip(),
+            addr.port()
+        );
+        child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("NOTIMP"), "UPDATE over {}: {text}", if tcp { "TCP" } else { "UDP" });
+    }
+    let sent = || b.metric("r53dns_dnstap_frames_sent_total");
+    wait_for("six frames sent", || sent() >= 6);
+    b.signal("TERM");
+    assert!(b.wait_exit(Duration::from_secs(20)).is_some(), "the server did not stop");
+    capture.finish();
+    let frames = read_frames(&file);
+    let count = |kind: &str, protocol: &str| frames.iter().filter(|f| f.kind == kind && f.protocol == protocol).count();
+    // TCP: the AXFR and an UPDATE; UDP: an UPDATE. One response each (the zone is small).
+    assert_eq!(
+        [count("Q", "TCP"), count("R", "TCP"), count("Q", "UDP"), count("R", "UDP")],
+        [2, 2, 1, 1],
+        "{frames:#?}"
+    );
+    let transfer = frames.iter().find(|f| f.kind == "R" && f.question == "example.com. IN AXFR");
+    assert!(transfer.is_some_and(|f| f.answers.len() > 2), "{frames:#?}");
+}
+
 /// A free TCP port on loopback.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

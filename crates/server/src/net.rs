@@ -461,7 +461,8 @@ fn udp_worker(sock: Arc<UdpSocket>, shared: &Shared<'_>, updates: Option<&Update
             let mut note = Note { want_rrl: rrl.is_some(), ..Note::default() };
             let msg = &bufs[i][..(*n).min(MAX_REQUEST)];
             if let Some(u) = updates.filter(|_| leaves_fast_path(msg)) {
-                udp_update(u, &sock, msg, peer);
+                let tapped = tap.filter(|t| t.sampled()).inspect(|t| t.query(Proto::Udp, peer, local, received, msg));
+                udp_update(u, &sock, msg, (peer, local), tapped.map(|_| received));
                 continue;
             }
             let allowed = query_allowed(cfg, peer.ip());
@@ -565,7 +566,14 @@ fn send_replies(
 /// Hands a UDP UPDATE or NOTIFY to the runtime; the reply goes out on the same socket
 /// without blocking. Beyond [`MAX_UDP_UPDATES`] UPDATEs or [`MAX_UDP_NOTIFIES`] NOTIFYs in
 /// flight, the request is dropped (the client retries), counted and logged.
-fn udp_update(u: &Updates, sock: &Arc<UdpSocket>, msg: &[u8], peer: SocketAddr) {
+/// `tapped`: dnstap took the request (received then); it takes the response too.
+fn udp_update(
+    u: &Updates,
+    sock: &Arc<UdpSocket>,
+    msg: &[u8],
+    (peer, local): (SocketAddr, SocketAddr),
+    tapped: Option<std::time::SystemTime>,
+) {
     let notify = msg.get(2).is_some_and(|b| (b >> 3) & 0x0f == 4);
     let queue = if notify { &u.notifies } else { &u.updates };
     let Ok(permit) = queue.clone().try_acquire_owned() else {
@@ -580,6 +588,9 @@ fn udp_update(u: &Updates, sock: &Arc<UdpSocket>, msg: &[u8], peer: SocketAddr) 
     let msg = msg.to_vec();
     u.runtime.spawn(async move {
         if let Some(reply) = handler.handle(msg, peer, Transport::Udp).await {
+            if let (Some(received), Some(tap)) = (tapped, stats.tap.as_deref().filter(|t| t.responses())) {
+                tap.response(Proto::Udp, peer, local, received, std::time::SystemTime::now(), &reply);
+            }
             let addr = SockaddrStorage::from(peer);
             if let Err(e) = nix::sys::socket::sendto(sock.as_raw_fd(), &reply, &addr, MsgFlags::MSG_DONTWAIT) {
                 stats.unsent(Transport::Udp, peer, &e);
@@ -775,9 +786,17 @@ async fn connection(
         if let Some(tap) = tap {
             tap.query(via.into(), peer_addr, local, received, &msg);
         }
+        // Every response to a query dnstap took is taken too: answers, refusals, UPDATE and
+        // NOTIFY responses, each message of a transfer.
+        let tap_response = |m: &[u8]| {
+            if let Some(tap) = tap {
+                tap.response(via.into(), peer_addr, local, received, std::time::SystemTime::now(), m);
+            }
+        };
         if let Some(u) = updates.filter(|_| leaves_fast_path(&msg)) {
             let reply = u.handler.clone().handle(msg.clone(), peer_addr, Transport::Tcp).await;
             if let Some(reply) = reply {
+                tap_response(&reply);
                 send(&mut stream, &reply, cfg.tcp_idle_timeout, stats, via).await?;
             }
             continue;
@@ -786,15 +805,14 @@ async fn connection(
             let mut note = Note::default();
             if crate::handler::refuse(&msg, &cfg.answer, &mut out, &mut note) == Outcome::Respond {
                 stats.sized(via, msg.len(), out.len(), note.dnssec_ok);
-                if let Some(tap) = tap {
-                    tap.response(via.into(), peer_addr, local, received, std::time::SystemTime::now(), &out);
-                }
+                tap_response(&out);
                 send(&mut stream, &out, cfg.tcp_idle_timeout, stats, via).await?;
                 stats.answered(via, inspect(&out, note.qtype, 0), started.elapsed());
             }
             continue;
         }
         if !transfers && let Some(m) = crate::encrypted::refuse_transfer(&msg, peer, cfg) {
+            tap_response(&m);
             send(&mut stream, &m, cfg.tcp_idle_timeout, stats, via).await?;
             continue;
         }
@@ -804,6 +822,7 @@ async fn connection(
         };
         if let Some(messages) = transfer {
             for m in messages {
+                tap_response(&m);
                 send(&mut stream, &m, cfg.tcp_idle_timeout, stats, via).await?;
             }
             continue;
@@ -831,9 +850,7 @@ async fn connection(
             crate::handler::pad(&mut out);
         }
         stats.sized(via, msg.len(), out.len(), note.dnssec_ok);
-        if let Some(tap) = tap {
-            tap.response(via.into(), peer_addr, local, received, std::time::SystemTime::now(), &out);
-        }
+        tap_response(&out);
         let answered = inspect(&out, note.qtype, note.ext_rcode);
         send(&mut stream, &out, cfg.tcp_idle_timeout, stats, via).await?;
         stats.answered(via, answered, started.elapsed());
