@@ -2,7 +2,9 @@
 //!
 //! `cargo bench --bench lookup` — figures per question kind: hit, CNAME, NXDOMAIN, wildcard,
 //! referral; then the same through `answer()` (request bytes to response bytes), uncached
-//! (`answer`) and from the response cache (`answer_cached`: every question found there).
+//! (`answer`) and from the response cache (`answer_cached`: every question found there);
+//! last `cold`: 100,000 distinct questions in rotation, more than the cache holds, answered
+//! uncached and through the cache (nearly every question a miss: what a miss costs).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -73,6 +75,25 @@ fn benches(c: &mut Criterion) {
             b.iter(|| answer_with_cache(&cache, &set, black_box(&q), Transport::Udp, &cfg, None, &mut out))
         });
     }
+    g.finish();
+    let mut g = c.benchmark_group("cold");
+    let questions: Vec<Vec<u8>> = (0..100_000)
+        .map(|i| match i % 4 {
+            0 => query(&format!("host{}.bench.example.", i % 8500), rtype::A),
+            1 => query(&format!("host{}.bench.example.", i % 8500), rtype::AAAA),
+            _ => query(&format!("nx{i}.bench.example."), rtype::A),
+        })
+        .collect();
+    let mut next = questions.iter().cycle();
+    g.bench_function("uncached", |b| {
+        b.iter(|| answer(&set, black_box(next.next().unwrap()), Transport::Udp, &cfg, None, &mut out))
+    });
+    let cache = ResponseCache::new(16 << 20, cfg);
+    g.bench_function("cached", |b| {
+        b.iter(|| {
+            answer_with_cache(&cache, &set, black_box(next.next().unwrap()), Transport::Udp, &cfg, None, &mut out)
+        })
+    });
     g.finish();
 }
 

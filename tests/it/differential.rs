@@ -4,9 +4,9 @@
 //! Deliberate differences are listed in `DIFFERENCES` with the reason; none are needed today.
 //!
 //! Every question is also put to a second server of ours with the response cache off: the
-//! octets must be the same, from the cache's first answer (a miss, stored) and from its
-//! second (a hit, asked with the name's case changed, so only the cache can answer it and
-//! the case must come from the question).
+//! octets must be the same, from the cache's first answers (misses: an answer is stored on
+//! its second) and from its third (a hit, asked with the name's case changed, so only the
+//! cache can answer it and the case must come from the question).
 //! ANY is compared by rcode, flags and answer count only: RFC 8482 lets a server pick which
 //! RRset to return.
 
@@ -170,14 +170,14 @@ fn swapped(q: &Query) -> Query {
     q
 }
 
-/// The octets of the cached server `c` and the uncached `u` for `q` and for `q` with the
-/// case swapped (the second time from the cache), or what differs.
+/// The octets of the cached server `c` and the uncached `u` for `q` twice and for `q` with
+/// the case swapped (the third time, from the cache), or what differs.
 fn same_octets(c: &TestServer, u: &TestServer, q: &Query, tcp: bool) -> Option<String> {
     let exchange = |addr, q: &Query| {
         let raw = if tcp { tcp_exchange(addr, &q.to_wire()) } else { udp_exchange(addr, &q.to_wire()) };
         raw.unwrap_or_else(|| panic!("no answer from {addr} for {q:?}"))
     };
-    for q in [q.clone(), swapped(q)] {
+    for q in [q.clone(), q.clone(), swapped(q)] {
         let (cached, uncached) = (exchange(c.addr, &q), exchange(u.addr, &q));
         if cached != uncached {
             return Some(format!("cache on and off differ for {q:?} (tcp {tcp}):\n{cached:?}\n{uncached:?}"));

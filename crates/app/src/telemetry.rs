@@ -79,15 +79,14 @@ impl QuerySource for StatsSource {
 
     fn response_cache(&self) -> Option<r53dns_metrics::ResponseCacheCounts> {
         let c = r53dns_server::cache::counts();
-        let (hits, misses, inserts, evictions, too_large, bypassed) =
-            (c.hits, c.misses, c.inserts, c.evictions, c.too_large, c.bypassed);
         Some(r53dns_metrics::ResponseCacheCounts {
-            hits,
-            misses,
-            inserts,
-            evictions,
-            too_large,
-            bypassed,
+            hits: c.hits,
+            misses: c.misses,
+            inserts: c.inserts,
+            evictions: c.evictions,
+            too_large: c.too_large,
+            first_sighting: c.first_sighting,
+            bypassed: c.bypassed,
             bytes: c.bytes,
         })
     }

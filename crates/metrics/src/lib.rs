@@ -424,6 +424,8 @@ pub struct ResponseCacheCounts {
     pub evictions: u64,
     /// Answers too large for a slot, not stored.
     pub too_large: u64,
+    /// Answers not stored because their question missed for the first time.
+    pub first_sighting: u64,
     /// Questions and answers that bypass the cache (routed per query, client subnet,
     /// signed, refused).
     pub bypassed: u64,
@@ -445,10 +447,10 @@ const RESPONSE_CACHE: [(&str, &str, &[&str]); 5] = [
     ),
     (
         "r53dns_response_cache_skipped_total",
-        "Answers not cached, by reason: too_large for a slot, bypassed (routed per query, client subnet, signed, refused).",
+        "Answers not cached, by reason: too_large for a slot, first_sighting (stored on the second miss), bypassed (routed per query, client subnet, signed, refused).",
         &["reason"],
     ),
-    ("r53dns_response_cache_bytes", "Memory of the response cache's table (its budget).", &[]),
+    ("r53dns_response_cache_bytes", "Memory of the response cache (its budget).", &[]),
 ];
 
 fn response_cache_families(c: ResponseCacheCounts) -> Vec<MetricFamily> {
@@ -471,7 +473,11 @@ fn response_cache_families(c: ResponseCacheCounts) -> Vec<MetricFamily> {
             skipped.0,
             skipped.1,
             MetricType::COUNTER,
-            vec![counter(&[("reason", "too_large")], c.too_large), counter(&[("reason", "bypassed")], c.bypassed)],
+            vec![
+                counter(&[("reason", "too_large")], c.too_large),
+                counter(&[("reason", "first_sighting")], c.first_sighting),
+                counter(&[("reason", "bypassed")], c.bypassed),
+            ],
         ),
         family(bytes.0, bytes.1, MetricType::GAUGE, vec![g]),
     ]
@@ -947,6 +953,7 @@ mod response_cache_tests {
                 inserts: 3,
                 evictions: 1,
                 too_large: 2,
+                first_sighting: 5,
                 bypassed: 4,
                 bytes: 1 << 20,
             })
@@ -964,6 +971,7 @@ mod response_cache_tests {
             "r53dns_response_cache_inserts_total 3",
             "r53dns_response_cache_evictions_total 1",
             "r53dns_response_cache_skipped_total{reason=\"too_large\"} 2",
+            "r53dns_response_cache_skipped_total{reason=\"first_sighting\"} 5",
             "r53dns_response_cache_skipped_total{reason=\"bypassed\"} 4",
             "r53dns_response_cache_bytes 1048576",
         ] {

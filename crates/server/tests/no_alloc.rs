@@ -52,7 +52,8 @@ fn answering_does_not_allocate() {
     assert_eq!(stats.allocations, 0, "{stats:?}");
     assert_eq!(stats.reallocations, 0, "{stats:?}");
 
-    // Through the response cache: filling it (the first round) and answering from it.
+    // Through the response cache: filling it (the first two rounds: an answer is stored on
+    // its second miss) and answering from it.
     let cache = ResponseCache::new(1 << 20, cfg);
     let before = r53dns_server::cache::counts();
     let region = Region::new(GLOBAL);
@@ -65,9 +66,13 @@ fn answering_does_not_allocate() {
     assert_eq!(stats.allocations, 0, "{stats:?}");
     assert_eq!(stats.reallocations, 0, "{stats:?}");
     let after = r53dns_server::cache::counts();
-    // Six of the seven are stored (the REFUSED is not) and then found.
+    // Six of the seven are stored (the REFUSED is not) and then found: from the third
+    // round on, or a round or so later for two that share a bucket and replaced each
+    // other's doorkeeper tag (a one-in-four chance per round).
     assert_eq!(after.inserts - before.inserts, 6, "{after:?}");
-    assert_eq!(after.hits - before.hits, 6 * 199, "{after:?}");
+    assert!(after.hits - before.hits >= 6 * 190, "{after:?}");
+    // The REFUSED is looked up too (a miss, then bypassed).
+    assert_eq!((after.hits - before.hits) + (after.misses - before.misses), 7 * 200, "{after:?}");
 }
 
 /// With dnstap on, the serving path's capture (sampling, copying each query and response
