@@ -26,7 +26,7 @@ impl QuerySource for StatsSource {
                     response_sizes: sizes(rs, rs_sum),
                     dnssec_ok: self.0.dnssec_ok(t),
                     unsent: self.0.unsent_count(t),
-                    handshakes_failed: if matches!(t, Listener::Dot | Listener::Doh | Listener::Doq) {
+                    handshakes_failed: if t.has_handshake() {
                         self.0.handshakes_failed(t).into_iter().map(|(h, n)| (h.label(), n)).collect()
                     } else {
                         Vec::new()

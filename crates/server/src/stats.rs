@@ -69,6 +69,12 @@ impl Listener {
     /// Every listener, in label order.
     pub const ALL: [Listener; 5] = [Listener::Udp, Listener::Tcp, Listener::Dot, Listener::Doh, Listener::Doq];
 
+    /// Whether its connections begin with a handshake of their own (TLS, QUIC), counted
+    /// in [`Stats::handshakes_failed`].
+    pub fn has_handshake(self) -> bool {
+        matches!(self, Listener::Dot | Listener::Doh | Listener::Doq)
+    }
+
     /// The metric label.
     pub fn label(self) -> &'static str {
         match self {

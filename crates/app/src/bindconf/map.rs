@@ -443,11 +443,11 @@ fn notify_target(e: &str) -> Result<(SocketAddr, Option<String>), String> {
         .first()
         .and_then(|w| w.parse().ok())
         .ok_or_else(|| format!("'{e}': targets must be addresses (named primaries lists cannot be mapped)"))?;
-    let port = match words.windows(2).find(|w| w[0] == "port") {
-        Some(w) => w[1].parse::<u16>().map_err(|_| format!("'{e}': bad port"))?,
+    let port = match super::word_after(&words, "port") {
+        Some(w) => w.parse::<u16>().map_err(|_| format!("'{e}': bad port"))?,
         None => 53,
     };
-    let key = words.windows(2).find(|w| w[0] == "key").map(|w| w[1].trim_matches('"').to_owned());
+    let key = super::word_after(&words, "key").map(|w| w.trim_matches('"').to_owned());
     Ok((SocketAddr::new(ip, port), key))
 }
 

@@ -443,6 +443,12 @@ fn expect_semi(toks: &[(Tok, usize)], at: &mut usize, file: &Path) -> Result<(),
 /// `primaries NAME [port P] { … };` (`masters` before BIND 9.18, `remote-servers` since 9.20).
 const REMOTE_LISTS: &[&str] = &["primaries", "masters", "remote-servers"];
 
+/// The word after `what` among a statement's or list element's words (`port 5353`,
+/// `key "k"`, `tls t`).
+pub(crate) fn word_after<'a, S: AsRef<str>>(words: &'a [S], what: &str) -> Option<&'a str> {
+    words.windows(2).find(|w| w[0].as_ref() == what).map(|w| w[1].as_ref())
+}
+
 /// The elements of a `primaries` or `also-notify` list with the named lists they refer to
 /// expanded in place, as BIND's `named_config_getipandkeylist` does: lists may refer to
 /// lists; an address keeps its own `port`, else takes its list's, else the port inherited
@@ -461,7 +467,7 @@ fn expand_remotes(
     for e in elements {
         let words: Vec<&str> = e.split_whitespace().collect();
         let Some(head) = words.first().copied() else { continue };
-        let after = |what: &str| words.windows(2).find(|w| w[0] == what).map(|w| w[1]);
+        let after = |what: &str| word_after(&words, what);
         if head.parse::<std::net::IpAddr>().is_ok() {
             let mut element = e.clone();
             for (what, inherited) in [("port", port), ("key", key), ("tls", tls)] {
@@ -479,7 +485,7 @@ fn expand_remotes(
         if seen.contains(&name) {
             continue;
         }
-        let own_port = list.args.windows(2).find(|w| w[0] == "port").map(|w| w[1].as_str());
+        let own_port = word_after(&list.args, "port");
         seen.push(name);
         let members = expand_remotes(&list.list(), (own_port.or(port), after("key"), after("tls")), lists, seen);
         seen.pop();
@@ -530,7 +536,7 @@ fn interpret(stmts: &[Stmt], path: &Path) -> BindConfig {
             },
             "secondary" | "slave" => {
                 let list = s.sub("primaries").or_else(|| s.sub("masters"));
-                let port = list.and_then(|l| l.args.windows(2).find(|w| w[0] == "port")).map(|w| w[1].as_str());
+                let port = list.and_then(|l| word_after(&l.args, "port"));
                 let elements = list.map(Stmt::list).unwrap_or_default();
                 let elements = match expand_remotes(&elements, (port, None, None), &lists, &mut vec![]) {
                     Ok(e) => e,
@@ -544,7 +550,7 @@ fn interpret(stmts: &[Stmt], path: &Path) -> BindConfig {
                     .map(|e| {
                         let words: Vec<&str> = e.split_whitespace().collect();
                         let addr = words.first().copied().unwrap_or_default();
-                        let after = |what: &str| words.windows(2).find(|w| w[0] == what).map(|w| w[1].to_owned());
+                        let after = |what: &str| word_after(&words, what).map(str::to_owned);
                         let (key, tls) = (after("key"), after("tls"));
                         let default_port = if tls.is_some() { "853" } else { "53" };
                         let p = after("port").unwrap_or_else(|| default_port.to_owned());
