@@ -240,11 +240,11 @@ fn scenario_files() {
 
 #[test]
 fn the_response_cache_keeps_to_its_budget_and_is_counted() {
-    // 16 KiB: seven buckets of four 512-octet slots and their tags (2 080 octets a bucket).
+    // 16 KiB: seven buckets of eight 256-octet slots and their tags (2 112 octets a bucket).
     let zones = data_dir().join("zones").display().to_string();
     let b = Binary::serve(&["--zone-dir", &zones, "--response-cache-size", "16384"]);
     let addr = b.addr.unwrap();
-    assert_eq!(b.metric("r53dns_response_cache_bytes"), 7 * 2080);
+    assert_eq!(b.metric("r53dns_response_cache_bytes"), 7 * 2112);
     let www = Query::new("www.example.com.", "A");
     let want = udp_exchange(addr, &www.to_wire()).unwrap();
     for _ in 0..10 {
@@ -267,7 +267,7 @@ fn the_response_cache_keeps_to_its_budget_and_is_counted() {
     assert_eq!(b.metric("r53dns_response_cache_inserts_total"), 1);
     assert_eq!(udp_exchange(addr, &www.to_wire()).unwrap(), want);
     assert_eq!(b.metric("r53dns_response_cache_lookups_total{result=\"hit\"}"), hits + 1);
-    // 200 other questions asked twice each: far more than 28 slots hold, so stored answers
+    // 200 other questions asked twice each: far more than 56 slots hold, so stored answers
     // are given up, and the table does not grow.
     for i in 200..400 {
         nodata(i);
@@ -275,8 +275,8 @@ fn the_response_cache_keeps_to_its_budget_and_is_counted() {
     }
     assert!(b.metric("r53dns_response_cache_lookups_total{result=\"miss\"}") >= 602);
     assert!(b.metric("r53dns_response_cache_inserts_total") >= 201);
-    assert!(b.metric("r53dns_response_cache_evictions_total") >= 201 - 28);
-    assert_eq!(b.metric("r53dns_response_cache_bytes"), 7 * 2080);
+    assert!(b.metric("r53dns_response_cache_evictions_total") >= 201 - 56);
+    assert_eq!(b.metric("r53dns_response_cache_bytes"), 7 * 2112);
     // An EDNS client subnet bypasses the cache.
     let mut ecs = Query::new("www.example.com.", "A").no_edns().to_wire();
     ecs[11] = 1;

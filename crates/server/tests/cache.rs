@@ -49,7 +49,7 @@ fn zones() -> ZoneSet {
 fn cached_answers_are_the_answers() {
     let set = zones();
     let cfg = AnswerConfig { nsid: b"ns-a", ..AnswerConfig::default() };
-    // 16 MiB: 8 192 buckets of four slots for the 770 answers, so a bucket that overflows
+    // 16 MiB: 7 943 buckets of eight slots for the 770 answers, so a bucket that overflows
     // (the hash is seeded at random) is rare; an overflow evicts, which is allowed for below.
     let c = ResponseCache::new(16 << 20, cfg);
     let (evictions_before, first_before) = (cache::counts().evictions, cache::counts().first_sighting);
