@@ -5,12 +5,14 @@
 # generator to CPU 1. Prints, per server:
 #   - UDP q/s with dnsperf (Debian) and with blast (benches/blast, one thread polling eight
 #     sockets: it reaches higher rates than dnsperf on this core), lost queries, latency;
-#     the blast figure is the median of three rounds taken in turn with the other servers;
+#     the blast figure is the median of the rounds (three; ROUNDS=N for more on a noisy
+#     machine) taken in turn with the other servers;
 #   - UDP p50/p99 latency at a fixed 20 000 q/s (blast, 8 sockets), every server and both
-#     echo responders, the median of the three rounds and each round's figures: the tail
+#     echo responders, the median of the rounds and each round's figures: the tail
 #     at a moderate load, where batching does not help and waiting for the CPU shows;
-#   - TCP q/s (blast, 16 connections, one query in flight each) and TCP p50/p99 latency at a
-#     fixed 20 000 q/s (8 connections);
+#   - TCP q/s (blast, 16 connections, one query in flight each), the median of the rounds
+#     (one 20 s figure moved by a quarter between runs of the same binary), and TCP p50/p99
+#     latency at a fixed 20 000 q/s (8 connections);
 #   - memory (PSS of the server's process tree) after a run of load, and load time (start to
 #     first answer);
 # then r53dns with --workers 2 on both cores, the ratios r53dns/peer, and DNS over TLS and
@@ -20,6 +22,7 @@
 #   benches/load/compare.sh                 # full run: 20 s per measurement
 #   benches/load/compare.sh --smoke         # 3 s per measurement (CI)
 #   RECORDS=1000000 benches/load/compare.sh # a bigger zone (load time and memory too)
+#   ROUNDS=5 benches/load/compare.sh        # five rounds per server instead of three
 #
 # Needs: nsd, knotd (Debian knot), dnsperf, taskset. It installs nothing; it says what is
 # missing.
@@ -28,6 +31,7 @@ cd "$(dirname "$0")/../.."
 . benches/load/lib.sh
 duration=20
 [ "${1:-}" = "--smoke" ] && duration=3
+rounds=${ROUNDS:-3}
 records="${RECORDS:-10000}"
 missing=()
 for t in nsd knotd dnsperf taskset; do command -v "$t" >/dev/null || missing+=("$t"); done
@@ -124,11 +128,16 @@ start_knot() {
     launch knotd -c "$work/knot/knot.conf"
 }
 
-declare -A dq dlost dlat bq blost bp50 tq tp50 tp99 load rss runs fixed fp50 fp99
+declare -A dq dlost dlat bq blost bp50 tq tp50 tp99 load rss runs truns fixed fp50 fp99
 measure() { # server
     read -r dq[$1] dlost[$1] dlat[$1] < <(run_dnsperf)
-    read -r tq[$1] _ _ _ < <(run_blast tcp --sockets 16)
     read -r _ _ tp50[$1] tp99[$1] < <(run_blast tcp --sockets 8 --rate 20000)
+}
+# blast TCP for the server running now; keeps every round's q/s.
+tcp_round() { # server
+    local q
+    read -r q _ _ _ < <(run_blast tcp --sockets 16)
+    truns[$1]="${truns[$1]:-} $q"
 }
 # blast UDP for the server running now; keeps every round's q/s, lost and p50.
 udp_round() { # server
@@ -169,9 +178,9 @@ udp_round echobatch
 fixed_round echobatch
 read -r dq[echobatch] dlost[echobatch] dlat[echobatch] < <(run_dnsperf)
 kill "$pid"; wait "$pid" 2>/dev/null || true
-# Three rounds, servers in turn: UDP rates move by several per cent between runs on this
-# machine, so each server's UDP figure is the median of three, taken in alternation.
-for round in 1 2 3; do
+# Rounds, servers in turn: UDP and TCP rates move by several per cent between runs on this
+# machine, so each server's figure is the median of the rounds, taken in alternation.
+for round in $(seq 1 "$rounds"); do
     for server in r53dns nocache nsd knot; do
         "start_$server"
         if [ "$round" = 1 ]; then
@@ -180,7 +189,8 @@ for round in 1 2 3; do
         fi
         udp_round "$server"
         fixed_round "$server"
-        [ "$round" = 3 ] && rss[$server]=$(rss_kb "$pid")
+        tcp_round "$server"
+        [ "$round" = "$rounds" ] && rss[$server]=$(rss_kb "$pid")
         kill "$pid"; wait "$pid" 2>/dev/null || true
         sleep 0.5
     done
@@ -189,6 +199,9 @@ for s in echo echobatch r53dns nocache nsd knot; do
     IFS=: read -r bq[$s] blost[$s] bp50[$s] <<<"$(median_round "$s")"
     fp50[$s]=$(fixed_median "$s" 1)
     fp99[$s]=$(fixed_median "$s" 2)
+done
+for s in r53dns nocache nsd knot; do
+    tq[$s]=$(tr ' ' '\n' <<<"${truns[$s]}" | grep . | sort -n | awk '{r[NR]=$0} END {print r[int((NR+1)/2)]}')
 done
 # Two workers, both cores (the load generator shares them: a floor, not the scaling).
 server_cpus=0,1 workers=2 start_r53dns
@@ -209,6 +222,8 @@ printf '%-8s %10s %6s %8s | %10s %6s %7s |  (UDP echo, recvmmsg/sendmmsg batches
     "${dlost[echobatch]}" "${dlat[echobatch]}" "${bq[echobatch]}" "${blost[echobatch]}" "${bp50[echobatch]}"
 printf '\nblast UDP rounds (q/s:lost:p50 us):\n'
 for s in r53dns nocache nsd knot; do printf '  %-7s%s\n' "$s" "${runs[$s]}"; done
+printf '\nblast TCP rounds (q/s):\n'
+for s in r53dns nocache nsd knot; do printf '  %-7s%s\n' "$s" "${truns[$s]}"; done
 printf '\nUDP latency at a fixed 20 000 q/s (blast, us): median of the rounds | each round p50:p99\n'
 for s in r53dns nocache nsd knot echo echobatch; do
     printf '  %-9s p50 %6s p99 %6s |%s\n' "$s" "${fp50[$s]}" "${fp99[$s]}" "${fixed[$s]}"
