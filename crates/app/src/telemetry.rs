@@ -86,6 +86,7 @@ impl QuerySource for StatsSource {
             evictions: c.evictions,
             too_large: c.too_large,
             first_sighting: c.first_sighting,
+            busy: c.busy,
             bypassed: c.bypassed,
             bytes: c.bytes,
         })

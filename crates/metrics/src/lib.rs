@@ -426,6 +426,8 @@ pub struct ResponseCacheCounts {
     pub too_large: u64,
     /// Answers not stored because their question missed for the first time.
     pub first_sighting: u64,
+    /// Answers not stored because another worker was writing where they would go.
+    pub busy: u64,
     /// Questions and answers that bypass the cache (routed per query, client subnet,
     /// signed, refused).
     pub bypassed: u64,
@@ -447,7 +449,7 @@ const RESPONSE_CACHE: [(&str, &str, &[&str]); 5] = [
     ),
     (
         "r53dns_response_cache_skipped_total",
-        "Answers not cached, by reason: too_large for a slot, first_sighting (stored on the second miss), bypassed (routed per query, client subnet, signed, refused).",
+        "Answers not cached, by reason: too_large for a slot, first_sighting (stored on the second miss), busy (another worker was writing there), bypassed (routed per query, client subnet, signed, refused).",
         &["reason"],
     ),
     ("r53dns_response_cache_bytes", "Memory of the response cache (its budget).", &[]),
@@ -476,6 +478,7 @@ fn response_cache_families(c: ResponseCacheCounts) -> Vec<MetricFamily> {
             vec![
                 counter(&[("reason", "too_large")], c.too_large),
                 counter(&[("reason", "first_sighting")], c.first_sighting),
+                counter(&[("reason", "busy")], c.busy),
                 counter(&[("reason", "bypassed")], c.bypassed),
             ],
         ),
@@ -954,6 +957,7 @@ mod response_cache_tests {
                 evictions: 1,
                 too_large: 2,
                 first_sighting: 5,
+                busy: 6,
                 bypassed: 4,
                 bytes: 1 << 20,
             })
@@ -972,6 +976,7 @@ mod response_cache_tests {
             "r53dns_response_cache_evictions_total 1",
             "r53dns_response_cache_skipped_total{reason=\"too_large\"} 2",
             "r53dns_response_cache_skipped_total{reason=\"first_sighting\"} 5",
+            "r53dns_response_cache_skipped_total{reason=\"busy\"} 6",
             "r53dns_response_cache_skipped_total{reason=\"bypassed\"} 4",
             "r53dns_response_cache_bytes 1048576",
         ] {

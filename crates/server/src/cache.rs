@@ -33,7 +33,7 @@
 //! default 16 MiB holds 63 544 of them. A slot is a sequence lock made of atomics only: a
 //! writer claims the slots it writes, and the first slot of any longer answer they are
 //! part of, by moving their sequence numbers to odd with a compare-and-swap (a writer that
-//! loses the race simply does not store), writes, and moves them to the next even number;
+//! loses the race simply does not store, counted as `busy`), writes, and moves them to the next even number;
 //! a reader copies an answer and keeps the copy only if the sequence number of the slot it
 //! starts in was even and unchanged throughout. No lock, no allocation, no waiting; a torn
 //! read is a miss. An answer that does not fit four slots is not stored (`too_large`); a
@@ -125,6 +125,8 @@ pub struct CacheCounts {
     pub too_large: u64,
     /// Answers not stored because their question missed for the first time.
     pub first_sighting: u64,
+    /// Answers not stored because another worker was writing one of the slots they needed.
+    pub busy: u64,
     /// Questions and answers that bypass the cache: routed per query, by client subnet,
     /// signed, refused.
     pub bypassed: u64,
@@ -138,6 +140,7 @@ static INSERTS: AtomicU64 = AtomicU64::new(0);
 static EVICTIONS: AtomicU64 = AtomicU64::new(0);
 static TOO_LARGE: AtomicU64 = AtomicU64::new(0);
 static FIRST_SIGHTING: AtomicU64 = AtomicU64::new(0);
+static BUSY: AtomicU64 = AtomicU64::new(0);
 static BYPASSED: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
 
@@ -151,6 +154,7 @@ pub fn counts() -> CacheCounts {
         evictions: get(&EVICTIONS),
         too_large: get(&TOO_LARGE),
         first_sighting: get(&FIRST_SIGHTING),
+        busy: get(&BUSY),
         bypassed: get(&BYPASSED),
         bytes: get(&BYTES),
     }
@@ -458,6 +462,7 @@ impl ResponseCache {
             let s = seq.load(Ordering::Relaxed);
             if s & 1 == 1 || seq.compare_exchange(s, s + 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
                 self.release(bucket, &claims[..n]);
+                BUSY.fetch_add(1, Ordering::Relaxed);
                 return; // another writer has it
             }
             claims[n] = (way, s);
@@ -643,6 +648,24 @@ mod tests {
         // A request cut inside its question prefetches nothing.
         assert_eq!(c.prefetch(9, &msg[..20]), None);
         assert_eq!(c.prefetch(9, &msg[..30]), None);
+    }
+
+    #[test]
+    fn a_store_where_another_writer_holds_a_slot_is_given_up_and_counted() {
+        let c = ResponseCache::new(0, AnswerConfig::default());
+        let k = Key::new(&c, 7, b"\x03www\x07example\x03com\x00", 1, 1232, EDNS);
+        put2(&c, &Key::new(&c, 7, b"\x01a\x00", 1, 1232, EDNS), entry(), b"x", 0);
+        // Another writer is in the middle of the first slot (the group's head every
+        // writer of the group claims).
+        c.word(0, 0, 0).fetch_add(1, Ordering::Relaxed);
+        let busy = counts().busy;
+        put2(&c, &k, entry(), b"answer", 0);
+        assert!(counts().busy > busy);
+        let mut out = Vec::with_capacity(4096);
+        assert_eq!(c.get(&k, &mut out), None);
+        c.word(0, 0, 0).fetch_add(1, Ordering::Relaxed);
+        put2(&c, &k, entry(), b"answer", 0);
+        assert_eq!(c.get(&k, &mut out), Some(entry()));
     }
 
     #[test]
