@@ -151,13 +151,17 @@ fixed_round() { # server
     read -r _ _ p50 p99 < <(run_blast udp --sockets 8 --window 64 --rate 20000)
     fixed[$1]="${fixed[$1]:-} $p50:$p99"
 }
+# The middle line of sorted input (the lower one of an even count).
+middle() {
+    awk '{r[NR]=$0} END {print r[int((NR+1)/2)]}'
+}
 # The median of one field (1: p50, 2: p99) over a server's fixed-rate rounds.
 fixed_median() { # server field
-    tr ' ' '\n' <<<"${fixed[$1]}" | grep . | cut -d: -f"$2" | sort -n | awk '{r[NR]=$0} END {print r[int((NR+1)/2)]}'
+    tr ' ' '\n' <<<"${fixed[$1]}" | grep . | cut -d: -f"$2" | sort -n | middle
 }
 # The round with the median q/s.
 median_round() { # server
-    tr ' ' '\n' <<<"${runs[$1]}" | grep . | sort -t: -k1,1n | awk '{r[NR]=$0} END {print r[int((NR+1)/2)]}'
+    tr ' ' '\n' <<<"${runs[$1]}" | grep . | sort -t: -k1,1n | middle
 }
 # The ceiling first: a responder that only echoes, through the same kernel path. A
 # throw-away run before it warms the machine up (the first seconds of load on an idle box
@@ -201,7 +205,7 @@ for s in echo echobatch r53dns nocache nsd knot; do
     fp99[$s]=$(fixed_median "$s" 2)
 done
 for s in r53dns nocache nsd knot; do
-    tq[$s]=$(tr ' ' '\n' <<<"${truns[$s]}" | grep . | sort -n | awk '{r[NR]=$0} END {print r[int((NR+1)/2)]}')
+    tq[$s]=$(tr ' ' '\n' <<<"${truns[$s]}" | grep . | sort -n | middle)
 done
 # Two workers, both cores (the load generator shares them: a floor, not the scaling).
 server_cpus=0,1 workers=2 start_r53dns

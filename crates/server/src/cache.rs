@@ -33,9 +33,9 @@
 //! default 16 MiB holds 63 544 of them. A slot is a sequence lock made of atomics only: a
 //! writer claims the slots it writes, and the first slot of any longer answer they are
 //! part of, by moving their sequence numbers to odd with a compare-and-swap (a writer that
-//! loses the race simply does not store, counted as `busy`), writes, and moves them to the next even number;
-//! a reader copies an answer and keeps the copy only if the sequence number of the slot it
-//! starts in was even and unchanged throughout. No lock, no allocation, no waiting; a torn
+//! loses the race simply does not store, counted as `busy`), writes, and moves them to the
+//! next even number; a reader copies an answer and keeps the copy only if the sequence
+//! number of the slot it starts in was even and unchanged throughout. No lock, no allocation, no waiting; a torn
 //! read is a miss. An answer that does not fit four slots is not stored (`too_large`); a
 //! full bucket gives up the answers where the new one goes, chosen at random (`evictions`).
 //!
